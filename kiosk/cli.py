@@ -1,0 +1,167 @@
+"""The ``kiosk`` command: a thin click layer over the library.
+
+Scripts depend on these forms::
+
+    kiosk init
+    kiosk serve [--host H] [--port N]
+    kiosk token create --role guest|staff|admin --hotel H [--user U] [--expires-in 30d]
+                       [--reusable] [--png FILE] [--svg FILE]
+    kiosk token list [--hotel H] [--status active|used|revoked|expired]
+    kiosk token revoke JTI
+
+Global options: ``--config FILE`` (or ``KIOSK_CONFIG``) and ``--data-dir DIR``
+(or ``KIOSK_DATA_DIR``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from . import config as config_mod
+from . import logs, qr, tokens
+from .clock import iso, parse_duration
+from .errors import KioskError
+from .instance import Instance
+
+
+class Ctx:
+    def __init__(self, config_path, data_dir):
+        self.config_path = config_path
+        self.data_dir = data_dir
+        self._instance = None
+
+    def instance(self, **overrides) -> Instance:
+        if self._instance is None:
+            over = dict(overrides)
+            if self.data_dir:
+                over["data_dir"] = self.data_dir
+            self._instance = Instance(config_mod.load(self.config_path, overrides=over))
+        return self._instance
+
+
+class KioskGroup(click.Group):
+    """Turns a KioskError anywhere below into ``error: CODE: message`` and exit 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KioskError as e:
+            click.echo(f"error: {e.code}: {e.message}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=KioskGroup)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="KIOSK_CONFIG",
+              help="YAML config file (default: embedded defaults).")
+@click.option("--data-dir", type=click.Path(file_okay=False), envvar="KIOSK_DATA_DIR",
+              help="Directory for all mutable state of this instance.")
+@click.pass_context
+def main(ctx, config_path, data_dir):
+    """Hotel edge kiosk."""
+    ctx.obj = Ctx(config_path, data_dir)
+
+
+@main.command()
+@click.pass_obj
+def init(obj: Ctx):
+    """Create keys, trust list, session secret and database (keeps existing ones)."""
+    result = obj.instance().init()
+    click.echo(json.dumps(result))
+
+
+@main.command()
+@click.option("--host", help="Address to listen on (default from config: server.host).")
+@click.option("--port", type=int, help="Port to listen on (default from config: server.port).")
+@click.pass_obj
+def serve(obj: Ctx, host, port):
+    """Serve the kiosk's API and screens."""
+    import waitress
+
+    from .web import create_app
+
+    over = {"server": {k: v for k, v in (("host", host), ("port", port)) if v is not None}}
+    inst = obj.instance(**over)
+    cfg = inst.config
+    logs.configure(cfg.log.level, inst.log_dir)
+    app = create_app(instance=inst)
+    import logging
+
+    logging.getLogger("kiosk").info("serving", extra={"host": cfg.server.host, "port": cfg.server.port,
+                                                      "dataDir": str(inst.root)})
+    waitress.serve(app, host=cfg.server.host, port=cfg.server.port, threads=cfg.server.threads,
+                   ident="kiosk", _quiet=True)
+
+
+@main.group()
+def token():
+    """Issue, list and revoke QR tokens."""
+
+
+@token.command("create")
+@click.option("--role", type=click.Choice(tokens.ROLES), required=True)
+@click.option("--hotel", required=True, help="Hotel id the token is for.")
+@click.option("--user", help="User id (subject); generated if omitted.")
+@click.option("--name", help="Display name shown on the screen.")
+@click.option("--expires-in", default=None, help="Lifetime, e.g. 12h, 30d (default: tokens.default_ttl).")
+@click.option("--reusable", is_flag=True, help="Allow more than one scan (default: one-time).")
+@click.option("--png", type=click.Path(dir_okay=False), help="Write a printable QR as PNG.")
+@click.option("--svg", type=click.Path(dir_okay=False), help="Write a printable QR as SVG.")
+@click.pass_obj
+def token_create(obj: Ctx, role, hotel, user, name, expires_in, reusable, png, svg):
+    """Sign a token; prints only the token on stdout."""
+    inst = obj.instance()
+    cfg = inst.config
+    try:
+        ttl = parse_duration(expires_in or cfg.tokens.default_ttl)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--expires-in") from None
+    if ttl > parse_duration(cfg.tokens.max_ttl):
+        raise click.BadParameter(f"longer than tokens.max_ttl ({cfg.tokens.max_ttl})",
+                                 param_hint="--expires-in")
+    tok, _ = tokens.issue(inst.connect(), inst.load_keys(), hotel_id=hotel, role=role,
+                          now=inst.clock.now(), ttl_seconds=ttl, user_id=user, name=name,
+                          reusable=reusable, issuer=cfg.property.issuer, node=cfg.property.kiosk_id)
+    if png:
+        qr.save(tok, png)
+    if svg:
+        qr.save(tok, svg)
+    click.echo(tok)
+
+
+@token.command("list")
+@click.option("--hotel", help="Only this hotel (default: every hotel this kiosk serves).")
+@click.option("--status", type=click.Choice(tokens.STATUSES))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_obj
+def token_list(obj: Ctx, hotel, status, as_json):
+    """List issued tokens with their status."""
+    inst = obj.instance()
+    hotels = [hotel] if hotel else list(inst.config.property.hotels)
+    rows = tokens.list_tokens(inst.connect(), hotels=hotels, now=inst.clock.now(), status=status)
+    for r in rows:
+        if as_json:
+            click.echo(json.dumps({"jti": r["jti"], "hotelId": r["hotel_id"], "userId": r["subject"],
+                                   "role": r["role"], "status": r["status"],
+                                   "reusable": bool(r["reusable"]),
+                                   "expiresAt": iso(r["expires_at"])}))
+        else:
+            click.echo(f"{r['jti']}  {r['hotel_id']:<10} {r['role']:<6} {r['status']:<8} "
+                       f"{iso(r['expires_at'])}  {r['subject']}")
+
+
+@token.command("revoke")
+@click.argument("jti")
+@click.pass_obj
+def token_revoke(obj: Ctx, jti):
+    """Revoke a token by its jti."""
+    inst = obj.instance()
+    result = tokens.revoke(inst.connect(), jti, hotels=list(inst.config.property.hotels),
+                           now=inst.clock.now(), by="cli", node=inst.config.property.kiosk_id)
+    click.echo(json.dumps(result))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

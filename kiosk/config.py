@@ -1,0 +1,162 @@
+"""Configuration: embedded defaults -> YAML file -> environment -> validate.
+
+The defaults live here (pydantic models); ``config.yaml`` at the top of the
+repository documents them and a test keeps the two equal.  A wrong or unknown
+key fails fast with a :class:`~kiosk.errors.ConfigError` naming the key and
+the file (or environment variable) it came from.
+
+Environment: ``KIOSK_CONFIG`` names the file, ``KIOSK_DATA_DIR`` the data
+directory, and ``KIOSK__SECTION__KEY=value`` overrides any key
+(``KIOSK__SERVER__PORT=8081``); values are parsed as YAML scalars.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ValidationError as PydanticError
+
+from .clock import parse_duration
+from .errors import ConfigError
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PropertyConfig(_Section):
+    issuer: str = Field("demo", pattern=ID_PATTERN)
+    hotels: list[str] = Field(default_factory=lambda: ["demo"], min_length=1)
+    kiosk_id: str = Field("kiosk-1", pattern=ID_PATTERN)
+
+    @field_validator("hotels")
+    @classmethod
+    def _hotel_ids(cls, v: list[str]) -> list[str]:
+        for h in v:
+            if not re.match(ID_PATTERN, h):
+                raise ValueError(f"hotel id {h!r} must match {ID_PATTERN}")
+        return v
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    threads: int = Field(8, ge=1, le=64)
+    max_body_bytes: int = Field(65536, ge=1024)
+
+
+class TokensConfig(_Section):
+    default_ttl: str = "30d"
+    max_ttl: str = "400d"
+    leeway_seconds: int = Field(30, ge=0, le=600)
+
+    @field_validator("default_ttl", "max_ttl")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+
+class SessionsConfig(_Section):
+    ttl_seconds: int = Field(3600, ge=60, le=86400)
+    cookie_name: str = "kiosk_session"
+    cookie_secure: bool = False
+
+
+class ScanConfig(_Section):
+    max_failures: int = Field(10, ge=1)
+    window_seconds: int = Field(60, ge=1)
+
+
+class StoreConfig(_Section):
+    busy_timeout_ms: int = Field(5000, ge=0)
+    synchronous: str = Field("FULL", pattern="^(FULL|EXTRA|NORMAL)$")
+
+
+class LogConfig(_Section):
+    level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+
+
+class Config(_Section):
+    data_dir: str = "var/kiosk"
+    property: PropertyConfig = PropertyConfig()
+    server: ServerConfig = ServerConfig()
+    tokens: TokensConfig = TokensConfig()
+    sessions: SessionsConfig = SessionsConfig()
+    scan: ScanConfig = ScanConfig()
+    store: StoreConfig = StoreConfig()
+    log: LogConfig = LogConfig()
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _env_overrides(env: dict[str, str]) -> tuple[dict, dict[tuple, str]]:
+    tree: dict[str, Any] = {}
+    origin: dict[tuple, str] = {}
+    for name, raw in env.items():
+        if not name.startswith("KIOSK__"):
+            continue
+        path = tuple(p.lower() for p in name[len("KIOSK__"):].split("__"))
+        node = tree
+        for p in path[:-1]:
+            node = node.setdefault(p, {})
+        node[path[-1]] = yaml.safe_load(raw) if raw != "" else ""
+        origin[path] = f"environment variable {name}"
+    if env.get("KIOSK_DATA_DIR"):
+        tree["data_dir"] = env["KIOSK_DATA_DIR"]
+        origin[("data_dir",)] = "environment variable KIOSK_DATA_DIR"
+    return tree, origin
+
+
+def load(path: str | os.PathLike | None = None, *, env: dict[str, str] | None = None,
+         overrides: dict | None = None) -> Config:
+    """Build the configuration.  ``overrides`` (e.g. CLI flags) apply last."""
+    env = dict(os.environ) if env is None else env
+    path = path or env.get("KIOSK_CONFIG") or None
+    data: dict[str, Any] = {}
+    source = "embedded defaults"
+    if path:
+        source = str(path)
+        try:
+            text = Path(path).read_text()
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror}", {"file": str(path)}) from e
+        try:
+            loaded = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}", {"file": str(path)}) from e
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping", {"file": str(path)})
+        data = loaded
+    env_tree, env_origin = _env_overrides(env)
+    data = _merge(data, env_tree)
+    if overrides:
+        data = _merge(data, overrides)
+    try:
+        return Config.model_validate(data)
+    except PydanticError as e:
+        err = e.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        where = env_origin.get(tuple(str(p) for p in err["loc"]), source)
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        raise ConfigError(f"{where}: {key}: {msg}", {"key": key, "file": where}) from e
+
+
+def defaults() -> dict:
+    """The embedded defaults as plain data (what config.yaml documents)."""
+    return Config().model_dump()

@@ -1,0 +1,117 @@
+"""The scan service: a QR token in, a session out, in ONE transaction.
+
+Verification (signature, key, claims, expiry, hotel) needs no database and
+runs first.  Then, inside ``BEGIN IMMEDIATE``: revocation and prior use are
+checked, the one-time token is consumed, the session opened, the workflow
+started, and the audit and outbox rows written.  Either all of it commits or
+none of it does.  A refused scan is audited in a transaction of its own and
+counted by the failure limiter.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from . import audit, sessions, store, tokens, workflows
+from .clock import iso
+from .config import ID_PATTERN
+from .errors import HotelMismatch, InvalidToken, KioskError, TokenAlreadyUsed, TokenRevoked
+from .ratelimit import FailureLimiter
+from .validation import parse
+from sync import outbox
+
+log = logging.getLogger("kiosk.scan")
+
+
+class ScanRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    qrToken: StrictStr = Field(min_length=1, max_length=tokens.MAX_TOKEN_CHARS)
+    hotelId: StrictStr = Field(pattern=ID_PATTERN)
+    userId: StrictStr | None = Field(None, min_length=1, max_length=64)
+    scanMethod: Literal["camera", "manual"] = "camera"
+
+
+class ScanService:
+    def __init__(self, instance, keys):
+        self.instance = instance
+        self.keys = keys
+        cfg = instance.config
+        self.hotels = list(cfg.property.hotels)
+        self.node = cfg.property.kiosk_id
+        self.leeway = cfg.tokens.leeway_seconds
+        self.ttl = cfg.sessions.ttl_seconds
+        self.limiter = FailureLimiter(cfg.scan.max_failures, cfg.scan.window_seconds)
+
+    def scan(self, db, body, *, client: str = "local") -> dict:
+        """Verify and consume; returns the seed's success body or raises a KioskError."""
+        now = self.instance.clock.now()
+        hotel_hint = body.get("hotelId") if isinstance(body, dict) else None
+        hotel_hint = hotel_hint if isinstance(hotel_hint, str) and hotel_hint in self.hotels else None
+        try:
+            self.limiter.check(client, now)
+        except KioskError as e:
+            audit.record_now(db, hotel_id=hotel_hint, event="security.rate_limited", outcome="refused",
+                             at=now, client=client, code=e.code)
+            raise
+        jti = None
+        try:
+            req = parse(ScanRequest, body)
+            claims = tokens.verify(req.qrToken, self.keys.trust, now=now, leeway=self.leeway)
+            jti = claims.jti
+            if claims.hotel_id != req.hotelId or req.hotelId not in self.hotels:
+                raise HotelMismatch("this code is for another hotel",
+                                    {"tokenHotel": claims.hotel_id, "requestedHotel": req.hotelId})
+            if req.userId is not None and req.userId != claims.subject:
+                raise InvalidToken("the token belongs to another user", {"reason": "subject"})
+            return self._consume(db, req, claims, client, now)
+        except KioskError as e:
+            self.limiter.fail(client, now)
+            audit.record_now(db, hotel_id=hotel_hint, event="scan", outcome="refused", at=now,
+                             client=client, jti=jti, code=e.code,
+                             details={k: v for k, v in e.details.items() if k != "fields"})
+            raise
+
+    def _consume(self, db, req: ScanRequest, claims: tokens.Claims, client: str, now: float) -> dict:
+        hotel = claims.hotel_id
+        with store.transaction(db):
+            row = db.execute("SELECT revoked_at, display_name FROM qr_tokens WHERE jti = ? AND hotel_id = ?",
+                             [claims.jti, hotel]).fetchone()
+            if row is not None and row[0] is not None:
+                raise TokenRevoked("this code was revoked", {"revokedAt": iso(row[0])})
+            name = (row[1] if row else None) or claims.subject
+            if not claims.reusable:
+                used = db.execute("SELECT consumed_at FROM consumed_tokens WHERE jti = ?",
+                                  [claims.jti]).fetchone()
+                if used is not None:
+                    raise TokenAlreadyUsed("this code was already used", {"usedAt": iso(used[0])})
+            s = sessions.open_session(db, hotel_id=hotel, user_id=claims.subject, role=claims.role,
+                                      display_name=name, jti=claims.jti, scan_method=req.scanMethod,
+                                      client=client, now=now, ttl=self.ttl)
+            if not claims.reusable:
+                queued = outbox.enqueue(db, hotel_id=hotel, kind="token.used", entity_type="qr_token",
+                                       entity_id=claims.jti, node=self.node, now=now,
+                                       payload={"jti": claims.jti, "sessionId": s.id,
+                                                "kioskId": self.node, "consumedAt": now})
+                db.execute("INSERT INTO consumed_tokens (jti, hotel_id, consumed_at, kiosk_id, session_id, hlc)"
+                           " VALUES (?, ?, ?, ?, ?, ?)", [claims.jti, hotel, now, self.node, s.id, queued.hlc])
+            models = workflows.start(db, hotel_id=hotel, session_id=s.id, role=claims.role, now=now)
+            audit.record(db, hotel_id=hotel, event="scan", outcome="success", at=now,
+                         actor=claims.subject, session_id=s.id, jti=claims.jti, client=client,
+                         details={"role": claims.role, "scanMethod": req.scanMethod})
+            outbox.enqueue(db, hotel_id=hotel, kind="session.opened", entity_type="session",
+                           entity_id=s.id, node=self.node, now=now,
+                           payload={"sessionId": s.id, "userId": claims.subject, "role": claims.role,
+                                    "jti": claims.jti, "kioskId": self.node, "openedAt": now,
+                                    "triggeredAIModels": models})
+        return {
+            "success": True,
+            "sessionId": s.id,
+            "sessionJWT": sessions.mint(self.keys.session_secret, s, now),
+            "expiresAt": iso(s.expires_at),
+            "hotelId": hotel,
+            "user": {"id": claims.subject, "role": claims.role, "name": name},
+            "triggeredAIModels": models,
+        }

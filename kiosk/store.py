@@ -1,0 +1,77 @@
+"""The local SQLite store.
+
+One file per kiosk instance, opened through sqlite-utils with WAL,
+``synchronous=FULL``, a busy timeout and foreign keys.  Migrations run when a
+store is opened.  Writes that must be atomic go through :func:`transaction`
+(``BEGIN IMMEDIATE`` … ``COMMIT``), so the consumed token, its session, the
+workflow row, the audit row and the outbox rows land together or not at all.
+
+Connections are opened in autocommit mode (``isolation_level=None``); inside a
+transaction use ``db.execute`` with parameters, never the sqlite-utils write
+helpers, which commit on their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlite_utils
+
+from .errors import StoreBusy
+from .migrations import MIGRATIONS, SCHEMA_VERSION
+
+
+def connect(path: str | Path, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL",
+            migrate: bool = True) -> sqlite_utils.Database:
+    """Open (and if needed create and migrate) the store at ``path``."""
+    if synchronous not in ("FULL", "EXTRA", "NORMAL"):
+        raise ValueError(f"synchronous={synchronous!r}")
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
+                           timeout=busy_timeout_ms / 1000)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    db = sqlite_utils.Database(conn)
+    if migrate:
+        run_migrations(db)
+    return db
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def run_migrations(db: sqlite_utils.Database) -> int:
+    """Apply pending migrations; returns the number applied."""
+    applied = 0
+    while True:
+        with transaction(db):
+            current = schema_version(db)
+            if current >= SCHEMA_VERSION:
+                return applied
+            for stmt in MIGRATIONS[current]:
+                db.execute(stmt)
+            db.execute(f"PRAGMA user_version = {current + 1}")
+        applied += 1
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``; rolls back on any exception."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as e:
+        if "locked" in str(e) or "busy" in str(e):
+            raise StoreBusy("the local store is busy; try again", {"reason": str(e)}) from e
+        raise
+    try:
+        yield db
+    except BaseException:
+        db.conn.rollback()
+        raise
+    else:
+        db.execute("COMMIT")

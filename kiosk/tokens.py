@@ -1,0 +1,178 @@
+"""Signed QR tokens, issued and verified offline.
+
+A token is a compact JWT signed with the property's Ed25519 key (``EdDSA``),
+header ``{"alg": "EdDSA", "kid": ...}`` and claims:
+
+=====  =========================================================
+iss    issuer (the property), must match the key's issuer
+hid    hotel id, must be one the key may sign for
+sub    user id
+rol    ``guest`` | ``staff`` | ``admin``
+jti    unique id (8 random bytes, base64url)
+iat    issued at (s)
+exp    expires at (s)
+mu     ``1`` for a reusable token; absent means one-time (the safe default)
+=====  =========================================================
+
+Verification pins the algorithm, requires every claim, allows a small leeway,
+looks ``kid`` up only in the trust list and never trusts the token's own
+``alg``.  Expiry is checked against the injected clock, not pyjwt's.
+Revocation and one-time consumption are checked by the scan service, inside
+its transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+import jwt
+
+from . import audit, store
+from .errors import HotelMismatch, InvalidToken, NotFound, TokenExpired, ValidationError
+from .trust import TrustList
+from sync import outbox
+
+ROLES = ("guest", "staff", "admin")
+REQUIRED = ["iss", "hid", "sub", "rol", "jti", "iat", "exp"]
+MAX_TOKEN_CHARS = 2048
+STATUSES = ("active", "used", "revoked", "expired")
+
+
+@dataclass(frozen=True)
+class Claims:
+    issuer: str
+    hotel_id: str
+    subject: str
+    role: str
+    jti: str
+    issued_at: int
+    expires_at: int
+    reusable: bool
+    kid: str
+
+
+def issue(db, keys, *, hotel_id: str, role: str, now: float, ttl_seconds: int,
+          user_id: str | None = None, name: str | None = None, reusable: bool = False,
+          issuer: str, node: str, issued_by: str = "cli") -> tuple[str, dict]:
+    """Sign a token, record it in ``qr_tokens`` (+ audit, + outbox) and return (token, row)."""
+    if role not in ROLES:
+        raise ValidationError(f"role must be one of {', '.join(ROLES)}", {"field": "role"})
+    signer = keys.trust.get(keys.kid)
+    if signer is None or hotel_id not in signer.hotels:
+        raise HotelMismatch(f"this kiosk's key may not sign for hotel {hotel_id!r}",
+                            {"hotelId": hotel_id, "kid": keys.kid})
+    if user_id is not None and not (0 < len(user_id) <= 64):
+        raise ValidationError("user id must be 1-64 characters", {"field": "userId"})
+    jti = secrets.token_urlsafe(8)
+    user_id = user_id or f"{role[0]}-{jti[:6]}"
+    iat = int(now)
+    claims = {"iss": issuer, "hid": hotel_id, "sub": user_id, "rol": role, "jti": jti,
+              "iat": iat, "exp": iat + int(ttl_seconds)}
+    if reusable:
+        claims["mu"] = 1
+    token = jwt.encode(claims, keys.signing_key, algorithm="EdDSA",
+                       headers={"kid": keys.kid, "typ": None})
+    row = {"jti": jti, "hotel_id": hotel_id, "kid": keys.kid, "subject": user_id, "role": role,
+           "display_name": name, "reusable": int(reusable), "issued_at": float(iat),
+           "expires_at": float(claims["exp"]), "issued_by": issued_by}
+    with store.transaction(db):
+        db.execute(
+            "INSERT INTO qr_tokens (jti, hotel_id, kid, subject, role, display_name, reusable,"
+            " issued_at, expires_at, issued_by) VALUES (:jti, :hotel_id, :kid, :subject, :role,"
+            " :display_name, :reusable, :issued_at, :expires_at, :issued_by)", row)
+        audit.record(db, hotel_id=hotel_id, event="token.created", outcome="success", at=now,
+                     actor=issued_by, jti=jti, details={"role": role, "reusable": reusable})
+        outbox.enqueue(db, hotel_id=hotel_id, kind="token.issued", entity_type="qr_token",
+                       entity_id=jti, node=node, now=now,
+                       payload={"jti": jti, "subject": user_id, "role": role,
+                                "reusable": reusable, "expiresAt": claims["exp"]})
+    return token, row
+
+
+def verify(token: str, trust: TrustList, *, now: float, leeway: int = 30) -> Claims:
+    """Check signature, key, algorithm and claims; raise the matching :class:`KioskError`."""
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
+        raise InvalidToken("the token is empty or too long", {"reason": "length"})
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as e:
+        raise InvalidToken("the token is not a well-formed JWT", {"reason": "malformed"}) from e
+    kid = header.get("kid")
+    if header.get("alg") != "EdDSA":
+        raise InvalidToken("the token's algorithm is not accepted", {"reason": "algorithm"})
+    key = trust.get(kid) if isinstance(kid, str) else None
+    if key is None:
+        raise InvalidToken("the token was signed by an unknown key", {"reason": "unknown_kid"})
+    try:
+        c = jwt.decode(token, key.public_key, algorithms=["EdDSA"],
+                       options={"require": REQUIRED, "verify_exp": False, "verify_iat": False,
+                                "verify_nbf": False, "verify_iss": False, "verify_aud": False})
+    except jwt.MissingRequiredClaimError as e:
+        raise InvalidToken(f"the token lacks the {e.claim!r} claim",
+                           {"reason": "missing_claim", "claim": e.claim}) from e
+    except jwt.InvalidSignatureError as e:
+        raise InvalidToken("the token's signature does not verify", {"reason": "signature"}) from e
+    except jwt.PyJWTError as e:
+        raise InvalidToken("the token could not be verified", {"reason": "malformed"}) from e
+    for name in ("iss", "hid", "sub", "rol", "jti"):
+        if not isinstance(c[name], str) or not c[name] or len(c[name]) > 64:
+            raise InvalidToken(f"the token's {name!r} claim is invalid", {"reason": "claim", "claim": name})
+    for name in ("iat", "exp", "nbf"):
+        if name in c and (not isinstance(c[name], int) or isinstance(c[name], bool)):
+            raise InvalidToken(f"the token's {name!r} claim is invalid", {"reason": "claim", "claim": name})
+    if c["rol"] not in ROLES:
+        raise InvalidToken("the token's role is unknown", {"reason": "claim", "claim": "rol"})
+    if c["iss"] != key.issuer or c["hid"] not in key.hotels:
+        raise InvalidToken("the token's issuer or hotel does not match its key",
+                           {"reason": "issuer"})
+    if c["iat"] > now + leeway or c.get("nbf", 0) > now + leeway:
+        raise InvalidToken("the token is not valid yet", {"reason": "not_yet_valid"})
+    if c["exp"] < now - leeway:
+        raise TokenExpired("the token has expired", {"expiredAt": c["exp"]})
+    return Claims(issuer=c["iss"], hotel_id=c["hid"], subject=c["sub"], role=c["rol"],
+                  jti=c["jti"], issued_at=c["iat"], expires_at=c["exp"],
+                  reusable=c.get("mu") == 1, kid=kid)
+
+
+_STATUS_SQL = """CASE
+    WHEN t.revoked_at IS NOT NULL THEN 'revoked'
+    WHEN t.reusable = 0 AND c.jti IS NOT NULL THEN 'used'
+    WHEN t.expires_at < :now THEN 'expired'
+    ELSE 'active' END"""
+
+
+def list_tokens(db, *, hotels: list[str], now: float, status: str | None = None,
+                role: str | None = None, limit: int = 200) -> list[dict]:
+    """Tokens of the given hotels, newest first, with their computed status."""
+    if status is not None and status not in STATUSES:
+        raise ValidationError(f"status must be one of {', '.join(STATUSES)}", {"field": "status"})
+    if role is not None and role not in ROLES:
+        raise ValidationError(f"role must be one of {', '.join(ROLES)}", {"field": "role"})
+    marks = ", ".join(f":h{i}" for i in range(len(hotels)))
+    params = {f"h{i}": h for i, h in enumerate(hotels)} | {"now": now, "status": status,
+                                                           "role": role, "limit": limit}
+    sql = (f"SELECT * FROM (SELECT t.*, c.consumed_at AS used_at, {_STATUS_SQL} AS status"
+           " FROM qr_tokens t LEFT JOIN consumed_tokens c ON c.jti = t.jti"
+           f" WHERE t.hotel_id IN ({marks})) WHERE (:status IS NULL OR status = :status)"
+           " AND (:role IS NULL OR role = :role) ORDER BY issued_at DESC, jti LIMIT :limit")
+    return list(db.query(sql, params))
+
+
+def revoke(db, jti: str, *, hotels: list[str], now: float, by: str, node: str) -> dict:
+    """Revoke a token of one of ``hotels``; revoking twice is harmless."""
+    marks = ", ".join("?" for _ in hotels)
+    with store.transaction(db):
+        row = db.execute(f"SELECT hotel_id, revoked_at FROM qr_tokens WHERE jti = ? AND hotel_id IN ({marks})",
+                         [jti, *hotels]).fetchone()
+        if row is None:
+            raise NotFound(f"no token {jti!r} in this hotel", {"jti": jti})
+        hotel_id, revoked_at = row
+        if revoked_at is None:
+            db.execute("UPDATE qr_tokens SET revoked_at = ?, revoked_by = ? WHERE jti = ?", [now, by, jti])
+            audit.record(db, hotel_id=hotel_id, event="token.revoked", outcome="success", at=now,
+                         actor=by, jti=jti)
+            outbox.enqueue(db, hotel_id=hotel_id, kind="token.revoked", entity_type="qr_token",
+                           entity_id=jti, payload={"jti": jti, "revokedAt": now}, node=node, now=now)
+            revoked_at = now
+    return {"jti": jti, "hotelId": hotel_id, "revokedAt": revoked_at}

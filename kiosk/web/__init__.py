@@ -1,0 +1,31 @@
+"""The kiosk's Flask app factory.  Nothing happens at import time."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from ..config import Config
+from ..instance import Instance
+from ..scan import ScanService
+from . import admin_api, rbac, responses, scan_api
+
+
+def create_app(config: Config | None = None, *, instance: Instance | None = None) -> Flask:
+    """Build the app for one instance (which must be initialised)."""
+    inst = instance or Instance(config or Config())
+    keys = inst.load_keys()
+    inst.connect().conn.close()  # run migrations once, before the first request
+    app = Flask(__name__)
+    app.config.update(
+        KIOSK_INSTANCE=inst,
+        KIOSK_KEYS=keys,
+        KIOSK_SCAN=ScanService(inst, keys),
+        MAX_CONTENT_LENGTH=inst.config.server.max_body_bytes,
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False
+    responses.install(app)
+    rbac.install(app)
+    app.register_blueprint(scan_api.bp)
+    app.register_blueprint(admin_api.bp)
+    return app

@@ -1,0 +1,56 @@
+"""POST /api/qr/scan, plus the caller's own session (whoami, logout)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, request
+
+from .. import sessions
+from .rbac import public, roles
+from .responses import ok
+
+bp = Blueprint("scan", __name__)
+
+
+def _instance():
+    return current_app.config["KIOSK_INSTANCE"]
+
+
+@bp.post("/api/qr/scan")
+@public
+def scan():
+    inst = _instance()
+    result = current_app.config["KIOSK_SCAN"].scan(inst.db(), request.get_json(silent=True),
+                                                   client=request.remote_addr or "unknown")
+    resp = ok(**result)
+    cfg = inst.config.sessions
+    resp.set_cookie(cfg.cookie_name, result["sessionJWT"], max_age=cfg.ttl_seconds, httponly=True,
+                    samesite="Strict", secure=cfg.cookie_secure, path="/")
+    return resp
+
+
+@bp.get("/api/session")
+@roles("guest", "staff", "admin")
+def whoami():
+    s = g.session
+    return ok(sessionId=s.id, hotelId=s.hotel_id,
+              user={"id": s.user_id, "role": s.role, "name": s.display_name or s.user_id})
+
+
+@bp.delete("/api/session")
+@roles("guest", "staff", "admin")
+def logout():
+    inst = _instance()
+    s = g.session
+    result = sessions.terminate(inst.db(), s.id, hotels=[s.hotel_id], now=inst.clock.now(),
+                                by=s.user_id, reason="logout", node=inst.config.property.kiosk_id)
+    resp = ok(**result)
+    resp.delete_cookie(inst.config.sessions.cookie_name, path="/")
+    return resp
+
+
+@bp.get("/healthz")
+@public
+def health():
+    inst = _instance()
+    inst.db().execute("SELECT 1").fetchone()
+    return ok(status="ok", kioskId=inst.config.property.kiosk_id)

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Set up everything on a fresh Debian machine: system packages, a venv, the project.
+# Idempotent; used by the README's commands and by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+PKGS="python3 python3-venv python3-dev gcc libzbar0 systemd"
+missing=$(for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
+if [ -n "$missing" ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/pip install -q --upgrade pip 2>&1 | grep -v '^WARNING' || true
+.venv/bin/pip install -q -e ".[test]" 2>&1 | grep -v '^WARNING' || true
+.venv/bin/python -c "import kiosk.cli" # fail here, not later, if the install did not work

@@ -1,0 +1,1 @@
+"""The sync library: outbox, hybrid logical clock (protocol and agent come next)."""

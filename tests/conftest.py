@@ -1,0 +1,77 @@
+"""Shared fixtures: a real instance in a temp dir, a fake clock, the app and a client.
+
+The test instance serves two hotels (``demo`` and ``harbor``); its one signing
+key is trusted for both, so tenant isolation rests on the session's hotel,
+which is what the tests check.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from kiosk import config as config_mod
+from kiosk import tokens
+from kiosk.clock import FakeClock
+from kiosk.instance import Instance
+from kiosk.web import create_app
+
+HOTELS = ["demo", "harbor"]
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    return config_mod.load(None, env={}, overrides={
+        "data_dir": str(tmp_path / "kiosk"),
+        "property": {"hotels": HOTELS, "issuer": "demo", "kiosk_id": "kiosk-test"},
+    })
+
+
+@pytest.fixture
+def instance(cfg, clock):
+    inst = Instance(cfg, clock=clock)
+    inst.init()
+    return inst
+
+
+@pytest.fixture
+def keys(instance):
+    return instance.load_keys()
+
+
+@pytest.fixture
+def app(instance):
+    app = create_app(instance=instance)
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def issue(instance, keys, clock):
+    """issue(role, hotel="demo", **kw) -> token string."""
+    def _issue(role="guest", hotel="demo", *, ttl=3600, user=None, name=None, reusable=False):
+        tok, _ = tokens.issue(instance.db(), keys, hotel_id=hotel, role=role, now=clock.now(),
+                              ttl_seconds=ttl, user_id=user, name=name, reusable=reusable,
+                              issuer=instance.config.property.issuer, node="kiosk-test")
+        return tok
+    return _issue
+
+
+@pytest.fixture
+def login(client, issue):
+    """login(role, hotel="demo") -> headers with a Bearer session for a fresh token."""
+    def _login(role="guest", hotel="demo", **kw):
+        tok = issue(role, hotel, **kw)
+        r = client.post("/api/qr/scan", json={"qrToken": tok, "hotelId": hotel})
+        assert r.status_code == 200, r.get_json()
+        return {"Authorization": "Bearer " + r.get_json()["sessionJWT"]}
+    return _login

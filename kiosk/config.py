@@ -75,6 +75,26 @@ class ScanConfig(_Section):
     window_seconds: int = Field(60, ge=1)
 
 
+class TicketsConfig(_Section):
+    duplicate_window_seconds: int = Field(3600, ge=0)
+
+
+class CloudConfig(_Section):
+    ca_bundle: str | None = None
+    connect_timeout_seconds: float = Field(3.0, gt=0)
+    request_timeout_seconds: float = Field(15.0, gt=0)
+
+
+class AgentConfig(_Section):
+    poll_interval_seconds: float = Field(0.25, gt=0)
+    push_interval_seconds: float = Field(5.0, gt=0)
+    batch_size: int = Field(500, ge=1, le=1000)
+    backoff_base_seconds: float = Field(1.0, gt=0)
+    backoff_max_seconds: float = Field(300.0, gt=0)
+    housekeeping_interval_seconds: int = Field(300, ge=1)
+    delivered_retention_days: int = Field(7, ge=0)
+
+
 class StoreConfig(_Section):
     busy_timeout_ms: int = Field(5000, ge=0)
     synchronous: str = Field("FULL", pattern="^(FULL|EXTRA|NORMAL)$")
@@ -91,6 +111,9 @@ class Config(_Section):
     tokens: TokensConfig = TokensConfig()
     sessions: SessionsConfig = SessionsConfig()
     scan: ScanConfig = ScanConfig()
+    tickets: TicketsConfig = TicketsConfig()
+    cloud: CloudConfig = CloudConfig()
+    agent: AgentConfig = AgentConfig()
     store: StoreConfig = StoreConfig()
     log: LogConfig = LogConfig()
 

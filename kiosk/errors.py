@@ -22,6 +22,8 @@ HTTP_STATUS: dict[str, int] = {
     "SESSION_EXPIRED": 401,
     "FORBIDDEN": 403,
     "NOT_FOUND": 404,
+    "INVALID_TRANSITION": 409,
+    "VERSION_CONFLICT": 409,
     "METHOD_NOT_ALLOWED": 405,
     "PAYLOAD_TOO_LARGE": 413,
     "RATE_LIMITED": 429,
@@ -112,6 +114,18 @@ class NotFound(KioskError):
     """No such resource in the caller's hotel."""
 
     code = "NOT_FOUND"
+
+
+class InvalidTransition(KioskError):
+    """A work-order status change the state machine does not allow; details carry from/to/allowed."""
+
+    code = "INVALID_TRANSITION"
+
+
+class VersionConflict(KioskError):
+    """The caller's ``expectedVersion`` is not the row's current version."""
+
+    code = "VERSION_CONFLICT"
 
 
 class RateLimited(KioskError):

@@ -85,16 +85,70 @@ MIGRATIONS: list[list[str]] = [
             created_at REAL NOT NULL,
             attempts INTEGER NOT NULL DEFAULT 0,
             next_attempt_at REAL NOT NULL,
-            state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','delivered','dead')),
+            state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','delivered','dead','dropped')),
             last_error TEXT,
             delivered_at REAL
         )""",
-        "CREATE INDEX outbox_pending ON outbox(state, next_attempt_at)",
+        "CREATE INDEX outbox_pending ON outbox(state, id)",
         "CREATE INDEX outbox_entity ON outbox(entity_type, entity_id, id)",
         """CREATE TABLE hlc_state (
             node TEXT PRIMARY KEY,
             wall_ms INTEGER NOT NULL,
             counter INTEGER NOT NULL
+        )""",
+    ],
+    # 2: work orders with field history, tickets, sync bookkeeping
+    [
+        """CREATE TABLE work_orders (
+            hotel_id TEXT NOT NULL,
+            work_order_id TEXT NOT NULL,
+            asset_id TEXT,
+            room_number TEXT,
+            type TEXT NOT NULL DEFAULT 'failure',
+            description TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL,
+            assignee TEXT,
+            priority TEXT NOT NULL DEFAULT 'normal',
+            notes TEXT NOT NULL DEFAULT '',
+            opened_at REAL NOT NULL,
+            closed_at REAL,
+            updated_at REAL NOT NULL,
+            version INTEGER NOT NULL DEFAULT 1,
+            PRIMARY KEY (hotel_id, work_order_id)
+        )""",
+        """CREATE TABLE work_order_history (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            hotel_id TEXT NOT NULL,
+            work_order_id TEXT NOT NULL,
+            field TEXT NOT NULL,
+            old TEXT,
+            new TEXT,
+            by TEXT NOT NULL,
+            at REAL NOT NULL,
+            hlc TEXT NOT NULL,
+            FOREIGN KEY (hotel_id, work_order_id) REFERENCES work_orders(hotel_id, work_order_id)
+        )""",
+        "CREATE INDEX wo_history ON work_order_history(hotel_id, work_order_id, id)",
+        """CREATE TABLE tickets (
+            hotel_id TEXT NOT NULL,
+            ticket_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            title TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            room_number TEXT,
+            priority TEXT NOT NULL,
+            queue TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'open',
+            fingerprint TEXT NOT NULL,
+            terms TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            created_by TEXT NOT NULL,
+            PRIMARY KEY (hotel_id, ticket_id)
+        )""",
+        "CREATE INDEX tickets_dup ON tickets(hotel_id, room_number, type, created_at)",
+        """CREATE TABLE sync_state (
+            key TEXT PRIMARY KEY,
+            value TEXT
         )""",
     ],
 ]

@@ -15,13 +15,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from sync import outbox
+
 from . import audit, sessions, store, tokens, workflows
 from .clock import iso
 from .config import ID_PATTERN
 from .errors import HotelMismatch, InvalidToken, KioskError, TokenAlreadyUsed, TokenRevoked
 from .ratelimit import FailureLimiter
 from .validation import parse
-from sync import outbox
 
 log = logging.getLogger("kiosk.scan")
 

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import jwt
 
+from sync import outbox
+
 from . import audit, store
 from .errors import NotFound, SessionExpired, Unauthorized
-from sync import outbox
 
 REQUIRED = ["sid", "sub", "hid", "rol", "iat", "exp"]
 

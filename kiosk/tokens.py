@@ -28,10 +28,11 @@ from dataclasses import dataclass
 
 import jwt
 
+from sync import outbox
+
 from . import audit, store
 from .errors import HotelMismatch, InvalidToken, NotFound, TokenExpired, ValidationError
 from .trust import TrustList
-from sync import outbox
 
 ROLES = ("guest", "staff", "admin")
 REQUIRED = ["iss", "hid", "sub", "rol", "jti", "iat", "exp"]

@@ -31,7 +31,7 @@ def test_migrations_run_once(tmp_path):
 
 def test_every_property_table_has_hotel_id(db):
     for name in db.table_names():
-        if name in ("hlc_state", "sqlite_sequence"):
+        if name in ("hlc_state", "sync_state", "sqlite_sequence"):
             continue
         assert "hotel_id" in db[name].columns_dict, name
 

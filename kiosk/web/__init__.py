@@ -7,7 +7,7 @@ from flask import Flask
 from ..config import Config
 from ..instance import Instance
 from ..scan import ScanService
-from . import admin_api, rbac, responses, scan_api
+from . import admin_api, ops_api, rbac, responses, scan_api
 
 
 def create_app(config: Config | None = None, *, instance: Instance | None = None) -> Flask:
@@ -28,4 +28,5 @@ def create_app(config: Config | None = None, *, instance: Instance | None = None
     rbac.install(app)
     app.register_blueprint(scan_api.bp)
     app.register_blueprint(admin_api.bp)
+    app.register_blueprint(ops_api.bp)
     return app

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Literal
 
 from flask import Blueprint, current_app, g, request
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from sync import delivery
 
 from .. import qr, sessions, tokens
 from ..clock import iso, parse_duration
@@ -32,6 +34,12 @@ class RevokeToken(BaseModel):
     model_config = ConfigDict(extra="forbid")
     jti: StrictStr = Field(min_length=1, max_length=64)
     action: Literal["revoke"] = "revoke"
+
+
+class ResolveDead(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: StrictInt = Field(ge=1)
+    action: Literal["retry", "drop"]
 
 
 class TerminateSession(BaseModel):
@@ -118,7 +126,22 @@ def _sessions(inst, method: str):
     raise ValidationError("sessions supports GET and DELETE", {"method": method})
 
 
-ENDPOINTS = {"tokens": _tokens, "sessions": _sessions}
+def _outbox(inst, method: str):
+    hotel = g.session.hotel_id
+    if method == "GET":
+        rows = delivery.list_dead(inst.db(), [hotel], limit=_int_arg("limit", 200, 1, 1000))
+        return ok(dead=[{"id": r["id"], "kind": r["kind"], "entityType": r["entity_type"],
+                         "entityId": r["entity_id"], "attempts": r["attempts"], "reason": r["last_error"],
+                         "createdAt": iso(r["created_at"])} for r in rows],
+                  count=len(rows))
+    if method == "PUT":
+        req = parse(ResolveDead, request.get_json(silent=True))
+        return ok(**delivery.resolve_dead(inst.db(), req.id, req.action, hotels=[hotel],
+                                          by=f"admin:{g.session.user_id}", now=inst.clock.now()))
+    raise ValidationError("outbox supports GET and PUT", {"method": method})
+
+
+ENDPOINTS = {"tokens": _tokens, "sessions": _sessions, "outbox": _outbox}
 
 
 @bp.route("/api/admin", methods=["GET", "POST", "PUT", "DELETE"])

@@ -1,0 +1,1 @@
+"""The sync agent: delivers the outbox to the cloud, runs housekeeping, talks to systemd."""

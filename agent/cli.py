@@ -1,0 +1,154 @@
+"""The ``kiosk-agent`` command: a thin click layer over agent/ and sync/.
+
+Scripts depend on these forms::
+
+    kiosk-agent [--data-dir DIR] link --cloud URL --device-id ID --credential CRED
+    kiosk-agent [--data-dir DIR] run
+    kiosk-agent [--data-dir DIR] status [--json]
+    kiosk-agent [--data-dir DIR] sync --once
+    kiosk-agent [--data-dir DIR] dead list [--json] | dead retry ID | dead drop ID
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from kiosk import logs
+from kiosk.cli import Ctx, KioskGroup
+from kiosk.clock import iso
+from sync import delivery
+from sync.transport import HttpTransport
+
+from . import link as link_mod
+
+
+def transport_for(inst) -> tuple[HttpTransport, dict]:
+    link = link_mod.load(inst.root)
+    c = inst.config.cloud
+    return HttpTransport(link["url"], link["credential"], connect_timeout=c.connect_timeout_seconds,
+                         read_timeout=c.request_timeout_seconds, ca_bundle=c.ca_bundle), link
+
+
+def pusher_for(inst) -> delivery.Pusher:
+    transport, link = transport_for(inst)
+    a = inst.config.agent
+    return delivery.Pusher(inst.connect(), transport, device_id=link["deviceId"], clock=inst.clock,
+                           batch_size=a.batch_size, backoff_base=a.backoff_base_seconds,
+                           backoff_max=a.backoff_max_seconds)
+
+
+@click.group(cls=KioskGroup)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="KIOSK_CONFIG",
+              help="YAML config file (default: embedded defaults).")
+@click.option("--data-dir", type=click.Path(file_okay=False), envvar="KIOSK_DATA_DIR",
+              help="The kiosk instance's data directory.")
+@click.pass_context
+def main(ctx, config_path, data_dir):
+    """Sync agent: delivers the kiosk's outbox to the cloud."""
+    ctx.obj = Ctx(config_path, data_dir)
+
+
+@main.command()
+@click.option("--cloud", required=True, help="The cloud's base URL (https://…; http only to localhost).")
+@click.option("--device-id", required=True, help="This kiosk's device id in the cloud.")
+@click.option("--credential", required=True, help="The credential `kiosk-cloud device add` printed.")
+@click.pass_obj
+def link(obj: Ctx, cloud, device_id, credential):
+    """Link this kiosk to a cloud (stored in DATA_DIR/keys/cloud.json, mode 0600)."""
+    inst = obj.instance()
+    click.echo(json.dumps(link_mod.save(inst.root, cloud=cloud, device_id=device_id, credential=credential)))
+
+
+@main.command()
+@click.pass_obj
+def run(obj: Ctx):
+    """Run the agent until SIGTERM."""
+    from .runner import Agent
+
+    inst = obj.instance()
+    logs.configure(inst.config.log.level, inst.log_dir)
+    transport, link_info = transport_for(inst)
+    inst.connect().conn.close()  # migrations, before the jobs start
+    Agent(inst, transport, device_id=link_info["deviceId"]).run()
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def status(obj: Ctx, as_json):
+    """Backlog, dead letters, last successful push, and whether the cloud answers."""
+    inst = obj.instance()
+    now = inst.clock.now()
+    info = delivery.backlog(inst.connect(), now)
+    try:
+        transport, link_info = transport_for(inst)
+        info |= {"cloud": link_info["url"], "deviceId": link_info["deviceId"],
+                 "cloudReachable": transport.health()["reachable"]}
+    except Exception as e:  # not linked: still show the backlog
+        info |= {"cloud": None, "cloudReachable": False, "linkError": getattr(e, "message", str(e))}
+    if as_json:
+        click.echo(json.dumps(info))
+        return
+    last = info["lastSuccessfulPushAt"]
+    click.echo(f"cloud:            {info['cloud'] or 'not linked'}"
+               f" ({'answers' if info['cloudReachable'] else 'not reachable'})")
+    click.echo(f"pending:          {info['pending']}")
+    age = info["oldestPendingAgeSeconds"]
+    click.echo(f"oldest pending:   {'-' if age is None else f'{age:.1f} s'}")
+    click.echo(f"dead letters:     {info['dead']}")
+    click.echo(f"last good push:   {iso(last) if last else 'never'}")
+    if info.get("lastError"):
+        click.echo(f"last error:       {info['lastError']}")
+
+
+@main.command()
+@click.option("--once", is_flag=True, required=True, help="Drain what is due, then exit.")
+@click.pass_obj
+def sync(obj: Ctx, once):
+    """Drain the outbox once, with a progress bar; exit 1 if the cloud could not be reached."""
+    inst = obj.instance()
+    pusher = pusher_for(inst)
+    todo = delivery.backlog(pusher.db, inst.clock.now())["pending"]
+    with click.progressbar(length=todo, label="pushing", file=click.get_text_stream("stderr")) as bar:
+        total = pusher.drain(on_batch=lambda r: bar.update(r.sent))
+    click.echo(json.dumps({"sent": total.sent, "applied": total.applied, "duplicate": total.duplicate,
+                           "rejected": total.rejected, "retried": total.retried, "error": total.error}))
+    if total.error:
+        raise SystemExit(1)
+
+
+@main.group()
+def dead():
+    """Dead letters: entries the cloud rejected for good."""
+
+
+@dead.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def dead_list(obj: Ctx, as_json):
+    inst = obj.instance()
+    for r in delivery.list_dead(inst.connect(), list(inst.config.property.hotels)):
+        click.echo(json.dumps(r) if as_json else
+                   f"{r['id']:>8}  {r['hotel_id']:<10} {r['kind']:<20} {r['entity_id']:<16} {r['last_error']}")
+
+
+@dead.command("retry")
+@click.argument("entry_id", type=int)
+@click.pass_obj
+def dead_retry(obj: Ctx, entry_id):
+    inst = obj.instance()
+    click.echo(json.dumps(delivery.resolve_dead(inst.connect(), entry_id, "retry",
+                                                hotels=list(inst.config.property.hotels), by="cli",
+                                                now=inst.clock.now())))
+
+
+@dead.command("drop")
+@click.argument("entry_id", type=int)
+@click.pass_obj
+def dead_drop(obj: Ctx, entry_id):
+    inst = obj.instance()
+    click.echo(json.dumps(delivery.resolve_dead(inst.connect(), entry_id, "drop",
+                                                hotels=list(inst.config.property.hotels), by="cli",
+                                                now=inst.clock.now())))

@@ -1,0 +1,96 @@
+"""The agent daemon: APScheduler jobs for pushing and housekeeping.
+
+The push job runs every ``poll_interval_seconds``: if new outbox entries
+appeared (the highest id moved) or ``push_interval_seconds`` passed, it drains
+what is due, a bounded number of batches per run, then tells systemd it is
+alive (WATCHDOG=1) — from the loop that does the work, so a stuck push stops
+the pings and systemd restarts the agent.  SIGTERM stops the scheduler after
+the running job finishes (requests have timeouts, so that is bounded).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import UTC, datetime
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from sync.delivery import Pusher
+
+from . import housekeeping, sdnotify
+
+log = logging.getLogger("agent")
+
+MAX_BATCHES_PER_RUN = 20
+
+
+class Agent:
+    def __init__(self, instance, transport, *, device_id: str):
+        self.instance = instance
+        self.cfg = instance.config.agent
+        self.clock = instance.clock
+        self.transport = transport
+        self.device_id = device_id
+        self._seen_max_id = -1
+        self._last_push = 0.0
+        self._pusher: Pusher | None = None
+        self.stop_event = threading.Event()
+
+    def pusher(self) -> Pusher:
+        # created on the job thread: its connection belongs to that thread
+        if self._pusher is None:
+            self._pusher = Pusher(self.instance.db(), self.transport, device_id=self.device_id,
+                                  clock=self.clock, batch_size=self.cfg.batch_size,
+                                  backoff_base=self.cfg.backoff_base_seconds,
+                                  backoff_max=self.cfg.backoff_max_seconds)
+        return self._pusher
+
+    def push_job(self) -> None:
+        try:
+            p = self.pusher()
+            now = self.clock.now()
+            max_id = p.db.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()[0]
+            if max_id != self._seen_max_id or now - self._last_push >= self.cfg.push_interval_seconds:
+                self._seen_max_id = max_id
+                self._last_push = now
+                r = p.drain(max_batches=MAX_BATCHES_PER_RUN)
+                if r.sent:
+                    log.info("pushed", extra={"sent": r.sent, "applied": r.applied, "duplicate": r.duplicate,
+                                              "rejected": r.rejected, "retried": r.retried, "error": r.error})
+                if r.sent and not r.error:
+                    self._seen_max_id = -1  # more may be due: look again on the next run
+        except Exception:  # the loop must survive anything; the next run tries again
+            log.exception("push job failed")
+        sdnotify.notify("WATCHDOG=1")
+
+    def housekeeping_job(self) -> None:
+        try:
+            result = housekeeping.run_all(self.instance.db(), now=self.clock.now(),
+                                          node=self.instance.config.property.kiosk_id,
+                                          retention_days=self.cfg.delivered_retention_days)
+            log.info("housekeeping", extra=result)
+        except Exception:
+            log.exception("housekeeping failed")
+
+    def run(self) -> None:
+        sched = BackgroundScheduler(executors={"default": ThreadPoolExecutor(2)},
+                                    job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+        start = datetime.now(UTC)  # both jobs run at once, then on their interval
+        sched.add_job(self.push_job, "interval", seconds=self.cfg.poll_interval_seconds, id="push",
+                      next_run_time=start)
+        sched.add_job(self.housekeeping_job, "interval", seconds=self.cfg.housekeeping_interval_seconds,
+                      id="housekeeping", next_run_time=start)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop_event.set())
+        sched.start()
+        sdnotify.notify("READY=1")
+        log.info("agent started", extra={"deviceId": self.device_id})
+        self.stop_event.wait()
+        sdnotify.notify("STOPPING=1")
+        log.info("agent stopping")
+        sched.shutdown(wait=True)
+        log.info("agent stopped")
+

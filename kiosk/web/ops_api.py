@@ -1,0 +1,33 @@
+"""POST /api/pms/update and POST /api/tickets/auto — staff and admin, own hotel only."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, request
+
+from .. import tickets, workorders
+from .rbac import roles
+from .responses import ok
+
+bp = Blueprint("ops", __name__)
+
+
+def _ctx():
+    inst = current_app.config["KIOSK_INSTANCE"]
+    return inst, dict(hotel_id=g.session.hotel_id, by=g.session.user_id, now=inst.clock.now(),
+                      node=inst.config.property.kiosk_id)
+
+
+@bp.post("/api/pms/update")
+@roles("staff", "admin")
+def pms_update():
+    inst, ctx = _ctx()
+    return ok(**workorders.update(inst.db(), request.get_json(silent=True), **ctx))
+
+
+@bp.post("/api/tickets/auto")
+@roles("staff", "admin")
+def ticket_auto():
+    inst, ctx = _ctx()
+    result = tickets.create(inst.db(), request.get_json(silent=True), **ctx,
+                            window=inst.config.tickets.duplicate_window_seconds)
+    return ok(200 if result["duplicateOf"] else 201, **result)

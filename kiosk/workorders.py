@@ -1,0 +1,143 @@
+"""Work orders: local rows, the state machine, field-level history, queued for the PMS.
+
+Every change is applied to the local row, written as one history row per
+field (who, when, old -> new), audited and queued in the outbox, all in one
+transaction.  See docs/sync-protocol.md for the state machine.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+
+from sync import outbox
+from sync.workflow_rules import STATUSES, allowed_from, can_move
+
+from . import audit, store
+from .clock import iso
+from .errors import InvalidTransition, NotFound, ValidationError, VersionConflict
+from .validation import parse
+
+PRIORITIES = ("low", "normal", "high", "urgent")
+FIELDS = ("status", "assignee", "priority", "notes", "description")
+Status = Literal["open", "assigned", "in_progress", "on_hold", "done", "reopened", "cancelled"]
+Priority = Literal["low", "normal", "high", "urgent"]
+
+
+class Changes(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Status | None = None
+    assignee: StrictStr | None = Field(None, max_length=64)
+    priority: Priority | None = None
+    notes: StrictStr | None = Field(None, max_length=2000)
+    description: StrictStr | None = Field(None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _not_empty(self):
+        if not self.model_fields_set:
+            raise ValueError("changes must name at least one field")
+        return self
+
+
+class UpdateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    workOrderId: StrictStr = Field(min_length=1, max_length=64)
+    changes: Changes
+    expectedVersion: StrictInt | None = Field(None, ge=1)
+
+
+def to_json(row: dict) -> dict:
+    return {"workOrderId": row["work_order_id"], "hotelId": row["hotel_id"],
+            "assetId": row["asset_id"], "roomNumber": row["room_number"], "type": row["type"],
+            "description": row["description"], "status": row["status"], "assignee": row["assignee"],
+            "priority": row["priority"], "notes": row["notes"], "openedAt": iso(row["opened_at"]),
+            "closedAt": iso(row["closed_at"]) if row["closed_at"] else None,
+            "updatedAt": iso(row["updated_at"]), "version": row["version"]}
+
+
+def _get(db, hotel_id: str, work_order_id: str) -> dict | None:
+    rows = list(db.query("SELECT * FROM work_orders WHERE hotel_id = ? AND work_order_id = ?",
+                         [hotel_id, work_order_id]))
+    return rows[0] if rows else None
+
+
+def get(db, hotel_id: str, work_order_id: str) -> dict:
+    row = _get(db, hotel_id, work_order_id)
+    if row is None:
+        raise NotFound(f"no work order {work_order_id!r} in this hotel", {"workOrderId": work_order_id})
+    return row
+
+
+def create(db, *, hotel_id: str, work_order_id: str, by: str, now: float, node: str,
+           room_number: str | None = None, asset_id: str | None = None, type: str = "failure",
+           description: str = "", status: str = "open", assignee: str | None = None,
+           priority: str = "normal", notes: str = "", enqueue: bool = True) -> dict:
+    """Create a work order locally (and queue it for the cloud unless it came from there)."""
+    if status not in STATUSES or priority not in PRIORITIES:
+        raise ValidationError("unknown status or priority", {"status": status, "priority": priority})
+    row = {"hotel_id": hotel_id, "work_order_id": work_order_id, "asset_id": asset_id,
+           "room_number": room_number, "type": type, "description": description, "status": status,
+           "assignee": assignee, "priority": priority, "notes": notes, "opened_at": now,
+           "closed_at": now if status == "done" else None, "updated_at": now, "version": 1}
+    with store.transaction(db):
+        if _get(db, hotel_id, work_order_id) is not None:
+            raise ValidationError(f"work order {work_order_id!r} exists", {"workOrderId": work_order_id})
+        db.execute(f"INSERT INTO work_orders ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                   list(row.values()))
+        audit.record(db, hotel_id=hotel_id, event="work_order.created", outcome="success", at=now,
+                     actor=by, details={"workOrderId": work_order_id})
+        if enqueue:
+            payload = {k: v for k, v in to_json(row).items() if k not in ("hotelId", "updatedAt", "version")}
+            outbox.enqueue(db, hotel_id=hotel_id, kind="work_order.created", entity_type="work_order",
+                           entity_id=work_order_id, payload=payload, node=node, now=now)
+    return to_json(row)
+
+
+def update(db, body: Any, *, hotel_id: str, by: str, now: float, node: str) -> dict:
+    """Apply a validated update; returns the response body (without ``success``)."""
+    req = parse(UpdateRequest, body)
+    wanted = {f: getattr(req.changes, f) for f in req.changes.model_fields_set}
+    if "status" in wanted and wanted["status"] is None:
+        raise ValidationError("status cannot be null", {"fields": [{"field": "changes.status"}]})
+    with store.transaction(db):
+        row = get(db, hotel_id, req.workOrderId)
+        if req.expectedVersion is not None and req.expectedVersion != row["version"]:
+            raise VersionConflict("the work order changed since you loaded it",
+                                  {"expectedVersion": req.expectedVersion, "version": row["version"]})
+        changes = {f: {"old": row[f], "new": v} for f, v in wanted.items() if row[f] != v}
+        if "status" in changes and not can_move(row["status"], wanted["status"]):
+            raise InvalidTransition(f"a {row['status']} work order cannot become {wanted['status']}",
+                                    {"from": row["status"], "to": wanted["status"],
+                                     "allowed": allowed_from(row["status"])})
+        if not changes:
+            return {"workOrder": to_json(row), "changes": {}, "syncStatus": "unchanged"}
+        new = dict(row) | {f: c["new"] for f, c in changes.items()}
+        if "status" in changes:
+            new["closed_at"] = now if new["status"] in ("done", "cancelled") else None
+        new["updated_at"], new["version"] = now, row["version"] + 1
+        db.execute("UPDATE work_orders SET status = ?, assignee = ?, priority = ?, notes = ?,"
+                   " description = ?, closed_at = ?, updated_at = ?, version = ?"
+                   " WHERE hotel_id = ? AND work_order_id = ?",
+                   [new["status"], new["assignee"], new["priority"], new["notes"], new["description"],
+                    new["closed_at"], now, new["version"], hotel_id, req.workOrderId])
+        queued = outbox.enqueue(db, hotel_id=hotel_id, kind="work_order.updated", entity_type="work_order",
+                                entity_id=req.workOrderId, node=node, now=now,
+                                payload={"workOrderId": req.workOrderId, "changes": changes,
+                                         "by": by, "at": iso(now)})
+        db.conn.executemany(
+            "INSERT INTO work_order_history (hotel_id, work_order_id, field, old, new, by, at, hlc)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(hotel_id, req.workOrderId, f, c["old"], c["new"], by, now, queued.hlc)
+             for f, c in changes.items()])
+        audit.record(db, hotel_id=hotel_id, event="work_order.updated", outcome="success", at=now,
+                     actor=by, details={"workOrderId": req.workOrderId, "fields": sorted(changes)})
+    return {"workOrder": to_json(new), "changes": changes, "syncStatus": "queued",
+            "outboxKey": queued.idempotency_key}
+
+
+def history(db, hotel_id: str, work_order_id: str) -> list[dict]:
+    return [{"field": r["field"], "old": r["old"], "new": r["new"], "by": r["by"], "at": iso(r["at"]),
+             "hlc": r["hlc"]}
+            for r in db.query("SELECT * FROM work_order_history WHERE hotel_id = ? AND work_order_id = ?"
+                              " ORDER BY id", [hotel_id, work_order_id])]

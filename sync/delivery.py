@@ -1,0 +1,180 @@
+"""Outbox delivery: batches, per-entity order, backoff with jitter, dead letters.
+
+:class:`Pusher` takes the due entries (oldest first, skipping every entry that
+has an earlier pending entry of the same entity still waiting), pushes them as
+one batch, and records every result in ONE transaction:
+
+- ``applied`` / ``duplicate`` -> ``delivered``
+- ``rejected`` -> ``dead`` with the reason (an admin can retry or drop it)
+- ``retry`` or a transport failure -> attempts + 1, next attempt after
+  ``min(max, base * 2^(attempts-1))``, the upper half jittered
+
+A crash between the push and that transaction leaves the entries pending; the
+next push repeats them and the cloud answers ``duplicate``: exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+
+from kiosk import audit, store
+from kiosk.errors import NotFound
+
+from .transport import TransportError
+
+_DUE_SQL = """
+SELECT o.id, o.idempotency_key, o.hotel_id, o.kind, o.entity_type, o.entity_id, o.payload, o.hlc,
+       o.created_at, o.attempts
+FROM outbox o
+WHERE o.state = 'pending' AND o.next_attempt_at <= :now
+  AND NOT EXISTS (SELECT 1 FROM outbox p
+                  WHERE p.entity_type = o.entity_type AND p.entity_id = o.entity_id
+                    AND p.state = 'pending' AND p.id < o.id AND p.next_attempt_at > :now)
+ORDER BY o.id LIMIT :limit
+"""
+
+
+@dataclass
+class PushReport:
+    sent: int = 0
+    applied: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    retried: int = 0
+    error: str | None = None
+    counts: dict = field(default_factory=dict)
+
+    @property
+    def delivered(self) -> int:
+        return self.applied + self.duplicate
+
+
+def batch_key(keys: list[str]) -> str:
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32]
+
+
+def get_state(db, key: str) -> str | None:
+    row = db.execute("SELECT value FROM sync_state WHERE key = ?", [key]).fetchone()
+    return row[0] if row else None
+
+
+def _set_state(db, **values) -> None:
+    db.conn.executemany("INSERT INTO sync_state(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE"
+                        " SET value = excluded.value", [(k, None if v is None else str(v))
+                                                         for k, v in values.items()])
+
+
+class Pusher:
+    def __init__(self, db, transport, *, device_id: str, clock, batch_size: int = 500,
+                 backoff_base: float = 1.0, backoff_max: float = 300.0, rng: random.Random | None = None):
+        self.db, self.transport, self.device_id, self.clock = db, transport, device_id, clock
+        self.batch_size = batch_size
+        self.backoff_base, self.backoff_max = backoff_base, backoff_max
+        self.rng = rng or random.Random()
+
+    def backoff(self, attempts: int) -> float:
+        delay = min(self.backoff_max, self.backoff_base * 2 ** max(0, attempts - 1))
+        return delay / 2 + self.rng.random() * delay / 2
+
+    def due(self, now: float) -> list[dict]:
+        return list(self.db.query(_DUE_SQL, {"now": now, "limit": self.batch_size}))
+
+    def push_once(self) -> PushReport:
+        """Push one batch of due entries (if any) and record the outcome."""
+        now = self.clock.now()
+        rows = self.due(now)
+        report = PushReport(sent=len(rows))
+        if not rows:
+            return report
+        entries = [{"key": r["idempotency_key"], "hotelId": r["hotel_id"], "kind": r["kind"],
+                    "entityType": r["entity_type"], "entityId": r["entity_id"], "hlc": r["hlc"],
+                    "createdAt": r["created_at"], "payload": json.loads(r["payload"])} for r in rows]
+        try:
+            results = self.transport.push(self.device_id, entries, batch_key([e["key"] for e in entries]))
+        except TransportError as e:
+            if e.too_large and self.batch_size > 1:
+                self.batch_size = max(1, self.batch_size // 2)
+            report.error = e.reason
+            results = [{"status": "retry", "reason": e.reason}] * len(rows)
+        done_at = self.clock.now()
+        delivered, dead, retry = [], [], []
+        for row, res in zip(rows, results, strict=True):
+            status = res.get("status") if isinstance(res, dict) else None
+            if status in ("applied", "duplicate"):
+                delivered.append((done_at, row["id"]))
+                setattr(report, status, getattr(report, status) + 1)
+            elif status == "rejected":
+                dead.append((str(res.get("reason", "rejected"))[:500], row["id"]))
+                report.rejected += 1
+            else:
+                reason = str(res.get("reason", "retry") if isinstance(res, dict) else "bad result")[:500]
+                retry.append((reason, done_at + self.backoff(row["attempts"] + 1), row["id"]))
+                report.retried += 1
+        with store.transaction(self.db):
+            self.db.conn.executemany("UPDATE outbox SET state = 'delivered', delivered_at = ?,"
+                                     " attempts = attempts + 1, last_error = NULL WHERE id = ?", delivered)
+            self.db.conn.executemany("UPDATE outbox SET state = 'dead', attempts = attempts + 1,"
+                                     " last_error = ? WHERE id = ?", dead)
+            self.db.conn.executemany("UPDATE outbox SET attempts = attempts + 1, last_error = ?,"
+                                     " next_attempt_at = ? WHERE id = ?", retry)
+            state = {"last_push_at": done_at, "last_error": report.error}
+            if report.error is None:
+                state["last_push_ok_at"] = done_at
+            _set_state(self.db, **state)
+        return report
+
+    def drain(self, *, max_batches: int | None = None, on_batch=None) -> PushReport:
+        """Push until nothing is due (or a transport error, or ``max_batches``)."""
+        total = PushReport()
+        n = 0
+        while max_batches is None or n < max_batches:
+            r = self.push_once()
+            n += 1
+            for f in ("sent", "applied", "duplicate", "rejected", "retried"):
+                setattr(total, f, getattr(total, f) + getattr(r, f))
+            total.error = r.error
+            if on_batch:
+                on_batch(r)
+            if r.sent == 0 or r.error:
+                break
+        return total
+
+
+def backlog(db, now: float) -> dict:
+    """What ``kiosk-agent status`` shows."""
+    pending, oldest = db.execute("SELECT count(*), min(created_at) FROM outbox WHERE state = 'pending'").fetchone()
+    dead = db.execute("SELECT count(*) FROM outbox WHERE state = 'dead'").fetchone()[0]
+    ok_at = get_state(db, "last_push_ok_at")
+    return {"pending": pending, "oldestPendingAgeSeconds": round(now - oldest, 3) if oldest else None,
+            "dead": dead, "lastSuccessfulPushAt": float(ok_at) if ok_at else None,
+            "lastError": get_state(db, "last_error")}
+
+
+def list_dead(db, hotels: list[str], limit: int = 200) -> list[dict]:
+    marks = ", ".join("?" for _ in hotels)
+    return list(db.query(f"SELECT id, idempotency_key, hotel_id, kind, entity_type, entity_id, attempts,"
+                         f" last_error, created_at FROM outbox WHERE state = 'dead' AND hotel_id IN ({marks})"
+                         " ORDER BY id LIMIT ?", [*hotels, limit]))
+
+
+def resolve_dead(db, entry_id: int, action: str, *, hotels: list[str], by: str, now: float) -> dict:
+    """``retry`` puts a dead entry back in the queue; ``drop`` gives it up for good (audited)."""
+    if action not in ("retry", "drop"):
+        raise ValueError(action)
+    marks = ", ".join("?" for _ in hotels)
+    with store.transaction(db):
+        row = db.execute(f"SELECT hotel_id, kind, entity_id, last_error FROM outbox WHERE id = ?"
+                         f" AND state = 'dead' AND hotel_id IN ({marks})", [entry_id, *hotels]).fetchone()
+        if row is None:
+            raise NotFound(f"no dead outbox entry {entry_id}", {"id": entry_id})
+        if action == "retry":
+            db.execute("UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ? WHERE id = ?",
+                       [now, entry_id])
+        else:
+            db.execute("UPDATE outbox SET state = 'dropped' WHERE id = ?", [entry_id])
+        audit.record(db, hotel_id=row[0], event=f"outbox.{action}", outcome="success", at=now, actor=by,
+                     details={"id": entry_id, "kind": row[1], "entityId": row[2], "lastError": row[3]})
+    return {"id": entry_id, "state": "pending" if action == "retry" else "dropped"}

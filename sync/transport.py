@@ -1,0 +1,76 @@
+"""How the outbox reaches a cloud: one narrow interface, an HTTP and an in-memory implementation.
+
+``push(device_id, entries, idempotency_key) -> list[result]`` returns one result
+per entry as docs/sync-protocol.md says, or raises :class:`TransportError` for
+anything that leaves the batch's fate unknown (timeout, connection drop, 5xx,
+401) — those entries are simply retried later, which the cloud's idempotency
+keys make safe.
+"""
+
+from __future__ import annotations
+
+import requests
+
+
+class TransportError(Exception):
+    """The push did not get a usable answer; ``too_large`` asks for a smaller batch."""
+
+    def __init__(self, reason: str, *, too_large: bool = False):
+        super().__init__(reason)
+        self.reason = reason
+        self.too_large = too_large
+
+
+class HttpTransport:
+    """The real thing: HTTPS (TLS verified), Bearer credential, timeouts on every request."""
+
+    def __init__(self, url: str, credential: str, *, connect_timeout: float = 3.0,
+                 read_timeout: float = 15.0, ca_bundle: str | None = None):
+        self.url = url.rstrip("/")
+        self.timeout = (connect_timeout, read_timeout)
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {credential}"
+        self.session.verify = ca_bundle or True
+
+    def push(self, device_id: str, entries: list[dict], idempotency_key: str) -> list[dict]:
+        try:
+            r = self.session.post(f"{self.url}/sync/v1/push", json={"deviceId": device_id, "entries": entries},
+                                  headers={"Idempotency-Key": idempotency_key}, timeout=self.timeout)
+        except requests.RequestException as e:
+            raise TransportError(f"{type(e).__name__}: {e}"[:300]) from None
+        if r.status_code == 413:
+            raise TransportError("HTTP 413: batch too large", too_large=True)
+        if r.status_code != 200:
+            raise TransportError(f"HTTP {r.status_code}: {r.text[:200]}")
+        try:
+            results = r.json()["results"]
+        except (ValueError, KeyError, TypeError):
+            raise TransportError("the cloud's answer is not a push result") from None
+        if not isinstance(results, list) or len(results) != len(entries):
+            raise TransportError("the cloud answered a different number of results")
+        return results
+
+    def health(self) -> dict:
+        try:
+            r = self.session.get(f"{self.url}/sync/v1/health", timeout=self.timeout)
+            return {"reachable": r.status_code == 200, "status": r.status_code}
+        except requests.RequestException as e:
+            return {"reachable": False, "error": type(e).__name__}
+
+
+class InMemoryTransport:
+    """Applies pushes straight to a reference-cloud database; for unit tests and benchmarks."""
+
+    def __init__(self, cloud_db, device, clock):
+        self.db, self.device, self.clock = cloud_db, device, clock
+        self.down = False
+
+    def push(self, device_id: str, entries: list[dict], idempotency_key: str) -> list[dict]:
+        from .cloud.apply import apply_push
+
+        if self.down:
+            raise TransportError("ConnectionError: cloud down (in-memory)")
+        return apply_push(self.db, self.device, entries, self.clock.now())
+
+    def health(self) -> dict:
+        return {"reachable": not self.down}

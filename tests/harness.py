@@ -1,0 +1,164 @@
+"""Real processes for integration tests: kiosk, agent and reference cloud on 127.0.0.1.
+
+Each process gets its own data dir and port, logs to a file under the test's
+tmp dir, and is killed (SIGKILL if SIGTERM does not do) when the test ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(*args: str, env: dict | None = None, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    p = subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True,
+                       env={**os.environ, **(env or {})}, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{args} exited {p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}")
+    return p
+
+
+def wait_http(url: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=0.5)
+            return
+        except requests.RequestException:
+            time.sleep(0.05)
+    raise AssertionError(f"{url} did not come up")
+
+
+def wait_for(pred, timeout: float = 60.0, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Proc:
+    def __init__(self, args: list[str], log: Path, env: dict | None = None):
+        self.args, self.log = args, log
+        self.env = {**os.environ, **(env or {})}
+        self.p: subprocess.Popen | None = None
+
+    def start(self) -> Proc:
+        f = open(self.log, "ab")
+        self.p = subprocess.Popen([str(BIN / self.args[0]), *self.args[1:]], stdout=f, stderr=subprocess.STDOUT,
+                                  env=self.env, start_new_session=True)
+        f.close()
+        return self
+
+    def kill(self, sig=signal.SIGKILL) -> int | None:
+        if self.p and self.p.poll() is None:
+            self.p.send_signal(sig)
+            try:
+                return self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                return self.p.wait(10)
+        return self.p.returncode if self.p else None
+
+    def stop(self) -> int | None:
+        return self.kill(signal.SIGTERM)
+
+
+class Cloud:
+    def __init__(self, root: Path):
+        self.dir = root / "cloud"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: Proc | None = None
+
+    def start(self) -> Cloud:
+        self.proc = Proc(["kiosk-cloud", "serve", "--data-dir", str(self.dir), "--port", str(self.port)],
+                         self.dir.parent / "cloud.log").start()
+        wait_http(self.url + "/sync/v1/health")
+        return self
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop()
+
+    def device(self, kiosk_id: str, *hotels: str) -> str:
+        args = ["kiosk-cloud", "device", "add", kiosk_id, "--data-dir", str(self.dir)]
+        for h in hotels:
+            args += ["--hotel", h]
+        return run(*args).stdout.strip()
+
+    def list(self, what: str, hotel: str) -> list[dict]:
+        return json.loads(run("kiosk-cloud", what, "--hotel", hotel, "--json", "--data-dir", str(self.dir)).stdout)
+
+
+class Kiosk:
+    """A kiosk instance (data dir + optional server) and its agent."""
+
+    def __init__(self, root: Path, name: str = "kiosk", hotels=("demo",), agent_env: dict | None = None):
+        self.dir = root / name
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {"KIOSK_DATA_DIR": str(self.dir), "KIOSK__PROPERTY__HOTELS": json.dumps(list(hotels)),
+                    "KIOSK__PROPERTY__KIOSK_ID": name}
+        self.agent_env = {**self.env, "KIOSK__AGENT__POLL_INTERVAL_SECONDS": "0.05",
+                          "KIOSK__AGENT__PUSH_INTERVAL_SECONDS": "0.2",
+                          "KIOSK__AGENT__BACKOFF_BASE_SECONDS": "0.05",
+                          "KIOSK__AGENT__BACKOFF_MAX_SECONDS": "0.5", **(agent_env or {})}
+        run("kiosk", "init", env=self.env)
+        self.server: Proc | None = None
+        self.agent: Proc | None = None
+
+    def cli(self, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+        return run(*args, env={**self.agent_env, **(env or {})}, check=check)
+
+    def serve(self) -> Kiosk:
+        self.server = Proc(["kiosk", "serve", "--port", str(self.port)], self.dir.parent / f"{self.name}.log",
+                           env=self.env).start()
+        wait_http(self.url + "/healthz")
+        return self
+
+    def link(self, cloud_url: str, credential: str) -> None:
+        self.cli("kiosk-agent", "link", "--cloud", cloud_url, "--device-id", self.name, "--credential", credential)
+
+    def start_agent(self) -> Proc:
+        self.agent = Proc(["kiosk-agent", "run"], self.dir.parent / f"{self.name}-agent.log",
+                          env=self.agent_env).start()
+        return self.agent
+
+    def status(self) -> dict:
+        return json.loads(self.cli("kiosk-agent", "status", "--json").stdout)
+
+    def token(self, role: str, hotel: str = "demo", **kw) -> str:
+        extra = [f"--{k}={v}" for k, v in kw.items()]
+        return self.cli("kiosk", "token", "create", "--role", role, "--hotel", hotel, *extra).stdout.strip()
+
+    def session(self, role: str = "staff", hotel: str = "demo") -> requests.Session:
+        s = requests.Session()
+        r = s.post(self.url + "/api/qr/scan", json={"qrToken": self.token(role, hotel), "hotelId": hotel}, timeout=5)
+        assert r.status_code == 200, r.text
+        s.headers["Authorization"] = "Bearer " + r.json()["sessionJWT"]
+        return s
+
+    def stop_all(self) -> None:
+        for p in (self.agent, self.server):
+            if p:
+                p.kill()

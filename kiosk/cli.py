@@ -41,6 +41,12 @@ class Ctx:
             self._instance = Instance(config_mod.load(self.config_path, overrides=over))
         return self._instance
 
+    def initialised(self) -> Instance:
+        """The instance, which ``kiosk init`` must have set up (else NOT_INITIALISED, no files made)."""
+        inst = self.instance()
+        inst.load_keys()
+        return inst
+
 
 class KioskGroup(click.Group):
     """Turns a KioskError anywhere below into ``error: CODE: message`` and exit 1."""
@@ -112,7 +118,7 @@ def token():
 @click.pass_obj
 def token_create(obj: Ctx, role, hotel, user, name, expires_in, reusable, png, svg):
     """Sign a token; prints only the token on stdout."""
-    inst = obj.instance()
+    inst = obj.initialised()
     cfg = inst.config
     try:
         ttl = parse_duration(expires_in or cfg.tokens.default_ttl)
@@ -138,7 +144,7 @@ def token_create(obj: Ctx, role, hotel, user, name, expires_in, reusable, png, s
 @click.pass_obj
 def token_list(obj: Ctx, hotel, status, as_json):
     """List issued tokens with their status."""
-    inst = obj.instance()
+    inst = obj.initialised()
     hotels = [hotel] if hotel else list(inst.config.property.hotels)
     rows = tokens.list_tokens(inst.connect(), hotels=hotels, now=inst.clock.now(), status=status)
     for r in rows:
@@ -157,7 +163,7 @@ def token_list(obj: Ctx, hotel, status, as_json):
 @click.pass_obj
 def token_revoke(obj: Ctx, jti):
     """Revoke a token by its jti."""
-    inst = obj.instance()
+    inst = obj.initialised()
     result = tokens.revoke(inst.connect(), jti, hotels=list(inst.config.property.hotels),
                            now=inst.clock.now(), by="cli", node=inst.config.property.kiosk_id)
     click.echo(json.dumps(result))

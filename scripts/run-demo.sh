@@ -1,18 +1,36 @@
 #!/usr/bin/env bash
-# Run the kiosk with the demo property on embedded defaults.
-# Creates the instance under var/demo (keys, trust list, database), prints a guest,
-# a staff and an admin token (QR PNGs in var/demo/qr/), then serves on port 8080.
+# Run the product with the demo property on embedded defaults: the reference cloud,
+# the kiosk and its sync agent, all on 127.0.0.1.  Ctrl-C stops all three.
+#   var/demo/cloud   the reference cloud's data        (port ${CLOUD_PORT:-8090})
+#   var/demo/kiosk   the kiosk's data: keys, database  (port ${PORT:-8080})
+# Prints a guest, a staff and an admin token (printable QR PNGs in var/demo/kiosk/qr/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export KIOSK_DATA_DIR=${KIOSK_DATA_DIR:-var/demo}
-K=.venv/bin/kiosk
-$K init >/dev/null
+BIN=.venv/bin
+ROOT=${DEMO_DIR:-var/demo}
+PORT=${PORT:-8080}
+CLOUD_PORT=${CLOUD_PORT:-8090}
+export KIOSK_DATA_DIR="$ROOT/kiosk"
+CLOUD_DIR="$ROOT/cloud"
+
+$BIN/kiosk init >/dev/null
+if [ ! -f "$KIOSK_DATA_DIR/keys/cloud.json" ]; then
+  cred=$($BIN/kiosk-cloud device add kiosk-1 --hotel demo --data-dir "$CLOUD_DIR")
+  $BIN/kiosk-agent link --cloud "http://127.0.0.1:$CLOUD_PORT" --device-id kiosk-1 --credential "$cred" >/dev/null
+fi
 mkdir -p "$KIOSK_DATA_DIR/qr"
 for role in guest staff admin; do
-  tok=$($K token create --role "$role" --hotel demo --user "demo-$role" --reusable \
+  tok=$($BIN/kiosk token create --role "$role" --hotel demo --user "demo-$role" --reusable \
         --expires-in 7d --png "$KIOSK_DATA_DIR/qr/$role.png")
-  echo "demo $role token (QR in $KIOSK_DATA_DIR/qr/$role.png):"
+  echo "demo $role token (QR: $KIOSK_DATA_DIR/qr/$role.png):"
   echo "  $tok"
 done
-echo "kiosk on http://127.0.0.1:${PORT:-8080}  (POST /api/qr/scan with one of the tokens above)"
-exec $K serve --port "${PORT:-8080}"
+
+pids=()
+trap 'kill -TERM "${pids[@]}" 2>/dev/null; wait' INT TERM EXIT
+$BIN/kiosk-cloud serve --data-dir "$CLOUD_DIR" --port "$CLOUD_PORT" & pids+=($!)
+$BIN/kiosk-agent run & pids+=($!)
+$BIN/kiosk serve --port "$PORT" & pids+=($!)
+echo "kiosk on http://127.0.0.1:$PORT, cloud on http://127.0.0.1:$CLOUD_PORT;" \
+     "check delivery with: $BIN/kiosk-agent --data-dir $KIOSK_DATA_DIR status"
+wait -n

@@ -16,7 +16,7 @@ _HTTP_CODES = {400: "VALIDATION_ERROR", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 4
                405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE", 429: "RATE_LIMITED"}
 
 
-def ok(status: int = 200, **body):
+def ok(status: int = 200, /, **body):
     resp = jsonify({"success": True, **body})
     resp.status_code = status
     return resp

@@ -1,0 +1,150 @@
+"""The reference cloud's HTTP API (docs/sync-protocol.md).  Nothing happens at import time.
+
+``POST /sync/v1/push``, ``GET /sync/v1/health`` and the central office's
+``GET /v1/hotels/<hotel>/tickets`` and ``.../work-orders``.  Every request
+carries ``Authorization: Bearer <device credential>``.  Errors are
+``{"error": {"code", "message", "details"}}``; bad input is never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+
+from flask import Flask, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from kiosk.clock import SystemClock
+from kiosk.errors import KioskError, ValidationError
+
+from . import db as cloud_db
+from . import devices, pushes, tickets, validation, workorders
+
+log = logging.getLogger("kiosk.cloud")
+
+_HTTP_CODES = {400: "VALIDATION_ERROR", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
+               405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
+
+
+class Connections:
+    """One connection to ``cloud.db`` per thread, opened on first use."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._local = threading.local()
+
+    def get(self):
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = cloud_db.connect(self.path)
+        return db
+
+
+def create_app(data_dir: str | Path, clock=None) -> Flask:
+    """The cloud app for the data dir ``data_dir`` (created and migrated here, once)."""
+    cloud_db.open_data_dir(data_dir).conn.close()
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=validation.MAX_BODY_BYTES,
+                      CLOUD_DB=Connections(Path(data_dir) / cloud_db.FILENAME),
+                      CLOUD_CLOCK=clock or SystemClock())
+    app.json.sort_keys = False
+    _install_errors(app)
+    _install_routes(app)
+    return app
+
+
+def _error(err: KioskError):
+    resp = jsonify({"error": err.to_dict()})
+    resp.status_code = err.http_status
+    if err.http_status == 401:
+        resp.headers["WWW-Authenticate"] = "Bearer"
+    return resp
+
+
+def _install_errors(app: Flask) -> None:
+    app.register_error_handler(KioskError, _error)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        code = _HTTP_CODES.get(exc.code or 500)
+        if code is None:
+            return _unexpected(exc)
+        return _error(KioskError(exc.description or exc.name, {}, code=code))
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.error("unhandled error", exc_info=exc, extra={"path": request.path})
+        return _error(KioskError("something went wrong in the cloud; try again later", {}))
+
+
+def _device() -> devices.Device:
+    header = request.headers.get("Authorization", "")
+    scheme, _, credential = header.partition(" ")
+    device = devices.authenticate(g.db, credential.strip()) if scheme.lower() == "bearer" else None
+    if device is None:
+        log.warning("bad credential", extra={"path": request.path, "client": request.remote_addr})
+        raise KioskError("a valid device credential is required (Authorization: Bearer …)", {},
+                         code="UNAUTHORIZED")
+    return device
+
+
+def _json_body():
+    try:
+        return json.loads(request.get_data(cache=False), parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise ValidationError("the request body is not JSON", {"fields": [{"field": "(body)"}]}) from None
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _install_routes(app: Flask) -> None:
+    clock = app.config["CLOUD_CLOCK"]
+
+    @app.before_request
+    def _open_db():
+        g.db = app.config["CLOUD_DB"].get()
+
+    @app.post("/sync/v1/push")
+    def push():
+        started = time.monotonic()
+        device = _device()
+        device_id, entries = validation.push_body(_json_body())
+        if device_id != device.device_id:
+            raise KioskError(f"deviceId {device_id!r} is not the device of this credential",
+                             {"field": "deviceId"}, code="FORBIDDEN")
+        key = request.headers.get("Idempotency-Key") or None
+        if key is not None and len(key) > 200:
+            raise ValidationError("Idempotency-Key is longer than 200 characters", {"field": "Idempotency-Key"})
+        body, replayed = pushes.respond(g.db, device, entries, clock.now(), key)
+        counts: dict[str, int] = {}
+        for r in body["results"]:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        log.info("push", extra={"deviceId": device.device_id, "entries": len(entries), "replayed": replayed,
+                                "counts": counts, "ms": round((time.monotonic() - started) * 1000, 1)})
+        return jsonify(body)
+
+    @app.get("/sync/v1/health")
+    def health():
+        _device()
+        return jsonify({"status": "ok", "serverTime": clock.now()})
+
+    def _hotel(hotel_id: str) -> None:
+        device = _device()
+        if not device.serves(hotel_id):
+            raise KioskError(f"this credential is not for hotel {hotel_id}", {"hotelId": hotel_id},
+                             code="FORBIDDEN")
+
+    @app.get("/v1/hotels/<hotel_id>/tickets")
+    def hotel_tickets(hotel_id: str):
+        _hotel(hotel_id)
+        return jsonify({"tickets": tickets.list_for_hotel(g.db, hotel_id)})
+
+    @app.get("/v1/hotels/<hotel_id>/work-orders")
+    def hotel_work_orders(hotel_id: str):
+        _hotel(hotel_id)
+        return jsonify({"workOrders": workorders.list_for_hotel(g.db, hotel_id)})

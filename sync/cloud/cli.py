@@ -1,0 +1,155 @@
+"""The ``kiosk-cloud`` command: a thin click layer over the reference cloud.
+
+Scripts depend on these forms::
+
+    kiosk-cloud serve --data-dir DIR [--port 8090] [--host 127.0.0.1]
+    kiosk-cloud device add KIOSK_ID --hotel H [--hotel H2] --data-dir DIR   (prints only the credential)
+    kiosk-cloud device revoke KIOSK_ID --data-dir DIR
+    kiosk-cloud device list --data-dir DIR
+    kiosk-cloud tickets --hotel H --json --data-dir DIR                      (a JSON array)
+    kiosk-cloud work-orders --hotel H --json --data-dir DIR                  (a JSON array, with history)
+
+``--data-dir`` goes before or after the subcommand; default ``$KIOSK_CLOUD_DATA_DIR``
+or ``var/cloud``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from kiosk import logs
+from kiosk.clock import SystemClock
+from kiosk.errors import KioskError
+
+from . import db as cloud_db
+from . import devices, tickets, workorders
+
+DEFAULT_DATA_DIR = "var/cloud"
+
+
+class CloudGroup(click.Group):
+    """Turns a KioskError anywhere below into ``error: CODE: message`` and exit 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KioskError as e:
+            click.echo(f"error: {e.code}: {e.message}", err=True)
+            sys.exit(1)
+
+
+def data_dir_option(f):
+    """``--data-dir`` after the subcommand; falls back to the group's (env, default)."""
+    def remember(ctx, _param, value):
+        if value is not None:
+            ctx.find_root().meta["cloud.data_dir"] = value
+        return value
+    return click.option("--data-dir", type=click.Path(file_okay=False), callback=remember, expose_value=False,
+                        is_eager=True, help="The cloud's data directory (holds cloud.db).")(f)
+
+
+def data_dir() -> Path:
+    return Path(click.get_current_context().find_root().meta["cloud.data_dir"])
+
+
+def open_db():
+    return cloud_db.open_data_dir(data_dir())
+
+
+@click.group(cls=CloudGroup)
+@click.option("--data-dir", type=click.Path(file_okay=False), envvar="KIOSK_CLOUD_DATA_DIR",
+              default=DEFAULT_DATA_DIR, show_default=True, help="The cloud's data directory (holds cloud.db).")
+@click.pass_context
+def main(ctx, data_dir):
+    """Reference cloud for the kiosk sync protocol (docs/sync-protocol.md)."""
+    ctx.meta.setdefault("cloud.data_dir", data_dir)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=8090, show_default=True, help="Port to listen on.")
+@click.option("--threads", type=int, default=8, show_default=True, help="Worker threads.")
+@click.option("--log-level", default="INFO", show_default=True)
+@data_dir_option
+def serve(host, port, threads, log_level):
+    """Serve the sync and read API until SIGTERM / Ctrl-C."""
+    import waitress
+
+    from .app import create_app
+
+    root = data_dir()
+    logs.configure(log_level, root / "logs")
+    log = logging.getLogger("kiosk.cloud")
+    app = create_app(root)
+    server = waitress.create_server(app, host=host, port=port, threads=threads, ident="kiosk-cloud")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # waitress stops its loop on SystemExit
+    log.info("serving", extra={"host": host, "port": server.effective_port, "dataDir": str(root)})
+    try:
+        server.run()
+    finally:
+        server.close()
+        log.info("cloud stopped")
+
+
+@main.group()
+def device():
+    """Register kiosks and their credentials."""
+
+
+@device.command("add")
+@click.argument("kiosk_id")
+@click.option("--hotel", "hotels", multiple=True, required=True, help="A hotel the kiosk serves (repeatable).")
+@data_dir_option
+def device_add(kiosk_id, hotels):
+    """Register KIOSK_ID (or give it a new credential); prints only the credential, once."""
+    click.echo(devices.add_device(open_db(), kiosk_id, list(hotels), SystemClock().now()))
+
+
+@device.command("revoke")
+@click.argument("kiosk_id")
+@data_dir_option
+def device_revoke(kiosk_id):
+    """Stop accepting KIOSK_ID's credential."""
+    devices.revoke_device(open_db(), kiosk_id, SystemClock().now())
+    click.echo(json.dumps({"deviceId": kiosk_id, "revoked": True}))
+
+
+@device.command("list")
+@data_dir_option
+def device_list():
+    """Registered devices (one JSON object per line; never the credentials)."""
+    for d in devices.list_devices(open_db()):
+        click.echo(json.dumps(d))
+
+
+def _listing(name: str, lister, line):
+    @main.command(name, help=f"The {name.replace('-', ' ')} of a hotel, as the cloud holds them.")
+    @click.option("--hotel", required=True, help="The hotel to list.")
+    @click.option("--json", "as_json", is_flag=True, help="Print a JSON array (the API's objects).")
+    @data_dir_option
+    def command(hotel, as_json):
+        rows = lister(open_db(), hotel)
+        if as_json:
+            click.echo(json.dumps(rows))
+        else:
+            for r in rows:
+                click.echo(line(r))
+    return command
+
+
+tickets_cmd = _listing("tickets", tickets.list_for_hotel,
+                       lambda t: f"{t['ticketId']}  {t['type']:<14} {t['status']:<8} {t['roomNumber'] or '-':<6}"
+                                 f" {t['title']}")
+work_orders_cmd = _listing("work-orders", workorders.list_for_hotel,
+                           lambda w: f"{w['workOrderId']}  {w['status']:<11} v{w['version']:<3}"
+                                     f" {w['assignee'] or '-':<10} {len(w['history'])} changes")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

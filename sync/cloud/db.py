@@ -1,0 +1,138 @@
+"""The cloud's own database, ``cloud.db`` in its data dir.
+
+Opened like the kiosk's store (:func:`kiosk.store.connect`: WAL,
+``synchronous=FULL``, busy timeout, ``BEGIN IMMEDIATE`` transactions) but with
+the cloud's migrations, tracked by ``PRAGMA user_version`` the same way.
+Never edit a shipped migration: append a new one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlite_utils
+
+from kiosk import store
+
+FILENAME = "cloud.db"
+
+MIGRATIONS: list[list[str]] = [
+    # 1: devices, per-entry and per-push idempotency, work orders, tickets, event log
+    [
+        """CREATE TABLE devices (
+            device_id TEXT PRIMARY KEY,
+            hotels TEXT NOT NULL,
+            credential_hash TEXT NOT NULL UNIQUE,
+            created_at REAL NOT NULL,
+            revoked_at REAL
+        )""",
+        """CREATE TABLE applied_entries (
+            key TEXT PRIMARY KEY,
+            device_id TEXT NOT NULL,
+            hotel_id TEXT,
+            kind TEXT,
+            entity_type TEXT,
+            entity_id TEXT,
+            hlc TEXT,
+            result TEXT NOT NULL,
+            applied_at REAL NOT NULL
+        )""",
+        """CREATE TABLE push_requests (
+            device_id TEXT NOT NULL,
+            idempotency_key TEXT NOT NULL,
+            response TEXT NOT NULL,
+            at REAL NOT NULL,
+            PRIMARY KEY (device_id, idempotency_key)
+        )""",
+        """CREATE TABLE work_orders (
+            hotel_id TEXT NOT NULL,
+            work_order_id TEXT NOT NULL,
+            asset_id TEXT,
+            room_number TEXT,
+            type TEXT NOT NULL,
+            description TEXT,
+            status TEXT NOT NULL,
+            assignee TEXT,
+            priority TEXT,
+            notes TEXT,
+            opened_at TEXT,
+            closed_at TEXT,
+            created_payload TEXT NOT NULL,
+            version INTEGER NOT NULL DEFAULT 1,
+            updated_at REAL NOT NULL,
+            updated_hlc TEXT NOT NULL,
+            PRIMARY KEY (hotel_id, work_order_id)
+        )""",
+        """CREATE TABLE work_order_history (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            hotel_id TEXT NOT NULL,
+            work_order_id TEXT NOT NULL,
+            field TEXT NOT NULL,
+            old TEXT,
+            new TEXT,
+            by TEXT,
+            at TEXT,
+            hlc TEXT NOT NULL,
+            entry_key TEXT NOT NULL,
+            FOREIGN KEY (hotel_id, work_order_id) REFERENCES work_orders(hotel_id, work_order_id)
+        )""",
+        "CREATE INDEX wo_history ON work_order_history(hotel_id, work_order_id, id)",
+        """CREATE TABLE tickets (
+            hotel_id TEXT NOT NULL,
+            ticket_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            title TEXT NOT NULL,
+            description TEXT,
+            room_number TEXT,
+            priority TEXT,
+            queue TEXT,
+            status TEXT,
+            fingerprint TEXT,
+            created_at TEXT,
+            created_by TEXT,
+            payload TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            PRIMARY KEY (hotel_id, ticket_id)
+        )""",
+        """CREATE TABLE events (
+            key TEXT PRIMARY KEY,
+            hotel_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            entity_type TEXT NOT NULL,
+            entity_id TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            hlc TEXT NOT NULL,
+            received_at REAL NOT NULL
+        )""",
+        "CREATE INDEX events_entity ON events(hotel_id, entity_type, entity_id)",
+    ],
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def connect(path: str | Path) -> sqlite_utils.Database:
+    """Open (creating and migrating if needed) the cloud database file at ``path``."""
+    db = store.connect(path, migrate=False)
+    migrate(db)
+    return db
+
+
+def open_data_dir(data_dir: str | Path) -> sqlite_utils.Database:
+    """``DATA_DIR/cloud.db``; the directory is created (mode 0700) if missing."""
+    root = Path(data_dir)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return connect(root / FILENAME)
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Apply pending cloud migrations, each in its own transaction; returns how many."""
+    applied = 0
+    while True:
+        with store.transaction(db):
+            current = store.schema_version(db)
+            if current >= SCHEMA_VERSION:
+                return applied
+            for stmt in MIGRATIONS[current]:
+                db.execute(stmt)
+            db.execute(f"PRAGMA user_version = {current + 1}")
+        applied += 1

@@ -1,0 +1,28 @@
+"""The four per-entry results of a push (docs/sync-protocol.md, "Push")."""
+
+from __future__ import annotations
+
+
+class Rejected(Exception):
+    """A permanent refusal of one entry; ``reason`` is ``CODE: text``."""
+
+    def __init__(self, code: str, text: str):
+        super().__init__(f"{code}: {text}")
+        self.code = code
+        self.reason = f"{code}: {text}"[:500]
+
+
+def applied(key: str) -> dict:
+    return {"key": key, "status": "applied"}
+
+
+def duplicate(key: str, original: dict) -> dict:
+    return {"key": key, "status": "duplicate", "original": original}
+
+
+def rejected(key: str, reason: str) -> dict:
+    return {"key": key, "status": "rejected", "reason": reason}
+
+
+def retry(key: str, reason: str) -> dict:
+    return {"key": key, "status": "retry", "reason": reason}

@@ -1,0 +1,184 @@
+"""Shapes: the push body (bad -> HTTP 400), each entry and its payload (bad -> ``INVALID_ENTRY``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
+from pydantic import ValidationError as PydanticError
+
+from kiosk.errors import KioskError, ValidationError
+from sync.workflow_rules import STATUSES
+
+from .results import Rejected
+
+MAX_ENTRIES = 1000
+MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_KEY_CHARS = 200
+
+#: entry kind -> the entity type it must name
+KINDS: dict[str, str] = {
+    "work_order.created": "work_order",
+    "work_order.updated": "work_order",
+    "ticket.created": "ticket",
+    "token.issued": "qr_token",
+    "token.used": "qr_token",
+    "token.revoked": "qr_token",
+    "session.opened": "session",
+    "session.ended": "session",
+}
+CHANGEABLE = ("status", "assignee", "priority", "notes", "description")
+
+
+def _text(n: int, *, min_length: int = 0, default: Any = ...) -> Any:
+    return Field(default, min_length=min_length, max_length=n)
+
+
+class Entry(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    key: StrictStr = _text(MAX_KEY_CHARS, min_length=1)
+    hotelId: StrictStr = _text(64, min_length=1)
+    kind: StrictStr = _text(64, min_length=1)
+    entityType: StrictStr = _text(64, min_length=1)
+    entityId: StrictStr = _text(128, min_length=1)
+    hlc: StrictStr = _text(100, min_length=1)
+    createdAt: StrictFloat | StrictInt = Field(allow_inf_nan=False)
+    payload: dict[str, Any]
+
+
+class WorkOrderCreated(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    workOrderId: StrictStr = _text(64, min_length=1)
+    assetId: StrictStr | None = _text(64, default=None)
+    roomNumber: StrictStr | None = _text(32, default=None)
+    type: StrictStr = _text(32, min_length=1, default="failure")
+    description: StrictStr | None = _text(4000, default="")
+    status: StrictStr = "open"
+    assignee: StrictStr | None = _text(64, default=None)
+    priority: StrictStr = _text(16, min_length=1, default="normal")
+    notes: StrictStr | None = _text(4000, default="")
+    openedAt: StrictStr | None = _text(40, default=None)
+    closedAt: StrictStr | None = _text(40, default=None)
+
+    @model_validator(mode="after")
+    def _known_status(self):
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}")
+        return self
+
+
+class Change(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    old: StrictStr | None = _text(4000, default=None)
+    new: StrictStr | None = _text(4000)
+
+
+class WorkOrderUpdated(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    workOrderId: StrictStr = _text(64, min_length=1)
+    changes: dict[str, Change]
+    by: StrictStr = _text(128, min_length=1)
+    at: StrictStr = _text(40, min_length=1)
+
+    @model_validator(mode="after")
+    def _changeable(self):
+        if not self.changes:
+            raise ValueError("changes must name at least one field")
+        unknown = sorted(set(self.changes) - set(CHANGEABLE))
+        if unknown:
+            raise ValueError(f"fields that cannot change: {', '.join(unknown)}")
+        status = self.changes.get("status")
+        if status is not None and status.new not in STATUSES:
+            raise ValueError(f"changes.status.new must be one of {', '.join(STATUSES)}")
+        return self
+
+
+class TicketCreated(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    ticketId: StrictStr = _text(64, min_length=1)
+    type: StrictStr = _text(32, min_length=1)
+    title: StrictStr = _text(500, min_length=1)
+    description: StrictStr | None = _text(4000, default="")
+    roomNumber: StrictStr | None = _text(32, default=None)
+    priority: StrictStr = _text(16, min_length=1, default="normal")
+    queue: StrictStr | None = _text(64, default=None)
+    status: StrictStr = _text(32, min_length=1, default="open")
+    fingerprint: StrictStr | None = _text(128, default=None)
+    createdAt: StrictStr | None = _text(40, default=None)
+    createdBy: StrictStr | None = _text(128, default=None)
+
+
+def _problem(e: PydanticError, prefix: str) -> str:
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+    return f"{where or '(entry)'}: {err['msg']}"
+
+
+def entry(raw: Any) -> Entry:
+    """The validated envelope of one entry, or :class:`Rejected` ``INVALID_ENTRY``."""
+    try:
+        e = Entry.model_validate(raw)
+    except PydanticError as err:
+        raise Rejected("INVALID_ENTRY", _problem(err, "")) from None
+    size = len(json.dumps(e.payload, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_PAYLOAD_BYTES:
+        raise Rejected("INVALID_ENTRY", f"payload is {size} bytes, more than {MAX_PAYLOAD_BYTES}")
+    return e
+
+
+def payload(model: type[BaseModel], e: Entry, id_field: str) -> Any:
+    """The entry's payload as ``model``; its id field must be the entry's entityId."""
+    try:
+        p = model.model_validate(e.payload)
+    except PydanticError as err:
+        raise Rejected("INVALID_ENTRY", _problem(err, "payload")) from None
+    if getattr(p, id_field) != e.entityId:
+        raise Rejected("INVALID_ENTRY", f"payload.{id_field} {getattr(p, id_field)!r}"
+                                        f" is not the entityId {e.entityId!r}")
+    return p
+
+
+def push_body(body: Any) -> tuple[str, list[dict]]:
+    """``(deviceId, entries)`` of a push body; :class:`ValidationError` (HTTP 400) if malformed.
+
+    Only what is needed to answer per entry is checked here: each entry must be
+    an object with a usable ``key``.  Everything else is judged per entry.
+    """
+    if not isinstance(body, dict):
+        raise ValidationError("the request body must be a JSON object", {"fields": [{"field": "(body)"}]})
+    device_id, entries = body.get("deviceId"), body.get("entries")
+    problems = []
+    if not isinstance(device_id, str) or not device_id:
+        problems.append({"field": "deviceId", "problem": "must be a non-empty string"})
+    if not isinstance(entries, list):
+        problems.append({"field": "entries", "problem": "must be a list"})
+    elif len(entries) > MAX_ENTRIES:
+        raise KioskError(f"{len(entries)} entries in one push; at most {MAX_ENTRIES}",
+                         {"entries": len(entries), "max": MAX_ENTRIES}, code="PAYLOAD_TOO_LARGE")
+    else:
+        problems += entry_keys(entries)
+    if problems:
+        names = ", ".join(p["field"] for p in problems[:10])
+        raise ValidationError(f"invalid push: {names}", {"fields": problems[:50]})
+    return device_id, entries
+
+
+def entry_keys(entries: list) -> list[dict]:
+    """Problems with the entries' keys (each must be an object with a string key)."""
+    problems = []
+    for i, raw in enumerate(entries):
+        key = raw.get("key") if isinstance(raw, dict) else None
+        if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_CHARS:
+            problems.append({"field": f"entries.{i}.key",
+                             "problem": f"each entry must be an object with a key of 1-{MAX_KEY_CHARS} characters"})
+    return problems

@@ -1,0 +1,297 @@
+"""POST /api/qr/scan: the seed's shapes, one transaction per scan, audit, rate limiting, races."""
+
+import threading
+
+import jwt
+import pytest
+import requests
+import waitress
+
+from kiosk import config as config_mod
+from kiosk import tokens
+from kiosk.errors import KioskError
+from kiosk.instance import Instance
+from kiosk.web import create_app
+
+TABLES = ("sessions", "consumed_tokens", "workflow_state", "audit_log", "outbox")
+
+
+def count(db, table, where="1", params=()):
+    return db.execute(f"SELECT count(*) FROM {table} WHERE {where}", list(params)).fetchone()[0]
+
+
+def snapshot(instance):
+    return {t: count(instance.db(), t) for t in TABLES}
+
+
+def jti_of(token):
+    return jwt.decode(token, options={"verify_signature": False})["jti"]
+
+
+def last_audit(instance):
+    return instance.db().execute(
+        "SELECT event, outcome, code, jti, hotel_id FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+
+
+# --- success -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("role,models", [
+    ("guest", ["guest-messaging", "room-status", "upsell-engine"]),
+    ("staff", ["task-routing", "housekeeping", "night-audit", "maintenance", "billing-detection"]),
+])
+def test_success_body_has_the_seed_shape(client, issue, keys, role, models):
+    tok = issue(role, user="u-42", name="Ana Silva")
+    r = client.post("/api/qr/scan", json={"qrToken": tok, "hotelId": "demo", "scanMethod": "manual"})
+    assert r.status_code == 200
+    body = r.get_json()
+    # the seed's fields, plus expiresAt and hotelId
+    assert set(body) == {"success", "sessionId", "sessionJWT", "user", "triggeredAIModels",
+                         "expiresAt", "hotelId"}
+    assert body["success"] is True
+    assert body["user"] == {"id": "u-42", "role": role, "name": "Ana Silva"}
+    assert body["triggeredAIModels"] == models
+    assert body["hotelId"] == "demo"
+    claims = jwt.decode(body["sessionJWT"], keys.session_secret, algorithms=["HS256"],
+                        options={"verify_exp": False})
+    assert (claims["sid"], claims["sub"], claims["rol"], claims["hid"]) == (body["sessionId"], "u-42", role, "demo")
+
+
+def test_name_defaults_to_the_subject(client, issue):
+    r = client.post("/api/qr/scan", json={"qrToken": issue("guest", user="g-7"), "hotelId": "demo"})
+    assert r.get_json()["user"] == {"id": "g-7", "role": "guest", "name": "g-7"}
+
+
+def test_session_cookie_is_httponly_and_samesite_strict(client, issue):
+    r = client.post("/api/qr/scan", json={"qrToken": issue(), "hotelId": "demo"})
+    cookies = r.headers.getlist("Set-Cookie")
+    assert len(cookies) == 1
+    cookie = cookies[0]
+    attrs = [a.strip().lower() for a in cookie.split(";")]
+    assert cookie.startswith("kiosk_session=" + r.get_json()["sessionJWT"] + ";")
+    assert "httponly" in attrs and "samesite=strict" in attrs and "path=/" in attrs
+    assert r.headers["Cache-Control"] == "no-store"
+
+
+def test_success_writes_one_of_each_row_in_the_db(client, issue, instance):
+    tok = issue("guest")
+    jti = jti_of(tok)
+    before = snapshot(instance)
+    first_outbox = instance.db().execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()[0]
+    body = client.post("/api/qr/scan", json={"qrToken": tok, "hotelId": "demo"}).get_json()
+    after = snapshot(instance)
+    assert {t: after[t] - before[t] for t in TABLES} == {
+        "sessions": 1, "consumed_tokens": 1, "workflow_state": 1, "audit_log": 1, "outbox": 2}
+    db = instance.db()
+    sid = body["sessionId"]
+    assert db.execute("SELECT hotel_id, jti, role, ended_at FROM sessions WHERE id = ?",
+                      [sid]).fetchone() == ("demo", jti, "guest", None)
+    assert db.execute("SELECT session_id, kiosk_id FROM consumed_tokens WHERE jti = ?",
+                      [jti]).fetchone() == (sid, "kiosk-test")
+    assert db.execute("SELECT workflow, state FROM workflow_state WHERE session_id = ?",
+                      [sid]).fetchone() == ("guest", "started")
+    assert last_audit(instance) == ("scan", "success", None, jti, "demo")
+    kinds = db.execute("SELECT kind, entity_id FROM outbox WHERE id > ? ORDER BY id",
+                       [first_outbox]).fetchall()
+    assert sorted(kinds) == sorted([("token.used", jti), ("session.opened", sid)])
+
+
+def test_reusable_token_is_not_recorded_as_consumed(client, issue, instance):
+    tok = issue("staff", reusable=True)
+    for _ in range(2):
+        assert client.post("/api/qr/scan", json={"qrToken": tok, "hotelId": "demo"}).status_code == 200
+    assert count(instance.db(), "consumed_tokens") == 0
+    assert count(instance.db(), "sessions", "jti = ?", [jti_of(tok)]) == 2
+    assert count(instance.db(), "outbox", "kind = 'token.used'") == 0
+
+
+# --- validation --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs", [
+    {"data": "not json", "content_type": "application/json"},
+    {"data": "qrToken=abc&hotelId=demo", "content_type": "application/x-www-form-urlencoded"},
+    {"json": ["qrToken", "hotelId"]},
+    {"json": {"qrToken": 123, "hotelId": "demo"}},
+    {"json": {"qrToken": "x" * 10, "hotelId": 5}},
+    {"json": {"qrToken": "abc"}},
+    {"json": {"hotelId": "demo"}},
+    {"json": {"qrToken": "abc", "hotelId": "../etc"}},
+    {"json": {"qrToken": "abc", "hotelId": "demo", "scanMethod": "telepathy"}},
+    {"json": {"qrToken": "abc", "hotelId": "demo", "userId": ""}},
+])
+def test_validation_errors_are_400_and_write_no_session(client, instance, kwargs):
+    before = snapshot(instance)
+    r = client.post("/api/qr/scan", **kwargs)
+    assert r.status_code == 400
+    body = r.get_json()
+    assert body["success"] is False and body["error"]["code"] == "VALIDATION_ERROR"
+    assert body["timestamp"].endswith("Z")
+    after = snapshot(instance)
+    for t in ("sessions", "consumed_tokens", "workflow_state", "outbox"):
+        assert after[t] == before[t], t
+    assert after["audit_log"] == before["audit_log"] + 1
+    assert last_audit(instance)[:3] == ("scan", "refused", "VALIDATION_ERROR")
+
+
+def test_validation_error_names_the_fields(client):
+    r = client.post("/api/qr/scan", json={"qrToken": 123})
+    fields = {f["field"] for f in r.get_json()["error"]["details"]["fields"]}
+    assert fields == {"qrToken", "hotelId"}
+
+
+def test_valid_token_for_another_user_is_refused(client, issue, instance):
+    tok = issue("guest", user="g-1")
+    r = client.post("/api/qr/scan", json={"qrToken": tok, "hotelId": "demo", "userId": "g-2"})
+    assert r.status_code == 401 and r.get_json()["error"]["code"] == "INVALID_TOKEN"
+    assert count(instance.db(), "consumed_tokens") == 0
+
+
+# --- every refusal is audited ------------------------------------------------------------------
+
+@pytest.fixture
+def refusals(issue, instance, clock, client):
+    """name -> (request body, expected code); each a different way to be refused."""
+    used = issue("guest")
+    assert client.post("/api/qr/scan", json={"qrToken": used, "hotelId": "demo"}).status_code == 200
+    revoked = issue("guest")
+    tokens.revoke(instance.db(), jti_of(revoked), hotels=["demo"], now=clock.now(), by="t", node="k")
+    expired = issue("guest", ttl=10)
+    clock.advance(100)
+    return {
+        "invalid": ({"qrToken": "a.b.c", "hotelId": "demo"}, "INVALID_TOKEN"),
+        "expired": ({"qrToken": expired, "hotelId": "demo"}, "TOKEN_EXPIRED"),
+        "revoked": ({"qrToken": revoked, "hotelId": "demo"}, "TOKEN_REVOKED"),
+        "used": ({"qrToken": used, "hotelId": "demo"}, "TOKEN_ALREADY_USED"),
+        "mismatch": ({"qrToken": issue("guest"), "hotelId": "harbor"}, "HOTEL_MISMATCH"),
+        "validation": ({"qrToken": 123, "hotelId": "demo"}, "VALIDATION_ERROR"),
+    }
+
+
+@pytest.mark.parametrize("case", ["invalid", "expired", "revoked", "used", "mismatch", "validation"])
+def test_every_refused_scan_writes_an_audit_row_with_its_code(client, instance, refusals, case):
+    body, code = refusals[case]
+    before = snapshot(instance)
+    r = client.post("/api/qr/scan", json=body)
+    assert r.get_json()["error"]["code"] == code
+    after = snapshot(instance)
+    assert after["audit_log"] == before["audit_log"] + 1
+    assert {t: after[t] for t in TABLES if t != "audit_log"} == {t: before[t] for t in TABLES if t != "audit_log"}
+    event, outcome, audited_code, _, hotel = last_audit(instance)
+    assert (event, outcome, audited_code) == ("scan", "refused", code)
+    assert hotel == body["hotelId"]
+
+
+# --- rate limiting -----------------------------------------------------------------------------
+
+def test_failures_are_rate_limited_per_client_until_the_window_passes(client, issue, instance, clock):
+    limit = instance.config.scan.max_failures
+    window = instance.config.scan.window_seconds
+    for _ in range(limit):
+        r = client.post("/api/qr/scan", json={"qrToken": "a.b.c", "hotelId": "demo"})
+        assert r.status_code == 401
+        clock.advance(0.5)
+    tok = issue("guest")
+    r = client.post("/api/qr/scan", json={"qrToken": tok, "hotelId": "demo"})
+    assert r.status_code == 429 and r.get_json()["error"]["code"] == "RATE_LIMITED"
+    retry = int(r.headers["Retry-After"])
+    assert retry == r.get_json()["error"]["details"]["retryAfter"]
+    assert 1 <= retry <= window + 1
+    assert last_audit(instance)[:3] == ("security.rate_limited", "refused", "RATE_LIMITED")
+    assert count(instance.db(), "consumed_tokens") == 0
+
+    other = client.post("/api/qr/scan", json={"qrToken": tok, "hotelId": "demo"},
+                        environ_base={"REMOTE_ADDR": "10.0.0.99"})
+    assert other.status_code == 200, other.get_json()
+
+    clock.advance(window - limit * 0.5 - 1)  # the first failure is still inside the window
+    assert client.post("/api/qr/scan", json={"qrToken": issue(), "hotelId": "demo"}).status_code == 429
+    clock.advance(retry)
+    r = client.post("/api/qr/scan", json={"qrToken": issue(), "hotelId": "demo"})
+    assert r.status_code == 200, r.get_json()
+
+
+def test_successful_scans_do_not_count_towards_the_limit(client, issue, instance):
+    for _ in range(instance.config.scan.max_failures + 5):
+        assert client.post("/api/qr/scan", json={"qrToken": issue(), "hotelId": "demo"}).status_code == 200
+
+
+# --- concurrency -------------------------------------------------------------------------------
+
+N = 16
+
+
+def test_one_time_token_wins_exactly_once_under_concurrent_scans(app, instance, issue):
+    service = app.config["KIOSK_SCAN"]
+    tok = issue("guest")
+    barrier = threading.Barrier(N)
+    results: list = [None] * N
+    conns = [instance.connect() for _ in range(N)]
+
+    def worker(i):
+        barrier.wait()
+        try:
+            results[i] = service.scan(conns[i], {"qrToken": tok, "hotelId": "demo"}, client=f"kiosk-{i}")
+        except KioskError as e:
+            results[i] = e.code
+        except Exception as e:  # pragma: no cover - reported by the assertion below
+            results[i] = repr(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(N)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    for c in conns:
+        c.conn.close()
+
+    wins = [r for r in results if isinstance(r, dict)]
+    assert len(wins) == 1, results
+    assert sorted(r for r in results if not isinstance(r, dict)) == ["TOKEN_ALREADY_USED"] * (N - 1)
+    db = instance.db()
+    jti = jti_of(tok)
+    assert count(db, "sessions", "jti = ?", [jti]) == 1
+    assert count(db, "consumed_tokens", "jti = ?", [jti]) == 1
+    assert count(db, "outbox", "kind = 'token.used' AND entity_id = ?", [jti]) == 1
+    assert db.execute("SELECT session_id FROM consumed_tokens WHERE jti = ?", [jti]).fetchone()[0] == wins[0]["sessionId"]
+
+
+@pytest.fixture
+def served(tmp_path, clock):
+    """A real waitress server in a thread (failure limit raised: all requests come from 127.0.0.1)."""
+    cfg = config_mod.load(None, env={}, overrides={
+        "data_dir": str(tmp_path / "served"), "scan": {"max_failures": 1000},
+        "property": {"hotels": ["demo"], "issuer": "demo", "kiosk_id": "kiosk-served"}})
+    inst = Instance(cfg, clock=clock)
+    inst.init()
+    server = waitress.create_server(create_app(instance=inst), host="127.0.0.1", port=0, threads=8)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield inst, f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        server.close()
+        thread.join(timeout=10)
+
+
+def test_concurrent_http_scans_of_one_token_succeed_once(served, clock):
+    inst, base = served
+    tok, _ = tokens.issue(inst.db(), inst.load_keys(), hotel_id="demo", role="guest", now=clock.now(),
+                          ttl_seconds=600, issuer="demo", node="kiosk-served")
+    barrier = threading.Barrier(N)
+    statuses: list = [None] * N
+
+    def worker(i):
+        with requests.Session() as http:
+            http.trust_env = False  # no proxy between the test and 127.0.0.1
+            barrier.wait()
+            r = http.post(base + "/api/qr/scan", json={"qrToken": tok, "hotelId": "demo"}, timeout=30)
+            statuses[i] = (r.status_code, r.json().get("error", {}).get("code"))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(N)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(statuses) == [(200, None)] + [(409, "TOKEN_ALREADY_USED")] * (N - 1)
+    db = inst.connect()
+    assert count(db, "sessions") == 1 and count(db, "consumed_tokens") == 1
+    db.conn.close()

@@ -1,0 +1,174 @@
+"""The systemd units in systemd/: valid for systemd, hardened, commented, and consistent
+with the CLI and the config they run.
+
+``systemd-analyze verify`` refuses a unit whose ``ExecStart=`` binary does not exist,
+so each unit is copied to a temp dir with the install paths pointed at executables
+that do exist here (the venv's ``kiosk`` script; ``true`` for a missing Chromium).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kiosk import config as config_mod
+
+REPO = Path(__file__).resolve().parents[1]
+UNITS = REPO / "systemd"
+INSTALLED_BIN = "/opt/hotel-kiosk/.venv/bin/"
+STATE_DIR = "/var/lib/hotel-kiosk"
+CHROMIUM = "/usr/bin/chromium"
+VENV_BIN = Path(sys.executable).parent
+ANALYZE = shutil.which("systemd-analyze")
+
+needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed")
+
+
+def directives(unit: str) -> list[tuple[str, str, str]]:
+    """(section, key, value) for every directive, continuation lines joined."""
+    out, section, pending = [], None, ""
+    for raw in (UNITS / unit).read_text().splitlines():
+        line = raw.strip()
+        if pending:
+            line, pending = pending + " " + line, ""
+        if line.endswith("\\"):
+            pending = line[:-1].strip()
+            continue
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        key, _, value = line.partition("=")
+        out.append((section, key.strip(), value.strip()))
+    return out
+
+
+def values(unit: str, key: str) -> list[str]:
+    return [v for _, k, v in directives(unit) if k == key]
+
+
+def installable(unit: str, tmp_path: Path) -> Path:
+    """A copy of ``unit`` whose executables exist on this machine."""
+    assert (VENV_BIN / "kiosk").exists(), "the project must be installed in the venv"
+    text = (UNITS / unit).read_text().replace(INSTALLED_BIN, f"{VENV_BIN}/")
+    if not Path(CHROMIUM).exists():
+        text = text.replace(CHROMIUM, shutil.which("true"))
+    out = tmp_path / "units" / unit
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(text)
+    out.chmod(0o644)  # systemd warns about executable or world-writable unit files
+    return out
+
+
+def analyze(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    runtime = tmp_path / "runtime"  # the --user manager needs a runtime dir
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
+           "XDG_RUNTIME_DIR": str(runtime), "SYSTEMD_LOG_COLOR": "0", "SYSTEMD_PAGER": ""}
+    return subprocess.run([ANALYZE, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+@needs_analyze
+@pytest.mark.parametrize("unit, scope", [("kiosk.service", []), ("kiosk-browser.service", ["--user"])])
+def test_systemd_analyze_verify_is_silent(unit, scope, tmp_path):
+    path = installable(unit, tmp_path)
+    r = analyze(tmp_path, *scope, "verify", "--man=no", str(path))
+    assert (r.returncode, r.stdout + r.stderr) == (0, "")
+
+
+@needs_analyze
+def test_verify_does_report_a_broken_unit(tmp_path):
+    """The check above is not vacuous: verify exits 0 on warnings but does print them."""
+    bad = installable("kiosk.service", tmp_path)
+    text = bad.read_text().replace("Restart=on-failure", "Restart=sometimes")
+    bad.write_text(text.replace("UMask=0077", "UMask=0077\nProtectEverything=yes"))
+    out = analyze(tmp_path, "verify", "--man=no", str(bad))
+    text = out.stdout + out.stderr
+    assert "ProtectEverything" in text and "sometimes" in text
+
+
+@needs_analyze
+def test_kiosk_service_exposure_is_low(tmp_path):
+    """``systemd-analyze security`` rates the unit at most 2.0 of 10 (1.4 when written)."""
+    path = installable("kiosk.service", tmp_path)
+    r = analyze(tmp_path, "security", "--offline=yes", "--threshold=20", "--man=no", str(path))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+
+
+def test_kiosk_service_runs_init_then_serve_on_the_state_directory():
+    assert values("kiosk.service", "ExecStartPre") == [f"{INSTALLED_BIN}kiosk --data-dir {STATE_DIR} init"]
+    assert values("kiosk.service", "ExecStart") == [f"{INSTALLED_BIN}kiosk --data-dir {STATE_DIR} serve"]
+    assert values("kiosk.service", "StateDirectory") == [Path(STATE_DIR).name]
+    assert values("kiosk.service", "Restart") == ["on-failure"]
+    assert values("kiosk.service", "WantedBy") == ["multi-user.target"]
+
+
+def test_kiosk_service_is_unprivileged_and_hardened():
+    d = {k: v for _, k, v in directives("kiosk.service")}
+    assert d.get("DynamicUser") == "yes" or d.get("User", "root") not in ("", "root")
+    expected = {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
+                "PrivateTmp": "yes", "UMask": "0077", "CapabilityBoundingSet": "",
+                "RestrictNamespaces": "yes", "RestrictSUIDSGID": "yes", "LockPersonality": "yes",
+                "SystemCallArchitectures": "native", "StateDirectoryMode": "0700"}
+    assert {k: d.get(k) for k in expected} == expected
+    assert "@system-service" in values("kiosk.service", "SystemCallFilter")
+    assert set(d["RestrictAddressFamilies"].split()) == {"AF_UNIX", "AF_INET", "AF_INET6"}
+    text = (UNITS / "kiosk.service").read_text()
+    assert "PrivateDevices=no" in text and "camera" in text  # the note for issue 5
+
+
+def test_unit_command_lines_work_with_the_cli(tmp_path):
+    """ExecStartPre really is an idempotent init, and ExecStart parses as `kiosk serve`."""
+    data = tmp_path / "state"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK")}
+
+    def argv(cmd: str) -> list[str]:
+        return shlex.split(cmd.replace(INSTALLED_BIN, f"{VENV_BIN}/").replace(STATE_DIR, str(data)))
+
+    pre = argv(values("kiosk.service", "ExecStartPre")[0])
+    first = subprocess.run(pre, capture_output=True, text=True, env=env, timeout=60, check=True)
+    second = subprocess.run(pre, capture_output=True, text=True, env=env, timeout=60, check=True)
+    assert json.loads(first.stdout)["created"] == ["issuer key", "trust list", "session secret"]
+    assert json.loads(second.stdout)["created"] == []
+    assert json.loads(first.stdout)["kid"] == json.loads(second.stdout)["kid"]
+    for f in ("issuer.pem", "trust.json", "session.secret"):
+        assert stat.S_IMODE((data / "keys" / f).stat().st_mode) == 0o600
+    start = subprocess.run([*argv(values("kiosk.service", "ExecStart")[0]), "--help"],
+                           capture_output=True, text=True, env=env, timeout=60)
+    assert start.returncode == 0 and "Serve the kiosk's API and screens" in start.stdout
+
+
+def test_browser_opens_the_kiosk_in_kiosk_mode_as_a_user_unit():
+    cfg = config_mod.defaults()["server"]
+    argv = shlex.split(values("kiosk-browser.service", "ExecStart")[0])
+    assert argv[0] == CHROMIUM and "--kiosk" in argv
+    assert argv[-1] == f"http://{cfg['host']}:{cfg['port']}/"
+    assert values("kiosk-browser.service", "WantedBy") == ["graphical-session.target"]
+    assert values("kiosk-browser.service", "Restart") == ["always"]
+    assert not values("kiosk-browser.service", "User")  # a user unit runs as its user
+
+
+@pytest.mark.parametrize("unit", ["kiosk.service", "kiosk-browser.service"])
+def test_every_directive_is_commented(unit):
+    """Each run of directives follows a comment and is short (no silent blocks)."""
+    run, commented = 0, False
+    for raw in (UNITS / unit).read_text().splitlines():
+        line = raw.strip()
+        if line.startswith("#"):
+            run, commented = 0, True
+        elif not line or line.startswith("["):
+            run, commented = 0, False
+        elif raw[:1].isspace():
+            continue  # continuation of the previous directive
+        else:
+            run += 1
+            assert commented and run <= 6, f"{unit}: add a comment above {line!r}"

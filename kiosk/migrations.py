@@ -151,6 +151,150 @@ MIGRATIONS: list[list[str]] = [
             value TEXT
         )""",
     ],
+    # 3: property data (a PMS export, see docs/property-data.md), model runs, room photos
+    [
+        """CREATE TABLE rooms (
+            hotel_id TEXT NOT NULL,
+            room_number TEXT NOT NULL,
+            room_type TEXT NOT NULL,
+            floor INTEGER NOT NULL,
+            status TEXT NOT NULL CHECK (status IN
+                ('Dirty','Pickup','Clean','Inspected','OutOfOrder','OutOfService')),
+            occupied INTEGER NOT NULL DEFAULT 0 CHECK (occupied IN (0, 1)),
+            updated_at REAL,
+            PRIMARY KEY (hotel_id, room_number)
+        )""",
+        """CREATE TABLE rate_plans (
+            hotel_id TEXT NOT NULL,
+            code TEXT NOT NULL,
+            room_type TEXT NOT NULL,
+            nightly_rate REAL NOT NULL,
+            tax_rate REAL NOT NULL,
+            PRIMARY KEY (hotel_id, code, room_type)
+        )""",
+        """CREATE TABLE reservations (
+            hotel_id TEXT NOT NULL,
+            confirmation TEXT NOT NULL,
+            guest_name TEXT NOT NULL DEFAULT '',
+            room_number TEXT,
+            room_type TEXT,
+            arrival TEXT NOT NULL,
+            departure TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN
+                ('Confirmed','InHouse','CheckedOut','Canceled','NoShow')),
+            adults INTEGER NOT NULL DEFAULT 1,
+            children INTEGER NOT NULL DEFAULT 0,
+            rate_plan TEXT,
+            nightly_rate REAL,
+            currency TEXT NOT NULL DEFAULT 'EUR',
+            language TEXT NOT NULL DEFAULT 'en',
+            vip INTEGER NOT NULL DEFAULT 0,
+            segment TEXT,
+            booked_on TEXT,
+            canceled_on TEXT,
+            email TEXT,
+            phone TEXT,
+            PRIMARY KEY (hotel_id, confirmation)
+        )""",
+        "CREATE INDEX reservations_stay ON reservations(hotel_id, arrival, departure)",
+        "CREATE INDEX reservations_room ON reservations(hotel_id, room_number)",
+        """CREATE TABLE charges (
+            hotel_id TEXT NOT NULL,
+            charge_id TEXT NOT NULL,
+            confirmation TEXT NOT NULL,
+            posted_at TEXT NOT NULL,
+            code TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            amount REAL NOT NULL,
+            quantity REAL NOT NULL DEFAULT 1,
+            PRIMARY KEY (hotel_id, charge_id)
+        )""",
+        "CREATE INDEX charges_res ON charges(hotel_id, confirmation, posted_at)",
+        """CREATE TABLE staff (
+            hotel_id TEXT NOT NULL,
+            staff_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            role TEXT NOT NULL,
+            skills TEXT NOT NULL DEFAULT '',
+            shift_start TEXT,
+            shift_end TEXT,
+            max_credits REAL,
+            PRIMARY KEY (hotel_id, staff_id)
+        )""",
+        """CREATE TABLE tasks (
+            hotel_id TEXT NOT NULL,
+            task_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            room_number TEXT,
+            priority TEXT NOT NULL DEFAULT 'normal',
+            required_skill TEXT,
+            created_at TEXT NOT NULL,
+            due_at TEXT,
+            status TEXT NOT NULL DEFAULT 'open',
+            assignee TEXT,
+            description TEXT NOT NULL DEFAULT '',
+            source TEXT,
+            PRIMARY KEY (hotel_id, task_id)
+        )""",
+        "CREATE INDEX tasks_open ON tasks(hotel_id, status, due_at)",
+        """CREATE TABLE assets (
+            hotel_id TEXT NOT NULL,
+            asset_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            room_number TEXT,
+            installed_on TEXT,
+            PRIMARY KEY (hotel_id, asset_id)
+        )""",
+        """CREATE TABLE offers (
+            hotel_id TEXT NOT NULL,
+            offer_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            type TEXT NOT NULL CHECK (type IN ('upgrade','addon')),
+            price REAL NOT NULL,
+            margin REAL NOT NULL,
+            room_type_from TEXT,
+            room_type_to TEXT,
+            inventory INTEGER,
+            PRIMARY KEY (hotel_id, offer_id)
+        )""",
+        """CREATE TABLE offer_history (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            hotel_id TEXT NOT NULL,
+            confirmation TEXT NOT NULL,
+            offer_id TEXT NOT NULL,
+            shown_at TEXT NOT NULL,
+            accepted INTEGER NOT NULL CHECK (accepted IN (0, 1))
+        )""",
+        "CREATE INDEX offer_history_offer ON offer_history(hotel_id, offer_id)",
+        """CREATE TABLE faq (
+            hotel_id TEXT NOT NULL,
+            faq_id TEXT NOT NULL,
+            language TEXT NOT NULL DEFAULT 'en',
+            question TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            PRIMARY KEY (hotel_id, faq_id, language)
+        )""",
+        """CREATE TABLE room_photos (
+            hotel_id TEXT NOT NULL,
+            room_number TEXT NOT NULL,
+            path TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (hotel_id, room_number)
+        )""",
+        """CREATE TABLE ai_interactions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            hotel_id TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            session_id TEXT,
+            actor TEXT,
+            started_at REAL NOT NULL,
+            duration_ms REAL NOT NULL,
+            status TEXT NOT NULL,
+            error TEXT,
+            actions INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX ai_interactions_hotel ON ai_interactions(hotel_id, started_at)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,1 @@
+"""The twelve hotel models; see ``base`` for the contract and ``registry`` for the list."""

@@ -1,0 +1,74 @@
+"""The contract every hotel model implements.
+
+A model is a plain function ``run(ctx, payload) -> Result``.  It reads the
+property's data from the local store (always scoped by ``ctx.hotel_id``),
+computes, and returns findings or outputs plus the actions it proposes.  It
+never writes: the runner (``kiosk.models.runner``) times it, enforces its
+timeout, applies the proposed actions locally and queues them in the outbox in
+one transaction, and logs the run in ``ai_interactions``.
+
+Each model module defines ``SPEC = ModelSpec(...)``; ``kiosk.models.registry``
+lists the modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+ActionType = Literal["CREATE_TASK", "UPDATE_PMS", "SEND_MESSAGE", "SCHEDULE_MAINTENANCE"]
+ACTION_TYPES: tuple[str, ...] = ("CREATE_TASK", "UPDATE_PMS", "SEND_MESSAGE", "SCHEDULE_MAINTENANCE")
+
+
+@dataclass(frozen=True)
+class Action:
+    """An effect a model proposes.  ``payload`` is JSON-able.
+
+    CREATE_TASK          {"type", "roomNumber", "priority", "requiredSkill", "description", "dueAt"?}
+    UPDATE_PMS           {"entity": "charge"|"reservation"|"room"|..., "id", "changes": {...},
+                          "reason", "requiresApproval": bool}
+    SEND_MESSAGE         {"confirmation", "channel", "language", "text"}
+    SCHEDULE_MAINTENANCE {"assetId", "roomNumber", "risk", "dueBy", "description"}
+    """
+
+    type: ActionType
+    payload: dict[str, Any]
+
+
+@dataclass
+class Result:
+    """What ``run`` returns.  Exactly one of ``findings`` / ``outputs`` is set."""
+
+    confidence: float
+    findings: list[dict[str, Any]] | None = None
+    outputs: dict[str, Any] | None = None
+    actions: list[Action] = field(default_factory=list)
+
+
+@dataclass
+class Context:
+    """What a model may use.  ``db`` is a sqlite_utils.Database on the instance store."""
+
+    db: Any
+    hotel_id: str
+    now: float                    # epoch seconds from the injected clock
+    actor: str | None = None      # user id of the session that asked, if any
+    role: str | None = None
+    session_id: str | None = None
+    data_dir: str | None = None   # instance data dir (for files such as room photos)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def today(self) -> date:
+        return datetime.fromtimestamp(self.now, UTC).date()
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str                                   # e.g. "night-audit"
+    run: Callable[[Context, dict[str, Any]], Result]
+    roles: frozenset[str]                     # session roles allowed to trigger it
+    reads: tuple[str, ...]                    # tables it reads (documentation + tests)
+    timeout_seconds: float = 20.0
+    description: str = ""

@@ -78,7 +78,8 @@ def analyze(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @needs_analyze
-@pytest.mark.parametrize("unit, scope", [("kiosk.service", []), ("kiosk-browser.service", ["--user"])])
+@pytest.mark.parametrize("unit, scope", [("kiosk.service", []), ("kiosk-agent.service", []),
+                                         ("kiosk-browser.service", ["--user"])])
 def test_systemd_analyze_verify_is_silent(unit, scope, tmp_path):
     path = installable(unit, tmp_path)
     r = analyze(tmp_path, *scope, "verify", "--man=no", str(path))
@@ -97,9 +98,10 @@ def test_verify_does_report_a_broken_unit(tmp_path):
 
 
 @needs_analyze
-def test_kiosk_service_exposure_is_low(tmp_path):
-    """``systemd-analyze security`` rates the unit at most 2.0 of 10 (1.4 when written)."""
-    path = installable("kiosk.service", tmp_path)
+@pytest.mark.parametrize("unit", ["kiosk.service", "kiosk-agent.service"])
+def test_service_exposure_is_low(unit, tmp_path):
+    """``systemd-analyze security`` rates the units at most 2.0 of 10 (1.4 when written)."""
+    path = installable(unit, tmp_path)
     r = analyze(tmp_path, "security", "--offline=yes", "--threshold=20", "--man=no", str(path))
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr
 
@@ -112,18 +114,76 @@ def test_kiosk_service_runs_init_then_serve_on_the_state_directory():
     assert values("kiosk.service", "WantedBy") == ["multi-user.target"]
 
 
-def test_kiosk_service_is_unprivileged_and_hardened():
-    d = {k: v for _, k, v in directives("kiosk.service")}
+@pytest.mark.parametrize("unit", ["kiosk.service", "kiosk-agent.service"])
+def test_services_are_unprivileged_and_hardened(unit):
+    d = {k: v for _, k, v in directives(unit)}
     assert d.get("DynamicUser") == "yes" or d.get("User", "root") not in ("", "root")
     expected = {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
                 "PrivateTmp": "yes", "UMask": "0077", "CapabilityBoundingSet": "",
                 "RestrictNamespaces": "yes", "RestrictSUIDSGID": "yes", "LockPersonality": "yes",
                 "SystemCallArchitectures": "native", "StateDirectoryMode": "0700"}
     assert {k: d.get(k) for k in expected} == expected
-    assert "@system-service" in values("kiosk.service", "SystemCallFilter")
+    assert "@system-service" in values(unit, "SystemCallFilter")
     assert set(d["RestrictAddressFamilies"].split()) == {"AF_UNIX", "AF_INET", "AF_INET6"}
+
+
+def test_kiosk_service_notes_what_the_camera_needs():
     text = (UNITS / "kiosk.service").read_text()
-    assert "PrivateDevices=no" in text and "camera" in text  # the note for issue 5
+    assert "PrivateDevices=no" in text and "camera" in text
+
+
+def test_agent_shares_the_kiosk_state_and_waits_for_a_link():
+    for key in ("User", "Group", "StateDirectory", "DynamicUser"):
+        assert values("kiosk-agent.service", key) == values("kiosk.service", key), key
+    assert values("kiosk-agent.service", "ExecStart") == [f"{INSTALLED_BIN}kiosk-agent --data-dir {STATE_DIR} run"]
+    assert values("kiosk-agent.service", "ExecStartPre") == values("kiosk.service", "ExecStartPre")
+    assert values("kiosk-agent.service", "ConditionPathExists") == [f"{STATE_DIR}/keys/cloud.json"]
+    assert values("kiosk-agent.service", "Type") == ["notify"]
+    assert values("kiosk-agent.service", "NotifyAccess") == ["main"]
+    watchdog = float(values("kiosk-agent.service", "WatchdogSec")[0])
+    agent = config_mod.defaults()["agent"]
+    # pings come from every push-job run; the watchdog allows many missed runs and more
+    # than a request that times out
+    cloud = config_mod.defaults()["cloud"]
+    assert watchdog >= 20 * agent["poll_interval_seconds"]
+    assert watchdog > cloud["connect_timeout_seconds"] + cloud["request_timeout_seconds"]
+
+
+def test_agent_run_speaks_the_notify_protocol_the_unit_expects(tmp_path):
+    """A real ``kiosk-agent run`` sends READY=1, then WATCHDOG=1 again and again even
+    with the cloud unreachable, then STOPPING=1 on SIGTERM: what Type=notify and
+    WatchdogSec= rely on."""
+    import signal
+    import socket
+    import time
+
+    data = tmp_path / "state"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK")}
+    kiosk_bin, agent_bin = str(VENV_BIN / "kiosk"), str(VENV_BIN / "kiosk-agent")
+    subprocess.run([kiosk_bin, "--data-dir", str(data), "init"], env=env, check=True,
+                   capture_output=True, timeout=60)
+    subprocess.run([agent_bin, "--data-dir", str(data), "link", "--cloud", "http://127.0.0.1:9",
+                    "--device-id", "kiosk-1", "--credential", "x" * 32], env=env, check=True,
+                   capture_output=True, timeout=60)
+    sock_path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as srv:
+        srv.bind(str(sock_path))
+        srv.settimeout(20)
+        proc = subprocess.Popen([agent_bin, "--data-dir", str(data), "run"],
+                                env={**env, "NOTIFY_SOCKET": str(sock_path)},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            got = [srv.recv(256).decode() for _ in range(6)]
+            assert "READY=1" in got and got.count("WATCHDOG=1") >= 4
+            proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 20
+            while (msg := srv.recv(256).decode()) != "STOPPING=1":
+                assert time.monotonic() < deadline, "no STOPPING=1 after SIGTERM"
+                assert msg == "WATCHDOG=1"
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
 
 
 def test_unit_command_lines_work_with_the_cli(tmp_path):
@@ -157,7 +217,7 @@ def test_browser_opens_the_kiosk_in_kiosk_mode_as_a_user_unit():
     assert not values("kiosk-browser.service", "User")  # a user unit runs as its user
 
 
-@pytest.mark.parametrize("unit", ["kiosk.service", "kiosk-browser.service"])
+@pytest.mark.parametrize("unit", ["kiosk.service", "kiosk-agent.service", "kiosk-browser.service"])
 def test_every_directive_is_commented(unit):
     """Each run of directives follows a comment and is short (no silent blocks)."""
     run, commented = 0, False

@@ -74,7 +74,10 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX audit_hotel_at ON audit_log(hotel_id, at)",
         """CREATE TABLE outbox (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            -- rowid, not AUTOINCREMENT: ids only order entries (a purged id may come
+            -- back as max+1, still after every live row) and each enqueue writes one
+            -- page less (no sqlite_sequence update); see bench/sync.py
+            id INTEGER PRIMARY KEY,
             idempotency_key TEXT NOT NULL UNIQUE,
             hotel_id TEXT NOT NULL,
             kind TEXT NOT NULL,

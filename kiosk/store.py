@@ -63,7 +63,7 @@ def run_migrations(db: sqlite_utils.Database) -> int:
 def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     """``BEGIN IMMEDIATE`` … ``COMMIT``; rolls back on any exception."""
     try:
-        db.execute("BEGIN IMMEDIATE")
+        db.conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as e:
         if "locked" in str(e) or "busy" in str(e):
             raise StoreBusy("the local store is busy; try again", {"reason": str(e)}) from e
@@ -74,4 +74,9 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
         db.conn.rollback()
         raise
     else:
-        db.execute("COMMIT")
+        try:
+            db.conn.execute("COMMIT")
+        except BaseException:  # e.g. disk full or I/O error: leave no transaction open
+            if db.conn.in_transaction:
+                db.conn.rollback()
+            raise

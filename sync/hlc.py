@@ -27,17 +27,18 @@ class Stamp:
 
 
 def tick(db, node: str, now_s: float) -> Stamp:
-    """Next local stamp for ``node``; call inside a transaction."""
-    row = db.execute("SELECT wall_ms, counter FROM hlc_state WHERE node = ?", [node]).fetchone()
-    last_wall, last_counter = row if row else (0, 0)
-    physical = int(now_s * 1000)
-    if physical > last_wall:
-        wall, counter = physical, 0
-    else:
-        wall, counter = last_wall, last_counter + 1
-    db.execute(
-        "INSERT INTO hlc_state(node, wall_ms, counter) VALUES (?, ?, ?) "
-        "ON CONFLICT(node) DO UPDATE SET wall_ms = excluded.wall_ms, counter = excluded.counter",
-        [node, wall, counter],
-    )
+    """Next local stamp for ``node``; call inside a transaction.
+
+    One UPSERT ... RETURNING: the physical time wins when it is ahead of the last
+    stamp, else the last wall time is kept and the counter moves on (so a clock that
+    steps backwards never makes stamps go backwards).
+    """
+    wall, counter = db.conn.execute(
+        "INSERT INTO hlc_state(node, wall_ms, counter) VALUES (?1, ?2, 0) "
+        "ON CONFLICT(node) DO UPDATE SET "
+        " counter = CASE WHEN excluded.wall_ms > wall_ms THEN 0 ELSE counter + 1 END,"
+        " wall_ms = max(wall_ms, excluded.wall_ms) "
+        "RETURNING wall_ms, counter",
+        [node, int(now_s * 1000)],
+    ).fetchone()
     return Stamp(wall, counter, node)

@@ -25,7 +25,7 @@ def enqueue(db, *, hotel_id: str, kind: str, entity_type: str, entity_id: str,
     """Add one pending entry; returns its key and HLC stamp.  Call inside a transaction."""
     key = idempotency_key or str(uuid.uuid4())
     stamp = hlc.tick(db, node, now)
-    db.execute(
+    db.conn.execute(
         "INSERT INTO outbox (idempotency_key, hotel_id, kind, entity_type, entity_id, payload,"
         " hlc, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [key, hotel_id, kind, entity_type, entity_id,

@@ -1,0 +1,316 @@
+"""Sync benchmark: durable enqueue, draining a backlog to the reference cloud, agent memory.
+
+Side by side in one run:
+
+1. **Durable enqueue**: our ``sync.outbox.enqueue`` (one transaction per entry,
+   WAL + ``synchronous=FULL``, HLC stamp included) against persist-queue's
+   ``SQLiteAckQueue`` with the same durability (WAL, ``synchronous=FULL`` read back
+   from both connections, one commit per ``put``).  Ours also batched, 100 entries
+   per transaction, as a scan or model run that queues several effects does.
+2. **Drain**: a backlog of ``--entries`` ticket entries (100,000 by default) pushed
+   by a real ``kiosk-agent sync --once`` process to a real ``kiosk-cloud serve``
+   process over loopback, batched (``agent.batch_size``, 500) against one request per
+   entry (``batch_size=1``, on ``--single`` entries and extrapolated: it is too slow to
+   run on all of them).  Every entry is checked to be in the cloud exactly once.
+3. **Memory**: the agent's resident set size sampled every 0.2 s while it drains.
+
+    python bench/sync.py                      # the full run (a few minutes)
+    python bench/sync.py --entries 20000 --enqueue 2000 --single 1000   # quick
+
+Figures are printed as a table; see bench/README.md for the last recorded run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import click
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from kiosk import config as config_mod  # noqa: E402
+from kiosk import store  # noqa: E402
+from kiosk.clock import iso  # noqa: E402
+from kiosk.instance import Instance  # noqa: E402
+from sync import outbox  # noqa: E402
+
+BIN = Path(sys.executable).parent
+HOTEL = "demo"
+
+
+def payload(i: int, now: float) -> tuple[str, dict]:
+    """A ticket as the kiosk queues it (the cloud validates and applies it)."""
+    tid = f"T-{uuid.uuid4().hex[:12]}"
+    return tid, {"ticketId": tid, "type": "maintenance", "title": f"Leaking tap in bathroom {i}",
+                 "description": "Guest reports a dripping tap; water on the floor.",
+                 "roomNumber": str(100 + i % 400), "priority": "normal", "queue": "maintenance",
+                 "status": "open", "fingerprint": uuid.uuid4().hex[:16], "createdAt": iso(now),
+                 "createdBy": "bench"}
+
+
+def instance(root: Path) -> Instance:
+    cfg = config_mod.load(None, env={}, overrides={
+        "data_dir": str(root), "property": {"hotels": [HOTEL], "issuer": HOTEL, "kiosk_id": "bench-kiosk"}})
+    inst = Instance(cfg)
+    inst.init()
+    return inst
+
+
+def pragma(conn, name: str):
+    return conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+# --- 1. enqueue ---------------------------------------------------------------------------
+
+def bench_enqueue(root: Path, n: int, rounds: int = 5) -> list[tuple]:
+    """Entries per second for each contender: the median of ``rounds`` interleaved
+    rounds of ``n / rounds`` entries (interleaving spreads disk and CPU noise evenly)."""
+    import persistqueue
+
+    inst = instance(root / "enqueue-ours")
+    db = inst.connect()
+    mode = (pragma(db.conn, "journal_mode"), pragma(db.conn, "synchronous"))
+    q = persistqueue.SQLiteAckQueue(str(root / "enqueue-pq"), auto_commit=True)
+    q._putter.execute("PRAGMA synchronous=FULL")  # its default here too; set so the run says so
+    pq_mode = (pragma(q._putter, "journal_mode"), pragma(q._putter, "synchronous"))
+    now = time.time()
+    per_round = max(100, n // rounds)
+
+    def ours_single(items):
+        for tid, p in items:
+            with store.transaction(db):
+                outbox.enqueue(db, hotel_id=HOTEL, kind="ticket.created", entity_type="ticket",
+                               entity_id=tid, payload=p, node="bench", now=time.time())
+
+    def ours_batched(items):
+        for start in range(0, len(items), 100):
+            with store.transaction(db):
+                for tid, p in items[start:start + 100]:
+                    outbox.enqueue(db, hotel_id=HOTEL, kind="ticket.created", entity_type="ticket",
+                                   entity_id=tid, payload=p, node="bench", now=time.time())
+
+    def persist_queue(items):
+        for tid, p in items:
+            q.put({"hotelId": HOTEL, "kind": "ticket.created", "entityId": tid, "payload": p})
+
+    # How the product uses it: the local change and its outbox entry in one transaction
+    # (one fsync, atomic), against the local change committed and then a put into a
+    # separate persist-queue (two fsyncs, and a crash between them loses the entry).
+    db.execute("CREATE TABLE IF NOT EXISTS bench_change (id TEXT PRIMARY KEY, body TEXT)")
+
+    def ours_with_change(items):
+        for tid, p in items:
+            with store.transaction(db):
+                db.conn.execute("INSERT INTO bench_change VALUES (?, ?)", [tid, p["title"]])
+                outbox.enqueue(db, hotel_id=HOTEL, kind="ticket.created", entity_type="ticket",
+                               entity_id=tid, payload=p, node="bench", now=time.time())
+
+    def change_then_persist_queue(items):
+        for tid, p in items:
+            with store.transaction(db):
+                db.conn.execute("INSERT INTO bench_change VALUES (?, ?)", [tid, p["title"]])
+            q.put({"hotelId": HOTEL, "kind": "ticket.created", "entityId": tid, "payload": p})
+
+    contenders = [("ours: outbox.enqueue, 1 per transaction", mode, ours_single),
+                  ("persist-queue SQLiteAckQueue.put (auto_commit)", pq_mode, persist_queue),
+                  ("ours: outbox.enqueue, 100 per transaction", mode, ours_batched),
+                  ("ours: local change + enqueue, 1 transaction", mode, ours_with_change),
+                  ("local change, then persist-queue put", pq_mode, change_then_persist_queue)]
+    rates: dict[str, list[float]] = {name: [] for name, _, _ in contenders}
+    with click.progressbar(length=rounds * len(contenders), label="enqueue (interleaved rounds)",
+                           file=sys.stderr) as bar:
+        for _ in range(rounds):
+            for name, _, fn in contenders:
+                items = [payload(i, now) for i in range(per_round)]
+                t0 = time.perf_counter()
+                fn(items)
+                rates[name].append(per_round / (time.perf_counter() - t0))
+                bar.update(1)
+    db.conn.close()
+    q.close()
+    return [(name, *m, statistics.median(rates[name]), min(rates[name]), max(rates[name]))
+            for name, m, _ in contenders]
+
+
+# --- 2 and 3. drain and memory ------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(*args: str, env: dict | None = None) -> str:
+    out = subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True, check=True,
+                         env={**os.environ, **(env or {})}, timeout=300)
+    return out.stdout
+
+
+class CloudProc:
+    def __init__(self, root: Path):
+        self.dir, self.port = root / "cloud", free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(root / "cloud.log", "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([str(BIN / "kiosk-cloud"), "serve", "--data-dir", str(self.dir),
+                                      "--port", str(self.port)], stdout=self.log, stderr=subprocess.STDOUT)
+        import requests
+        for _ in range(200):
+            try:
+                requests.get(self.url + "/sync/v1/health", timeout=1)
+                return
+            except requests.RequestException:
+                time.sleep(0.05)
+        raise SystemExit("the reference cloud did not start; see cloud.log")
+
+    def tickets(self) -> tuple[int, int]:
+        """(rows, distinct ids) of the hotel's tickets in the cloud's database."""
+        db = sqlite3.connect(f"file:{self.dir / 'cloud.db'}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT count(*), count(DISTINCT ticket_id) FROM tickets WHERE hotel_id = ?",
+                              [HOTEL]).fetchone()
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def fill(root: Path, name: str, n: int) -> Path:
+    inst = instance(root / name)
+    db = inst.connect()
+    now = time.time()
+    with click.progressbar(range(0, n, 5000), label=f"backlog: {n:,} entries ({name})", file=sys.stderr) as bar:
+        for start in bar:
+            with store.transaction(db):
+                for i in range(start, min(n, start + 5000)):
+                    tid, p = payload(i, now)
+                    outbox.enqueue(db, hotel_id=HOTEL, kind="ticket.created", entity_type="ticket",
+                                   entity_id=tid, payload=p, node="bench", now=now)
+    db.conn.close()
+    return root / name
+
+
+def drain(cloud: CloudProc, data: Path, n: int, batch_size: int, label: str) -> dict:
+    cred = run("kiosk-cloud", "device", "add", data.name, "--hotel", HOTEL, "--data-dir", str(cloud.dir)).strip()
+    env = {"KIOSK_DATA_DIR": str(data), "KIOSK__PROPERTY__HOTELS": json.dumps([HOTEL]),
+           "KIOSK__AGENT__BATCH_SIZE": str(batch_size)}
+    run("kiosk-agent", "link", "--cloud", cloud.url, "--device-id", data.name, "--credential", cred, env=env)
+    before, _ = cloud.tickets()
+    db = sqlite3.connect(f"file:{data / 'kiosk.db'}?mode=ro", uri=True)
+    samples: list[tuple[float, float, int]] = []  # (t, rss MB, delivered)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([str(BIN / "kiosk-agent"), "sync", "--once"], env={**os.environ, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    with click.progressbar(length=n, label=f"drain: {label}", file=sys.stderr) as bar:
+        seen = 0
+        while proc.poll() is None:
+            mb = rss_mb(proc.pid)
+            done = db.execute("SELECT count(*) FROM outbox WHERE state = 'delivered'").fetchone()[0]
+            if mb is not None:
+                samples.append((time.perf_counter() - t0, mb, done))
+            bar.update(done - seen)
+            seen = done
+            time.sleep(0.2)
+    elapsed = time.perf_counter() - t0
+    out = json.loads(proc.stdout.read())
+    db.close()
+    rows, distinct = cloud.tickets()
+    assert out["error"] is None and out["applied"] == n, out
+    assert (rows - before, distinct - before) == (n, n), "every entry exactly once in the cloud"
+    return {"elapsed": elapsed, "rate": n / elapsed, "samples": samples}
+
+
+def memory_line(samples: list[tuple[float, float, int]], n: int) -> dict:
+    """RSS at 10 %, 50 % and 90 % of the drain, and the peak."""
+    def at(frac: float) -> float:
+        for _, mb, done in samples:
+            if done >= frac * n:
+                return mb
+        return samples[-1][1]
+    mbs = [mb for _, mb, _ in samples]
+    return {"p10": at(0.1), "p50": at(0.5), "p90": at(0.9), "peak": max(mbs)}
+
+
+def spark(values: list[float], width: int = 48) -> str:
+    bars = "▁▂▃▄▅▆▇█"
+    if not values:
+        return ""
+    step = max(1, len(values) // width)
+    vals = [statistics.fmean(values[i:i + step]) for i in range(0, len(values), step)]
+    lo, hi = min(vals), max(vals)
+    return "".join(bars[int((v - lo) / (hi - lo + 1e-9) * (len(bars) - 1))] for v in vals)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--entries", type=int, default=100_000, help="backlog drained batched")
+    ap.add_argument("--single", type=int, default=3_000, help="backlog drained one request per entry")
+    ap.add_argument("--enqueue", type=int, default=5_000, help="entries enqueued by each contender")
+    ap.add_argument("--dir", help="where to put the databases (default: a temp dir on the data disk)")
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="bench-sync-", dir=args.dir))
+    try:
+        enq = bench_enqueue(root, args.enqueue)
+        cloud = CloudProc(root)
+        try:
+            batched_dir = fill(root, "kiosk-batched", args.entries)
+            single_dir = fill(root, "kiosk-single", args.single)
+            batched = drain(cloud, batched_dir, args.entries, 500, f"{args.entries:,} entries, batches of 500")
+            single = drain(cloud, single_dir, args.single, 1, f"{args.single:,} entries, one request each")
+        finally:
+            cloud.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    print(f"\nDurable enqueue, {args.enqueue:,} ticket entries each (python {sys.version.split()[0]}, "
+          f"sqlite {sqlite3.sqlite_version})")
+    print(f"{'contender':52} {'journal':>8} {'sync':>5} {'median/s':>9} {'min/s':>9} {'max/s':>9}")
+    for name, journal, sync_, rate, lo, hi in enq:
+        print(f"{name:52} {journal:>8} {sync_:>5} {rate:>9,.0f} {lo:>9,.0f} {hi:>9,.0f}")
+    print(f"synchronous 2 = FULL on both.  Ours / persist-queue: enqueue alone {enq[0][3] / enq[1][3]:.2f}x; "
+          f"local change + enqueue {enq[3][3] / enq[4][3]:.2f}x")
+
+    extrapolated = args.entries / single["rate"]
+    print("\nDraining to the reference cloud over loopback (kiosk-agent sync --once -> kiosk-cloud serve)")
+    print(f"{'mode':32} {'entries':>9} {'seconds':>9} {'entries/s':>10} {'100k would take':>16}")
+    print(f"{'batched (500 per request)':32} {args.entries:>9,} {batched['elapsed']:>9.1f} "
+          f"{batched['rate']:>10,.0f} {100_000 / batched['rate']:>15.1f}s")
+    print(f"{'one request per entry':32} {args.single:>9,} {single['elapsed']:>9.1f} "
+          f"{single['rate']:>10,.0f} {100_000 / single['rate']:>15.1f}s")
+    print(f"batched is {batched['rate'] / single['rate']:.0f}x faster; "
+          f"{args.entries:,} entries one by one would take ~{extrapolated:.0f} s")
+
+    m = memory_line(batched["samples"], args.entries)
+    print(f"\nAgent RSS while draining {args.entries:,} entries (MB): at 10% of the drain {m['p10']:.1f}, "
+          f"50% {m['p50']:.1f}, 90% {m['p90']:.1f}, peak {m['peak']:.1f}; "
+          f"growth 10%->90%: {m['p90'] - m['p10']:+.1f} MB")
+    print("RSS over time: " + spark([mb for _, mb, _ in batched["samples"]]))
+
+
+if __name__ == "__main__":
+    main()

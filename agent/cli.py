@@ -75,7 +75,7 @@ def run(obj: Ctx):
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (for scripts and monitoring).")
 @click.pass_obj
 def status(obj: Ctx, as_json):
     """Backlog, dead letters, last successful push, and whether the cloud answers."""
@@ -125,9 +125,10 @@ def dead():
 
 
 @dead.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_obj
 def dead_list(obj: Ctx, as_json):
+    """Dead entries of this kiosk's hotels with the cloud's reason, oldest first."""
     inst = obj.instance()
     for r in delivery.list_dead(inst.connect(), list(inst.config.property.hotels)):
         click.echo(json.dumps(r) if as_json else
@@ -138,6 +139,7 @@ def dead_list(obj: Ctx, as_json):
 @click.argument("entry_id", type=int)
 @click.pass_obj
 def dead_retry(obj: Ctx, entry_id):
+    """Put dead entry ENTRY_ID back in the queue (after fixing what the cloud refused)."""
     inst = obj.instance()
     click.echo(json.dumps(delivery.resolve_dead(inst.connect(), entry_id, "retry",
                                                 hotels=list(inst.config.property.hotels), by="cli",
@@ -148,6 +150,7 @@ def dead_retry(obj: Ctx, entry_id):
 @click.argument("entry_id", type=int)
 @click.pass_obj
 def dead_drop(obj: Ctx, entry_id):
+    """Give up on dead entry ENTRY_ID for good (kept, marked dropped, audited)."""
     inst = obj.instance()
     click.echo(json.dumps(delivery.resolve_dead(inst.connect(), entry_id, "drop",
                                                 hotels=list(inst.config.property.hotels), by="cli",

@@ -20,11 +20,13 @@ import pytest
 import segno
 import yaml
 
+from agent.cli import main as agent_main
 from kiosk import config as config_mod
 from kiosk import qr, workorders
 from kiosk.cli import main
 from kiosk.errors import HTTP_STATUS
 from kiosk.web.rbac import policy_of
+from sync.cloud.cli import main as cloud_main
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
@@ -38,23 +40,28 @@ def spec() -> dict:
 
 # --- CLI ----------------------------------------------------------------------------------
 
+#: program -> (its click group, the doc that documents it)
+PROGRAMS = {"kiosk": (main, "cli.md"), "kiosk-agent": (agent_main, "cli-agent.md"),
+            "kiosk-cloud": (cloud_main, "cli-cloud.md")}
+
+
 def walk(cmd: click.Command, path: tuple[str, ...] = ()):
-    """(path, command) for ``kiosk`` and every command below it."""
+    """(path, command) for the program and every command below it."""
     yield path, cmd
     if isinstance(cmd, click.Group):
         for name, sub in sorted(cmd.commands.items()):
             yield from walk(sub, (*path, name))
 
 
-def cli_sections() -> dict[tuple[str, ...], str]:
-    """docs/cli.md split at headings that name a command: ``## `kiosk token create` ``."""
+def cli_sections(prog: str = "kiosk") -> dict[tuple[str, ...], str]:
+    """The program's doc split at headings that name a command: ``## `kiosk token create` ``."""
     sections: dict[tuple[str, ...], str] = {}
     current = None
-    for line in (DOCS / "cli.md").read_text().splitlines():
-        m = re.match(r"^#{1,6} `kiosk((?: [a-z-]+)*)`", line)
+    for line in (DOCS / PROGRAMS[prog][1]).read_text().splitlines():
+        m = re.match(rf"^#{{1,6}} `{re.escape(prog)}((?: [a-z-]+)*)`", line)
         if m:
             current = tuple(m.group(1).split())
-            assert current not in sections, f"two sections for kiosk {' '.join(current)}"
+            assert current not in sections, f"two sections for {prog} {' '.join(current)}"
             sections[current] = ""
         elif line.startswith("#"):
             current = None
@@ -63,72 +70,82 @@ def cli_sections() -> dict[tuple[str, ...], str]:
     return sections
 
 
-def test_every_cli_command_has_a_section_and_every_section_a_command():
-    commands = {path for path, _ in walk(main)}
-    assert set(cli_sections()) == commands
+def all_commands():
+    for prog, (group, _) in PROGRAMS.items():
+        for path, cmd in walk(group):
+            yield pytest.param(prog, path, cmd, id=" ".join((prog, *path)))
 
 
-@pytest.mark.parametrize("path, cmd", list(walk(main)), ids=[" ".join(("kiosk", *p)) for p, _ in walk(main)])
-def test_every_option_argument_and_choice_is_documented(path, cmd):
-    text = cli_sections()[path]
+@pytest.mark.parametrize("prog", PROGRAMS)
+def test_every_cli_command_has_a_section_and_every_section_a_command(prog):
+    commands = {path for path, _ in walk(PROGRAMS[prog][0])}
+    assert set(cli_sections(prog)) == commands
+
+
+@pytest.mark.parametrize("prog, path, cmd", list(all_commands()))
+def test_every_option_argument_and_choice_is_documented(prog, path, cmd):
+    text = cli_sections(prog)[path]
+    where = " ".join((prog, *path))
     for param in cmd.params:
         if isinstance(param, click.Option):
             for opt in param.opts + param.secondary_opts:
-                assert f"`{opt}" in text, f"kiosk {' '.join(path)}: {opt} is not documented"
+                assert f"`{opt}" in text, f"{where}: {opt} is not documented"
             if param.envvar:
                 assert param.envvar in text, f"{param.envvar} is not documented"
         else:
-            assert param.name.upper() in text, f"argument {param.name.upper()} is not documented"
+            assert param.name.upper() in text, f"{where}: argument {param.name.upper()} is not documented"
         if isinstance(param.type, click.Choice):
             for choice in param.type.choices:
-                assert choice in text, f"{param.name}: choice {choice} is not documented"
+                assert choice in text, f"{where} {param.name}: choice {choice} is not documented"
     if cmd.params:  # the help option exists everywhere; documented once, globally
-        assert "`--help`" in cli_sections()[()]
+        assert "`--help`" in cli_sections(prog)[()]
 
 
-def test_documented_options_exist():
+@pytest.mark.parametrize("prog", PROGRAMS)
+def test_documented_options_exist(prog):
     """The other direction: no option in a section's table that the command lacks."""
-    commands = dict(walk(main))
-    for path, text in cli_sections().items():
+    commands = dict(walk(PROGRAMS[prog][0]))
+    for path, text in cli_sections(prog).items():
         known = {o for p in commands[path].params for o in getattr(p, "opts", [])} | {"--help"}
         documented = set(re.findall(r"^\| `(--[a-z-]+)", text, re.M))
-        assert documented <= known, f"kiosk {' '.join(path)}: {documented - known}"
+        assert documented <= known, f"{prog} {' '.join(path)}: {documented - known}"
 
 
-def cli_examples() -> list[list[str]]:
+def cli_examples(prog: str = "kiosk") -> list[list[str]]:
     out = []
-    for block in re.findall(r"```sh\n(.*?)```", (DOCS / "cli.md").read_text(), re.S):
+    for block in re.findall(r"```sh\n(.*?)```", (DOCS / PROGRAMS[prog][1]).read_text(), re.S):
         for line in block.splitlines():
             argv = shlex.split(line, comments=True)
             while argv and re.match(r"^[A-Z_]+=", argv[0]):
                 argv.pop(0)  # VAR=value kiosk ...
-            if argv and argv[0] == "kiosk":
+            if argv and argv[0] == prog:
                 out.append(argv[1:])
     return out
 
 
-def parse_cli(argv: list[str]) -> click.Command:
-    """Parse like click would, without running anything; returns the leaf command."""
-    cmd, parent, name = main, None, "kiosk"
+def parse_cli(argv: list[str], prog: str = "kiosk") -> tuple[str, ...]:
+    """Parse like click would, without running anything; returns the leaf command's path."""
+    cmd, parent, name, path = PROGRAMS[prog][0], None, prog, ()
     while True:
         ctx = cmd.make_context(name, list(argv), parent=parent)
         if not isinstance(cmd, click.Group):
-            return cmd
+            return path
         rest = [*getattr(ctx, "_protected_args", []), *ctx.args]
         name, cmd, argv = cmd.resolve_command(ctx, rest)
+        path = (*path, name)
         parent = ctx
 
 
-def test_cli_examples_parse():
-    examples = cli_examples()
-    assert len(examples) >= 8
+@pytest.mark.parametrize("prog", PROGRAMS)
+def test_cli_examples_parse_and_every_command_has_one(prog):
     leaves = set()
-    for argv in examples:
+    for argv in cli_examples(prog):
         try:
-            leaves.add(parse_cli(argv).name)
+            leaves.add(parse_cli(argv, prog))
         except click.ClickException as e:
-            pytest.fail(f"kiosk {shlex.join(argv)}: {e.format_message()}")
-    assert leaves == {"init", "serve", "create", "list", "revoke"}  # every command has one
+            pytest.fail(f"{prog} {shlex.join(argv)}: {e.format_message()}")
+    commands = {path for path, cmd in walk(PROGRAMS[prog][0]) if not isinstance(cmd, click.Group)}
+    assert commands - leaves == set(), "commands without an example"
 
 
 def test_a_wrong_example_would_be_caught():
@@ -136,6 +153,8 @@ def test_a_wrong_example_would_be_caught():
         parse_cli(["token", "create", "--hotel", "demo"])  # --role missing
     with pytest.raises(click.ClickException):
         parse_cli(["token", "list", "--status", "gone"])
+    with pytest.raises(click.ClickException):
+        parse_cli(["link", "--cloud", "http://x"], "kiosk-agent")  # --device-id missing
 
 
 # --- error codes ----------------------------------------------------------------------------

@@ -39,3 +39,6 @@ def configure(level: str = "INFO", log_dir: Path | None = None) -> None:
         root.addHandler(h)
     root.setLevel(level)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    # APScheduler logs every job run at INFO (four lines a second from the push job);
+    # the agent logs what a run did itself, so keep only its warnings and errors.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -298,6 +298,54 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX ai_interactions_hotel ON ai_interactions(hotel_id, started_at)",
     ],
+    # 4: sync down and conflicts (docs/conflicts.md): per-field HLCs, merged tickets,
+    # tokens revoked or consumed elsewhere, trust keys from the cloud, conflict and
+    # security-event records
+    [
+        "ALTER TABLE work_orders ADD COLUMN field_hlc TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE tickets ADD COLUMN merged_into TEXT",
+        """CREATE TABLE remote_revocations (
+            jti TEXT PRIMARY KEY,
+            hotel_id TEXT NOT NULL,
+            revoked_at REAL NOT NULL,
+            hlc TEXT NOT NULL
+        )""",
+        """CREATE TABLE remote_consumptions (
+            jti TEXT NOT NULL,
+            hotel_id TEXT NOT NULL,
+            kiosk_id TEXT NOT NULL,
+            session_id TEXT,
+            consumed_at REAL NOT NULL,
+            one_time INTEGER NOT NULL,
+            hlc TEXT NOT NULL,
+            PRIMARY KEY (jti, kiosk_id)
+        )""",
+        """CREATE TABLE conflicts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            hotel_id TEXT NOT NULL,
+            entity_type TEXT NOT NULL,
+            entity_id TEXT NOT NULL,
+            field TEXT,
+            rule TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            local_version TEXT,
+            remote_version TEXT,
+            source TEXT NOT NULL,
+            detected_at REAL NOT NULL,
+            key TEXT UNIQUE
+        )""",
+        "CREATE INDEX conflicts_hotel ON conflicts(hotel_id, detected_at)",
+        """CREATE TABLE security_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            hotel_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            details TEXT NOT NULL,
+            detected_at REAL NOT NULL,
+            key TEXT UNIQUE
+        )""",
+        "CREATE INDEX security_events_hotel ON security_events(hotel_id, detected_at)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

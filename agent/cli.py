@@ -19,6 +19,7 @@ from kiosk import logs
 from kiosk.cli import Ctx, KioskGroup
 from kiosk.clock import iso
 from sync import delivery
+from sync import pull as pull_mod
 from sync.transport import HttpTransport
 
 from . import link as link_mod
@@ -37,6 +38,13 @@ def pusher_for(inst) -> delivery.Pusher:
     return delivery.Pusher(inst.connect(), transport, device_id=link["deviceId"], clock=inst.clock,
                            batch_size=a.batch_size, backoff_base=a.backoff_base_seconds,
                            backoff_max=a.backoff_max_seconds)
+
+
+def puller_for(inst, transport=None) -> pull_mod.Puller:
+    transport = transport or transport_for(inst)[0]
+    return pull_mod.Puller(inst.connect(), transport, hotels=list(inst.config.property.hotels),
+                           node=inst.config.property.kiosk_id, clock=inst.clock, trust_path=inst.trust_path,
+                           page_size=inst.config.agent.pull_page_size)
 
 
 @click.group(cls=KioskGroup)
@@ -107,15 +115,24 @@ def status(obj: Ctx, as_json):
 @click.option("--once", is_flag=True, required=True, help="Drain what is due, then exit.")
 @click.pass_obj
 def sync(obj: Ctx, once):
-    """Drain the outbox once, with a progress bar; exit 1 if the cloud could not be reached."""
+    """Push the outbox, then pull the cloud's changes, once, with progress bars; exit 1 if the
+    cloud could not be reached."""
     inst = obj.instance()
     pusher = pusher_for(inst)
     todo = delivery.backlog(pusher.db, inst.clock.now())["pending"]
-    with click.progressbar(length=todo, label="pushing", file=click.get_text_stream("stderr")) as bar:
+    err = click.get_text_stream("stderr")
+    with click.progressbar(length=todo, label="pushing", file=err) as bar:
         total = pusher.drain(on_batch=lambda r: bar.update(r.sent))
+    pulled = None
+    if not total.error:
+        with click.progressbar(length=0, label="pulling", file=err, show_pos=True) as bar:
+            pulled = puller_for(inst, pusher.transport).pull(on_page=bar.update)
+    error = total.error or (pulled.error if pulled else None)
     click.echo(json.dumps({"sent": total.sent, "applied": total.applied, "duplicate": total.duplicate,
-                           "rejected": total.rejected, "retried": total.retried, "error": total.error}))
-    if total.error:
+                           "rejected": total.rejected, "retried": total.retried, "conflicts": total.conflicts,
+                           "pulled": pulled.changes if pulled else 0,
+                           "replays": pulled.replays if pulled else [], "error": error}))
+    if error:
         raise SystemExit(1)
 
 

@@ -1,4 +1,4 @@
-"""The agent daemon: APScheduler jobs for pushing and housekeeping.
+"""The agent daemon: APScheduler jobs for pushing, pulling and housekeeping.
 
 The push job runs every ``poll_interval_seconds``: if new outbox entries
 appeared (the highest id moved) or ``push_interval_seconds`` passed, it drains
@@ -25,6 +25,7 @@ from . import housekeeping, sdnotify
 log = logging.getLogger("agent")
 
 MAX_BATCHES_PER_RUN = 20
+MAX_PULL_PAGES_PER_RUN = 20
 
 
 class Agent:
@@ -37,6 +38,7 @@ class Agent:
         self._seen_max_id = -1
         self._last_push = 0.0
         self._pusher: Pusher | None = None
+        self._puller = None
         self.stop_event = threading.Event()
 
     def pusher(self) -> Pusher:
@@ -66,6 +68,19 @@ class Agent:
             log.exception("push job failed")
         sdnotify.notify("WATCHDOG=1")
 
+    def pull_job(self) -> None:
+        """Pull the cloud's changes (a page per transaction) until it has no more."""
+        try:
+            if self._puller is None:  # created on the job thread: its connection belongs to it
+                from .cli import puller_for
+                self._puller = puller_for(self.instance, self.transport)
+            r = self._puller.pull(max_pages=MAX_PULL_PAGES_PER_RUN)
+            if r.changes or r.error:
+                log.info("pulled", extra={"changes": r.changes, "pages": r.pages, "replays": r.replays,
+                                          "error": r.error})
+        except Exception:
+            log.exception("pull job failed")
+
     def housekeeping_job(self) -> None:
         try:
             result = housekeeping.run_all(self.instance.db(), now=self.clock.now(),
@@ -76,10 +91,12 @@ class Agent:
             log.exception("housekeeping failed")
 
     def run(self) -> None:
-        sched = BackgroundScheduler(executors={"default": ThreadPoolExecutor(2)},
+        sched = BackgroundScheduler(executors={"default": ThreadPoolExecutor(3)},
                                     job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
         start = datetime.now(UTC)  # both jobs run at once, then on their interval
         sched.add_job(self.push_job, "interval", seconds=self.cfg.poll_interval_seconds, id="push",
+                      next_run_time=start)
+        sched.add_job(self.pull_job, "interval", seconds=self.cfg.pull_interval_seconds, id="pull",
                       next_run_time=start)
         sched.add_job(self.housekeeping_job, "interval", seconds=self.cfg.housekeeping_interval_seconds,
                       id="housekeeping", next_run_time=start)

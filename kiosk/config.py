@@ -93,6 +93,13 @@ class AgentConfig(_Section):
     backoff_max_seconds: float = Field(300.0, gt=0)
     housekeeping_interval_seconds: int = Field(300, ge=1)
     delivered_retention_days: int = Field(7, ge=0)
+    pull_interval_seconds: float = Field(5.0, gt=0)
+    pull_page_size: int = Field(500, ge=1, le=1000)
+
+
+class SyncConfig(_Section):
+    stale_after_seconds: int = Field(3600, ge=1)
+    clock_tolerance_seconds: int = Field(300, ge=0)
 
 
 class StoreConfig(_Section):
@@ -114,6 +121,7 @@ class Config(_Section):
     tickets: TicketsConfig = TicketsConfig()
     cloud: CloudConfig = CloudConfig()
     agent: AgentConfig = AgentConfig()
+    sync: SyncConfig = SyncConfig()
     store: StoreConfig = StoreConfig()
     log: LogConfig = LogConfig()
 

@@ -30,6 +30,7 @@ HTTP_STATUS: dict[str, int] = {
     "CONFIG_ERROR": 500,
     "NOT_INITIALISED": 503,
     "STORE_BUSY": 503,
+    "CLOCK_NOT_TRUSTED": 503,
     "INTERNAL_ERROR": 500,
 }
 
@@ -150,3 +151,9 @@ class StoreBusy(KioskError):
     """The local database stayed locked past the busy timeout."""
 
     code = "STORE_BUSY"
+
+
+class ClockNotTrusted(KioskError):
+    """The wall clock is earlier than a trust-list timestamp this kiosk has seen."""
+
+    code = "CLOCK_NOT_TRUSTED"

@@ -31,7 +31,7 @@ from .clock import SystemClock, iso
 from .config import Config
 from .errors import NotInitialised
 from .files import write_private
-from .trust import TrustedKey, TrustList, key_id
+from .trust import TrustedKey, TrustFile, TrustList, key_id
 
 
 @dataclass
@@ -92,7 +92,7 @@ class Instance:
                                  {"dataDir": str(self.root)})
         key = self._signing_key()
         return Keys(signing_key=key, kid=key_id(key.public_key()),
-                    trust=TrustList.load(self.trust_path),
+                    trust=TrustFile(self.trust_path),
                     session_secret=self.secret_path.read_bytes().strip())
 
     def connect(self):

@@ -20,7 +20,14 @@ from sync import outbox
 from . import audit, sessions, store, tokens, workflows
 from .clock import iso
 from .config import ID_PATTERN
-from .errors import HotelMismatch, InvalidToken, KioskError, TokenAlreadyUsed, TokenRevoked
+from .errors import (
+    ClockNotTrusted,
+    HotelMismatch,
+    InvalidToken,
+    KioskError,
+    TokenAlreadyUsed,
+    TokenRevoked,
+)
 from .ratelimit import FailureLimiter
 from .validation import parse
 
@@ -45,6 +52,7 @@ class ScanService:
         self.leeway = cfg.tokens.leeway_seconds
         self.ttl = cfg.sessions.ttl_seconds
         self.limiter = FailureLimiter(cfg.scan.max_failures, cfg.scan.window_seconds)
+        self.clock_tolerance = cfg.sync.clock_tolerance_seconds
 
     def scan(self, db, body, *, client: str = "local") -> dict:
         """Verify and consume; returns the seed's success body or raises a KioskError."""
@@ -60,6 +68,7 @@ class ScanService:
         jti = None
         try:
             req = parse(ScanRequest, body)
+            self._check_clock(db, now)
             claims = tokens.verify(req.qrToken, self.keys.trust, now=now, leeway=self.leeway)
             jti = claims.jti
             if claims.hotel_id != req.hotelId or req.hotelId not in self.hotels:
@@ -75,6 +84,14 @@ class ScanService:
                              details={k: v for k, v in e.details.items() if k != "fields"})
             raise
 
+    def _check_clock(self, db, now: float) -> None:
+        """Refuse to verify with a wall clock earlier than a trust-list timestamp seen."""
+        row = db.execute("SELECT value FROM sync_state WHERE key = 'trust_newest_at'").fetchone()
+        newest = float(row[0]) if row and row[0] else 0.0
+        if now + self.clock_tolerance < newest:
+            raise ClockNotTrusted("this kiosk's clock is wrong; tokens cannot be checked until it is fixed",
+                                  {"now": now, "newestTrusted": newest})
+
     def _consume(self, db, req: ScanRequest, claims: tokens.Claims, client: str, now: float) -> dict:
         hotel = claims.hotel_id
         with store.transaction(db):
@@ -82,10 +99,17 @@ class ScanService:
                              [claims.jti, hotel]).fetchone()
             if row is not None and row[0] is not None:
                 raise TokenRevoked("this code was revoked", {"revokedAt": iso(row[0])})
+            remote = db.execute("SELECT revoked_at FROM remote_revocations WHERE jti = ? AND hotel_id = ?",
+                                [claims.jti, hotel]).fetchone()
+            if remote is not None:  # revoked in the cloud or at another kiosk (pulled)
+                raise TokenRevoked("this code was revoked", {"revokedAt": iso(remote[0])})
             name = (row[1] if row else None) or claims.subject
             if not claims.reusable:
                 used = db.execute("SELECT consumed_at FROM consumed_tokens WHERE jti = ?",
                                   [claims.jti]).fetchone()
+                if used is None:  # consumed at another kiosk (pulled)?
+                    used = db.execute("SELECT min(consumed_at) FROM remote_consumptions WHERE jti = ?"
+                                      " AND hotel_id = ? HAVING count(*) > 0", [claims.jti, hotel]).fetchone()
                 if used is not None:
                     raise TokenAlreadyUsed("this code was already used", {"usedAt": iso(used[0])})
             s = sessions.open_session(db, hotel_id=hotel, user_id=claims.subject, role=claims.role,

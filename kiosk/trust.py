@@ -80,3 +80,26 @@ class TrustList:
     def save(self, path: Path) -> None:
         write_private(Path(path), json.dumps({"keys": [k.to_json() for k in self._keys.values()]},
                                              indent=2).encode())
+
+
+class TrustFile:
+    """The trust list in its file, re-read when the file changes (the agent's pull
+    adds and retires keys while the kiosk serves).  One ``stat`` per lookup."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._stamp: tuple[int, int] | None = None
+        self._list = TrustList()
+
+    def current(self) -> TrustList:
+        st = self.path.stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp != self._stamp:
+            self._list, self._stamp = TrustList.load(self.path), stamp
+        return self._list
+
+    def get(self, kid: str) -> TrustedKey | None:
+        return self.current().get(kid)
+
+    def keys(self) -> list[TrustedKey]:
+        return self.current().keys()

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from kiosk import audit, store
 from kiosk.errors import NotFound
 
+from . import pull
 from .transport import TransportError
 
 _DUE_SQL = """
@@ -44,6 +45,7 @@ class PushReport:
     duplicate: int = 0
     rejected: int = 0
     retried: int = 0
+    conflicts: int = 0
     error: str | None = None
     counts: dict = field(default_factory=dict)
 
@@ -100,12 +102,15 @@ class Pusher:
             report.error = e.reason
             results = [{"status": "retry", "reason": e.reason}] * len(rows)
         done_at = self.clock.now()
-        delivered, dead, retry = [], [], []
+        delivered, dead, retry, lost = [], [], [], []
         for row, res in zip(rows, results, strict=True):
             status = res.get("status") if isinstance(res, dict) else None
             if status in ("applied", "duplicate"):
                 delivered.append((done_at, row["id"]))
                 setattr(report, status, getattr(report, status) + 1)
+                original = res.get("original") if status == "duplicate" else res
+                for i, c in enumerate((original or {}).get("conflicts") or []):
+                    lost.append((row, i, c))
             elif status == "rejected":
                 dead.append((str(res.get("reason", "rejected"))[:500], row["id"]))
                 report.rejected += 1
@@ -120,7 +125,13 @@ class Pusher:
                                      " last_error = ? WHERE id = ?", dead)
             self.db.conn.executemany("UPDATE outbox SET attempts = attempts + 1, last_error = ?,"
                                      " next_attempt_at = ? WHERE id = ?", retry)
+            for row, i, c in lost:  # the cloud resolved a conflict against this entry: record why
+                pull.record_conflict(self.db, row["hotel_id"], c, source="push", now=done_at,
+                                     key=f"{row['idempotency_key']}:{i}")
+            report.conflicts += len(lost)
             state = {"last_push_at": done_at, "last_error": report.error}
+            if report.error is None:
+                state["last_heard_at"] = done_at
             if report.error is None:
                 state["last_push_ok_at"] = done_at
             _set_state(self.db, **state)
@@ -133,7 +144,7 @@ class Pusher:
         while max_batches is None or n < max_batches:
             r = self.push_once()
             n += 1
-            for f in ("sent", "applied", "duplicate", "rejected", "retried"):
+            for f in ("sent", "applied", "duplicate", "rejected", "retried", "conflicts"):
                 setattr(total, f, getattr(total, f) + getattr(r, f))
             total.error = r.error
             if on_batch:

@@ -42,3 +42,30 @@ def tick(db, node: str, now_s: float) -> Stamp:
         [node, int(now_s * 1000)],
     ).fetchone()
     return Stamp(wall, counter, node)
+
+
+def receive(db, node: str, remote: str, now_s: float) -> None:
+    """Merge a stamp seen from another node: later local stamps will sort after it.
+
+    Kulkarni's receive rule, without issuing a stamp: the state moves to the
+    maximum of (local state, remote stamp, physical time).  Call inside a
+    transaction.  Unparseable stamps are ignored (they were validated upstream).
+    """
+    try:
+        r = Stamp.parse(remote)
+    except ValueError:
+        return
+    row = db.conn.execute("SELECT wall_ms, counter FROM hlc_state WHERE node = ?", [node]).fetchone()
+    lw, lc = row if row else (0, 0)
+    wall = max(lw, r.wall_ms, int(now_s * 1000))
+    if wall == lw == r.wall_ms:
+        counter = max(lc, r.counter)
+    elif wall == lw:
+        counter = lc
+    elif wall == r.wall_ms:
+        counter = r.counter
+    else:
+        counter = 0
+    db.conn.execute("INSERT INTO hlc_state(node, wall_ms, counter) VALUES (?, ?, ?) ON CONFLICT(node)"
+                    " DO UPDATE SET wall_ms = excluded.wall_ms, counter = excluded.counter",
+                    [node, wall, counter])

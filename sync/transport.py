@@ -1,7 +1,8 @@
 """How the outbox reaches a cloud: one narrow interface, an HTTP and an in-memory implementation.
 
 ``push(device_id, entries, idempotency_key) -> list[result]`` returns one result
-per entry as docs/sync-protocol.md says, or raises :class:`TransportError` for
+per entry as docs/sync-protocol.md says, ``pull(hotel_id, after, limit) -> page``
+one page of the hotel's change log; or raises :class:`TransportError` for
 anything that leaves the batch's fate unknown (timeout, connection drop, 5xx,
 401) — those entries are simply retried later, which the cloud's idempotency
 keys make safe.
@@ -50,6 +51,24 @@ class HttpTransport:
             raise TransportError("the cloud answered a different number of results")
         return results
 
+    def pull(self, hotel_id: str, after: int, limit: int) -> dict:
+        """One page of the hotel's changes after ``after``; TransportError if no usable answer."""
+        try:
+            r = self.session.get(f"{self.url}/sync/v1/pull", params={"hotel": hotel_id, "after": after,
+                                                                     "limit": limit}, timeout=self.timeout)
+        except requests.RequestException as e:
+            raise TransportError(f"{type(e).__name__}: {e}"[:300]) from None
+        if r.status_code != 200:
+            raise TransportError(f"HTTP {r.status_code}: {r.text[:200]}")
+        try:
+            page = r.json()
+            ok = isinstance(page["changes"], list) and isinstance(page["cursor"], int)
+        except (ValueError, KeyError, TypeError):
+            ok = False
+        if not ok:
+            raise TransportError("the cloud's answer is not a pull page")
+        return page
+
     def health(self) -> dict:
         try:
             r = self.session.get(f"{self.url}/sync/v1/health", timeout=self.timeout)
@@ -71,6 +90,15 @@ class InMemoryTransport:
         if self.down:
             raise TransportError("ConnectionError: cloud down (in-memory)")
         return apply_push(self.db, self.device, entries, self.clock.now())
+
+    def pull(self, hotel_id: str, after: int, limit: int) -> dict:
+        from .cloud import changelog
+
+        if self.down:
+            raise TransportError("ConnectionError: cloud down (in-memory)")
+        if not self.device.serves(hotel_id):
+            raise TransportError(f"HTTP 403: not for hotel {hotel_id}")
+        return changelog.page(self.db, hotel_id, after, limit) | {"serverTime": self.clock.now()}
 
     def health(self) -> dict:
         return {"reachable": not self.down}

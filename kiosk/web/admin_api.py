@@ -1,4 +1,5 @@
-"""GET|POST|PUT|DELETE /api/admin?endpoint=tokens|sessions — admin only, own hotel only."""
+"""GET|POST|PUT|DELETE /api/admin?endpoint=tokens|sessions|outbox|conflicts|security|sync — admin only,
+own hotel only."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from flask import Blueprint, current_app, g, request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from sync import delivery
+from sync import status as sync_status
 
 from .. import qr, sessions, tokens
 from ..clock import iso, parse_duration
@@ -141,7 +143,29 @@ def _outbox(inst, method: str):
     raise ValidationError("outbox supports GET and PUT", {"method": method})
 
 
-ENDPOINTS = {"tokens": _tokens, "sessions": _sessions, "outbox": _outbox}
+def _conflicts(inst, method: str):
+    if method != "GET":
+        raise ValidationError("conflicts supports GET", {"method": method})
+    rows = sync_status.conflicts(inst.db(), g.session.hotel_id, limit=_int_arg("limit", 200, 1, 1000))
+    return ok(conflicts=rows, count=len(rows))
+
+
+def _security(inst, method: str):
+    if method != "GET":
+        raise ValidationError("security supports GET", {"method": method})
+    rows = sync_status.security_events(inst.db(), g.session.hotel_id, limit=_int_arg("limit", 200, 1, 1000))
+    return ok(securityEvents=rows, count=len(rows))
+
+
+def _sync(inst, method: str):
+    if method != "GET":
+        raise ValidationError("sync supports GET", {"method": method})
+    return ok(**sync_status.summary(inst.db(), g.session.hotel_id, now=inst.clock.now(),
+                                    stale_after=inst.config.sync.stale_after_seconds))
+
+
+ENDPOINTS = {"tokens": _tokens, "sessions": _sessions, "outbox": _outbox, "conflicts": _conflicts,
+             "security": _security, "sync": _sync}
 
 
 @bp.route("/api/admin", methods=["GET", "POST", "PUT", "DELETE"])

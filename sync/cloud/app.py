@@ -1,7 +1,8 @@
 """The reference cloud's HTTP API (docs/sync-protocol.md).  Nothing happens at import time.
 
-``POST /sync/v1/push``, ``GET /sync/v1/health`` and the central office's
-``GET /v1/hotels/<hotel>/tickets`` and ``.../work-orders``.  Every request
+``POST /sync/v1/push``, ``GET /sync/v1/pull``, ``GET /sync/v1/health`` and the
+central office's ``GET /v1/hotels/<hotel>/tickets``, ``.../work-orders``,
+``.../conflicts`` and ``.../security-events``.  Every request
 carries ``Authorization: Bearer <device credential>``.  Errors are
 ``{"error": {"code", "message", "details"}}``; bad input is never a 500.
 """
@@ -20,8 +21,8 @@ from werkzeug.exceptions import HTTPException
 from kiosk.clock import SystemClock
 from kiosk.errors import KioskError, ValidationError
 
+from . import changelog, devices, pushes, tickets, validation, workorders
 from . import db as cloud_db
-from . import devices, pushes, tickets, validation, workorders
 
 log = logging.getLogger("kiosk.cloud")
 
@@ -138,6 +139,32 @@ def _install_routes(app: Flask) -> None:
         if not device.serves(hotel_id):
             raise KioskError(f"this credential is not for hotel {hotel_id}", {"hotelId": hotel_id},
                              code="FORBIDDEN")
+
+    @app.get("/sync/v1/pull")
+    def pull():
+        hotel_id = request.args.get("hotel", "")
+        _hotel(hotel_id)
+        try:
+            after = int(request.args.get("after", "0"))
+            limit = int(request.args.get("limit", "500"))
+        except ValueError:
+            raise ValidationError("after and limit must be integers",
+                                  {"fields": [{"field": "after"}, {"field": "limit"}]}) from None
+        if after < 0 or limit < 1:
+            raise ValidationError("after must be >= 0 and limit >= 1", {"fields": [{"field": "after"}]})
+        body = changelog.page(g.db, hotel_id, after, limit)
+        body["serverTime"] = clock.now()
+        return jsonify(body)
+
+    @app.get("/v1/hotels/<hotel_id>/conflicts")
+    def hotel_conflicts(hotel_id: str):
+        _hotel(hotel_id)
+        return jsonify({"conflicts": changelog.conflicts_for_hotel(g.db, hotel_id)})
+
+    @app.get("/v1/hotels/<hotel_id>/security-events")
+    def hotel_security_events(hotel_id: str):
+        _hotel(hotel_id)
+        return jsonify({"securityEvents": changelog.security_events_for_hotel(g.db, hotel_id)})
 
     @app.get("/v1/hotels/<hotel_id>/tickets")
     def hotel_tickets(hotel_id: str):

@@ -16,8 +16,9 @@ from typing import Any
 
 from kiosk import store
 from kiosk.errors import ValidationError
+from sync import hlc
 
-from . import events, results, tickets, validation, workorders
+from . import changelog, events, results, tickets, validation, workorders
 from .devices import Device
 from .results import Rejected
 
@@ -84,8 +85,9 @@ def _apply_one(db, device: Device, raw: dict, now: float) -> dict:
             raise Rejected("UNKNOWN_KIND", e.kind)
         if e.entityType != expected:
             raise Rejected("INVALID_ENTRY", f"{e.kind} needs entityType {expected}, not {e.entityType}")
-        HANDLERS[e.kind](db, e, now)
-        result = results.applied(key)
+        conflicts = HANDLERS[e.kind](db, e, now) or []
+        hlc.receive(db, changelog.NODE, e.hlc, now)  # cloud stamps sort after what it has seen
+        result = results.applied(key, conflicts)
     except Rejected as r:
         db.execute("ROLLBACK TO entry")
         result = results.rejected(key, r.reason)

@@ -106,6 +106,85 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX events_entity ON events(hotel_id, entity_type, entity_id)",
     ],
+    # 2: sync down (pull) and conflicts: the change log, reference data, trust keys,
+    # revocations, consumptions, conflict and security-event records, the cloud's HLC
+    [
+        """CREATE TABLE changes (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            hotel_id TEXT NOT NULL,
+            entity_type TEXT NOT NULL,
+            entity_id TEXT NOT NULL,
+            op TEXT NOT NULL CHECK (op IN ('upsert', 'delete')),
+            data TEXT,
+            hlc TEXT NOT NULL,
+            at REAL NOT NULL
+        )""",
+        "CREATE INDEX changes_hotel ON changes(hotel_id, seq)",
+        """CREATE TABLE ref_data (
+            hotel_id TEXT NOT NULL,
+            entity_type TEXT NOT NULL,
+            entity_id TEXT NOT NULL,
+            data TEXT NOT NULL,
+            hlc TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (hotel_id, entity_type, entity_id)
+        )""",
+        """CREATE TABLE trust_keys (
+            kid TEXT PRIMARY KEY,
+            data TEXT NOT NULL,
+            private_pem TEXT,
+            status TEXT NOT NULL CHECK (status IN ('active', 'retired')),
+            added_at REAL NOT NULL,
+            retired_at REAL
+        )""",
+        """CREATE TABLE revocations (
+            jti TEXT PRIMARY KEY,
+            hotel_id TEXT NOT NULL,
+            revoked_at REAL NOT NULL,
+            hlc TEXT NOT NULL,
+            source TEXT NOT NULL
+        )""",
+        """CREATE TABLE consumptions (
+            jti TEXT NOT NULL,
+            hotel_id TEXT NOT NULL,
+            kiosk_id TEXT NOT NULL,
+            session_id TEXT,
+            consumed_at REAL NOT NULL,
+            hlc TEXT NOT NULL,
+            PRIMARY KEY (jti, kiosk_id)
+        )""",
+        """CREATE TABLE conflicts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            hotel_id TEXT NOT NULL,
+            entity_type TEXT NOT NULL,
+            entity_id TEXT NOT NULL,
+            field TEXT,
+            rule TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            incoming TEXT NOT NULL,
+            current TEXT NOT NULL,
+            device_id TEXT,
+            entry_key TEXT,
+            detected_at REAL NOT NULL
+        )""",
+        "CREATE INDEX conflicts_hotel ON conflicts(hotel_id, id)",
+        """CREATE TABLE security_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            hotel_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            details TEXT NOT NULL,
+            detected_at REAL NOT NULL
+        )""",
+        """CREATE TABLE hlc_state (
+            node TEXT PRIMARY KEY,
+            wall_ms INTEGER NOT NULL,
+            counter INTEGER NOT NULL
+        )""",
+        "ALTER TABLE work_orders ADD COLUMN field_hlc TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE tickets ADD COLUMN merged_into TEXT",
+        "ALTER TABLE tickets ADD COLUMN hlc TEXT",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,22 +1,70 @@
-"""Token and session entries: recorded in the cloud's event log as the kiosk wrote them."""
+"""Token and session entries: recorded in the cloud's event log as the kiosk wrote them.
+
+Two of them also change what every kiosk must know, so they go to the change log:
+``token.revoked`` (a revocation made at one kiosk stops the token at all of them)
+and ``token.used`` (consumed one-time tokens merge by union; the same token
+consumed at two kiosks is a replay, rule ``token-replay`` of :mod:`sync.conflicts`).
+"""
 
 from __future__ import annotations
 
 import json
 
+from sync.conflicts import Conflict, replay_order
+
+from . import changelog
 from .validation import Entry
 
 
-def record(db, e: Entry, now: float) -> None:
+def record(db, e: Entry, now: float) -> list[dict]:
     db.execute("INSERT INTO events (key, hotel_id, kind, entity_type, entity_id, payload, hlc, received_at)"
                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                [e.key, e.hotelId, e.kind, e.entityType, e.entityId,
                 json.dumps(e.payload, sort_keys=True, separators=(",", ":")), e.hlc, now])
+    if e.kind == "token.revoked":
+        revoke(db, e.hotelId, e.entityId, e.hlc, now, source="kiosk")
+    elif e.kind == "token.used":
+        return consumed(db, e, now)
+    return []
 
 
-def list_for_hotel(db, hotel_id: str, limit: int = 1000) -> list[dict]:
-    return [{"key": r["key"], "hotelId": r["hotel_id"], "kind": r["kind"], "entityType": r["entity_type"],
-             "entityId": r["entity_id"], "payload": json.loads(r["payload"]), "hlc": r["hlc"],
-             "receivedAt": r["received_at"]}
-            for r in db.query("SELECT * FROM events WHERE hotel_id = ? ORDER BY hlc, key LIMIT ?",
-                              [hotel_id, limit])]
+def revoke(db, hotel_id: str, jti: str, stamp: str, now: float, *, source: str) -> bool:
+    """Record a revocation (the first one counts) and log it for pull; False if known."""
+    cur = db.execute("INSERT INTO revocations (jti, hotel_id, revoked_at, hlc, source) VALUES (?, ?, ?, ?, ?)"
+                     " ON CONFLICT(jti) DO NOTHING", [jti, hotel_id, now, stamp, source])
+    if cur.rowcount == 0:
+        return False
+    changelog.record(db, hotel_id=hotel_id, entity_type="token_revocation", entity_id=jti,
+                     data={"jti": jti, "revokedAt": now}, hlc_stamp=stamp, now=now)
+    return True
+
+
+def consumed(db, e: Entry, now: float) -> list[dict]:
+    p = e.payload
+    kiosk = str(p.get("kioskId") or "?")[:64]
+    session = p.get("sessionId") if isinstance(p.get("sessionId"), str) else None
+    at = p.get("consumedAt") if isinstance(p.get("consumedAt"), int | float) else now
+    cur = db.execute("INSERT INTO consumptions (jti, hotel_id, kiosk_id, session_id, consumed_at, hlc)"
+                     " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                     [e.entityId, e.hotelId, kiosk, session, at, e.hlc])
+    if cur.rowcount == 0:
+        return []
+    changelog.record(db, hotel_id=e.hotelId, entity_type="token_consumption", entity_id=f"{e.entityId}@{kiosk}",
+                     data={"jti": e.entityId, "kioskId": kiosk, "sessionId": session, "consumedAt": at,
+                           "hlc": e.hlc}, hlc_stamp=e.hlc, now=now)
+    all_uses = [{"kioskId": r[0], "sessionId": r[1], "hlc": r[2]} for r in db.execute(
+        "SELECT kiosk_id, session_id, hlc FROM consumptions WHERE hotel_id = ? AND jti = ?",
+        [e.hotelId, e.entityId])]
+    if len(all_uses) < 2:
+        return []
+    keeper, *others = replay_order(all_uses)
+    mine = {"kioskId": kiosk, "sessionId": session, "hlc": e.hlc}
+    loser = mine if mine != keeper else others[0]
+    outcome = (f"replay: the session at {keeper['kioskId']} (earliest) is kept;"
+               f" the one at {loser['kioskId']} is ended")
+    db.execute("INSERT INTO security_events (hotel_id, kind, subject, details, detected_at) VALUES (?, ?, ?, ?, ?)",
+               [e.hotelId, "TOKEN_REPLAY", e.entityId,
+                json.dumps({"keeper": keeper, "ended": loser, "consumptions": all_uses}), now])
+    c = Conflict("qr_token", e.entityId, None, "token-replay", outcome, mine, keeper)
+    changelog.conflict(db, e.hotelId, c, e.key, now)
+    return [c.to_json()]

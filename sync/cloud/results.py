@@ -12,8 +12,12 @@ class Rejected(Exception):
         self.reason = f"{code}: {text}"[:500]
 
 
-def applied(key: str) -> dict:
-    return {"key": key, "status": "applied"}
+def applied(key: str, conflicts: list[dict] | None = None) -> dict:
+    """Applied; ``conflicts`` lists what the cloud resolved (docs/conflicts.md), if anything."""
+    out = {"key": key, "status": "applied"}
+    if conflicts:
+        out["conflicts"] = conflicts
+    return out
 
 
 def duplicate(key: str, original: dict) -> dict:

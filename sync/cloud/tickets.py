@@ -1,10 +1,19 @@
-"""Tickets in the cloud: ``ticket.created`` and the read side."""
+"""Tickets in the cloud: ``ticket.created`` and the read side.
+
+Two kiosks that are offline can both open a ticket for the same problem.  A new
+ticket whose fingerprint (hotel, room, type, content terms; kiosk/tickets.py)
+equals an open, unmerged ticket's is merged into it (rule ``ticket-fingerprint``
+of :mod:`sync.conflicts`): it is kept, with ``mergedInto`` naming the first, and
+the conflict is recorded and returned to the kiosk that pushed it.
+"""
 
 from __future__ import annotations
 
 import json
 
-from . import validation
+from sync.conflicts import Conflict
+
+from . import changelog, validation
 from .results import Rejected
 from .validation import Entry, TicketCreated
 
@@ -13,25 +22,44 @@ _COLUMNS = {"type": "type", "title": "title", "description": "description", "roo
             "createdAt": "created_at", "createdBy": "created_by"}
 
 
-def create(db, e: Entry, now: float) -> None:
-    """Insert; the same ticket id again is fine only with identical fields (then nothing changes)."""
+def create(db, e: Entry, now: float) -> list[dict]:
+    """Insert (merged into an open twin if there is one); the same ticket id again is fine only
+    with identical fields (then nothing changes).  Returns the conflicts it resolved."""
     p = validation.payload(TicketCreated, e, "ticketId")
     canonical = json.dumps(p.model_dump(), sort_keys=True, separators=(",", ":"))
     existing = db.execute("SELECT payload FROM tickets WHERE hotel_id = ? AND ticket_id = ?",
                           [e.hotelId, p.ticketId]).fetchone()
     if existing is not None:
         if existing[0] == canonical:
-            return
+            return []
         raise Rejected("DUPLICATE_TICKET_ID", f"{p.ticketId} was created before with other fields")
+    twin = None
+    if p.fingerprint:
+        twin = db.execute("SELECT ticket_id, hlc FROM tickets WHERE hotel_id = ? AND fingerprint = ?"
+                          " AND merged_into IS NULL AND status = 'open' ORDER BY received_at, ticket_id LIMIT 1",
+                          [e.hotelId, p.fingerprint]).fetchone()
     row = {"hotel_id": e.hotelId, "ticket_id": p.ticketId,
            **{col: getattr(p, field) for field, col in _COLUMNS.items()},
-           "payload": canonical, "received_at": now}
+           "payload": canonical, "received_at": now, "merged_into": twin[0] if twin else None, "hlc": e.hlc}
     db.execute(f"INSERT INTO tickets ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                list(row.values()))
+    changelog.record(db, hotel_id=e.hotelId, entity_type="ticket", entity_id=p.ticketId,
+                     data=snapshot(row), hlc_stamp=e.hlc, now=now)
+    if twin is None:
+        return []
+    c = Conflict("ticket", p.ticketId, None, "ticket-fingerprint", f"merged into {twin[0]}",
+                 {"value": p.ticketId, "hlc": e.hlc}, {"value": twin[0], "hlc": twin[1]})
+    changelog.conflict(db, e.hotelId, c, e.key, now)
+    return [c.to_json()]
+
+
+def snapshot(row: dict) -> dict:
+    return {"ticketId": row["ticket_id"], **{field: row[col] for field, col in _COLUMNS.items()},
+            "mergedInto": row["merged_into"]}
 
 
 def list_for_hotel(db, hotel_id: str) -> list[dict]:
     return [{"ticketId": r["ticket_id"], "hotelId": r["hotel_id"],
-             **{field: r[col] for field, col in _COLUMNS.items()}}
+             **{field: r[col] for field, col in _COLUMNS.items()}, "mergedInto": r["merged_into"]}
             for r in db.query("SELECT * FROM tickets WHERE hotel_id = ? ORDER BY created_at, ticket_id",
                               [hotel_id])]

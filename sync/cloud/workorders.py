@@ -1,8 +1,11 @@
 """Work orders in the cloud: ``work_order.created`` / ``work_order.updated`` and the read side.
 
-An update is checked against the CLOUD's current row: a status change must be
-a legal transition from the cloud's status (sync.workflow_rules); every field
-that really changes gets one history row (old = the cloud's value before).
+An update is merged into the CLOUD's current row field by field with the rules
+of :mod:`sync.conflicts` (per-field last writer wins by HLC; status by the
+state machine).  Every field that really changes gets one history row (old =
+the cloud's value before); every field that loses is a recorded conflict,
+returned to the pushing kiosk with the entry's result.  Each change (and each
+lost write, so the loser's kiosk pulls the winning state) is logged for pull.
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ from __future__ import annotations
 import json
 
 from kiosk.clock import iso
+from sync import conflicts as rules
 from sync.workflow_rules import can_move
 
-from . import validation
+from . import changelog, validation
 from .results import Rejected
 from .validation import Entry, WorkOrderCreated, WorkOrderUpdated
 
@@ -39,35 +43,60 @@ def create(db, e: Entry, now: float) -> None:
         raise Rejected("WORK_ORDER_EXISTS", f"{p.workOrderId} was created before with other fields")
     row = {"hotel_id": e.hotelId, "work_order_id": p.workOrderId,
            **{col: getattr(p, field) for field, col in _COLUMNS.items()},
-           "created_payload": canonical, "version": 1, "updated_at": now, "updated_hlc": e.hlc}
+           "created_payload": canonical, "version": 1, "updated_at": now, "updated_hlc": e.hlc,
+           "field_hlc": "{}"}
     db.execute(f"INSERT INTO work_orders ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                list(row.values()))
+    _log(db, e.hotelId, p.workOrderId, e.hlc, now)
 
 
-def update(db, e: Entry, now: float) -> None:
-    """Apply the fields that differ from the cloud's row, with one history row each."""
+def update(db, e: Entry, now: float) -> list[dict]:
+    """Merge the changes into the cloud's row; returns the conflicts it resolved."""
     p = validation.payload(WorkOrderUpdated, e, "workOrderId")
     row = _row(db, e.hotelId, p.workOrderId)
     if row is None:
         raise Rejected("UNKNOWN_WORK_ORDER", f"no work order {p.workOrderId} in hotel {e.hotelId}")
-    changed = {f: (row[f], c.new) for f, c in p.changes.items() if row[f] != c.new}
-    if "status" in changed and not can_move(*changed["status"]):
-        raise Rejected("INVALID_TRANSITION", "{} -> {}".format(*changed["status"]))
-    if not changed:
-        return
-    new = {f: row[f] for f in validation.CHANGEABLE} | {f: v for f, (_, v) in changed.items()}
-    closed_at = row["closed_at"]
-    if "status" in changed:
-        closed_at = p.at if new["status"] in CLOSED else None
-    db.execute("UPDATE work_orders SET status = ?, assignee = ?, priority = ?, notes = ?, description = ?,"
-               " closed_at = ?, version = version + 1, updated_at = ?, updated_hlc = ?"
-               " WHERE hotel_id = ? AND work_order_id = ?",
-               [new["status"], new["assignee"], new["priority"], new["notes"], new["description"],
-                closed_at, now, e.hlc, e.hotelId, p.workOrderId])
-    db.conn.executemany(
-        "INSERT INTO work_order_history (hotel_id, work_order_id, field, old, new, by, at, hlc, entry_key)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(e.hotelId, p.workOrderId, f, old, v, p.by, p.at, e.hlc, e.key) for f, (old, v) in changed.items()])
+    status = p.changes.get("status")
+    if status is not None and not can_move(status.old if status.old is not None else row["status"], status.new):
+        # the kiosk enforces the state machine: a change that is illegal even from the
+        # status the kiosk saw is a bad entry, not a concurrent edit to resolve
+        raise Rejected("INVALID_TRANSITION", f"{status.old or row['status']} -> {status.new}")
+    field_hlc = json.loads(row["field_hlc"] or "{}")
+    to_apply, lost = rules.merge_work_order(row, field_hlc, {f: c.new for f, c in p.changes.items()}, e.hlc,
+                                            by=p.by)
+    for c in lost:
+        changelog.conflict(db, e.hotelId, c, e.key, now)
+    if to_apply:
+        new = {f: row[f] for f in validation.CHANGEABLE} | to_apply
+        closed_at = row["closed_at"]
+        if "status" in to_apply:
+            closed_at = p.at if new["status"] in CLOSED else None
+        field_hlc |= {f: e.hlc for f in to_apply}
+        db.execute("UPDATE work_orders SET status = ?, assignee = ?, priority = ?, notes = ?, description = ?,"
+                   " closed_at = ?, version = version + 1, updated_at = ?, updated_hlc = max(updated_hlc, ?),"
+                   " field_hlc = ? WHERE hotel_id = ? AND work_order_id = ?",
+                   [new["status"], new["assignee"], new["priority"], new["notes"], new["description"],
+                    closed_at, now, e.hlc, json.dumps(field_hlc, sort_keys=True), e.hotelId, p.workOrderId])
+        db.conn.executemany(
+            "INSERT INTO work_order_history (hotel_id, work_order_id, field, old, new, by, at, hlc, entry_key)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(e.hotelId, p.workOrderId, f, row[f], v, p.by, p.at, e.hlc, e.key) for f, v in to_apply.items()])
+    if to_apply or lost:
+        _log(db, e.hotelId, p.workOrderId, e.hlc, now)
+    return [c.to_json() for c in lost]
+
+
+def snapshot(row: dict) -> dict:
+    """The work order as kiosks receive it on pull."""
+    return {"workOrderId": row["work_order_id"], **{field: row[col] for field, col in _COLUMNS.items()},
+            "version": row["version"], "updatedHlc": row["updated_hlc"],
+            "fieldHlc": json.loads(row["field_hlc"] or "{}")}
+
+
+def _log(db, hotel_id: str, work_order_id: str, stamp: str, now: float) -> None:
+    row = _row(db, hotel_id, work_order_id)
+    changelog.record(db, hotel_id=hotel_id, entity_type="work_order", entity_id=work_order_id,
+                     data=snapshot(row), hlc_stamp=max(stamp, row["updated_hlc"]), now=now)
 
 
 def list_for_hotel(db, hotel_id: str) -> list[dict]:

@@ -1,0 +1,70 @@
+"""The cloud's change log: what ``GET /sync/v1/pull`` serves, per hotel, by sequence.
+
+Every change the cloud makes to something kiosks hold (a work order or ticket
+applied from a push, reference data imported from the PMS, a revocation, a
+consumed token, a trust key) appends one row with the entity's full new state
+(``upsert``) or its id (``delete``).  Kiosks pull the rows after their cursor,
+page by page, and apply each page in one transaction with the new cursor.
+A kiosk receives its own changes back too; applying them is a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sync import hlc
+
+NODE = "cloud"
+MAX_PAGE = 1000
+
+
+def stamp(db, now: float) -> str:
+    """A fresh cloud HLC stamp (for changes that originate in the cloud)."""
+    return str(hlc.tick(db, NODE, now))
+
+
+def record(db, *, hotel_id: str, entity_type: str, entity_id: str, data: dict | None, hlc_stamp: str,
+           now: float, op: str = "upsert") -> None:
+    """Append one change; call inside the transaction that made it."""
+    db.conn.execute(
+        "INSERT INTO changes (hotel_id, entity_type, entity_id, op, data, hlc, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [hotel_id, entity_type, entity_id, op,
+         None if data is None else json.dumps(data, separators=(",", ":"), sort_keys=True), hlc_stamp, now])
+
+
+def page(db, hotel_id: str, after: int, limit: int) -> dict[str, Any]:
+    """Changes of ``hotel_id`` with ``seq > after``, oldest first, at most ``limit``."""
+    limit = max(1, min(limit, MAX_PAGE))
+    rows = db.conn.execute(
+        "SELECT seq, entity_type, entity_id, op, data, hlc FROM changes WHERE hotel_id = ? AND seq > ?"
+        " ORDER BY seq LIMIT ?", [hotel_id, after, limit + 1]).fetchall()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    changes = [{"seq": r[0], "entityType": r[1], "entityId": r[2], "op": r[3],
+                "data": None if r[4] is None else json.loads(r[4]), "hlc": r[5]} for r in rows]
+    return {"hotelId": hotel_id, "changes": changes, "cursor": rows[-1][0] if rows else after, "more": more}
+
+
+def conflict(db, hotel_id: str, c, entry_key: str | None, now: float, device_id: str | None = None) -> None:
+    """Record a resolved :class:`sync.conflicts.Conflict` on the cloud's side."""
+    db.conn.execute(
+        "INSERT INTO conflicts (hotel_id, entity_type, entity_id, field, rule, outcome, incoming, current,"
+        " device_id, entry_key, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [hotel_id, c.entity_type, c.entity_id, c.field, c.rule, c.outcome, json.dumps(c.incoming),
+         json.dumps(c.current), device_id, entry_key, now])
+
+
+def conflicts_for_hotel(db, hotel_id: str, limit: int = 1000) -> list[dict]:
+    return [{"id": r[0], "entityType": r[1], "entityId": r[2], "field": r[3], "rule": r[4], "outcome": r[5],
+             "incoming": json.loads(r[6]), "current": json.loads(r[7]), "deviceId": r[8], "detectedAt": r[9]}
+            for r in db.conn.execute(
+                "SELECT id, entity_type, entity_id, field, rule, outcome, incoming, current, device_id,"
+                " detected_at FROM conflicts WHERE hotel_id = ? ORDER BY id DESC LIMIT ?", [hotel_id, limit])]
+
+
+def security_events_for_hotel(db, hotel_id: str, limit: int = 1000) -> list[dict]:
+    return [{"id": r[0], "kind": r[1], "subject": r[2], "details": json.loads(r[3]), "detectedAt": r[4]}
+            for r in db.conn.execute(
+                "SELECT id, kind, subject, details, detected_at FROM security_events WHERE hotel_id = ?"
+                " ORDER BY id DESC LIMIT ?", [hotel_id, limit])]

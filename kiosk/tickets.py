@@ -83,6 +83,7 @@ def create(db, body: Any, *, hotel_id: str, by: str, now: float, node: str, wind
     with store.transaction(db):
         candidates = db.query(
             "SELECT * FROM tickets WHERE hotel_id = ? AND room_number IS ? AND type = ? AND status = 'open'"
+            " AND merged_into IS NULL"
             " AND created_at >= ? ORDER BY created_at", [hotel_id, req.roomNumber, req.type, now - window])
         for row in candidates:
             if jaccard(t, frozenset(json.loads(row["terms"]))) >= SIMILARITY:

@@ -53,6 +53,24 @@ class Claims:
     kid: str
 
 
+def sign(signing_key, kid: str, *, issuer: str, hotel_id: str, role: str, user_id: str | None, now: float,
+         ttl_seconds: int, reusable: bool = False) -> tuple[str, dict]:
+    """The compact token and its claims (no bookkeeping: :func:`issue` records it)."""
+    if role not in ROLES:
+        raise ValidationError(f"role must be one of {', '.join(ROLES)}", {"field": "role"})
+    if user_id is not None and not (0 < len(user_id) <= 64):
+        raise ValidationError("user id must be 1-64 characters", {"field": "userId"})
+    jti = secrets.token_urlsafe(8)
+    user_id = user_id or f"{role[0]}-{jti[:6]}"
+    iat = int(now)
+    claims = {"iss": issuer, "hid": hotel_id, "sub": user_id, "rol": role, "jti": jti,
+              "iat": iat, "exp": iat + int(ttl_seconds)}
+    if reusable:
+        claims["mu"] = 1
+    token = jwt.encode(claims, signing_key, algorithm="EdDSA", headers={"kid": kid, "typ": None})
+    return token, claims
+
+
 def issue(db, keys, *, hotel_id: str, role: str, now: float, ttl_seconds: int,
           user_id: str | None = None, name: str | None = None, reusable: bool = False,
           issuer: str, node: str, issued_by: str = "cli") -> tuple[str, dict]:
@@ -63,19 +81,11 @@ def issue(db, keys, *, hotel_id: str, role: str, now: float, ttl_seconds: int,
     if signer is None or hotel_id not in signer.hotels:
         raise HotelMismatch(f"this kiosk's key may not sign for hotel {hotel_id!r}",
                             {"hotelId": hotel_id, "kid": keys.kid})
-    if user_id is not None and not (0 < len(user_id) <= 64):
-        raise ValidationError("user id must be 1-64 characters", {"field": "userId"})
-    jti = secrets.token_urlsafe(8)
-    user_id = user_id or f"{role[0]}-{jti[:6]}"
-    iat = int(now)
-    claims = {"iss": issuer, "hid": hotel_id, "sub": user_id, "rol": role, "jti": jti,
-              "iat": iat, "exp": iat + int(ttl_seconds)}
-    if reusable:
-        claims["mu"] = 1
-    token = jwt.encode(claims, keys.signing_key, algorithm="EdDSA",
-                       headers={"kid": keys.kid, "typ": None})
+    token, claims = sign(keys.signing_key, keys.kid, issuer=issuer, hotel_id=hotel_id, role=role,
+                         user_id=user_id, now=now, ttl_seconds=ttl_seconds, reusable=reusable)
+    jti, user_id = claims["jti"], claims["sub"]
     row = {"jti": jti, "hotel_id": hotel_id, "kid": keys.kid, "subject": user_id, "role": role,
-           "display_name": name, "reusable": int(reusable), "issued_at": float(iat),
+           "display_name": name, "reusable": int(reusable), "issued_at": float(claims["iat"]),
            "expires_at": float(claims["exp"]), "issued_by": issued_by}
     with store.transaction(db):
         db.execute(

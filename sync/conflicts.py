@@ -62,8 +62,12 @@ class Decision:
     outcome: str | None = None
 
 
-def status_decision(current: str, current_hlc: str, new: str, hlc: str) -> Decision:
-    """May a status change to ``new`` stamped ``hlc`` replace ``current`` (stamped ``current_hlc``)?"""
+def status_decision(current: str, current_hlc: str, new: str, hlc: str, seen: str | None = None) -> Decision:
+    """May a status change to ``new`` stamped ``hlc`` replace ``current`` (stamped ``current_hlc``)?
+
+    ``seen`` is the status the writer changed from; a close that was legal from there
+    wins over whatever concurrent status change got to the cloud first.
+    """
     later = hlc > current_hlc
     if new == current:
         return Decision(False)
@@ -78,10 +82,12 @@ def status_decision(current: str, current_hlc: str, new: str, hlc: str) -> Decis
     if new in CLOSED:
         if current == "reopened" and not later:
             return Decision(False, "work-order-state", "kept reopened: the reopen is later than this close")
-        if not can_move(current, new):
+        origin = seen if seen is not None else current
+        if not (can_move(current, new) or can_move(origin, new)):
             return Decision(False, "work-order-state", f"kept {current}: {current} -> {new} is not allowed")
-        return Decision(True) if later else Decision(
-            True, "work-order-state", f"{new} replaces {current}: a close wins over concurrent changes")
+        if origin != current or not later:
+            return Decision(True, "work-order-state", f"{new} replaces {current}: a close wins over concurrent changes")
+        return Decision(True)
     if not later:
         return Decision(False, "field-lww", f"kept {current} (later stamp)")
     if not can_move(current, new):
@@ -98,20 +104,32 @@ def field_decision(current: Any, current_hlc: str, new: Any, hlc: str) -> Decisi
 
 
 def merge_work_order(row: dict, field_hlc: dict[str, str], changes: dict[str, Any], hlc: str,
-                     *, by: str | None = None) -> tuple[dict[str, Any], list[Conflict]]:
+                     *, by: str | None = None, seen: dict[str, Any] | None = None
+                     ) -> tuple[dict[str, Any], list[Conflict]]:
     """Which of ``changes`` (field -> new value, stamped ``hlc``) to apply to ``row``.
 
-    Returns ``(to_apply, conflicts)``.  Status is judged first; the other fields
-    are independent of it and of each other.
+    ``seen`` is what the writer saw before its change (field -> old value): when it
+    differs from the current value, the write was concurrent with another one, and
+    even a write that wins replaces a value its author never saw — that is recorded
+    as a conflict too, so the other writer's kiosk can see why its value went.
+    Returns ``(to_apply, conflicts)``.  Status is judged first; the other fields are
+    independent of it and of each other.
     """
+    seen = seen or {}
     base = row.get("updated_hlc") or ""
     to_apply: dict[str, Any] = {}
     conflicts: list[Conflict] = []
     for field in sorted(changes, key=lambda f: f != "status"):
         new, cur, cur_hlc = changes[field], row[field], field_hlc.get(field, base)
-        d = (status_decision if field == "status" else field_decision)(cur, cur_hlc, new, hlc)
+        if field == "status":
+            d = status_decision(cur, cur_hlc, new, hlc, seen.get("status"))
+        else:
+            d = field_decision(cur, cur_hlc, new, hlc)
         if d.apply:
             to_apply[field] = new
+            if not d.rule and field in seen and seen[field] != cur:
+                d = Decision(True, "work-order-state" if field == "status" else "field-lww",
+                             f"{new!r} replaces {cur!r}, a concurrent write with an earlier stamp")
         if d.rule:
             conflicts.append(Conflict("work_order", row["work_order_id"], field, d.rule, d.outcome,
                                       {"value": new, "hlc": hlc, "by": by}, {"value": cur, "hlc": cur_hlc}))

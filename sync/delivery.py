@@ -127,7 +127,8 @@ class Pusher:
                                      " next_attempt_at = ? WHERE id = ?", retry)
             for row, i, c in lost:  # the cloud resolved a conflict against this entry: record why
                 pull.record_conflict(self.db, row["hotel_id"], c, source="push", now=done_at,
-                                     key=f"{row['idempotency_key']}:{i}")
+                                     key=f"cloud:{c['conflictId']}" if "conflictId" in c
+                                     else f"{row['idempotency_key']}:{i}")
             report.conflicts += len(lost)
             state = {"last_push_at": done_at, "last_error": report.error}
             if report.error is None:

@@ -120,6 +120,9 @@ class Puller:
                     replay = _consumption(self.db, hotel_id, ch, self.node, now)
                     if replay:
                         replays.append(replay)
+                elif kind == "conflict":
+                    record_conflict(self.db, hotel_id, ch["data"], source="pull", now=now,
+                                    key=f"cloud:{ch['entityId']}")
                 elif kind == "trust_key":
                     trust = trust or TrustList.load(self.trust_path)
                     _trust_key(self.db, trust, ch)
@@ -225,7 +228,7 @@ def _ticket(db, hotel_id: str, ch: dict, now: float) -> None:
                [hotel_id, ch["entityId"], d.get("type") or "maintenance", d.get("title") or "",
                 d.get("description") or "", d.get("roomNumber"), d.get("priority") or "normal",
                 d.get("queue") or "", d.get("status") or "open", d.get("fingerprint") or "",
-                " ".join(sorted(text_terms)), _epoch(d.get("createdAt")) or now, d.get("createdBy") or "cloud",
+                json.dumps(sorted(text_terms)), _epoch(d.get("createdAt")) or now, d.get("createdBy") or "cloud",
                 d.get("mergedInto")])
 
 

@@ -31,7 +31,7 @@ def summary(db, hotel_id: str, *, now: float, stale_after: int) -> dict:
 
 def conflicts(db, hotel_id: str, limit: int = 200) -> list[dict]:
     return [{"id": r[0], "entityType": r[1], "entityId": r[2], "field": r[3], "rule": r[4], "outcome": r[5],
-             "local": json.loads(r[6]) if r[6] else None, "remote": json.loads(r[7]) if r[7] else None,
+             "incoming": json.loads(r[6]) if r[6] else None, "current": json.loads(r[7]) if r[7] else None,
              "source": r[8], "detectedAt": iso(r[9])}
             for r in db.execute("SELECT id, entity_type, entity_id, field, rule, outcome, local_version,"
                                 " remote_version, source, detected_at FROM conflicts WHERE hotel_id = ?"

@@ -46,13 +46,18 @@ def page(db, hotel_id: str, after: int, limit: int) -> dict[str, Any]:
     return {"hotelId": hotel_id, "changes": changes, "cursor": rows[-1][0] if rows else after, "more": more}
 
 
-def conflict(db, hotel_id: str, c, entry_key: str | None, now: float, device_id: str | None = None) -> None:
-    """Record a resolved :class:`sync.conflicts.Conflict` on the cloud's side."""
-    db.conn.execute(
+def conflict(db, hotel_id: str, c, entry_key: str | None, now: float, device_id: str | None = None) -> dict:
+    """Record a resolved :class:`sync.conflicts.Conflict` on the cloud's side and log it for
+    pull (every kiosk of the hotel records it too); returns it as JSON with its ``conflictId``."""
+    cur = db.conn.execute(
         "INSERT INTO conflicts (hotel_id, entity_type, entity_id, field, rule, outcome, incoming, current,"
         " device_id, entry_key, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [hotel_id, c.entity_type, c.entity_id, c.field, c.rule, c.outcome, json.dumps(c.incoming),
          json.dumps(c.current), device_id, entry_key, now])
+    out = c.to_json() | {"conflictId": cur.lastrowid}
+    record(db, hotel_id=hotel_id, entity_type="conflict", entity_id=str(cur.lastrowid), data=out,
+           hlc_stamp=str(c.incoming.get("hlc") or ""), now=now)
+    return out
 
 
 def conflicts_for_hotel(db, hotel_id: str, limit: int = 1000) -> list[dict]:

@@ -24,11 +24,11 @@ from pathlib import Path
 import click
 
 from kiosk import logs
-from kiosk.clock import SystemClock
+from kiosk.clock import SystemClock, parse_duration
 from kiosk.errors import KioskError
 
+from . import changelog, devices, keys, tickets, workorders
 from . import db as cloud_db
-from . import devices, tickets, workorders
 
 DEFAULT_DATA_DIR = "var/cloud"
 
@@ -143,12 +143,77 @@ def _listing(name: str, lister, line):
     return command
 
 
+@main.group()
+def key():
+    """The cloud's token-signing keys (sent to kiosks as trust-list entries by pull)."""
+
+
+@key.command("create")
+@click.option("--hotel", "hotels", multiple=True, required=True, help="A hotel the key signs for (repeatable).")
+@data_dir_option
+def key_create(hotels):
+    """Create an active signing key; prints its public trust-list entry as JSON."""
+    click.echo(json.dumps(keys.create(open_db(), list(hotels), SystemClock().now())))
+
+
+@key.command("retire")
+@click.argument("kid")
+@data_dir_option
+def key_retire(kid):
+    """Retire key KID: kiosks refuse tokens signed with it after their next pull."""
+    click.echo(json.dumps(keys.retire(open_db(), kid, SystemClock().now())))
+
+
+@key.command("list")
+@data_dir_option
+def key_list():
+    """The cloud's keys (public parts), one JSON object per line."""
+    for k in keys.list_keys(open_db()):
+        click.echo(json.dumps(k))
+
+
+@main.group()
+def token():
+    """Tokens issued or revoked centrally."""
+
+
+@token.command("create")
+@click.option("--role", type=click.Choice(["guest", "staff", "admin"]), required=True, help="The token's role.")
+@click.option("--hotel", required=True, help="The hotel it is for.")
+@click.option("--user", default=None, help="The subject (e.g. a confirmation number or staff id).")
+@click.option("--expires-in", default="1d", show_default=True, help="Lifetime: 90s, 15m, 12h, 30d.")
+@click.option("--reusable", is_flag=True, help="Reusable instead of one-time.")
+@data_dir_option
+def token_create(role, hotel, user, expires_in, reusable):
+    """Sign a token with the hotel's newest active cloud key; prints only the token."""
+    try:
+        ttl = parse_duration(expires_in)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--expires-in") from None
+    click.echo(keys.sign(open_db(), hotel_id=hotel, role=role, now=SystemClock().now(), ttl_seconds=ttl,
+                         user_id=user, reusable=reusable))
+
+
+@token.command("revoke")
+@click.argument("jti")
+@click.option("--hotel", required=True, help="The token's hotel.")
+@data_dir_option
+def token_revoke(jti, hotel):
+    """Revoke token JTI: every kiosk of the hotel refuses it after its next pull."""
+    click.echo(json.dumps(keys.revoke_token(open_db(), hotel, jti, SystemClock().now())))
+
+
 tickets_cmd = _listing("tickets", tickets.list_for_hotel,
                        lambda t: f"{t['ticketId']}  {t['type']:<14} {t['status']:<8} {t['roomNumber'] or '-':<6}"
                                  f" {t['title']}")
 work_orders_cmd = _listing("work-orders", workorders.list_for_hotel,
                            lambda w: f"{w['workOrderId']}  {w['status']:<11} v{w['version']:<3}"
                                      f" {w['assignee'] or '-':<10} {len(w['history'])} changes")
+conflicts_cmd = _listing("conflicts", changelog.conflicts_for_hotel,
+                         lambda c: f"{c['id']:>6}  {c['entityType']:<11} {c['entityId']:<14} {c['field'] or '-':<10}"
+                                   f" {c['rule']:<18} {c['outcome']}")
+security_cmd = _listing("security-events", changelog.security_events_for_hotel,
+                        lambda e: f"{e['id']:>6}  {e['kind']:<14} {e['subject']}")
 
 
 if __name__ == "__main__":  # pragma: no cover

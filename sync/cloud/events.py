@@ -66,5 +66,4 @@ def consumed(db, e: Entry, now: float) -> list[dict]:
                [e.hotelId, "TOKEN_REPLAY", e.entityId,
                 json.dumps({"keeper": keeper, "ended": loser, "consumptions": all_uses}), now])
     c = Conflict("qr_token", e.entityId, None, "token-replay", outcome, mine, keeper)
-    changelog.conflict(db, e.hotelId, c, e.key, now)
-    return [c.to_json()]
+    return [changelog.conflict(db, e.hotelId, c, e.key, now)]

@@ -49,8 +49,7 @@ def create(db, e: Entry, now: float) -> list[dict]:
         return []
     c = Conflict("ticket", p.ticketId, None, "ticket-fingerprint", f"merged into {twin[0]}",
                  {"value": p.ticketId, "hlc": e.hlc}, {"value": twin[0], "hlc": twin[1]})
-    changelog.conflict(db, e.hotelId, c, e.key, now)
-    return [c.to_json()]
+    return [changelog.conflict(db, e.hotelId, c, e.key, now)]
 
 
 def snapshot(row: dict) -> dict:

@@ -63,9 +63,8 @@ def update(db, e: Entry, now: float) -> list[dict]:
         raise Rejected("INVALID_TRANSITION", f"{status.old or row['status']} -> {status.new}")
     field_hlc = json.loads(row["field_hlc"] or "{}")
     to_apply, lost = rules.merge_work_order(row, field_hlc, {f: c.new for f, c in p.changes.items()}, e.hlc,
-                                            by=p.by)
-    for c in lost:
-        changelog.conflict(db, e.hotelId, c, e.key, now)
+                                            by=p.by, seen={f: c.old for f, c in p.changes.items()})
+    recorded = [changelog.conflict(db, e.hotelId, c, e.key, now) for c in lost]
     if to_apply:
         new = {f: row[f] for f in validation.CHANGEABLE} | to_apply
         closed_at = row["closed_at"]
@@ -83,7 +82,7 @@ def update(db, e: Entry, now: float) -> list[dict]:
             [(e.hotelId, p.workOrderId, f, row[f], v, p.by, p.at, e.hlc, e.key) for f, v in to_apply.items()])
     if to_apply or lost:
         _log(db, e.hotelId, p.workOrderId, e.hlc, now)
-    return [c.to_json() for c in lost]
+    return recorded
 
 
 def snapshot(row: dict) -> dict:

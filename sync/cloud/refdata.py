@@ -1,0 +1,67 @@
+"""Reference data from the PMS (rooms, reservations, staff, rate plans, offers, …).
+
+The PMS is authoritative (rule ``reference-authoritative``): an import replaces
+what the cloud holds for that hotel and table, and every row that is new,
+changed or gone becomes one change in the log, so kiosks pull only differences.
+Importing the same export twice logs nothing the second time.
+"""
+
+from __future__ import annotations
+
+import json
+
+from kiosk import store
+
+from . import changelog
+
+#: CSV file stem -> (entity type, key columns); data keys are the kiosk's column names
+TABLES = {
+    "rooms": ("room", ("room_number",)),
+    "reservations": ("reservation", ("confirmation",)),
+    "staff": ("staff", ("staff_id",)),
+    "rate_plans": ("rate_plan", ("code", "room_type")),
+    "offers": ("offer", ("offer_id",)),
+    "assets": ("asset", ("asset_id",)),
+    "tasks": ("task", ("task_id",)),
+}
+
+
+def entity_id(table: str, row: dict) -> str:
+    return "|".join(str(row[k]) for k in TABLES[table][1])
+
+
+def import_tables(db, hotel_id: str, tables: dict[str, list[dict]], now: float, progress=None) -> dict[str, dict]:
+    """Replace the hotel's rows of each given table; returns per table added/changed/removed/unchanged."""
+    out: dict[str, dict] = {}
+    with store.transaction(db):
+        stamp = changelog.stamp(db, now)
+        for table, rows in tables.items():
+            if table not in TABLES:
+                continue
+            etype = TABLES[table][0]
+            old = {r[0]: r[1] for r in db.execute(
+                "SELECT entity_id, data FROM ref_data WHERE hotel_id = ? AND entity_type = ?", [hotel_id, etype])}
+            counts = {"added": 0, "changed": 0, "removed": 0, "unchanged": 0}
+            seen = set()
+            for row in rows:
+                eid = entity_id(table, row)
+                seen.add(eid)
+                data = json.dumps(row, sort_keys=True, separators=(",", ":"), default=str)
+                if old.get(eid) == data:
+                    counts["unchanged"] += 1
+                    continue
+                counts["changed" if eid in old else "added"] += 1
+                db.execute("INSERT OR REPLACE INTO ref_data (hotel_id, entity_type, entity_id, data, hlc, updated_at)"
+                           " VALUES (?, ?, ?, ?, ?, ?)", [hotel_id, etype, eid, data, stamp, now])
+                changelog.record(db, hotel_id=hotel_id, entity_type=etype, entity_id=eid, data=json.loads(data),
+                                 hlc_stamp=stamp, now=now)
+                if progress:
+                    progress(1)
+            for eid in set(old) - seen:
+                counts["removed"] += 1
+                db.execute("DELETE FROM ref_data WHERE hotel_id = ? AND entity_type = ? AND entity_id = ?",
+                           [hotel_id, etype, eid])
+                changelog.record(db, hotel_id=hotel_id, entity_type=etype, entity_id=eid, data=None,
+                                 hlc_stamp=stamp, now=now, op="delete")
+            out[table] = counts
+    return out

@@ -7,6 +7,7 @@ transaction.  See docs/sync-protocol.md for the state machine.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
@@ -130,6 +131,9 @@ def update(db, body: Any, *, hotel_id: str, by: str, now: float, node: str) -> d
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(hotel_id, req.workOrderId, f, c["old"], c["new"], by, now, queued.hlc)
              for f, c in changes.items()])
+        stamps = json.loads(row.get("field_hlc") or "{}") | {f: queued.hlc for f in changes}
+        db.execute("UPDATE work_orders SET field_hlc = ? WHERE hotel_id = ? AND work_order_id = ?",
+                   [json.dumps(stamps, sort_keys=True), hotel_id, req.workOrderId])
         audit.record(db, hotel_id=hotel_id, event="work_order.updated", outcome="success", at=now,
                      actor=by, details={"workOrderId": req.workOrderId, "fields": sorted(changes)})
     return {"workOrder": to_json(new), "changes": changes, "syncStatus": "queued",

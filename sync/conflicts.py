@@ -116,7 +116,7 @@ def merge_work_order(row: dict, field_hlc: dict[str, str], changes: dict[str, An
     independent of it and of each other.
     """
     seen = seen or {}
-    base = row.get("updated_hlc") or ""
+    base = ""  # a field with no stamp of its own was never written after creation: any write wins
     to_apply: dict[str, Any] = {}
     conflicts: list[Conflict] = []
     for field in sorted(changes, key=lambda f: f != "status"):

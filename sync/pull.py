@@ -57,6 +57,7 @@ class PullReport:
     changes: int = 0
     error: str | None = None
     replays: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # hotels the cloud will not serve this device
 
 
 def cursor_key(hotel_id: str) -> str:
@@ -88,6 +89,10 @@ class Puller:
                 try:
                     page = self.transport.pull(hotel_id, after, self.page_size)
                 except TransportError as e:
+                    if e.reason.startswith("HTTP 403"):  # this device is not linked for that hotel
+                        report.refused.append(hotel_id)
+                        log.warning("pull refused for a hotel", extra={"hotelId": hotel_id, "reason": e.reason})
+                        break
                     report.error = e.reason
                     return report
                 n, replays = self.apply_page(hotel_id, page)
@@ -176,12 +181,27 @@ def _epoch(iso_text):
     return datetime.fromisoformat(iso_text.replace("Z", "+00:00")).timestamp()
 
 
+def _cloud_stamps(d: dict) -> dict[str, str]:
+    """Per field, the newest write the cloud has judged (won or lost) for the value it sends."""
+    base = d.get("updatedHlc") or ""
+    judged, valued = d.get("judgedHlc") or {}, d.get("fieldHlc") or {}
+    return {f: max(judged.get(f, ""), valued.get(f, ""), "" if (judged or valued) else base) for f in WO_FIELDS}
+
+
 def _work_order(db, hotel_id: str, ch: dict, now: float) -> None:
+    """Adopt the cloud's fields, except those this kiosk holds a newer write of.
+
+    A field is taken when the cloud has judged a write at least as new as the one this
+    kiosk holds (its stamp in ``field_hlc``) and none of this kiosk's writes to it is
+    still undelivered.  So a page fetched before this kiosk's latest push was judged
+    (pull and push run concurrently) cannot roll the field back, and once every write
+    has been judged every kiosk holds the cloud's value.
+    """
     d = ch["data"]
     wo_id = ch["entityId"]
-    row = db.execute("SELECT status, assignee, priority, notes, description, version FROM work_orders"
+    row = db.execute("SELECT status, assignee, priority, notes, description, version, field_hlc FROM work_orders"
                      " WHERE hotel_id = ? AND work_order_id = ?", [hotel_id, wo_id]).fetchone()
-    field_hlc = json.dumps(d.get("fieldHlc") or {}, sort_keys=True)
+    cloud = _cloud_stamps(d)
     if row is None:
         db.execute("INSERT INTO work_orders (hotel_id, work_order_id, asset_id, room_number, type, description,"
                    " status, assignee, priority, notes, opened_at, closed_at, updated_at, version, field_hlc)"
@@ -189,26 +209,28 @@ def _work_order(db, hotel_id: str, ch: dict, now: float) -> None:
                    [hotel_id, wo_id, d.get("assetId"), d.get("roomNumber"), d.get("type") or "failure",
                     d.get("description") or "", d["status"], d.get("assignee"), d.get("priority") or "normal",
                     d.get("notes") or "", _epoch(d.get("openedAt")) or now, _epoch(d.get("closedAt")), now,
-                    d.get("version") or 1, field_hlc])
+                    d.get("version") or 1, json.dumps(cloud, sort_keys=True)])
         return
     current = dict(zip(WO_FIELDS, row[:5], strict=True))
-    keep = _pending_fields(db, hotel_id, wo_id)
-    changed = {f: d.get(f) for f in WO_FIELDS if f not in keep and current[f] != d.get(f)
+    mine = json.loads(row[6] or "{}")
+    keep = _pending_fields(db, hotel_id, wo_id) | {f for f in WO_FIELDS if mine.get(f, "") > cloud[f]}
+    take = [f for f in WO_FIELDS if f not in keep]
+    changed = {f: d.get(f) for f in take if current[f] != d.get(f)
                and not (f in ("notes", "description") and (current[f] or "") == (d.get(f) or ""))}
     new = current | changed
+    stamps = mine | {f: cloud[f] for f in take}
     version = row[5] if keep else max(row[5], d.get("version") or 1)
-    status_from_cloud = "status" not in keep
     db.execute("UPDATE work_orders SET status = ?, assignee = ?, priority = ?, notes = ?, description = ?,"
                " closed_at = CASE WHEN ? THEN ? ELSE closed_at END,"
                " updated_at = CASE WHEN ? THEN ? ELSE updated_at END, version = ?, field_hlc = ?"
                " WHERE hotel_id = ? AND work_order_id = ?",
                [new["status"], new["assignee"], new["priority"], new["notes"] or "", new["description"] or "",
-                status_from_cloud, _epoch(d.get("closedAt")), bool(changed), now, version, field_hlc,
-                hotel_id, wo_id])
+                "status" in take, _epoch(d.get("closedAt")), bool(changed), now, version,
+                json.dumps(stamps, sort_keys=True), hotel_id, wo_id])
     db.conn.executemany(
         "INSERT INTO work_order_history (hotel_id, work_order_id, field, old, new, by, at, hlc)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [(hotel_id, wo_id, f, current[f], v, "cloud", now, ch.get("hlc") or "") for f, v in changed.items()])
+        [(hotel_id, wo_id, f, current[f], v, "cloud", now, cloud[f]) for f, v in changed.items()])
 
 
 def _ticket(db, hotel_id: str, ch: dict, now: float) -> None:

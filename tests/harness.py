@@ -26,8 +26,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(*args: str, env: dict | None = None, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-    p = subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True,
+def run(*args: str, env: dict | None = None, check: bool = True, timeout: float = 120,
+        wrap: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    p = subprocess.run([*wrap, str(BIN / args[0]), *args[1:]], capture_output=True, text=True,
                        env={**os.environ, **(env or {})}, timeout=timeout)
     if check and p.returncode != 0:
         raise AssertionError(f"{args} exited {p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}")
@@ -56,21 +57,23 @@ def wait_for(pred, timeout: float = 60.0, interval: float = 0.1, what: str = "co
 
 
 class Proc:
-    def __init__(self, args: list[str], log: Path, env: dict | None = None):
-        self.args, self.log = args, log
+    def __init__(self, args: list[str], log: Path, env: dict | None = None, wrap: tuple[str, ...] = ()):
+        self.args, self.log, self.wrap = args, log, wrap
         self.env = {**os.environ, **(env or {})}
         self.p: subprocess.Popen | None = None
 
     def start(self) -> Proc:
         f = open(self.log, "ab")
-        self.p = subprocess.Popen([str(BIN / self.args[0]), *self.args[1:]], stdout=f, stderr=subprocess.STDOUT,
+        self.p = subprocess.Popen([*self.wrap, str(BIN / self.args[0]), *self.args[1:]], stdout=f,
+                                  stderr=subprocess.STDOUT,
                                   env=self.env, start_new_session=True)
         f.close()
         return self
 
     def kill(self, sig=signal.SIGKILL) -> int | None:
         if self.p and self.p.poll() is None:
-            self.p.send_signal(sig)
+            # the whole process group: a wrapper such as faketime runs the real process as a child
+            os.killpg(self.p.pid, sig)
             try:
                 return self.p.wait(10)
             except subprocess.TimeoutExpired:
@@ -112,7 +115,13 @@ class Cloud:
 class Kiosk:
     """A kiosk instance (data dir + optional server) and its agent."""
 
-    def __init__(self, root: Path, name: str = "kiosk", hotels=("demo",), agent_env: dict | None = None):
+    def __init__(self, root: Path, name: str = "kiosk", hotels=("demo",), agent_env: dict | None = None,
+                 clock_offset: str | None = None):
+        # clock_offset ("-2h", "+2h"): every process of this kiosk runs under faketime, a
+        # wall clock that is wrong by that much (the machine's clock is left alone).  Only
+        # the wall clock: a box with a wrong date still has a working monotonic clock,
+        # and timed waits (threading, sleeps) hang if that is faked too.
+        self.wrap = ("env", "FAKETIME_DONT_FAKE_MONOTONIC=1", "faketime", "-f", clock_offset) if clock_offset else ()
         self.dir = root / name
         self.name = name
         self.port = free_port()
@@ -122,17 +131,18 @@ class Kiosk:
         self.agent_env = {**self.env, "KIOSK__AGENT__POLL_INTERVAL_SECONDS": "0.05",
                           "KIOSK__AGENT__PUSH_INTERVAL_SECONDS": "0.2",
                           "KIOSK__AGENT__BACKOFF_BASE_SECONDS": "0.05",
-                          "KIOSK__AGENT__BACKOFF_MAX_SECONDS": "0.5", **(agent_env or {})}
-        run("kiosk", "init", env=self.env)
+                          "KIOSK__AGENT__BACKOFF_MAX_SECONDS": "0.5",
+                          "KIOSK__AGENT__PULL_INTERVAL_SECONDS": "0.2", **(agent_env or {})}
+        run("kiosk", "init", env=self.env, wrap=self.wrap)
         self.server: Proc | None = None
         self.agent: Proc | None = None
 
     def cli(self, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
-        return run(*args, env={**self.agent_env, **(env or {})}, check=check)
+        return run(*args, env={**self.agent_env, **(env or {})}, check=check, wrap=self.wrap)
 
     def serve(self) -> Kiosk:
         self.server = Proc(["kiosk", "serve", "--port", str(self.port)], self.dir.parent / f"{self.name}.log",
-                           env=self.env).start()
+                           env=self.env, wrap=self.wrap).start()
         wait_http(self.url + "/healthz")
         return self
 
@@ -141,7 +151,7 @@ class Kiosk:
 
     def start_agent(self) -> Proc:
         self.agent = Proc(["kiosk-agent", "run"], self.dir.parent / f"{self.name}-agent.log",
-                          env=self.agent_env).start()
+                          env=self.agent_env, wrap=self.wrap).start()
         return self.agent
 
     def status(self) -> dict:
@@ -151,9 +161,13 @@ class Kiosk:
         extra = [f"--{k}={v}" for k, v in kw.items()]
         return self.cli("kiosk", "token", "create", "--role", role, "--hotel", hotel, *extra).stdout.strip()
 
-    def session(self, role: str = "staff", hotel: str = "demo") -> requests.Session:
+    def scan(self, token: str, hotel: str = "demo") -> requests.Response:
+        return requests.post(self.url + "/api/qr/scan", json={"qrToken": token, "hotelId": hotel}, timeout=5)
+
+    def session(self, role: str = "staff", hotel: str = "demo", token: str | None = None) -> requests.Session:
         s = requests.Session()
-        r = s.post(self.url + "/api/qr/scan", json={"qrToken": self.token(role, hotel), "hotelId": hotel}, timeout=5)
+        r = s.post(self.url + "/api/qr/scan", json={"qrToken": token or self.token(role, hotel), "hotelId": hotel},
+                   timeout=5)
         assert r.status_code == 200, r.text
         s.headers["Authorization"] = "Bearer " + r.json()["sessionJWT"]
         return s

@@ -46,8 +46,9 @@ def fill_backlog(k: Kiosk, *, n_tickets: int, n_wo: int, hotel: str = "demo", pr
 def local_state(k: Kiosk, hotel: str = "demo") -> tuple[set, dict]:
     db = local(k).db()
     tix = {r[0] for r in db.execute("SELECT ticket_id FROM tickets WHERE hotel_id = ?", [hotel])}
-    wos = {r[0]: (r[1], db.execute("SELECT count(*) FROM work_order_history WHERE hotel_id = ? AND work_order_id = ?",
-                                   [hotel, r[0]]).fetchone()[0])
+    # the field changes made here (not the ones pulled back from the cloud, by = 'cloud')
+    wos = {r[0]: (r[1], db.execute("SELECT count(*) FROM work_order_history WHERE hotel_id = ? AND work_order_id = ?"
+                                   " AND by != 'cloud'", [hotel, r[0]]).fetchone()[0])
            for r in db.execute("SELECT work_order_id, status FROM work_orders WHERE hotel_id = ?", [hotel])}
     return tix, wos
 

@@ -182,6 +182,7 @@ MIGRATIONS: list[list[str]] = [
             counter INTEGER NOT NULL
         )""",
         "ALTER TABLE work_orders ADD COLUMN field_hlc TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE work_orders ADD COLUMN judged_hlc TEXT NOT NULL DEFAULT '{}'",
         "ALTER TABLE tickets ADD COLUMN merged_into TEXT",
         "ALTER TABLE tickets ADD COLUMN hlc TEXT",
     ],

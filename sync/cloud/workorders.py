@@ -44,7 +44,9 @@ def create(db, e: Entry, now: float) -> None:
     row = {"hotel_id": e.hotelId, "work_order_id": p.workOrderId,
            **{col: getattr(p, field) for field, col in _COLUMNS.items()},
            "created_payload": canonical, "version": 1, "updated_at": now, "updated_hlc": e.hlc,
-           "field_hlc": "{}"}
+           # every field starts stamped with the creation, so LWW compares field by field
+           "field_hlc": json.dumps({f: e.hlc for f in validation.CHANGEABLE}, sort_keys=True),
+           "judged_hlc": json.dumps({f: e.hlc for f in validation.CHANGEABLE}, sort_keys=True)}
     db.execute(f"INSERT INTO work_orders ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                list(row.values()))
     _log(db, e.hotelId, p.workOrderId, e.hlc, now)
@@ -65,6 +67,13 @@ def update(db, e: Entry, now: float) -> list[dict]:
     to_apply, lost = rules.merge_work_order(row, field_hlc, {f: c.new for f, c in p.changes.items()}, e.hlc,
                                             by=p.by, seen={f: c.old for f, c in p.changes.items()})
     recorded = [changelog.conflict(db, e.hotelId, c, e.key, now) for c in lost]
+    # every field this entry wrote has now been judged up to its stamp, won or lost: a
+    # kiosk holding that write (or an older one) adopts the cloud's value on pull
+    judged = json.loads(row["judged_hlc"] or "{}")
+    judged_new = judged | {f: max(judged.get(f, ""), e.hlc) for f in p.changes}
+    if judged_new != judged:
+        db.execute("UPDATE work_orders SET judged_hlc = ? WHERE hotel_id = ? AND work_order_id = ?",
+                   [json.dumps(judged_new, sort_keys=True), e.hotelId, p.workOrderId])
     if to_apply:
         new = {f: row[f] for f in validation.CHANGEABLE} | to_apply
         closed_at = row["closed_at"]
@@ -80,7 +89,7 @@ def update(db, e: Entry, now: float) -> list[dict]:
             "INSERT INTO work_order_history (hotel_id, work_order_id, field, old, new, by, at, hlc, entry_key)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(e.hotelId, p.workOrderId, f, row[f], v, p.by, p.at, e.hlc, e.key) for f, v in to_apply.items()])
-    if to_apply or lost:
+    if to_apply or lost or judged_new != judged:
         _log(db, e.hotelId, p.workOrderId, e.hlc, now)
     return recorded
 
@@ -89,7 +98,7 @@ def snapshot(row: dict) -> dict:
     """The work order as kiosks receive it on pull."""
     return {"workOrderId": row["work_order_id"], **{field: row[col] for field, col in _COLUMNS.items()},
             "version": row["version"], "updatedHlc": row["updated_hlc"],
-            "fieldHlc": json.loads(row["field_hlc"] or "{}")}
+            "fieldHlc": json.loads(row["field_hlc"] or "{}"), "judgedHlc": json.loads(row["judged_hlc"] or "{}")}
 
 
 def _log(db, hotel_id: str, work_order_id: str, stamp: str, now: float) -> None:

@@ -266,27 +266,190 @@ def spark(values: list[float], width: int = 48) -> str:
     return "".join(bars[int((v - lo) / (hi - lo + 1e-9) * (len(bars) - 1))] for v in vals)
 
 
+# --- 4. convergence after a partition, 5. pull throughput (issue 4) ------------------------
+
+def kiosk_instance(data: Path, name: str) -> Instance:
+    cfg = config_mod.load(None, env={}, overrides={
+        "data_dir": str(data), "property": {"hotels": [HOTEL], "issuer": HOTEL, "kiosk_id": name}})
+    return Instance(cfg)
+
+
+def link(cloud: CloudProc, data: Path, name: str) -> dict:
+    cred = run("kiosk-cloud", "device", "add", name, "--hotel", HOTEL, "--data-dir", str(cloud.dir)).strip()
+    env = {"KIOSK_DATA_DIR": str(data), "KIOSK__PROPERTY__HOTELS": json.dumps([HOTEL]),
+           "KIOSK__PROPERTY__KIOSK_ID": name}
+    run("kiosk-agent", "link", "--cloud", cloud.url, "--device-id", name, "--credential", cred, env=env)
+    return env
+
+
+def sync_all(envs: list[dict]) -> list[dict]:
+    """``kiosk-agent sync --once`` at every kiosk at the same time; their JSON answers."""
+    procs = [subprocess.Popen([str(BIN / "kiosk-agent"), "sync", "--once"], env={**os.environ, **e},
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for e in envs]
+    return [json.loads(p.communicate()[0] or "{}") for p in procs]
+
+
+def wo_states(data: Path) -> dict:
+    db = sqlite3.connect(f"file:{data / 'kiosk.db'}?mode=ro", uri=True)
+    try:
+        return {r[0]: r[1:] for r in db.execute("SELECT work_order_id, status, assignee, priority, notes"
+                                                 " FROM work_orders WHERE hotel_id = ?", [HOTEL])}
+    finally:
+        db.close()
+
+
+def bench_converge(root: Path, cloud: CloudProc, n_kiosks: int, edits: int, n_wo: int = 50) -> dict:
+    import random
+
+    from kiosk import workorders
+    from sync.workflow_rules import allowed_from
+
+    rng = random.Random(7)
+    dirs = [root / f"conv-{i}" for i in range(n_kiosks)]
+    envs = []
+    for i, d in enumerate(dirs):
+        inst = kiosk_instance(d, f"conv-{i}")
+        inst.init()
+        envs.append(link(cloud, d, f"conv-{i}"))
+    seed = kiosk_instance(dirs[0], "conv-0")
+    for w in range(n_wo):
+        workorders.create(seed.connect(), hotel_id=HOTEL, work_order_id=f"CW-{w}", by="bench", now=time.time(),
+                          node="conv-0")
+    sync_all(envs[:1])
+    sync_all(envs)  # everyone has the 50 work orders; now the partition
+    total = n_kiosks * edits
+    with click.progressbar(length=total, label=f"offline edits: {n_kiosks} kiosks x {edits:,}",
+                           file=sys.stderr) as bar:
+        for i, d in enumerate(dirs):
+            inst = kiosk_instance(d, f"conv-{i}")
+            db = inst.connect()
+            for e in range(edits):
+                wo = f"CW-{rng.randrange(n_wo)}"
+                status = db.execute("SELECT status FROM work_orders WHERE work_order_id = ?", [wo]).fetchone()[0]
+                field = rng.choice(["status", "assignee", "priority", "notes", "notes"])
+                value = {"status": rng.choice(allowed_from(status) or ["__none__"]),
+                         "assignee": rng.choice(["ana", "ben", "eve", "kim"]),
+                         "priority": rng.choice(["low", "normal", "high"]),
+                         "notes": f"edit {e} at kiosk {i}"}[field]
+                if value != "__none__":
+                    try:
+                        workorders.update(db, {"workOrderId": wo, "changes": {field: value}}, hotel_id=HOTEL,
+                                          by=f"bench-{i}", now=time.time(), node=f"conv-{i}")
+                    except Exception:  # noqa: BLE001 - an unchanged value is fine
+                        pass
+                bar.update(1)
+            db.conn.close()
+    t0 = time.perf_counter()
+    rounds = 0
+    while True:
+        rounds += 1
+        sync_all(envs)
+        states = [wo_states(d) for d in dirs]
+        cdb = sqlite3.connect(f"file:{cloud.dir / 'cloud.db'}?mode=ro", uri=True)
+        states.append({r[0]: r[1:] for r in cdb.execute("SELECT work_order_id, status, assignee, priority, notes"
+                                                         " FROM work_orders WHERE hotel_id = ?", [HOTEL])})
+        cdb.close()
+        pending = sum(sqlite3.connect(str(d / "kiosk.db")).execute(
+            "SELECT count(*) FROM outbox WHERE state = 'pending'").fetchone()[0] for d in dirs)
+        if pending == 0 and all(s == states[0] for s in states):
+            break
+        if rounds > 10:
+            raise SystemExit("did not converge in 10 rounds")
+    elapsed = time.perf_counter() - t0
+    cdb = sqlite3.connect(f"file:{cloud.dir / 'cloud.db'}?mode=ro", uri=True)
+    conflicts = cdb.execute("SELECT count(*) FROM conflicts").fetchone()[0]
+    cdb.close()
+    return {"kiosks": n_kiosks, "edits": total, "seconds": elapsed, "rounds": rounds, "conflicts": conflicts}
+
+
+def bench_pull(root: Path, cloud: CloudProc, rooms: int, reservations: int, page_sizes=(100, 500, 1000)) -> list:
+    import random
+
+    from sync.cloud import db as cloud_db
+    from sync.cloud import refdata
+
+    rng = random.Random(11)
+    room_rows = [{"room_number": str(100 + i), "room_type": rng.choice(["KING", "TWIN", "SUITE"]),
+                  "floor": 1 + i // 50, "status": "Clean", "occupied": 0} for i in range(rooms)]
+    res_rows = []
+    for i in range(reservations):
+        arrival = 20_000 + rng.randrange(400)
+        res_rows.append({"confirmation": f"R{i:06d}", "guest_name": f"Guest {i}",
+                         "room_number": rng.choice(room_rows)["room_number"],
+                         "arrival": time.strftime("%Y-%m-%d", time.gmtime(arrival * 86400)),
+                         "departure": time.strftime("%Y-%m-%d", time.gmtime((arrival + rng.randint(1, 7)) * 86400)),
+                         "status": "Confirmed", "adults": 2, "children": 0, "rate_plan": "BAR",
+                         "nightly_rate": 120.0, "currency": "EUR", "language": "en", "vip": 0, "segment": "Direct"})
+    cdb = cloud_db.connect(cloud.dir / "cloud.db")
+    hotel_rows = {"rooms": room_rows, "reservations": res_rows}
+    with click.progressbar(length=rooms + reservations, label="cloud: import rooms + reservations",
+                           file=sys.stderr) as bar:
+        refdata.import_tables(cdb, HOTEL, hotel_rows, time.time(), progress=bar.update)
+    cdb.conn.close()
+    out = []
+    for size in page_sizes:
+        d = root / f"pull-{size}"
+        kiosk_instance(d, f"pull-{size}").init()
+        env = link(cloud, d, f"pull-{size}") | {"KIOSK__AGENT__PULL_PAGE_SIZE": str(size)}
+        t0 = time.perf_counter()
+        answer = sync_all([env])[0]
+        elapsed = time.perf_counter() - t0
+        db = sqlite3.connect(str(d / "kiosk.db"))
+        got = db.execute("SELECT (SELECT count(*) FROM rooms) + (SELECT count(*) FROM reservations)").fetchone()[0]
+        db.close()
+        assert got == rooms + reservations, (got, answer)
+        out.append({"page": size, "changes": answer["pulled"], "seconds": elapsed,
+                    "rate": answer["pulled"] / elapsed})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--entries", type=int, default=100_000, help="backlog drained batched")
     ap.add_argument("--single", type=int, default=3_000, help="backlog drained one request per entry")
     ap.add_argument("--enqueue", type=int, default=5_000, help="entries enqueued by each contender")
+    ap.add_argument("--kiosks", type=int, default=5, help="kiosks partitioned in the convergence run")
+    ap.add_argument("--edits", type=int, default=1_000, help="offline edits per kiosk in the convergence run")
+    ap.add_argument("--rooms", type=int, default=500)
+    ap.add_argument("--reservations", type=int, default=50_000)
+    ap.add_argument("--only", choices=["push", "down"], help="only the push side (1-3) or the sync-down side (4-5)")
     ap.add_argument("--dir", help="where to put the databases (default: a temp dir on the data disk)")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-sync-", dir=args.dir))
     try:
-        enq = bench_enqueue(root, args.enqueue)
         cloud = CloudProc(root)
         try:
-            batched_dir = fill(root, "kiosk-batched", args.entries)
-            single_dir = fill(root, "kiosk-single", args.single)
-            batched = drain(cloud, batched_dir, args.entries, 500, f"{args.entries:,} entries, batches of 500")
-            single = drain(cloud, single_dir, args.single, 1, f"{args.single:,} entries, one request each")
+            if args.only != "down":
+                enq = bench_enqueue(root, args.enqueue)
+                batched_dir = fill(root, "kiosk-batched", args.entries)
+                single_dir = fill(root, "kiosk-single", args.single)
+                batched = drain(cloud, batched_dir, args.entries, 500, f"{args.entries:,} entries, batches of 500")
+                single = drain(cloud, single_dir, args.single, 1, f"{args.single:,} entries, one request each")
+            if args.only != "push":
+                conv = bench_converge(root, cloud, args.kiosks, args.edits)
+                pulls = bench_pull(root, cloud, args.rooms, args.reservations)
         finally:
             cloud.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    if args.only != "down":
+        report_push(args, enq, batched, single)
+    if args.only != "push":
+        report_down(args, conv, pulls)
 
+
+def report_down(args, conv: dict, pulls: list) -> None:
+    print(f"\nConvergence after a partition: {conv['kiosks']} kiosks x {args.edits:,} offline work-order edits "
+          f"({conv['edits']:,} in all, on 50 shared work orders)")
+    print(f"  every kiosk equal to the cloud after {conv['seconds']:.1f} s in {conv['rounds']} rounds of "
+          f"concurrent `sync --once` (push then pull); {conv['conflicts']:,} conflicts resolved and recorded")
+    print(f"\nPull throughput: a fresh kiosk pulls {args.rooms:,} rooms + {args.reservations:,} reservations")
+    print(f"{'page size':>10} {'changes':>9} {'seconds':>9} {'changes/s':>10}")
+    for p in pulls:
+        print(f"{p['page']:>10} {p['changes']:>9,} {p['seconds']:>9.1f} {p['rate']:>10,.0f}")
+
+
+def report_push(args, enq, batched, single) -> None:
     print(f"\nDurable enqueue, {args.enqueue:,} ticket entries each (python {sys.version.split()[0]}, "
           f"sqlite {sqlite3.sqlite_version})")
     print(f"{'contender':52} {'journal':>8} {'sync':>5} {'median/s':>9} {'min/s':>9} {'max/s':>9}")

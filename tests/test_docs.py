@@ -22,7 +22,7 @@ import yaml
 
 from agent.cli import main as agent_main
 from kiosk import config as config_mod
-from kiosk import qr, workorders
+from kiosk import qr, store, workorders
 from kiosk.cli import main
 from kiosk.errors import HTTP_STATUS
 from kiosk.web.rbac import policy_of
@@ -390,6 +390,25 @@ def test_real_responses_match_the_documented_schemas(check, issue, instance, clo
     dead = check("get", "/api/admin?endpoint=outbox", 200, headers=a)
     assert dead["count"] == 1
     check("put", "/api/admin?endpoint=outbox", 200, headers=a, json={"id": dead["dead"][0]["id"], "action": "retry"})
+
+    from sync import pull
+    with store.transaction(db):
+        pull.record_conflict(db, "demo", {"entityType": "work_order", "entityId": "WO-1", "field": "notes",
+                                          "rule": "field-lww", "outcome": "kept the value with the later stamp",
+                                          "incoming": {"value": "a", "hlc": "1-00000-k1"},
+                                          "current": {"value": "b", "hlc": "2-00000-k2"}},
+                             source="pull", now=clock.now(), key="cloud:1")
+        db.execute("INSERT INTO security_events (hotel_id, kind, subject, details, detected_at) VALUES"
+                   " ('demo', 'TOKEN_REPLAY', 'jti-1', '{}', ?)", [clock.now()])
+    assert check("get", "/api/admin?endpoint=conflicts", 200, headers=a)["count"] == 1
+    assert check("get", "/api/admin?endpoint=security", 200, headers=a)["count"] == 1
+    assert check("get", "/api/admin?endpoint=sync", 200, headers=a)["stale"] is True  # never heard from a cloud
+    check("post", "/api/admin?endpoint=sync", 400, code="VALIDATION_ERROR", headers=a, json={})
+    with store.transaction(db):
+        pull.set_state(db, "trust_newest_at", clock.now() + 7200)  # a key from 2 h "in the future"
+    check("post", "/api/qr/scan", 503, code="CLOCK_NOT_TRUSTED", json={"qrToken": issue("guest"), "hotelId": "demo"})
+    with store.transaction(db):
+        pull.set_state(db, "trust_newest_at", None)
 
     check("delete", "/api/admin?endpoint=sessions", 200, headers=a, json={"sessionId": guest["sessionId"]})
     check("get", "/api/session", 401, code="SESSION_EXPIRED", headers=g)

@@ -12,6 +12,7 @@ Scripts depend on these forms::
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -120,7 +121,7 @@ def sync(obj: Ctx, once):
     inst = obj.instance()
     pusher = pusher_for(inst)
     todo = delivery.backlog(pusher.db, inst.clock.now())["pending"]
-    err = click.get_text_stream("stderr")
+    err = sys.stderr
     with click.progressbar(length=todo, label="pushing", file=err) as bar:
         total = pusher.drain(on_batch=lambda r: bar.update(r.sent))
     pulled = None

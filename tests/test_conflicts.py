@@ -363,3 +363,32 @@ def test_the_rules_table_in_the_docs_is_the_rules_in_the_code():
     text = (Path(__file__).resolve().parents[1] / "docs" / "conflicts.md").read_text()
     documented = re.findall(r"^\| `([a-z-]+)` \|", text, re.M)
     assert documented == list(rules.RULES)
+
+
+def test_cloud_imports_a_pms_export_all_or_nothing_and_a_new_kiosk_fills_itself(tmp_path, cloud):
+    from click.testing import CliRunner
+
+    from sync.cloud.cli import main as cloud_cli
+
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "rooms.csv").write_text("room_number,room_type,floor,status,occupied,wing\n"
+                                      "101,KING,1,Clean,0,east\n102,TWIN,1,Dirty,1,east\n")
+    (export / "reservations.csv").write_text(
+        "confirmation,guest_name,room_number,arrival,departure,status,adults,children,nightly_rate\n"
+        "R1,Ada Lovelace,101,2026-11-24,2026-11-26,InHouse,2,0,120.50\n")
+    runner = CliRunner()
+    bad = export / "staff.csv"
+    bad.write_text("staff_id,name,role,max_credits\nS1,Eve,housekeeping,lots\n")
+    r = runner.invoke(cloud_cli, ["--data-dir", str(tmp_path), "data", "import", str(export), "--hotel", HOTEL])
+    assert r.exit_code == 1 and "staff.csv line 2, column 'max_credits'" in r.output
+    assert cloud.db.execute("SELECT count(*) FROM ref_data").fetchone()[0] == 0  # nothing half-imported
+    bad.unlink()
+    r = runner.invoke(cloud_cli, ["--data-dir", str(tmp_path), "data", "import", str(export), "--hotel", HOTEL])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output.splitlines()[-1])["rooms"]["added"] == 2
+    fresh = Site(tmp_path, "new-kiosk", cloud)
+    converge([fresh])
+    res = dict(next(fresh.db.query("SELECT * FROM reservations WHERE confirmation = 'R1'")))
+    assert (res["guest_name"], res["nightly_rate"], res["adults"]) == ("Ada Lovelace", 120.5, 2)
+    assert fresh.db.execute("SELECT count(*) FROM rooms").fetchone()[0] == 2

@@ -27,7 +27,7 @@ from kiosk import logs
 from kiosk.clock import SystemClock, parse_duration
 from kiosk.errors import KioskError
 
-from . import changelog, devices, keys, tickets, workorders
+from . import changelog, devices, keys, refdata, tickets, workorders
 from . import db as cloud_db
 
 DEFAULT_DATA_DIR = "var/cloud"
@@ -201,6 +201,27 @@ def token_create(role, hotel, user, expires_in, reusable):
 def token_revoke(jti, hotel):
     """Revoke token JTI: every kiosk of the hotel refuses it after its next pull."""
     click.echo(json.dumps(keys.revoke_token(open_db(), hotel, jti, SystemClock().now())))
+
+
+@main.group()
+def data():
+    """Reference data from the PMS, sent to kiosks by pull."""
+
+
+@data.command("import")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--hotel", required=True, help="The hotel the export belongs to.")
+@data_dir_option
+def data_import(folder, hotel):
+    """Import FOLDER (CSV files of a PMS export): rooms, reservations, staff, rate plans, offers,
+    assets, tasks.  All or nothing; prints added/changed/removed/unchanged per table as JSON."""
+    if not Path(folder).is_dir():
+        raise KioskError(f"no such folder: {folder}", {"folder": folder}, code="NOT_FOUND")
+    tables = refdata.read_export(folder)
+    n = sum(len(rows) for rows in tables.values())
+    with click.progressbar(length=n, label="importing", file=sys.stderr) as bar:
+        counts = refdata.import_tables(open_db(), hotel, tables, SystemClock().now(), progress=bar.update)
+    click.echo(json.dumps(counts))
 
 
 tickets_cmd = _listing("tickets", tickets.list_for_hotel,

@@ -102,3 +102,20 @@ def list_sessions(db, *, hotels: list[str], now: float, active_only: bool = Fals
         sql += " AND ended_at IS NULL AND expires_at > ?"
         params.append(now)
     return list(db.query(sql + " ORDER BY created_at DESC LIMIT ?", [*params, limit]))
+
+
+def end_for_token(db, hotel_id: str, jti: str, *, now: float, reason: str, node: str | None = None) -> list[str]:
+    """End every open session opened with token ``jti``; call inside a transaction.
+
+    Used when the token is revoked (here or in the cloud) or found replayed: a session
+    must not outlive the token that opened it.  Queues ``session.ended`` when ``node``
+    is given (a local decision the cloud should hear about).
+    """
+    ids = [r[0] for r in db.execute("SELECT id FROM sessions WHERE hotel_id = ? AND jti = ? AND ended_at IS NULL",
+                                    [hotel_id, jti])]
+    for sid in ids:
+        db.execute("UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ?", [now, reason, sid])
+        if node is not None:
+            outbox.enqueue(db, hotel_id=hotel_id, kind="session.ended", entity_type="session", entity_id=sid,
+                           payload={"sessionId": sid, "reason": reason, "endedAt": now}, node=node, now=now)
+    return ids

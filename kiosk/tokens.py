@@ -30,7 +30,7 @@ import jwt
 
 from sync import outbox
 
-from . import audit, store
+from . import audit, sessions, store
 from .errors import HotelMismatch, InvalidToken, NotFound, TokenExpired, ValidationError
 from .trust import TrustList
 
@@ -185,5 +185,6 @@ def revoke(db, jti: str, *, hotels: list[str], now: float, by: str, node: str) -
                          actor=by, jti=jti)
             outbox.enqueue(db, hotel_id=hotel_id, kind="token.revoked", entity_type="qr_token",
                            entity_id=jti, payload={"jti": jti, "revokedAt": now}, node=node, now=now)
+            sessions.end_for_token(db, hotel_id, jti, now=now, reason="revoked", node=node)
             revoked_at = now
     return {"jti": jti, "hotelId": hotel_id, "revokedAt": revoked_at}

@@ -28,7 +28,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kiosk import audit, store
+from kiosk import audit, sessions, store
 from kiosk.trust import TrustedKey, TrustList
 
 from . import hlc
@@ -254,14 +254,6 @@ def _ticket(db, hotel_id: str, ch: dict, now: float) -> None:
                 d.get("mergedInto")])
 
 
-def _end_sessions(db, hotel_id: str, jti: str, reason: str, now: float) -> list[str]:
-    ids = [r[0] for r in db.execute("SELECT id FROM sessions WHERE hotel_id = ? AND jti = ? AND ended_at IS NULL",
-                                    [hotel_id, jti])]
-    for sid in ids:
-        db.execute("UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ?", [now, reason, sid])
-    return ids
-
-
 def _revocation(db, hotel_id: str, ch: dict, now: float) -> None:
     jti = ch["entityId"]
     cur = db.execute("INSERT INTO remote_revocations (jti, hotel_id, revoked_at, hlc) VALUES (?, ?, ?, ?)"
@@ -271,7 +263,7 @@ def _revocation(db, hotel_id: str, ch: dict, now: float) -> None:
         return
     db.execute("UPDATE qr_tokens SET revoked_at = ?, revoked_by = 'cloud' WHERE jti = ? AND hotel_id = ?"
                " AND revoked_at IS NULL", [now, jti, hotel_id])
-    ended = _end_sessions(db, hotel_id, jti, "revoked", now)
+    ended = sessions.end_for_token(db, hotel_id, jti, now=now, reason="revoked")
     audit.record(db, hotel_id=hotel_id, event="token.revoked", outcome="success", at=now, actor="cloud",
                  jti=jti, details={"source": "pull", "sessionsEnded": ended})
 
@@ -297,7 +289,7 @@ def _consumption(db, hotel_id: str, ch: dict, node: str, now: float) -> str | No
     keeper, *_ = replay_order(uses)
     mine_use = uses[0]
     other = {"kioskId": kiosk, "sessionId": d.get("sessionId"), "hlc": d["hlc"]}
-    ended = [] if keeper == mine_use else _end_sessions(db, hotel_id, jti, "token_replay", now)
+    ended = [] if keeper == mine_use else sessions.end_for_token(db, hotel_id, jti, now=now, reason="token_replay")
     loser = other if keeper == mine_use else mine_use
     details = {"keeper": keeper, "ended": loser, "consumptions": uses, "sessionsEndedHere": ended}
     db.execute("INSERT INTO security_events (hotel_id, kind, subject, details, detected_at, key)"

@@ -266,3 +266,18 @@ def test_garbage_is_refused_cleanly(client, garbage):
     assert body["success"] is False
     assert body["error"]["code"] in ("INVALID_TOKEN", "VALIDATION_ERROR")
     assert status in (400, 401)
+
+
+def test_revoking_a_token_ends_the_sessions_it_opened(client, issue, login, instance):
+    tok = issue("staff", reusable=True)
+    opened = [client.post("/api/qr/scan", json={"qrToken": tok, "hotelId": "demo"}).get_json() for _ in range(2)]
+    heads = [{"Authorization": "Bearer " + o["sessionJWT"]} for o in opened]
+    assert all(client.get("/api/session", headers=h).status_code == 200 for h in heads)
+    jti = __import__("jwt").decode(tok, options={"verify_signature": False})["jti"]
+    r = client.put("/api/admin?endpoint=tokens", headers=login("admin"), json={"jti": jti})
+    assert r.status_code == 200
+    for h in heads:
+        r = client.get("/api/session", headers=h)
+        assert r.status_code == 401 and r.get_json()["error"]["code"] == "SESSION_EXPIRED"
+    ended = instance.db().execute("SELECT count(*) FROM outbox WHERE kind = 'session.ended'").fetchone()[0]
+    assert ended == 2  # the cloud hears that they ended

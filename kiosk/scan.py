@@ -34,6 +34,10 @@ from .validation import parse
 log = logging.getLogger("kiosk.scan")
 
 
+#: failures that say nothing about the scanned code: they do not count toward the rate limit
+NOT_THE_CLIENTS_FAULT = frozenset({"STORE_BUSY", "CLOCK_NOT_TRUSTED"})
+
+
 class ScanRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     qrToken: StrictStr = Field(min_length=1, max_length=tokens.MAX_TOKEN_CHARS)
@@ -78,7 +82,8 @@ class ScanService:
                 raise InvalidToken("the token belongs to another user", {"reason": "subject"})
             return self._consume(db, req, claims, client, now)
         except KioskError as e:
-            self.limiter.fail(client, now)
+            if e.code not in NOT_THE_CLIENTS_FAULT:
+                self.limiter.fail(client, now)
             audit.record_now(db, hotel_id=hotel_hint, event="scan", outcome="refused", at=now,
                              client=client, jti=jti, code=e.code,
                              details={k: v for k, v in e.details.items() if k != "fields"})

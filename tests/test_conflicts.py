@@ -392,3 +392,17 @@ def test_cloud_imports_a_pms_export_all_or_nothing_and_a_new_kiosk_fills_itself(
     res = dict(next(fresh.db.query("SELECT * FROM reservations WHERE confirmation = 'R1'")))
     assert (res["guest_name"], res["nightly_rate"], res["adults"]) == ("Ada Lovelace", 120.5, 2)
     assert fresh.db.execute("SELECT count(*) FROM rooms").fetchone()[0] == 2
+
+
+def test_a_wrong_clock_does_not_lock_the_lobby_out_by_the_rate_limit(cloud, sites):
+    cloud.key()
+    converge(sites)
+    s = sites[0]
+    token = cloud.token("guest", reusable=True)
+    s.clock.t = cloud.clock.now() - 3600
+    svc = __import__("kiosk.scan", fromlist=["ScanService"]).ScanService(s.inst, s.inst.load_keys())
+    for _ in range(s.inst.config.scan.max_failures + 5):
+        with pytest.raises(ClockNotTrusted):
+            svc.scan(s.db, {"qrToken": token, "hotelId": HOTEL}, client="lobby")
+    s.clock.t = cloud.clock.now()  # NTP fixed it: the very next scan works
+    assert svc.scan(s.db, {"qrToken": token, "hotelId": HOTEL}, client="lobby")["success"]

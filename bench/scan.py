@@ -37,10 +37,14 @@ import click
 import requests
 import yaml
 
-from kiosk import config as config_mod
-from kiosk import tokens
-from kiosk.instance import Instance
-from kiosk.scan import ScanService
+# run as `python bench/scan.py`: bench/ is sys.path[0], where bench/sync.py would shadow
+# the `sync` package; the project's own packages come first
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from kiosk import config as config_mod  # noqa: E402
+from kiosk import tokens  # noqa: E402
+from kiosk.instance import Instance  # noqa: E402
+from kiosk.scan import ScanService  # noqa: E402
 
 KIOSK = Path(sys.executable).parent / "kiosk"
 HOTEL = "demo"
@@ -200,31 +204,39 @@ def bench_http(url: str, toks: list[str], warm: int, clients: int, mode: str) ->
     return summarise(f"http x{clients}", mode, [x for lat in lats for x in lat], wall)
 
 
-def run_mode(base: Path, mode: str, n: int, clients: int) -> list[dict]:
-    root = base / mode.lower()
+def run_mode(base: Path, mode: str, n: int, clients: int, serialize: bool = True) -> list[dict]:
+    root = base / (mode.lower() + ("" if serialize else "-nolock"))
     root.mkdir()
-    over = {"store": {"synchronous": mode}}
+    over = {"store": {"synchronous": mode, "serialize_writers": serialize}}
     config_file = root / "kiosk.yaml"
     config_file.write_text(yaml.safe_dump(over))
     data_dir = root / "kiosk"
     inst = Instance(config_mod.load(None, env={}, overrides={"data_dir": str(data_dir), **over}))
     inst.init()
     warm = min(50, max(1, n // 20))
-    toks = issue_tokens(inst, 3 * (n + warm), f"{mode} issuing tokens")
-    batches = [toks[i * (n + warm):(i + 1) * (n + warm)] for i in range(3)]
+    rows = 3 if serialize else 1
+    toks = issue_tokens(inst, rows * (n + warm), f"{mode} issuing tokens")
+    batches = [toks[i * (n + warm):(i + 1) * (n + warm)] for i in range(rows)]
 
-    results = [bench_in_process(inst, batches[0], warm, mode)]
     server = Server(data_dir, config_file, root / "server.log")
-    try:
-        results.append(bench_http(server.url, batches[1], warm, 1, mode))
-        results.append(bench_http(server.url, batches[2], warm, clients, mode))
-    finally:
-        server.stop()
+    if serialize:
+        results = [bench_in_process(inst, batches[0], warm, mode)]
+        try:
+            results.append(bench_http(server.url, batches[1], warm, 1, mode))
+            results.append(bench_http(server.url, batches[2], warm, clients, mode))
+        finally:
+            server.stop()
+    else:  # the alternative to the in-process writer queue: only SQLite's busy handler
+        try:
+            results = [bench_http(server.url, batches[0], warm, clients, mode)]
+            results[0]["how"] += " busy-wait"
+        finally:
+            server.stop()
 
     db = sqlite3.connect(str(inst.db_path))
     sessions = db.execute("SELECT count(*) FROM sessions").fetchone()[0]
     db.close()
-    assert sessions == 3 * (n + warm), f"{sessions} sessions for {3 * (n + warm)} scans"
+    assert sessions == len(batches) * (n + warm), f"{sessions} sessions for {len(batches) * (n + warm)} scans"
     return results
 
 
@@ -232,11 +244,11 @@ def run_mode(base: Path, mode: str, n: int, clients: int) -> list[dict]:
 
 
 def table(results: list[dict]) -> str:
-    head = f"{'how':<12} {'sync':<7} {'n':>6} {'scans/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+    head = f"{'how':<22} {'sync':<7} {'n':>6} {'scans/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
     lines = [head, "-" * len(head)]
     order = {"in-process": 0}
     for r in sorted(results, key=lambda r: (order.get(r["how"], 1), r["how"], MODES.index(r["sync"]))):
-        lines.append(f"{r['how']:<12} {r['sync']:<7} {r['n']:>6} {r['rate']:>9.0f} {r['p50']:>8.2f} "
+        lines.append(f"{r['how']:<22} {r['sync']:<7} {r['n']:>6} {r['rate']:>9.0f} {r['p50']:>8.2f} "
                      f"{r['p99']:>8.2f} {r['max']:>8.2f}")
     return "\n".join(lines)
 
@@ -260,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for mode in MODES:
             results += run_mode(base, mode, args.n, args.clients)
+            results += run_mode(base, mode, args.n, args.clients, serialize=False)
     finally:
         if args.keep:
             print(f"data kept in {base}", file=sys.stderr)

@@ -105,6 +105,7 @@ class SyncConfig(_Section):
 class StoreConfig(_Section):
     busy_timeout_ms: int = Field(5000, ge=0)
     synchronous: str = Field("FULL", pattern="^(FULL|EXTRA|NORMAL)$")
+    serialize_writers: bool = True
 
 
 class LogConfig(_Section):

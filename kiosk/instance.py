@@ -97,7 +97,8 @@ class Instance:
 
     def connect(self):
         s = self.config.store
-        return store.connect(self.db_path, busy_timeout_ms=s.busy_timeout_ms, synchronous=s.synchronous)
+        return store.connect(self.db_path, busy_timeout_ms=s.busy_timeout_ms, synchronous=s.synchronous,
+                             serialize_writers=s.serialize_writers)
 
     def db(self):
         """This thread's connection (opened on first use, kept for the thread's life)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,10 +24,26 @@ import sqlite_utils
 from .errors import StoreBusy
 from .migrations import MIGRATIONS, SCHEMA_VERSION
 
+_WRITER_LOCKS: dict[str, threading.RLock] = {}
+_REGISTRY = threading.Lock()
+
+
+def writer_lock(path: str | Path) -> threading.RLock:
+    """One lock per database file in this process (see :func:`transaction`)."""
+    key = str(Path(path).resolve())
+    with _REGISTRY:
+        return _WRITER_LOCKS.setdefault(key, threading.RLock())
+
 
 def connect(path: str | Path, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL",
-            migrate: bool = True) -> sqlite_utils.Database:
-    """Open (and if needed create and migrate) the store at ``path``."""
+            migrate: bool = True, serialize_writers: bool = True) -> sqlite_utils.Database:
+    """Open (and if needed create and migrate) the store at ``path``.
+
+    With ``serialize_writers`` the connection's write transactions also take a
+    process-wide lock for the file, so threads of one process queue for the write
+    lock in order instead of sleeping in SQLite's busy handler (which backs off in
+    steps up to 100 ms); other processes (the agent) still meet the busy timeout.
+    """
     if synchronous not in ("FULL", "EXTRA", "NORMAL"):
         raise ValueError(f"synchronous={synchronous!r}")
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
@@ -36,6 +53,8 @@ def connect(path: str | Path, *, busy_timeout_ms: int = 5000, synchronous: str =
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA foreign_keys = ON")
     db = sqlite_utils.Database(conn)
+    db.writer_lock = writer_lock(path) if serialize_writers else None
+    db.busy_timeout_s = busy_timeout_ms / 1000
     if migrate:
         run_migrations(db)
     return db
@@ -62,21 +81,28 @@ def run_migrations(db: sqlite_utils.Database) -> int:
 @contextlib.contextmanager
 def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     """``BEGIN IMMEDIATE`` … ``COMMIT``; rolls back on any exception."""
+    lock = getattr(db, "writer_lock", None)
+    if lock is not None and not lock.acquire(timeout=getattr(db, "busy_timeout_s", 5.0)):
+        raise StoreBusy("the local store is busy; try again", {"reason": "in-process writer queue"})
     try:
-        db.conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as e:
-        if "locked" in str(e) or "busy" in str(e):
-            raise StoreBusy("the local store is busy; try again", {"reason": str(e)}) from e
-        raise
-    try:
-        yield db
-    except BaseException:
-        db.conn.rollback()
-        raise
-    else:
         try:
-            db.conn.execute("COMMIT")
-        except BaseException:  # e.g. disk full or I/O error: leave no transaction open
-            if db.conn.in_transaction:
-                db.conn.rollback()
+            db.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                raise StoreBusy("the local store is busy; try again", {"reason": str(e)}) from e
             raise
+        try:
+            yield db
+        except BaseException:
+            db.conn.rollback()
+            raise
+        else:
+            try:
+                db.conn.execute("COMMIT")
+            except BaseException:  # e.g. disk full or I/O error: leave no transaction open
+                if db.conn.in_transaction:
+                    db.conn.rollback()
+                raise
+    finally:
+        if lock is not None:
+            lock.release()

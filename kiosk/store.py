@@ -22,7 +22,7 @@ from pathlib import Path
 import sqlite_utils
 
 from .errors import StoreBusy
-from .migrations import MIGRATIONS, SCHEMA_VERSION
+from .migrations import MIGRATIONS
 
 _WRITER_LOCKS: dict[str, threading.RLock] = {}
 _REGISTRY = threading.Lock()
@@ -64,15 +64,18 @@ def schema_version(db: sqlite_utils.Database) -> int:
     return db.execute("PRAGMA user_version").fetchone()[0]
 
 
-def run_migrations(db: sqlite_utils.Database) -> int:
-    """Apply pending migrations; returns the number applied."""
+def run_migrations(db: sqlite_utils.Database, migrations: list[list[str]] = MIGRATIONS) -> int:
+    """Apply pending migrations, each in its own transaction; returns the number applied.
+
+    ``migrations`` is the kiosk's by default; the reference cloud passes its own.
+    """
     applied = 0
     while True:
         with transaction(db):
             current = schema_version(db)
-            if current >= SCHEMA_VERSION:
+            if current >= len(migrations):
                 return applied
-            for stmt in MIGRATIONS[current]:
+            for stmt in migrations[current]:
                 db.execute(stmt)
             db.execute(f"PRAGMA user_version = {current + 1}")
         applied += 1

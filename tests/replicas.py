@@ -26,6 +26,15 @@ HOTEL = "demo"
 WO_FIELDS = ("status", "assignee", "priority", "notes", "description")
 
 
+def work_orders_of(db) -> dict[str, dict]:
+    return {r["work_order_id"]: {f: r[f] for f in WO_FIELDS}
+            for r in db.query("SELECT * FROM work_orders WHERE hotel_id = ?", [HOTEL])}
+
+
+def tickets_of(db) -> dict[str, str | None]:
+    return {r[0]: r[1] for r in db.execute("SELECT ticket_id, merged_into FROM tickets WHERE hotel_id = ?", [HOTEL])}
+
+
 class Cloud:
     def __init__(self, root, clock: FakeClock):
         self.clock = clock
@@ -39,12 +48,10 @@ class Cloud:
                                reusable=reusable, user_id=user)
 
     def work_orders(self) -> dict[str, dict]:
-        return {r["work_order_id"]: {f: r[f] for f in WO_FIELDS}
-                for r in self.db.query("SELECT * FROM work_orders WHERE hotel_id = ?", [HOTEL])}
+        return work_orders_of(self.db)
 
     def tickets(self) -> dict[str, str | None]:
-        return {r[0]: r[1] for r in self.db.execute("SELECT ticket_id, merged_into FROM tickets WHERE hotel_id = ?",
-                                                    [HOTEL])}
+        return tickets_of(self.db)
 
 
 class Site:
@@ -109,12 +116,10 @@ class Site:
 
     # --- what the replica holds ---------------------------------------------------------
     def work_orders(self) -> dict[str, dict]:
-        return {r["work_order_id"]: {f: r[f] for f in WO_FIELDS}
-                for r in self.db.query("SELECT * FROM work_orders WHERE hotel_id = ?", [HOTEL])}
+        return work_orders_of(self.db)
 
     def tickets(self) -> dict[str, str | None]:
-        return {r[0]: r[1] for r in self.db.execute("SELECT ticket_id, merged_into FROM tickets WHERE hotel_id = ?",
-                                                    [HOTEL])}
+        return tickets_of(self.db)
 
     def conflicts(self) -> list[dict]:
         return [dict(r) | {"local_version": json.loads(r["local_version"] or "null")}

@@ -156,22 +156,12 @@ def _install_routes(app: Flask) -> None:
         body["serverTime"] = clock.now()
         return jsonify(body)
 
-    @app.get("/v1/hotels/<hotel_id>/conflicts")
-    def hotel_conflicts(hotel_id: str):
-        _hotel(hotel_id)
-        return jsonify({"conflicts": changelog.conflicts_for_hotel(g.db, hotel_id)})
-
-    @app.get("/v1/hotels/<hotel_id>/security-events")
-    def hotel_security_events(hotel_id: str):
-        _hotel(hotel_id)
-        return jsonify({"securityEvents": changelog.security_events_for_hotel(g.db, hotel_id)})
-
-    @app.get("/v1/hotels/<hotel_id>/tickets")
-    def hotel_tickets(hotel_id: str):
-        _hotel(hotel_id)
-        return jsonify({"tickets": tickets.list_for_hotel(g.db, hotel_id)})
-
-    @app.get("/v1/hotels/<hotel_id>/work-orders")
-    def hotel_work_orders(hotel_id: str):
-        _hotel(hotel_id)
-        return jsonify({"workOrders": workorders.list_for_hotel(g.db, hotel_id)})
+    # the central office's read side: what the cloud holds for a hotel
+    for suffix, key, lister in (("tickets", "tickets", tickets.list_for_hotel),
+                                ("work-orders", "workOrders", workorders.list_for_hotel),
+                                ("conflicts", "conflicts", changelog.conflicts_for_hotel),
+                                ("security-events", "securityEvents", changelog.security_events_for_hotel)):
+        def read(hotel_id: str, key=key, lister=lister):
+            _hotel(hotel_id)
+            return jsonify({key: lister(g.db, hotel_id)})
+        app.add_url_rule(f"/v1/hotels/<hotel_id>/{suffix}", f"hotel_{key}", read, methods=["GET"])

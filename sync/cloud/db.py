@@ -206,13 +206,4 @@ def open_data_dir(data_dir: str | Path) -> sqlite_utils.Database:
 
 def migrate(db: sqlite_utils.Database) -> int:
     """Apply pending cloud migrations, each in its own transaction; returns how many."""
-    applied = 0
-    while True:
-        with store.transaction(db):
-            current = store.schema_version(db)
-            if current >= SCHEMA_VERSION:
-                return applied
-            for stmt in MIGRATIONS[current]:
-                db.execute(stmt)
-            db.execute(f"PRAGMA user_version = {current + 1}")
-        applied += 1
+    return store.run_migrations(db, MIGRATIONS)

@@ -362,3 +362,30 @@ def test_kiosk_cloud_serve_as_a_process(tmp_path):
     assert code == 0
     log = (tmp_path / "cloud.log").read_text()
     assert '"msg":"push"' in log and '"msg":"cloud stopped"' in log
+
+
+def test_pull_pages_the_change_log_and_conflicts_come_back_in_push_results(push, client, creds, clock):
+    created = wo_created("WO-5")
+    assert statuses(push([created], device="k1")) == ["applied"]
+    base = int(created["hlc"].split("-")[0])
+    e1 = entry("work_order.updated", "WO-5", {"workOrderId": "WO-5", "by": "a", "at": "2026-01-01T00:00:00Z",
+                                                "changes": {"notes": {"old": "", "new": "from a"}}})
+    e2 = entry("work_order.updated", "WO-5", {"workOrderId": "WO-5", "by": "b", "at": "2026-01-01T00:00:00Z",
+                                                "changes": {"notes": {"old": "", "new": "from b"}}})
+    e1["hlc"], e2["hlc"] = f"{base + 100:015d}-00000-k1", f"{base + 50:015d}-00000-k2"  # b's stamp is older
+    assert statuses(push([e1], device="hq")) == ["applied"]
+    r = push([e2], device="hq").get_json()["results"][0]
+    assert r["status"] == "applied" and [c["rule"] for c in r["conflicts"]] == ["field-lww"]
+    h = {"Authorization": f"Bearer {creds['k1']}"}
+    first = client.get("/sync/v1/pull?hotel=demo&after=0&limit=2", headers=h).get_json()
+    assert first["more"] is True and [c["seq"] for c in first["changes"]] == [1, 2]
+    rest = client.get(f"/sync/v1/pull?hotel=demo&after={first['cursor']}", headers=h).get_json()
+    kinds = [c["entityType"] for c in first["changes"] + rest["changes"]]
+    assert kinds.count("work_order") >= 2 and "conflict" in kinds and rest["more"] is False
+    wo = [c for c in rest["changes"] if c["entityType"] == "work_order"][-1]["data"]
+    assert wo["notes"] == "from a" and wo["judgedHlc"]["notes"] == e1["hlc"]
+    assert read(client, creds, "conflicts").get_json()["conflicts"][0]["rule"] == "field-lww"
+    assert read(client, creds, "security-events").get_json() == {"securityEvents": []}
+    assert client.get("/sync/v1/pull?hotel=harbor", headers=h).status_code == 403  # not k1's hotel
+    assert client.get("/sync/v1/pull?hotel=demo&after=x", headers=h).status_code == 400
+    assert read(client, creds, "conflicts", hotel="harbor").status_code == 403

@@ -215,8 +215,8 @@ def test_documented_error_responses_carry_codes_of_their_status(spec):
 def app_routes(app) -> dict[tuple[str, str], object]:
     out = {}
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":  # Flask's built-in static route, not part of the API
-            continue
+        if rule.endpoint == "static" or rule.endpoint.startswith("screens."):
+            continue  # the screens' HTML, assets and event stream: docs/screens.md, not the JSON API
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             out[(path, method.lower())] = app.view_functions[rule.endpoint]
@@ -384,6 +384,29 @@ def test_real_responses_match_the_documented_schemas(check, issue, instance, clo
     check("post", "/api/tickets/auto", 201, headers=s, json=ticket)
     check("post", "/api/tickets/auto", 200, headers=s, json=ticket)
     check("post", "/api/tickets/auto", 403, code="FORBIDDEN", headers=g, json=ticket)
+
+    # the screens' JSON
+    db0 = instance.db()
+    db0["rooms"].insert({"hotel_id": "demo", "room_number": "204", "room_type": "KING", "floor": 2,
+                         "status": "Inspected", "occupied": 0})
+    db0["reservations"].insert({"hotel_id": "demo", "confirmation": "R-77", "guest_name": "Ada Lovelace",
+                                "room_number": "204", "room_type": "KING", "arrival": "2026-05-28",
+                                "departure": "2026-05-30", "status": "InHouse", "language": "de"})
+    db0["offers"].insert({"hotel_id": "demo", "offer_id": "O1", "name": "Late checkout", "type": "addon",
+                          "price": 25.0, "margin": 20.0, "inventory": 5})
+    r77 = bearer(check("post", "/api/qr/scan", 200, json={"qrToken": issue("guest", user="R-77"), "hotelId": "demo"}))
+    home = check("get", "/api/guest/home", 200, headers=r77)
+    assert home["welcome"] == "Willkommen, Ada Lovelace" and home["room"]["ready"] is True
+    assert [o["offerId"] for o in home["offers"]] == ["O1"] and home["stay"]["nights"] == 2
+    check("post", "/api/guest/requests", 201, headers=r77, json={"text": "Two more towels please"})
+    check("post", "/api/guest/requests", 200, headers=r77, json={"text": "Two more towels please"})
+    check("post", "/api/guest/requests", 400, code="VALIDATION_ERROR", headers=r77, json={"text": "x"})
+    check("get", "/api/guest/home", 403, code="FORBIDDEN", headers=s)
+    tasks = check("get", "/api/staff/tasks", 200, headers=s)
+    assert [w["workOrderId"] for w in tasks["workOrders"]] == ["WO-1"]
+    assert tasks["workOrders"][0]["allowedStatuses"] == ["in_progress", "on_hold", "open", "cancelled"] or \
+        set(tasks["workOrders"][0]["allowedStatuses"]) == {"in_progress", "on_hold", "open", "cancelled"}
+    check("get", "/api/staff/tasks", 403, code="FORBIDDEN", headers=g)
 
     db = instance.db()
     db.execute("UPDATE outbox SET state = 'dead', last_error = 'rejected: test' WHERE id = (SELECT min(id) FROM outbox)")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from flask import Flask
 
 from ..config import Config
+from ..events import Bus
 from ..instance import Instance
 from ..scan import ScanService
-from . import admin_api, ops_api, rbac, responses, scan_api
+from . import admin_api, guest_api, ops_api, rbac, responses, scan_api, screens
 
 
 def create_app(config: Config | None = None, *, instance: Instance | None = None) -> Flask:
@@ -20,6 +21,7 @@ def create_app(config: Config | None = None, *, instance: Instance | None = None
         KIOSK_INSTANCE=inst,
         KIOSK_KEYS=keys,
         KIOSK_SCAN=ScanService(inst, keys),
+        KIOSK_EVENTS=Bus(),
         MAX_CONTENT_LENGTH=inst.config.server.max_body_bytes,
         JSON_SORT_KEYS=False,
     )
@@ -29,4 +31,6 @@ def create_app(config: Config | None = None, *, instance: Instance | None = None
     app.register_blueprint(scan_api.bp)
     app.register_blueprint(admin_api.bp)
     app.register_blueprint(ops_api.bp)
+    app.register_blueprint(guest_api.bp)
+    app.register_blueprint(screens.bp)
     return app

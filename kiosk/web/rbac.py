@@ -52,7 +52,8 @@ def install(app: Flask) -> None:
         if request.endpoint is None:  # 404/405: handled by the error handlers
             return None
         view = app.view_functions.get(request.endpoint)
-        policy = policy_of(view)
+        # Flask's own /static route serves the screens' CSS, JavaScript and translations
+        policy = "public" if request.endpoint == "static" else policy_of(view)
         if policy == "public":
             return None
         inst = app.config["KIOSK_INSTANCE"]

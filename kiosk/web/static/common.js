@@ -1,0 +1,57 @@
+// Shared by the lobby and the staff screens: translations, the API, the session.
+"use strict";
+const Kiosk = {
+  lang: localStorage.getItem("kiosk.lang") || (navigator.language || "en").slice(0, 2),
+  strings: {},
+  jwt: null,
+
+  async loadStrings() {
+    const r = await fetch("/static/i18n.json");
+    this.strings = await r.json();
+    if (!this.strings[this.lang]) this.lang = "en";
+  },
+
+  t(key, vars) {
+    let s = (this.strings[this.lang] || {})[key] || (this.strings.en || {})[key] || key;
+    for (const [k, v] of Object.entries(vars || {})) s = s.replace("{" + k + "}", v);
+    return s;
+  },
+
+  // Every element with data-i18n gets its text from the dictionary.
+  translate(root) {
+    (root || document).querySelectorAll("[data-i18n]").forEach(el => { el.textContent = this.t(el.dataset.i18n); });
+    document.documentElement.lang = this.lang;
+    document.querySelectorAll("[data-lang]").forEach(b => b.setAttribute("aria-pressed", String(b.dataset.lang === this.lang)));
+  },
+
+  setLang(lang) {
+    this.lang = lang;
+    localStorage.setItem("kiosk.lang", lang);
+    this.translate();
+    if (this.onLang) this.onLang();
+  },
+
+  async api(method, path, body) {
+    const headers = {"Content-Type": "application/json"};
+    if (this.jwt) headers.Authorization = "Bearer " + this.jwt;
+    let r;
+    try {
+      r = await fetch(path, {method, headers, body: body === undefined ? undefined : JSON.stringify(body)});
+    } catch (e) {
+      return {ok: false, status: 0, code: "NETWORK"};
+    }
+    let data = {};
+    try { data = await r.json(); } catch (e) { /* not JSON */ }
+    if (!r.ok) return {ok: false, status: r.status, code: (data.error || {}).code || "INTERNAL_ERROR", data};
+    return {ok: true, status: r.status, data};
+  },
+
+  say(el, key, kind, vars) {
+    el.textContent = key ? this.t(key, vars) : "";
+    el.className = "message" + (kind ? " " + kind : "");
+  },
+
+  initLangSwitch() {
+    document.querySelectorAll("[data-lang]").forEach(b => b.addEventListener("click", () => this.setLang(b.dataset.lang)));
+  },
+};

@@ -1,0 +1,118 @@
+// The staff terminal: log in with a badge code, see work orders and tasks, change a work
+// order's status (through /api/pms/update: applied locally, queued for the PMS).
+"use strict";
+const $ = id => document.getElementById(id);
+const msg = $("message");
+let data = null;
+
+function showError(code) {
+  Kiosk.say(msg, "error." + (Kiosk.strings.en["error." + code] ? code : "INTERNAL_ERROR"), "error");
+}
+
+async function start(jwt, name) {
+  Kiosk.jwt = jwt;
+  const who = await Kiosk.api("GET", "/api/session");
+  if (!who.ok) { Kiosk.jwt = null; sessionStorage.removeItem("kiosk.jwt"); return showError(who.code); }
+  sessionStorage.setItem("kiosk.jwt", jwt);
+  $("who").textContent = who.data.user.name;
+  $("login").hidden = true;
+  $("work").hidden = false;
+  $("logout").hidden = false;
+  await refresh();
+  $("who").focus();
+}
+
+async function refresh() {
+  const r = await Kiosk.api("GET", "/api/staff/tasks");
+  if (!r.ok) return showError(r.code);
+  data = r.data;
+  render();
+}
+
+function render() {
+  if (!data) return;
+  const wo = $("workorders");
+  wo.replaceChildren();
+  if (!data.workOrders.length) wo.append(item(Kiosk.t("staff.workorders.none")));
+  for (const w of data.workOrders) {
+    const li = document.createElement("li");
+    li.dataset.workOrder = w.workOrderId;
+    const title = document.createElement("p");
+    title.textContent = `${w.workOrderId} · ${w.roomNumber || "—"} · ${w.description || w.type} · ${Kiosk.t("status." + w.status)}`;
+    const row = document.createElement("div");
+    row.className = "row";
+    const id = "status-" + w.workOrderId;
+    const label = document.createElement("label");
+    label.htmlFor = id;
+    label.textContent = Kiosk.t("staff.status") + " — " + w.workOrderId;
+    label.className = "visually-hidden";
+    const select = document.createElement("select");
+    select.id = id;
+    for (const s of w.allowedStatuses) {
+      const o = document.createElement("option");
+      o.value = s;
+      o.textContent = Kiosk.t("status." + s);
+      select.append(o);
+    }
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = Kiosk.t("staff.update");
+    button.disabled = !w.allowedStatuses.length;
+    button.addEventListener("click", () => update(w, select.value));
+    row.append(label, select, button);
+    li.append(title, row);
+    wo.append(li);
+  }
+  const tasks = $("tasks");
+  tasks.replaceChildren();
+  if (!data.tasks.length) tasks.append(item(Kiosk.t("staff.tasks.none")));
+  for (const t of data.tasks) {
+    tasks.append(item(`${t.type} · ${t.roomNumber || "—"} · ${t.priority}${t.dueAt ? " · " + t.dueAt : ""}`));
+  }
+}
+
+function item(text) {
+  const li = document.createElement("li");
+  li.textContent = text;
+  return li;
+}
+
+async function update(w, status) {
+  const r = await Kiosk.api("POST", "/api/pms/update",
+                            {workOrderId: w.workOrderId, changes: {status}, expectedVersion: w.version});
+  if (!r.ok) { showError(r.code); return refresh(); }
+  Kiosk.say(msg, "staff.saved", "ok");
+  await refresh();
+}
+
+async function login(ev) {
+  ev.preventDefault();
+  const token = $("token").value.trim();
+  if (!token) return showError("VALIDATION_ERROR");
+  const part = (token.split(".")[1] || "").replace(/-/g, "+").replace(/_/g, "/");
+  let hotel = "";
+  try { hotel = JSON.parse(atob(part + "===".slice((part.length + 3) % 4))).hid; } catch (e) { /* server says */ }
+  const r = await Kiosk.api("POST", "/api/qr/scan", {qrToken: token, hotelId: hotel, scanMethod: "manual"});
+  if (!r.ok) return showError(r.code);
+  if (r.data.user.role === "guest") return showError("FORBIDDEN");
+  await start(r.data.sessionJWT);
+}
+
+(async () => {
+  await Kiosk.loadStrings();
+  Kiosk.initLangSwitch();
+  Kiosk.onLang = render;
+  Kiosk.translate();
+  $("login").addEventListener("submit", login);
+  $("logout").addEventListener("click", async () => {
+    await Kiosk.api("DELETE", "/api/session");
+    sessionStorage.removeItem("kiosk.jwt");
+    Kiosk.jwt = null;
+    data = null;
+    $("work").hidden = true; $("login").hidden = false; $("logout").hidden = true;
+    Kiosk.say(msg, "session.ended", "ok");
+  });
+  const saved = sessionStorage.getItem("kiosk.jwt");
+  if (saved) await start(saved);
+  document.body.dataset.ready = "yes";
+})();

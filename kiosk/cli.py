@@ -95,10 +95,86 @@ def serve(obj: Ctx, host, port):
     app = create_app(instance=inst)
     import logging
 
+    scanner = None
+    if cfg.camera.enabled:
+        from .camera import loop
+
+        scanner = loop.from_config(camera_config(inst), instance=inst, scan_service=app.config["KIOSK_SCAN"],
+                                   bus=app.config["KIOSK_EVENTS"]).start()
+        app.config["KIOSK_CAMERA"] = scanner
     logging.getLogger("kiosk").info("serving", extra={"host": cfg.server.host, "port": cfg.server.port,
-                                                      "dataDir": str(inst.root)})
-    waitress.serve(app, host=cfg.server.host, port=cfg.server.port, threads=cfg.server.threads,
-                   ident="kiosk", _quiet=True)
+                                                      "dataDir": str(inst.root), "camera": cfg.camera.enabled})
+    try:
+        waitress.serve(app, host=cfg.server.host, port=cfg.server.port, threads=cfg.server.threads,
+                       ident="kiosk", _quiet=True)
+    finally:
+        if scanner is not None:
+            scanner.stop()
+
+
+def camera_config(inst):
+    """The config with the camera's default folder (DATA_DIR/camera) filled in."""
+    cfg = inst.config
+    if cfg.camera.uri or cfg.camera.source != "folder":
+        return cfg
+    return cfg.model_copy(update={"camera": cfg.camera.model_copy(update={"uri": str(inst.root / "camera")})})
+
+
+@main.command()
+@click.option("--decoders", default="zxing,pyzbar,opencv", show_default=True,
+              help="Comma-separated decoders to try, in order.")
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def decode(decoders, images):
+    """Decode QR codes in IMAGES; one JSON line per image: file, texts, decoder, ms."""
+    import cv2
+
+    from .camera.decoders import Chain
+
+    from .camera.decoders import NAMES
+
+    names = [n.strip() for n in decoders.split(",") if n.strip()]
+    unknown = [n for n in names if n not in NAMES]
+    if unknown or not names:
+        raise click.BadParameter(f"unknown decoder {', '.join(unknown) or '(none)'}; known: {', '.join(NAMES)}",
+                                 param_hint="--decoders")
+    chain = Chain(names, budget_ms=1e9)
+    failed = 0
+    for path in images:
+        img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        if img is None:
+            failed += 1
+            click.echo(json.dumps({"file": path, "texts": [], "decoder": None, "ms": 0.0,
+                                   "error": {"code": "VALIDATION_ERROR", "message": "not a readable image"}}))
+            continue
+        r = chain.decode(img)
+        click.echo(json.dumps({"file": path, "texts": r.texts, "decoder": r.decoder, "ms": round(r.ms, 2)}))
+    if failed:
+        raise SystemExit(1)
+
+
+@main.group()
+def camera():
+    """The camera: check what it delivers."""
+
+
+@camera.command("check")
+@click.option("--seconds", type=float, default=5.0, show_default=True, help="How long to read.")
+@click.pass_obj
+def camera_check(obj: Ctx, seconds):
+    """Report the source, resolution, real frame rate and decode rate over a few seconds."""
+    from .camera.check import check
+
+    inst = obj.instance()
+    with click.progressbar(length=int(seconds * 10), label="reading frames", file=sys.stderr) as bar:
+        done = [0]
+
+        def progress(elapsed):
+            step = min(int(elapsed * 10), bar.length) - done[0]
+            if step > 0:
+                bar.update(step)
+                done[0] += step
+        result = check(camera_config(inst), seconds, progress)
+    click.echo(json.dumps(result))
 
 
 @main.group()

@@ -97,6 +97,30 @@ class AgentConfig(_Section):
     pull_page_size: int = Field(500, ge=1, le=1000)
 
 
+class CameraConfig(_Section):
+    enabled: bool = False
+    source: str = Field("folder", pattern="^(v4l2|file|folder|stream)$")
+    uri: str = ""
+    width: int = Field(1280, ge=160, le=4096)
+    height: int = Field(720, ge=120, le=4096)
+    fps: int = Field(30, ge=1, le=120)
+    loop: bool = False
+    hold_seconds: float = Field(2.0, gt=0)
+    decoders: list[str] = ["zxing", "pyzbar"]
+    frame_budget_ms: float = Field(60.0, gt=0)
+    stable_reads: int = Field(2, ge=1, le=10)
+    stable_window_ms: float = Field(500.0, gt=0)
+    cooldown_seconds: float = Field(5.0, ge=0)
+
+    @field_validator("decoders")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        bad = [d for d in v if d not in ("zxing", "pyzbar", "opencv")]
+        if bad or not v:
+            raise ValueError(f"decoders must be a non-empty list of zxing, pyzbar, opencv (got {v})")
+        return v
+
+
 class SyncConfig(_Section):
     stale_after_seconds: int = Field(3600, ge=1)
     clock_tolerance_seconds: int = Field(300, ge=0)
@@ -123,6 +147,7 @@ class Config(_Section):
     cloud: CloudConfig = CloudConfig()
     agent: AgentConfig = AgentConfig()
     sync: SyncConfig = SyncConfig()
+    camera: CameraConfig = CameraConfig()
     store: StoreConfig = StoreConfig()
     log: LogConfig = LogConfig()
 

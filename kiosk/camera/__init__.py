@@ -1,0 +1,1 @@
+"""Camera scanning: frame sources, QR decoders, stable reads, the scan loop."""

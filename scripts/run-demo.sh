@@ -11,6 +11,8 @@ ROOT=${DEMO_DIR:-var/demo}
 PORT=${PORT:-8080}
 CLOUD_PORT=${CLOUD_PORT:-8090}
 export KIOSK_DATA_DIR="$ROOT/kiosk"
+# The demo's "camera" is a folder: copy a QR PNG into it to hold the code up (no webcam needed).
+export KIOSK__CAMERA__ENABLED=true KIOSK__CAMERA__SOURCE=folder KIOSK__CAMERA__URI="$KIOSK_DATA_DIR/camera"
 CLOUD_DIR="$ROOT/cloud"
 
 $BIN/kiosk init >/dev/null
@@ -18,7 +20,7 @@ if [ ! -f "$KIOSK_DATA_DIR/keys/cloud.json" ]; then
   cred=$($BIN/kiosk-cloud device add kiosk-1 --hotel demo --data-dir "$CLOUD_DIR")
   $BIN/kiosk-agent link --cloud "http://127.0.0.1:$CLOUD_PORT" --device-id kiosk-1 --credential "$cred" >/dev/null
 fi
-mkdir -p "$KIOSK_DATA_DIR/qr"
+mkdir -p "$KIOSK_DATA_DIR/qr" "$KIOSK_DATA_DIR/camera"
 for role in guest staff admin; do
   tok=$($BIN/kiosk token create --role "$role" --hotel demo --user "demo-$role" --reusable \
         --expires-in 7d --png "$KIOSK_DATA_DIR/qr/$role.png")
@@ -31,6 +33,7 @@ trap 'kill -TERM "${pids[@]}" 2>/dev/null; wait' INT TERM EXIT
 $BIN/kiosk-cloud serve --data-dir "$CLOUD_DIR" --port "$CLOUD_PORT" & pids+=($!)
 $BIN/kiosk-agent run & pids+=($!)
 $BIN/kiosk serve --port "$PORT" & pids+=($!)
-echo "kiosk on http://127.0.0.1:$PORT, cloud on http://127.0.0.1:$CLOUD_PORT;" \
-     "check delivery with: $BIN/kiosk-agent --data-dir $KIOSK_DATA_DIR status"
+echo "kiosk on http://127.0.0.1:$PORT (staff: /staff), cloud on http://127.0.0.1:$CLOUD_PORT"
+echo "hold a code up to the demo camera:  cp $KIOSK_DATA_DIR/qr/guest.png $KIOSK_DATA_DIR/camera/guest-\$(date +%s).png"
+echo "check delivery with: $BIN/kiosk-agent --data-dir $KIOSK_DATA_DIR status"
 wait -n

@@ -193,3 +193,36 @@ def test_the_scan_feed_streams_server_sent_events_to_the_kiosks_own_screen(kiosk
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/event-stream")
     assert next(r.iter_lines()) == b"retry: 2000"
     r.close()
+
+
+def test_a_guest_token_shown_to_a_video_camera_brings_the_lobby_to_their_welcome(tmp_path, browser):
+    from kiosk.camera import synth
+
+    k = Kiosk(tmp_path, "cam")
+    db = Instance(config_mod.load(None, env={}, overrides={"data_dir": str(k.dir)})).db()
+    db["reservations"].insert({"hotel_id": "demo", "confirmation": "R-5150", "guest_name": "Grace Hopper",
+                               "arrival": "2026-11-24", "departure": "2026-11-25", "status": "Confirmed"})
+    db.conn.close()
+    token = k.token("guest", user="R-5150")
+    import numpy as np
+
+    # 8 s of an empty lobby (the browser opens meanwhile), then the code held up for 2 s
+    frames = [synth.frame(None, (640, 480), synth.EASY, np.random.default_rng(i)) for i in range(80)]
+    frames += [synth.frame(token, (640, 480), synth.MEDIUM, np.random.default_rng(i)) for i in range(20)]
+    video = tmp_path / "lobby-camera.avi"
+    synth.video(video, frames, fps=10)
+    k.env |= {"KIOSK__CAMERA__ENABLED": "true", "KIOSK__CAMERA__SOURCE": "file", "KIOSK__CAMERA__URI": str(video)}
+    k.serve()
+    try:
+        ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = ctx.new_page()
+        open_screen(page, k.url)
+        assert page.locator(".preview img").count() == 1  # the live preview is there
+        page.get_by_role("heading", name="Welcome, Grace Hopper").wait_for(timeout=30_000)
+        shot(page, "lobby-camera-welcome")
+        ctx.close()
+    finally:
+        k.stop_all()
+    sessions = Instance(config_mod.load(None, env={}, overrides={"data_dir": str(k.dir)})).db().execute(
+        "SELECT count(*), min(scan_method) FROM sessions").fetchone()
+    assert sessions == (1, "camera")  # one hold-up, one scan

@@ -128,9 +128,7 @@ def decode(decoders, images):
     """Decode QR codes in IMAGES; one JSON line per image: file, texts, decoder, ms."""
     import cv2
 
-    from .camera.decoders import Chain
-
-    from .camera.decoders import NAMES
+    from .camera.decoders import NAMES, Chain
 
     names = [n.strip() for n in decoders.split(",") if n.strip()]
     unknown = [n for n in names if n not in NAMES]
@@ -175,6 +173,59 @@ def camera_check(obj: Ctx, seconds):
                 done[0] += step
         result = check(camera_config(inst), seconds, progress)
     click.echo(json.dumps(result))
+
+
+@main.group()
+def data():
+    """Property data: import a PMS export."""
+
+
+@data.command("import")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--hotel", required=True, help="The hotel the export belongs to.")
+@click.pass_obj
+def data_import(obj: Ctx, folder, hotel):
+    """Import FOLDER (CSV files of a PMS export), all or nothing; prints rows per file as JSON."""
+    from .property import importer
+
+    inst = obj.initialised()
+    if hotel not in inst.config.property.hotels:
+        raise click.BadParameter(f"this kiosk serves {', '.join(inst.config.property.hotels)}", param_hint="--hotel")
+    with click.progressbar(length=0, label="importing", file=sys.stderr, show_pos=True) as bar:
+        counts = importer.import_dir(inst.connect(), folder, hotel, progress=bar.update)
+    click.echo(json.dumps(counts))
+
+
+@main.group()
+def model():
+    """The hotel models: list them, run one."""
+
+
+@model.command("list")
+def model_list():
+    """The registered models, one JSON object per line: id, roles, reads, timeout."""
+    from .models import registry
+
+    for spec in registry.specs().values():
+        click.echo(json.dumps({"modelId": spec.id, "roles": sorted(spec.roles), "reads": list(spec.reads),
+                               "timeoutSeconds": spec.timeout_seconds, "description": spec.description}))
+
+
+@model.command("run")
+@click.argument("model_id")
+@click.option("--hotel", required=True, help="The hotel whose data the model reads.")
+@click.option("--payload", default="{}", show_default=True, help="The request payload, as JSON.")
+@click.pass_obj
+def model_run(obj: Ctx, model_id, hotel, payload):
+    """Run MODEL_ID on the hotel's local data; prints the result as JSON."""
+    from .models import runner
+
+    try:
+        body = json.loads(payload)
+    except ValueError as e:
+        raise click.BadParameter(f"not JSON: {e}", param_hint="--payload") from None
+    inst = obj.initialised()
+    click.echo(json.dumps(runner.run(inst, model_id, body, hotel_id=hotel, actor="cli")))
 
 
 @main.group()

@@ -121,6 +121,11 @@ class CameraConfig(_Section):
         return v
 
 
+class ModelsConfig(_Section):
+    default_timeout_seconds: float = Field(20.0, gt=0, le=120)
+    timeout_seconds: dict[str, float] = {}
+
+
 class SyncConfig(_Section):
     stale_after_seconds: int = Field(3600, ge=1)
     clock_tolerance_seconds: int = Field(300, ge=0)
@@ -148,6 +153,7 @@ class Config(_Section):
     agent: AgentConfig = AgentConfig()
     sync: SyncConfig = SyncConfig()
     camera: CameraConfig = CameraConfig()
+    models: ModelsConfig = ModelsConfig()
     store: StoreConfig = StoreConfig()
     log: LogConfig = LogConfig()
 

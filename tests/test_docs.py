@@ -408,6 +408,18 @@ def test_real_responses_match_the_documented_schemas(check, issue, instance, clo
         set(tasks["workOrders"][0]["allowedStatuses"]) == {"in_progress", "on_hold", "open", "cancelled"}
     check("get", "/api/staff/tasks", 403, code="FORBIDDEN", headers=g)
 
+    # the hotel models
+    sid = check("get", "/api/session", 200, headers=s)["sessionId"]
+    audit_run = check("post", "/api/ai/trigger", 200, headers=s,
+                      json={"sessionId": sid, "modelId": "night-audit", "requestPayload": {"businessDate": "2026-05-28"}})
+    assert [(f["type"], f["confirmation"]) for f in audit_run["findings"]] == [("MISSING_ROOM_CHARGE", "R-77")]
+    batch = check("post", "/api/ai/trigger", 200, headers=s,
+                  json={"sessionId": sid, "modelIds": ["night-audit", "task-routing"], "requestPayload": {}})
+    assert {r["modelId"] for r in batch["results"]} == {"night-audit", "task-routing"}
+    check("post", "/api/ai/trigger", 404, code="NOT_FOUND", headers=s, json={"sessionId": sid, "modelId": "x"})
+    check("post", "/api/ai/trigger", 403, code="FORBIDDEN", headers=g,
+          json={"sessionId": guest["sessionId"], "modelId": "night-audit"})
+
     db = instance.db()
     db.execute("UPDATE outbox SET state = 'dead', last_error = 'rejected: test' WHERE id = (SELECT min(id) FROM outbox)")
     dead = check("get", "/api/admin?endpoint=outbox", 200, headers=a)

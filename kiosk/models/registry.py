@@ -12,7 +12,8 @@ from functools import cache
 from .base import ModelSpec
 
 MODULES: tuple[str, ...] = (
-    # filled in as the models land; one module per model
+    "night_audit",
+    "task_routing",
 )
 
 

@@ -8,7 +8,7 @@ from ..config import Config
 from ..events import Bus
 from ..instance import Instance
 from ..scan import ScanService
-from . import admin_api, guest_api, ops_api, rbac, responses, scan_api, screens
+from . import admin_api, ai_api, guest_api, ops_api, rbac, responses, scan_api, screens
 
 
 def create_app(config: Config | None = None, *, instance: Instance | None = None) -> Flask:
@@ -32,5 +32,6 @@ def create_app(config: Config | None = None, *, instance: Instance | None = None
     app.register_blueprint(admin_api.bp)
     app.register_blueprint(ops_api.bp)
     app.register_blueprint(guest_api.bp)
+    app.register_blueprint(ai_api.bp)
     app.register_blueprint(screens.bp)
     return app

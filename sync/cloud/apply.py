@@ -26,7 +26,8 @@ HANDLERS = {
     "work_order.created": workorders.create,
     "work_order.updated": workorders.update,
     "ticket.created": tickets.create,
-    **{kind: events.record for kind in validation.KINDS if kind.startswith(("token.", "session."))},
+    **{kind: events.record for kind in validation.KINDS if kind.startswith(("token.", "session.", "task.",
+                                                                              "message.", "pms."))},
 }
 
 

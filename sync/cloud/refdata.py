@@ -67,54 +67,10 @@ def import_tables(db, hotel_id: str, tables: dict[str, list[dict]], now: float, 
     return out
 
 
-#: column -> type for the reference tables (the kiosk's migration 3 columns)
-_TYPES = {"floor": int, "occupied": int, "adults": int, "children": int, "vip": int, "inventory": int,
-          "nightly_rate": float, "tax_rate": float, "price": float, "margin": float, "max_credits": float}
-
-
 def read_export(folder) -> dict[str, list[dict]]:
-    """The reference tables of a PMS export folder (docs/property-data.md's CSV format).
+    """The reference tables of a PMS export folder, parsed and checked by the kiosk's own
+    importer (docs/property-data.md): a bad cell raises ValidationError naming file, line
+    and column, before anything is written."""
+    from kiosk.property.importer import parse_dir
 
-    Only the reference tables are read (what kiosks receive by pull); unknown
-    columns are ignored; empty cells are NULL.  A bad cell raises ValidationError
-    naming file, line and column, before anything is written.
-    """
-    import csv
-    from pathlib import Path
-
-    from kiosk.errors import ValidationError
-
-    out: dict[str, list[dict]] = {}
-    for table, (_, keys) in TABLES.items():
-        path = Path(folder) / f"{table}.csv"
-        if not path.exists():
-            continue
-        rows = []
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            missing = [k for k in keys if k not in (reader.fieldnames or [])]
-            if missing:
-                raise ValidationError(f"{path.name}: missing column {missing[0]!r}",
-                                      {"file": path.name, "line": 1, "column": missing[0]})
-            for line, raw in enumerate(reader, start=2):
-                row = {}
-                for col, val in raw.items():
-                    if col is None:
-                        continue
-                    val = (val or "").strip()
-                    if val == "":
-                        row[col] = None
-                        continue
-                    try:
-                        row[col] = _TYPES.get(col, str)(val)
-                    except ValueError:
-                        raise ValidationError(f"{path.name} line {line}, column {col!r}: {val!r} is not "
-                                              f"{'a number' if col in _TYPES else 'valid'}",
-                                              {"file": path.name, "line": line, "column": col}) from None
-                for k in keys:
-                    if row.get(k) is None:
-                        raise ValidationError(f"{path.name} line {line}, column {k!r}: required",
-                                              {"file": path.name, "line": line, "column": k})
-                rows.append(row)
-        out[table] = rows
-    return out
+    return {stem: rows for stem, rows in parse_dir(folder).items() if stem in TABLES}

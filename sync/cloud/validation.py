@@ -36,6 +36,10 @@ KINDS: dict[str, str] = {
     "token.revoked": "qr_token",
     "session.opened": "session",
     "session.ended": "session",
+    # effects of the hotel models (kiosk/models/actions.py), recorded for the cloud's PMS side
+    "task.created": "task",
+    "message.send": "message",
+    "pms.update": "pms",
 }
 CHANGEABLE = ("status", "assignee", "priority", "notes", "description")
 

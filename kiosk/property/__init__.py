@@ -1,0 +1,1 @@
+"""Property data: the PMS export importer and the demo property."""

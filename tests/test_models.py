@@ -1,0 +1,192 @@
+"""The hotel models on planted data where the right answer is known, the runner (timeouts,
+errors, actions in one transaction, the run log) and POST /api/ai/trigger."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from kiosk.models import registry, runner
+from kiosk.models.base import Action, Context, ModelSpec, Result
+
+D = "2026-11-23"
+
+
+def plant_folio(db, hotel="demo"):
+    db["rate_plans"].insert_all([{"hotel_id": hotel, "code": "BAR", "room_type": "KING", "nightly_rate": 150.0,
+                                  "tax_rate": 0.10}])
+    res = [("R-OK", "InHouse", "2026-11-22", "2026-11-25"), ("R-DUP", "InHouse", "2026-11-22", "2026-11-25"),
+           ("R-MISS", "InHouse", "2026-11-23", "2026-11-24"), ("R-RATE", "InHouse", "2026-11-20", "2026-11-24"),
+           ("R-TAX", "InHouse", "2026-11-21", "2026-11-26"), ("R-BAL", "CheckedOut", "2026-11-20", "2026-11-23"),
+           ("R-NOSHOW", "Confirmed", "2026-11-23", "2026-11-25"), ("R-REV", "InHouse", "2026-11-22", "2026-11-24")]
+    db["reservations"].insert_all([{"hotel_id": hotel, "confirmation": c, "guest_name": c, "room_number": "101",
+                                    "room_type": "KING", "arrival": a, "departure": dep, "status": st,
+                                    "rate_plan": "BAR", "nightly_rate": 150.0} for c, st, a, dep in res])
+    charges = []
+
+    def ch(cid, conf, code, amount, t="22:00:00"):
+        charges.append({"hotel_id": hotel, "charge_id": cid, "confirmation": conf, "posted_at": f"{D}T{t}",
+                        "code": code, "amount": amount, "quantity": 1})
+
+    for conf in ("R-OK", "R-DUP", "R-REV"):
+        ch(f"{conf}-room", conf, "ROOM", 150.0)
+        ch(f"{conf}-tax", conf, "TAX", 15.0)
+    ch("R-DUP-fnb1", "R-DUP", "FNB", 42.5, "19:01:00")
+    ch("R-DUP-fnb2", "R-DUP", "FNB", 42.5, "19:02:00")          # planted duplicate
+    ch("R-REV-fnb1", "R-REV", "FNB", 30.0, "19:00:00")
+    ch("R-REV-fnb2", "R-REV", "FNB", 30.0, "19:01:00")
+    ch("R-REV-void", "R-REV", "FNB", -30.0, "19:05:00")         # reversed: not a duplicate
+    ch("R-RATE-room", "R-RATE", "ROOM", 130.0)                   # planted rate mismatch
+    ch("R-RATE-tax", "R-RATE", "TAX", 13.0)
+    ch("R-TAX-room", "R-TAX", "ROOM", 150.0)
+    ch("R-TAX-tax", "R-TAX", "TAX", 12.0)                        # planted tax mismatch
+    ch("R-BAL-room", "R-BAL", "ROOM", 150.0, "08:00:00")
+    ch("R-BAL-pay", "R-BAL", "PAYMENT", -100.0, "10:00:00")      # 50.00 left open
+    # R-MISS has no room charge; R-NOSHOW never arrived
+    db["charges"].insert_all(charges)
+
+
+def ctx(instance, clock, hotel="demo"):
+    return Context(db=instance.db(), hotel_id=hotel, now=clock.now())
+
+
+def test_night_audit_finds_each_planted_anomaly_and_nothing_else(instance, clock):
+    plant_folio(instance.db())
+    r = registry.get("night-audit").run(ctx(instance, clock), {"businessDate": D})
+    got = {(f["type"], f["confirmation"]): f for f in r.findings}
+    assert set(got) == {("DUPLICATE_CHARGE", "R-DUP"), ("MISSING_ROOM_CHARGE", "R-MISS"),
+                        ("RATE_MISMATCH", "R-RATE"), ("TAX_MISMATCH", "R-TAX"), ("OPEN_BALANCE", "R-BAL"),
+                        ("NO_SHOW_CANDIDATE", "R-NOSHOW")}
+    assert got[("DUPLICATE_CHARGE", "R-DUP")]["chargeIds"] == ["R-DUP-fnb1", "R-DUP-fnb2"]
+    assert got[("DUPLICATE_CHARGE", "R-DUP")]["amount"] == 42.5
+    assert got[("RATE_MISMATCH", "R-RATE")]["chargeIds"] == ["R-RATE-room"]
+    assert got[("TAX_MISMATCH", "R-TAX")]["amount"] == -3.0
+    assert got[("OPEN_BALANCE", "R-BAL")]["amount"] == 50.0
+
+
+def test_night_audit_reads_only_its_hotel_and_rejects_a_bad_date(instance, clock):
+    plant_folio(instance.db(), hotel="harbor")
+    assert registry.get("night-audit").run(ctx(instance, clock), {"businessDate": D}).findings == []
+    with pytest.raises(Exception) as e:
+        registry.get("night-audit").run(ctx(instance, clock), {"businessDate": "yesterday"})
+    assert e.value.code == "VALIDATION_ERROR"
+
+
+def plant_routing(db):
+    db["rooms"].insert_all([{"hotel_id": "demo", "room_number": n, "room_type": "KING", "floor": f, "status": "Clean"}
+                            for n, f in (("101", 1), ("201", 2), ("401", 4), ("501", 5), ("502", 5))])
+    db["staff"].insert_all([
+        {"hotel_id": "demo", "staff_id": "ana", "name": "Ana", "role": "maintenance", "skills": "plumbing;electric",
+         "shift_start": "07:00", "shift_end": "15:00"},
+        {"hotel_id": "demo", "staff_id": "ben", "name": "Ben", "role": "maintenance", "skills": "plumbing",
+         "shift_start": "07:00", "shift_end": "15:00"},
+        {"hotel_id": "demo", "staff_id": "eve", "name": "Eve", "role": "maintenance", "skills": "plumbing;electric",
+         "shift_start": "22:00", "shift_end": "06:00"}])  # off shift at 10:00
+    # where they are and how busy: ana on floor 5, ben on floor 4, two open tasks each (one slot left)
+    db["tasks"].insert_all([
+        {"hotel_id": "demo", "task_id": f"T-old-{who}{k}", "type": "x", "room_number": room, "priority": "normal",
+         "created_at": f"2026-11-24T08:0{k}", "status": "in_progress", "assignee": who}
+        for who, room in (("ana", "502"), ("ben", "401")) for k in range(2)])
+    db["tasks"].insert_all([
+        # greedy (each task in turn to its cheapest person) gives T-1 to ana, and then nobody can do T-2
+        {"hotel_id": "demo", "task_id": "T-1", "type": "leak", "room_number": "501", "priority": "normal",
+         "required_skill": "plumbing", "created_at": "2026-11-24T09:00", "status": "open"},
+        {"hotel_id": "demo", "task_id": "T-2", "type": "socket", "room_number": "501", "priority": "normal",
+         "required_skill": "electric", "created_at": "2026-11-24T09:01", "status": "open"},
+        {"hotel_id": "demo", "task_id": "T-3", "type": "hvac", "room_number": "201", "priority": "normal",
+         "required_skill": "hvac", "created_at": "2026-11-24T09:02", "status": "open"}])
+
+
+def test_task_routing_finds_the_optimal_assignment_and_says_why_not(instance, clock):
+    plant_routing(instance.db())
+    r = registry.get("task-routing").run(ctx(instance, clock), {"at": "10:00"})
+    pairs = {(a["taskId"], a["staffId"]) for a in r.outputs["assignments"]}
+    # the optimum: only ana can do electric and she has one slot left, so T-2 -> ana and
+    # T-1 -> ben one floor away (eve, who could, is off shift)
+    assert pairs == {("T-2", "ana"), ("T-1", "ben")}
+    assert r.outputs["unassigned"] == [{"taskId": "T-3", "reason": "nobody has the skill hvac"}]
+    assert [a.type for a in r.actions] == ["UPDATE_PMS", "UPDATE_PMS"]
+    night = registry.get("task-routing").run(ctx(instance, clock), {"at": "23:00"})
+    assert {(a["taskId"], a["staffId"]) for a in night.outputs["assignments"]} <= {("T-1", "eve"), ("T-2", "eve")}
+
+
+def test_the_runner_applies_actions_with_the_outbox_and_logs_the_run(instance, clock):
+    plant_routing(instance.db())
+    out = runner.run(instance, "task-routing", {"at": "10:00"}, hotel_id="demo", role="staff", actor="s-1")
+    assert out["status"] == "SUCCESS" and len(out["actionsTriggered"]) == 2
+    db = instance.db()
+    assert dict(db.execute("SELECT task_id, assignee FROM tasks WHERE task_id IN ('T-1', 'T-2')").fetchall()) == \
+        {"T-1": "ben", "T-2": "ana"}
+    kinds = [r[0] for r in db.execute("SELECT kind FROM outbox WHERE kind = 'pms.update'")]
+    assert kinds == ["pms.update", "pms.update"]
+    log = db.execute("SELECT model_id, status, actions FROM ai_interactions").fetchall()
+    assert log == [("task-routing", "SUCCESS", 2)]
+
+
+@pytest.fixture
+def fake_models(monkeypatch):
+    """Test-only models: one that overruns its timeout, one that raises, one that proposes a task."""
+    def slow(ctx, payload):
+        time.sleep(1.0)
+        return Result(confidence=1.0, outputs={}, actions=[Action("CREATE_TASK", {"type": "late"})])
+
+    def boom(ctx, payload):
+        raise RuntimeError("model bug")
+
+    def tasker(ctx, payload):
+        return Result(confidence=0.5, outputs={"ok": True},
+                      actions=[Action("CREATE_TASK", {"type": "towels", "roomNumber": "101", "priority": "high"}),
+                               Action("SCHEDULE_MAINTENANCE", {"assetId": "A-1", "roomNumber": "101"})])
+
+    specs = dict(registry.specs())
+    for name, fn in (("slow", slow), ("boom", boom), ("tasker", tasker)):
+        specs[name] = ModelSpec(id=name, run=fn, roles=frozenset({"staff"}), reads=())
+    monkeypatch.setattr(registry, "specs", lambda: specs)
+    return specs
+
+
+def test_a_timeout_returns_timeout_and_its_late_actions_are_never_applied(instance, fake_models):
+    out = runner.run(instance, "slow", {}, hotel_id="demo", role="staff", timeout=0.1)
+    assert out["status"] == "TIMEOUT" and out["error"]["code"] == "TIMEOUT" and out["actionsTriggered"] == []
+    time.sleep(1.2)  # the model finishes after all
+    assert instance.db().execute("SELECT count(*) FROM tasks").fetchone()[0] == 0
+    out = runner.run(instance, "boom", {}, hotel_id="demo", role="staff")
+    assert out["status"] == "ERROR" and "model bug" in out["error"]["message"]
+    out = runner.run(instance, "tasker", {}, hotel_id="demo", role="staff")
+    assert [a["type"] for a in out["actionsTriggered"]] == ["CREATE_TASK", "SCHEDULE_MAINTENANCE"]
+    db = instance.db()
+    assert db.execute("SELECT count(*) FROM tasks WHERE source = 'tasker'").fetchone()[0] == 1
+    assert db.execute("SELECT count(*) FROM work_orders WHERE type = 'preventive'").fetchone()[0] == 1
+    assert [r[0] for r in db.execute("SELECT status FROM ai_interactions ORDER BY id")] == ["TIMEOUT", "ERROR",
+                                                                                          "SUCCESS"]
+
+
+def test_the_api_checks_session_role_and_model_and_runs_batches(client, login, instance, fake_models):
+    plant_folio(instance.db())
+    staff = login("staff")
+    sid = client.get("/api/session", headers=staff).get_json()["sessionId"]
+    r = client.post("/api/ai/trigger", headers=staff,
+                    json={"sessionId": sid, "modelId": "night-audit", "requestPayload": {"businessDate": D}})
+    assert r.status_code == 200 and len(r.get_json()["findings"]) == 6
+    guest = login("guest")
+    gsid = client.get("/api/session", headers=guest).get_json()["sessionId"]
+    r = client.post("/api/ai/trigger", headers=guest, json={"sessionId": gsid, "modelId": "night-audit"})
+    assert r.status_code == 403 and r.get_json()["error"]["code"] == "FORBIDDEN"
+    r = client.post("/api/ai/trigger", headers=staff, json={"sessionId": gsid, "modelId": "night-audit"})
+    assert r.status_code == 403  # someone else's session id
+    r = client.post("/api/ai/trigger", headers=staff, json={"sessionId": sid, "modelId": "nope"})
+    assert r.status_code == 404
+    r = client.post("/api/ai/trigger", headers=staff, json={"sessionId": sid, "modelId": "night-audit",
+                                                            "requestPayload": {"businessDate": "31.12."}})
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "VALIDATION_ERROR"
+    r = client.post("/api/ai/trigger", headers=staff,
+                    json={"sessionId": sid, "modelIds": ["tasker", "boom", "night-audit"], "requestPayload": {}})
+    results = {x["modelId"]: x["status"] for x in r.get_json()["results"]}
+    assert results == {"tasker": "SUCCESS", "boom": "ERROR", "night-audit": "SUCCESS"}
+    r = client.post("/api/ai/trigger?stream=1", headers=staff,
+                    json={"sessionId": sid, "modelIds": ["tasker", "night-audit"], "requestPayload": {}})
+    assert r.headers["Content-Type"].startswith("text/event-stream")
+    events = [json.loads(line[6:]) for line in r.get_data(as_text=True).splitlines() if line.startswith("data: ")]
+    assert sorted(e.get("modelId", "done") for e in events) == ["done", "night-audit", "tasker"]

@@ -55,6 +55,18 @@ def kiosk(tmp_path):
                          "type": "addon", "price": 25.0, "margin": 22.0, "inventory": 10})
     workorders.create(db, hotel_id="demo", work_order_id="WO-31", by="pms", now=time.time(), node="lobby",
                       room_number="412", description="Shower drains slowly", status="assigned")
+    from datetime import date, timedelta
+
+    yesterday = date.today() - timedelta(days=1)
+    db["reservations"].insert({"hotel_id": "demo", "confirmation": "R-NIGHT", "guest_name": "No Charge",
+                               "room_number": "105", "room_type": "TWIN", "arrival": yesterday.isoformat(),
+                               "departure": (yesterday + timedelta(days=2)).isoformat(), "status": "InHouse",
+                               "language": "en", "nightly_rate": 99.0})
+    db["staff"].insert({"hotel_id": "demo", "staff_id": "s-ana", "name": "Ana", "role": "housekeeping",
+                        "skills": "cleaning", "shift_start": "00:00", "shift_end": "23:59"})
+    db["tasks"].insert({"hotel_id": "demo", "task_id": "T-CLEAN-105", "type": "clean", "room_number": "105",
+                        "priority": "high", "required_skill": "cleaning", "created_at": "2026-11-24T08:00:00",
+                        "status": "open", "description": ""})
     db.conn.close()
     k.serve()
     yield k
@@ -153,6 +165,12 @@ def test_a_staff_member_updates_a_task_on_the_staff_screen(kiosk, page):
     item.get_by_role("button", name="Update").click()
     page.wait_for_function("document.getElementById('message').textContent.includes('queued for the PMS')")
     page.wait_for_function("document.querySelector(\"li[data-work-order='WO-31']\").textContent.includes('In progress')")
+    findings = page.locator("#findings")
+    page.wait_for_function("document.getElementById('findings').textContent.includes('R-NIGHT')")
+    assert "MISSING_ROOM_CHARGE" in findings.text_content()  # from the night-audit model, on this kiosk's data
+    page.get_by_role("button", name="Assign open tasks").click()
+    page.wait_for_function("document.getElementById('message').textContent.includes('1 tasks assigned')")
+    assert "clean · 105 · high · s-ana" in page.locator("#tasks").text_content()
     shot(page, "staff-updated")
     db = Instance(config_mod.load(None, env={}, overrides={"data_dir": str(kiosk.dir)})).db()
     assert db.execute("SELECT status, version FROM work_orders WHERE work_order_id = 'WO-31'").fetchone() == ("in_progress", 2)

@@ -14,19 +14,52 @@ async function start(jwt, name) {
   const who = await Kiosk.api("GET", "/api/session");
   if (!who.ok) { Kiosk.jwt = null; sessionStorage.removeItem("kiosk.jwt"); return showError(who.code); }
   sessionStorage.setItem("kiosk.jwt", jwt);
+  sessionId = who.data.sessionId;
   $("who").textContent = who.data.user.name;
   $("login").hidden = true;
   $("work").hidden = false;
   $("logout").hidden = false;
   await refresh();
+  await loadFindings();
   $("who").focus();
 }
+
+let sessionId = null, audit = null;
 
 async function refresh() {
   const r = await Kiosk.api("GET", "/api/staff/tasks");
   if (!r.ok) return showError(r.code);
   data = r.data;
   render();
+}
+
+// Night-audit findings of yesterday, from the night-audit model on this kiosk's data.
+async function loadFindings() {
+  const day = new Date(Date.now() - 86400000).toISOString().slice(0, 10);
+  const r = await Kiosk.api("POST", "/api/ai/trigger", {sessionId, modelId: "night-audit", requestPayload: {businessDate: day}});
+  audit = r.ok ? {date: day, findings: r.data.findings || []} : {date: day, error: r.code};
+  renderFindings();
+}
+
+function renderFindings() {
+  if (!audit) return;
+  $("findings-date").textContent = Kiosk.t("staff.findings.date", {date: audit.date});
+  const ul = $("findings");
+  ul.replaceChildren();
+  if (audit.error) ul.append(item(Kiosk.t(audit.error === "FORBIDDEN" ? "error.FORBIDDEN" : "staff.findings.unavailable")));
+  else if (!audit.findings.length) ul.append(item(Kiosk.t("staff.findings.none", {date: audit.date})));
+  else for (const f of audit.findings) ul.append(item(`${f.type} · ${f.confirmation} · ${Number(f.amount).toFixed(2)} · ${f.detail}`));
+}
+
+async function route() {
+  const r = await Kiosk.api("POST", "/api/ai/trigger", {sessionId, modelId: "task-routing", requestPayload: {}});
+  if (!r.ok) return showError(r.code);
+  const out = r.data.outputs || {assignments: [], unassigned: []};
+  let text = Kiosk.t("staff.routed", {n: out.assignments.length});
+  if (out.unassigned.length) text += " " + Kiosk.t("staff.unassigned", {n: out.unassigned.length, why: out.unassigned[0].reason});
+  msg.textContent = text;
+  msg.className = "message ok";
+  await refresh();
 }
 
 function render() {
@@ -67,7 +100,7 @@ function render() {
   tasks.replaceChildren();
   if (!data.tasks.length) tasks.append(item(Kiosk.t("staff.tasks.none")));
   for (const t of data.tasks) {
-    tasks.append(item(`${t.type} · ${t.roomNumber || "—"} · ${t.priority}${t.dueAt ? " · " + t.dueAt : ""}`));
+    tasks.append(item(`${t.type} · ${t.roomNumber || "—"} · ${t.priority} · ${t.assignee || "—"}${t.dueAt ? " · " + t.dueAt : ""}`));
   }
 }
 
@@ -101,7 +134,8 @@ async function login(ev) {
 (async () => {
   await Kiosk.loadStrings();
   Kiosk.initLangSwitch();
-  Kiosk.onLang = render;
+  Kiosk.onLang = () => { render(); renderFindings(); };
+  $("route").addEventListener("click", route);
   Kiosk.translate();
   $("login").addEventListener("submit", login);
   $("logout").addEventListener("click", async () => {

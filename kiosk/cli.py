@@ -196,6 +196,21 @@ def data_import(obj: Ctx, folder, hotel):
     click.echo(json.dumps(counts))
 
 
+@data.command("import-bookings")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--hotel", required=True, help="The hotel id to import into.")
+@click.option("--name", "hotel_name", required=True, help='The dataset\'s hotel, e.g. "City Hotel".')
+@click.pass_obj
+def data_import_bookings(obj: Ctx, file, hotel, hotel_name):
+    """Import FILE (the hotel-booking-demand CSV, gzipped or not) as booking history."""
+    from .property import bookings
+
+    inst = obj.initialised()
+    with click.progressbar(length=0, label="importing bookings", file=sys.stderr, show_pos=True) as bar:
+        n = bookings.import_bookings(inst.connect(), file, hotel, hotel_name, progress=bar.update)
+    click.echo(json.dumps({"reservations": n}))
+
+
 @main.group()
 def model():
     """The hotel models: list them, run one."""

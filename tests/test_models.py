@@ -190,3 +190,72 @@ def test_the_api_checks_session_role_and_model_and_runs_batches(client, login, i
     assert r.headers["Content-Type"].startswith("text/event-stream")
     events = [json.loads(line[6:]) for line in r.get_data(as_text=True).splitlines() if line.startswith("data: ")]
     assert sorted(e.get("modelId", "done") for e in events) == ["done", "night-audit", "tasker"]
+
+
+def booking(conf, arrival, nights, booked, status="CheckedOut", canceled=None, rate=100.0):
+    from datetime import date, timedelta
+
+    a = date.fromisoformat(arrival)
+    return {"hotel_id": "demo", "confirmation": conf, "arrival": arrival,
+            "departure": (a + timedelta(days=nights)).isoformat(), "status": status, "booked_on": booked,
+            "canceled_on": canceled, "nightly_rate": rate, "room_type": "KING", "adults": 2, "children": 0,
+            "vip": 0, "currency": "EUR", "language": "en", "guest_name": ""}
+
+
+def test_forecasting_with_a_known_pickup_pattern_is_exact_and_uses_only_what_was_known(instance, clock):
+    from datetime import date, timedelta
+
+    # every night of 2026: 10 rooms booked 30 days ahead, 5 more booked 3 days ahead
+    rows, n = [], 0
+    for k in range(200):
+        night = date(2026, 1, 1) + timedelta(days=k)
+        for i in range(15):
+            lead = 30 if i < 10 else 3
+            rows.append(booking(f"B{n}", night.isoformat(), 1, (night - timedelta(days=lead)).isoformat()))
+            n += 1
+    # known only later: a booking made after asOf, and one cancelled before asOf
+    as_of = date(2026, 6, 1)
+    rows.append(booking("LATE", "2026-06-10", 1, "2026-06-05"))
+    rows.append(booking("CXL", "2026-06-10", 1, "2026-05-01", status="Canceled", canceled="2026-05-20"))
+    instance.db()["reservations"].insert_all(rows)
+    out = registry.get("forecasting").run(ctx(instance, clock), {"asOf": as_of.isoformat(), "horizonDays": 14})
+    daily = {d["date"]: d for d in out.outputs["daily"]}
+    assert len(daily) == 14
+    for day in daily.values():
+        lead = (date.fromisoformat(day["date"]) - as_of).days
+        assert day["roomsOnBooks"] == (15 if lead <= 3 else 10)  # LATE and CXL are not on the books
+        assert day["roomsOccupied"] == 15.0                        # the pickup pattern, exactly
+        assert day["adr"] == 100.0 and day["revpar"] == round(15 * 100 / out.outputs["capacity"], 2)
+    assert out.outputs["capacity"] == 15.0  # no rooms table: the most rooms ever occupied
+    for method in ("additive", "multiplicative"):
+        other = registry.get("forecasting").run(ctx(instance, clock), {"asOf": "2026-06-01", "method": method})
+        assert {d["roomsOccupied"] for d in other.outputs["daily"]} == {15.0}
+    with pytest.raises(Exception) as e:
+        registry.get("forecasting").run(ctx(instance, clock), {"asOf": "2026-06-01", "horizonDays": 90})
+    assert e.value.code == "VALIDATION_ERROR"
+
+
+def test_the_bookings_dataset_imports_as_history(tmp_path, instance):
+    from kiosk.property import bookings
+
+    path = tmp_path / "bookings.csv"
+    header = ("hotel,is_canceled,lead_time,arrival_date_year,arrival_date_month,arrival_date_week_number,"
+              "arrival_date_day_of_month,stays_in_weekend_nights,stays_in_week_nights,adults,children,babies,meal,"
+              "country,market_segment,distribution_channel,is_repeated_guest,previous_cancellations,"
+              "previous_bookings_not_canceled,reserved_room_type,assigned_room_type,booking_changes,deposit_type,"
+              "agent,company,days_in_waiting_list,customer_type,adr,required_car_parking_spaces,"
+              "total_of_special_requests,reservation_status,reservation_status_date\n")
+    path.write_text(header
+                    + "City Hotel,0,10,2016,March,10,5,1,2,2,0,0,BB,PRT,Online TA,TA/TO,0,0,0,A,A,0,No Deposit,"
+                      "9,NULL,0,Transient,98.5,0,1,Check-Out,2016-03-08\n"
+                    + "City Hotel,1,40,2016,March,10,6,0,2,1,NA,0,BB,PRT,Groups,TA/TO,0,0,0,D,D,0,No Deposit,"
+                      "9,NULL,0,Transient,80,0,0,Canceled,2016-02-01\n"
+                    + "Resort Hotel,0,1,2016,March,10,6,0,1,1,0,0,BB,PRT,Direct,Direct,0,0,0,A,A,0,No Deposit,"
+                      "NULL,NULL,0,Transient,50,0,0,Check-Out,2016-03-07\n")
+    n = bookings.import_bookings(instance.db(), path, "demo", "City Hotel")
+    assert n == 2
+    rows = {r["status"]: r for r in instance.db().query("SELECT * FROM reservations")}
+    out = rows["CheckedOut"]
+    assert (out["arrival"], out["departure"], out["booked_on"], out["room_type"], out["nightly_rate"],
+            out["segment"]) == ("2016-03-05", "2016-03-08", "2016-02-24", "A", 98.5, "Online TA")
+    assert rows["Canceled"]["canceled_on"] == "2016-02-01" and rows["Canceled"]["children"] == 0

@@ -14,6 +14,7 @@ from .base import ModelSpec
 MODULES: tuple[str, ...] = (
     "night_audit",
     "task_routing",
+    "forecasting",
 )
 
 

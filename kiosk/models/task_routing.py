@@ -24,7 +24,9 @@ from .base import Action, Context, ModelSpec, Result
 MAX_OPEN = 3
 LOAD_COST = 2.0
 INFEASIBLE = 1e6
-PRIORITY_BONUS = {"urgent": 30.0, "high": 20.0, "normal": 10.0, "low": 0.0}
+# larger than any distance + load cost, so that assigning a task always beats leaving it
+# (the optimum assigns as many tasks as possible, most urgent first, then the cheapest way)
+PRIORITY_BONUS = {"urgent": 130.0, "high": 120.0, "normal": 110.0, "low": 100.0}
 
 
 class Payload(BaseModel):
@@ -36,6 +38,22 @@ def on_shift(start: str | None, end: str | None, hhmm: str) -> bool:
     if not start or not end:
         return True
     return start <= hhmm < end if start <= end else (hhmm >= start or hhmm < end)  # overnight shifts
+
+
+def cost_matrix(tasks: list[dict], slots: list[dict], floors: dict) -> np.ndarray:
+    """Cost of giving task i to slot j (a person's n-th free slot); INFEASIBLE if they cannot."""
+    cost = np.full((len(tasks), len(slots)), INFEASIBLE)
+    seen_slot: dict[str, int] = {}
+    for j, s in enumerate(slots):
+        nth = seen_slot.get(s["staff_id"], 0)
+        seen_slot[s["staff_id"]] = nth + 1
+        for i, t in enumerate(tasks):
+            if t["required_skill"] and t["required_skill"] not in s["skills_set"]:
+                continue
+            tf, sf = floors.get(t["room_number"]), s["at_floor"]
+            distance = abs(tf - sf) if tf is not None and sf is not None else 0.0
+            cost[i, j] = distance + LOAD_COST * (s["load"] + nth) - PRIORITY_BONUS.get(t["priority"], 110.0)
+    return cost
 
 
 def run(ctx: Context, payload: dict) -> Result:
@@ -58,17 +76,7 @@ def run(ctx: Context, payload: dict) -> Result:
         why = "no open unassigned tasks" if not tasks else "nobody on shift with room for more work"
         return Result(confidence=1.0, outputs={"assignments": [], "unassigned": [
             {"taskId": t["task_id"], "reason": why} for t in tasks], "totalCost": 0.0})
-    cost = np.full((len(tasks), len(slots)), INFEASIBLE)
-    seen_slot: dict[str, int] = {}
-    for j, s in enumerate(slots):
-        nth = seen_slot.get(s["staff_id"], 0)
-        seen_slot[s["staff_id"]] = nth + 1
-        for i, t in enumerate(tasks):
-            if t["required_skill"] and t["required_skill"] not in s["skills_set"]:
-                continue
-            tf, sf = floors.get(t["room_number"]), s["at_floor"]
-            distance = abs(tf - sf) if tf is not None and sf is not None else 0.0
-            cost[i, j] = distance + LOAD_COST * (s["load"] + nth) - PRIORITY_BONUS.get(t["priority"], 10.0)
+    cost = cost_matrix(tasks, slots, floors)
     rows, cols = linear_sum_assignment(cost)
     assignments, actions, total = [], [], 0.0
     assigned = set()
@@ -76,7 +84,7 @@ def run(ctx: Context, payload: dict) -> Result:
         if cost[i, j] >= INFEASIBLE / 2:
             continue
         t, s = tasks[i], slots[j]
-        pair_cost = float(cost[i, j] + PRIORITY_BONUS.get(t["priority"], 10.0))
+        pair_cost = float(cost[i, j] + PRIORITY_BONUS.get(t["priority"], 110.0))
         total += pair_cost
         assigned.add(t["task_id"])
         assignments.append({"taskId": t["task_id"], "staffId": s["staff_id"], "cost": round(pair_cost, 2),

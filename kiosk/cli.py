@@ -23,7 +23,7 @@ import click
 from . import config as config_mod
 from . import logs, qr, tokens
 from .clock import iso, parse_duration
-from .errors import KioskError
+from .errors import KioskError, ValidationError
 from .instance import Instance
 
 
@@ -241,6 +241,40 @@ def model_run(obj: Ctx, model_id, hotel, payload):
         raise click.BadParameter(f"not JSON: {e}", param_hint="--payload") from None
     inst = obj.initialised()
     click.echo(json.dumps(runner.run(inst, model_id, body, hotel_id=hotel, actor="cli")))
+
+
+@main.group()
+def room():
+    """Rooms: reference photos for the inspection check."""
+
+
+@room.command("reference")
+@click.argument("room_number")
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.option("--hotel", default=None, help="The hotel (default: the first this kiosk serves).")
+@click.pass_obj
+def room_reference(obj: Ctx, room_number, image, hotel):
+    """Set IMAGE as ROOM_NUMBER's reference photo (what the room looks like when ready)."""
+    import cv2
+
+    from . import store
+    from .models.room_status import reference_path
+
+    inst = obj.initialised()
+    hotel = hotel or inst.config.property.hotels[0]
+    img = cv2.imread(image, cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValidationError("not a readable image", {"file": image})
+    path = reference_path(str(inst.root), hotel, room_number)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), img)
+    db = inst.connect()
+    with store.transaction(db):
+        db.execute("INSERT INTO room_photos (hotel_id, room_number, path, updated_at) VALUES (?, ?, ?, ?)"
+                   " ON CONFLICT(hotel_id, room_number) DO UPDATE SET path = excluded.path,"
+                   " updated_at = excluded.updated_at", [hotel, room_number, str(path), inst.clock.now()])
+    click.echo(json.dumps({"hotelId": hotel, "roomNumber": room_number, "path": str(path),
+                           "width": img.shape[1], "height": img.shape[0]}))
 
 
 @main.group()

@@ -15,6 +15,14 @@ MODULES: tuple[str, ...] = (
     "night_audit",
     "task_routing",
     "forecasting",
+    "billing_detection",
+    "housekeeping_plan",
+    "staff_agent",
+    "guest_messaging",
+    "room_status",
+    "maintenance",
+    "pms_linking",
+    "upsell",
 )
 
 

@@ -244,9 +244,21 @@ def bench_runtime(root: Path) -> list[list]:
                              "priority": "normal", "required_skill": "cleaning", "created_at": "2016-07-29T08:00",
                              "status": "open", "description": ""} for i in range(40)])
     rows = []
+    conf = db.execute("SELECT confirmation FROM reservations WHERE confirmation LIKE 'R%' LIMIT 1").fetchone()[0]
+    records = [{"guestName": r[0], "arrival": r[1]} for r in
+               db.execute("SELECT guest_name, arrival FROM reservations WHERE confirmation LIKE 'R%' LIMIT 200")]
     for model_id, payload in (("night-audit", {"businessDate": day.isoformat()}),
+                              ("billing-detection", {"businessDate": day.isoformat()}),
                               ("task-routing", {"at": "10:00"}),
-                              ("forecasting", {"asOf": "2017-03-01", "horizonDays": 60})):
+                              ("housekeeping", {"at": "10:00"}),
+                              ("staff-agent", {"staffId": "s1"}),
+                              ("forecasting", {"asOf": "2017-03-01", "horizonDays": 60}),
+                              ("upsell-engine", {"confirmation": conf}),
+                              ("guest-messaging", {"confirmation": conf, "question": "when is breakfast"}),
+                              ("room-status", {"roomNumber": "101"}),
+                              ("maintenance", {}),
+                              ("pms-linking", {"records": records}),
+                              ("voice-ai", {"text": "please bring two towels to room four one two"})):
         times = []
         for _ in range(3):
             t = time.perf_counter()
@@ -258,9 +270,55 @@ def bench_runtime(root: Path) -> list[list]:
     return rows
 
 
+# --- voice -----------------------------------------------------------------------------------
+
+PHRASES = [("please bring two towels to room four one two", "request_item"),
+           ("could i get three more pillows", "request_item"),
+           ("i need a blanket", "request_item"),
+           ("please make up my room", "clean_room"),
+           ("the shower is not working in room three zero five", "report_fault"),
+           ("the television is broken", "report_fault"),
+           ("can i have a late checkout", "late_checkout"),
+           ("what time is breakfast", "question")]
+VOICES = ("en-us", "en-gb", "en+f3", "en+m7")
+SPEEDS = (130, 160, 200)
+
+
+def bench_voice(root: Path) -> list[list]:
+    import base64
+    import shutil
+    import subprocess
+
+    from pocketsphinx import Decoder
+
+    from kiosk.models import voice_ai
+
+    if shutil.which("espeak-ng") is None:
+        return [["voice-ai", "intent accuracy", "skipped: espeak-ng not installed", "", ""]]
+    open_vocab = Decoder(loglevel="FATAL")  # pocketsphinx's own open-vocabulary language model
+    ours = base = n = 0
+    cases = [(p, v, s) for p in PHRASES for v in VOICES for s in SPEEDS]
+    with click.progressbar(cases, label="voice: espeak-ng voices x speeds", file=sys.stderr) as bar:
+        for (text, intent), voice, speed in bar:
+            wav = root / "v.wav"
+            subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(wav), text], check=True)
+            pcm = voice_ai.pcm16k(wav.read_bytes())
+            out = voice_ai.run(type("C", (), {})(), {"audio": base64.b64encode(wav.read_bytes()).decode()})
+            ours += out.outputs["intent"] == intent
+            open_vocab.start_utt()
+            open_vocab.process_raw(pcm, full_utt=True)
+            open_vocab.end_utt()
+            hyp = open_vocab.hyp()
+            base += voice_ai.parse_intent(hyp.hypstr if hyp else "")[0] == intent
+            n += 1
+    return [["voice-ai", f"intent accuracy, {len(PHRASES)} requests x {len(VOICES)} voices x {len(SPEEDS)} speeds",
+             f"{ours / n:.3f}", f"{base / n:.3f} same parser on pocketsphinx's open-vocabulary model", ""]]
+
+
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-models-"))
-    rows = bench_night_audit(root) + bench_routing() + bench_forecasting() + bench_runtime(root)
+    rows = (bench_night_audit(root) + bench_routing() + bench_forecasting() + bench_voice(root)
+            + bench_runtime(root))
     widths = [max(len(str(r[i])) for r in rows + [HEAD]) for i in range(5)]
     for r in [HEAD] + rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))

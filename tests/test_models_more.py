@@ -272,3 +272,52 @@ def test_room_status_readiness_and_an_inspection_that_finds_the_added_object(ins
     with pytest.raises(Exception) as e:
         model.run(ctx(instance, clock), {"roomNumber": "413", "image": b64(scene())})
     assert e.value.code == "NOT_FOUND"  # no reference photo for 413
+
+
+def speak(tmp_path, text, voice="en-us", speed=160):
+    import shutil
+    import subprocess
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (scripts/setup.sh installs it)")
+    out = tmp_path / "said.wav"
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(out), text], check=True)
+    return base64.b64encode(out.read_bytes()).decode()
+
+
+@pytest.mark.parametrize("voice, speed", [("en-us", 140), ("en+f3", 170)])
+def test_voice_ai_turns_speech_made_with_espeak_into_an_intent_and_a_task(instance, clock, tmp_path, voice, speed):
+    audio = speak(tmp_path, "the shower is not working in room three zero five", voice, speed)
+    r = registry.get("voice-ai").run(ctx(instance, clock), {"audio": audio})
+    assert r.outputs["intent"] == "report_fault" and r.outputs["slots"]["thing"] == "shower"
+    assert "shower" in r.outputs["transcript"] and r.confidence > 0.3
+    assert [a.type for a in r.actions] == ["CREATE_TASK"] and r.actions[0].payload["type"] == "maintenance"
+
+
+def test_voice_ai_parses_typed_requests_and_refuses_bad_audio(instance, clock):
+    import io
+    import wave
+
+    model = registry.get("voice-ai")
+    cases = {"Could I get three more pillows please, room 1204": ("request_item", {"item": "pillow", "quantity": 3,
+                                                                                 "room": "1204"}),
+             "please bring two towels to room four one two": ("request_item", {"item": "towel", "quantity": 2,
+                                                                             "room": "412"}),
+             "please make up my room": ("clean_room", {"room": "101"}),
+             "the TV is broken": ("report_fault", {"thing": "television", "room": "101"}),
+             "can I have a late checkout": ("late_checkout", {"room": "101"}),
+             "where is the gym": ("question", {"text": "where is the gym"})}
+    for text, (intent, slots) in cases.items():
+        out = model.run(ctx(instance, clock), {"text": text, "roomNumber": "101"}).outputs
+        assert (out["intent"], out["slots"]) == (intent, slots), text
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:  # two seconds of noise: no request in it
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000)
+        w.writeframes(np.random.default_rng(0).normal(0, 3000, 32000).astype("<i2").tobytes())
+    noise = model.run(ctx(instance, clock), {"audio": base64.b64encode(buf.getvalue()).decode()})
+    assert noise.outputs["intent"] == "unknown" and noise.confidence <= 0.1 and noise.actions == []
+    for bad in ({"audio": base64.b64encode(b"RIFF nonsense").decode()}, {"audio": "%%%"}, {},
+                {"audio": "UklGRg==", "text": "both"}):
+        with pytest.raises(Exception) as e:
+            model.run(ctx(instance, clock), bad)
+        assert e.value.code == "VALIDATION_ERROR"

@@ -23,6 +23,7 @@ MODULES: tuple[str, ...] = (
     "maintenance",
     "pms_linking",
     "upsell",
+    "voice_ai",
 )
 
 

@@ -95,7 +95,9 @@ def decoder():
     if _decoder is None:
         from pocketsphinx import Decoder
 
-        d = Decoder(lm=None, loglevel="FATAL")
+        # no filler words inside the grammar and wider beams: measured on espeak-ng voices
+        # (bench/models.py), these recognise the last word of a request far more often
+        d = Decoder(lm=None, loglevel="FATAL", fsgusefiller=False, beam=1e-60, pbeam=1e-60, wbeam=1e-50)
         d.add_jsgf_string("hotel", GRAMMAR)
         d.activate_search("hotel")
         _decoder = d

@@ -278,6 +278,27 @@ def room_reference(obj: Ctx, room_number, image, hotel):
 
 
 @main.group()
+def demo():
+    """The demo property."""
+
+
+@demo.command("seed")
+@click.option("--hotel", default=None, help="The hotel to fill (default: the first this kiosk serves).")
+@click.option("--seed", "seed_value", type=int, default=7, show_default=True, help="Random seed (same seed, same hotel).")
+@click.pass_obj
+def demo_seed(obj: Ctx, hotel, seed_value):
+    """Fill a hotel with the demo property (replaces its property data); prints what was made."""
+    from datetime import UTC, datetime
+
+    from .property import demo as demo_mod
+
+    inst = obj.initialised()
+    hotel = hotel or inst.config.property.hotels[0]
+    today = datetime.fromtimestamp(inst.clock.now(), UTC).date()
+    click.echo(json.dumps(demo_mod.seed(inst.connect(), hotel, today, seed_value=seed_value)))
+
+
+@main.group()
 def token():
     """Issue, list and revoke QR tokens."""
 

@@ -16,13 +16,16 @@ export KIOSK__CAMERA__ENABLED=true KIOSK__CAMERA__SOURCE=folder KIOSK__CAMERA__U
 CLOUD_DIR="$ROOT/cloud"
 
 $BIN/kiosk init >/dev/null
+# the demo property: rooms, stays, folios, staff, tasks, assets, offers (and a guest to be)
+guest=$($BIN/kiosk demo seed | $BIN/python -c 'import json, sys; print(json.load(sys.stdin)["guestConfirmation"])')
 if [ ! -f "$KIOSK_DATA_DIR/keys/cloud.json" ]; then
   cred=$($BIN/kiosk-cloud device add kiosk-1 --hotel demo --data-dir "$CLOUD_DIR")
   $BIN/kiosk-agent link --cloud "http://127.0.0.1:$CLOUD_PORT" --device-id kiosk-1 --credential "$cred" >/dev/null
 fi
 mkdir -p "$KIOSK_DATA_DIR/qr" "$KIOSK_DATA_DIR/camera"
 for role in guest staff admin; do
-  tok=$($BIN/kiosk token create --role "$role" --hotel demo --user "demo-$role" --reusable \
+  case $role in guest) user=$guest ;; staff) user=s01 ;; *) user=demo-admin ;; esac
+  tok=$($BIN/kiosk token create --role "$role" --hotel demo --user "$user" --reusable \
         --expires-in 7d --png "$KIOSK_DATA_DIR/qr/$role.png")
   echo "demo $role token (QR: $KIOSK_DATA_DIR/qr/$role.png):"
   echo "  $tok"

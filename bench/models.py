@@ -270,6 +270,106 @@ def bench_runtime(root: Path) -> list[list]:
     return rows
 
 
+# --- room inspection, housekeeping balance, linking ------------------------------------------
+
+def bench_inspection(n: int = 30) -> list[list]:
+    """Detection rate and false alarms on room-like scenes, against unaligned differencing."""
+    import cv2
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from test_models_more import scene
+
+    from kiosk.models.room_status import inspect
+
+    rng = random.Random(5)
+    hits = false = base_hits = base_false = 0
+    for i in range(n):
+        ref = scene(seed=i)
+        shift = (rng.randint(-10, 10), rng.randint(-8, 8))
+        gain = rng.uniform(0.85, 1.2)
+        with_obj, without = scene(seed=i, extra=True, shift=shift, gain=gain), scene(seed=i, shift=shift, gain=gain)
+        hits += bool(inspect(ref, with_obj)[0])
+        false += bool(inspect(ref, without)[0])
+
+        def naive(img, ref=ref):  # plain |difference| > 40 over more than 0.3 % of the frame, no alignment
+            return (cv2.absdiff(ref, img) > 40).mean() > 0.003
+        base_hits += naive(with_obj)
+        base_false += naive(without)
+    return [["room-status", f"inspection: detections / false alarms, {n} scenes (shift ±10 px, light ±20 %)",
+             f"{hits}/{n} found, {false}/{n} false alarms",
+             f"{base_hits}/{n} found, {base_false}/{n} false alarms (unaligned difference)", ""]]
+
+
+def bench_housekeeping(root: Path, runs: int = 5) -> list[list]:
+    """Spread of credits between attendants, and floors per attendant, against round-robin."""
+    import statistics
+
+    from kiosk.models.housekeeping_plan import rooms_to_clean
+    from kiosk.property import demo
+
+    spread = floors = base_spread = base_floors = 0.0
+    for k in range(runs):
+        inst = instance(root / f"hk-{k}")
+        demo.seed(inst.db(), HOTEL, date(2026, 11, 24), seed_value=k)
+        out = runner.run(inst, "housekeeping", {"at": "09:00"}, hotel_id=HOTEL)["outputs"]
+        credits = [a["credits"] for a in out["assignments"]]
+        spread += statistics.pstdev(credits)
+        floors += statistics.mean(len(a["floors"]) for a in out["assignments"])
+        rooms = rooms_to_clean(inst.db(), HOTEL, "2026-11-24")
+        n = len(out["assignments"])
+        rr = [rooms[i::n] for i in range(n)]  # round-robin in room order
+        base_spread += statistics.pstdev([sum(r["credits"] for r in share) for share in rr])
+        base_floors += statistics.mean(len({r["floor"] for r in share}) for share in rr)
+    return [["housekeeping", f"credit spread (stdev) / floors per attendant, {runs} demo properties",
+             f"{spread / runs:.2f} / {floors / runs:.1f}", f"{base_spread / runs:.2f} / {base_floors / runs:.1f} round-robin",
+             ""]]
+
+
+def bench_linking(root: Path, n: int = 400) -> list[list]:
+    """Precision and recall on corrupted copies of reservations, against exact name matching."""
+    import unicodedata
+
+    from kiosk.property import demo
+
+    inst = instance(root / "linking")
+    demo.seed(inst.db(), HOTEL, date(2026, 11, 24))
+    rng = random.Random(9)
+    res = list(inst.db().query("SELECT confirmation, guest_name, arrival FROM reservations WHERE hotel_id = ?"
+                               " ORDER BY confirmation", [HOTEL]))
+    picks = rng.sample(res, n)
+
+    def corrupt(name: str) -> str:
+        first, last = name.split(" ", 1)
+        r = rng.random()
+        if r < 0.25:
+            return f"{last}, {first}"                                  # swapped, with a comma
+        if r < 0.5:
+            return unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()  # accents dropped
+        if r < 0.75:
+            i = rng.randrange(1, len(name) - 1)
+            return name[:i] + name[i + 1:]                             # a letter missing
+        return name.upper()
+
+    records, truth = [], []
+    for r in picks:
+        arrival = date.fromisoformat(r["arrival"]) + timedelta(days=rng.choice([0, 0, 1, -1]))
+        records.append({"guestName": corrupt(r["guest_name"]), "arrival": arrival.isoformat()})
+        truth.append(r["confirmation"])
+    out = runner.run(inst, "pms-linking", {"records": records}, hotel_id=HOTEL)["outputs"]["links"]
+    linked = [(x["confirmation"], t) for x, t in zip(out, truth, strict=True) if x["status"] == "linked"]
+    tp = sum(c == t for c, t in linked)
+    precision, recall = tp / max(1, len(linked)), tp / n
+    by_name: dict[str, list[str]] = {}
+    for r in res:
+        by_name.setdefault(r["guest_name"], []).append(r["confirmation"])
+    exact = [(by_name.get(rec["guestName"], [None])[0], t) for rec, t in zip(records, truth, strict=True)
+             if rec["guestName"] in by_name]
+    btp = sum(c == t for c, t in exact)
+    return [["pms-linking", f"precision / recall, {n} corrupted copies (swaps, accents, typos, case, ±1 day)",
+             f"{precision:.3f} / {recall:.3f}",
+             f"{btp / max(1, len(exact)):.3f} / {btp / n:.3f} exact name match", ">= 0.95 / 0.95"]]
+
+
 # --- voice -----------------------------------------------------------------------------------
 
 PHRASES = [("please bring two towels to room four one two", "request_item"),
@@ -317,8 +417,8 @@ def bench_voice(root: Path) -> list[list]:
 
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-models-"))
-    rows = (bench_night_audit(root) + bench_routing() + bench_forecasting() + bench_voice(root)
-            + bench_runtime(root))
+    rows = (bench_night_audit(root) + bench_routing() + bench_housekeeping(root) + bench_linking(root)
+            + bench_inspection() + bench_forecasting() + bench_voice(root) + bench_runtime(root))
     widths = [max(len(str(r[i])) for r in rows + [HEAD]) for i in range(5)]
     for r in [HEAD] + rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))

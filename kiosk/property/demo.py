@@ -18,9 +18,13 @@ from datetime import date, datetime, timedelta
 from .. import store
 
 FIRST = ["Ada", "Grace", "Karl", "Marie", "Jonas", "Lea", "Noah", "Emma", "Luca", "Sofia", "Omar", "Yuki", "Ines",
-         "Pablo", "Nora", "Finn", "Mila", "Arjun", "Chloe", "Tariq"]
+         "Pablo", "Nora", "Finn", "Mila", "Arjun", "Chloe", "Tariq", "Amélie", "Björn", "Camila", "Dmitri", "Elif",
+         "Farah", "Gustav", "Hana", "Ivo", "Jana", "Kofi", "Lina", "Mateo", "Nadia", "Oskar", "Priya", "Quentin",
+         "Rosa", "Sven", "Thea"]
 LAST = ["Lovelace", "Hopper", "Benz", "Curie", "Müller", "Schmidt", "Rossi", "Dubois", "García", "Tanaka", "Nowak",
-        "Silva", "Jensen", "Khan", "Novak", "Meyer", "Costa", "Evans", "Weber", "Fischer"]
+        "Silva", "Jensen", "Khan", "Novak", "Meyer", "Costa", "Evans", "Weber", "Fischer", "Öztürk", "Lindqvist",
+        "Moreau", "Kowalski", "Haddad", "Nakamura", "Petrov", "Ribeiro", "Schäfer", "Virtanen", "Yılmaz", "Zhang",
+        "Andersen", "Bianchi", "Castro", "Dvořák", "Eriksen", "Ferreira", "Gallagher", "Horvat"]
 SEGMENTS = ["Direct", "Online TA", "Corporate", "Groups", "Leisure"]
 RATES = {"KING": 150.0, "TWIN": 120.0, "SUITE": 260.0}
 TAX = 0.10

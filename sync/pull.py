@@ -33,20 +33,11 @@ from kiosk.trust import TrustedKey, TrustList
 
 from . import hlc
 from .conflicts import Conflict, replay_order
+from .reference import BY_ENTITY
 from .transport import TransportError
 
 log = logging.getLogger("sync.pull")
 
-#: entity type -> (local table, key columns); the data's keys are the table's columns
-REFERENCE = {
-    "room": ("rooms", ("room_number",)),
-    "reservation": ("reservations", ("confirmation",)),
-    "staff": ("staff", ("staff_id",)),
-    "rate_plan": ("rate_plans", ("code", "room_type")),
-    "offer": ("offers", ("offer_id",)),
-    "asset": ("assets", ("asset_id",)),
-    "task": ("tasks", ("task_id",)),
-}
 WO_FIELDS = ("status", "assignee", "priority", "notes", "description")
 _WO_JSON = {"assetId": "asset_id", "roomNumber": "room_number", "type": "type"}
 
@@ -113,7 +104,7 @@ class Puller:
         with store.transaction(self.db):
             for ch in page["changes"]:
                 kind = ch["entityType"]
-                if kind in REFERENCE:
+                if kind in BY_ENTITY:
                     _reference(self.db, hotel_id, ch)
                 elif kind == "work_order":
                     _work_order(self.db, hotel_id, ch, now)
@@ -147,7 +138,7 @@ def _columns(db, table: str) -> set[str]:
 
 
 def _reference(db, hotel_id: str, ch: dict) -> None:
-    table, keys = REFERENCE[ch["entityType"]]
+    table, keys = BY_ENTITY[ch["entityType"]]
     if ch["op"] == "delete":
         key_values = ch["entityId"].split("|")
         db.execute(f"DELETE FROM {table} WHERE hotel_id = ? AND " + " AND ".join(f"{k} = ?" for k in keys),

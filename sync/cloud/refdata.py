@@ -12,22 +12,8 @@ import json
 
 from kiosk import store
 
+from ..reference import TABLES, entity_id
 from . import changelog
-
-#: CSV file stem -> (entity type, key columns); data keys are the kiosk's column names
-TABLES = {
-    "rooms": ("room", ("room_number",)),
-    "reservations": ("reservation", ("confirmation",)),
-    "staff": ("staff", ("staff_id",)),
-    "rate_plans": ("rate_plan", ("code", "room_type")),
-    "offers": ("offer", ("offer_id",)),
-    "assets": ("asset", ("asset_id",)),
-    "tasks": ("task", ("task_id",)),
-}
-
-
-def entity_id(table: str, row: dict) -> str:
-    return "|".join(str(row[k]) for k in TABLES[table][1])
 
 
 def import_tables(db, hotel_id: str, tables: dict[str, list[dict]], now: float, progress=None) -> dict[str, dict]:

@@ -417,6 +417,14 @@ def test_real_responses_match_the_documented_schemas(check, issue, instance, clo
                   json={"sessionId": sid, "modelIds": ["night-audit", "task-routing"], "requestPayload": {}})
     assert {r["modelId"] for r in batch["results"]} == {"night-audit", "task-routing"}
     check("post", "/api/ai/trigger", 404, code="NOT_FOUND", headers=s, json={"sessionId": sid, "modelId": "x"})
+    billing = check("post", "/api/ai/trigger", 200, headers=s, json={"sessionId": sid, "modelId": "billing-detection",
+                                                                     "requestPayload": {"businessDate": "2026-05-28"}})
+    approval_id = billing["actionsTriggered"][0]["approvalTaskId"]
+    decided = check("post", "/api/approvals", 200, headers=s, json={"taskId": approval_id, "decision": "approve"})
+    assert decided["proposal"]["changes"] == {"post": "ROOM", "amount": 0.0} and decided["outboxKey"]
+    check("post", "/api/approvals", 404, code="NOT_FOUND", headers=s, json={"taskId": approval_id, "decision": "reject"})
+    check("post", "/api/approvals", 400, code="VALIDATION_ERROR", headers=s, json={"taskId": approval_id})
+    check("post", "/api/approvals", 403, code="FORBIDDEN", headers=g, json={"taskId": approval_id, "decision": "reject"})
     check("post", "/api/ai/trigger", 403, code="FORBIDDEN", headers=g,
           json={"sessionId": guest["sessionId"], "modelId": "night-audit"})
 

@@ -164,14 +164,28 @@ def test_a_staff_member_updates_a_task_on_the_staff_screen(kiosk, page):
     page.get_by_label("Status — WO-31").select_option("in_progress")
     item.get_by_role("button", name="Update").click()
     page.wait_for_function("document.getElementById('message').textContent.includes('queued for the PMS')")
-    page.wait_for_function("document.querySelector(\"li[data-work-order='WO-31']\").textContent.includes('In progress')")
+    page.wait_for_function("(document.querySelector(\"li[data-work-order='WO-31']\") || {textContent: ''})"
+                           ".textContent.includes('In progress')")
     findings = page.locator("#findings")
     page.wait_for_function("document.getElementById('findings').textContent.includes('R-NIGHT')")
     assert "MISSING_ROOM_CHARGE" in findings.text_content()  # from the night-audit model, on this kiosk's data
     page.get_by_role("button", name="Assign open tasks").click()
     page.wait_for_function("document.getElementById('message').textContent.includes('1 tasks assigned')")
-    assert "clean · 105 · high · s-ana" in page.locator("#tasks").text_content()
+    page.wait_for_function("document.getElementById('tasks').textContent.includes('clean · 105 · high · s-ana')")
     shot(page, "staff-updated")
+    # a billing correction proposed by a model waits for a decision on the staff screen
+    sid = page.evaluate("sessionId")
+    r = page.evaluate("""async (sid) => (await Kiosk.api("POST", "/api/ai/trigger",
+        {sessionId: sid, modelId: "billing-detection", requestPayload: {}})).data""", sid)
+    assert r["actionsTriggered"][0]["status"] == "awaiting_approval"
+    page.reload()
+    page.wait_for_selector("body[data-ready=yes]")
+    approval = page.locator("li[data-approval]").first
+    approval.wait_for()
+    assert "post the missing room charge" in approval.text_content()
+    approval.get_by_role("button", name="Approve").click()
+    page.wait_for_function("document.getElementById('message').textContent.includes('Approved')")
+    page.wait_for_function("document.querySelectorAll('li[data-approval]').length === 0")
     db = Instance(config_mod.load(None, env={}, overrides={"data_dir": str(kiosk.dir)})).db()
     assert db.execute("SELECT status, version FROM work_orders WHERE work_order_id = 'WO-31'").fetchone() == ("in_progress", 2)
     queued = db.execute("SELECT payload FROM outbox WHERE kind = 'work_order.updated' AND entity_id = 'WO-31'").fetchone()

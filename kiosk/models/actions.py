@@ -82,3 +82,29 @@ def apply(db, hotel_id: str, actions: list[Action], *, model_id: str, by: str | 
         audit.record(db, hotel_id=hotel_id, event="model.actions", outcome="success", at=now, actor=by,
                      details={"modelId": model_id, "actions": [d["type"] for d in done]})
     return done
+
+
+def decide(db, hotel_id: str, task_id: str, decision: str, *, by: str, now: float, node: str) -> dict:
+    """Approve (queue the held UPDATE_PMS) or reject an approval task; one transaction."""
+    from ..errors import NotFound, ValidationError
+
+    if decision not in ("approve", "reject"):
+        raise ValidationError("decision must be approve or reject", {"field": "decision"})
+    with store.transaction(db):
+        row = db.execute("SELECT description FROM tasks WHERE hotel_id = ? AND task_id = ? AND type = 'approval'"
+                         " AND status IN ('open', 'assigned')", [hotel_id, task_id]).fetchone()
+        if row is None:
+            raise NotFound(f"no open approval {task_id!r}", {"taskId": task_id})
+        proposal = json.loads(row[0])
+        result = {"taskId": task_id, "decision": decision, "proposal": proposal}
+        if decision == "approve":
+            payload = {k: v for k, v in proposal.items() if k != "requiresApproval"} | {"approvedBy": by}
+            q = outbox.enqueue(db, hotel_id=hotel_id, kind="pms.update", entity_type="pms",
+                               entity_id=f"{payload.get('entity', 'pms')}:{payload.get('id', '?')}", payload=payload,
+                               node=node, now=now)
+            result["outboxKey"] = q.idempotency_key
+        db.execute("UPDATE tasks SET status = ?, assignee = coalesce(assignee, ?) WHERE hotel_id = ? AND task_id = ?",
+                   ["done" if decision == "approve" else "cancelled", by, hotel_id, task_id])
+        audit.record(db, hotel_id=hotel_id, event=f"approval.{decision}", outcome="success", at=now, actor=by,
+                     details={"taskId": task_id, "entity": proposal.get("entity"), "id": proposal.get("id")})
+    return result

@@ -51,6 +51,13 @@ function renderFindings() {
   else for (const f of audit.findings) ul.append(item(`${f.type} · ${f.confirmation} · ${Number(f.amount).toFixed(2)} · ${f.detail}`));
 }
 
+async function decide(taskId, decision) {
+  const r = await Kiosk.api("POST", "/api/approvals", {taskId, decision});
+  if (!r.ok) { showError(r.code); return refresh(); }
+  Kiosk.say(msg, decision === "approve" ? "staff.approved" : "staff.rejected", "ok");
+  await refresh();
+}
+
 async function route() {
   const r = await Kiosk.api("POST", "/api/ai/trigger", {sessionId, modelId: "task-routing", requestPayload: {}});
   if (!r.ok) return showError(r.code);
@@ -100,7 +107,27 @@ function render() {
   tasks.replaceChildren();
   if (!data.tasks.length) tasks.append(item(Kiosk.t("staff.tasks.none")));
   for (const t of data.tasks) {
-    tasks.append(item(`${t.type} · ${t.roomNumber || "—"} · ${t.priority} · ${t.assignee || "—"}${t.dueAt ? " · " + t.dueAt : ""}`));
+    if (t.type !== "approval") {
+      tasks.append(item(`${t.type} · ${t.roomNumber || "—"} · ${t.priority} · ${t.assignee || "—"}${t.dueAt ? " · " + t.dueAt : ""}`));
+      continue;
+    }
+    // a PMS correction a model proposed: staff decide
+    let proposal = {};
+    try { proposal = JSON.parse(t.description); } catch (e) { /* shown as is */ }
+    const li = item(`${proposal.reason || "PMS change"} · ${proposal.entity || ""} ${proposal.id || ""}`);
+    li.dataset.approval = t.taskId;
+    const row = document.createElement("div");
+    row.className = "row";
+    for (const [key, decision] of [["staff.approve", "approve"], ["staff.reject", "reject"]]) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = decision === "reject" ? "secondary" : "";
+      b.textContent = Kiosk.t(key);
+      b.addEventListener("click", () => decide(t.taskId, decision));
+      row.append(b);
+    }
+    li.append(row);
+    tasks.append(li);
   }
 }
 

@@ -81,6 +81,21 @@ class Agent:
         except Exception:
             log.exception("pull job failed")
 
+    def model_job(self, model_id: str) -> list[dict]:
+        """Run a scheduled model for every hotel (its actions are applied and queued)."""
+        from kiosk.models import runner
+
+        out = []
+        for hotel in self.instance.config.property.hotels:
+            try:
+                r = runner.run(self.instance, model_id, {}, hotel_id=hotel, actor="agent")
+                out.append(r)
+                log.info("scheduled model", extra={"modelId": model_id, "hotelId": hotel, "status": r["status"],
+                                                   "ms": r["executionTimeMs"], "actions": len(r["actionsTriggered"])})
+            except Exception:
+                log.exception("scheduled model failed", extra={"modelId": model_id, "hotelId": hotel})
+        return out
+
     def housekeeping_job(self) -> None:
         try:
             result = housekeeping.run_all(self.instance.db(), now=self.clock.now(),
@@ -100,6 +115,15 @@ class Agent:
                       next_run_time=start)
         sched.add_job(self.housekeeping_job, "interval", seconds=self.cfg.housekeeping_interval_seconds,
                       id="housekeeping", next_run_time=start)
+        from kiosk.errors import ConfigError
+        from kiosk.models import registry
+
+        for entry in self.cfg.scheduled_models:
+            hhmm, model_id = entry.split(" ", 1)
+            if registry.get(model_id) is None:
+                raise ConfigError(f"agent.scheduled_models: no model {model_id!r}", {"key": "agent.scheduled_models"})
+            sched.add_job(self.model_job, "cron", hour=int(hhmm[:2]), minute=int(hhmm[3:]), timezone=UTC,
+                          args=[model_id], id=f"model:{model_id}:{hhmm}")
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop_event.set())
         sched.start()

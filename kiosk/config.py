@@ -95,6 +95,17 @@ class AgentConfig(_Section):
     delivered_retention_days: int = Field(7, ge=0)
     pull_interval_seconds: float = Field(5.0, gt=0)
     pull_page_size: int = Field(500, ge=1, le=1000)
+    # models run on a schedule: "HH:MM model-id", daily, for every hotel (payload {})
+    scheduled_models: list[str] = ["03:00 night-audit", "03:10 billing-detection", "06:00 housekeeping",
+                                   "06:05 task-routing", "04:00 maintenance"]
+
+    @field_validator("scheduled_models")
+    @classmethod
+    def _schedule(cls, v: list[str]) -> list[str]:
+        for item in v:
+            if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d [a-z-]+", item):
+                raise ValueError(f"{item!r}: each entry is 'HH:MM model-id'")
+        return v
 
 
 class CameraConfig(_Section):

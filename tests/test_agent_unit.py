@@ -64,3 +64,32 @@ def test_housekeeping_purges_only_old_unused_tokens_and_old_deliveries(instance,
     db.execute("UPDATE outbox SET state = 'delivered', delivered_at = ?", [clock.now() - 8 * 86400])
     n = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
     assert housekeeping.purge_delivered(db, now=clock.now(), retention_days=7) == n
+
+
+def test_a_scheduled_model_runs_for_every_hotel_and_its_actions_are_queued(instance, clock):
+    from datetime import UTC, datetime
+
+    from agent.runner import Agent
+    from kiosk.property import demo
+
+    demo.seed(instance.db(), "demo", datetime.fromtimestamp(clock.now(), UTC).date())
+    agent = Agent(instance, transport=None, device_id="kiosk-test")
+    results = agent.model_job("billing-detection")
+    assert [r["status"] for r in results] == ["SUCCESS", "SUCCESS"]  # demo and harbor
+    demo_run = results[0]
+    assert len(demo_run["actionsTriggered"]) == 3  # the three planted anomalies, held for approval
+    db = instance.db()
+    assert db.execute("SELECT count(*) FROM tasks WHERE type = 'approval'").fetchone()[0] == 3
+    assert db.execute("SELECT actor, count(*) FROM ai_interactions GROUP BY actor").fetchall() == [("agent", 2)]
+
+
+def test_the_schedule_refuses_an_unknown_model(instance):
+    import pytest
+
+    from agent.runner import Agent
+    from kiosk.errors import ConfigError
+
+    instance.config = instance.config.model_copy(update={"agent": instance.config.agent.model_copy(
+        update={"scheduled_models": ["03:00 fortune-telling"]})})
+    with pytest.raises(ConfigError):
+        Agent(instance, transport=None, device_id="kiosk-test").run()

@@ -259,3 +259,16 @@ def test_the_bookings_dataset_imports_as_history(tmp_path, instance):
     assert (out["arrival"], out["departure"], out["booked_on"], out["room_type"], out["nightly_rate"],
             out["segment"]) == ("2016-03-05", "2016-03-08", "2016-02-24", "A", 98.5, "Online TA")
     assert rows["Canceled"]["canceled_on"] == "2016-02-01" and rows["Canceled"]["children"] == 0
+
+
+def test_timeouts_come_from_the_model_unless_the_config_overrides(instance, fake_models, monkeypatch):
+    import dataclasses
+
+    fake_models["slow"] = dataclasses.replace(fake_models["slow"], timeout_seconds=0.1)
+    out = runner.run(instance, "slow", {}, hotel_id="demo")
+    assert out["status"] == "TIMEOUT" and out["executionTimeMs"] < 900
+    instance.config = instance.config.model_copy(update={"models": instance.config.models.model_copy(
+        update={"timeout_seconds": {"slow": 3.0}})})
+    assert runner.run(instance, "slow", {}, hotel_id="demo")["status"] == "SUCCESS"
+    real = [s for s in registry.specs().values() if s.id not in ("slow", "boom", "tasker")]
+    assert len(real) == 12 and all(15 <= s.timeout_seconds <= 30 for s in real)

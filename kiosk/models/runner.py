@@ -40,7 +40,9 @@ def run(inst, model_id: str, payload: dict | None, *, hotel_id: str, role: str |
     payload = payload or {}
     if not isinstance(payload, dict):
         raise ValidationError("requestPayload must be an object", {"field": "requestPayload"})
-    timeout = timeout or inst.config.models.timeout_seconds.get(model_id, inst.config.models.default_timeout_seconds)
+    # explicit > config (models.timeout_seconds) > the model's own (15-30 s) > models.default_timeout_seconds
+    timeout = timeout or inst.config.models.timeout_seconds.get(model_id) or spec.timeout_seconds or \
+        inst.config.models.default_timeout_seconds
     now = inst.clock.now()
     box: dict = {}
     abandoned = threading.Event()

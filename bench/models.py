@@ -405,7 +405,7 @@ def bench_voice(root: Path) -> list[list]:
             out = voice_ai.run(type("C", (), {})(), {"audio": base64.b64encode(wav.read_bytes()).decode()})
             ours += out.outputs["intent"] == intent
             open_vocab.start_utt()
-            open_vocab.process_raw(pcm, full_utt=True)
+            open_vocab.process_raw(voice_ai.padded(pcm), full_utt=True)  # the same padding as ours
             open_vocab.end_utt()
             hyp = open_vocab.hyp()
             base += voice_ai.parse_intent(hyp.hypstr if hyp else "")[0] == intent

@@ -104,8 +104,18 @@ def decoder():
     return _decoder
 
 
+def padded(pcm: bytes, before: float = 0.3, after: float = 0.5) -> bytes:
+    """The utterance with quiet room noise around it: the recogniser needs silence after
+    the last word to finish it, and a clip trimmed tight to the speech (as a push-to-talk
+    button or a TTS file gives) otherwise loses that word (measured: bench/models.py)."""
+    rng = np.random.default_rng(0)
+    quiet = lambda s: rng.normal(0, 30, int(16000 * s)).astype("<i2").tobytes()  # noqa: E731
+    return quiet(before) + pcm + quiet(after)
+
+
 def transcribe(pcm: bytes) -> tuple[str, float]:
     """(transcript, confidence) of 16 kHz mono PCM."""
+    pcm = padded(pcm)
     with _lock:  # one decoder, one utterance at a time
         d = decoder()
         d.start_utt()

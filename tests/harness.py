@@ -18,6 +18,7 @@ from pathlib import Path
 import requests
 
 BIN = Path(sys.executable).parent
+LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 
 def free_port() -> int:
@@ -117,11 +118,15 @@ class Kiosk:
 
     def __init__(self, root: Path, name: str = "kiosk", hotels=("demo",), agent_env: dict | None = None,
                  clock_offset: str | None = None):
-        # clock_offset ("-2h", "+2h"): every process of this kiosk runs under faketime, a
-        # wall clock that is wrong by that much (the machine's clock is left alone).  Only
-        # the wall clock: a box with a wrong date still has a working monotonic clock,
-        # and timed waits (threading, sleeps) hang if that is faked too.
-        self.wrap = ("env", "FAKETIME_DONT_FAKE_MONOTONIC=1", "faketime", "-f", clock_offset) if clock_offset else ()
+        # clock_offset ("-2h", "+2h"): every process of this kiosk runs with libfaketime
+        # preloaded, a wall clock that is wrong by that much (the machine's clock is left
+        # alone).  Only the wall clock: a box with a wrong date still has a working
+        # monotonic clock, and timed waits (threading, sleeps) hang if that is faked too.
+        # The library is preloaded directly rather than through the `faketime` wrapper,
+        # whose per-PID shared-memory semaphore outlives a SIGKILL and then makes a later
+        # process with the same PID fail to start ("sem_open: File exists").
+        self.wrap = ("env", f"LD_PRELOAD={LIBFAKETIME}", f"FAKETIME={clock_offset}",
+                     "FAKETIME_DONT_FAKE_MONOTONIC=1", "FAKETIME_NO_CACHE=1") if clock_offset else ()
         self.dir = root / name
         self.name = name
         self.port = free_port()

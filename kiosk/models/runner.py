@@ -5,8 +5,8 @@
 
 A model runs on a worker thread with its own database connection.  If it overruns
 its timeout the caller gets a TIMEOUT result at once, and whatever the model returns
-later is discarded — its actions are never applied.  Bad payloads (ValidationError)
-are the caller's error and raise; anything else a model raises is an ERROR result.
+later is discarded — its actions are never applied.  Bad requests (a KioskError such as
+VALIDATION_ERROR or NOT_FOUND) are the caller's error and raise; anything else a model raises is an ERROR result.
 Every run is logged in ``ai_interactions``.
 """
 
@@ -70,8 +70,8 @@ def run(inst, model_id: str, payload: dict | None, *, hotel_id: str, role: str |
         out |= {"status": "TIMEOUT", "error": {"code": "TIMEOUT", "message": f"{model_id} took longer than {timeout:g} s"}}
     elif "error" in box:
         e = box["error"]
-        if isinstance(e, ValidationError):
-            _log(inst, hotel_id, model_id, session_id, actor, now, ms, "INVALID", e.message, 0)
+        if isinstance(e, KioskError):  # the request's fault (bad payload, unknown room, …): a client error
+            _log(inst, hotel_id, model_id, session_id, actor, now, ms, "INVALID", f"{e.code}: {e.message}", 0)
             raise e
         log.exception("model failed", exc_info=e, extra={"modelId": model_id})
         out |= {"status": "ERROR", "error": {"code": "MODEL_ERROR", "message": f"{type(e).__name__}: {e}"[:300]}}

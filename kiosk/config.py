@@ -50,6 +50,7 @@ class ServerConfig(_Section):
     port: int = Field(8080, ge=1, le=65535)
     threads: int = Field(8, ge=1, le=64)
     max_body_bytes: int = Field(65536, ge=1024)
+    max_media_body_bytes: int = Field(4_194_304, ge=1024)
 
 
 class TokensConfig(_Section):
@@ -135,6 +136,8 @@ class CameraConfig(_Section):
 class ModelsConfig(_Section):
     default_timeout_seconds: float = Field(20.0, gt=0, le=120)
     timeout_seconds: dict[str, float] = {}
+    workers: int = Field(2, ge=1, le=16)
+    memory_limit_mb: int = Field(768, ge=0, le=65536)
 
 
 class SyncConfig(_Section):

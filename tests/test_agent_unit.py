@@ -75,7 +75,7 @@ def test_a_scheduled_model_runs_for_every_hotel_and_its_actions_are_queued(insta
     demo.seed(instance.db(), "demo", datetime.fromtimestamp(clock.now(), UTC).date())
     agent = Agent(instance, transport=None, device_id="kiosk-test")
     results = agent.model_job("billing-detection")
-    assert [r["status"] for r in results] == ["SUCCESS", "SUCCESS"]  # demo and harbor
+    assert [r["status"] for r in results] == ["success", "success"]  # demo and harbor
     demo_run = results[0]
     assert len(demo_run["actionsTriggered"]) == 3  # the three planted anomalies, held for approval
     db = instance.db()

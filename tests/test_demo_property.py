@@ -45,7 +45,7 @@ def test_every_model_runs_on_the_demo_property(instance, clock):
                 "housekeeping": {"at": "09:00"}, "task-routing": {"at": "09:00"}}
     results = {m: runner.run(instance, m, payloads.get(m, {}), hotel_id="demo", role="admin")
                for m in registry.specs()}
-    assert {m: r["status"] for m, r in results.items()} == {m: "SUCCESS" for m in registry.specs()}
+    assert {m: r["status"] for m, r in results.items()} == {m: "success" for m in registry.specs()}
     assert len(results["forecasting"]["outputs"]["daily"]) == 30
     assert results["housekeeping"]["outputs"]["assignments"] and results["maintenance"]["outputs"]["assets"]
     assert results["task-routing"]["outputs"]["assignments"] and results["upsell-engine"]["outputs"]["offers"]

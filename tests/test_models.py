@@ -9,7 +9,7 @@ import time
 import pytest
 
 from kiosk.models import registry, runner
-from kiosk.models.base import Action, Context, ModelSpec, Result
+from kiosk.models.base import Context, ModelSpec
 
 D = "2026-11-23"
 
@@ -115,7 +115,7 @@ def test_task_routing_finds_the_optimal_assignment_and_says_why_not(instance, cl
 def test_the_runner_applies_actions_with_the_outbox_and_logs_the_run(instance, clock):
     plant_routing(instance.db())
     out = runner.run(instance, "task-routing", {"at": "10:00"}, hotel_id="demo", role="staff", actor="s-1")
-    assert out["status"] == "SUCCESS" and len(out["actionsTriggered"]) == 2
+    assert out["status"] == "success" and len(out["actionsTriggered"]) == 2
     db = instance.db()
     assert dict(db.execute("SELECT task_id, assignee FROM tasks WHERE task_id IN ('T-1', 'T-2')").fetchall()) == \
         {"T-1": "ben", "T-2": "ana"}
@@ -127,33 +127,28 @@ def test_the_runner_applies_actions_with_the_outbox_and_logs_the_run(instance, c
 
 @pytest.fixture
 def fake_models(monkeypatch):
-    """Test-only models: one that overruns its timeout, one that raises, one that proposes a task."""
-    def slow(ctx, payload):
-        time.sleep(1.0)
-        return Result(confidence=1.0, outputs={}, actions=[Action("CREATE_TASK", {"type": "late"})])
-
-    def boom(ctx, payload):
-        raise RuntimeError("model bug")
-
-    def tasker(ctx, payload):
-        return Result(confidence=0.5, outputs={"ok": True},
-                      actions=[Action("CREATE_TASK", {"type": "towels", "roomNumber": "101", "priority": "high"}),
-                               Action("SCHEDULE_MAINTENANCE", {"assetId": "A-1", "roomNumber": "101"})])
+    """Test-only models (tests/fakemodels.py): overrunning, CPU-bound, memory-hungry, raising, proposing tasks."""
+    import fakemodels
 
     specs = dict(registry.specs())
-    for name, fn in (("slow", slow), ("boom", boom), ("tasker", tasker)):
-        specs[name] = ModelSpec(id=name, run=fn, roles=frozenset({"staff"}), reads=())
+    for name in ("slow", "spin", "hog", "boom", "tasker"):
+        specs[name] = ModelSpec(id=name, run=getattr(fakemodels, name), roles=frozenset({"staff"}), reads=())
     monkeypatch.setattr(registry, "specs", lambda: specs)
     return specs
 
 
 def test_a_timeout_returns_timeout_and_its_late_actions_are_never_applied(instance, fake_models):
-    out = runner.run(instance, "slow", {}, hotel_id="demo", role="staff", timeout=0.1)
-    assert out["status"] == "TIMEOUT" and out["error"]["code"] == "TIMEOUT" and out["actionsTriggered"] == []
-    time.sleep(1.2)  # the model finishes after all
+    mark = instance.root / "finished"
+    out = runner.run(instance, "slow", {"seconds": 1.0, "mark": str(mark)}, hotel_id="demo", role="staff",
+                     timeout=0.3)
+    assert out["status"] == "timeout" and out["error"]["code"] == "TIMEOUT" and out["actionsTriggered"] == []
+    time.sleep(1.5)  # past the time the model would have finished: it was stopped, not abandoned
+    assert not mark.exists()
     assert instance.db().execute("SELECT count(*) FROM tasks").fetchone()[0] == 0
     out = runner.run(instance, "boom", {}, hotel_id="demo", role="staff")
-    assert out["status"] == "ERROR" and "model bug" in out["error"]["message"]
+    # the exception's text stays in the log: a guest's screen never shows paths or tables
+    assert out["status"] == "error" and out["error"]["code"] == "MODEL_ERROR" and "model bug" not in json.dumps(out)
+    assert out["error"]["ref"] in out["error"]["message"]
     out = runner.run(instance, "tasker", {}, hotel_id="demo", role="staff")
     assert [a["type"] for a in out["actionsTriggered"]] == ["CREATE_TASK", "SCHEDULE_MAINTENANCE"]
     db = instance.db()
@@ -161,6 +156,33 @@ def test_a_timeout_returns_timeout_and_its_late_actions_are_never_applied(instan
     assert db.execute("SELECT count(*) FROM work_orders WHERE type = 'preventive'").fetchone()[0] == 1
     assert [r[0] for r in db.execute("SELECT status FROM ai_interactions ORDER BY id")] == ["TIMEOUT", "ERROR",
                                                                                           "SUCCESS"]
+
+
+def test_a_model_that_never_returns_is_killed_and_the_next_run_gets_a_fresh_worker(instance, fake_models):
+    import os
+
+    pidfile = instance.root / "spin.pid"
+    out = runner.run(instance, "spin", {"pidfile": str(pidfile)}, hotel_id="demo", role="staff", timeout=1.0)
+    assert out["status"] == "timeout"
+    pid = int(pidfile.read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # SIGKILLed by the runner; reaped at once
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"the worker {pid} still runs after its timeout")
+    assert runner.run(instance, "tasker", {}, hotel_id="demo", role="staff")["status"] == "success"
+
+
+def test_a_model_past_its_memory_budget_fails_alone(instance, fake_models):
+    out = runner.run(instance, "hog", {"blocks": 64}, hotel_id="demo", role="staff", timeout=20)  # 4 GiB
+    assert out["status"] == "error" and out["error"]["code"] == "MODEL_RESOURCES"
+    assert runner.run(instance, "hog", {"blocks": 1}, hotel_id="demo", role="staff")["status"] == "success"
+    log = instance.db().execute("SELECT status FROM ai_interactions WHERE model_id = 'hog' ORDER BY id").fetchall()
+    assert log == [("ERROR",), ("SUCCESS",)]
 
 
 def test_the_api_checks_session_role_and_model_and_runs_batches(client, login, instance, fake_models):
@@ -184,7 +206,7 @@ def test_the_api_checks_session_role_and_model_and_runs_batches(client, login, i
     r = client.post("/api/ai/trigger", headers=staff,
                     json={"sessionId": sid, "modelIds": ["tasker", "boom", "night-audit"], "requestPayload": {}})
     results = {x["modelId"]: x["status"] for x in r.get_json()["results"]}
-    assert results == {"tasker": "SUCCESS", "boom": "ERROR", "night-audit": "SUCCESS"}
+    assert results == {"tasker": "success", "boom": "error", "night-audit": "success"}
     r = client.post("/api/ai/trigger?stream=1", headers=staff,
                     json={"sessionId": sid, "modelIds": ["tasker", "night-audit"], "requestPayload": {}})
     assert r.headers["Content-Type"].startswith("text/event-stream")
@@ -266,9 +288,9 @@ def test_timeouts_come_from_the_model_unless_the_config_overrides(instance, fake
 
     fake_models["slow"] = dataclasses.replace(fake_models["slow"], timeout_seconds=0.1)
     out = runner.run(instance, "slow", {}, hotel_id="demo")
-    assert out["status"] == "TIMEOUT" and out["executionTimeMs"] < 900
+    assert out["status"] == "timeout" and out["executionTimeMs"] < 900
     instance.config = instance.config.model_copy(update={"models": instance.config.models.model_copy(
         update={"timeout_seconds": {"slow": 3.0}})})
-    assert runner.run(instance, "slow", {}, hotel_id="demo")["status"] == "SUCCESS"
-    real = [s for s in registry.specs().values() if s.id not in ("slow", "boom", "tasker")]
+    assert runner.run(instance, "slow", {}, hotel_id="demo")["status"] == "success"
+    real = [s for s in registry.specs().values() if s.id not in ("slow", "spin", "hog", "boom", "tasker")]
     assert len(real) == 12 and all(15 <= s.timeout_seconds <= 30 for s in real)

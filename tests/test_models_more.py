@@ -11,6 +11,7 @@ import pytest
 from test_models import D, ctx, plant_folio
 
 from kiosk.models import registry
+from kiosk.models.base import Context
 
 TODAY = "2026-05-28"  # the FakeClock's date (1_780_000_000)
 
@@ -215,6 +216,11 @@ def test_guest_messaging_speaks_the_guests_language_and_hands_over_when_unsure(i
     unsure = model.run(ctx(instance, clock), {"confirmation": "EN1", "question": "can I bring my parrot"})
     assert unsure.outputs["handover"] is True and unsure.confidence < 0.3
     assert [a.type for a in unsure.actions] == ["CREATE_TASK"] and "parrot" in unsure.actions[0].payload["description"]
+    guest = Context(db=instance.db(), hotel_id="demo", now=clock.now(), actor="DE1", role="guest")
+    assert model.run(guest, {}).outputs["moment"] == "arrival"  # their own reservation, from the session
+    with pytest.raises(Exception) as e:
+        model.run(guest, {"confirmation": "EN1"})  # someone else's: name and room are not theirs to see
+    assert e.value.code == "FORBIDDEN"
 
 
 def scene(seed=0, extra=False, shift=(0, 0), gain=1.0):

@@ -60,9 +60,17 @@ def apply(db, hotel_id: str, actions: list[Action], *, model_id: str, by: str | 
                                    now=now)
                 done.append({"type": "UPDATE_PMS", "status": "queued", "outboxKey": q.idempotency_key})
             elif a.type == "SEND_MESSAGE":
+                entity = str(p.get("confirmation", "?")) + (f":{p['templateId']}" if p.get("templateId") else "")
+                seen = db.execute("SELECT idempotency_key FROM outbox WHERE hotel_id = ? AND kind = 'message.send'"
+                                  " AND entity_type = 'message' AND entity_id = ?", [hotel_id, entity]).fetchone() \
+                    if p.get("templateId") else None
+                shown = {"content": p.get("text"), "templateId": p.get("templateId")}
+                if seen:  # this moment's message went to this guest already: once is enough
+                    done.append({"type": "SEND_MESSAGE", "status": "already_sent", "outboxKey": seen[0]} | shown)
+                    continue
                 q = outbox.enqueue(db, hotel_id=hotel_id, kind="message.send", entity_type="message",
-                                   entity_id=str(p.get("confirmation", "?")), payload=p, node=node, now=now)
-                done.append({"type": "SEND_MESSAGE", "status": "queued", "outboxKey": q.idempotency_key})
+                                   entity_id=entity, payload=p, node=node, now=now)
+                done.append({"type": "SEND_MESSAGE", "status": "queued", "outboxKey": q.idempotency_key} | shown)
             elif a.type == "SCHEDULE_MAINTENANCE":
                 wo_id = "PM-" + uuid.uuid4().hex[:10]
                 db.execute("INSERT INTO work_orders (hotel_id, work_order_id, asset_id, room_number, type, description,"

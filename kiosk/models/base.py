@@ -72,3 +72,31 @@ class ModelSpec:
     reads: tuple[str, ...]                    # tables it reads (documentation + tests)
     timeout_seconds: float = 20.0
     description: str = ""
+
+
+def own_confirmation(ctx: Context, asked: str | None) -> str | None:
+    """The reservation a request is about.  A guest session IS its reservation (the token's
+    subject is the confirmation number): naming another one is FORBIDDEN, so no model shows
+    a guest a stranger's name, room or stay.  Staff and admins may name any (default: none)."""
+    from ..errors import Forbidden
+
+    if ctx.role == "guest":
+        if asked not in (None, ctx.actor):
+            raise Forbidden("a guest may only ask about their own stay", {"confirmation": asked})
+        return ctx.actor
+    return asked or ctx.actor
+
+
+def own_room(ctx: Context, asked: str | None) -> str | None:
+    """The room a request is about: for a guest, only the room of their own reservation
+    (another room is FORBIDDEN — whether it is occupied is somebody else's privacy)."""
+    from ..errors import Forbidden
+
+    if ctx.role != "guest":
+        return asked
+    row = ctx.db.execute("SELECT room_number FROM reservations WHERE hotel_id = ? AND confirmation = ?",
+                         [ctx.hotel_id, ctx.actor]).fetchone()
+    mine = row[0] if row else None
+    if asked is not None and asked != mine:
+        raise Forbidden("a guest may only ask about their own room", {"roomNumber": asked})
+    return mine

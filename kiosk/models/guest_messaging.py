@@ -19,8 +19,9 @@ from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import ValidationError
 from ..validation import parse
-from .base import Action, Context, ModelSpec, Result
+from .base import Action, Context, ModelSpec, Result, own_confirmation
 
 HANDOVER = 0.3
 TEMPLATES = {
@@ -52,7 +53,9 @@ meine ein eine le la les de des et est je mon ma où quand comment un une pour""
 
 class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    confirmation: str | None = None
+    confirmation: str | None = Field(None, max_length=64)
+    userId: str | None = Field(None, max_length=64)     # the seed's name for the guest (= confirmation)
+    context: str | None = Field(None, max_length=500)   # the seed's free-text moment ("guest just checked in")
     question: str | None = Field(None, max_length=500)
     language: str | None = Field(None, pattern="^[a-z]{2}$")
 
@@ -92,7 +95,9 @@ def answer(faq: list[dict], question: str) -> tuple[dict | None, float]:
 
 def run(ctx: Context, payload: dict) -> Result:
     p = parse(Payload, payload)
-    conf = p.confirmation or ctx.actor
+    if p.confirmation and p.userId and p.confirmation != p.userId:
+        raise ValidationError("confirmation and userId name different guests", {"fields": ["confirmation", "userId"]})
+    conf = own_confirmation(ctx, p.confirmation or p.userId)
     rows = list(ctx.db.query("SELECT * FROM reservations WHERE hotel_id = ? AND confirmation = ?", [ctx.hotel_id, conf]))
     r = rows[0] if rows else None
     lang = p.language or (r["language"] if r else "en")
@@ -110,6 +115,11 @@ def run(ctx: Context, payload: dict) -> Result:
             name=r["guest_name"] or conf, room=r["room_number"] or "-", arrival=r["arrival"], nights=nights,
             ready=t["ready"] if room and room[0] in ("Clean", "Inspected") else t["not_ready"])}
     actions, confidence = [], 1.0
+    if r and not p.question:
+        # the message for the moment goes to the guest once per moment of a stay (the outbox
+        # folds a repeat: see actions.apply); the seed's answer names it content + templateId
+        actions.append(Action("SEND_MESSAGE", {"confirmation": conf, "channel": "guest", "language": lang,
+                                               "templateId": outputs["moment"], "text": outputs["message"]}))
     if p.question:
         faq = list(ctx.db.query("SELECT * FROM faq WHERE hotel_id = ? AND language = ?", [ctx.hotel_id, lang])) or \
             list(ctx.db.query("SELECT * FROM faq WHERE hotel_id = ?", [ctx.hotel_id]))

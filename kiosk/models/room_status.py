@@ -21,8 +21,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import NotFound, ValidationError
+from ..media import image_size
 from ..validation import parse
-from .base import Action, Context, ModelSpec, Result
+from .base import Action, Context, ModelSpec, Result, own_room
 
 WIDTH = 640
 MIN_AREA = 0.003
@@ -31,15 +32,22 @@ THRESHOLD = 0.25
 
 class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    roomNumber: str = Field(min_length=1, max_length=10)
+    roomNumber: str | None = Field(None, min_length=1, max_length=10)  # a guest's own room if left out
     image: str | None = Field(None, max_length=20_000_000)
 
 
-def decode_image(data: str) -> np.ndarray:
+def image_bytes(data: str) -> bytes:
+    """The photo's bytes, refused unless a PNG or JPEG within the pixel bounds (read from its
+    header: nothing is decoded before this check)."""
     try:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         raise ValidationError("image is not base64", {"field": "image"}) from None
+    image_size(raw)
+    return raw
+
+
+def decode_image(raw: bytes) -> np.ndarray:
     img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_GRAYSCALE)
     if img is None:
         raise ValidationError("image is not a PNG or JPEG picture", {"field": "image"})
@@ -97,6 +105,13 @@ def reference_path(data_dir: str, hotel: str, room: str) -> Path:
 
 def run(ctx: Context, payload: dict) -> Result:
     p = parse(Payload, payload)
+    raw = image_bytes(p.image) if p.image is not None else None
+    room = own_room(ctx, p.roomNumber)
+    if room is None:
+        if ctx.role == "guest":
+            raise NotFound("no room is assigned to your stay yet", {"roomNumber": None})
+        raise ValidationError("give roomNumber", {"fields": [{"field": "roomNumber", "problem": "Field required"}]})
+    p = p.model_copy(update={"roomNumber": room})
     row = ctx.db.execute("SELECT status, occupied FROM rooms WHERE hotel_id = ? AND room_number = ?",
                          [ctx.hotel_id, p.roomNumber]).fetchone()
     if row is None:
@@ -107,7 +122,7 @@ def run(ctx: Context, payload: dict) -> Result:
     outputs = {"roomNumber": p.roomNumber, "ready": ready, "status": status, "reason": reason}
     actions = []
     if p.image is not None:
-        photo = decode_image(p.image)
+        photo = decode_image(raw)
         ref_row = ctx.db.execute("SELECT path FROM room_photos WHERE hotel_id = ? AND room_number = ?",
                                  [ctx.hotel_id, p.roomNumber]).fetchone()
         ref = cv2.imread(ref_row[0], cv2.IMREAD_GRAYSCALE) if ref_row else None

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..errors import NotFound
 from ..validation import parse
-from .base import Context, ModelSpec, Result
+from .base import Context, ModelSpec, Result, own_confirmation
 
 K = 10.0
 PRIOR = (1.0, 9.0)  # a 10 % acceptance rate before any history
@@ -25,6 +25,7 @@ PRIOR = (1.0, 9.0)  # a 10 % acceptance rate before any history
 class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid")
     confirmation: str | None = None
+    userId: str | None = None  # the seed's name for the guest (= confirmation)
 
 
 def free_every_night(db, hotel: str, room_type: str, arrival: str, departure: str) -> bool:
@@ -44,7 +45,7 @@ def free_every_night(db, hotel: str, room_type: str, arrival: str, departure: st
 
 def run(ctx: Context, payload: dict) -> Result:
     p = parse(Payload, payload)
-    conf = p.confirmation or ctx.actor
+    conf = own_confirmation(ctx, p.confirmation or p.userId)
     rows = list(ctx.db.query("SELECT * FROM reservations WHERE hotel_id = ? AND confirmation = ?",
                              [ctx.hotel_id, conf]))
     if not rows:

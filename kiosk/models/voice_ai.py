@@ -6,8 +6,9 @@ which is what makes it robust to accents and speeds where an open vocabulary fai
 The transcript (or typed text) is parsed into an intent — ``request_item`` (item,
 quantity, room), ``clean_room`` (room), ``report_fault`` (thing, room), ``late_checkout``,
 ``question`` — and actionable intents become a CREATE_TASK for the right team.
-Audio: a 16 kHz mono 16-bit WAV; other rates are resampled, stereo is mixed down;
-anything that is not a WAV is VALIDATION_ERROR.
+Audio: a 16 kHz mono 16-bit WAV; other rates (8–48 kHz) are resampled, stereo is mixed
+down; at most 30 s; anything else is VALIDATION_ERROR before any decoding
+(``kiosk.media``).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import ValidationError
+from ..media import wav_params
 from ..validation import parse
-from .base import Action, Context, ModelSpec, Result
+from .base import Action, Context, ModelSpec, Result, own_room
 
 ITEMS = ("towel", "towels", "pillow", "pillows", "blanket", "blankets", "water", "toothbrush", "soap", "shampoo",
          "coffee", "kettle", "iron", "hair dryer")
@@ -69,14 +71,11 @@ class Payload(BaseModel):
 
 
 def pcm16k(data: bytes) -> bytes:
-    """16 kHz mono 16-bit PCM from a WAV file's bytes."""
-    try:
-        with wave.open(io.BytesIO(data)) as w:
-            rate, channels, width, frames = w.getframerate(), w.getnchannels(), w.getsampwidth(), w.readframes(10**9)
-    except (wave.Error, EOFError) as e:
-        raise ValidationError(f"audio is not a WAV file: {e}", {"field": "audio"}) from None
-    if width != 2:
-        raise ValidationError("audio must be 16-bit PCM", {"field": "audio", "sampleWidth": width})
+    """16 kHz mono 16-bit PCM from a WAV file's bytes (within media.wav_params' bounds)."""
+    rate, channels, _, n = wav_params(data)
+    with wave.open(io.BytesIO(data)) as w:
+        frames = w.readframes(n)
+    frames = frames[:len(frames) - len(frames) % (2 * channels)]
     x = np.frombuffer(frames, "<i2").astype(np.float32)
     if channels > 1:
         x = x.reshape(-1, channels).mean(axis=1)
@@ -179,8 +178,14 @@ def run(ctx: Context, payload: dict) -> Result:
     intent, slots = parse_intent(transcript)
     if intent == "unknown":
         confidence = min(confidence, 0.1)
-    if slots.get("room") is None and "room" in slots:
-        slots["room"] = p.roomNumber
+    room = own_room(ctx, p.roomNumber)  # a guest: their own room only (another is FORBIDDEN)
+    if "room" in slots:
+        if ctx.role == "guest":
+            # a guest files tasks for their own room: a spoken room number (or a misheard one) is ignored
+            slots["spokenRoom"] = slots["room"] if slots["room"] not in (None, room) else None
+            slots["room"] = room
+        elif slots["room"] is None:
+            slots["room"] = room
     actions = []
     if intent in TEAM:
         kind, skill = TEAM[intent]

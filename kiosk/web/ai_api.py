@@ -39,6 +39,8 @@ class Trigger(BaseModel):
 @bp.post("/api/ai/trigger")
 @roles("guest", "staff", "admin")
 def trigger():
+    # speech and room photos come here: a larger body than other routes, still bounded
+    request.max_content_length = current_app.config["KIOSK_INSTANCE"].config.server.max_media_body_bytes
     req = parse(Trigger, request.get_json(silent=True))
     s = g.session
     if req.sessionId != s.id:

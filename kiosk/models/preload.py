@@ -1,0 +1,23 @@
+"""Imported once by the model workers' forkserver (see ``sandbox``): every model module and
+the heavy libraries they use, so each worker forked from it starts ready."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # a worker is one run: no BLAS thread pools per worker
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+try:  # a failure here must not stop the forkserver: the worker then imports on first use
+    import cv2  # noqa: F401
+    import numpy  # noqa: F401
+    import scipy.signal  # noqa: F401
+
+    from . import registry
+
+    registry.specs()
+    from . import voice_ai
+
+    voice_ai.decoder()
+except Exception:  # noqa: BLE001  # pragma: no cover
+    pass

@@ -31,7 +31,8 @@ def configure(level: str = "INFO", log_dir: Path | None = None) -> None:
         root.removeHandler(h)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
     if log_dir is not None:
-        log_dir.mkdir(parents=True, exist_ok=True)
+        log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        log_dir.chmod(0o700)  # logs name guests and rooms: owner only, like the data
         handlers.append(logging.handlers.RotatingFileHandler(
             log_dir / "kiosk.jsonl", maxBytes=10_000_000, backupCount=5))
     for h in handlers:

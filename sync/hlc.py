@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: the counter is five digits wide; past it the stamp moves to the next millisecond
+MAX_COUNTER = 99_999
+
 
 @dataclass(frozen=True, order=True)
 class Stamp:
@@ -31,15 +34,17 @@ def tick(db, node: str, now_s: float) -> Stamp:
 
     One UPSERT ... RETURNING: the physical time wins when it is ahead of the last
     stamp, else the last wall time is kept and the counter moves on (so a clock that
-    steps backwards never makes stamps go backwards).
+    steps backwards never makes stamps go backwards).  A counter at 99,999 moves the
+    stamp to the next millisecond instead of growing a sixth digit.
     """
     wall, counter = db.conn.execute(
         "INSERT INTO hlc_state(node, wall_ms, counter) VALUES (?1, ?2, 0) "
-        "ON CONFLICT(node) DO UPDATE SET "
-        " counter = CASE WHEN excluded.wall_ms > wall_ms THEN 0 ELSE counter + 1 END,"
-        " wall_ms = max(wall_ms, excluded.wall_ms) "
+        "ON CONFLICT(node) DO UPDATE SET "  # (right-hand sides see the old row)
+        " counter = CASE WHEN excluded.wall_ms > wall_ms OR counter >= ?3 THEN 0 ELSE counter + 1 END,"
+        " wall_ms = CASE WHEN excluded.wall_ms > wall_ms THEN excluded.wall_ms"
+        "                WHEN counter >= ?3 THEN wall_ms + 1 ELSE wall_ms END "
         "RETURNING wall_ms, counter",
-        [node, int(now_s * 1000)],
+        [node, int(now_s * 1000), MAX_COUNTER],
     ).fetchone()
     return Stamp(wall, counter, node)
 
@@ -66,6 +71,8 @@ def receive(db, node: str, remote: str, now_s: float) -> None:
         counter = r.counter
     else:
         counter = 0
+    if counter >= MAX_COUNTER:  # keep the counter's five digits: the string order depends on them
+        wall, counter = wall + 1, 0
     db.conn.execute("INSERT INTO hlc_state(node, wall_ms, counter) VALUES (?, ?, ?) ON CONFLICT(node)"
                     " DO UPDATE SET wall_ms = excluded.wall_ms, counter = excluded.counter",
                     [node, wall, counter])

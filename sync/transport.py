@@ -80,8 +80,9 @@ class HttpTransport:
 class InMemoryTransport:
     """Applies pushes straight to a reference-cloud database; for unit tests and benchmarks."""
 
-    def __init__(self, cloud_db, device, clock):
+    def __init__(self, cloud_db, device, clock, max_skew: float | None = None):
         self.db, self.device, self.clock = cloud_db, device, clock
+        self.max_skew = max_skew
         self.down = False
 
     def push(self, device_id: str, entries: list[dict], idempotency_key: str) -> list[dict]:
@@ -89,7 +90,9 @@ class InMemoryTransport:
 
         if self.down:
             raise TransportError("ConnectionError: cloud down (in-memory)")
-        return apply_push(self.db, self.device, entries, self.clock.now())
+        if self.max_skew is None:
+            return apply_push(self.db, self.device, entries, self.clock.now())
+        return apply_push(self.db, self.device, entries, self.clock.now(), self.max_skew)
 
     def pull(self, hotel_id: str, after: int, limit: int) -> dict:
         from .cloud import changelog

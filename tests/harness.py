@@ -93,9 +93,9 @@ class Cloud:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: Proc | None = None
 
-    def start(self) -> Cloud:
+    def start(self, env: dict | None = None) -> Cloud:
         self.proc = Proc(["kiosk-cloud", "serve", "--data-dir", str(self.dir), "--port", str(self.port)],
-                         self.dir.parent / "cloud.log").start()
+                         self.dir.parent / "cloud.log", env=env).start()
         wait_http(self.url + "/sync/v1/health")
         return self
 

@@ -150,9 +150,11 @@ def test_a_repeated_idempotency_key_returns_the_original_body(push, clock):
                                                                          "another device for another hotel"] * 2
 
 
-def test_the_same_idempotency_key_for_other_entries_is_worked_out_afresh(push):
+def test_the_same_idempotency_key_for_other_entries_is_refused(push, client, creds):
     assert statuses(push([ticket("T-1")], key="same")) == ["applied"]
-    assert statuses(push([ticket("T-2")], key="same")) == ["applied"]
+    r = push([ticket("T-2")], key="same")
+    assert r.status_code == 422 and r.get_json()["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+    assert [t["ticketId"] for t in read(client, creds, "tickets").get_json()["tickets"]] == ["T-1"]
 
 
 def test_invalid_transition_is_rejected_remembered_and_blocks_only_its_entity(push, client, creds):

@@ -206,8 +206,10 @@ def test_documented_error_responses_carry_codes_of_their_status(spec):
                 assert HTTP_STATUS[code] == int(status), f"{method.upper()} {path}: {code} is not {status}"
             seen |= set(codes)
     # CONFIG_ERROR and NOT_INITIALISED stop the server before it serves anything;
-    # METHOD_NOT_ALLOWED belongs to no operation (it is described in info.description)
-    assert seen == set(HTTP_STATUS) - {"CONFIG_ERROR", "NOT_INITIALISED", "METHOD_NOT_ALLOWED"}
+    # METHOD_NOT_ALLOWED belongs to no operation (it is described in info.description);
+    # IDEMPOTENCY_KEY_REUSED is the reference cloud's answer (docs/sync-protocol.md)
+    assert seen == set(HTTP_STATUS) - {"CONFIG_ERROR", "NOT_INITIALISED", "METHOD_NOT_ALLOWED",
+                                       "IDEMPOTENCY_KEY_REUSED"}
 
 
 # --- routes -----------------------------------------------------------------------------------

@@ -192,3 +192,95 @@ def test_the_guest_models_are_the_only_ones_a_guest_may_run():
     guest_models = sorted(m for m, s in registry.specs().items() if "guest" in s.roles)
     # each of these is scoped to the session's own stay above; a new one must be added there
     assert guest_models == ["guest-messaging", "room-status", "upsell-engine", "voice-ai"]
+
+
+# --- the cloud trusts no device's clock, and no reused idempotency key -----------------------
+
+@pytest.fixture
+def cloud(tmp_path):
+    from kiosk.clock import FakeClock
+    from sync.cloud import devices
+    from sync.cloud import db as cloud_db
+    from sync.cloud.app import create_app
+
+    clock = FakeClock()
+    db = cloud_db.open_data_dir(tmp_path / "cloud")
+    cred = devices.add_device(db, "k1", ["demo"])
+    app = create_app(tmp_path / "cloud", clock=clock)
+    c = app.test_client()
+
+    def push(entries, key=None):
+        headers = {"Authorization": f"Bearer {cred}"} | ({"Idempotency-Key": key} if key else {})
+        return c.post("/sync/v1/push", headers=headers, json={"deviceId": "k1", "entries": entries})
+    return push, db, clock
+
+
+def ticket_entry(n: int, hlc: str) -> dict:
+    return {"key": f"key-{n}", "hotelId": "demo", "kind": "ticket.created", "entityType": "ticket",
+            "entityId": f"T-{n}", "hlc": hlc, "createdAt": 1_780_000_000.0,
+            "payload": {"ticketId": f"T-{n}", "type": "housekeeping", "title": f"towels {n}", "description": "",
+                        "roomNumber": "12", "priority": "normal", "queue": "housekeeping", "status": "open",
+                        "fingerprint": f"{n:020d}", "createdAt": "2026-06-01T10:00:00.000Z", "createdBy": "s-1"}}
+
+
+def test_the_cloud_refuses_malformed_and_far_future_clock_stamps(cloud):
+    push, db, clock = cloud
+    now_ms = int(clock.now() * 1000)
+    century = now_ms + 100 * 365 * 86400 * 1000
+    entries = [ticket_entry(1, "zzz"), ticket_entry(2, f"{century:015d}-00000-k1"),
+               ticket_entry(3, f"{now_ms:015d}-999999-k1"),                       # a sixth counter digit
+               ticket_entry(4, f"{now_ms + 2 * 3600 * 1000:015d}-00000-k1"),      # 2 h ahead: past 1 h
+               ticket_entry(5, f"{now_ms + 30 * 60 * 1000:015d}-00000-k1")]       # 30 min ahead: fine
+    before = db.execute("SELECT wall_ms, counter FROM hlc_state").fetchall()
+    r = push(entries)
+    assert r.status_code == 200
+    res = r.get_json()["results"]
+    assert [x["status"] for x in res] == ["rejected", "rejected", "rejected", "rejected", "applied"]
+    assert [x["reason"].split(":")[0] for x in res[:4]] == ["INVALID_ENTRY", "HLC_AHEAD", "INVALID_ENTRY", "HLC_AHEAD"]
+    assert "ahead of the cloud's clock" in res[1]["reason"]
+    assert [t for (t,) in db.execute("SELECT ticket_id FROM tickets")] == ["T-5"]
+    (wall, _), = db.execute("SELECT wall_ms, counter FROM hlc_state").fetchall() or before
+    assert wall <= now_ms + 30 * 60 * 1000  # the refused stamps did not move the cloud's clock
+
+
+def test_an_idempotency_key_reused_for_another_body_is_422_and_applies_nothing(cloud):
+    push, db, clock = cloud
+    hlc = f"{int(clock.now() * 1000):015d}-00000-k1"
+    first = push([ticket_entry(1, hlc)], key="batch-1")
+    assert first.status_code == 200
+    again = push([ticket_entry(1, hlc)], key="batch-1")
+    assert again.get_json() == first.get_json()  # the same push: its first answer, replayed
+    other = push([ticket_entry(2, hlc)], key="batch-1")
+    assert other.status_code == 422 and other.get_json()["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+    assert [t for (t,) in db.execute("SELECT ticket_id FROM tickets ORDER BY ticket_id")] == ["T-1"]
+
+
+def test_the_hlc_counter_keeps_five_digits(tmp_path):
+    from kiosk import store
+    from sync import hlc
+
+    db = store.connect(tmp_path / "k.db")
+    with store.transaction(db):
+        db.execute("INSERT INTO hlc_state (node, wall_ms, counter) VALUES ('k1', 5000, 99998)")
+        a, b, c = (hlc.tick(db, "k1", 1.0) for _ in range(3))  # the wall clock is behind the state
+    assert (a.wall_ms, a.counter) == (5000, 99999)
+    assert (b.wall_ms, b.counter) == (5001, 0) and (c.wall_ms, c.counter) == (5001, 1)
+    assert str(a) < str(b) < str(c) and len(str(a)) == len(str(b))
+    with store.transaction(db):
+        hlc.receive(db, "k1", "000000000009000-99999-k2", 1.0)
+    assert db.execute("SELECT wall_ms, counter FROM hlc_state WHERE node = 'k1'").fetchone() == (9001, 0)
+
+
+def test_the_clouds_data_is_readable_by_its_owner_only(tmp_path):
+    import stat
+
+    from sync.cloud import db as cloud_db
+
+    root = tmp_path / "cloud"
+    root.mkdir(mode=0o755)
+    root.chmod(0o755)  # as an older version (or a careless mkdir) left it
+    cloud_db.open_data_dir(root).conn.close()
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    for f in root.iterdir():
+        if f.name.startswith("cloud.db"):
+            assert stat.S_IMODE(f.stat().st_mode) == 0o600, f

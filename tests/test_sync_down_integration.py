@@ -55,7 +55,8 @@ def site(tmp_path):
     made: list = []
 
     def _site(n=3, offsets=None):
-        cloud = Cloud(tmp_path).start()
+        # kiosks two hours off: within the cloud's accepted skew for this test (default 1 h)
+        cloud = Cloud(tmp_path).start(env={"KIOSK_CLOUD_MAX_CLOCK_SKEW": "3h"} if offsets else None)
         kiosks = []
         for i in range(n):
             k = Kiosk(tmp_path, f"k{i}", clock_offset=(offsets or {}).get(i))

@@ -44,13 +44,16 @@ class Connections:
         return db
 
 
-def create_app(data_dir: str | Path, clock=None) -> Flask:
-    """The cloud app for the data dir ``data_dir`` (created and migrated here, once)."""
+def create_app(data_dir: str | Path, clock=None, max_clock_skew: float = validation.MAX_CLOCK_SKEW_SECONDS) -> Flask:
+    """The cloud app for the data dir ``data_dir`` (created and migrated here, once).
+
+    ``max_clock_skew``: entries stamped further ahead of the cloud's clock are rejected
+    (``HLC_AHEAD``)."""
     cloud_db.open_data_dir(data_dir).conn.close()
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=validation.MAX_BODY_BYTES,
                       CLOUD_DB=Connections(Path(data_dir) / cloud_db.FILENAME),
-                      CLOUD_CLOCK=clock or SystemClock())
+                      CLOUD_CLOCK=clock or SystemClock(), CLOUD_MAX_SKEW=max_clock_skew)
     app.json.sort_keys = False
     _install_errors(app)
     _install_routes(app)
@@ -121,7 +124,7 @@ def _install_routes(app: Flask) -> None:
         key = request.headers.get("Idempotency-Key") or None
         if key is not None and len(key) > 200:
             raise ValidationError("Idempotency-Key is longer than 200 characters", {"field": "Idempotency-Key"})
-        body, replayed = pushes.respond(g.db, device, entries, clock.now(), key)
+        body, replayed = pushes.respond(g.db, device, entries, clock.now(), key, app.config["CLOUD_MAX_SKEW"])
         counts: dict[str, int] = {}
         for r in body["results"]:
             counts[r["status"]] = counts.get(r["status"], 0) + 1

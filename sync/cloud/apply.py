@@ -31,16 +31,18 @@ HANDLERS = {
 }
 
 
-def apply_push(db, device: Device, entries: list[dict], now: float) -> list[dict]:
+def apply_push(db, device: Device, entries: list[dict], now: float,
+               max_skew: float = validation.MAX_CLOCK_SKEW_SECONDS) -> list[dict]:
     """One result per entry, in order, as docs/sync-protocol.md says; all in one transaction."""
     problems = validation.entry_keys(entries)
     if problems:
         raise ValidationError("every entry needs a key", {"fields": problems[:50]})
     with store.transaction(db):
-        return apply_entries(db, device, entries, now)
+        return apply_entries(db, device, entries, now, max_skew)
 
 
-def apply_entries(db, device: Device, entries: list[dict], now: float) -> list[dict]:
+def apply_entries(db, device: Device, entries: list[dict], now: float,
+                  max_skew: float = validation.MAX_CLOCK_SKEW_SECONDS) -> list[dict]:
     """:func:`apply_push` inside the caller's transaction (entries must have valid keys)."""
     blocked: set[tuple] = set()
     out = []
@@ -50,7 +52,7 @@ def apply_entries(db, device: Device, entries: list[dict], now: float) -> list[d
         if result is None and entity in blocked:
             result = results.retry(raw["key"], f"blocked by an earlier entry of {entity[1]} {entity[2]}")
         elif result is None:
-            result = _apply_one(db, device, raw, now)
+            result = _apply_one(db, device, raw, now, max_skew)
         if result["status"] not in ("applied", "duplicate") and entity is not None:
             blocked.add(entity)
         out.append(result)
@@ -74,11 +76,11 @@ def _remembered(db, device: Device, key: str) -> dict | None:
     return {"key": key, **original}
 
 
-def _apply_one(db, device: Device, raw: dict, now: float) -> dict:
+def _apply_one(db, device: Device, raw: dict, now: float, max_skew: float) -> dict:
     key = raw["key"]
     db.execute("SAVEPOINT entry")
     try:
-        e = validation.entry(raw)
+        e = validation.entry(raw, now, max_skew)
         if not device.serves(e.hotelId):
             raise Rejected("FORBIDDEN_HOTEL", f"device {device.device_id} may not write for hotel {e.hotelId}")
         expected = validation.KINDS.get(e.kind)

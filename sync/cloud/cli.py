@@ -76,17 +76,23 @@ def main(ctx, data_dir):
 @click.option("--port", type=int, default=8090, show_default=True, help="Port to listen on.")
 @click.option("--threads", type=int, default=8, show_default=True, help="Worker threads.")
 @click.option("--log-level", default="INFO", show_default=True)
+@click.option("--max-clock-skew", default="1h", show_default=True, envvar="KIOSK_CLOUD_MAX_CLOCK_SKEW",
+              help="Refuse entries stamped further ahead of this server's clock (HLC_AHEAD).")
 @data_dir_option
-def serve(host, port, threads, log_level):
+def serve(host, port, threads, log_level, max_clock_skew):
     """Serve the sync and read API until SIGTERM / Ctrl-C."""
     import waitress
 
     from .app import create_app
 
+    try:
+        skew = parse_duration(max_clock_skew)
+    except ValueError as e:
+        raise KioskError(f"--max-clock-skew: {e}", {"field": "max-clock-skew"}, code="VALIDATION_ERROR") from None
     root = data_dir()
     logs.configure(log_level, root / "logs")
     log = logging.getLogger("kiosk.cloud")
-    app = create_app(root)
+    app = create_app(root, max_clock_skew=skew)
     server = waitress.create_server(app, host=host, port=port, threads=threads, ident="kiosk-cloud")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # waitress stops its loop on SystemExit
     log.info("serving", extra={"host": host, "port": server.effective_port, "dataDir": str(root)})

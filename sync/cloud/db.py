@@ -8,6 +8,8 @@ Never edit a shipped migration: append a new one.
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 import sqlite_utils
@@ -186,6 +188,10 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE tickets ADD COLUMN merged_into TEXT",
         "ALTER TABLE tickets ADD COLUMN hlc TEXT",
     ],
+    # 3: what a push said, so an Idempotency-Key reused for a different body is refused
+    [
+        "ALTER TABLE push_requests ADD COLUMN body_sha256 TEXT",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -198,10 +204,19 @@ def connect(path: str | Path) -> sqlite_utils.Database:
 
 
 def open_data_dir(data_dir: str | Path) -> sqlite_utils.Database:
-    """``DATA_DIR/cloud.db``; the directory is created (mode 0700) if missing."""
+    """``DATA_DIR/cloud.db``; the directory is created if missing.  The directory is kept at
+    0700 and the database at 0600 (it holds the signing keys and the hotels' data), the
+    same modes as the kiosk's; SQLite gives its -wal and -shm files the database's mode."""
     root = Path(data_dir)
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return connect(root / FILENAME)
+    root.chmod(0o700)
+    path = root / FILENAME
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    path.chmod(0o600)
+    for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if extra.exists():
+            extra.chmod(0o600)
+    return connect(path)
 
 
 def migrate(db: sqlite_utils.Database) -> int:

@@ -8,30 +8,47 @@ push is worked out afresh).
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from kiosk import store
+from kiosk.errors import KioskError
 
 from .apply import apply_entries
 from .devices import Device
+from .validation import MAX_CLOCK_SKEW_SECONDS
 
 
-def respond(db, device: Device, entries: list[dict], now: float,
-            idempotency_key: str | None = None) -> tuple[dict, bool]:
-    """``(response body, replayed)`` for one push whose body passed validation.push_body."""
-    keys = [e["key"] for e in entries]
+def digest(entries: list[dict]) -> str:
+    """What a push said, independent of key order and spacing."""
+    return hashlib.sha256(json.dumps(entries, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def respond(db, device: Device, entries: list[dict], now: float, idempotency_key: str | None = None,
+            max_skew: float = MAX_CLOCK_SKEW_SECONDS) -> tuple[dict, bool]:
+    """``(response body, replayed)`` for one push whose body passed validation.push_body.
+
+    The same ``Idempotency-Key`` with a different body is refused (``IDEMPOTENCY_KEY_REUSED``,
+    HTTP 422, as the IETF idempotency-key draft and Stripe answer): applying it as new would
+    make the key mean two things."""
+    body_digest = digest(entries)
     with store.transaction(db):
         if idempotency_key:
-            row = db.execute("SELECT response FROM push_requests WHERE device_id = ? AND idempotency_key = ?",
-                             [device.device_id, idempotency_key]).fetchone()
+            row = db.execute("SELECT response, body_sha256 FROM push_requests WHERE device_id = ?"
+                             " AND idempotency_key = ?", [device.device_id, idempotency_key]).fetchone()
             if row is not None:
                 body = json.loads(row[0])
-                if [r["key"] for r in body["results"]] == keys:
-                    return body, True
-        body = {"results": apply_entries(db, device, entries, now), "serverTime": now}
+                same = row[1] == body_digest if row[1] else [r["key"] for r in body["results"]] == \
+                    [e.get("key") for e in entries]
+                if not same:
+                    raise KioskError("this Idempotency-Key was used for a different push; use a new key",
+                                     {"field": "Idempotency-Key"}, code="IDEMPOTENCY_KEY_REUSED")
+                return body, True
+        body = {"results": apply_entries(db, device, entries, now, max_skew), "serverTime": now}
         if idempotency_key and all(r["status"] != "retry" for r in body["results"]):
-            db.execute("INSERT INTO push_requests (device_id, idempotency_key, response, at) VALUES (?, ?, ?, ?)"
-                       " ON CONFLICT(device_id, idempotency_key) DO UPDATE SET response = excluded.response,"
-                       " at = excluded.at",
-                       [device.device_id, idempotency_key, json.dumps(body, separators=(",", ":")), now])
+            db.execute("INSERT INTO push_requests (device_id, idempotency_key, response, at, body_sha256)"
+                       " VALUES (?, ?, ?, ?, ?) ON CONFLICT(device_id, idempotency_key) DO UPDATE SET"
+                       " response = excluded.response, at = excluded.at, body_sha256 = excluded.body_sha256",
+                       [device.device_id, idempotency_key, json.dumps(body, separators=(",", ":")), now,
+                        body_digest])
     return body, False

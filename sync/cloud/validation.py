@@ -25,6 +25,9 @@ MAX_ENTRIES = 1000
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_KEY_CHARS = 200
+#: sync.hlc.Stamp's form: 15-digit wall milliseconds, 5-digit counter, the node
+HLC_PATTERN = r"^[0-9]{15}-[0-9]{5}-[A-Za-z0-9._:@-]{1,64}$"
+MAX_CLOCK_SKEW_SECONDS = 3600.0
 
 #: entry kind -> the entity type it must name
 KINDS: dict[str, str] = {
@@ -55,7 +58,7 @@ class Entry(BaseModel):
     kind: StrictStr = _text(64, min_length=1)
     entityType: StrictStr = _text(64, min_length=1)
     entityId: StrictStr = _text(128, min_length=1)
-    hlc: StrictStr = _text(100, min_length=1)
+    hlc: StrictStr = Field(min_length=1, max_length=100, pattern=HLC_PATTERN)
     createdAt: StrictFloat | StrictInt = Field(allow_inf_nan=False)
     payload: dict[str, Any]
 
@@ -128,12 +131,20 @@ def _problem(e: PydanticError, prefix: str) -> str:
     return f"{where or '(entry)'}: {err['msg']}"
 
 
-def entry(raw: Any) -> Entry:
-    """The validated envelope of one entry, or :class:`Rejected` ``INVALID_ENTRY``."""
+def entry(raw: Any, now: float | None = None, max_skew: float = MAX_CLOCK_SKEW_SECONDS) -> Entry:
+    """The validated envelope of one entry, or :class:`Rejected` ``INVALID_ENTRY`` (shape) or
+    ``HLC_AHEAD`` (a stamp further ahead of the cloud's clock than ``max_skew`` seconds: it
+    would win every later conflict for the hotel)."""
     try:
         e = Entry.model_validate(raw)
     except PydanticError as err:
         raise Rejected("INVALID_ENTRY", _problem(err, "")) from None
+    if now is not None:
+        ahead = int(e.hlc[:15]) / 1000 - now
+        if ahead > max_skew:
+            raise Rejected("HLC_AHEAD", f"the entry's clock stamp is {ahead:.0f} s ahead of the cloud's clock"
+                                        f" (at most {max_skew:.0f} s); set the kiosk's clock right, then retry"
+                                        " the dead letters")
     size = len(json.dumps(e.payload, separators=(",", ":"), ensure_ascii=False).encode())
     if size > MAX_PAYLOAD_BYTES:
         raise Rejected("INVALID_ENTRY", f"payload is {size} bytes, more than {MAX_PAYLOAD_BYTES}")

@@ -9,7 +9,6 @@ Never edit a shipped migration: append a new one.
 from __future__ import annotations
 
 import os
-
 from pathlib import Path
 
 import sqlite_utils

@@ -35,6 +35,7 @@ class PropertyConfig(_Section):
     issuer: str = Field("demo", pattern=ID_PATTERN)
     hotels: list[str] = Field(default_factory=lambda: ["demo"], min_length=1)
     kiosk_id: str = Field("kiosk-1", pattern=ID_PATTERN)
+    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")  # ISO 4217: what offer prices are in
 
     @field_validator("hotels")
     @classmethod
@@ -109,6 +110,13 @@ class AgentConfig(_Section):
         return v
 
 
+class ScreenConfig(_Section):
+    # local users whose browsers may receive the lobby's scan feed and redeem its claims
+    # (besides the kiosk's own user); e.g. the kiosk-browser unit's user id
+    allowed_uids: list[int] = []
+    claim_seconds: float = Field(30.0, gt=0, le=300)
+
+
 class CameraConfig(_Section):
     enabled: bool = False
     source: str = Field("folder", pattern="^(v4l2|file|folder|stream)$")
@@ -167,6 +175,7 @@ class Config(_Section):
     agent: AgentConfig = AgentConfig()
     sync: SyncConfig = SyncConfig()
     camera: CameraConfig = CameraConfig()
+    screen: ScreenConfig = ScreenConfig()
     models: ModelsConfig = ModelsConfig()
     store: StoreConfig = StoreConfig()
     log: LogConfig = LogConfig()

@@ -199,8 +199,8 @@ def test_the_guest_models_are_the_only_ones_a_guest_may_run():
 @pytest.fixture
 def cloud(tmp_path):
     from kiosk.clock import FakeClock
-    from sync.cloud import devices
     from sync.cloud import db as cloud_db
+    from sync.cloud import devices
     from sync.cloud.app import create_app
 
     clock = FakeClock()
@@ -284,3 +284,68 @@ def test_the_clouds_data_is_readable_by_its_owner_only(tmp_path):
     for f in root.iterdir():
         if f.name.startswith("cloud.db"):
             assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+
+
+# --- the lobby's camera feed is the kiosk's own screen's ------------------------------------
+
+def as_user(uid: int, code: str) -> tuple[int, str]:
+    """Run ``code`` (Python, printing a result) as another local user; (returncode, stdout)."""
+    import subprocess
+
+    # Debian's python3 (scripts/setup.sh installs it): the venv may sit where that user can't read
+    p = subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True, text=True, timeout=60, user=uid,
+                       env={"PATH": "/usr/bin:/bin"}, cwd="/")
+    return p.returncode, p.stdout.strip() + p.stderr.strip()[-300:]
+
+
+@pytest.mark.skipif(__import__("os").getuid() != 0 or not __import__("os").path.exists("/usr/bin/python3"),
+                    reason="needs root (to act as another local user) and /usr/bin/python3")
+def test_a_camera_scan_reaches_the_screen_as_a_one_time_claim_that_no_other_local_user_can_take(tmp_path):
+    import json as json_mod
+    import subprocess
+
+    from harness import BIN
+
+    k = Kiosk(tmp_path, "lobby")
+    folder = tmp_path / "camera"
+    folder.mkdir()
+    k.env |= {"KIOSK__CAMERA__ENABLED": "true", "KIOSK__CAMERA__SOURCE": "folder", "KIOSK__CAMERA__URI": str(folder)}
+    k.serve()
+    try:
+        nobody = 65534
+        probe = (f"import urllib.request, urllib.error\n"
+                 f"try:\n    urllib.request.urlopen({k.url + '/screen/events'!r}, timeout=5); print(200)\n"
+                 f"except urllib.error.HTTPError as e:\n    print(e.code)")
+        rc, out = as_user(nobody, probe)
+        assert (rc, out) == (0, "403"), out  # another local user gets no feed
+        feed = requests.get(k.url + "/screen/events", stream=True, timeout=30)
+        assert feed.status_code == 200
+        lines = feed.iter_lines()
+        assert next(lines) == b"retry: 2000"
+        subprocess.run([str(BIN / "kiosk"), "token", "create", "--role", "staff", "--hotel", "demo",
+                        "--png", str(tmp_path / "badge.png")], env={**__import__("os").environ, **k.env},
+                       check=True, capture_output=True)
+        (tmp_path / "badge.png").rename(folder / "badge.png")  # held up to the camera
+        event = None
+        for line in lines:
+            if line.startswith(b"data: "):
+                event = json_mod.loads(line[6:])
+                break
+        feed.close()
+        assert set(event) == {"type", "ok", "claim", "role"} and event["role"] == "staff"
+        assert "eyJ" not in json_mod.dumps(event)  # no session JWT crosses the feed
+        steal = (f"import json, urllib.request, urllib.error\n"
+                 f"req = urllib.request.Request({k.url + '/screen/claim'!r}, method='POST', "
+                 f"data=json.dumps({{'claim': {event['claim']!r}}}).encode(), "
+                 f"headers={{'Content-Type': 'application/json'}})\n"
+                 f"try:\n    urllib.request.urlopen(req, timeout=5); print(200)\n"
+                 f"except urllib.error.HTTPError as e:\n    print(e.code)")
+        rc, out = as_user(nobody, steal)
+        assert (rc, out) == (0, "403"), out
+        r = requests.post(k.url + "/screen/claim", json={"claim": event["claim"]}, timeout=10)
+        assert r.status_code == 200 and r.json()["user"]["role"] == "staff" and "sessionJWT" not in r.json()
+        assert "HttpOnly" in r.headers["Set-Cookie"] and "SameSite=Strict" in r.headers["Set-Cookie"]
+        again = requests.post(k.url + "/screen/claim", json={"claim": event["claim"]}, timeout=10)
+        assert again.status_code == 401 and again.json()["error"]["code"] == "SESSION_EXPIRED"
+    finally:
+        k.stop_all()

@@ -9,6 +9,7 @@ from ..events import Bus
 from ..instance import Instance
 from ..scan import ScanService
 from . import admin_api, ai_api, guest_api, ops_api, rbac, responses, scan_api, screens
+from .screen_binding import Claims
 
 
 def create_app(config: Config | None = None, *, instance: Instance | None = None) -> Flask:
@@ -22,6 +23,7 @@ def create_app(config: Config | None = None, *, instance: Instance | None = None
         KIOSK_KEYS=keys,
         KIOSK_SCAN=ScanService(inst, keys),
         KIOSK_EVENTS=Bus(),
+        KIOSK_CLAIMS=Claims(inst.config.screen.claim_seconds),
         MAX_CONTENT_LENGTH=inst.config.server.max_body_bytes,
         JSON_SORT_KEYS=False,
     )

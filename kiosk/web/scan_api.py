@@ -22,10 +22,15 @@ def scan():
     result = current_app.config["KIOSK_SCAN"].scan(inst.db(), request.get_json(silent=True),
                                                    client=request.remote_addr or "unknown")
     resp = ok(**result)
-    cfg = inst.config.sessions
-    resp.set_cookie(cfg.cookie_name, result["sessionJWT"], max_age=cfg.ttl_seconds, httponly=True,
-                    samesite="Strict", secure=cfg.cookie_secure, path="/")
+    set_session_cookie(resp, result["sessionJWT"])
     return resp
+
+
+def set_session_cookie(resp, jwt: str) -> None:
+    """The session for the screens: HttpOnly (no script reads it), SameSite=Strict."""
+    cfg = _instance().config.sessions
+    resp.set_cookie(cfg.cookie_name, jwt, max_age=cfg.ttl_seconds, httponly=True,
+                    samesite="Strict", secure=cfg.cookie_secure, path="/")
 
 
 @bp.get("/api/session")

@@ -2,8 +2,10 @@
 CSS and JavaScript served by Flask (no build step), and the lobby's live feed of camera
 scans as server-sent events (``/screen/events``).
 
-The event stream carries the session a camera scan opened, so it is served only to the
-kiosk's own browser (a loopback address), like the screens' purpose says.
+The feed, its claims (``POST /screen/claim``) and the camera preview are bound to the
+kiosk's own screen: loopback connections of the kiosk's user or of ``screen.allowed_uids``
+only (``screen_binding``).  A camera scan crosses the feed as a one-time claim, never as
+a session.
 """
 
 from __future__ import annotations
@@ -13,13 +15,35 @@ import queue
 
 from flask import Blueprint, Response, current_app, render_template, request, stream_with_context
 
-from ..errors import Forbidden
+from .. import audit
+from ..errors import Forbidden, SessionExpired, ValidationError
 from .rbac import public
+from .responses import ok
+from .scan_api import set_session_cookie
+from .screen_binding import peer_allowed
 
 bp = Blueprint("screens", __name__)
 
 KEEPALIVE_SECONDS = 15
-LOOPBACK = ("127.0.0.1", "::1")
+
+
+def _own_screen(what: str) -> None:
+    """Refuse anything but the kiosk's own screen (and say so in the audit log)."""
+    inst = current_app.config["KIOSK_INSTANCE"]
+    if not peer_allowed(request.environ, inst.config.screen.allowed_uids):
+        db = inst.db()
+        audit.record_now(db, hotel_id=inst.config.property.hotels[0], event="security.screen_refused",
+                         outcome="refused", at=inst.clock.now(), client=request.remote_addr, code="FORBIDDEN",
+                         details={"path": request.path})
+        raise Forbidden(f"{what} is only for the kiosk's own screen", {"remote": request.remote_addr})
+
+
+def _for_screen(event: dict) -> dict:
+    """What the lobby gets of a scan: a one-time claim instead of the session."""
+    if event.get("type") == "scan" and event.get("ok") and "result" in event:
+        code = current_app.config["KIOSK_CLAIMS"].code_for(event)
+        return {"type": "scan", "ok": True, "claim": code, "role": event["result"]["user"]["role"]}
+    return {k: v for k, v in event.items() if not k.startswith("_")}
 
 
 @bp.get("/")
@@ -37,8 +61,7 @@ def staff():
 @bp.get("/screen/events")
 @public
 def events():
-    if request.remote_addr not in LOOPBACK:
-        raise Forbidden("the scan feed is only for the kiosk's own screen", {"remote": request.remote_addr})
+    _own_screen("the scan feed")
     bus = current_app.config["KIOSK_EVENTS"]
     q = bus.subscribe()
 
@@ -51,7 +74,8 @@ def events():
                 except queue.Empty:
                     yield ": keep-alive\n\n"
                     continue
-                yield f"event: {event.get('type', 'message')}\ndata: {json.dumps(event)}\n\n"
+                shown = _for_screen(event)
+                yield f"event: {shown.get('type', 'message')}\ndata: {json.dumps(shown)}\n\n"
         finally:
             bus.unsubscribe(q)
 
@@ -59,14 +83,32 @@ def events():
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
+@bp.post("/screen/claim")
+@public
+def claim():
+    """Redeem a camera scan's claim: the session cookie for this screen, the scan's answer."""
+    _own_screen("a camera scan")
+    body = request.get_json(silent=True)
+    code = body.get("claim") if isinstance(body, dict) else None
+    if not isinstance(code, str) or not 8 <= len(code) <= 64 or set(body) != {"claim"}:
+        raise ValidationError("give the claim from the scan feed", {"fields": [{"field": "claim"}]})
+    result = current_app.config["KIOSK_CLAIMS"].redeem(code)
+    if result is None:
+        raise SessionExpired("this scan was already taken or is too old; scan again", {})
+    resp = ok(**{k: v for k, v in result.items() if k != "sessionJWT"})
+    set_session_cookie(resp, result["sessionJWT"])
+    return resp
+
+
 @bp.get("/screen/preview.mjpg")
 @public
 def preview():
     """The camera's newest frame, as MJPEG, for the lobby's live preview (404 without a camera)."""
     camera = current_app.config.get("KIOSK_CAMERA")
-    if camera is None or request.remote_addr not in LOOPBACK:
+    if camera is None:
         from ..errors import NotFound
         raise NotFound("no camera preview here", {})
+    _own_screen("the camera preview")  # it shows the people in the lobby
 
     def frames():
         boundary = b"--frame\r\n"

@@ -3,7 +3,7 @@
 const Kiosk = {
   lang: localStorage.getItem("kiosk.lang") || (navigator.language || "en").slice(0, 2),
   strings: {},
-  jwt: null,
+  signedIn: false,  // the session itself is an HttpOnly cookie: scripts never see it
 
   async loadStrings() {
     const r = await fetch("/static/i18n.json");
@@ -33,10 +33,9 @@ const Kiosk = {
 
   async api(method, path, body) {
     const headers = {"Content-Type": "application/json"};
-    if (this.jwt) headers.Authorization = "Bearer " + this.jwt;
     let r;
     try {
-      r = await fetch(path, {method, headers, body: body === undefined ? undefined : JSON.stringify(body)});
+      r = await fetch(path, {method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body)});
     } catch (e) {
       return {ok: false, status: 0, code: "NETWORK"};
     }

@@ -6,7 +6,7 @@ const msg = $("message");
 let idleTimer = null, endTimer = null, home = null;
 
 function showIdle(key) {
-  Kiosk.jwt = null;
+  Kiosk.signedIn = false;
   home = null;
   clearTimeout(idleTimer);
   clearTimeout(endTimer);
@@ -17,13 +17,13 @@ function showIdle(key) {
 }
 
 function touch() {
-  if (!Kiosk.jwt) return;
+  if (!Kiosk.signedIn) return;
   clearTimeout(idleTimer);
   idleTimer = setTimeout(() => logout("session.ended"), Number(document.body.dataset.idleSeconds) * 1000);
 }
 
 async function logout(key) {
-  if (Kiosk.jwt) await Kiosk.api("DELETE", "/api/session");
+  if (Kiosk.signedIn) await Kiosk.api("DELETE", "/api/session");
   showIdle(key || "session.ended");
 }
 
@@ -51,10 +51,9 @@ function renderGuest() {
 }
 
 async function opened(result) {
-  Kiosk.jwt = result.sessionJWT;
+  Kiosk.signedIn = true;  // the scan (or the claim) set the session cookie
   if (result.user.role !== "guest") {  // staff and admins work at the staff terminal
-    sessionStorage.setItem("kiosk.jwt", result.sessionJWT);
-    location.href = "/staff";
+    location.href = result.user.role === "admin" ? "/admin" : "/staff";  // admins: the dashboard
     return;
   }
   const r = await Kiosk.api("GET", "/api/guest/home");
@@ -102,12 +101,20 @@ async function sendRequest(ev) {
   Kiosk.say(msg, r.data.duplicateOf ? "guest.request.duplicate" : "guest.request.sent", "ok");
 }
 
+// A camera scan arrives as a one-time claim: redeeming it sets this screen's session cookie
+// (the feed itself never carries a session).
+async function claim(code) {
+  const r = await Kiosk.api("POST", "/screen/claim", {claim: code});
+  if (!r.ok) return showError(r.code);
+  await opened(r.data);
+}
+
 function listen() {
   const es = new EventSource("/screen/events");
   es.addEventListener("scan", ev => {
     const e = JSON.parse(ev.data);
-    if (Kiosk.jwt) return;  // someone is using the screen
-    if (e.ok) opened(e.result); else showError(e.code);
+    if (Kiosk.signedIn) return;  // someone is using the screen
+    if (e.ok) claim(e.claim); else showError(e.code);
   });
 }
 

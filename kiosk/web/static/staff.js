@@ -9,11 +9,15 @@ function showError(code) {
   Kiosk.say(msg, "error." + (Kiosk.strings.en["error." + code] ? code : "INTERNAL_ERROR"), "error");
 }
 
-async function start(jwt, name) {
-  Kiosk.jwt = jwt;
+// The session is the HttpOnly cookie the scan set (here or at the lobby); quiet: on page
+// load, where no session is the normal case, not an error.
+async function start(quiet) {
   const who = await Kiosk.api("GET", "/api/session");
-  if (!who.ok) { Kiosk.jwt = null; sessionStorage.removeItem("kiosk.jwt"); return showError(who.code); }
-  sessionStorage.setItem("kiosk.jwt", jwt);
+  if (!who.ok || who.data.user.role === "guest") {  // a guest's session is not a staff login
+    Kiosk.signedIn = false;
+    return quiet ? null : showError(who.ok ? "FORBIDDEN" : who.code);
+  }
+  Kiosk.signedIn = true;
   sessionId = who.data.sessionId;
   $("who").textContent = who.data.user.name;
   $("login").hidden = true;
@@ -155,7 +159,7 @@ async function login(ev) {
   const r = await Kiosk.api("POST", "/api/qr/scan", {qrToken: token, hotelId: hotel, scanMethod: "manual"});
   if (!r.ok) return showError(r.code);
   if (r.data.user.role === "guest") return showError("FORBIDDEN");
-  await start(r.data.sessionJWT);
+  await start(false);
 }
 
 (async () => {
@@ -167,13 +171,11 @@ async function login(ev) {
   $("login").addEventListener("submit", login);
   $("logout").addEventListener("click", async () => {
     await Kiosk.api("DELETE", "/api/session");
-    sessionStorage.removeItem("kiosk.jwt");
-    Kiosk.jwt = null;
+    Kiosk.signedIn = false;
     data = null;
     $("work").hidden = true; $("login").hidden = false; $("logout").hidden = true;
     Kiosk.say(msg, "session.ended", "ok");
   });
-  const saved = sessionStorage.getItem("kiosk.jwt");
-  if (saved) await start(saved);
+  await start(true);
   document.body.dataset.ready = "yes";
 })();

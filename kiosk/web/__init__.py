@@ -8,7 +8,18 @@ from ..config import Config
 from ..events import Bus
 from ..instance import Instance
 from ..scan import ScanService
-from . import admin_api, ai_api, guest_api, ops_api, rbac, responses, scan_api, screens
+from . import (
+    admin_api,
+    admin_screens,
+    ai_api,
+    csrf,
+    guest_api,
+    ops_api,
+    rbac,
+    responses,
+    scan_api,
+    screens,
+)
 from .screen_binding import Claims
 
 
@@ -36,4 +47,6 @@ def create_app(config: Config | None = None, *, instance: Instance | None = None
     app.register_blueprint(guest_api.bp)
     app.register_blueprint(ai_api.bp)
     app.register_blueprint(screens.bp)
+    app.register_blueprint(admin_screens.bp)  # the admin dashboard (/admin)
+    csrf.install(app)  # after rbac.install: needs the session it found
     return app

@@ -75,6 +75,8 @@ class SessionsConfig(_Section):
 class ScanConfig(_Section):
     max_failures: int = Field(10, ge=1)
     window_seconds: int = Field(60, ge=1)
+    max_failures_per_code: int = Field(3, ge=1)
+    penalty_seconds: float = Field(2.0, ge=0, le=60)
 
 
 class TicketsConfig(_Section):

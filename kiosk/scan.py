@@ -28,7 +28,7 @@ from .errors import (
     TokenAlreadyUsed,
     TokenRevoked,
 )
-from .ratelimit import FailureLimiter
+from .ratelimit import FailureLimiter, code_key
 from .validation import parse
 
 log = logging.getLogger("kiosk.scan")
@@ -55,7 +55,10 @@ class ScanService:
         self.node = cfg.property.kiosk_id
         self.leeway = cfg.tokens.leeway_seconds
         self.ttl = cfg.sessions.ttl_seconds
-        self.limiter = FailureLimiter(cfg.scan.max_failures, cfg.scan.window_seconds)
+        self.limiter = FailureLimiter(cfg.scan.max_failures, cfg.scan.window_seconds,
+                                      max_failures_per_code=cfg.scan.max_failures_per_code,
+                                      penalty_seconds=cfg.scan.penalty_seconds)
+        self.refusals = audit.Refusals()
         self.clock_tolerance = cfg.sync.clock_tolerance_seconds
 
     def scan(self, db, body, *, client: str = "local") -> dict:
@@ -63,11 +66,12 @@ class ScanService:
         now = self.instance.clock.now()
         hotel_hint = body.get("hotelId") if isinstance(body, dict) else None
         hotel_hint = hotel_hint if isinstance(hotel_hint, str) and hotel_hint in self.hotels else None
+        presented = code_key(body.get("qrToken") if isinstance(body, dict) else None)
         try:
-            self.limiter.check(client, now)
+            self.limiter.check(client, now, presented)
         except KioskError as e:
-            audit.record_now(db, hotel_id=hotel_hint, event="security.rate_limited", outcome="refused",
-                             at=now, client=client, code=e.code)
+            self.refusals.record(db, hotel_id=hotel_hint, event="security.rate_limited", at=now, client=client,
+                                 code=e.code, details={"scope": e.details.get("scope")})
             raise
         jti = None
         try:
@@ -83,10 +87,11 @@ class ScanService:
             return self._consume(db, req, claims, client, now)
         except KioskError as e:
             if e.code not in NOT_THE_CLIENTS_FAULT:
-                self.limiter.fail(client, now)
-            audit.record_now(db, hotel_id=hotel_hint, event="scan", outcome="refused", at=now,
-                             client=client, jti=jti, code=e.code,
-                             details={k: v for k, v in e.details.items() if k != "fields"})
+                self.limiter.fail(client, now, presented)
+            # identical refusals (source, code, token) within a minute share one audit row and
+            # count in its ``repeats``: a flood of junk codes cannot fill the disk
+            self.refusals.record(db, hotel_id=hotel_hint, event="scan", at=now, client=client, jti=jti,
+                                 code=e.code, details={k: v for k, v in e.details.items() if k != "fields"})
             raise
 
     def _check_clock(self, db, now: float) -> None:

@@ -93,13 +93,16 @@ def terminate(db, session_id: str, *, hotels: list[str], now: float, by: str, re
 
 
 def list_sessions(db, *, hotels: list[str], now: float, active_only: bool = False,
-                  limit: int = 200) -> list[dict]:
+                  limit: int = 200, expired_only: bool = False) -> list[dict]:
     marks = ", ".join("?" for _ in hotels)
     sql = (f"SELECT id, hotel_id, user_id, role, display_name, scan_method, created_at, expires_at,"
            f" ended_at, end_reason FROM sessions WHERE hotel_id IN ({marks})")
     params: list = list(hotels)
     if active_only:
         sql += " AND ended_at IS NULL AND expires_at > ?"
+        params.append(now)
+    elif expired_only:  # ended, or past its expiry: no longer usable
+        sql += " AND (ended_at IS NOT NULL OR expires_at <= ?)"
         params.append(now)
     return list(db.query(sql + " ORDER BY created_at DESC LIMIT ?", [*params, limit]))
 

@@ -130,6 +130,7 @@ class Puller:
                 trust.save(self.trust_path)  # before the cursor commits: a crash re-applies the page
             set_state(self.db, cursor_key(hotel_id), int(page["cursor"]))
             set_state(self.db, "last_heard_at", now)
+            set_state(self.db, "last_pull_at", now)  # the admin analytics' sync.lastPullAt
         return len(page["changes"]), replays
 
 
@@ -228,21 +229,27 @@ def _ticket(db, hotel_id: str, ch: dict, now: float) -> None:
     from kiosk import tickets as kt
 
     d = ch["data"]
+    stamp = ch.get("hlc") or ""
+    status = kt.normal(d.get("status") or "received")
     exists = db.execute("SELECT 1 FROM tickets WHERE hotel_id = ? AND ticket_id = ?",
                         [hotel_id, ch["entityId"]]).fetchone()
     if exists:
-        db.execute("UPDATE tickets SET status = ?, merged_into = ? WHERE hotel_id = ? AND ticket_id = ?",
-                   [d.get("status") or "open", d.get("mergedInto"), hotel_id, ch["entityId"]])
+        db.execute("UPDATE tickets SET merged_into = ? WHERE hotel_id = ? AND ticket_id = ?",
+                   [d.get("mergedInto"), hotel_id, ch["entityId"]])
+        # the lifecycle: last writer wins by stamp, so an older copy never undoes a newer local step
+        db.execute("UPDATE tickets SET status = ?, assignee = ?, status_hlc = ?, updated_at = ?"
+                   " WHERE hotel_id = ? AND ticket_id = ? AND status_hlc < ?",
+                   [status, d.get("assignee"), stamp, now, hotel_id, ch["entityId"], stamp])
         return
     text_terms = kt.terms(f"{d.get('title', '')} {d.get('description') or ''}")
     db.execute("INSERT INTO tickets (hotel_id, ticket_id, type, title, description, room_number, priority, queue,"
-               " status, fingerprint, terms, created_at, created_by, merged_into)"
-               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               " status, fingerprint, terms, created_at, created_by, merged_into, assignee, status_hlc, updated_at)"
+               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                [hotel_id, ch["entityId"], d.get("type") or "maintenance", d.get("title") or "",
                 d.get("description") or "", d.get("roomNumber"), d.get("priority") or "normal",
-                d.get("queue") or "", d.get("status") or "open", d.get("fingerprint") or "",
+                d.get("queue") or "", status, d.get("fingerprint") or "",
                 json.dumps(sorted(text_terms)), _epoch(d.get("createdAt")) or now, d.get("createdBy") or "cloud",
-                d.get("mergedInto")])
+                d.get("mergedInto"), d.get("assignee"), stamp, now])
 
 
 def _revocation(db, hotel_id: str, ch: dict, now: float) -> None:

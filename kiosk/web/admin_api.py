@@ -1,35 +1,52 @@
-"""GET|POST|PUT|DELETE /api/admin?endpoint=tokens|sessions|outbox|conflicts|security|sync — admin only,
-own hotel only."""
+"""GET|POST|PUT|DELETE /api/admin?endpoint=tokens|sessions|analytics|export|outbox|conflicts|security|sync
+— admin only, own hotel only.  A thin layer: the work is in kiosk.tokens, kiosk.sessions,
+kiosk.timeline, kiosk.analytics, kiosk.export and sync.*."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, Response, current_app, g, request, stream_with_context
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from sync import delivery
 from sync import status as sync_status
 
-from .. import qr, sessions, tokens
+from .. import analytics, export, qr, sessions, timeline, tokens
 from ..clock import iso, parse_duration
 from ..config import ID_PATTERN
 from ..errors import HotelMismatch, NotFound, ValidationError
-from ..validation import parse
+from ..validation import JsonInt, parse
 from .rbac import roles
 from .responses import ok
 
 bp = Blueprint("admin", __name__)
 
 
+Role = Literal["guest", "staff", "admin"]
+
+
 class CreateToken(BaseModel):
+    """``role``/``expiresIn``, or the seed's names ``userRole``/``expiresInDays`` (not both)."""
     model_config = ConfigDict(extra="forbid")
-    role: Literal["guest", "staff", "admin"]
+    role: Role | None = None
+    userRole: Role | None = None
     hotelId: StrictStr | None = Field(None, pattern=ID_PATTERN)
     userId: StrictStr | None = Field(None, min_length=1, max_length=64)
     name: StrictStr | None = Field(None, min_length=1, max_length=80)
-    expiresIn: StrictStr = "30d"
+    expiresIn: StrictStr | None = None
+    expiresInDays: StrictInt | None = Field(None, ge=1, le=36500)
     reusable: StrictBool = False
+
+    def pick(self, ours: str, seeds: str, default):
+        a, b = getattr(self, ours), getattr(self, seeds)
+        if a is not None and b is not None:
+            raise ValidationError(f"give {ours} or the seed's {seeds}, not both",
+                                  {"fields": [{"field": seeds, "problem": f"given together with {ours}"}]})
+        if a is None and b is None and default is None:
+            raise ValidationError(f"invalid request: {ours}",
+                                  {"fields": [{"field": ours, "problem": f"Field required (or {seeds})"}]})
+        return a if a is not None else b if b is not None else default
 
 
 class RevokeToken(BaseModel):
@@ -40,13 +57,23 @@ class RevokeToken(BaseModel):
 
 class ResolveDead(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: StrictInt = Field(ge=1)
+    id: JsonInt = Field(ge=1)
     action: Literal["retry", "drop"]
 
 
 class TerminateSession(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sessionId: StrictStr = Field(min_length=1, max_length=64)
+
+
+class ExportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    format: Literal["csv", "json", "ndjson"] = "csv"
+    period: StrictStr | None = None
+    from_: StrictStr | None = Field(None, alias="from")
+    to: StrictStr | None = None
+    kinds: list[Literal["audit", "sessions", "modelRuns", "pmsChanges", "tickets"]] | None = Field(
+        None, min_length=1, max_length=5)
 
 
 def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
@@ -79,24 +106,27 @@ def _tokens(inst, method: str):
     body = request.get_json(silent=True)
     if method == "POST":
         req = parse(CreateToken, body)
+        role = req.pick("role", "userRole", None)
         if req.hotelId not in (None, hotel):
             raise HotelMismatch("admins create tokens for their own hotel only",
                                 {"hotelId": req.hotelId})
+        days = req.pick("expiresIn", "expiresInDays", "30d")
         try:
-            ttl = parse_duration(req.expiresIn)
+            ttl = days * 86400 if isinstance(days, int) else parse_duration(days)
         except ValueError as e:
             raise ValidationError(str(e), {"field": "expiresIn"}) from None
         if ttl > parse_duration(inst.config.tokens.max_ttl):
             raise ValidationError("expiresIn is longer than allowed", {"field": "expiresIn",
                                                                          "max": inst.config.tokens.max_ttl})
         token, row = tokens.issue(inst.db(), current_app.config["KIOSK_KEYS"], hotel_id=hotel,
-                                  role=req.role, now=now, ttl_seconds=ttl, user_id=req.userId,
+                                  role=role, now=now, ttl_seconds=ttl, user_id=req.userId,
                                   name=req.name, reusable=req.reusable,
                                   issuer=inst.config.property.issuer, node=node,
                                   issued_by=f"admin:{g.session.user_id}")
         code = qr.make(token)
-        return ok(201, token=token, jti=row["jti"], userId=row["subject"], role=row["role"],
-                  expiresAt=iso(row["expires_at"]), reusable=req.reusable,
+        fields = {"token": token, "jti": row["jti"], "userId": row["subject"], "role": row["role"],
+                  "expiresAt": iso(row["expires_at"]), "reusable": req.reusable}
+        return ok(201, **fields, data=fields,  # data: the seed's answer shape
                   qr={"png": qr.png_data_uri(token), "version": code.version, "error": code.error})
     if method == "PUT":
         req = parse(RevokeToken, body)
@@ -109,14 +139,13 @@ def _sessions(inst, method: str):
     hotel = g.session.hotel_id
     now = inst.clock.now()
     if method == "GET":
-        rows = sessions.list_sessions(inst.db(), hotels=[hotel], now=now,
-                                      active_only=request.args.get("active") == "1",
-                                      limit=_int_arg("limit", 200, 1, 1000))
-        return ok(sessions=[{"sessionId": r["id"], "userId": r["user_id"], "role": r["role"],
-                             "name": r["display_name"], "scanMethod": r["scan_method"],
-                             "createdAt": iso(r["created_at"]), "expiresAt": iso(r["expires_at"]),
-                             "endedAt": iso(r["ended_at"]) if r["ended_at"] else None,
-                             "endReason": r["end_reason"]} for r in rows], count=len(rows))
+        status = _session_status()
+        rows = sessions.list_sessions(inst.db(), hotels=[hotel], now=now, active_only=status == "active",
+                                      expired_only=status == "expired", limit=_int_arg("limit", 200, 1, 1000))
+        return ok(sessions=[timeline.session_json(r, now) for r in rows], count=len(rows))
+    if method == "POST":
+        req = parse(TerminateSession, request.get_json(silent=True))
+        return ok(**timeline.detail(inst.db(), hotel, req.sessionId, now=now))
     if method == "DELETE":
         body = request.get_json(silent=True)
         if body is None and "sessionId" in request.args:
@@ -125,7 +154,48 @@ def _sessions(inst, method: str):
         return ok(**sessions.terminate(inst.db(), req.sessionId, hotels=[hotel], now=now,
                                        by=f"admin:{g.session.user_id}", reason="terminated_by_admin",
                                        node=inst.config.property.kiosk_id))
-    raise ValidationError("sessions supports GET and DELETE", {"method": method})
+    raise ValidationError("sessions supports GET, POST and DELETE", {"method": method})
+
+
+def _session_status() -> str:
+    """``status=active|expired|all`` (the seed's filter) or the older ``active=1``."""
+    status, active = request.args.get("status"), request.args.get("active")
+    if status is not None and status not in ("active", "expired", "all"):
+        raise ValidationError("status must be active, expired or all", {"field": "status"})
+    if active not in (None, "1", "0"):
+        raise ValidationError("active must be 1 (or leave it out)", {"field": "active"})
+    if active == "1" and status not in (None, "active"):
+        raise ValidationError("active=1 and status disagree; give one of them", {"field": "status"})
+    return status or ("active" if active == "1" else "all")
+
+
+def _analytics(inst, method: str):
+    if method != "GET":
+        raise ValidationError("analytics supports GET", {"method": method})
+    now = inst.clock.now()
+    a = request.args
+    w = analytics.parse_window(period=a.get("period"), from_=a.get("from"), to=a.get("to"), now=now)
+    return ok(**analytics.summary(inst.db(), g.session.hotel_id, w, now=now))
+
+
+def _export(inst, method: str):
+    if method == "GET":  # a browser download link: the same fields as query parameters
+        a = request.args
+        body = {k: a[k] for k in ("format", "period", "from", "to") if k in a}
+        if "kinds" in a:
+            body["kinds"] = [k for v in a.getlist("kinds") for k in v.split(",") if k]
+    elif method == "POST":
+        body = request.get_json(silent=True)
+    else:
+        raise ValidationError("export supports GET and POST", {"method": method})
+    req = parse(ExportRequest, body)
+    w = analytics.parse_window(period=req.period, from_=req.from_, to=req.to, now=inst.clock.now(),
+                               max_days=None)
+    kinds = list(dict.fromkeys(req.kinds or export.KINDS))
+    hotel = g.session.hotel_id
+    chunks = export.stream(lambda: export.reader(inst.db_path), hotel, w, kinds, req.format)
+    return Response(stream_with_context(chunks), mimetype=None, content_type=export.FORMATS[req.format][0],
+                    headers={"Content-Disposition": f'attachment; filename="{export.filename(hotel, w, req.format)}"'})
 
 
 def _outbox(inst, method: str):
@@ -164,8 +234,8 @@ def _sync(inst, method: str):
                                     stale_after=inst.config.sync.stale_after_seconds))
 
 
-ENDPOINTS = {"tokens": _tokens, "sessions": _sessions, "outbox": _outbox, "conflicts": _conflicts,
-             "security": _security, "sync": _sync}
+ENDPOINTS = {"tokens": _tokens, "sessions": _sessions, "analytics": _analytics, "export": _export,
+             "outbox": _outbox, "conflicts": _conflicts, "security": _security, "sync": _sync}
 
 
 @bp.route("/api/admin", methods=["GET", "POST", "PUT", "DELETE"])

@@ -1,0 +1,348 @@
+"""GET /api/admin?endpoint=analytics: every figure of a known history, exactly.
+
+The history is built on the fake clock around NOW (2026-05-28T20:26:40Z): scans that
+succeed or are refused with known codes (through the real scan endpoint), sessions of
+each role, model runs with known durations and statuses, outbox rows pending and dead,
+tasks, approvals, sync bookkeeping, conflicts and security events — and the same kinds
+of rows in the other hotel and outside the window, which must never count.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from kiosk import store
+from sync import outbox, pull
+
+NOW = 1_780_000_000.0  # the FakeClock's start: 2026-05-28T20:26:40Z
+H = 3600.0
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ts * 1000) % 1000:03d}Z"
+
+
+@pytest.fixture
+def anon(app):
+    return app.test_client(use_cookies=False)
+
+
+class History:
+    """Drives the app and the store at chosen instants; remembers what it did."""
+
+    def __init__(self, anon, issue, instance, clock):
+        self.anon, self.issue, self.instance, self.clock = anon, issue, instance, clock
+        self.ip = 0
+
+    def at(self, ts: float):
+        self.clock.t = ts
+        return self
+
+    def scan(self, token: str, hotel: str = "demo", ip: str | None = None):
+        self.ip += 1  # a fresh client per scan, so refusals never add up to RATE_LIMITED by accident
+        return self.anon.post("/api/qr/scan", json={"qrToken": token, "hotelId": hotel},
+                              environ_base={"REMOTE_ADDR": ip or f"10.0.0.{self.ip}"})
+
+    def login(self, role: str, hotel: str = "demo", **kw) -> dict:
+        r = self.scan(self.issue(role, hotel, **kw), hotel)
+        assert r.status_code == 200, r.get_json()
+        return r.get_json()
+
+    def run(self, model: str, at: float, ms: float, status: str = "SUCCESS", hotel: str = "demo",
+            session: str | None = None, actions: int = 0):
+        db = self.instance.db()
+        with store.transaction(db):
+            db.execute("INSERT INTO ai_interactions (hotel_id, model_id, session_id, actor, started_at, duration_ms,"
+                       " status, error, actions) VALUES (?, ?, ?, 'x', ?, ?, ?, ?, ?)",
+                       [hotel, model, session, at, ms, status, None if status == "SUCCESS" else "boom", actions])
+
+    def queue(self, kind: str, at: float, state: str = "pending", hotel: str = "demo"):
+        db = self.instance.db()
+        with store.transaction(db):
+            q = outbox.enqueue(db, hotel_id=hotel, kind=kind, entity_type="pms", entity_id="x",
+                               payload={"entity": "folio", "id": "R-1", "changes": {"amount": 1}}, node="k", now=at)
+            db.execute("UPDATE outbox SET state = ? WHERE idempotency_key = ?", [state, q.idempotency_key])
+
+    def task(self, at_text: str, *, source: str | None = "task-routing", type_: str = "leak",
+             status: str = "open", hotel: str = "demo"):
+        db = self.instance.db()
+        with store.transaction(db):
+            n = db.execute("SELECT count(*) FROM tasks").fetchone()[0]
+            db.execute("INSERT INTO tasks (hotel_id, task_id, type, created_at, status, source) VALUES (?, ?, ?, ?, ?, ?)",
+                       [hotel, f"T{n}", type_, at_text, status, source])
+
+
+def utc_text(ts: float, naive: bool = False) -> str:
+    dt = datetime.fromtimestamp(ts, UTC)
+    return (dt.replace(tzinfo=None) if naive else dt).isoformat()
+
+
+@pytest.fixture
+def history(anon, issue, instance, clock):
+    h = History(anon, issue, instance, clock)
+    cfg = instance.config
+    # --- three days ago: counts for the week, not for the day
+    h.at(NOW - 72 * H)
+    h.login("guest")
+    h.scan("not-a-token")  # INVALID_TOKEN
+    h.run("night-audit", NOW - 72 * H, 999.0)
+    h.task(utc_text(NOW - 72 * H))
+    # --- the other hotel, inside the window: never counts for demo
+    h.at(NOW - 2 * H)
+    h.login("guest", "harbor")
+    h.login("admin", "harbor")
+    h.scan("not-a-token", "harbor")
+    h.run("night-audit", NOW - 2 * H, 5000.0, "ERROR", hotel="harbor")
+    h.queue("pms.update", NOW - 2 * H, hotel="harbor")
+    h.task(utc_text(NOW - 2 * H), hotel="harbor")
+    # --- five hours ago: two guests in, three refusals
+    h.at(NOW - 5 * H)
+    used = h.issue("guest")
+    assert h.scan(used).status_code == 200
+    h.login("guest", name="Ada")
+    assert h.scan(used).get_json()["error"]["code"] == "TOKEN_ALREADY_USED"
+    assert h.scan("not-a-token").get_json()["error"]["code"] == "INVALID_TOKEN"
+    assert h.scan(h.issue("guest", "harbor"), "demo").get_json()["error"]["code"] == "HOTEL_MISMATCH"
+    short = h.issue("guest", ttl=60)
+    # --- three hours ago: an expired token, then a client that fails until it is rate limited
+    h.at(NOW - 3 * H)
+    assert h.scan(short).get_json()["error"]["code"] == "TOKEN_EXPIRED"
+    for _ in range(cfg.scan.max_failures):
+        assert h.scan("junk", ip="10.9.9.9").get_json()["error"]["code"] == "INVALID_TOKEN"
+    assert h.scan("junk", ip="10.9.9.9").get_json()["error"]["code"] == "RATE_LIMITED"
+    # --- half an hour ago: staff and admin; a second staff member logs out at once
+    h.at(NOW - 0.5 * H)
+    h.login("staff")
+    admin = h.login("admin", user="a-boss")
+    h.at(NOW - 0.25 * H)
+    staff2 = h.login("staff")
+    assert anon.delete("/api/session", headers={"Authorization": "Bearer " + staff2["sessionJWT"]}).status_code == 200
+
+    # everything queued so far went to the cloud; then a known backlog
+    db = instance.db()
+    with store.transaction(db):
+        db.execute("UPDATE outbox SET state = 'delivered', delivered_at = ?", [NOW - 0.2 * H])
+    h.queue("message.send", NOW - 4 * H)  # pending, not a PMS change: the oldest pending entry
+    h.queue("pms.update", NOW - 3.5 * H, "dead")
+    h.queue("pms.update", NOW - 2 * H)
+    h.queue("work_order.updated", NOW - 1.5 * H)
+    h.queue("work_order.created", NOW - 10 * 60)
+    h.queue("pms.update", NOW - 20 * 60, "delivered")
+    h.queue("pms.update", NOW - 30 * H, "pending")  # pending, but queued before the day's window
+
+    # model runs (durations in ms): night-audit 10..200 in 20 runs, 2 errors and a timeout
+    for i in range(20):
+        status = "ERROR" if i in (3, 15) else "TIMEOUT" if i == 19 else "SUCCESS"
+        h.run("night-audit", NOW - 20 * H + i * H + 60, 10.0 * (i + 1), status, actions=1)
+    h.run("guest-messaging", NOW - 5 * H + 1, 5.0)
+    h.run("guest-messaging", NOW - 5 * H + 2, 7.0)
+    h.run("guest-messaging", NOW - 5 * H + 3, 100.0, "INVALID")
+
+    # tasks the models created (one written without an offset), an imported one, approvals
+    h.task(utc_text(NOW - 6 * H, naive=True))
+    h.task(utc_text(NOW - 2 * H))
+    h.task(utc_text(NOW - 2 * H), source=None)  # imported from the PMS: not an action
+    h.task(utc_text(NOW - 2 * H), type_="approval", source="billing-detection")
+    h.task(utc_text(NOW - 2 * H), type_="approval", source="billing-detection", status="done")
+    h.task(utc_text(NOW - 80 * H), type_="approval", source="billing-detection", status="assigned")
+
+    with store.transaction(db):
+        for key, value in (("last_push_ok_at", NOW - 600), ("last_push_at", NOW - 60),
+                           ("last_pull_at", NOW - 120), ("last_heard_at", NOW - 60)):
+            pull.set_state(db, key, value)
+        for i, (hotel, at) in enumerate((("demo", NOW - H), ("demo", NOW - 50 * H), ("harbor", NOW - H))):
+            pull.record_conflict(db, hotel, {"entityType": "work_order", "entityId": "WO-1", "field": "notes",
+                                             "rule": "field-lww", "outcome": "kept", "incoming": {}, "current": {}},
+                                 source="pull", now=at, key=f"c{i}")
+            db.execute("INSERT INTO security_events (hotel_id, kind, subject, details, detected_at)"
+                       " VALUES (?, 'TOKEN_REPLAY', 'j', '{}', ?)", [hotel, at])
+    h.at(NOW)
+    return {"Authorization": "Bearer " + admin["sessionJWT"]}
+
+
+def get(anon, headers, query=""):
+    r = anon.get("/api/admin?endpoint=analytics" + query, headers=headers)
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()
+
+
+def test_every_figure_of_the_day(anon, history, instance):
+    m = instance.config.scan.max_failures
+    a = get(anon, history)
+    assert a["success"] is True
+    assert a["period"] == {"from": iso(NOW - 24 * H), "to": iso(NOW), "bucket": "hour"}
+    assert a["scans"] == {"total": 5 + 4 + m + 1, "success": 5,
+                          "refused": {"HOTEL_MISMATCH": 1, "INVALID_TOKEN": 1 + m, "RATE_LIMITED": 1,
+                                      "TOKEN_ALREADY_USED": 1, "TOKEN_EXPIRED": 1},
+                          "refusedTotal": 4 + m + 1}
+    assert a["sessions"] == {"total": 5, "byRole": {"guest": 2, "staff": 2, "admin": 1}, "activeNow": 2}
+    night = {"modelId": "night-audit", "runs": 20, "success": 17, "error": 2, "timeout": 1, "invalid": 0,
+             "meanMs": 105.0, "p95Ms": 190.0, "errorRate": 0.15}
+    messaging = {"modelId": "guest-messaging", "runs": 3, "success": 2, "error": 0, "timeout": 0, "invalid": 1,
+                 "meanMs": 37.33, "p95Ms": 100.0, "errorRate": 0.0}
+    assert a["models"] == [messaging, night]
+    assert a["actions"] == {"tasksCreated": 2, "pmsUpdatesQueued": 5, "approvalsPending": 2}
+    assert a["pmsSyncStatus"] == {"pending": 3, "delivered": 1, "dead": 1, "dropped": 0}
+    assert a["sync"] == {"pending": 5, "oldestPendingAgeSeconds": 30 * H, "dead": 1,
+                         "lastPushAt": iso(NOW - 600), "lastPushAttemptAt": iso(NOW - 60),
+                         "lastPullAt": iso(NOW - 120), "lastHeardAt": iso(NOW - 60),
+                         "conflicts": 1, "securityEvents": 1}
+    # the seed's names
+    assert a["aiModelUsage"] == {"guest-messaging": 3, "night-audit": 20}
+    assert a["avgExecutionTimeMs"] == round((2100 + 112) / 23, 2)
+    assert a["errorRate"] == round(3 / 23, 4)
+
+
+def test_hourly_series_has_every_bucket(anon, history, instance):
+    m = instance.config.scan.max_failures
+    a = get(anon, history)
+    first = NOW - 24 * H - 26 * 60 - 40  # 2026-05-27T20:00:00Z: the window's start, floored to the hour
+    ts = [iso(first + k * H) for k in range(25)]
+    assert [b["t"] for b in a["series"]["scans"]] == ts
+    assert [b["t"] for b in a["series"]["models"]] == ts
+    scans = dict.fromkeys(ts, (0, 0))
+    scans[ts[19]] = (2, 3)  # 15:26:40 (-5 h): two guests in; used, invalid, hotel mismatch
+    scans[ts[21]] = (0, 1 + m + 1)  # 17:26:40 (-3 h): expired, m junk, rate limited
+    scans[ts[23]] = (2, 0)  # 19:56:40: staff and admin
+    scans[ts[24]] = (1, 0)  # 20:11:40: the second staff member
+    assert {b["t"]: (b["success"], b["refused"]) for b in a["series"]["scans"]} == scans
+    runs = dict.fromkeys(ts, (0, 0))
+    for i in range(20):  # night-audit at -20 h + i h + 60 s = 00:27:40 + i h
+        runs[ts[4 + i]] = (1, int(i in (3, 15, 19)))
+    runs[ts[19]] = (1 + 3, 1)  # night-audit i = 15 (an error) and three guest-messaging (INVALID is no error)
+    assert {b["t"]: (b["runs"], b["errors"]) for b in a["series"]["models"]} == runs
+
+
+def test_week_counts_older_rows_in_daily_buckets(anon, history, instance):
+    assert instance.config.scan.max_failures == 10
+    a = get(anon, history, "&period=week")
+    assert a["period"]["bucket"] == "day"
+    days = [b["t"] for b in a["series"]["scans"]]
+    assert days[0] == "2026-05-21T00:00:00.000Z" and days[-1] == "2026-05-28T00:00:00.000Z" and len(days) == 8
+    m = 10
+    assert a["scans"]["success"] == 6 and a["scans"]["refused"]["INVALID_TOKEN"] == 2 + m
+    by_day = {b["t"]: (b["success"], b["refused"]) for b in a["series"]["scans"]}
+    assert by_day == dict.fromkeys(by_day, (0, 0)) | {"2026-05-25T00:00:00.000Z": (1, 1),  # three days ago
+                                                       "2026-05-28T00:00:00.000Z": (5, 3 + m + 2)}
+    assert a["sessions"]["byRole"] == {"guest": 3, "staff": 2, "admin": 1}
+    assert [m["runs"] for m in a["models"]] == [3, 21] and a["models"][1]["p95Ms"] == 200.0
+    assert a["actions"]["tasksCreated"] == 3 and a["actions"]["pmsUpdatesQueued"] == 6
+    assert a["sync"]["conflicts"] == 2 and a["sync"]["securityEvents"] == 2
+    month = get(anon, history, "&period=month")
+    assert len(month["series"]["scans"]) == 31 and month["scans"]["total"] == a["scans"]["total"]
+
+
+def test_from_and_to_dates_include_the_last_day(anon, history):
+    a = get(anon, history, "&from=2026-05-28&to=2026-05-28")
+    assert a["period"] == {"from": "2026-05-28T00:00:00.000Z", "to": "2026-05-29T00:00:00.000Z", "bucket": "hour"}
+    assert len(a["series"]["scans"]) == 24
+    assert a["scans"]["success"] == 5  # all of today's
+    b = get(anon, history, "&from=2026-05-27&to=2026-05-28")
+    assert len(b["series"]["scans"]) == 48 and b["period"]["bucket"] == "hour"
+    c = get(anon, history, "&from=2026-05-25&to=2026-05-28")
+    assert c["period"]["bucket"] == "day" and len(c["series"]["scans"]) == 4 and c["scans"]["success"] == 6
+
+
+def test_from_and_to_datetimes(anon, history):
+    # 15:26:40 exactly is included at both ends (to is inclusive)
+    a = get(anon, history, "&from=2026-05-28T15:26:40Z&to=2026-05-28T15:26:40Z")
+    assert a["scans"]["success"] == 2 and a["scans"]["refusedTotal"] == 3
+    b = get(anon, history, "&from=2026-05-28T15:26:41%2B00:00")  # no to: up to now
+    assert b["scans"]["success"] == 3 and b["period"]["to"] == iso(NOW)
+    c = get(anon, history, "&from=2026-05-28T17:26:40")  # no offset: UTC
+    assert c["scans"]["refused"] == {"INVALID_TOKEN": 10, "RATE_LIMITED": 1, "TOKEN_EXPIRED": 1}
+    assert c["scans"]["success"] == 3
+
+
+def test_another_hotel_sees_only_its_own(anon, history, issue, clock):
+    r = anon.post("/api/qr/scan", json={"qrToken": issue("admin", "harbor"), "hotelId": "harbor"})
+    a = get(anon, {"Authorization": "Bearer " + r.get_json()["sessionJWT"]})
+    assert a["scans"] == {"total": 4, "success": 3, "refused": {"INVALID_TOKEN": 1}, "refusedTotal": 1}
+    assert a["sessions"]["byRole"] == {"guest": 1, "staff": 0, "admin": 2}
+    assert a["models"] == [{"modelId": "night-audit", "runs": 1, "success": 0, "error": 1, "timeout": 0,
+                            "invalid": 0, "meanMs": 5000.0, "p95Ms": 5000.0, "errorRate": 1.0}]
+    assert a["actions"] == {"tasksCreated": 1, "pmsUpdatesQueued": 1, "approvalsPending": 0}
+    assert (a["sync"]["conflicts"], a["sync"]["securityEvents"], a["sync"]["dead"]) == (1, 1, 0)
+
+
+def test_an_empty_hotel_has_zeros_and_no_division_by_zero(anon, login):
+    a = get(anon, login("admin", "harbor"))
+    assert a["scans"] == {"total": 1, "success": 1, "refused": {}, "refusedTotal": 0}
+    assert a["models"] == [] and a["aiModelUsage"] == {}
+    assert a["avgExecutionTimeMs"] is None and a["errorRate"] is None
+    assert a["sync"]["oldestPendingAgeSeconds"] == 0.0 and a["sync"]["lastPushAt"] is None
+    assert len(a["series"]["scans"]) == 25 and len(a["series"]["models"]) == 25
+
+
+@pytest.mark.parametrize("query,field", [
+    ("&period=year", "period"),
+    ("&from=yesterday", "from"),
+    ("&from=2026-13-01", "from"),
+    ("&from=2026-02-30", "from"),
+    ("&from=20260528", "from"),
+    ("&to=2026-05-28", "from"),
+    ("&from=2026-05-28&to=2026-05-27", "from"),
+    ("&from=2026-05-28&period=day", "period"),
+    ("&from=2025-01-01&to=2026-05-28", "from"),  # more than 366 days
+    ("&from=2026-05-28&to=9999-12-31", "to"),
+    ("&from=" + "9" * 41, "from"),
+    ("&from=2026-05-28T25:00:00Z", "from"),
+    ("&from=0001-01-01&to=0001-01-02", "from"),  # before 1970
+    ("&from=1969-12-31T23:59:59Z", "from"),
+])
+def test_bad_windows_are_validation_errors_naming_the_form(anon, login, query, field):
+    r = anon.get("/api/admin?endpoint=analytics" + query, headers=login("admin"))
+    body = r.get_json()
+    assert (r.status_code, body["error"]["code"]) == (400, "VALIDATION_ERROR"), body
+    assert body["error"]["details"]["field"] == field
+    if field in ("from", "to") and "expected" in body["error"]["details"]:
+        assert "YYYY-MM-DD" in body["error"]["details"]["expected"]
+
+
+def test_earliest_window_answers(anon, login):
+    a = get(anon, login("admin"), "&from=1970-01-01&to=1970-01-02")
+    assert a["scans"]["total"] == 0 and a["period"]["from"] == "1970-01-01T00:00:00.000Z"
+
+
+def test_analytics_is_get_only(anon, login):
+    r = anon.post("/api/admin?endpoint=analytics", headers=login("admin"), json={})
+    assert (r.status_code, r.get_json()["error"]["code"]) == (400, "VALIDATION_ERROR")
+
+
+ADMIN_ENDPOINTS = [("analytics", "GET", None), ("export", "GET", None), ("export", "POST", {"format": "json"}),
+                   ("sessions", "GET", None), ("sessions", "POST", {"sessionId": "x"}),
+                   ("sessions", "DELETE", {"sessionId": "x"}), ("tokens", "GET", None),
+                   ("tokens", "POST", {"userRole": "guest", "expiresInDays": 30}), ("tokens", "PUT", {"jti": "x"}),
+                   ("outbox", "GET", None), ("conflicts", "GET", None), ("security", "GET", None),
+                   ("sync", "GET", None)]
+
+
+@pytest.mark.parametrize("role", ["guest", "staff"])
+@pytest.mark.parametrize("endpoint,method,body", ADMIN_ENDPOINTS)
+def test_guest_and_staff_are_forbidden_everywhere(anon, login, instance, role, endpoint, method, body):
+    headers = login(role)
+    before = instance.db().execute("SELECT count(*) FROM qr_tokens").fetchone()[0]
+    r = anon.open(f"/api/admin?endpoint={endpoint}", method=method, headers=headers, json=body)
+    assert (r.status_code, r.get_json()["error"]["code"]) == (403, "FORBIDDEN")
+    assert r.mimetype == "application/json" and "Content-Disposition" not in r.headers
+    assert instance.db().execute("SELECT count(*) FROM qr_tokens").fetchone()[0] == before
+    row = instance.db().execute("SELECT details FROM audit_log WHERE event = 'security.forbidden'"
+                                " ORDER BY id DESC LIMIT 1").fetchone()
+    assert json.loads(row[0]) == {"path": "/api/admin", "method": method, "role": role}
+
+
+def test_without_a_session_nothing_is_answered(anon):
+    for endpoint in ("analytics", "export"):
+        r = anon.get(f"/api/admin?endpoint={endpoint}")
+        assert (r.status_code, r.get_json()["error"]["code"]) == (401, "UNAUTHORIZED")
+
+
+def test_day_window_is_the_last_24_hours_whatever_the_date(anon, login, clock):
+    clock.t = datetime(2026, 3, 29, 1, 30, tzinfo=UTC).timestamp()  # a DST night in Europe: UTC ignores it
+    a = get(anon, login("admin"))
+    start = datetime(2026, 3, 28, 1, 30, tzinfo=UTC)
+    assert a["period"]["from"] == iso(start.timestamp())
+    assert a["series"]["scans"][0]["t"] == iso((start - timedelta(minutes=30)).timestamp())

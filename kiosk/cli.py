@@ -16,6 +16,7 @@ Global options: ``--config FILE`` (or ``KIOSK_CONFIG``) and ``--data-dir DIR``
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import click
@@ -262,6 +263,10 @@ def room_reference(obj: Ctx, room_number, image, hotel):
 
     inst = obj.initialised()
     hotel = hotel or inst.config.property.hotels[0]
+    if hotel not in inst.config.property.hotels:
+        raise click.BadParameter(f"this kiosk serves {', '.join(inst.config.property.hotels)}", param_hint="--hotel")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,15}", room_number):
+        raise click.BadParameter("a room number is letters, digits, - and _ (at most 16)", param_hint="ROOM_NUMBER")
     img = cv2.imread(image, cv2.IMREAD_COLOR)
     if img is None:
         raise ValidationError("not a readable image", {"file": image})

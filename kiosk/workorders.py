@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
 from sync import outbox
 from sync.workflow_rules import STATUSES, allowed_from, can_move
@@ -18,7 +18,7 @@ from sync.workflow_rules import STATUSES, allowed_from, can_move
 from . import audit, store
 from .clock import iso
 from .errors import InvalidTransition, NotFound, ValidationError, VersionConflict
-from .validation import parse
+from .validation import JsonInt, parse
 
 PRIORITIES = ("low", "normal", "high", "urgent")
 FIELDS = ("status", "assignee", "priority", "notes", "description")
@@ -45,7 +45,7 @@ class UpdateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     workOrderId: StrictStr = Field(min_length=1, max_length=64)
     changes: Changes
-    expectedVersion: StrictInt | None = Field(None, ge=1)
+    expectedVersion: JsonInt | None = Field(None, ge=1)
 
 
 def to_json(row: dict) -> dict:

@@ -349,3 +349,80 @@ def test_a_camera_scan_reaches_the_screen_as_a_one_time_claim_that_no_other_loca
         assert again.status_code == 401 and again.json()["error"]["code"] == "SESSION_EXPIRED"
     finally:
         k.stop_all()
+
+
+# --- the low findings ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path,needs", [("/api/qr/scan", None), ("/api/ai/trigger", "staff"),
+                                        ("/api/pms/update", "staff"), ("/api/tickets/auto", "staff"),
+                                        ("/api/admin?endpoint=tokens", "admin")])
+@pytest.mark.parametrize("body", ["[" * 30_000 + "]" * 30_000,
+                                  '{"a":' * 70 + "1" + "}" * 70])
+def test_deeply_nested_json_is_a_validation_error_not_a_500(client, login, path, needs, body):
+    headers = {"Content-Type": "application/json"} | (login(needs) if needs else {})
+    r = client.post(path, data=body, headers=headers)
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "VALIDATION_ERROR"
+
+
+def test_integers_past_64_bits_are_validation_errors(client, login, tmp_path):
+    admin = login("admin")
+    r = client.put("/api/admin?endpoint=outbox", json={"id": 2**70, "action": "retry"}, headers=admin)
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "VALIDATION_ERROR"
+    r = client.post("/api/pms/update", headers=login("staff"),
+                    json={"workOrderId": "WO-1", "changes": {"notes": "x"}, "expectedVersion": 2**64})
+    assert r.status_code == 400
+
+
+def test_the_cloud_refuses_a_cursor_past_64_bits(cloud):
+    push, db, clock = cloud
+    from sync.cloud import devices
+
+    cred = devices.add_device(db, "k2", ["demo"])
+    from sync.cloud.app import create_app
+
+    c = create_app(db.conn.execute("PRAGMA database_list").fetchone()[2].rsplit("/", 1)[0]).test_client()
+    r = c.get(f"/sync/v1/pull?hotel=demo&after={2**70}", headers={"Authorization": f"Bearer {cred}"})
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "VALIDATION_ERROR"
+
+
+def test_screens_may_not_be_framed_and_run_only_their_own_scripts(client):
+    for path in ("/", "/staff"):
+        r = client.get(path)
+        csp = r.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "'unsafe-inline'" not in csp
+        assert r.headers["X-Frame-Options"] == "DENY"
+
+
+def test_405_says_which_methods_are_allowed(client):
+    r = client.get("/api/qr/scan")
+    assert r.status_code == 405 and r.get_json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+    assert "POST" in r.headers["Allow"]
+
+
+def test_a_room_reference_cannot_write_outside_the_data_directory(tmp_path):
+    import cv2
+    from procs import kiosk
+
+    d = tmp_path / "kiosk"
+    assert kiosk("--data-dir", str(d), "init").returncode == 0
+    img = tmp_path / "room.png"
+    cv2.imwrite(str(img), np.full((40, 40, 3), 128, np.uint8))
+    for args in (["../../escaped", str(img)], ["101", str(img), "--hotel", "../../escaped"]):
+        p = kiosk("--data-dir", str(d), "room", "reference", *args)
+        assert p.returncode != 0 and "Traceback" not in p.stderr, p.stderr
+    assert not list(tmp_path.rglob("escaped*"))
+    p = kiosk("--data-dir", str(d), "room", "reference", "101", str(img))
+    assert p.returncode == 0 and (d / "rooms" / "demo" / "101.png").exists()
+
+
+def test_a_non_utf8_export_is_one_clear_line(tmp_path):
+    from procs import kiosk
+
+    d = tmp_path / "kiosk"
+    assert kiosk("--data-dir", str(d), "init").returncode == 0
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "rooms.csv").write_bytes("room_number,room_type,floor\n101,KING,1\n102,Zwölf,1\n".encode("latin-1"))
+    p = kiosk("--data-dir", str(d), "data", "import", str(export), "--hotel", "demo")
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    assert "rooms.csv line 3" in p.stderr and "UTF-8" in p.stderr

@@ -100,7 +100,12 @@ def inspect(ref_gray: np.ndarray, photo_gray: np.ndarray) -> tuple[list[dict], d
 
 
 def reference_path(data_dir: str, hotel: str, room: str) -> Path:
-    return Path(data_dir) / "rooms" / hotel / f"{room}.png"
+    """Where a room's reference photo lives: always inside ``DATA_DIR/rooms``."""
+    base = (Path(data_dir) / "rooms").resolve()
+    path = (base / hotel / f"{room}.png").resolve()
+    if not path.is_relative_to(base) or path.parent.parent != base:
+        raise ValidationError("hotel and room must be plain names", {"hotel": hotel, "roomNumber": room})
+    return path
 
 
 def run(ctx: Context, payload: dict) -> Result:

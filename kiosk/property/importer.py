@@ -10,6 +10,7 @@ test keeps it equal to :data:`SPECS`).
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -132,7 +133,14 @@ def parse_file(path: Path) -> list[dict]:
     """The rows of one export file, typed and checked (column names as in the table)."""
     stem = path.stem
     table, keys, cols = SPECS[stem]
-    with path.open(newline="", encoding="utf-8-sig") as f:
+    raw_bytes = path.read_bytes()
+    try:
+        text = raw_bytes.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw_bytes[:e.start].count(b"\n") + 1
+        raise _bad(path.name, line, "", f"byte {raw_bytes[e.start]:#04x} is not UTF-8; save the export as UTF-8"
+                                         " (CSV UTF-8 in a spreadsheet)") from None
+    with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
         for c in cols:

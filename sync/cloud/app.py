@@ -9,7 +9,6 @@ carries ``Authorization: Bearer <device credential>``.  Errors are
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -20,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from kiosk.clock import SystemClock
 from kiosk.errors import KioskError, ValidationError
+from kiosk.validation import loads_bounded
 
 from . import changelog, devices, pushes, tickets, validation, workorders
 from . import db as cloud_db
@@ -76,7 +76,10 @@ def _install_errors(app: Flask) -> None:
         code = _HTTP_CODES.get(exc.code or 500)
         if code is None:
             return _unexpected(exc)
-        return _error(KioskError(exc.description or exc.name, {}, code=code))
+        resp = _error(KioskError(exc.description or exc.name, {}, code=code))
+        if getattr(exc, "valid_methods", None):
+            resp.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+        return resp
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
@@ -97,7 +100,7 @@ def _device() -> devices.Device:
 
 def _json_body():
     try:
-        return json.loads(request.get_data(cache=False), parse_constant=_no_constant)
+        return loads_bounded(request.get_data(cache=False), parse_constant=_no_constant)
     except (ValueError, RecursionError):
         raise ValidationError("the request body is not JSON", {"fields": [{"field": "(body)"}]}) from None
 
@@ -153,7 +156,7 @@ def _install_routes(app: Flask) -> None:
         except ValueError:
             raise ValidationError("after and limit must be integers",
                                   {"fields": [{"field": "after"}, {"field": "limit"}]}) from None
-        if after < 0 or limit < 1:
+        if not 0 <= after < 2**63 or limit < 1:
             raise ValidationError("after must be >= 0 and limit >= 1", {"fields": [{"field": "after"}]})
         body = changelog.page(g.db, hotel_id, after, limit)
         body["serverTime"] = clock.now()

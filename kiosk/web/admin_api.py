@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Literal
 
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from sync import delivery
 from sync import status as sync_status

@@ -151,8 +151,8 @@ WITH RECURSIVE b(t) AS (SELECT :origin UNION ALL SELECT t + :size FROM b WHERE t
 SELECT t,
   (SELECT count(*) FROM audit_log WHERE hotel_id = :hotel AND event IN ({_SCAN_IN}) AND outcome = 'success'
      AND at >= max(t, :start) AND at < min(t + :size, :end)),
-  (SELECT count(*) FROM audit_log WHERE hotel_id = :hotel AND event IN ({_SCAN_IN}) AND outcome = 'refused'
-     AND at >= max(t, :start) AND at < min(t + :size, :end))
+  (SELECT coalesce(sum(repeats), 0) FROM audit_log WHERE hotel_id = :hotel AND event IN ({_SCAN_IN})
+     AND outcome = 'refused' AND at >= max(t, :start) AND at < min(t + :size, :end))
 FROM b ORDER BY t"""
 
 _MODEL_SERIES = f"""
@@ -189,7 +189,7 @@ def scans(db, hotel_id: str, w: Window) -> tuple[dict, list[dict]]:
     p = _params(hotel_id, w, **_SCAN_PARAMS)
     series = [{"t": iso(t), "success": ok, "refused": no} for t, ok, no in db.execute(_SCAN_SERIES, p)]
     codes = dict(db.execute(
-        f"SELECT coalesce(code, 'UNKNOWN'), count(*) FROM audit_log WHERE hotel_id = :hotel"
+        f"SELECT coalesce(code, 'UNKNOWN'), sum(repeats) FROM audit_log WHERE hotel_id = :hotel"
         f" AND event IN ({_SCAN_IN}) AND outcome = 'refused' AND at >= :start AND at < :end"
         " GROUP BY 1 ORDER BY 1", p).fetchall())
     success = sum(b["success"] for b in series)

@@ -110,9 +110,9 @@ def history(anon, issue, instance, clock):
     # --- three hours ago: an expired token, then a client that fails until it is rate limited
     h.at(NOW - 3 * H)
     assert h.scan(short).get_json()["error"]["code"] == "TOKEN_EXPIRED"
-    for _ in range(cfg.scan.max_failures):
-        assert h.scan("junk", ip="10.9.9.9").get_json()["error"]["code"] == "INVALID_TOKEN"
-    assert h.scan("junk", ip="10.9.9.9").get_json()["error"]["code"] == "RATE_LIMITED"
+    for i in range(cfg.scan.max_failures):  # different junk codes: the source's limit, not one code's
+        assert h.scan(f"junk-{i}", ip="10.9.9.9").get_json()["error"]["code"] == "INVALID_TOKEN"
+    assert h.scan("junk-last", ip="10.9.9.9").get_json()["error"]["code"] == "RATE_LIMITED"
     # --- half an hour ago: staff and admin; a second staff member logs out at once
     h.at(NOW - 0.5 * H)
     h.login("staff")

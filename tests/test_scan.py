@@ -231,6 +231,10 @@ def test_a_flood_of_refused_scans_adds_rows_per_kind_and_minute_not_per_scan(cli
     assert sum(r[2] for r in rows) == 500  # every attempt is counted ...
     assert len(rows) <= 4  # ... in a row per kind: INVALID_TOKEN, RATE_LIMITED (within one or two minutes)
     assert {r[1] for r in rows} == {"INVALID_TOKEN", "RATE_LIMITED"}
+    from kiosk import analytics
+
+    counted, _ = analytics.scans(db, "demo", analytics.parse_window(period="day", now=clock.now()))
+    assert counted["refusedTotal"] == 500  # the admin's figures count attempts, not rows
 
 
 def test_successful_scans_do_not_count_towards_the_limit(client, issue, instance):

@@ -346,3 +346,183 @@ def test_day_window_is_the_last_24_hours_whatever_the_date(anon, login, clock):
     start = datetime(2026, 3, 28, 1, 30, tzinfo=UTC)
     assert a["period"]["from"] == iso(start.timestamp())
     assert a["series"]["scans"][0]["t"] == iso((start - timedelta(minutes=30)).timestamp())
+
+
+# --- POST endpoint=sessions: one session's details and timeline ----------------------------------
+
+@pytest.fixture
+def staff_day(anon, issue, instance, clock, login):
+    """A staff session that runs models, changes a work order, files tickets, is refused once,
+    decides an approval and is ended by an admin; plus rows that must stay out of its timeline."""
+    from kiosk import workorders
+    from kiosk.models import actions
+    from kiosk.models.base import Action
+
+    t0 = clock.now()
+    admin = login("admin", user="a-1")
+    r = anon.post("/api/qr/scan", json={"qrToken": issue("staff", user="s-7", name="Sam"), "hotelId": "demo"})
+    staff_body = r.get_json()
+    staff = {"Authorization": "Bearer " + staff_body["sessionJWT"]}
+    sid = staff_body["sessionId"]
+    db = instance.db()
+    workorders.create(db, hotel_id="demo", work_order_id="WO-1", by="pms", now=t0, node="k", room_number="101")
+    h = History(anon, issue, instance, clock)
+    clock.advance(10)
+    h.run("task-routing", clock.now(), 40.0, session=sid, actions=1)
+    actions.apply(db, "demo", [Action("CREATE_TASK", {"type": "leak", "roomNumber": "101"})],
+                  model_id="task-routing", by="s-7", now=clock.now(), node="k")
+    clock.advance(10)
+    h.run("night-audit", clock.now(), 90.0, "ERROR", session=sid)
+    h.run("housekeeping", clock.now() + 0.5, 30000.0, "TIMEOUT", session=sid)
+    clock.advance(10)
+    r = anon.post("/api/pms/update", headers=staff, json={"workOrderId": "WO-1",
+                                                          "changes": {"status": "assigned", "assignee": "s-7"}})
+    assert r.status_code == 200
+    clock.advance(10)
+    ticket = {"type": "maintenance", "title": "AC rattles", "roomNumber": "101"}
+    ticket_id = anon.post("/api/tickets/auto", headers=staff, json=ticket).get_json()["ticket"]["ticketId"]
+    clock.advance(10)
+    assert anon.post("/api/tickets/auto", headers=staff, json=ticket).status_code == 200  # a duplicate
+    clock.advance(10)
+    assert anon.get("/api/admin?endpoint=tokens", headers=staff).status_code == 403
+    clock.advance(10)
+    done = actions.apply(db, "demo", [Action("UPDATE_PMS", {"entity": "charge", "id": "C-1", "changes": {"amount": 0},
+                                                            "requiresApproval": True})],
+                         model_id="billing-detection", by="s-7", now=clock.now(), node="k")
+    h.run("night-audit", clock.now(), 80.0, session=sid)
+    clock.advance(10)
+    task = done[0]["approvalTaskId"]
+    assert anon.post("/api/approvals", headers=staff, json={"taskId": task, "decision": "approve"}).status_code == 200
+    # another user, the same minute: not in s-7's timeline
+    other = login("staff", user="s-8")
+    anon.post("/api/tickets/auto", headers=other, json={"type": "it", "title": "printer jammed"})
+    clock.advance(10)
+    assert anon.delete("/api/admin?endpoint=sessions", headers=admin, json={"sessionId": sid}).status_code == 200
+    clock.advance(10)
+    # s-7 again after the session ended: not in this session's timeline
+    again = login("staff", user="s-7")
+    anon.post("/api/tickets/auto", headers=again, json={"type": "it", "title": "screen flickers"})
+    return {"admin": admin, "sid": sid, "t0": t0, "ticketId": ticket_id, "approval": task}
+
+
+def detail(anon, headers, sid, status=200):
+    r = anon.post("/api/admin?endpoint=sessions", headers=headers, json={"sessionId": sid})
+    assert r.status_code == status, r.get_json()
+    return r.get_json()
+
+
+def test_session_detail_and_timeline(anon, staff_day):
+    d = detail(anon, staff_day["admin"], staff_day["sid"])
+    t0 = staff_day["t0"]
+    assert d["success"] is True
+    assert d["session"] == {"sessionId": staff_day["sid"], "userId": "s-7", "role": "staff", "name": "Sam",
+                            "scanMethod": "camera", "createdAt": iso(t0), "expiresAt": iso(t0 + 3600),
+                            "endedAt": iso(t0 + 90), "endReason": "terminated_by_admin", "status": "ended"}
+    got = [(e["at"], e["kind"]) for e in d["timeline"]]
+    assert got == [(iso(t0), "scan"), (iso(t0), "workflow.started"),
+                   (iso(t0 + 10), "model.run"), (iso(t0 + 10), "model.actions"),
+                   (iso(t0 + 20), "model.run"), (iso(t0 + 20.5), "model.run"),
+                   (iso(t0 + 30), "pms.change"),
+                   (iso(t0 + 40), "ticket.created"),
+                   (iso(t0 + 50), "ticket.duplicate"),
+                   (iso(t0 + 60), "security.forbidden"),
+                   (iso(t0 + 70), "model.run"), (iso(t0 + 70), "model.actions"),
+                   (iso(t0 + 80), "approval"),
+                   (iso(t0 + 90), "session.ended")]
+    e = {k: e for e, k in ((e, e["kind"]) for e in d["timeline"])}  # the last of each kind
+    assert d["timeline"][0]["details"] | {"jti": None} == {"outcome": "success", "actor": "s-7", "jti": None,
+                                                           "client": "127.0.0.1", "role": "staff",
+                                                           "scanMethod": "camera"}
+    assert d["timeline"][1]["details"]["triggeredAIModels"] == ["task-routing", "housekeeping", "night-audit",
+                                                                 "maintenance", "billing-detection"]
+    assert d["timeline"][2]["details"] | {"interactionId": 0} == {
+        "interactionId": 0, "modelId": "task-routing", "status": "SUCCESS", "durationMs": 40.0, "actions": 1,
+        "error": None}
+    assert d["timeline"][2]["summary"] == "task-routing SUCCESS in 40 ms, 1 action(s)"
+    assert d["timeline"][3]["details"] == {"modelId": "task-routing", "actions": ["CREATE_TASK"]}
+    assert e["pms.change"]["details"]["changes"] == {"status": {"old": "open", "new": "assigned"},
+                                                     "assignee": {"old": None, "new": "s-7"}}
+    assert e["pms.change"]["details"]["workOrderId"] == "WO-1"
+    assert e["ticket.created"]["details"]["ticketId"] == staff_day["ticketId"]
+    assert e["ticket.duplicate"]["details"] == {"ticketId": staff_day["ticketId"]}
+    assert e["security.forbidden"]["details"] == {"outcome": "refused", "code": "FORBIDDEN", "path": "/api/admin",
+                                                  "method": "GET", "role": "staff"}
+    assert e["approval"]["details"]["decision"] == "approve" and e["approval"]["details"]["taskId"] == \
+        staff_day["approval"]
+    assert e["session.ended"]["details"] == {"reason": "terminated_by_admin", "by": "admin:a-1"}
+    assert all(set(x) == {"at", "kind", "summary", "details"} and x["summary"] for x in d["timeline"])
+
+
+def test_session_workflow_steps(anon, staff_day):
+    w = detail(anon, staff_day["admin"], staff_day["sid"])["workflow"]
+    t0 = staff_day["t0"]
+    assert (w["workflow"], w["state"], w["status"], w["completedSteps"], w["totalSteps"]) == \
+        ("staff", "started", "failed", 2, 5)
+    assert [(s["step"], s["name"], s["status"]) for s in w["steps"]] == [
+        (1, "scan", "completed"), (2, "workflow.start", "completed"), (3, "task-routing", "completed"),
+        (4, "housekeeping", "timeout"), (5, "night-audit", "completed"), (6, "maintenance", "pending"),
+        (7, "billing-detection", "pending")]
+    night = w["steps"][4]
+    assert (night["at"], night["durationMs"], night["runs"]) == (iso(t0 + 70), 80.0, 2)  # the latest run counts
+    assert w["steps"][5] == {"step": 6, "name": "maintenance", "modelId": "maintenance", "status": "pending",
+                             "at": None, "durationMs": None, "actions": 0, "runs": 0}
+
+
+def test_an_expired_guest_session(anon, login, clock, issue):
+    admin = login("admin")
+    r = anon.post("/api/qr/scan", json={"qrToken": issue("guest", user="R-1"), "hotelId": "demo"})
+    sid = r.get_json()["sessionId"]
+    clock.advance(3600 + 5)
+    admin = login("admin")
+    d = detail(anon, admin, sid)
+    assert d["session"]["status"] == "expired"
+    assert [e["kind"] for e in d["timeline"]] == ["scan", "workflow.started", "session.expired"]
+    assert d["timeline"][-1]["at"] == iso(NOW + 3600)
+    assert d["workflow"]["status"] == "in_progress" and d["workflow"]["totalSteps"] == 3
+
+
+def test_an_admin_session_has_no_model_steps(anon, login, keys):
+    import jwt as pyjwt
+    admin = login("admin")
+    sid = pyjwt.decode(admin["Authorization"][7:], keys.session_secret, algorithms=["HS256"],
+                       options={"verify_exp": False})["sid"]
+    w = detail(anon, admin, sid)["workflow"]
+    assert (w["status"], w["completedSteps"], w["totalSteps"], len(w["steps"])) == ("completed", 0, 0, 2)
+
+
+def test_session_detail_is_own_hotel_only(anon, login, issue):
+    r = anon.post("/api/qr/scan", json={"qrToken": issue("guest", "harbor"), "hotelId": "harbor"})
+    harbor_sid = r.get_json()["sessionId"]
+    admin = login("admin")
+    body = detail(anon, admin, harbor_sid, 404)
+    assert body["error"]["code"] == "NOT_FOUND" and "harbor" not in json.dumps(body["error"]["message"])
+    assert detail(anon, admin, "no-such-session", 404)["error"]["code"] == "NOT_FOUND"
+    for bad in ({}, {"sessionId": ""}, {"sessionId": 5}, {"sessionId": "x", "more": 1}, ["x"]):
+        r = anon.post("/api/admin?endpoint=sessions", headers=admin, json=bad)
+        assert (r.status_code, r.get_json()["error"]["code"]) == (400, "VALIDATION_ERROR")
+
+
+def test_session_list_filters(anon, login, issue, clock):
+    admin_headers = login("admin", user="a-1")
+    old = anon.post("/api/qr/scan", json={"qrToken": issue("guest", user="old"), "hotelId": "demo"}).get_json()
+    clock.advance(1800)
+    ended = login("staff", user="ended")
+    assert anon.delete("/api/session", headers=ended).status_code == 200
+    clock.advance(1900)  # the first guest's session has expired; the admin's too: a fresh admin
+    admin_headers = login("admin", user="a-2")
+    login("guest", user="live")
+
+    def users(query):
+        r = anon.get("/api/admin?endpoint=sessions" + query, headers=admin_headers)
+        assert r.status_code == 200, r.get_json()
+        return sorted((s["userId"], s["status"]) for s in r.get_json()["sessions"])
+
+    everyone = [("a-1", "expired"), ("a-2", "active"), ("ended", "ended"), ("live", "active"), ("old", "expired")]
+    assert users("") == users("&status=all") == everyone
+    assert users("&status=active") == users("&active=1") == users("&active=1&status=active") == \
+        [("a-2", "active"), ("live", "active")]
+    assert users("&status=expired") == [("a-1", "expired"), ("ended", "ended"), ("old", "expired")]
+    assert old["sessionId"]
+    for bad in ("&status=gone", "&active=1&status=expired", "&active=yes", "&limit=0"):
+        r = anon.get("/api/admin?endpoint=sessions" + bad, headers=admin_headers)
+        assert (r.status_code, r.get_json()["error"]["code"]) == (400, "VALIDATION_ERROR"), bad

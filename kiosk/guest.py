@@ -1,30 +1,63 @@
-"""What a guest's screen shows, from the property's data in the local store.
+"""What a guest's screen shows and does, from the property's data in the local store.
 
 A guest token's subject is the reservation's confirmation number (how the PMS
 link issues them); a token whose subject matches no reservation still gets a
-welcome, without room or stay details.  Every query is scoped by hotel.
+welcome, without room or stay details.  Every query is scoped by hotel, and a guest
+only ever sees their own reservation's requests and offers.
+
+* requests typed, spoken (voice-ai) or asked (guest-messaging's FAQ, when it is not
+  confident) become tickets in the staff queue, and the guest follows each one:
+  received -> on its way -> done;
+* an offer taken is a PMS action queued once per reservation and offer (a second tap
+  changes nothing) and an ``offer_history`` row (accepted), so the upsell model learns.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from sync import outbox
 from sync.workflow_rules import allowed_from
 
-from . import tickets
+from . import audit, store, tickets
+from .clock import iso
+from .errors import KioskError, NotFound
 from .validation import parse
 
 READY = ("Clean", "Inspected")
 GREETING = {"en": "Welcome, {name}", "de": "Willkommen, {name}"}
 
 
+#: what the guest is told about a ticket's status
+STAGE = {"received": "received", "open": "received", "accepted": "on_its_way", "assigned": "on_its_way",
+         "in_progress": "on_its_way", "done": "done", "cancelled": "cancelled"}
+REQUESTS_SHOWN_DAYS = 3
+#: voice-ai intents that are requests, and the ticket type each becomes
+VOICE_TICKET = {"request_item": "housekeeping", "clean_room": "housekeeping", "report_fault": "maintenance",
+                "late_checkout": "guest_request"}
+MAX_AUDIO_B64 = 2_000_000  # ~45 s of 16 kHz mono 16-bit PCM; voice-ai refuses more than 30 s anyway
+
+
 class GuestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: StrictStr = Field(min_length=2, max_length=500)
     kind: Literal["housekeeping", "maintenance", "guest_request"] = "guest_request"
+
+
+class Question(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: StrictStr = Field(min_length=2, max_length=500)
+    language: Literal["en", "de"] | None = None
+
+
+class Voice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    audio: StrictStr = Field(min_length=8, max_length=MAX_AUDIO_B64)
+    language: Literal["en", "de"] | None = None
 
 
 def reservation(db, hotel_id: str, confirmation: str) -> dict | None:
@@ -43,16 +76,29 @@ def room_status(db, hotel_id: str, room_number: str | None) -> dict | None:
     return {"roomNumber": room_number, "status": rows[0]["status"], "ready": rows[0]["status"] in READY}
 
 
-def offers(db, hotel_id: str, res: dict | None, limit: int = 3) -> list[dict]:
-    """Offers in stock that fit the stay: add-ons, and upgrades from the booked room type."""
+def offers(db, hotel_id: str, res: dict | None, limit: int = 3, currency: str = "EUR") -> list[dict]:
+    """Offers in stock that fit the stay: add-ons, and upgrades from the booked room type; the
+    ones this reservation took are listed too (``accepted``), in stock or not."""
     room_type = (res or {}).get("room_type")
-    rows = db.query("SELECT offer_id, name, type, price, room_type_to FROM offers WHERE hotel_id = ?"
-                    " AND (inventory IS NULL OR inventory > 0) AND (type = 'addon' OR room_type_from IS ?)"
-                    " ORDER BY margin DESC, offer_id LIMIT ?", [hotel_id, room_type, limit])
-    return [{"offerId": r["offer_id"], "name": r["name"], "type": r["type"], "price": r["price"]} for r in rows]
+    conf = (res or {}).get("confirmation")
+    taken = {r[0]: (r[1], r[2]) for r in db.execute(
+        "SELECT offer_id, price, currency FROM offer_acceptances WHERE hotel_id = ? AND confirmation = ?",
+        [hotel_id, conf])} if conf else {}
+    rows = list(db.query("SELECT offer_id, name, type, price FROM offers WHERE hotel_id = ?"
+                         " AND (inventory IS NULL OR inventory > 0) AND (type = 'addon' OR room_type_from IS ?)"
+                         " ORDER BY margin DESC, offer_id LIMIT ?", [hotel_id, room_type, limit]))
+    shown = {r["offer_id"] for r in rows}
+    if taken.keys() - shown:
+        missing = sorted(taken.keys() - shown)
+        rows += list(db.query(f"SELECT offer_id, name, type, price FROM offers WHERE hotel_id = ? AND offer_id IN"
+                              f" ({', '.join('?' * len(missing))}) ORDER BY offer_id", [hotel_id, *missing]))
+    return [{"offerId": r["offer_id"], "name": r["name"], "type": r["type"],
+             "price": taken[r["offer_id"]][0] if r["offer_id"] in taken else r["price"],
+             "currency": taken[r["offer_id"]][1] if r["offer_id"] in taken else currency,
+             "accepted": r["offer_id"] in taken} for r in rows]
 
 
-def home(db, hotel_id: str, session, today: date) -> dict:
+def home(db, hotel_id: str, session, today: date, currency: str = "EUR") -> dict:
     res = reservation(db, hotel_id, session.user_id)
     name = (res or {}).get("guest_name") or session.display_name or session.user_id
     lang = (res or {}).get("language") or "en"
@@ -64,21 +110,170 @@ def home(db, hotel_id: str, session, today: date) -> dict:
     return {"guest": {"name": name, "language": lang if lang in GREETING else "en"},
             "welcome": GREETING.get(lang, GREETING["en"]).format(name=name),
             "stay": stay, "room": room_status(db, hotel_id, (res or {}).get("room_number")),
-            "offers": offers(db, hotel_id, res)}
+            "offers": offers(db, hotel_id, res, currency=currency)}
+
+
+def _title(text: str) -> str:
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def request(db, body, *, hotel_id: str, session, now: float, node: str, window: float) -> dict:
     """A typed request from the guest screen becomes a ticket (duplicates folded, queued)."""
     req = parse(GuestRequest, body)
+    return _ticket(db, req.kind, req.text, req.text, hotel_id=hotel_id, session=session, now=now, node=node,
+                   window=window)
+
+
+def _ticket(db, kind: str, title: str, description: str, *, hotel_id: str, session, now: float, node: str,
+            window: float) -> dict:
     res = reservation(db, hotel_id, session.user_id)
-    title = req.text if len(req.text) <= 120 else req.text[:117] + "..."
-    return tickets.create(db, {"type": req.kind, "title": title, "description": req.text,
+    return tickets.create(db, {"type": kind, "title": _title(title), "description": description,
                                "roomNumber": (res or {}).get("room_number")},
-                          hotel_id=hotel_id, by=session.user_id, now=now, node=node, window=window)
+                          hotel_id=hotel_id, by=session.user_id, now=now, node=node, window=window,
+                          session_id=session.id)
+
+
+def request_json(row: dict) -> dict:
+    status = tickets.normal(row["status"])
+    return {"requestId": row["ticket_id"], "text": row["description"] or row["title"], "type": row["type"],
+            "status": status, "stage": STAGE.get(status, "received"), "createdAt": iso(row["created_at"]),
+            "updatedAt": iso(row["updated_at"] or row["created_at"])}
+
+
+def my_requests(db, hotel_id: str, session, now: float) -> list[dict]:
+    """The guest's own requests (their reservation's, of the last few days), newest first."""
+    return [request_json(r) for r in db.query(
+        "SELECT * FROM tickets WHERE hotel_id = ? AND created_by = ? AND merged_into IS NULL AND created_at >= ?"
+        " ORDER BY created_at DESC, ticket_id LIMIT 20",
+        [hotel_id, session.user_id, now - REQUESTS_SHOWN_DAYS * 86400])]
+
+
+def accept_offer(db, hotel_id: str, session, offer_id: str, *, currency: str, now: float, node: str) -> tuple[dict, bool]:
+    """Take an offer: once per reservation and offer.  The first time, in ONE transaction: the
+    acceptance, an ``offer_history`` row (accepted = 1: the upsell model learns from it), one
+    less in stock, the audit row and the PMS action in the outbox (``pms.update`` adding the
+    offer to the reservation).  Again: the first answer, nothing new.  Returns (body, created)."""
+    res = reservation(db, hotel_id, session.user_id)
+    if res is None:
+        raise NotFound("offers are for guests with a reservation", {"offerId": offer_id})
+    conf = res["confirmation"]
+
+    def answer(row, sync_status: str) -> dict:
+        return {"offerId": offer_id, "accepted": True, "price": row["price"], "currency": row["currency"],
+                "acceptedAt": iso(row["accepted_at"]), "syncStatus": sync_status, "outboxKey": row["outbox_key"]}
+
+    def existing():
+        rows = list(db.query("SELECT * FROM offer_acceptances WHERE hotel_id = ? AND confirmation = ? AND offer_id = ?",
+                             [hotel_id, conf, offer_id]))
+        return rows[0] if rows else None
+
+    try:
+        with store.transaction(db):
+            seen = existing()
+            if seen is not None:
+                return answer(seen, "unchanged"), False
+            offer = next((o for o in offers(db, hotel_id, res, limit=100, currency=currency)
+                          if o["offerId"] == offer_id), None)
+            if offer is None:
+                raise NotFound(f"no offer {offer_id!r} for this stay", {"offerId": offer_id})
+            q = outbox.enqueue(db, hotel_id=hotel_id, kind="pms.update", entity_type="pms",
+                               entity_id=f"reservation:{conf}", node=node, now=now,
+                               idempotency_key=f"offer-accepted:{hotel_id}:{conf}:{offer_id}",
+                               payload={"entity": "reservation", "id": conf,
+                                        "changes": {"addOffer": {"offerId": offer_id, "name": offer["name"],
+                                                                 "type": offer["type"], "price": offer["price"],
+                                                                 "currency": currency}},
+                                        "reason": "the guest took the offer at the kiosk", "by": conf,
+                                        "at": iso(now), "requiresApproval": False})
+            row = {"hotel_id": hotel_id, "confirmation": conf, "offer_id": offer_id, "price": offer["price"],
+                   "currency": currency, "accepted_at": now, "session_id": session.id, "outbox_key": q.idempotency_key}
+            db.execute(f"INSERT INTO offer_acceptances ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                       list(row.values()))
+            db.execute("INSERT INTO offer_history (hotel_id, confirmation, offer_id, shown_at, accepted)"
+                       " VALUES (?, ?, ?, ?, 1)", [hotel_id, conf, offer_id, iso(now)])
+            db.execute("UPDATE offers SET inventory = inventory - 1 WHERE hotel_id = ? AND offer_id = ?"
+                       " AND inventory > 0", [hotel_id, offer_id])
+            audit.record(db, hotel_id=hotel_id, event="offer.accepted", outcome="success", at=now, actor=conf,
+                         session_id=session.id, details={"offerId": offer_id, "outboxKey": q.idempotency_key})
+    except sqlite3.IntegrityError:  # the same tap twice at once: the other one won
+        seen = existing()
+        if seen is None:
+            raise
+        return answer(seen, "unchanged"), False
+    return answer(row, "queued"), True
+
+
+def _run(inst, session, model_id: str, payload: dict) -> dict:
+    """A model run as the guest (their role and reservation), actions not applied."""
+    from .models import runner
+
+    try:
+        return runner.run(inst, model_id, payload, hotel_id=session.hotel_id, role=session.role,
+                          actor=session.user_id, session_id=session.id, apply_actions=False)
+    except KioskError as e:  # refused (e.g. no reservation): the guest gets a person instead
+        return {"modelId": model_id, "status": "refused", "confidence": 0.0, "error": e.to_dict()}
+
+
+def ask(inst, db, session, body, *, now: float, node: str, window: float, question: str | None = None) -> dict:
+    """A question for the FAQ (guest-messaging, as the guest).  Answered when the model is
+    confident; otherwise — or when the model cannot run — a person is asked: the question
+    becomes the guest's ticket in the staff queue, and the answer says so (``handover``)."""
+    if question is None:
+        req = parse(Question, body)
+        question, language = req.question, req.language
+    else:
+        language = (body or {}).get("language")
+    payload = {"question": question} | ({"language": language} if language else {})
+    r = _run(inst, session, "guest-messaging", payload)
+    status = str(r.get("status", "")).lower()
+    out = r.get("outputs") or {}
+    if status == "success" and not out.get("handover") and out.get("answer"):
+        return {"question": question, "answered": True, "handover": False, "answer": out["answer"],
+                "confidence": r.get("confidence", 0.0), "reason": None}
+    ticket = _ticket(db, "guest_request", question, question, hotel_id=session.hotel_id, session=session,
+                     now=now, node=node, window=window)
+    reason = "not_confident" if status == "success" else "unavailable"
+    return {"question": question, "answered": False, "handover": True, "answer": out.get("answer"),
+            "confidence": r.get("confidence", 0.0), "reason": reason,
+            "request": request_json(tickets.get(db, session.hotel_id, ticket["ticket"]["ticketId"])),
+            "duplicateOf": ticket["duplicateOf"]}
+
+
+def voice(inst, db, session, body, *, now: float, node: str, window: float) -> dict:
+    """Speech from the guest screen's microphone (a 16 kHz mono 16-bit WAV, base64) to voice-ai,
+    as the guest.  A request becomes the guest's ticket (their words: the transcript); a
+    question goes to the FAQ; anything else is answered ``not_understood`` (say it again or
+    type it) or ``unavailable`` (the model could not run)."""
+    req = parse(Voice, body)
+    r = _run(inst, session, "voice-ai", {"audio": req.audio})
+    status = str(r.get("status", "")).lower()
+    out = r.get("outputs") or {}
+    transcript, intent = (out.get("transcript") or "").strip(), out.get("intent") or "unknown"
+    base = {"transcript": transcript, "intent": intent, "confidence": r.get("confidence", 0.0)}
+    if status == "refused" and (r.get("error") or {}).get("code") == "VALIDATION_ERROR":
+        raise KioskError(r["error"]["message"], r["error"]["details"], code="VALIDATION_ERROR")
+    if status != "success":
+        return base | {"outcome": "unavailable"}
+    if intent in VOICE_TICKET and transcript:
+        proposed = [a["payload"] for a in r.get("actionsProposed", []) if a["type"] == "CREATE_TASK"]
+        understood = str(proposed[0].get("description", "")).split(" (voice:")[0] if proposed else intent
+        words = transcript[0].upper() + transcript[1:]
+        ticket = _ticket(db, VOICE_TICKET[intent], words, f"{words} (spoken at the kiosk; understood: {understood})",
+                         hotel_id=session.hotel_id, session=session, now=now, node=node, window=window)
+        row = tickets.get(db, session.hotel_id, ticket["ticket"]["ticketId"])
+        return base | {"outcome": "request", "request": request_json(row) | {"text": words},
+                       "duplicateOf": ticket["duplicateOf"]}
+    if intent == "question" and transcript:
+        answered = ask(inst, db, session, {"language": req.language}, now=now, node=node, window=window,
+                       question=transcript)
+        return base | answered | {"outcome": "answer" if answered["answered"] else "handover"}
+    return base | {"outcome": "not_understood"}
 
 
 def staff_tasks(db, hotel_id: str, staff_id: str) -> dict:
-    """The staff member's open tasks first, then the hotel's open tasks and work orders."""
+    """The staff member's open tasks first, then the hotel's open tasks and work orders (the
+    list scripts read; the staff terminal's one queue is :func:`kiosk.queue.listing`)."""
+    names = {r[0]: r[1] for r in db.execute("SELECT staff_id, name FROM staff WHERE hotel_id = ?", [hotel_id])}
     tasks = [dict(r) for r in db.query(
         "SELECT task_id, type, room_number, priority, required_skill, due_at, status, assignee, description"
         " FROM tasks WHERE hotel_id = ? AND status NOT IN ('done', 'cancelled')"
@@ -91,10 +286,13 @@ def staff_tasks(db, hotel_id: str, staff_id: str) -> dict:
         " WHEN 'normal' THEN 2 ELSE 3 END, opened_at LIMIT 200", [hotel_id, staff_id])]
     return {"tasks": [{"taskId": t["task_id"], "type": t["type"], "roomNumber": t["room_number"],
                        "priority": t["priority"], "requiredSkill": t["required_skill"], "dueAt": t["due_at"],
-                       "status": t["status"], "assignee": t["assignee"], "description": t["description"]}
+                       "status": t["status"], "assignee": t["assignee"],
+                       "assigneeName": names.get(t["assignee"], t["assignee"]) if t["assignee"] else None,
+                       "description": t["description"]}
                       for t in tasks],
             "workOrders": [{"workOrderId": w["work_order_id"], "roomNumber": w["room_number"], "type": w["type"],
                             "description": w["description"], "status": w["status"], "assignee": w["assignee"],
+                            "assigneeName": names.get(w["assignee"], w["assignee"]) if w["assignee"] else None,
                             "priority": w["priority"], "notes": w["notes"], "version": w["version"],
                             "allowedStatuses": allowed_from(w["status"])}
                            for w in work]}

@@ -4,7 +4,18 @@
 #   var/demo/cloud   the reference cloud's data        (port ${CLOUD_PORT:-8090})
 #   var/demo/kiosk   the kiosk's data: keys, database  (port ${PORT:-8080})
 # Prints a guest, a staff and an admin token (printable QR PNGs in var/demo/kiosk/qr/).
+# The demo property is seeded on the first run only; later runs keep what happened
+# (requests, work orders, approvals, sessions).  --reseed seeds it again (the kiosk's
+# own work orders and approvals are kept even then).
 set -euo pipefail
+RESEED=no
+for arg in "$@"; do
+  case $arg in
+    --reseed) RESEED=yes ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "unknown option $arg (use --reseed)" >&2; exit 2 ;;
+  esac
+done
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 ROOT=${DEMO_DIR:-var/demo}
@@ -16,8 +27,16 @@ export KIOSK__CAMERA__ENABLED=true KIOSK__CAMERA__SOURCE=folder KIOSK__CAMERA__U
 CLOUD_DIR="$ROOT/cloud"
 
 $BIN/kiosk init >/dev/null
-# the demo property: rooms, stays, folios, staff, tasks, assets, offers (and a guest to be)
-guest=$($BIN/kiosk demo seed | $BIN/python -c 'import json, sys; print(json.load(sys.stdin)["guestConfirmation"])')
+# the demo property: rooms, stays, folios, staff, tasks, assets, offers (and a guest to be);
+# seeded once, its summary kept next to the data
+SEEDED="$KIOSK_DATA_DIR/demo-seed.json"
+if [ "$RESEED" = yes ] || [ ! -s "$SEEDED" ]; then
+  $BIN/kiosk demo seed > "$SEEDED.tmp" && mv "$SEEDED.tmp" "$SEEDED"
+  echo "seeded the demo property ($SEEDED)"
+else
+  echo "keeping the demo property seeded before (run with --reseed to seed it again)"
+fi
+guest=$($BIN/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["guestConfirmation"])' "$SEEDED")
 if [ ! -f "$KIOSK_DATA_DIR/keys/cloud.json" ]; then
   cred=$($BIN/kiosk-cloud device add kiosk-1 --hotel demo --data-dir "$CLOUD_DIR")
   $BIN/kiosk-agent link --cloud "http://127.0.0.1:$CLOUD_PORT" --device-id kiosk-1 --credential "$cred" >/dev/null

@@ -9,7 +9,9 @@ later calls, so the capture thread just keeps calling.
   at the configured size and rate;
 * ``file``: a video file, paced at its own frame rate, optionally looping;
 * ``folder``: a folder of images, each new image shown for ``hold_seconds`` in
-  name order (copy a QR code's PNG into it to "hold it up"), blank frames between;
+  name order (copy a QR code's PNG into it to "hold it up"), an empty dark scene
+  between; images that were in the folder when the source started are ignored (a
+  restart must not "hold up" yesterday's codes again and open sessions for nobody);
 * ``stream``: a network stream URL (RTSP, HTTP MJPEG) through OpenCV.
 """
 
@@ -161,35 +163,57 @@ class VideoFileSource(_Capture):
 
 
 class ImageFolderSource(Source):
-    """Each image that appears in ``folder`` is shown for ``hold_seconds``, then blank frames."""
+    """Each image that appears in ``folder`` after the start is shown for ``hold_seconds``,
+    then empty frames (a dim, even scene: what a camera sees of an empty lobby, not a white
+    box on the lobby's preview).  An image is known by name and modification time, so
+    copying a file of the same name again shows it again."""
 
     kind = "folder"
+    EMPTY = 48          # grey level of an empty frame
+    SETTLE_SECONDS = 2  # an unreadable image younger than this may still be being copied
 
     def __init__(self, folder: str | Path, *, hold_seconds: float = 2.0, fps: float = 10.0,
                  size: tuple[int, int] = (1280, 720), loop: bool = False):
         self.folder, self.hold, self.period, self.loop = Path(folder), hold_seconds, 1.0 / fps, loop
         self.size = size
-        self.seen: set[str] = set()
+        self.seen: set[tuple[str, int]] = set()
+        self.ignored: set[tuple[str, int]] = set(self._listing())  # there before we started
+        if self.ignored:
+            log.info("camera folder: ignoring images that were there before the start",
+                     extra={"folder": str(self.folder), "files": len(self.ignored)})
         self.current: np.ndarray | None = None
         self.until = 0.0
         self.next_frame = time.monotonic()
 
+    def _listing(self) -> list[tuple[str, int]]:
+        """(name, mtime_ns) of the images in the folder, in name order."""
+        out = []
+        if not self.folder.is_dir():
+            return out
+        for p in self.folder.iterdir():
+            if p.suffix.lower() in IMAGE_SUFFIXES:
+                try:
+                    out.append((p.name, p.stat().st_mtime_ns))
+                except OSError:  # removed meanwhile
+                    continue
+        return sorted(out)
+
     def _next_image(self) -> np.ndarray | None:
         import cv2
 
-        if not self.folder.is_dir():
-            return None
-        names = sorted(p.name for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if self.loop and names and set(names) <= self.seen:
+        entries = [e for e in self._listing() if e not in self.ignored]
+        if self.loop and entries and set(entries) <= self.seen:
             self.seen.clear()
-        for name in names:
-            if name in self.seen:
+        for entry in entries:
+            if entry in self.seen:
                 continue
-            self.seen.add(name)
-            img = cv2.imread(str(self.folder / name), cv2.IMREAD_COLOR)
+            img = cv2.imread(str(self.folder / entry[0]), cv2.IMREAD_COLOR)
             if img is not None:
+                self.seen.add(entry)
                 return self._fit(img)
-            log.warning("unreadable image in the camera folder", extra={"file": name})
+            if time.time() - entry[1] / 1e9 > self.SETTLE_SECONDS:
+                self.seen.add(entry)
+                log.warning("unreadable image in the camera folder", extra={"file": entry[0]})
         return None
 
     def _fit(self, img: np.ndarray) -> np.ndarray:
@@ -215,7 +239,7 @@ class ImageFolderSource(Source):
             self.until = time.monotonic() + self.hold
             if self.current is None:
                 w, h = self.size
-                return np.full((h, w, 3), 255, np.uint8)
+                return np.full((h, w, 3), self.EMPTY, np.uint8)
         return self.current
 
     def describe(self) -> dict:

@@ -36,7 +36,10 @@ def spec_for(model_id: str, role: str | None):
 
 
 def run(inst, model_id: str, payload: dict | None, *, hotel_id: str, role: str | None = None,
-        actor: str | None = None, session_id: str | None = None, timeout: float | None = None) -> dict:
+        actor: str | None = None, session_id: str | None = None, timeout: float | None = None,
+        apply_actions: bool = True) -> dict:
+    """``apply_actions=False``: the actions are answered as ``actionsProposed`` and not applied
+    (the guest screen turns a proposed task into the guest's own ticket instead)."""
     spec = spec_for(model_id, role)
     payload = payload or {}
     if not isinstance(payload, dict):
@@ -83,8 +86,11 @@ def run(inst, model_id: str, payload: dict | None, *, hotel_id: str, role: str |
             out["findings"] = r.findings
         else:
             out["outputs"] = r.outputs or {}
-        out["actionsTriggered"] = actions_mod.apply(inst.db(), hotel_id, r.actions, model_id=model_id, by=actor,
-                                                    now=now, node=inst.config.property.kiosk_id)
+        if apply_actions:
+            out["actionsTriggered"] = actions_mod.apply(inst.db(), hotel_id, r.actions, model_id=model_id, by=actor,
+                                                        now=now, node=inst.config.property.kiosk_id)
+        else:
+            out["actionsProposed"] = [{"type": a.type, "payload": dict(a.payload)} for a in r.actions]
     logged_error = answer[1] if kind == "error" else (out.get("error") or {}).get("message")
     _log(inst, hotel_id, model_id, session_id, actor, now, ms, out["status"].upper(), logged_error,
          len(out["actionsTriggered"]))

@@ -8,10 +8,15 @@ and date give the same property.  Planted for the night audit of yesterday, so t
 staff screen has something to show: one duplicate food charge, one missing room
 charge and one checked-out folio with an open balance (their confirmations are in
 the result).
+
+Seeding again replaces the property data, but of the work orders and tasks (which the
+kiosk makes too: staff, models, approvals) only the ones an earlier seed made — their
+ids are kept in ``sync_state`` (``demo_seed:<hotel>``) — so local work survives a re-seed.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import date, datetime, timedelta
 
@@ -28,6 +33,8 @@ LAST = ["Lovelace", "Hopper", "Benz", "Curie", "Müller", "Schmidt", "Rossi", "D
 SEGMENTS = ["Direct", "Online TA", "Corporate", "Groups", "Leisure"]
 RATES = {"KING": 150.0, "TWIN": 120.0, "SUITE": 260.0}
 TAX = 0.10
+#: tables the kiosk writes too: a seed replaces only its own rows there (by this id column)
+OWN_ROWS = {"work_orders": "work_order_id", "tasks": "task_id"}
 
 
 def seed(db, hotel_id: str, today: date, *, seed_value: int = 7) -> dict:
@@ -178,15 +185,31 @@ def seed(db, hotel_id: str, today: date, *, seed_value: int = 7) -> dict:
         ("breakfast", "de", "Wann gibt es Frühstück?", "Von 6:30 bis 10:30 Uhr im Restaurant Lighthouse."))]
     tables = {"rooms": rooms, "reservations": res, "charges": charges, "staff": staff, "tasks": tasks,
               "assets": assets, "work_orders": wos, "offers": offers, "offer_history": hist, "faq": faq}
+    state_key = f"demo_seed:{hotel_id}"
     with store.transaction(db):
-        db.execute("DELETE FROM work_order_history WHERE hotel_id = ?", [hotel_id])
+        row = db.execute("SELECT value FROM sync_state WHERE key = ?", [state_key]).fetchone()
+        before = json.loads(row[0]) if row and row[0] else {}
         for table, rows in tables.items():
-            db.execute(f"DELETE FROM {table} WHERE hotel_id = ?", [hotel_id])
+            if table in OWN_ROWS:  # only what a seed made: local work orders, tasks and approvals stay
+                column = OWN_ROWS[table]
+                ids = sorted(set(before.get(table, [])) | {r[column] for r in rows})
+                for i in range(0, len(ids), 500):
+                    part = ids[i:i + 500]
+                    marks = ", ".join("?" * len(part))
+                    if table == "work_orders":
+                        db.execute(f"DELETE FROM work_order_history WHERE hotel_id = ? AND work_order_id IN ({marks})",
+                                   [hotel_id, *part])
+                    db.execute(f"DELETE FROM {table} WHERE hotel_id = ? AND {column} IN ({marks})", [hotel_id, *part])
+            else:
+                db.execute(f"DELETE FROM {table} WHERE hotel_id = ?", [hotel_id])
             if not rows:
                 continue
             cols = sorted({c for r in rows for c in r})
             db.conn.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                                 [[r.get(c) for c in cols] for r in rows])
+        made = json.dumps({t: sorted(r[c] for r in tables[t]) for t, c in OWN_ROWS.items()})
+        db.execute("INSERT INTO sync_state (key, value) VALUES (?, ?)"
+                   " ON CONFLICT(key) DO UPDATE SET value = excluded.value", [state_key, made])
     guest = next(r["confirmation"] for r in res if r["status"] == "InHouse")
     return {"hotelId": hotel_id, "today": today.isoformat(), **{t: len(r) for t, r in tables.items()},
             "planted": planted, "guestConfirmation": guest, "staffId": "s01"}

@@ -1,28 +1,75 @@
-"""The screens' JSON: GET /api/guest/home, POST /api/guest/requests, GET /api/staff/tasks."""
+"""The screens' JSON.
+
+The guest's screen: ``GET /api/guest/home``, ``GET|POST /api/guest/requests``,
+``POST /api/guest/offers/<offerId>/accept``, ``POST /api/guest/questions``,
+``POST /api/guest/voice`` — guest role, the session's own reservation only.
+
+The staff terminal's work queue: ``GET /api/staff/tasks`` (the one list, filtered; the
+``tasks`` and ``workOrders`` arrays scripts read are kept), ``POST
+/api/staff/tasks/<kind>/<id>`` (accept, start, done, assign, …) and ``GET
+/api/staff/events`` (server-sent events: ``event: queue`` whenever the hotel's queue
+changed, so the terminal refreshes without a reload) — staff and admin roles, the
+session's hotel only.
+"""
 
 from __future__ import annotations
 
+import json
+import queue as stdqueue
+import time
 from datetime import UTC, datetime
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, Response, current_app, g, request
 
 from .. import guest
+from .. import queue as work_queue
+from ..events import Bus
 from .rbac import roles
 from .responses import ok
 
 bp = Blueprint("guest", __name__)
+
+#: state-changing requests under these paths may change a hotel's work queue
+CHANGING = ("/api/pms/", "/api/tickets/", "/api/approvals", "/api/ai/trigger", "/api/guest/requests",
+            "/api/guest/questions", "/api/guest/voice", "/api/staff/")
+FEED_TICK_SECONDS = 2.0   # how often the feed looks for changes made by other processes (agent, schedules)
+KEEPALIVE_SECONDS = 15.0
 
 
 def _inst():
     return current_app.config["KIOSK_INSTANCE"]
 
 
+def queue_bus(app) -> Bus:
+    """The in-process bus of work-queue changes (apart from the lobby's scan feed)."""
+    return app.config.setdefault("KIOSK_QUEUE_EVENTS", Bus())
+
+
+@bp.after_app_request
+def _announce(resp):
+    """Every successful change that may touch a hotel's queue is announced on the bus."""
+    if request.method in ("POST", "PUT", "PATCH", "DELETE") and resp.status_code < 400 \
+            and request.path.startswith(CHANGING):
+        s = g.get("session")
+        if s is not None:
+            queue_bus(current_app).publish({"type": "queue", "hotelId": s.hotel_id})
+    return resp
+
+
+def _ctx(inst):
+    return dict(now=inst.clock.now(), node=inst.config.property.kiosk_id,
+                window=inst.config.tickets.duplicate_window_seconds)
+
+
+# --- the guest's screen ----------------------------------------------------------------------
+
 @bp.get("/api/guest/home")
 @roles("guest")
 def guest_home():
     inst = _inst()
     today = datetime.fromtimestamp(inst.clock.now(), UTC).date()
-    return ok(**guest.home(inst.db(), g.session.hotel_id, g.session, today))
+    return ok(**guest.home(inst.db(), g.session.hotel_id, g.session, today,
+                           currency=inst.config.property.currency))
 
 
 @bp.post("/api/guest/requests")
@@ -30,12 +77,106 @@ def guest_home():
 def guest_request():
     inst = _inst()
     result = guest.request(inst.db(), request.get_json(silent=True), hotel_id=g.session.hotel_id,
-                           session=g.session, now=inst.clock.now(), node=inst.config.property.kiosk_id,
-                           window=inst.config.tickets.duplicate_window_seconds)
+                           session=g.session, **_ctx(inst))
     return ok(200 if result["duplicateOf"] else 201, **result)
 
+
+@bp.get("/api/guest/requests")
+@roles("guest")
+def guest_requests():
+    inst = _inst()
+    return ok(requests=guest.my_requests(inst.db(), g.session.hotel_id, g.session, inst.clock.now()))
+
+
+@bp.post("/api/guest/offers/<offer_id>/accept")
+@roles("guest")
+def guest_offer_accept(offer_id: str):
+    inst = _inst()
+    body, created = guest.accept_offer(inst.db(), g.session.hotel_id, g.session, offer_id,
+                                       currency=inst.config.property.currency, now=inst.clock.now(),
+                                       node=inst.config.property.kiosk_id)
+    return ok(201 if created else 200, **body)
+
+
+@bp.post("/api/guest/questions")
+@roles("guest")
+def guest_question():
+    inst = _inst()
+    return ok(**guest.ask(inst, inst.db(), g.session, request.get_json(silent=True), **_ctx(inst)))
+
+
+@bp.post("/api/guest/voice")
+@roles("guest")
+def guest_voice():
+    inst = _inst()
+    request.max_content_length = inst.config.server.max_media_body_bytes  # speech is bigger than a form
+    return ok(**guest.voice(inst, inst.db(), g.session, request.get_json(silent=True), **_ctx(inst)))
+
+
+# --- the staff terminal's work queue ----------------------------------------------------------
 
 @bp.get("/api/staff/tasks")
 @roles("staff", "admin")
 def staff_tasks():
-    return ok(**guest.staff_tasks(_inst().db(), g.session.hotel_id, g.session.user_id))
+    inst = _inst()
+    db, s = inst.db(), g.session
+    listing = work_queue.listing(db, s.hotel_id, s, now=inst.clock.now(), scope=request.args.get("scope", "all"),
+                                 room=request.args.get("room") or None, kind=request.args.get("kind") or None)
+    return ok(**guest.staff_tasks(db, s.hotel_id, s.user_id), **listing, currency=inst.config.property.currency)
+
+
+@bp.post("/api/staff/tasks/<kind>/<item_id>")
+@roles("staff", "admin")
+def staff_task_action(kind: str, item_id: str):
+    inst = _inst()
+    s = g.session
+    return ok(**work_queue.act(inst.db(), s.hotel_id, kind, item_id, request.get_json(silent=True), by=s.user_id,
+                               now=inst.clock.now(), node=inst.config.property.kiosk_id))
+
+
+@bp.get("/api/staff/events")
+@roles("staff", "admin")
+def staff_events():
+    """``event: queue`` when the session's hotel's queue changed (here, or in another process:
+    the feed compares a fingerprint of the open queue every couple of seconds once the
+    database changed); ``event: ended`` when the session ended.  Keep-alive comments."""
+    inst = _inst()
+    s = g.session
+    bus = queue_bus(current_app)
+    sub = bus.subscribe()
+
+    def stream():
+        db = inst.db()
+        try:
+            sig = work_queue.signature(db, s.hotel_id)
+            version = db.execute("PRAGMA data_version").fetchone()[0]
+            quiet_since = time.monotonic()
+            yield "retry: 2000\n\n"
+            yield f"event: hello\ndata: {json.dumps({'hotelId': s.hotel_id})}\n\n"
+            while True:
+                try:
+                    event = sub.get(timeout=FEED_TICK_SECONDS)
+                except stdqueue.Empty:
+                    event = None
+                changed = event is not None and event.get("hotelId") == s.hotel_id
+                if event is None:
+                    row = db.execute("SELECT ended_at, expires_at FROM sessions WHERE id = ?", [s.id]).fetchone()
+                    if row is None or row[0] is not None or row[1] <= inst.clock.now():
+                        yield "event: ended\ndata: {}\n\n"
+                        return
+                    now_version = db.execute("PRAGMA data_version").fetchone()[0]
+                    if now_version != version:
+                        version = now_version
+                        fresh = work_queue.signature(db, s.hotel_id)
+                        changed, sig = fresh != sig, fresh
+                if changed:
+                    quiet_since = time.monotonic()
+                    yield f"event: queue\ndata: {json.dumps({'hotelId': s.hotel_id})}\n\n"
+                elif time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
+                    quiet_since = time.monotonic()
+                    yield ": keep-alive\n\n"
+        finally:
+            bus.unsubscribe(sub)
+
+    return Response(stream(), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -26,6 +26,7 @@ HANDLERS = {
     "work_order.created": workorders.create,
     "work_order.updated": workorders.update,
     "ticket.created": tickets.create,
+    "ticket.updated": tickets.update,
     **{kind: events.record for kind in validation.KINDS if kind.startswith(("token.", "session.", "task.",
                                                                               "message.", "pms."))},
 }

@@ -191,6 +191,12 @@ MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE push_requests ADD COLUMN body_sha256 TEXT",
     ],
+    # 4: a ticket's lifecycle from the kiosks (ticket.updated): its assignee and the stamp
+    # of its last status change (the later stamp wins)
+    [
+        "ALTER TABLE tickets ADD COLUMN assignee TEXT",
+        "ALTER TABLE tickets ADD COLUMN status_hlc TEXT NOT NULL DEFAULT ''",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

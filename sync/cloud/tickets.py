@@ -1,4 +1,9 @@
-"""Tickets in the cloud: ``ticket.created`` and the read side.
+"""Tickets in the cloud: ``ticket.created``, ``ticket.updated`` and the read side.
+
+``ticket.updated`` moves a ticket along its lifecycle (received, accepted, assigned,
+in progress, done, cancelled) and/or changes its assignee; of two changes the one with
+the later hybrid-logical-clock stamp wins (an older one arriving late changes nothing),
+and the result goes to the change log so every kiosk shows the same status.
 
 Two kiosks that are offline can both open a ticket for the same problem.  A new
 ticket whose fingerprint (hotel, room, type, content terms; kiosk/tickets.py)
@@ -36,7 +41,8 @@ def create(db, e: Entry, now: float) -> list[dict]:
     twin = None
     if p.fingerprint:
         twin = db.execute("SELECT ticket_id, hlc FROM tickets WHERE hotel_id = ? AND fingerprint = ?"
-                          " AND merged_into IS NULL AND status = 'open' ORDER BY received_at, ticket_id LIMIT 1",
+                          " AND merged_into IS NULL AND status IN ('open', 'received') ORDER BY received_at, ticket_id"
+                          " LIMIT 1",
                           [e.hotelId, p.fingerprint]).fetchone()
     row = {"hotel_id": e.hotelId, "ticket_id": p.ticketId,
            **{col: getattr(p, field) for field, col in _COLUMNS.items()},
@@ -52,9 +58,29 @@ def create(db, e: Entry, now: float) -> list[dict]:
     return [changelog.conflict(db, e.hotelId, c, e.key, now)]
 
 
+def update(db, e: Entry, now: float) -> list[dict]:
+    """Apply a kiosk's lifecycle step if it is newer than the ticket's last one."""
+    p = validation.payload(validation.TicketUpdated, e, "ticketId")
+    rows = list(db.query("SELECT * FROM tickets WHERE hotel_id = ? AND ticket_id = ?", [e.hotelId, p.ticketId]))
+    if not rows:
+        raise Rejected("UNKNOWN_TICKET", f"no ticket {p.ticketId} in hotel {e.hotelId}")
+    row = rows[0]
+    if (row.get("status_hlc") or "") >= e.hlc:
+        return []  # a later change is already here: this one is history
+    if "status" in p.changes:
+        row["status"] = p.changes["status"].new
+    if "assignee" in p.changes:
+        row["assignee"] = p.changes["assignee"].new
+    db.execute("UPDATE tickets SET status = ?, assignee = ?, status_hlc = ? WHERE hotel_id = ? AND ticket_id = ?",
+               [row["status"], row.get("assignee"), e.hlc, e.hotelId, p.ticketId])
+    changelog.record(db, hotel_id=e.hotelId, entity_type="ticket", entity_id=p.ticketId, data=snapshot(row),
+                     hlc_stamp=e.hlc, now=now)
+    return []
+
+
 def snapshot(row: dict) -> dict:
     return {"ticketId": row["ticket_id"], **{field: row[col] for field, col in _COLUMNS.items()},
-            "mergedInto": row["merged_into"]}
+            "mergedInto": row["merged_into"], "assignee": row.get("assignee")}
 
 
 def list_for_hotel(db, hotel_id: str) -> list[dict]:

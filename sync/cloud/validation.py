@@ -34,6 +34,7 @@ KINDS: dict[str, str] = {
     "work_order.created": "work_order",
     "work_order.updated": "work_order",
     "ticket.created": "ticket",
+    "ticket.updated": "ticket",
     "token.issued": "qr_token",
     "token.used": "qr_token",
     "token.revoked": "qr_token",
@@ -123,6 +124,33 @@ class TicketCreated(BaseModel):
     fingerprint: StrictStr | None = _text(128, default=None)
     createdAt: StrictStr | None = _text(40, default=None)
     createdBy: StrictStr | None = _text(128, default=None)
+
+
+class TicketChange(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    old: StrictStr | None = _text(64, default=None)
+    new: StrictStr | None = _text(64, default=None)
+
+
+class TicketUpdated(BaseModel):
+    """A ticket's lifecycle step at a kiosk (kiosk/tickets.py): status and/or assignee."""
+    model_config = ConfigDict(extra="ignore")
+    ticketId: StrictStr = _text(64, min_length=1)
+    changes: dict[str, TicketChange]
+    by: StrictStr | None = _text(128, default=None)
+    at: StrictStr | None = _text(40, default=None)
+
+    @model_validator(mode="after")
+    def _fields(self):
+        if not self.changes or set(self.changes) - {"status", "assignee"}:
+            raise ValueError("changes names status and/or assignee")
+        status = self.changes.get("status")
+        if status is not None and status.new not in TICKET_STATUSES:
+            raise ValueError(f"changes.status.new must be one of {', '.join(TICKET_STATUSES)}")
+        return self
+
+
+TICKET_STATUSES = ("received", "open", "accepted", "assigned", "in_progress", "done", "cancelled")
 
 
 def _problem(e: PydanticError, prefix: str) -> str:

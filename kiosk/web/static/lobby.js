@@ -1,19 +1,31 @@
 // The lobby: idle screen -> (camera scan via server-sent events, or a typed code) -> the
-// guest's screen; back to idle after inactivity or when the session ends.
+// guest's screen (guest.js); back to idle after inactivity or when the session ends, with
+// nothing of the guest left on the page and the screen's own language back.
 "use strict";
 const $ = id => document.getElementById(id);
 const msg = $("message");
-let idleTimer = null, endTimer = null, home = null;
+let idleTimer = null, endTimer = null, home = null, langChosen = false;
+
+// The screen's language when nobody is using it: data-default-lang, else the device's.
+function defaultLang() {
+  const want = document.body.dataset.defaultLang || (navigator.language || "en").slice(0, 2);
+  return Kiosk.strings[want] ? want : "en";
+}
 
 function showIdle(key) {
   Kiosk.signedIn = false;
   home = null;
   clearTimeout(idleTimer);
   clearTimeout(endTimer);
+  Guest.clear();  // the guest's name, room, requests, offers, answers and form contents go
   $("guest").hidden = true;
   $("idle").hidden = false;
-  $("token").value = "";
-  Kiosk.say(msg, key || "", key ? "ok" : "");
+  $("manual").reset();
+  langChosen = false;
+  localStorage.removeItem("kiosk.lang");  // the next person starts in the screen's language
+  Kiosk.lang = defaultLang();
+  Kiosk.translate();
+  Kiosk.say(msg, key || "", key ? "info" : "");
 }
 
 function touch() {
@@ -28,26 +40,7 @@ async function logout(key) {
 }
 
 function renderGuest() {
-  if (!home) return;
-  $("welcome").textContent = home.welcome && Kiosk.lang === home.guest.language
-    ? home.welcome : Kiosk.t("lobby.title") + ", " + home.guest.name;
-  const room = home.room;
-  $("room").textContent = room ? Kiosk.t(room.ready ? "guest.room.ready" : "guest.room.notready", {room: room.roomNumber})
-                               : Kiosk.t("guest.room.none");
-  $("stay-card").hidden = !home.stay;
-  if (home.stay) $("stay").textContent = Kiosk.t("guest.stay.dates", home.stay);
-  const list = $("offers");
-  list.replaceChildren();
-  if (!home.offers.length) {
-    const li = document.createElement("li");
-    li.textContent = Kiosk.t("guest.offers.none");
-    list.append(li);
-  }
-  for (const o of home.offers) {
-    const li = document.createElement("li");
-    li.textContent = `${o.name} — ${Number(o.price).toFixed(2)}`;
-    list.append(li);
-  }
+  if (home) Guest.render();
 }
 
 async function opened(result) {
@@ -59,11 +52,15 @@ async function opened(result) {
   const r = await Kiosk.api("GET", "/api/guest/home");
   if (!r.ok) return showError(r.code);
   home = r.data;
-  if (home.guest.language && Kiosk.strings[home.guest.language]) Kiosk.setLang(home.guest.language);
+  // the reservation's language, unless the person at the screen chose one just now
+  if (!langChosen && home.guest.language && Kiosk.strings[home.guest.language]) {
+    Kiosk.lang = home.guest.language;
+    Kiosk.translate();
+  }
   Kiosk.say(msg, "");
   $("idle").hidden = true;
   $("guest").hidden = false;
-  renderGuest();
+  Guest.show(home);
   $("welcome").focus();
   touch();
   const left = Date.parse(result.expiresAt) - Date.now();
@@ -92,15 +89,6 @@ function tokenHotel(token) {
   } catch (e) { return ""; }
 }
 
-async function sendRequest(ev) {
-  ev.preventDefault();
-  touch();
-  const r = await Kiosk.api("POST", "/api/guest/requests", {text: $("request-text").value.trim(), kind: $("request-kind").value});
-  if (!r.ok) return showError(r.code);
-  $("request-text").value = "";
-  Kiosk.say(msg, r.data.duplicateOf ? "guest.request.duplicate" : "guest.request.sent", "ok");
-}
-
 // A camera scan arrives as a one-time claim: redeeming it sets this screen's session cookie
 // (the feed itself never carries a session).
 async function claim(code) {
@@ -120,12 +108,26 @@ function listen() {
 
 (async () => {
   await Kiosk.loadStrings();
-  Kiosk.initLangSwitch();
-  Kiosk.onLang = renderGuest;
+  localStorage.removeItem("kiosk.lang");  // a shared screen: no language carried over from before
+  Kiosk.lang = defaultLang();
+  document.querySelectorAll("[data-lang]").forEach(b => b.addEventListener("click", () => {
+    langChosen = true;
+    Kiosk.lang = b.dataset.lang;  // not remembered: the next person starts in the screen's language
+    Kiosk.translate();
+    renderGuest();
+  }));
   Kiosk.translate();
   $("manual").addEventListener("submit", scanTyped);
-  $("request").addEventListener("submit", sendRequest);
+  Guest.init(touch);
   $("logout").addEventListener("click", () => logout("session.ended"));
+  const preview = $("preview-img");
+  if (preview) {  // no picture from the camera: no empty box, the typed code instead
+    preview.addEventListener("error", () => {
+      $("preview").hidden = true;
+      $("preview-help").hidden = true;
+      $("nocamera").hidden = false;
+    });
+  }
   ["pointerdown", "keydown"].forEach(t => document.addEventListener(t, touch));
   listen();
   document.body.dataset.ready = "yes";

@@ -1,9 +1,9 @@
-// The staff terminal: log in with a badge code, see work orders and tasks, change a work
-// order's status (through /api/pms/update: applied locally, queued for the PMS).
+// The staff terminal: log in with a badge code; the one work queue (queue.js: guest
+// requests, tasks, work orders and approvals, live), "Assign open tasks" (task-routing)
+// and yesterday's night-audit findings.
 "use strict";
 const $ = id => document.getElementById(id);
 const msg = $("message");
-let data = null;
 
 function showError(code) {
   Kiosk.say(msg, "error." + (Kiosk.strings.en["error." + code] ? code : "INTERNAL_ERROR"), "error");
@@ -19,29 +19,47 @@ async function start(quiet) {
   }
   Kiosk.signedIn = true;
   sessionId = who.data.sessionId;
-  $("who").textContent = who.data.user.name;
   $("login").hidden = true;
   $("work").hidden = false;
   $("logout").hidden = false;
   await refresh();
-  await loadFindings();
+  showWho();
+  Queue.listen();
   $("who").focus();
+  await loadFindings();
+}
+
+function showWho() {
+  const me = (Queue.data || {}).me;
+  if (!me) return;
+  $("who").textContent = me.name;
+  $("who-role").textContent = me.department ? Kiosk.t("dept." + me.department) : "";
+}
+
+function signedOut(key) {
+  Kiosk.signedIn = false;
+  Queue.clear();
+  audit = null;
+  $("findings").replaceChildren();
+  $("who").textContent = "";
+  $("who-role").textContent = "";
+  $("work").hidden = true; $("login").hidden = false; $("logout").hidden = true;
+  $("login").reset();
+  Kiosk.say(msg, key || "session.ended", "info");
 }
 
 let sessionId = null, audit = null;
 
-async function refresh() {
-  const r = await Kiosk.api("GET", "/api/staff/tasks");
-  if (!r.ok) return showError(r.code);
-  data = r.data;
-  render();
+function refresh() {
+  return Queue.refresh();
 }
 
 // Night-audit findings of yesterday, from the night-audit model on this kiosk's data.
 async function loadFindings() {
   const day = new Date(Date.now() - 86400000).toISOString().slice(0, 10);
   const r = await Kiosk.api("POST", "/api/ai/trigger", {sessionId, modelId: "night-audit", requestPayload: {businessDate: day}});
-  audit = r.ok ? {date: day, findings: r.data.findings || []} : {date: day, error: r.code};
+  const ran = r.ok && String(r.data.status).toLowerCase() === "success";
+  audit = ran ? {date: day, findings: r.data.findings || []} : {date: day, error: r.ok ? "UNAVAILABLE" : r.code};
   renderFindings();
 }
 
@@ -50,103 +68,59 @@ function renderFindings() {
   $("findings-date").textContent = Kiosk.t("staff.findings.date", {date: audit.date});
   const ul = $("findings");
   ul.replaceChildren();
-  if (audit.error) ul.append(item(Kiosk.t(audit.error === "FORBIDDEN" ? "error.FORBIDDEN" : "staff.findings.unavailable")));
+  if (audit.error) {
+    const li = item(Kiosk.t(audit.error === "FORBIDDEN" ? "error.FORBIDDEN" : "staff.findings.unavailable"));
+    li.className = "empty";
+    ul.append(li);
+  }
   else if (!audit.findings.length) ul.append(item(Kiosk.t("staff.findings.none", {date: audit.date})));
-  else for (const f of audit.findings) ul.append(item(`${f.type} · ${f.confirmation} · ${Number(f.amount).toFixed(2)} · ${f.detail}`));
+  else for (const f of audit.findings) {
+    const li = document.createElement("li");
+    const what = document.createElement("strong");
+    what.textContent = Kiosk.strings.en["finding." + f.type] ? Kiosk.t("finding." + f.type) : f.type;
+    const amount = document.createElement("span");
+    amount.className = "price";
+    amount.textContent = Fmt.money(f.amount, (Queue.data || {}).currency || "EUR");
+    const detail = document.createElement("span");
+    detail.className = "hint";
+    detail.textContent = f.detail;
+    li.append(what, " · ", f.confirmation, " · ", amount, document.createElement("br"), detail);
+    ul.append(li);
+  }
 }
 
-async function decide(taskId, decision) {
-  const r = await Kiosk.api("POST", "/api/approvals", {taskId, decision});
-  if (!r.ok) { showError(r.code); return refresh(); }
-  Kiosk.say(msg, decision === "approve" ? "staff.approved" : "staff.rejected", "ok");
-  await refresh();
+// Why task-routing left tasks unassigned, in the screen's language.
+function routeReason(why) {
+  if (why === "nobody on shift with room for more work" || why === "nobody with the skill is on shift") return "staff.route.nobody";
+  if (why === "everyone able is full") return "staff.route.full";
+  if (why === "no open unassigned tasks") return "staff.route.none";
+  if ((why || "").startsWith("nobody has the skill")) return "staff.route.skill";
+  return "staff.route.other";
 }
 
+// "Assign open tasks": the task-routing model.  Something assigned is good news (green);
+// nothing assigned is said in a neutral colour, with why (e.g. nobody on shift at night).
 async function route() {
   const r = await Kiosk.api("POST", "/api/ai/trigger", {sessionId, modelId: "task-routing", requestPayload: {}});
   if (!r.ok) return showError(r.code);
+  if (String(r.data.status).toLowerCase() !== "success") return Kiosk.say(msg, "staff.route.unavailable", "info");
   const out = r.data.outputs || {assignments: [], unassigned: []};
-  let text = Kiosk.t("staff.routed", {n: out.assignments.length});
-  if (out.unassigned.length) text += " " + Kiosk.t("staff.unassigned", {n: out.unassigned.length, why: out.unassigned[0].reason});
-  msg.textContent = text;
-  msg.className = "message ok";
+  const n = out.assignments.length, left = out.unassigned.length;
+  if (!n && !left) Kiosk.say(msg, "staff.route.none", "info");
+  else if (!n) Kiosk.say(msg, routeReason(out.unassigned[0].reason), "info", {n: left});
+  else {
+    let text = Kiosk.t(n === 1 ? "staff.routed.one" : "staff.routed", {n});
+    if (left) text += " " + Kiosk.t(routeReason(out.unassigned[0].reason), {n: left});
+    msg.textContent = text;
+    msg.className = "message ok";
+  }
   await refresh();
-}
-
-function render() {
-  if (!data) return;
-  const wo = $("workorders");
-  wo.replaceChildren();
-  if (!data.workOrders.length) wo.append(item(Kiosk.t("staff.workorders.none")));
-  for (const w of data.workOrders) {
-    const li = document.createElement("li");
-    li.dataset.workOrder = w.workOrderId;
-    const title = document.createElement("p");
-    title.textContent = `${w.workOrderId} · ${w.roomNumber || "—"} · ${w.description || w.type} · ${Kiosk.t("status." + w.status)}`;
-    const row = document.createElement("div");
-    row.className = "row";
-    const id = "status-" + w.workOrderId;
-    const label = document.createElement("label");
-    label.htmlFor = id;
-    label.textContent = Kiosk.t("staff.status") + " — " + w.workOrderId;
-    label.className = "visually-hidden";
-    const select = document.createElement("select");
-    select.id = id;
-    for (const s of w.allowedStatuses) {
-      const o = document.createElement("option");
-      o.value = s;
-      o.textContent = Kiosk.t("status." + s);
-      select.append(o);
-    }
-    const button = document.createElement("button");
-    button.type = "button";
-    button.textContent = Kiosk.t("staff.update");
-    button.disabled = !w.allowedStatuses.length;
-    button.addEventListener("click", () => update(w, select.value));
-    row.append(label, select, button);
-    li.append(title, row);
-    wo.append(li);
-  }
-  const tasks = $("tasks");
-  tasks.replaceChildren();
-  if (!data.tasks.length) tasks.append(item(Kiosk.t("staff.tasks.none")));
-  for (const t of data.tasks) {
-    if (t.type !== "approval") {
-      tasks.append(item(`${t.type} · ${t.roomNumber || "—"} · ${t.priority} · ${t.assignee || "—"}${t.dueAt ? " · " + t.dueAt : ""}`));
-      continue;
-    }
-    // a PMS correction a model proposed: staff decide
-    let proposal = {};
-    try { proposal = JSON.parse(t.description); } catch (e) { /* shown as is */ }
-    const li = item(`${proposal.reason || "PMS change"} · ${proposal.entity || ""} ${proposal.id || ""}`);
-    li.dataset.approval = t.taskId;
-    const row = document.createElement("div");
-    row.className = "row";
-    for (const [key, decision] of [["staff.approve", "approve"], ["staff.reject", "reject"]]) {
-      const b = document.createElement("button");
-      b.type = "button";
-      b.className = decision === "reject" ? "secondary" : "";
-      b.textContent = Kiosk.t(key);
-      b.addEventListener("click", () => decide(t.taskId, decision));
-      row.append(b);
-    }
-    li.append(row);
-    tasks.append(li);
-  }
 }
 
 function item(text) {
   const li = document.createElement("li");
   li.textContent = text;
   return li;
-}
-
-async function update(w, status) {
-  const r = await Kiosk.api("POST", "/api/pms/update",
-                            {workOrderId: w.workOrderId, changes: {status}, expectedVersion: w.version});
-  if (!r.ok) { showError(r.code); return refresh(); }
-  Kiosk.say(msg, "staff.saved", "ok");
-  await refresh();
 }
 
 async function login(ev) {
@@ -165,16 +139,14 @@ async function login(ev) {
 (async () => {
   await Kiosk.loadStrings();
   Kiosk.initLangSwitch();
-  Kiosk.onLang = () => { render(); renderFindings(); };
+  Kiosk.onLang = () => { Queue.render(); showWho(); renderFindings(); };
   $("route").addEventListener("click", route);
   Kiosk.translate();
+  Queue.init({say: (key, kind, vars) => Kiosk.say(msg, key, kind, vars), onSignedOut: () => signedOut("session.ended")});
   $("login").addEventListener("submit", login);
   $("logout").addEventListener("click", async () => {
     await Kiosk.api("DELETE", "/api/session");
-    Kiosk.signedIn = false;
-    data = null;
-    $("work").hidden = true; $("login").hidden = false; $("logout").hidden = true;
-    Kiosk.say(msg, "session.ended", "ok");
+    signedOut("session.ended");
   });
   await start(true);
   document.body.dataset.ready = "yes";

@@ -1,0 +1,435 @@
+"""The staff work queue: guest requests (tickets), routed tasks, work orders and approvals
+in ONE list, and the one-tap actions that move each item along.
+
+Every item has the same shape (``kind``, ``id``, ``status``, ``room``, the assignee's id
+AND name, who asked and in what words, created/due times, the ``actions`` its state
+allows).  The list is ordered most urgent first, then newest first, and filtered by
+scope (``mine``: assigned to me; ``department``: my department — housekeeping,
+maintenance or front office, from the staff table; ``all``), room and kind.
+
+Actions (``accept``, ``start``, ``done``, ``assign``; ``status`` for a work order's
+legal transitions; ``approve`` / ``reject`` for an approval) go through the same
+local-first path as everything else: the local row, its history, an audit row and an
+outbox entry in one transaction — tickets through :func:`kiosk.tickets.change`
+(``ticket.updated``), tasks here (``pms.update`` on entity ``task``, the form the
+task-routing model already uses), work orders through :func:`kiosk.workorders.update`
+(the state machine; ``work_order.updated``) and approvals through
+:func:`kiosk.models.actions.decide`.  An action the item's state does not allow is
+INVALID_TRANSITION, naming the actions and statuses that are allowed.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sync import outbox
+from sync.workflow_rules import allowed_from as wo_allowed_from
+from sync.workflow_rules import can_move as wo_can_move
+
+from . import audit, store, tickets, workorders
+from .clock import iso
+from .errors import InvalidTransition, NotFound, ValidationError
+
+KINDS = ("ticket", "task", "work_order", "approval")
+SCOPES = ("all", "mine", "department")
+ACTIONS = ("accept", "start", "done", "assign", "status", "approve", "reject")
+PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
+DEPARTMENTS = ("housekeeping", "maintenance", "front_office")
+QUEUE_DEPARTMENT = {"housekeeping": "housekeeping", "engineering": "maintenance", "front-desk": "front_office",
+                    "accounting": "front_office", "it-support": "maintenance", "security": "front_office"}
+SKILL_DEPARTMENT = {"cleaning": "housekeeping", "housekeeping": "housekeeping", "delivery": "housekeeping",
+                    "plumbing": "maintenance", "electric": "maintenance", "hvac": "maintenance",
+                    "maintenance": "maintenance", "front_office": "front_office"}
+TASK_STATUSES = ("open", "assigned", "in_progress", "done", "cancelled")
+TASK_TRANSITIONS: dict[str, frozenset[str]] = {
+    "open": frozenset({"assigned", "in_progress", "done", "cancelled"}),
+    "assigned": frozenset({"open", "in_progress", "done", "cancelled"}),
+    "in_progress": frozenset({"assigned", "done"}),
+    "done": frozenset(),
+    "cancelled": frozenset(),
+}
+CLOSED = ("done", "cancelled")
+_UNSET: Any = tickets.UNSET
+
+
+# --- times ---------------------------------------------------------------------------------
+
+def epoch(value) -> float | None:
+    """Seconds since the epoch from a number or an ISO 8601 string (no zone: UTC)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        d = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=UTC)
+    return d.timestamp()
+
+
+def _iso(value) -> str | None:
+    t = epoch(value)
+    return iso(t) if t is not None else None
+
+
+# --- people ----------------------------------------------------------------------------------
+
+def on_shift(start: str | None, end: str | None, hhmm: str) -> bool:
+    """The task-routing model's rule (UTC ``HH:MM``; overnight shifts wrap)."""
+    if not start or not end:
+        return True
+    return start <= hhmm < end if start <= end else (hhmm >= start or hhmm < end)
+
+
+def people(db, hotel_id: str, now: float) -> list[dict]:
+    """The hotel's staff, who is on shift now first, by name."""
+    hhmm = datetime.fromtimestamp(now, UTC).strftime("%H:%M")
+    out = [{"id": r["staff_id"], "name": r["name"], "department": r["role"],
+            "onShift": on_shift(r["shift_start"], r["shift_end"], hhmm)}
+           for r in db.query("SELECT staff_id, name, role, shift_start, shift_end FROM staff WHERE hotel_id = ?",
+                             [hotel_id])]
+    out.sort(key=lambda p: (not p["onShift"], p["name"], p["id"]))
+    return out
+
+
+def _names(db, hotel_id: str) -> dict[str, str]:
+    return {r[0]: r[1] for r in db.execute("SELECT staff_id, name FROM staff WHERE hotel_id = ?", [hotel_id])}
+
+
+def me(db, hotel_id: str, session) -> dict:
+    row = db.execute("SELECT name, role FROM staff WHERE hotel_id = ? AND staff_id = ?",
+                     [hotel_id, session.user_id]).fetchone()
+    return {"id": session.user_id, "name": (row[0] if row else None) or session.display_name or session.user_id,
+            "department": row[1] if row and row[1] in DEPARTMENTS else None}
+
+
+# --- items -----------------------------------------------------------------------------------
+
+def _base(kind: str, id_: str, *, status: str, type_: str, title: str, text: str, room, priority: str,
+          department: str | None, assignee, names: dict, requested_by=None, requested_name=None,
+          guest: bool = False, created=None, due=None, updated=None, source=None) -> dict:
+    return {"kind": kind, "id": id_, "status": status, "type": type_, "title": title, "text": text,
+            "room": room, "priority": priority or "normal", "department": department,
+            "assignee": assignee, "assigneeName": names.get(assignee, assignee) if assignee else None,
+            "requestedBy": requested_by, "requestedByName": requested_name, "fromGuest": guest,
+            "createdAt": _iso(created), "dueAt": _iso(due), "updatedAt": _iso(updated), "source": source,
+            "actions": [], "allowedStatuses": [], "version": None}
+
+
+def _ticket_item(r: dict, names: dict, guests: dict) -> dict:
+    guest = guests.get(r["created_by"])
+    status = tickets.normal(r["status"])
+    it = _base("ticket", r["ticket_id"], status=status, type_=r["type"], title=r["title"],
+               text=r["description"] or r["title"], room=r["room_number"], priority=r["priority"],
+               department=QUEUE_DEPARTMENT.get(r["queue"], "front_office"), assignee=r["assignee"], names=names,
+               requested_by=r["created_by"], requested_name=guest or names.get(r["created_by"], r["created_by"]),
+               guest=guest is not None, created=r["created_at"], updated=r["updated_at"] or r["created_at"],
+               source="guest" if guest is not None else "staff")
+    it["actions"] = ticket_actions(status, r["assignee"], None)
+    return it
+
+
+def _task_item(r: dict, names: dict) -> dict:
+    if r["type"] == "approval":
+        try:
+            p = json.loads(r["description"])
+        except ValueError:
+            p = {}
+        p = p if isinstance(p, dict) else {}
+        changes = p.get("changes") if isinstance(p.get("changes"), dict) else {}
+        text = ", ".join(f"{k} {v}" for k, v in changes.items())
+        it = _base("approval", r["task_id"], status=r["status"], type_="approval",
+                   title=str(p.get("reason") or "PMS change"),
+                   text=" · ".join(x for x in (f"{p.get('entity', '')} {p.get('id', '')}".strip(), text) if x),
+                   room=r["room_number"], priority=r["priority"], department="front_office",
+                   assignee=r["assignee"], names=names, created=r["created_at"], due=r["due_at"],
+                   updated=r["updated_at"] or r["created_at"], source=r["source"])
+        it["actions"] = ["approve", "reject"] if r["status"] in ("open", "assigned") else []
+        return it
+    it = _base("task", r["task_id"], status=r["status"], type_=r["type"], title=r["type"],
+               text=r["description"] or "", room=r["room_number"], priority=r["priority"],
+               department=SKILL_DEPARTMENT.get(r["required_skill"] or "", "front_office"), assignee=r["assignee"],
+               names=names, created=r["created_at"], due=r["due_at"], updated=r["updated_at"] or r["created_at"],
+               source=r["source"] or "pms")
+    it["actions"] = task_actions(r["status"], r["assignee"], None)
+    return it
+
+
+def _wo_item(r: dict, names: dict) -> dict:
+    it = _base("work_order", r["work_order_id"], status=r["status"], type_=r["type"],
+               title=r["description"] or r["type"], text=r["notes"] or "", room=r["room_number"],
+               priority=r["priority"], department="maintenance", assignee=r["assignee"], names=names,
+               created=r["opened_at"], updated=r["updated_at"], source="pms")
+    it["actions"] = wo_actions(r["status"], r["assignee"], None)
+    it["allowedStatuses"] = wo_allowed_from(r["status"])
+    it["version"] = r["version"]
+    return it
+
+
+def ticket_actions(status: str, assignee: str | None, user: str | None) -> list[str]:
+    status = tickets.normal(status)
+    out = []
+    if status in ("received", "assigned") or (status == "accepted" and user is not None and assignee != user):
+        out.append("accept")
+    if tickets.can_move(status, "in_progress"):
+        out.append("start")
+    if tickets.can_move(status, "done"):
+        out.append("done")
+    if status in ("received", "accepted", "assigned", "in_progress"):
+        out.append("assign")
+    return out
+
+
+def task_actions(status: str, assignee: str | None, user: str | None) -> list[str]:
+    out = []
+    if status == "open" or (status == "assigned" and user is not None and assignee != user):
+        out.append("accept")
+    if "in_progress" in TASK_TRANSITIONS.get(status, ()):
+        out.append("start")
+    if "done" in TASK_TRANSITIONS.get(status, ()):
+        out.append("done")
+    if status in ("open", "assigned"):
+        out.append("assign")
+    return out
+
+
+def wo_actions(status: str, assignee: str | None, user: str | None) -> list[str]:
+    out = []
+    if wo_can_move(status, "assigned") or (status == "assigned" and user is not None and assignee != user):
+        out.append("accept")
+    if wo_can_move(status, "in_progress"):
+        out.append("start")
+    if wo_can_move(status, "done"):
+        out.append("done")
+    if wo_can_move(status, "assigned") or status == "assigned":
+        out.append("assign")
+    if wo_allowed_from(status):
+        out.append("status")
+    return out
+
+
+def _with_user(it: dict, user: str | None) -> dict:
+    """Actions as the viewer sees them ("accept" one that is someone else's)."""
+    fn = {"ticket": ticket_actions, "task": task_actions, "work_order": wo_actions}.get(it["kind"])
+    if fn is not None:
+        it["actions"] = fn(it["status"], it["assignee"], user)
+    return it
+
+
+def _guests(db, hotel_id: str, confirmations) -> dict[str, str]:
+    conf = sorted({c for c in confirmations if c})
+    out: dict[str, str] = {}
+    for i in range(0, len(conf), 500):
+        part = conf[i:i + 500]
+        out |= {r[0]: r[1] or r[0] for r in db.execute(
+            f"SELECT confirmation, guest_name FROM reservations WHERE hotel_id = ? AND confirmation IN"
+            f" ({', '.join('?' * len(part))})", [hotel_id, *part])}
+    return out
+
+
+def all_items(db, hotel_id: str, *, include_closed: bool = False, where: str = "", params=()) -> list[dict]:
+    """Every item of the hotel (open ones unless ``include_closed``), unsorted."""
+    names = _names(db, hotel_id)
+    open_only = "" if include_closed else " AND status NOT IN ('done', 'cancelled')"
+    items: list[dict] = []
+    if where in ("", "ticket"):
+        rows = list(db.query("SELECT * FROM tickets WHERE hotel_id = ? AND merged_into IS NULL" + open_only
+                             + (" AND ticket_id = ?" if where else "") + " ORDER BY created_at DESC LIMIT 500",
+                             [hotel_id, *params]))
+        guests = _guests(db, hotel_id, (r["created_by"] for r in rows))
+        items += [_ticket_item(r, names, guests) for r in rows]
+    if where in ("", "task"):
+        items += [_task_item(r, names) for r in db.query(
+            "SELECT * FROM tasks WHERE hotel_id = ?" + open_only + (" AND task_id = ?" if where else "")
+            + " ORDER BY created_at DESC LIMIT 500", [hotel_id, *params])]
+    if where in ("", "work_order"):
+        items += [_wo_item(r, names) for r in db.query(
+            "SELECT * FROM work_orders WHERE hotel_id = ?" + open_only + (" AND work_order_id = ?" if where else "")
+            + " ORDER BY opened_at DESC LIMIT 500", [hotel_id, *params])]
+    return items
+
+
+def sort_key(it: dict) -> tuple:
+    """Most urgent first, then newest first."""
+    return (PRIORITY_RANK.get(it["priority"], 2), -(epoch(it["createdAt"]) or 0.0), it["kind"], it["id"])
+
+
+def listing(db, hotel_id: str, session, *, now: float, scope: str = "all", room: str | None = None,
+            kind: str | None = None) -> dict:
+    """The queue as the staff terminal shows it: items filtered and ordered, counts per scope,
+    the viewer, and who is on shift to assign to."""
+    if scope not in SCOPES:
+        raise ValidationError(f"scope must be one of {', '.join(SCOPES)}", {"field": "scope", "allowed": list(SCOPES)})
+    if kind not in (None, "", *KINDS):
+        raise ValidationError(f"kind must be one of {', '.join(KINDS)}", {"field": "kind", "allowed": list(KINDS)})
+    if room is not None and (len(room) > 10 or not room.replace("-", "").isalnum()):
+        raise ValidationError("room must be a room number", {"field": "room"})
+    viewer = me(db, hotel_id, session)
+    items = [_with_user(it, viewer["id"]) for it in all_items(db, hotel_id)]
+    if room:
+        items = [it for it in items if it["room"] == room]
+    if kind:
+        items = [it for it in items if it["kind"] == kind]
+    in_scope = {
+        "all": lambda it: True,
+        "mine": lambda it: it["assignee"] == viewer["id"],
+        "department": lambda it: viewer["department"] is None or it["department"] == viewer["department"],
+    }
+    counts = {s: sum(1 for it in items if f(it)) for s, f in in_scope.items()}
+    items = sorted((it for it in items if in_scope[scope](it)), key=sort_key)
+    rooms = sorted({r[0] for r in db.execute(
+        "SELECT room_number FROM tickets WHERE hotel_id = ? AND room_number IS NOT NULL AND merged_into IS NULL"
+        " AND status NOT IN ('done', 'cancelled') UNION SELECT room_number FROM tasks WHERE hotel_id = ?"
+        " AND room_number IS NOT NULL AND status NOT IN ('done', 'cancelled') UNION SELECT room_number FROM"
+        " work_orders WHERE hotel_id = ? AND room_number IS NOT NULL AND status NOT IN ('done', 'cancelled')",
+        [hotel_id, hotel_id, hotel_id])})
+    return {"items": items, "counts": counts, "me": viewer, "people": people(db, hotel_id, now), "rooms": rooms,
+            "filters": {"scope": scope, "room": room or None, "kind": kind or None}, "now": iso(now)}
+
+
+def item(db, hotel_id: str, kind: str, id_: str, user: str | None = None) -> dict:
+    """One item, open or closed; NOT_FOUND if the hotel has none of that kind and id."""
+    if kind not in KINDS:
+        raise NotFound(f"no kind of item {kind!r}", {"kind": kind, "allowed": list(KINDS)})
+    found = [it for it in all_items(db, hotel_id, include_closed=True,
+                                    where="task" if kind == "approval" else kind, params=(id_,))
+             if it["kind"] == kind]
+    if not found:
+        raise NotFound(f"no {kind.replace('_', ' ')} {id_!r} in this hotel", {"kind": kind, "id": id_})
+    return _with_user(found[0], user)
+
+
+def signature(db, hotel_id: str) -> int:
+    """A cheap fingerprint of the open queue (what the staff feed compares to spot changes
+    made by other processes: the sync agent's pull, scheduled models)."""
+    rows = db.execute(
+        "SELECT 't', ticket_id, status, coalesce(assignee, '') FROM tickets WHERE hotel_id = ?1"
+        " AND status NOT IN ('done', 'cancelled') AND merged_into IS NULL"
+        " UNION ALL SELECT 'k', task_id, status, coalesce(assignee, '') FROM tasks WHERE hotel_id = ?1"
+        " AND status NOT IN ('done', 'cancelled')"
+        " UNION ALL SELECT 'w', work_order_id, status, version FROM work_orders WHERE hotel_id = ?1"
+        " AND status NOT IN ('done', 'cancelled') ORDER BY 1, 2", [hotel_id]).fetchall()
+    return hash(tuple(rows))
+
+
+# --- actions ---------------------------------------------------------------------------------
+
+def _staff_member(db, hotel_id: str, staff_id) -> str:
+    if not isinstance(staff_id, str) or not staff_id:
+        raise ValidationError("assign needs an assignee (a staff id)", {"field": "assignee"})
+    if db.execute("SELECT 1 FROM staff WHERE hotel_id = ? AND staff_id = ?", [hotel_id, staff_id]).fetchone() is None:
+        raise ValidationError(f"{staff_id!r} is not a member of staff of this hotel", {"field": "assignee"})
+    return staff_id
+
+
+def _refuse(kind: str, status: str, action: str, allowed_actions: list[str], allowed_statuses: list[str]):
+    raise InvalidTransition(f"{action!r} is not possible: this {kind.replace('_', ' ')} is {status.replace('_', ' ')}",
+                            {"from": status, "action": action, "allowed": allowed_statuses,
+                             "allowedActions": allowed_actions})
+
+
+def change_task(db, hotel_id: str, task_id: str, *, by: str, now: float, node: str, status: str | None = None,
+                assignee: str | None = _UNSET) -> dict:
+    """A routed task's status and/or assignee: the local row, history, audit and outbox
+    (``pms.update`` on entity ``task``) in one transaction."""
+    with store.transaction(db):
+        rows = list(db.query("SELECT * FROM tasks WHERE hotel_id = ? AND task_id = ? AND type != 'approval'",
+                             [hotel_id, task_id]))
+        if not rows:
+            raise NotFound(f"no task {task_id!r} in this hotel", {"kind": "task", "id": task_id})
+        row = rows[0]
+        wanted: dict[str, Any] = {}
+        if status is not None and status != row["status"]:
+            if status not in TASK_TRANSITIONS.get(row["status"], ()):
+                raise InvalidTransition(f"a {row['status']} task cannot become {status}",
+                                        {"from": row["status"], "to": status,
+                                         "allowed": sorted(TASK_TRANSITIONS.get(row["status"], ()))})
+            wanted["status"] = status
+        if assignee is not _UNSET and assignee != row["assignee"]:
+            wanted["assignee"] = assignee
+        if not wanted:
+            return {"syncStatus": "unchanged", "changes": {}}
+        changes = {f: {"old": row[f], "new": v} for f, v in wanted.items()}
+        q = outbox.enqueue(db, hotel_id=hotel_id, kind="pms.update", entity_type="pms", entity_id=f"task:{task_id}",
+                           node=node, now=now,
+                           payload={"entity": "task", "id": task_id, "changes": wanted,
+                                    "previous": {f: c["old"] for f, c in changes.items()},
+                                    "reason": "staff at the kiosk", "by": by, "at": iso(now),
+                                    "requiresApproval": False})
+        new = dict(row) | wanted
+        db.execute("UPDATE tasks SET status = ?, assignee = ?, updated_at = ? WHERE hotel_id = ? AND task_id = ?",
+                   [new["status"], new["assignee"], now, hotel_id, task_id])
+        db.conn.executemany(
+            "INSERT INTO item_history (hotel_id, kind, item_id, field, old, new, by, at, hlc)"
+            " VALUES (?, 'task', ?, ?, ?, ?, ?, ?, ?)",
+            [(hotel_id, task_id, f, c["old"], c["new"], by, now, q.hlc) for f, c in changes.items()])
+        audit.record(db, hotel_id=hotel_id, event="task.updated", outcome="success", at=now, actor=by,
+                     details={"taskId": task_id, "fields": sorted(changes)})
+    return {"syncStatus": "queued", "changes": changes, "outboxKey": q.idempotency_key}
+
+
+def act(db, hotel_id: str, kind: str, id_: str, body: Any, *, by: str, now: float, node: str) -> dict:
+    """Apply one action to one item; returns what changed and the item as it is now."""
+    if not isinstance(body, dict):
+        raise ValidationError("the body must be an object with an action", {"field": "action"})
+    extra = set(body) - {"action", "assignee", "status", "expectedVersion"}
+    if extra:
+        raise ValidationError(f"unknown fields: {', '.join(sorted(extra))}", {"fields": sorted(extra)})
+    action = body.get("action")
+    if action not in ACTIONS:
+        raise ValidationError(f"action must be one of {', '.join(ACTIONS)}", {"field": "action",
+                                                                           "allowed": list(ACTIONS)})
+    current = item(db, hotel_id, kind, id_, by)
+    allowed = current["actions"]
+    if action not in allowed:
+        statuses = (current["allowedStatuses"] if kind == "work_order" else
+                    tickets.allowed_from(current["status"]) if kind == "ticket" else
+                    sorted(TASK_TRANSITIONS.get(current["status"], ())) if kind == "task" else [])
+        _refuse(kind, current["status"], action, allowed, statuses)
+    assignee = _staff_member(db, hotel_id, body.get("assignee")) if action == "assign" else None
+    ctx = dict(by=by, now=now, node=node)
+    if kind == "ticket":
+        target = {"accept": ("accepted", by), "start": ("in_progress", current["assignee"] or by),
+                  "done": ("done", _UNSET), "assign": ("assigned", assignee)}[action]
+        result = tickets.change(db, hotel_id, id_, status=target[0], assignee=target[1], **ctx)
+    elif kind == "task":
+        target = {"accept": ("assigned", by), "start": ("in_progress", current["assignee"] or by),
+                  "done": ("done", _UNSET), "assign": ("assigned", assignee)}[action]
+        result = change_task(db, hotel_id, id_, status=target[0], assignee=target[1], **ctx)
+    elif kind == "work_order":
+        status = current["status"]
+        if action == "accept":
+            changes = {"assignee": by} | ({"status": "assigned"} if wo_can_move(status, "assigned") else {})
+        elif action == "start":
+            changes = {"status": "in_progress"} | ({} if current["assignee"] else {"assignee": by})
+        elif action == "done":
+            changes = {"status": "done"}
+        elif action == "assign":
+            changes = {"assignee": assignee} | ({"status": "assigned"} if wo_can_move(status, "assigned") else {})
+        else:
+            wanted = body.get("status")
+            if not isinstance(wanted, str):
+                raise ValidationError("status needs the status to move to", {"field": "status"})
+            if wanted == status:
+                return {"kind": kind, "id": id_, "action": action, "syncStatus": "unchanged", "changes": {},
+                        "item": current}
+            changes = {"status": wanted}
+        req = {"workOrderId": id_, "changes": changes}
+        if body.get("expectedVersion") is not None:
+            req["expectedVersion"] = body["expectedVersion"]
+        result = workorders.update(db, req, hotel_id=hotel_id, **ctx)
+    else:
+        from .models import actions as model_actions
+
+        result = model_actions.decide(db, hotel_id, id_, action, **ctx)
+        result = {"syncStatus": "queued" if action == "approve" else "unchanged",
+                  "outboxKey": result.get("outboxKey")}
+    out = {"kind": kind, "id": id_, "action": action, "syncStatus": result.get("syncStatus", "queued"),
+           "changes": result.get("changes", {}), "item": item(db, hotel_id, kind, id_, by)}
+    if result.get("outboxKey"):
+        out["outboxKey"] = result["outboxKey"]
+    return out

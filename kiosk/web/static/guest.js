@@ -1,0 +1,276 @@
+// The guest's screen in the lobby: welcome, room and stay, offers they can take, their
+// requests and what became of each (refreshed every few seconds), a request by text or
+// by voice, and questions for the hotel's FAQ.  Guest.clear() removes every guest datum
+// from the page (logout, inactivity): the next person at the screen sees nothing of it.
+"use strict";
+const Guest = {
+  POLL_MS: 3000,
+  home: null,
+  requests: null,
+  stages: {},        // requestId -> the stage last shown (to announce changes)
+  pollTimer: null,
+  answer: null,      // the last answer to a question {kind, text}
+  voiceState: "",    // the voice status key shown
+  onActivity: null,  // the lobby's inactivity timer: called on every guest action
+
+  el(id) { return document.getElementById(id); },
+
+  show(home) {
+    this.home = home;
+    this.requests = null;
+    this.stages = {};
+    this.render();
+    this.el("talk").hidden = !Voice.supported();
+    this.el("voice-help").hidden = !Voice.supported();
+    this.refresh();
+    clearInterval(this.pollTimer);
+    this.pollTimer = setInterval(() => this.refresh(), this.POLL_MS);
+  },
+
+  // Everything the guest's session put on the page goes; forms are emptied.
+  clear() {
+    clearInterval(this.pollTimer);
+    this.pollTimer = null;
+    Voice.cancel();
+    this.home = null;
+    this.requests = null;
+    this.stages = {};
+    this.answer = null;
+    this.voiceState = "";
+    for (const id of ["welcome", "room", "stay", "voice-status", "requests-live"]) this.el(id).textContent = "";
+    for (const id of ["offers", "requests", "answer"]) this.el(id).replaceChildren();
+    for (const id of ["request", "question"]) this.el(id).reset();
+    this.setTalking(false);
+  },
+
+  render() {
+    const home = this.home;
+    if (!home) return;
+    this.el("welcome").textContent = home.welcome && Kiosk.lang === home.guest.language
+      ? home.welcome : Kiosk.t("guest.welcome", {name: home.guest.name});
+    const room = home.room;
+    this.el("room").textContent = room
+      ? Kiosk.t(room.ready ? "guest.room.ready" : "guest.room.notready", {room: room.roomNumber})
+      : Kiosk.t("guest.room.none");
+    this.el("stay").textContent = home.stay ? Kiosk.t("guest.stay.dates", {
+      arrival: Fmt.date(home.stay.arrival), departure: Fmt.date(home.stay.departure),
+      nights: home.stay.nights}) : "";
+    this.renderOffers();
+    this.renderRequests();
+    this.renderAnswer();
+    this.el("voice-status").textContent = this.voiceState ? Kiosk.t(this.voiceState.key, this.voiceState.vars) : "";
+  },
+
+  renderOffers() {
+    const list = this.el("offers");
+    list.replaceChildren();
+    if (!this.home.offers.length) list.append(this.li(Kiosk.t("guest.offers.none"), "empty"));
+    for (const o of this.home.offers) {
+      const li = document.createElement("li");
+      li.className = "offer";
+      li.dataset.offer = o.offerId;
+      const what = document.createElement("div");
+      const name = document.createElement("strong");
+      name.textContent = o.name;
+      const price = document.createElement("span");
+      price.className = "price";
+      price.textContent = Fmt.money(o.price, o.currency);
+      what.append(name, " ", price);
+      li.append(what);
+      if (o.accepted) {
+        const done = document.createElement("span");
+        done.className = "badge stage-done";
+        done.textContent = Kiosk.t("guest.offers.taken");
+        li.append(done);
+      } else {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.className = "fit";
+        b.textContent = Kiosk.t("guest.offers.take");
+        b.setAttribute("aria-label", Kiosk.t("guest.offers.take.label", {name: o.name, price: Fmt.money(o.price, o.currency)}));
+        b.addEventListener("click", () => this.takeOffer(o, b));
+        li.append(b);
+      }
+      list.append(li);
+    }
+  },
+
+  renderRequests() {
+    const list = this.el("requests");
+    list.replaceChildren();
+    if (this.requests === null) return;
+    if (!this.requests.length) {
+      list.append(this.li(Kiosk.t("guest.requests.none"), "empty"));
+      return;
+    }
+    for (const r of this.requests) {
+      const li = document.createElement("li");
+      li.dataset.request = r.requestId;
+      li.dataset.stage = r.stage;
+      const text = document.createElement("span");
+      text.className = "words";
+      text.textContent = r.text;
+      const when = document.createElement("span");
+      when.className = "when";
+      when.textContent = Fmt.ago(r.createdAt);
+      const badge = document.createElement("span");
+      badge.className = "badge stage-" + r.stage;
+      badge.textContent = Kiosk.t("guest.stage." + r.stage);
+      li.append(text, badge, when);
+      list.append(li);
+    }
+  },
+
+  renderAnswer() {
+    const box = this.el("answer");
+    box.replaceChildren();
+    if (!this.answer) return;
+    const p = document.createElement("p");
+    p.className = "answer-text " + this.answer.kind;
+    p.textContent = this.answer.key ? Kiosk.t(this.answer.key) : this.answer.text;
+    box.append(p);
+  },
+
+  li(text, cls) {
+    const li = document.createElement("li");
+    li.textContent = text;
+    if (cls) li.className = cls;
+    return li;
+  },
+
+  async refresh() {
+    if (!this.home) return;
+    const r = await Kiosk.api("GET", "/api/guest/requests");
+    if (!this.home) return;  // logged out meanwhile
+    if (!r.ok) {
+      if (r.code === "SESSION_EXPIRED" || r.code === "UNAUTHORIZED") clearInterval(this.pollTimer);
+      return;
+    }
+    const changed = [];
+    for (const q of r.data.requests) {
+      if (this.stages[q.requestId] && this.stages[q.requestId] !== q.stage) changed.push(q);
+      this.stages[q.requestId] = q.stage;
+    }
+    this.requests = r.data.requests;
+    this.renderRequests();
+    if (changed.length) {  // said once, politely, for screen-reader users
+      this.el("requests-live").textContent = changed.map(q => Kiosk.t("guest.stage.changed",
+        {text: q.text, stage: Kiosk.t("guest.stage." + q.stage)})).join(" ");
+    }
+  },
+
+  activity() { if (this.onActivity) this.onActivity(); },
+
+  say(key, kind, vars) { Kiosk.say(document.getElementById("message"), key, kind, vars); },
+
+  sayError(code) {
+    this.say("error." + (Kiosk.strings.en["error." + code] ? code : "INTERNAL_ERROR"), "error");
+  },
+
+  async sendRequest(ev) {
+    ev.preventDefault();
+    this.activity();
+    const text = this.el("request-text").value.trim();
+    if (text.length < 2) { this.el("request-text").focus(); return this.say("guest.request.short", "info"); }
+    const r = await Kiosk.api("POST", "/api/guest/requests", {text, kind: this.el("request-kind").value});
+    if (!r.ok) return this.sayError(r.code);
+    this.el("request").reset();
+    this.say(r.data.duplicateOf ? "guest.request.duplicate" : "guest.request.sent", "ok");
+    await this.refresh();
+  },
+
+  async takeOffer(o, button) {
+    this.activity();
+    button.disabled = true;
+    const r = await Kiosk.api("POST", `/api/guest/offers/${encodeURIComponent(o.offerId)}/accept`);
+    if (!this.home) return;
+    if (!r.ok) { button.disabled = false; return this.sayError(r.code); }
+    o.accepted = true;
+    this.renderOffers();
+    this.say("guest.offers.added", "ok", {name: o.name, price: Fmt.money(r.data.price, r.data.currency)});
+    const row = this.el("offers").querySelector(`li[data-offer="${CSS.escape(o.offerId)}"]`);
+    if (row) { row.tabIndex = -1; row.focus(); }
+  },
+
+  async ask(ev) {
+    ev.preventDefault();
+    this.activity();
+    const question = this.el("question-text").value.trim();
+    if (question.length < 2) return this.el("question-text").focus();
+    this.answer = {kind: "pending", key: "guest.question.thinking"};
+    this.renderAnswer();
+    const r = await Kiosk.api("POST", "/api/guest/questions", {question, language: Kiosk.lang});
+    if (!this.home) return;
+    if (!r.ok) { this.answer = null; this.renderAnswer(); return this.sayError(r.code); }
+    this.showAnswer(r.data);
+    this.el("question-text").value = "";
+    await this.refresh();
+  },
+
+  showAnswer(a) {
+    if (a.answered) this.answer = {kind: "answered", text: a.answer};
+    else this.answer = {kind: "handover", key: a.reason === "unavailable" ? "guest.question.unavailable"
+                                                                        : "guest.question.handover"};
+    this.renderAnswer();
+  },
+
+  setTalking(on) {
+    const b = this.el("talk");
+    b.setAttribute("aria-pressed", String(on));
+    b.classList.toggle("recording", on);
+    b.textContent = Kiosk.t(on ? "guest.voice.stop" : "guest.voice.start");
+    b.dataset.i18n = on ? "guest.voice.stop" : "guest.voice.start";
+  },
+
+  voiceSay(key, vars, kind) {
+    this.voiceState = key ? {key, vars} : "";
+    const el = this.el("voice-status");
+    el.textContent = key ? Kiosk.t(key, vars) : "";
+    el.className = "status" + (kind ? " " + kind : "");
+  },
+
+  async talk() {
+    this.activity();
+    if (Voice.session) { Voice.stop(); return; }  // the second press sends at once
+    this.setTalking(true);
+    let clip;
+    try {
+      clip = await Voice.record({maxSeconds: 10, onState: s => {
+        this.activity();
+        this.voiceSay(s === "speech" ? "guest.voice.hearing" : "guest.voice.listening");
+      }});
+    } catch (e) {
+      this.setTalking(false);
+      return this.voiceSay("guest.voice.nomic", null, "info");
+    }
+    this.setTalking(false);
+    if (!this.home) return;  // logged out while listening: nothing is sent
+    if (!clip.heardSpeech) return this.voiceSay("guest.voice.silence", null, "info");
+    this.voiceSay("guest.voice.working");
+    const r = await Kiosk.api("POST", "/api/guest/voice", {audio: clip.audio, language: Kiosk.lang});
+    if (!this.home) return;
+    if (!r.ok) return this.voiceSay(r.code === "VALIDATION_ERROR" ? "guest.voice.not_understood"
+                                                                 : "guest.voice.unavailable", null, "info");
+    const v = r.data;
+    if (v.outcome === "request") {
+      this.voiceSay(v.duplicateOf ? "guest.voice.duplicate" : "guest.voice.sent", {text: v.transcript}, "ok");
+      await this.refresh();
+    } else if (v.outcome === "answer" || v.outcome === "handover") {
+      this.voiceSay("guest.voice.heard", {text: v.transcript});
+      this.showAnswer(v);
+      await this.refresh();
+    } else {
+      this.voiceSay(v.outcome === "unavailable" ? "guest.voice.unavailable" : "guest.voice.not_understood",
+                    null, "info");
+    }
+  },
+
+  init(onActivity) {
+    this.onActivity = onActivity;
+    this.el("request").addEventListener("submit", ev => this.sendRequest(ev));
+    this.el("question").addEventListener("submit", ev => this.ask(ev));
+    this.el("talk").addEventListener("click", () => this.talk());
+    // relative times ("3 min ago") move on
+    setInterval(() => { if (this.requests) this.renderRequests(); }, 30000);
+  },
+};

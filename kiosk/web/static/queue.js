@@ -1,0 +1,322 @@
+// The staff terminal's ONE work queue: guest requests, routed tasks, work orders and
+// approvals, most urgent and newest first, filtered (mine / my department / all, room,
+// type), each moved along with one tap (POST /api/staff/tasks/<kind>/<id>), refreshed live
+// from the staff feed (GET /api/staff/events, server-sent events) — no reload.
+"use strict";
+const Queue = {
+  data: null,
+  filters: {scope: localStorage.getItem("kiosk.staff.scope") || "all", room: "", kind: ""},
+  feed: null,
+  pending: null,       // a refresh waiting for the person to finish with a list box
+  refreshing: null,
+  onSignedOut: null,   // staff.js: the session ended
+  say: null,           // staff.js: (key, kind, vars) into the message line
+
+  el(id) { return document.getElementById(id); },
+
+  label(it) {
+    const what = it.kind === "ticket" ? it.text : it.title;
+    return it.room ? Kiosk.t("staff.item.label", {what, room: it.room}) : what;
+  },
+
+  async refresh() {
+    if (this.refreshing) { this.again = true; return this.refreshing; }
+    const q = new URLSearchParams({scope: this.filters.scope});
+    if (this.filters.room) q.set("room", this.filters.room);
+    if (this.filters.kind) q.set("kind", this.filters.kind);
+    this.refreshing = (async () => {
+      const r = await Kiosk.api("GET", "/api/staff/tasks?" + q);
+      if (!r.ok) {
+        if (r.code === "SESSION_EXPIRED" || r.code === "UNAUTHORIZED") return this.onSignedOut && this.onSignedOut();
+        return this.say && this.say("error." + (Kiosk.strings.en["error." + r.code] ? r.code : "INTERNAL_ERROR"), "error");
+      }
+      this.data = r.data;
+      Fmt.setServerNow(r.data.now);
+      this.render();
+    })();
+    try { await this.refreshing; } finally { this.refreshing = null; }
+    if (this.again) { this.again = false; await this.refresh(); }
+  },
+
+  // A list box that is open (or being used) is not pulled away from under the person:
+  // the new list is shown when they leave it.
+  render() {
+    const active = document.activeElement;
+    if (active && active.tagName === "SELECT" && this.el("queue").contains(active)) {
+      this.pending = true;
+      return;
+    }
+    this.pending = false;
+    const focusKey = active && active.dataset ? active.dataset.focus : null;
+    this.renderFilters();
+    const list = this.el("queue");
+    list.replaceChildren();
+    const items = this.data ? this.data.items : [];
+    if (!items.length) {
+      const li = document.createElement("li");
+      li.className = "empty";
+      const filtered = this.filters.scope !== "all" || this.filters.room || this.filters.kind;
+      li.textContent = Kiosk.t(filtered && this.data && this.data.counts.all ? "staff.queue.none.filtered"
+                                                                              : "staff.queue.none");
+      list.append(li);
+    }
+    for (const it of items) list.append(this.card(it));
+    if (focusKey) {
+      const again = list.querySelector(`[data-focus="${CSS.escape(focusKey)}"]`);
+      if (again) again.focus();
+      else if (this.lastItem) this.focusNear(this.lastItem);
+    }
+  },
+
+  focusNear(key) {
+    const next = this.el("queue").querySelector(`li[data-key="${CSS.escape(key)}"] button, li.item button`);
+    (next || this.el("queue-title")).focus();
+  },
+
+  renderFilters() {
+    const d = this.data;
+    document.querySelectorAll("[data-scope]").forEach(b => {
+      b.setAttribute("aria-pressed", String(b.dataset.scope === this.filters.scope));
+      b.hidden = b.dataset.scope === "department" && d && !d.me.department;
+    });
+    document.querySelectorAll("[data-count]").forEach(s => {
+      s.textContent = d ? `(${d.counts[s.dataset.count]})` : "";
+    });
+    const room = this.el("filter-room");
+    const rooms = d ? d.rooms : [];
+    const keep = this.filters.room;
+    room.replaceChildren(room.options[0] || new Option("", ""));
+    room.options[0].textContent = Kiosk.t("staff.filter.room.any");
+    for (const r of new Set([...rooms, ...(keep ? [keep] : [])])) room.append(new Option(r, r));
+    room.value = keep;
+    this.el("filter-kind").value = this.filters.kind;
+  },
+
+  card(it) {
+    const li = document.createElement("li");
+    const key = it.kind + ":" + it.id;
+    li.className = `item kind-${it.kind} prio-${it.priority}`;
+    li.dataset.key = key;
+    li.dataset.kind = it.kind;
+    li.dataset.id = it.id;
+    li.dataset.status = it.status;
+    if (it.kind === "work_order") li.dataset.workOrder = it.id;
+    if (it.kind === "approval") li.dataset.approval = it.id;
+
+    const head = document.createElement("div");
+    head.className = "item-head";
+    head.append(this.badge(Kiosk.t("kind." + it.kind), "kind"));
+    if (it.priority === "urgent" || it.priority === "high") head.append(this.badge(Kiosk.t("priority." + it.priority), "prio"));
+    const room = document.createElement("span");
+    room.className = "room";
+    room.textContent = it.room ? Kiosk.t("staff.room", {room: it.room}) : Kiosk.t("staff.room.none");
+    head.append(room, this.badge(Kiosk.t("status." + it.status), "status status-" + it.status));
+    li.append(head);
+
+    const title = document.createElement("p");
+    title.className = "item-title";
+    title.textContent = it.fromGuest ? `“${it.text}”` : this.titleOf(it);
+    li.append(title);
+    const detail = it.fromGuest ? "" : (it.kind === "ticket" ? (it.text !== it.title ? it.text : "") : it.text);
+    if (detail) {
+      const p = document.createElement("p");
+      p.className = "item-text";
+      p.textContent = detail;
+      li.append(p);
+    }
+
+    const meta = document.createElement("p");
+    meta.className = "item-meta";
+    const bits = [];
+    if (it.requestedByName && it.kind === "ticket") bits.push(Kiosk.t("staff.from", {name: it.requestedByName}));
+    const ago = document.createElement("time");
+    ago.dateTime = it.createdAt || "";
+    ago.title = Fmt.clock(it.createdAt);
+    ago.textContent = Fmt.ago(it.createdAt);
+    meta.append(...this.join(bits), bits.length ? " · " : "", ago);
+    if (it.dueAt) {
+      const due = document.createElement("time");
+      due.dateTime = it.dueAt;
+      due.title = Fmt.clock(it.dueAt);
+      due.className = Fmt.overdue(it.dueAt) ? "overdue" : "";
+      due.textContent = Fmt.due(it.dueAt);
+      meta.append(" · ", due);
+    }
+    const who = document.createElement("span");
+    who.className = it.assignee ? "assignee" : "assignee none";
+    who.textContent = it.assignee ? Kiosk.t("staff.assignee", {name: it.assigneeName || it.assignee})
+                                  : Kiosk.t("staff.assignee.none");
+    meta.append(" · ", who);
+    li.append(meta);
+    li.append(this.actions(it, key));
+    return li;
+  },
+
+  // a task's type ("extra clean", "guest_question") in words, in the screen's language
+  titleOf(it) {
+    if (it.kind !== "task") return it.title;
+    const key = "tasktype." + it.type.replace(/[^a-z0-9]+/gi, "_").toLowerCase();
+    if (Kiosk.strings.en[key]) return Kiosk.t(key);
+    const words = it.type.replace(/_/g, " ");
+    return words.charAt(0).toUpperCase() + words.slice(1);
+  },
+
+  join(bits) { return bits.flatMap((b, i) => (i ? [" · ", b] : [b])); },
+
+  badge(text, cls) {
+    const s = document.createElement("span");
+    s.className = "badge " + cls;
+    s.textContent = text;
+    return s;
+  },
+
+  button(it, key, action, text, cls) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = cls || "";
+    b.textContent = text;
+    b.dataset.focus = key + ":" + action;
+    b.setAttribute("aria-label", Kiosk.t("staff.action.label", {action: text, what: this.label(it)}));
+    return b;
+  },
+
+  actions(it, key) {
+    const box = document.createElement("div");
+    box.className = "item-actions";
+    const row = document.createElement("div");
+    row.className = "row tap";
+    if (it.kind === "approval") {
+      for (const [action, cls] of [["approve", ""], ["reject", "secondary"]]) {
+        const b = this.button(it, key, action, Kiosk.t("staff." + action), cls);
+        b.addEventListener("click", () => this.act(it, action));
+        row.append(b);
+      }
+      box.append(row);
+      return box;
+    }
+    for (const action of ["accept", "start", "done"]) {
+      if (!it.actions.includes(action)) continue;
+      const b = this.button(it, key, action, Kiosk.t("staff.action." + action), action === "done" ? "" : "secondary");
+      b.addEventListener("click", () => this.act(it, action));
+      row.append(b);
+    }
+    if (row.childElementCount) box.append(row);
+    if (it.actions.includes("assign")) box.append(this.assignRow(it, key));
+    if (it.kind === "work_order" && it.actions.includes("status")) box.append(this.statusRow(it, key));
+    return box;
+  },
+
+  assignRow(it, key) {
+    const row = document.createElement("div");
+    row.className = "row pickrow";
+    const people = (this.data.people || []).filter(p => p.onShift);
+    if (!people.length) {
+      const p = document.createElement("p");
+      p.className = "hint";
+      p.textContent = Kiosk.t("staff.assign.nobody");
+      row.append(p);
+      return row;
+    }
+    const id = "assign-" + key.replace(/[^A-Za-z0-9_-]/g, "-");
+    const label = document.createElement("label");
+    label.htmlFor = id;
+    label.className = "visually-hidden";
+    label.textContent = Kiosk.t("staff.assign.to") + " — " + this.label(it);
+    const select = document.createElement("select");
+    select.id = id;
+    select.dataset.focus = key + ":assignee";
+    for (const p of people) {
+      const o = new Option(p.id === this.data.me.id ? Kiosk.t("staff.assign.me", {name: p.name}) : p.name, p.id);
+      select.append(o);
+    }
+    select.value = people.some(p => p.id === it.assignee) ? it.assignee : people[0].id;
+    select.addEventListener("blur", () => { if (this.pending) setTimeout(() => this.render(), 0); });
+    const b = this.button(it, key, "assign", Kiosk.t("staff.action.assign"), "secondary");
+    b.addEventListener("click", () => this.act(it, "assign", {assignee: select.value}));
+    row.append(label, select, b);
+    return row;
+  },
+
+  statusRow(it, key) {
+    const row = document.createElement("div");
+    row.className = "row pickrow";
+    const id = "status-" + it.id.replace(/[^A-Za-z0-9_-]/g, "-");
+    const label = document.createElement("label");
+    label.htmlFor = id;
+    label.className = "visually-hidden";
+    label.textContent = `${Kiosk.t("staff.status")} — ${it.id} (${it.title})`;
+    const select = document.createElement("select");
+    select.id = id;
+    select.dataset.focus = key + ":status";
+    for (const s of [it.status, ...it.allowedStatuses]) {
+      const o = new Option(s === it.status ? Kiosk.t("staff.status.now", {status: Kiosk.t("status." + s)})
+                                           : Kiosk.t("status." + s), s);
+      select.append(o);
+    }
+    select.value = it.status;
+    select.addEventListener("blur", () => { if (this.pending) setTimeout(() => this.render(), 0); });
+    const b = this.button(it, key, "status", Kiosk.t("staff.update"), "secondary");
+    b.addEventListener("click", () => this.act(it, "status", {status: select.value, expectedVersion: it.version}));
+    row.append(label, select, b);
+    return row;
+  },
+
+  async act(it, action, extra) {
+    if (action === "status" && extra.status === it.status) return;
+    const r = await Kiosk.api("POST", `/api/staff/tasks/${it.kind}/${encodeURIComponent(it.id)}`,
+                              {action, ...(extra || {})});
+    this.lastItem = it.kind + ":" + it.id;
+    if (!r.ok) {
+      const code = r.code === "INVALID_TRANSITION" ? "INVALID_TRANSITION" : r.code;
+      this.say("error." + (Kiosk.strings.en["error." + code] ? code : "INTERNAL_ERROR"), "error");
+      return this.refresh();
+    }
+    const person = (this.data.people || []).find(p => p.id === (extra || {}).assignee);
+    const key = action === "status" ? "staff.saved" : "staff.did." + action;
+    this.say(key, "ok", {what: this.label(it), name: person ? person.name : ""});
+    await this.refresh();
+  },
+
+  setScope(scope) {
+    this.filters.scope = scope;
+    localStorage.setItem("kiosk.staff.scope", scope);
+    this.refresh();
+  },
+
+  live(on) {
+    const el = this.el("live");
+    el.textContent = Kiosk.t(on ? "staff.live" : "staff.reconnecting");
+    el.className = "live " + (on ? "on" : "off");
+  },
+
+  listen() {
+    this.stop();
+    const es = new EventSource("/api/staff/events");
+    this.feed = es;
+    es.addEventListener("hello", () => { this.live(true); this.refresh(); });  // (re)connected: catch up
+    es.addEventListener("queue", () => this.refresh());
+    es.addEventListener("ended", () => { this.stop(); if (this.onSignedOut) this.onSignedOut(); });
+    es.onerror = () => { if (this.feed === es) this.live(false); };
+  },
+
+  stop() {
+    if (this.feed) this.feed.close();
+    this.feed = null;
+  },
+
+  clear() {
+    this.stop();
+    this.data = null;
+    this.el("queue").replaceChildren();
+    this.el("live").textContent = "";
+  },
+
+  init({say, onSignedOut}) {
+    this.say = say;
+    this.onSignedOut = onSignedOut;
+    document.querySelectorAll("[data-scope]").forEach(b => b.addEventListener("click", () => this.setScope(b.dataset.scope)));
+    this.el("filter-room").addEventListener("change", ev => { this.filters.room = ev.target.value; this.refresh(); });
+    this.el("filter-kind").addEventListener("change", ev => { this.filters.kind = ev.target.value; this.refresh(); });
+    setInterval(() => { if (this.data) this.render(); }, 30000);  // "12 min ago" moves on
+  },
+};

@@ -426,3 +426,15 @@ def test_a_non_utf8_export_is_one_clear_line(tmp_path):
     p = kiosk("--data-dir", str(d), "data", "import", str(export), "--hotel", "demo")
     assert p.returncode != 0 and "Traceback" not in p.stderr
     assert "rooms.csv line 3" in p.stderr and "UTF-8" in p.stderr
+
+
+@pytest.mark.parametrize("headers", [{"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}])
+def test_a_cross_site_request_riding_on_the_cookie_is_refused(client, issue, headers):
+    tok = issue("guest")
+    r = client.post("/api/qr/scan", json={"qrToken": tok, "hotelId": "demo"}, headers=headers)
+    assert r.status_code == 403 and r.get_json()["error"]["details"] == {"reason": "cross-site"}
+    r = client.post("/api/qr/scan", json={"qrToken": tok, "hotelId": "demo"},
+                    headers={"Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"})
+    assert r.status_code == 200  # the kiosk's own page
+    r = client.post("/api/guest/requests", json={"text": "two towels please"}, headers=headers)
+    assert r.status_code == 403  # the session cookie from that scan does not help a cross-site page

@@ -16,8 +16,9 @@ Requests with ``Authorization: Bearer`` are not checked: a browser never adds th
 by itself, so a cross-site page cannot make one.  GET and HEAD change nothing and are
 not checked either.
 
-:func:`install` checks the paths in ``PROTECTED`` (the admin API); other blueprints can
-call :func:`require` for their own views.
+:func:`install` checks the paths in ``PROTECTED`` (the admin API) for both; every other
+unsafe request without ``Authorization: Bearer`` must at least be same-origin.  Other
+blueprints can call :func:`require` for their own views.
 """
 
 from __future__ import annotations
@@ -96,3 +97,12 @@ def install(app: Flask) -> None:
         session = g.get("session")
         if session is not None and request.path.startswith(PROTECTED):
             require(session)
+        elif request.method in UNSAFE and uses_cookie() and not same_origin():
+            # every other state-changing request a browser sends (the scan too: a forged
+            # login) must come from the kiosk's own pages, whatever SameSite does
+            inst = current_app.config["KIOSK_INSTANCE"]
+            audit.record_now(inst.db(), hotel_id=session.hotel_id if session else None, event="security.csrf",
+                             outcome="refused", at=inst.clock.now(), client=request.remote_addr, code="FORBIDDEN",
+                             details={"path": request.path, "method": request.method, "reason": "cross-site"})
+            raise Forbidden("this request did not come from the kiosk's own page; reload it and try again",
+                            {"reason": "cross-site"})

@@ -332,6 +332,12 @@ class Checker:
             body_schema = op["requestBody"]["content"]["application/json"]["schema"]
             assert schema_errors(self.spec, body_schema, kw["json"]) == [], "documented request"
         r = getattr(self.client, method)(url, **kw)
+        if status < 400 and r.mimetype != "application/json":  # a download (the admin export)
+            assert r.status_code == status, r.get_data(as_text=True)[:300]
+            content = resolve(self.spec, op["responses"][str(status)])["content"]
+            assert r.mimetype in content, f"{method.upper()} {path} {status}: {r.mimetype} is not documented"
+            self.seen.add((path, method, status))
+            return r.get_data(as_text=True)
         body = r.get_json()
         assert r.status_code == status, body
         assert str(status) in op["responses"], f"{method.upper()} {path}: {status} is not documented"
@@ -370,6 +376,10 @@ def test_real_responses_match_the_documented_schemas(check, issue, instance, clo
     check("put", "/api/admin?endpoint=tokens", 200, headers=a, json={"jti": created["jti"]})
     check("post", "/api/qr/scan", 401, code="TOKEN_REVOKED", json={"qrToken": created["token"], "hotelId": "demo"})
     check("get", "/api/admin?endpoint=sessions&active=1", 200, headers=a)
+    seed = check("post", "/api/admin?endpoint=tokens", 201, headers=a, json={"userRole": "guest", "expiresInDays": 30})
+    assert seed["data"]["token"] == seed["token"]
+    check("get", "/api/admin?endpoint=sessions&status=expired", 200, headers=a)
+    check("post", "/api/admin?endpoint=sessions", 200, headers=a, json={"sessionId": guest["sessionId"]})
 
     workorders.create(instance.db(), hotel_id="demo", work_order_id="WO-1", by="pms", now=clock.now(),
                       node="kiosk-test", room_number="101", description="AC rattles")
@@ -455,13 +465,24 @@ def test_real_responses_match_the_documented_schemas(check, issue, instance, clo
     with store.transaction(db):
         pull.set_state(db, "trust_newest_at", None)
 
+    # analytics, a staff session's timeline, exports
+    check("get", "/api/admin?endpoint=analytics", 200, headers=a)
+    check("get", "/api/admin?endpoint=analytics&from=2026-05-01&to=2026-05-28", 200, headers=a)
+    check("get", "/api/admin?endpoint=analytics&period=year", 400, code="VALIDATION_ERROR", headers=a)
+    detail = check("post", "/api/admin?endpoint=sessions", 200, headers=a, json={"sessionId": staff["sessionId"]})
+    assert {"scan", "model.run", "model.actions", "approval"} <= {e["kind"] for e in detail["timeline"]}
+    check("post", "/api/admin?endpoint=export", 200, headers=a, json={"format": "json", "period": "week"})
+    assert check("post", "/api/admin?endpoint=export", 200, headers=a,
+                 json={"format": "csv", "kinds": ["audit", "tickets"]}).startswith("kind,at,id,")
+    check("get", "/api/admin?endpoint=export&format=ndjson&kinds=modelRuns,pmsChanges", 200, headers=a)
+    check("post", "/api/admin?endpoint=export", 400, code="VALIDATION_ERROR", headers=a, json={"format": "xls"})
     check("delete", "/api/admin?endpoint=sessions", 200, headers=a, json={"sessionId": guest["sessionId"]})
     check("get", "/api/session", 401, code="SESSION_EXPIRED", headers=g)
 
     # errors of the admin API
     check("get", "/api/admin?endpoint=tokens", 403, code="FORBIDDEN", headers=s)
     check("delete", "/api/session", 200, headers=s)
-    check("get", "/api/admin?endpoint=analytics", 404, code="NOT_FOUND", headers=a)
+    check("get", "/api/admin?endpoint=nope", 404, code="NOT_FOUND", headers=a)
     check("delete", "/api/admin?endpoint=tokens", 400, code="VALIDATION_ERROR", headers=a)
     check("get", "/api/admin?endpoint=tokens&limit=0", 400, code="VALIDATION_ERROR", headers=a)
     check("post", "/api/admin?endpoint=tokens", 403, code="HOTEL_MISMATCH", headers=a,

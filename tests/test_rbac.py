@@ -51,7 +51,8 @@ ADMIN_CALLS = {
     ("tokens", "PUT"): ({"jti": "{jti}"}, 200, None),
     ("tokens", "DELETE"): (None, 400, "VALIDATION_ERROR"),
     ("sessions", "GET"): (None, 200, None),
-    ("sessions", "POST"): ({"sessionId": "{sessionId}"}, 400, "VALIDATION_ERROR"),
+    ("sessions", "POST"): ({"sessionId": "{sessionId}"}, 200, None),  # the session's details
+    ("analytics", "GET"): (None, 200, None),
     ("sessions", "PUT"): ({"sessionId": "{sessionId}"}, 400, "VALIDATION_ERROR"),
     ("sessions", "DELETE"): ({"sessionId": "{sessionId}"}, 200, None),
 }

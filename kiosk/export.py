@@ -4,6 +4,7 @@ Kinds (each ordered by time, then id; kinds in the order asked):
 
 ==========  =====================================================================
 audit       ``audit_log``: every scan attempt, security event and admin action
+            (``repeats``: identical refused scans within a minute share one row)
 sessions    ``sessions`` opened in the window
 modelRuns   ``ai_interactions``: every model run (status SUCCESS/ERROR/TIMEOUT/INVALID)
 pmsChanges  field-level work-order changes (``work_order_history``, id ``wo:<n>``),
@@ -60,8 +61,8 @@ class Kind:
 
 KINDS: dict[str, Kind] = {
     "audit": Kind(
-        ("at", "id", "event", "outcome", "actor", "sessionId", "jti", "client", "code", "details"),
-        (f"SELECT {_ts('at')}, id, event, outcome, actor, session_id, jti, client, code, details FROM audit_log"
+        ("at", "id", "event", "outcome", "actor", "sessionId", "jti", "client", "code", "repeats", "details"),
+        (f"SELECT {_ts('at')}, id, event, outcome, actor, session_id, jti, client, code, repeats, details FROM audit_log"
          " WHERE hotel_id = :hotel AND at >= :start AND at < :end ORDER BY at, id",)),
     "sessions": Kind(
         ("at", "id", "userId", "role", "name", "scanMethod", "client", "expiresAt", "endedAt", "endReason"),
@@ -82,9 +83,9 @@ KINDS: dict[str, Kind] = {
          " AND kind = 'pms.update' AND created_at >= :start AND created_at < :end ORDER BY created_at, id")),
     "tickets": Kind(
         ("at", "id", "type", "title", "description", "roomNumber", "priority", "queue", "status", "actor",
-         "mergedInto"),
+         "sessionId", "mergedInto"),
         (f"SELECT {_ts('created_at')}, ticket_id, type, title, description, room_number, priority, queue, status,"
-         " created_by, merged_into FROM tickets WHERE hotel_id = :hotel AND created_at >= :start"
+         " created_by, session_id, merged_into FROM tickets WHERE hotel_id = :hotel AND created_at >= :start"
          " AND created_at < :end ORDER BY created_at, ticket_id",)),
 }
 

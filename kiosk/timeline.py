@@ -7,7 +7,8 @@ How rows link to a session:
 * by the session's user as actor within the session's lifetime (from its start to its
   end, its expiry or now, whichever is first) — the actions the models applied
   (audit ``model.actions``), approvals decided (``approval.*``), work-order changes
-  through the PMS path (``work_order_history.by``), tickets (``tickets.created_by``)
+  through the PMS path (``work_order_history.by``), tickets (``tickets.created_by``, or
+  their ``session_id`` when they carry one)
   and duplicates found (``ticket.duplicate``).  A user with two sessions open at once
   sees these in both;
 * the end: ``ended_at``/``end_reason`` of the row (logout, an admin, a revoked or
@@ -124,9 +125,9 @@ def _tickets(db, hotel_id: str, s: dict, end: float) -> list[dict]:
                    {"ticketId": r["ticket_id"], "type": r["type"], "title": r["title"], "roomNumber": r["room_number"],
                     "priority": r["priority"], "queue": r["queue"], "status": r["status"]})
             for r in db.query("SELECT ticket_id, type, title, room_number, priority, queue, status, created_at"
-                              " FROM tickets WHERE hotel_id = ? AND created_at >= ? AND created_at <= ?"
-                              " AND created_by = ? ORDER BY created_at LIMIT ?",
-                              [hotel_id, s["created_at"], end, s["user_id"], LIMIT])]
+                              " FROM tickets WHERE hotel_id = ? AND (session_id = ? OR (session_id IS NULL"
+                              " AND created_at >= ? AND created_at <= ? AND created_by = ?)) ORDER BY created_at LIMIT ?",
+                              [hotel_id, s["id"], s["created_at"], end, s["user_id"], LIMIT])]
 
 
 def _end(db, s: dict, now: float) -> dict | None:

@@ -58,7 +58,8 @@ def test_csv_rows_of_a_date_range_are_the_rows_in_that_range(anon, admin, instan
     assert [int(row["id"]) for row in got] == [w[0] for w in want]
     assert [json.loads(row["details"])["n"] for row in got] == [1, 2, 3]  # to is inclusive, the next midnight is not
     assert list(got[0]) == ["kind", "at", "id", "event", "outcome", "actor", "sessionId", "jti", "client", "code",
-                            "details"]
+                            "repeats", "details"]
+    assert {row["repeats"] for row in got} == {"1"}
     assert {row["kind"] for row in got} == {"audit"}
     assert got[0]["at"] == "2026-05-26T00:00:00.000Z" and got[-1]["at"] == "2026-05-27T23:59:59.999Z"
 
@@ -165,7 +166,7 @@ def test_json_array_and_ndjson(anon, admin, estate):
 def test_empty_exports_are_well_formed(anon, admin):
     body = {"from": "2020-01-01", "to": "2020-01-02"}
     assert post(anon, admin, body | {"kinds": ["tickets"]}).get_data(as_text=True) == \
-        "kind,at,id,type,title,description,roomNumber,priority,queue,status,actor,mergedInto\r\n"
+        "kind,at,id,type,title,description,roomNumber,priority,queue,status,actor,sessionId,mergedInto\r\n"
     assert json.loads(post(anon, admin, body | {"format": "json"}).get_data(as_text=True)) == []
     assert post(anon, admin, body | {"format": "ndjson"}).get_data(as_text=True) == ""
 

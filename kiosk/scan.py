@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from sync import outbox
 
@@ -43,7 +43,13 @@ class ScanRequest(BaseModel):
     qrToken: StrictStr = Field(min_length=1, max_length=tokens.MAX_TOKEN_CHARS)
     hotelId: StrictStr = Field(pattern=ID_PATTERN)
     userId: StrictStr | None = Field(None, min_length=1, max_length=64)
-    scanMethod: Literal["camera", "manual"] = "camera"
+    # the seed's clients send "qr_camera" (and "qr_manual"): the same as camera (manual)
+    scanMethod: Literal["camera", "manual", "qr_camera", "qr_manual"] = "camera"
+
+    @field_validator("scanMethod")
+    @classmethod
+    def _one_vocabulary(cls, v: str) -> str:
+        return v.removeprefix("qr_")
 
 
 class ScanService:

@@ -212,7 +212,8 @@ def test_bad_query_parameters_are_validation_errors(anon, admin, query):
 
 def test_export_supports_get_and_post_only(anon, admin):
     r = anon.put("/api/admin?endpoint=export", headers=admin, json={})
-    assert (r.status_code, r.get_json()["error"]["details"]) == (400, {"method": "PUT"})
+    assert (r.status_code, r.get_json()["error"]["details"]) == (405, {"method": "PUT", "allowed": ["GET", "POST"]})
+    assert r.headers["Allow"] == "GET, POST"
 
 
 def test_rows_are_read_a_chunk_at_a_time_from_one_snapshot(instance, clock, monkeypatch):

@@ -326,3 +326,12 @@ def test_concurrent_http_scans_of_one_token_succeed_once(served, clock):
     db = inst.connect()
     assert count(db, "sessions") == 1 and count(db, "consumed_tokens") == 1
     db.conn.close()
+
+
+def test_the_seeds_scan_method_qr_camera_is_a_camera_scan(client, issue, instance):
+    r = client.post("/api/qr/scan", json={"qrToken": issue("guest", user="guest_123"), "userId": "guest_123",
+                                          "hotelId": "demo", "scanMethod": "qr_camera"})
+    assert r.status_code == 200, r.get_json()
+    method = instance.db().execute("SELECT scan_method FROM sessions WHERE id = ?",
+                                   [r.get_json()["sessionId"]]).fetchone()[0]
+    assert method == "camera"

@@ -15,7 +15,7 @@ from sync import status as sync_status
 from .. import analytics, export, qr, sessions, timeline, tokens
 from ..clock import iso, parse_duration
 from ..config import ID_PATTERN
-from ..errors import HotelMismatch, NotFound, ValidationError
+from ..errors import HotelMismatch, KioskError, NotFound, ValidationError
 from ..validation import JsonInt, parse
 from .rbac import roles
 from .responses import ok
@@ -236,6 +236,10 @@ def _sync(inst, method: str):
 
 ENDPOINTS = {"tokens": _tokens, "sessions": _sessions, "analytics": _analytics, "export": _export,
              "outbox": _outbox, "conflicts": _conflicts, "security": _security, "sync": _sync}
+#: the methods each endpoint serves (docs/openapi.yaml lists the same per method)
+METHODS = {"tokens": ("GET", "POST", "PUT"), "sessions": ("GET", "POST", "DELETE"), "analytics": ("GET",),
+           "export": ("GET", "POST"), "outbox": ("GET", "PUT"), "conflicts": ("GET",), "security": ("GET",),
+           "sync": ("GET",)}
 
 
 @bp.route("/api/admin", methods=["GET", "POST", "PUT", "DELETE"])
@@ -245,4 +249,7 @@ def admin():
     handler = ENDPOINTS.get(name)
     if handler is None:
         raise NotFound(f"no admin endpoint {name!r}", {"endpoints": sorted(ENDPOINTS)})
+    if request.method not in METHODS[name]:
+        raise KioskError(f"{name} supports {', '.join(METHODS[name])}",
+                         {"method": request.method, "allowed": list(METHODS[name])}, code="METHOD_NOT_ALLOWED")
     return handler(current_app.config["KIOSK_INSTANCE"], request.method)

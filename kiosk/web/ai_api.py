@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
@@ -26,7 +27,8 @@ class Trigger(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sessionId: StrictStr = Field(min_length=1, max_length=64)
     modelId: StrictStr | None = Field(None, min_length=1, max_length=64)
-    modelIds: list[StrictStr] | None = Field(None, min_length=1, max_length=12)
+    modelIds: list[Annotated[StrictStr, Field(min_length=1, max_length=64)]] | None = Field(None, min_length=1,
+                                                                                           max_length=12)
     requestPayload: dict = {}
 
     @model_validator(mode="after")

@@ -53,6 +53,8 @@ def install(app: Flask) -> None:
         resp.status_code = err.http_status
         if err.code == "RATE_LIMITED" and "retryAfter" in err.details:
             resp.headers["Retry-After"] = str(err.details["retryAfter"])
+        if err.code == "METHOD_NOT_ALLOWED" and err.details.get("allowed"):
+            resp.headers["Allow"] = ", ".join(err.details["allowed"])
         return resp
 
     @app.errorhandler(HTTPException)

@@ -49,11 +49,11 @@ ADMIN_CALLS = {
     ("tokens", "GET"): (None, 200, None),
     ("tokens", "POST"): ({"role": "guest"}, 201, None),
     ("tokens", "PUT"): ({"jti": "{jti}"}, 200, None),
-    ("tokens", "DELETE"): (None, 400, "VALIDATION_ERROR"),
+    ("tokens", "DELETE"): (None, 405, "METHOD_NOT_ALLOWED"),
     ("sessions", "GET"): (None, 200, None),
     ("sessions", "POST"): ({"sessionId": "{sessionId}"}, 200, None),  # the session's details
     ("analytics", "GET"): (None, 200, None),
-    ("sessions", "PUT"): ({"sessionId": "{sessionId}"}, 400, "VALIDATION_ERROR"),
+    ("sessions", "PUT"): ({"sessionId": "{sessionId}"}, 405, "METHOD_NOT_ALLOWED"),
     ("sessions", "DELETE"): ({"sessionId": "{sessionId}"}, 200, None),
 }
 

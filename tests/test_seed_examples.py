@@ -178,3 +178,43 @@ def test_5_all_changes_logged(kiosk, admin_jwt, guest):
     assert d["session"]["userId"] == "guest_123" and d["workflow"]["triggeredAIModels"][0] == "guest-messaging"
     r = requests.get(kiosk.url + "/api/admin?endpoint=export&format=csv&kinds=sessions", headers=h, timeout=10)
     assert r.status_code == 200 and "guest_123" in r.text and "staff_789" in r.text
+
+
+# --- the seed's token form, in detail (the Flask test client) ----------------------------------
+
+@pytest.mark.parametrize("body,days", [({"userRole": "staff", "expiresInDays": 2}, 2),
+                                       ({"role": "staff", "expiresInDays": 400}, 400),
+                                       ({"userRole": "staff", "expiresIn": "12h"}, 0.5),
+                                       ({"userRole": "staff"}, 30)])
+def test_seed_token_forms(client, login, clock, body, days):
+    r = client.post("/api/admin?endpoint=tokens", headers=login("admin"), json=body)
+    assert r.status_code == 201, r.get_json()
+    b = r.get_json()
+    assert b["role"] == b["data"]["role"] == "staff"
+    assert b["data"] == {k: b[k] for k in ("token", "jti", "userId", "role", "expiresAt", "reusable")}
+    assert b["expiresAt"] == datetime.fromtimestamp(clock.now() + days * 86400, UTC).strftime(
+        "%Y-%m-%dT%H:%M:%S.000Z")
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"role": "guest", "userRole": "guest"}, "userRole"),
+    ({"role": "guest", "userRole": "staff"}, "userRole"),
+    ({"userRole": "guest", "expiresIn": "3d", "expiresInDays": 3}, "expiresInDays"),
+    ({"expiresInDays": 3}, "role"),
+    ({"userRole": "guest", "expiresInDays": 0}, "expiresInDays"),
+    ({"userRole": "guest", "expiresInDays": "30"}, "expiresInDays"),
+    ({"userRole": "guest", "expiresInDays": 30.5}, "expiresInDays"),
+    ({"userRole": "guest", "expiresInDays": 401}, "expiresInDays"),  # past tokens.max_ttl (400d)
+    ({"userRole": "guest", "expiresIn": "401d"}, "expiresIn"),
+    ({"userRole": "guest", "expiresIn": "soon"}, "expiresIn"),
+    ({"userRole": "guest", "expiresInDays": 10**30}, "expiresInDays"),
+    ({"userRole": "owner"}, "userRole"),
+    ({"userRole": "guest", "expiresInDays": 30, "color": "red"}, "color"),
+])
+def test_seed_token_form_errors(client, login, instance, body, field):
+    r = client.post("/api/admin?endpoint=tokens", headers=login("admin"), json=body)
+    err = r.get_json()["error"]
+    assert (r.status_code, err["code"]) == (400, "VALIDATION_ERROR"), err
+    named = {f["field"] for f in err["details"].get("fields", [])} | {err["details"].get("field")}
+    assert field in named, err
+    assert instance.db().execute("SELECT count(*) FROM qr_tokens WHERE issued_by LIKE 'admin:%'").fetchone() == (0,)

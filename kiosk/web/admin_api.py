@@ -110,14 +110,15 @@ def _tokens(inst, method: str):
         if req.hotelId not in (None, hotel):
             raise HotelMismatch("admins create tokens for their own hotel only",
                                 {"hotelId": req.hotelId})
-        days = req.pick("expiresIn", "expiresInDays", "30d")
+        lifetime = req.pick("expiresIn", "expiresInDays", "30d")
+        field = "expiresInDays" if isinstance(lifetime, int) else "expiresIn"
         try:
-            ttl = days * 86400 if isinstance(days, int) else parse_duration(days)
+            ttl = lifetime * 86400 if isinstance(lifetime, int) else parse_duration(lifetime)
         except ValueError as e:
-            raise ValidationError(str(e), {"field": "expiresIn"}) from None
+            raise ValidationError(str(e), {"field": field}) from None
         if ttl > parse_duration(inst.config.tokens.max_ttl):
-            raise ValidationError("expiresIn is longer than allowed", {"field": "expiresIn",
-                                                                         "max": inst.config.tokens.max_ttl})
+            raise ValidationError(f"{field} is longer than allowed", {"field": field,
+                                                                       "max": inst.config.tokens.max_ttl})
         token, row = tokens.issue(inst.db(), current_app.config["KIOSK_KEYS"], hotel_id=hotel,
                                   role=role, now=now, ttl_seconds=ttl, user_id=req.userId,
                                   name=req.name, reusable=req.reusable,

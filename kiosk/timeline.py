@@ -7,8 +7,8 @@ How rows link to a session:
 * by the session's user as actor within the session's lifetime (from its start to its
   end, its expiry or now, whichever is first) — the actions the models applied
   (audit ``model.actions``), approvals decided (``approval.*``), work-order changes
-  through the PMS path (``work_order_history.by``), tickets (``tickets.created_by``, or
-  their ``session_id`` when they carry one)
+  through the PMS path (``work_order_history.by``), tickets (``tickets.created_by``; one
+  that carries another session's ``session_id`` is that session's)
   and duplicates found (``ticket.duplicate``).  A user with two sessions open at once
   sees these in both;
 * the end: ``ended_at``/``end_reason`` of the row (logout, an admin, a revoked or
@@ -52,7 +52,7 @@ def _entry(at: float, kind: str, summary: str, details: dict, tie: int = 0) -> d
 
 def _audit(db, hotel_id: str, s: dict, end: float) -> list[dict]:
     rows = list(db.query("SELECT id, at, event, outcome, actor, jti, client, code, details FROM audit_log"
-                         " WHERE session_id = ? AND hotel_id = ? ORDER BY id LIMIT ?", [s["id"], hotel_id, LIMIT]))
+                         " WHERE session_id = ? AND +hotel_id = ? ORDER BY id LIMIT ?", [s["id"], hotel_id, LIMIT]))
     marks = ", ".join("?" for _ in _ACTOR_EVENTS)
     rows += db.query(f"SELECT id, at, event, outcome, actor, jti, client, code, details FROM audit_log"
                      f" WHERE hotel_id = ? AND at >= ? AND at <= ? AND actor = ? AND session_id IS NULL"
@@ -90,7 +90,7 @@ def _audit(db, hotel_id: str, s: dict, end: float) -> list[dict]:
 
 def _workflow(db, hotel_id: str, sid: str) -> dict | None:
     row = db.execute("SELECT id, workflow, state, models, created_at, updated_at FROM workflow_state"
-                     " WHERE session_id = ? AND hotel_id = ? ORDER BY created_at LIMIT 1", [sid, hotel_id]).fetchone()
+                     " WHERE session_id = ? AND +hotel_id = ? ORDER BY created_at LIMIT 1", [sid, hotel_id]).fetchone()
     if row is None:
         return None
     wid, workflow, state, models, created, updated = row
@@ -100,7 +100,8 @@ def _workflow(db, hotel_id: str, sid: str) -> dict | None:
 
 def _runs(db, hotel_id: str, sid: str) -> list[dict]:
     return list(db.query("SELECT id, model_id, actor, started_at, duration_ms, status, error, actions"
-                         " FROM ai_interactions WHERE session_id = ? AND hotel_id = ? ORDER BY started_at, id LIMIT ?",
+                         " FROM ai_interactions WHERE session_id = ? AND +hotel_id = ?"  # + : by the session's index
+                         " ORDER BY started_at, id LIMIT ?",
                          [sid, hotel_id, LIMIT]))
 
 
@@ -125,9 +126,9 @@ def _tickets(db, hotel_id: str, s: dict, end: float) -> list[dict]:
                    {"ticketId": r["ticket_id"], "type": r["type"], "title": r["title"], "roomNumber": r["room_number"],
                     "priority": r["priority"], "queue": r["queue"], "status": r["status"]})
             for r in db.query("SELECT ticket_id, type, title, room_number, priority, queue, status, created_at"
-                              " FROM tickets WHERE hotel_id = ? AND (session_id = ? OR (session_id IS NULL"
-                              " AND created_at >= ? AND created_at <= ? AND created_by = ?)) ORDER BY created_at LIMIT ?",
-                              [hotel_id, s["id"], s["created_at"], end, s["user_id"], LIMIT])]
+                              " FROM tickets WHERE hotel_id = ? AND created_by = ? AND created_at >= ?"
+                              " AND created_at <= ? AND (session_id IS NULL OR session_id = ?) ORDER BY created_at LIMIT ?",
+                              [hotel_id, s["user_id"], s["created_at"], end, s["id"], LIMIT])]
 
 
 def _end(db, s: dict, now: float) -> dict | None:

@@ -50,3 +50,18 @@ def test_the_kiosk_api_holds_to_its_openapi_document(tmp_path):
         assert requests.get(k.url + "/healthz", timeout=10).status_code == 200
     finally:
         k.stop_all()
+
+
+def test_the_cloud_api_holds_to_its_openapi_document(tmp_path):
+    from harness import Cloud
+
+    cloud = Cloud(tmp_path).start()
+    try:
+        cred = cloud.device("fuzz", "demo")
+        p = run_st(ROOT / "docs/cloud-openapi.yaml", cloud.url, ROOT / "tests/fuzz/cloud.toml",
+                   {"Authorization": f"Bearer {cred}"}, tmp_path)
+        assert p.returncode == 0, p.stdout[-6000:] + p.stderr[-2000:]
+        assert requests.get(cloud.url + "/sync/v1/health", headers={"Authorization": f"Bearer {cred}"},
+                            timeout=10).status_code == 200
+    finally:
+        cloud.stop()

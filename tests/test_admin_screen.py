@@ -203,7 +203,7 @@ def test_an_admin_scans_at_the_lobby_and_sees_the_overview_with_charts(kiosk, pa
     ready(page, "overview")
     assert "Mia Keller" in page.locator(".admin-head").text_content()
     cards = page.locator("#ov-cards")
-    expect(cards).to_contain_text("Scans, last 24 h")
+    expect(cards).to_contain_text("Scans (24 h)")
     expect(cards).to_contain_text("Dead letters")
     for chart in ("#chart-ov-scans", "#chart-ov-models", "#chart-ov-sync"):
         svg = page.locator(f"{chart} svg[role=img]")
@@ -446,10 +446,43 @@ def test_a_failing_endpoint_shows_a_retryable_error(kiosk, page):
     expect(panel).to_have_attribute("data-state", "error")
     expect(panel.locator(".panel-status")).to_contain_text("Something went wrong on the kiosk")
     expect(page.locator("#ov-cloud")).to_contain_text("cloud")  # what did load is still shown
+    shot(page, "admin-error-1920")
     failing["on"] = False
     panel.get_by_role("button", name="Try again").click()
     ready(page, "overview")
     expect(page.locator("#chart-ov-scans svg")).to_be_visible()
+
+
+@needs_browser
+def test_a_new_kiosk_shows_empty_states_that_say_what_to_do(tmp_path, page):
+    from playwright.sync_api import expect
+
+    k = Kiosk(tmp_path, "fresh")
+    k.serve()
+    try:
+        page.set_viewport_size({"width": 390, "height": 844})
+        sign_in_at_the_lobby(page, k)
+        ready(page, "overview")
+        expect(page.locator("#chart-ov-models")).to_contain_text("No model ran in this period")
+        expect(page.locator("#ov-cards")).to_contain_text("nothing waiting for staff")
+        shot(page, "admin-empty-overview-390")
+        open_tab(page, "Sessions")
+        ready(page, "sessions")
+        expect(page.locator("#session-list tbody tr")).to_have_count(1)  # the admin herself
+        page.locator("[data-panel=sessions]").get_by_label("Show").select_option("expired")
+        ready(page, "sessions")
+        expect(page.locator("#session-list .empty")).to_contain_text("No ended sessions yet")
+        open_tab(page, "Sync")
+        ready(page, "sync")
+        expect(page.locator("#sy-dead")).to_contain_text("No dead letters")
+        expect(page.locator("#sy-conflicts")).to_contain_text("No conflicts so far")
+        open_tab(page, "Analytics")
+        ready(page, "analytics")
+        expect(page.locator("#an-models")).to_contain_text("No model ran in this period")
+        expect(page.locator("#chart-an-refused")).to_contain_text("No scans were refused")
+        shot(page, "admin-empty-analytics-390")
+    finally:
+        k.stop_all()
 
 
 @needs_browser
@@ -479,7 +512,7 @@ def test_tabs_work_with_the_keyboard_and_in_german(kiosk, page):
     assert unlabeled == []
     page.get_by_role("button", name="Deutsch").click()
     expect(page.get_by_role("tab", name="Überblick")).to_have_attribute("aria-selected", "true")
-    expect(page.locator("#ov-cards")).to_contain_text("Scans, letzte 24 Std.")
+    expect(page.locator("#ov-cards")).to_contain_text("Scans (24 Std.)")
     expect(page.locator("#chart-ov-scans")).to_contain_text("Uhrzeit")
     page.get_by_role("tab", name="Sitzungen").click()
     ready(page, "sessions")
@@ -513,7 +546,7 @@ def test_admin_without_a_session_is_asked_to_sign_in_and_others_get_403(kiosk, b
         assert api == [403, "FORBIDDEN"]
         if role == "staff":
             shot(page, "admin-forbidden-390")
-        page.get_by_role("button", name="Log out").click()
+        page.get_by_role("button", name="Log out to use an admin code").click()
         expect(page.get_by_role("heading", name="Admin sign-in")).to_be_visible()
         ctx.close()
 

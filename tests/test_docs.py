@@ -217,7 +217,7 @@ def test_documented_error_responses_carry_codes_of_their_status(spec):
 def app_routes(app) -> dict[tuple[str, str], object]:
     out = {}
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static" or rule.endpoint.startswith("screens."):
+        if rule.endpoint == "static" or rule.endpoint.startswith(("screens.", "admin_screens.")):
             continue  # the screens' HTML, assets and event stream: docs/screens.md, not the JSON API
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:

@@ -28,6 +28,13 @@ const TIMELINE_KIND = {"scan": "admin.timeline.kind.scan", "workflow.started": "
                        "pms.change": "admin.timeline.kind.pms", "session.ended": "admin.timeline.kind.ended",
                        "session.expired": "admin.timeline.kind.expired",
                        "security.forbidden": "admin.timeline.kind.forbidden"};
+const OUTBOX_KIND = {"token.issued": "admin.outbox.token.issued", "token.revoked": "admin.outbox.token.revoked",
+                     "token.used": "admin.outbox.token.used", "session.opened": "admin.outbox.session.opened",
+                     "session.ended": "admin.outbox.session.ended", "pms.update": "admin.outbox.pms.update",
+                     "work_order.created": "admin.outbox.work_order.created",
+                     "work_order.updated": "admin.outbox.work_order.updated",
+                     "ticket.created": "admin.outbox.ticket.created", "ticket.updated": "admin.outbox.ticket.updated",
+                     "task.created": "admin.outbox.task.created", "message.send": "admin.outbox.message.send"};
 const SECURITY_KIND = {TOKEN_REPLAY: "admin.security.TOKEN_REPLAY"};
 const ERRORS = {NETWORK: "admin.error.NETWORK", FORBIDDEN: "admin.error.FORBIDDEN", NOT_FOUND: "admin.error.NOT_FOUND",
                 UNAVAILABLE: "admin.error.UNAVAILABLE", VALIDATION_ERROR: "admin.error.VALIDATION_ERROR",
@@ -115,6 +122,31 @@ function emptyState(key, vars) {
   return el("p", {class: "empty"}, t(key, vars));
 }
 
+// --- people by name where known: token holders by token id and by user id -------------------
+const names = {byJti: new Map(), byUser: new Map()};
+
+function learnNames(rows) {
+  for (const r of rows || []) {
+    if (!r.name) continue;
+    if (r.jti) names.byJti.set(r.jti, r.name);
+    if (r.userId) names.byUser.set(r.userId, r.name);
+  }
+}
+
+// "Mia Keller (a-mia)" for a user id or an actor such as "admin:a-mia"; the id when unknown
+function person(id) {
+  if (typeof id !== "string" || !id) return id;
+  const bare = id.replace(/^(admin|staff|guest):/, "");
+  const name = names.byUser.get(bare);
+  return name && name !== bare ? `${name} (${bare})` : id;
+}
+
+// a token's holder, for a token id (jti)
+function holder(jti) {
+  const name = names.byJti.get(jti);
+  return name ? `${name} (${jti})` : jti;
+}
+
 // --- times, numbers, durations --------------------------------------------------------------
 const locale = () => (Kiosk.lang === "de" ? "de-DE" : "en-GB");
 const num = n => new Intl.NumberFormat(locale()).format(Number(n) || 0);
@@ -125,13 +157,19 @@ const ms = n => t("admin.unit.ms", {n: num(Math.round(Number(n) || 0))});
 function dateTime(value) {
   const d = value instanceof Date ? value : new Date(value);
   if (isNaN(d)) return "—";
-  const day = new Intl.DateTimeFormat(locale(), {day: "numeric", month: "short", year: "numeric"}).format(d);
-  const time = new Intl.DateTimeFormat(locale(), {hour: "2-digit", minute: "2-digit", hour12: false}).format(d);
-  return day + " " + time;
+  return dateOnly(d) + " " + hourMinute(d);
+}
+
+function dateOnly(d) {
+  return new Intl.DateTimeFormat(locale(), {day: "numeric", month: "short", year: "numeric"}).format(d);
 }
 
 function dayMonth(d, timeZone) {
   return new Intl.DateTimeFormat(locale(), {day: "numeric", month: "short", timeZone}).format(d);
+}
+
+function clock(d) {
+  return new Intl.DateTimeFormat(locale(), {hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false}).format(d);
 }
 
 function hourMinute(d) {
@@ -245,11 +283,18 @@ function chart(id, spec) {
 }
 
 // A series' time stamp as an axis label, by the period's bucket size.
-function bucketLabel(value, bucket) {
-  const d = new Date(value);
-  if (isNaN(d)) return String(value);
-  // hours in local time; days are the kiosk's UTC days, so named as such
-  return bucket === "hour" ? hourMinute(d) : dayMonth(d, "UTC");
+// A time series' axis: short labels, each bucket in full (tooltips, the table) and, for
+// hours, the date under the first hour of each day.  Hours are local; days are the
+// kiosk's UTC days, so named as such.
+function timeAxis(points, bucket) {
+  const dates = points.map(p => new Date(p.t));
+  if (bucket === "hour") {
+    return {categories: dates.map(hourMinute), titles: dates.map(dateTime),
+            groups: dates.map((d, i) => (i === 0 || d.getHours() === 0 ? dayMonth(d) : null))};
+  }
+  const full = new Intl.DateTimeFormat(locale(), {weekday: "short", day: "numeric", month: "short", year: "numeric",
+                                                  timeZone: "UTC"});
+  return {categories: dates.map(d => dayMonth(d, "UTC")), titles: dates.map(d => full.format(d)), groups: null};
 }
 
 function bucketAxis(bucket) {
@@ -315,7 +360,8 @@ function renderOverview() {
     card(t("admin.card.dead"), num(sync.dead), sync.dead ? t("admin.card.dead.sub") : t("admin.card.dead.none"),
          sync.dead ? "bad" : ""),
     card(t("admin.card.approvals"), num(actions.approvalsPending),
-         t("admin.card.approvals.sub", {tasks: num(actions.tasksCreated), pms: num(actions.pmsUpdatesQueued)})),
+         t(actions.approvalsPending ? "admin.card.approvals.waiting" : "admin.card.approvals.none"),
+         actions.approvalsPending ? "warn" : ""),
   );
   const bucket = (a.period || {}).bucket || "hour";
   const series = (a.series || {}).scans || [];
@@ -323,13 +369,13 @@ function renderOverview() {
     kind: "bar", stacked: true, title: t("admin.chart.scansToday"),
     summary: t("admin.chart.scans.summary", {total: num(scans.total), ok: num(scans.success), refused: num(refused)}),
     xLabel: bucketAxis(bucket), yLabel: t("admin.axis.scans"), format: num,
-    categories: series.map(p => bucketLabel(p.t, bucket)),
+    ...timeAxis(series, bucket),
     series: [{label: t("admin.series.accepted"), values: series.map(p => p.success || 0), cls: "s-ok"},
              {label: t("admin.series.refused"), values: series.map(p => p.refused || 0), cls: "s-bad"}],
   });
   const used = models.filter(m => m.runs).sort((x, y) => y.runs - x.runs);
   chart("chart-ov-models", {
-    kind: "hbar", stacked: true, title: t("admin.chart.models"),
+    kind: "hbar", stacked: true, title: t("admin.chart.models"), empty: t("admin.chart.models.empty"),
     summary: t("admin.chart.models.summary", {runs: num(runs), n: used.length, errors: num(errors + timeouts)}),
     xLabel: t("admin.axis.runs"), yLabel: t("admin.axis.model"), format: num,
     categories: used.map(m => m.modelId),
@@ -360,15 +406,16 @@ async function loadTokens() {
     const r = await call("GET", params);
     if (!r.ok) return r;
     tokensState.rows = r.data.tokens;
+    learnNames(r.data.tokens);
     renderTokens();
     return null;
   });
 }
 
-function personOf(row) {
+function personOf(row, badge) {
   const name = row.name && row.name !== row.userId ? row.name : null;
-  if (!name) return el("span", {}, row.userId || "—");
-  return el("span", {}, el("span", {class: "name"}, name), el("span", {class: "sub"}, row.userId));
+  if (!name) return el("span", {}, el("span", {class: "name"}, row.userId || "—", badge));
+  return el("span", {}, el("span", {class: "name"}, name, badge), el("span", {class: "sub"}, row.userId));
 }
 
 function renderTokens() {
@@ -385,19 +432,21 @@ function renderTokens() {
   host.replaceChildren(table(t("admin.tab.tokens"), cols, rows.map(r => ({
     attrs: {"data-jti": r.jti},
     cells: [personOf(r), label(ROLE, r.role) + (r.reusable ? " · " + t("admin.tokens.reusable.short") : ""),
-            el("span", {class: "badge " + r.status}, label(TOKEN_STATUS, r.status)),
+            el("span", {class: "pill " + r.status}, label(TOKEN_STATUS, r.status)),
             when(r.issuedAt), expiresCell(r),
             r.status === "active"
-              ? button(t("admin.tokens.revoke"), () => confirmRevoke(r), "danger small",
-                       {"aria-label": t("admin.tokens.revoke.label", {who: r.name || r.userId})})
-              : el("span", {class: "muted"}, "—")],
+              ? el("div", {class: "actions-cell"},
+                   button(t("admin.tokens.revoke"), () => confirmRevoke(r), "danger small",
+                          {"aria-label": t("admin.tokens.revoke.label", {who: r.name || r.userId})}))
+              : el("span", {class: "muted none"}, "—")],
   }))));
 }
 
 function expiresCell(r) {
   if (r.status === "revoked") return el("span", {}, t("admin.tokens.revokedAt", {when: relative(r.revokedAt)}));
   if (r.status === "used") return el("span", {}, t("admin.tokens.usedAt", {when: relative(r.usedAt)}));
-  return when(r.expiresAt);
+  const key = r.status === "expired" ? "admin.tokens.expiredAt" : "admin.tokens.until";
+  return el("span", {title: dateTime(r.expiresAt)}, t(key, {when: relative(r.expiresAt)}));
 }
 
 function confirmRevoke(row) {
@@ -542,6 +591,7 @@ async function loadSessions() {
     const r = await call("GET", {endpoint: "sessions", status: filter, limit: 500});
     if (!r.ok) return r;
     sessionsState.rows = r.data.sessions;
+    learnNames(r.data.sessions);
     renderSessions();
     return null;
   });
@@ -575,9 +625,9 @@ function renderSessions() {
                             {"aria-label": t("admin.sessions.end.label", {who})}));
     }
     return {attrs: {"data-session": s.sessionId},
-            cells: [s.sessionId === me ? el("span", {}, personOf(s), el("span", {class: "badge you"}, t("admin.sessions.you")))
-                      : personOf(s), label(ROLE, s.role), label(METHOD, s.scanMethod), when(s.createdAt),
-                    el("span", {class: "badge " + state}, stateText), actions]};
+            cells: [personOf(s, s.sessionId === me ? el("span", {class: "pill you"}, t("admin.sessions.you")) : null),
+                    label(ROLE, s.role), label(METHOD, s.scanMethod), when(s.createdAt),
+                    el("span", {class: "pill " + state}, stateText), actions]};
   })));
 }
 
@@ -639,15 +689,25 @@ function renderTimeline(s, items, workflow) {
     ol.replaceChildren(el("li", {class: "empty"}, t("admin.timeline.empty")));
     return;
   }
+  let day = null;
   ol.replaceChildren(...items.map(it => {
+    const d = new Date(it.at);
+    const today = dayMonth(d);
+    // the time to the second (a session's steps are seconds apart); the date where it changes
+    const stamp = (today !== day ? dateOnly(d) + " " : "") + clock(d);
+    day = today;
     const li = el("li", {"data-kind": it.kind},
-      el("time", {datetime: it.at, title: relative(it.at)}, dateTime(it.at)),
+      el("time", {datetime: it.at, title: dateTime(d) + " · " + relative(it.at)}, stamp),
       el("span", {class: "kind"}, label(TIMELINE_KIND, it.kind)),
       el("span", {class: "summary"}, it.summary || ""));
-    const details = it.details && typeof it.details === "object" ? Object.entries(it.details) : [];
+    const details = it.details && typeof it.details === "object"
+      ? Object.entries(it.details).filter(([, v]) => v !== null && v !== undefined && v !== "") : [];
     if (details.length) {
       const dl = el("dl", {class: "facts small"});
-      for (const [k, v] of details) dl.append(el("dt", {}, k), el("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v)));
+      for (const [k, v] of details) {
+        const text = ["by", "actor"].includes(k) ? person(v) : typeof v === "object" ? JSON.stringify(v) : String(v);
+        dl.append(el("dt", {}, k), el("dd", {}, text));
+      }
       li.append(el("details", {}, el("summary", {}, t("admin.timeline.details")), dl));
     }
     return li;
@@ -706,10 +766,10 @@ function renderAnalytics() {
   const failed = models.reduce((x, m) => x + (m.error || 0) + (m.timeout || 0), 0);
   $("an-cards").replaceChildren(
     card(t("admin.card.scans.period"), num(scans.total),
-         t("admin.card.rate", {rate: scans.total ? pct((scans.success || 0) / scans.total) : "—"})),
+         scans.total ? t("admin.card.rate", {rate: pct((scans.success || 0) / scans.total)}) : t("admin.card.noscans")),
     card(t("admin.card.sessions.period"), num(sess.total),
-         Object.entries(sess.byRole || {}).map(([r, n]) => `${label(ROLE, r)} ${num(n)}`).join(" · ") || null),
-    card(t("admin.card.runs"), num(runs), t("admin.card.errorRate", {rate: runs ? pct(failed / runs) : "—"}),
+         Object.entries(sess.byRole || {}).filter(([, n]) => n).map(([r, n]) => `${label(ROLE, r)} ${num(n)}`).join(" · ") || null),
+    card(t("admin.card.runs"), num(runs), runs ? t("admin.card.errorRate", {rate: pct(failed / runs)}) : t("admin.card.noruns"),
          failed ? "warn" : ""),
     card(t("admin.card.actions"), num((actions.tasksCreated || 0) + (actions.pmsUpdatesQueued || 0)),
          t("admin.card.approvals.sub", {tasks: num(actions.tasksCreated), pms: num(actions.pmsUpdatesQueued)})),
@@ -719,16 +779,16 @@ function renderAnalytics() {
     kind: "bar", stacked: true, title: t(bucket === "hour" ? "admin.chart.scansHour" : "admin.chart.scansDay"),
     summary: t("admin.chart.scans.summary", {total: num(scans.total), ok: num(scans.success), refused: num(refused)}),
     xLabel: bucketAxis(bucket), yLabel: t("admin.axis.scans"), format: num,
-    categories: ss.map(p => bucketLabel(p.t, bucket)),
+    ...timeAxis(ss, bucket),
     series: [{label: t("admin.series.accepted"), values: ss.map(p => p.success || 0), cls: "s-ok"},
              {label: t("admin.series.refused"), values: ss.map(p => p.refused || 0), cls: "s-bad"}],
   });
   const ms_ = (a.series || {}).models || [];
   chart("chart-an-runs", {
-    kind: "line", title: t("admin.chart.runs"),
+    kind: "line", title: t("admin.chart.runs"), empty: t("admin.chart.models.empty"),
     summary: t("admin.chart.runs.summary", {runs: num(runs), errors: num(failed)}),
     xLabel: bucketAxis(bucket), yLabel: t("admin.axis.runs"), format: num,
-    categories: ms_.map(p => bucketLabel(p.t, bucket)),
+    ...timeAxis(ms_, bucket),
     series: [{label: t("admin.series.runs"), values: ms_.map(p => p.runs || 0), cls: "s-info"},
              {label: t("admin.series.errors"), values: ms_.map(p => p.errors || 0), cls: "s-bad"}],
   });
@@ -742,7 +802,7 @@ function renderAnalytics() {
   });
   const timed = models.filter(m => m.runs);
   chart("chart-an-latency", {
-    kind: "hbar", title: t("admin.chart.latency"),
+    kind: "hbar", title: t("admin.chart.latency"), empty: t("admin.chart.models.empty"),
     summary: timed.map(m => `${m.modelId}: ${ms(m.meanMs)} / ${ms(m.p95Ms)}`).join(", "),
     xLabel: t("admin.axis.ms"), yLabel: t("admin.axis.model"), format: v => num(Math.round(v)),
     categories: timed.map(m => m.modelId),
@@ -752,8 +812,8 @@ function renderAnalytics() {
   chart("chart-an-errors", {
     kind: "hbar", title: t("admin.chart.errorRate"),
     summary: timed.map(m => `${m.modelId}: ${pct(((m.error || 0) + (m.timeout || 0)) / m.runs)}`).join(", "),
-    xLabel: t("admin.axis.percent"), yLabel: t("admin.axis.model"), format: v => num(Math.round(v * 10) / 10) + " %",
-    empty: t("admin.chart.empty"),
+    xLabel: t("admin.axis.percent"), yLabel: t("admin.axis.model"), format: v => pct(v / 100),
+    empty: t("admin.chart.models.empty"),
     categories: timed.map(m => m.modelId),
     series: [{label: t("admin.axis.percent"), values: timed.map(m => 100 * ((m.error || 0) + (m.timeout || 0)) / m.runs),
               cls: "s-bad"}],
@@ -787,8 +847,10 @@ const syncState = {summary: null, dead: null, conflicts: null, security: null};
 
 async function loadSync() {
   await run($("panel-sync"), async () => {
-    const [s, d, c, x] = await Promise.all([call("GET", {endpoint: "sync"}), call("GET", {endpoint: "outbox"}),
-                                            call("GET", {endpoint: "conflicts"}), call("GET", {endpoint: "security"})]);
+    const [s, d, c, x, tk] = await Promise.all([
+      call("GET", {endpoint: "sync"}), call("GET", {endpoint: "outbox"}), call("GET", {endpoint: "conflicts"}),
+      call("GET", {endpoint: "security"}), call("GET", {endpoint: "tokens", limit: 1000})]);
+    if (tk.ok) learnNames(tk.data.tokens);  // to name the people behind token ids
     syncState.summary = s.ok ? s.data : null;
     syncState.dead = d.ok ? d.data.dead : null;
     syncState.conflicts = c.ok ? c.data.conflicts : null;
@@ -809,7 +871,8 @@ function renderSync() {
     card(t("admin.card.cloud"), s.lastHeardAt ? relative(s.lastHeardAt) : t("admin.never"),
          s.stale ? t("admin.cloud.stale.short", {after: duration(s.staleAfterSeconds)}) : t("admin.cloud.fresh"),
          s.stale ? "warn" : ""),
-    card(t("admin.card.keys"), s.newestTrustedAt ? relative(s.newestTrustedAt) : t("admin.never"), t("admin.card.keys.sub")),
+    card(t("admin.card.keys"), s.newestTrustedAt ? relative(s.newestTrustedAt) : "—",
+         s.newestTrustedAt ? t("admin.card.keys.sub") : t("admin.card.keys.none")),
   ] : []));
   const dead = syncState.dead;
   if (dead) {
@@ -817,12 +880,13 @@ function renderSync() {
       [t("admin.col.what"), t("admin.col.item"), t("admin.col.attempts"), t("admin.col.reason"), t("admin.col.since"),
        t("admin.col.actions")],
       dead.map(e => ({attrs: {"data-dead": e.id}, cells: [
-        e.kind, `${e.entityType} ${e.entityId}`, num(e.attempts), e.reason, when(e.createdAt),
+        label(OUTBOX_KIND, e.kind), e.entityType === "qr_token" ? holder(e.entityId) : `${e.entityType} ${e.entityId}`,
+        num(e.attempts), e.reason, when(e.createdAt),
         el("div", {class: "actions-cell"},
            button(t("admin.sync.retry"), () => resolveDead(e, "retry"), "secondary small",
-                  {"aria-label": t("admin.sync.retry.label", {what: e.kind, id: e.entityId})}),
+                  {"aria-label": t("admin.sync.retry.label", {what: label(OUTBOX_KIND, e.kind), id: e.entityId})}),
            button(t("admin.sync.drop"), () => confirmDrop(e), "danger small",
-                  {"aria-label": t("admin.sync.drop.label", {what: e.kind, id: e.entityId})}))]}))));
+                  {"aria-label": t("admin.sync.drop.label", {what: label(OUTBOX_KIND, e.kind), id: e.entityId})}))]}))));
   }
   const conflicts = syncState.conflicts;
   if (conflicts) {
@@ -834,20 +898,20 @@ function renderSync() {
   if (sec) {
     $("sy-security").replaceChildren(!sec.length ? emptyState("admin.sync.security.empty") : table(t("admin.sync.security"),
       [t("admin.col.what"), t("admin.col.subject"), t("admin.col.when")],
-      sec.map(e => ({cells: [label(SECURITY_KIND, e.kind), e.subject, when(e.detectedAt)]}))));
+      sec.map(e => ({cells: [label(SECURITY_KIND, e.kind), holder(e.subject), when(e.detectedAt)]}))));
   }
 }
 
 async function resolveDead(e, action) {
   const r = await call("PUT", {endpoint: "outbox"}, {id: e.id, action});
   if (!r.ok) { Kiosk.say(msg, ""); msg.textContent = errorText(r); msg.className = "message error"; return r; }
-  say(action === "retry" ? "admin.sync.retried" : "admin.sync.dropped", "ok", {what: e.kind, id: e.entityId});
+  say(action === "retry" ? "admin.sync.retried" : "admin.sync.dropped", "ok", {what: label(OUTBOX_KIND, e.kind), id: e.entityId});
   await loadSync();
   return null;
 }
 
 function confirmDrop(e) {
-  confirmAction({title: t("admin.sync.drop.title"), text: t("admin.sync.drop.text", {what: e.kind, id: e.entityId}),
+  confirmAction({title: t("admin.sync.drop.title"), text: t("admin.sync.drop.text", {what: label(OUTBOX_KIND, e.kind), id: e.entityId}),
                  ok: t("admin.sync.drop"), action: () => resolveDead(e, "drop")});
 }
 
@@ -974,6 +1038,7 @@ async function login(ev) {
   Kiosk.translate();
   translateExtras();
   if ($("logout")) $("logout").addEventListener("click", logout);
+  if ($("logout-here")) $("logout-here").addEventListener("click", logout);
   if (MODE === "login") {
     $("login").addEventListener("submit", login);
     $("token").focus();

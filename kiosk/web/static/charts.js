@@ -24,13 +24,18 @@ const Charts = (() => {
     return el;
   }
 
-  // A "nice" axis: 0 .. max in 3-5 round steps.
-  function niceTicks(max) {
+  // A "nice" axis: 0 .. max in 3-5 round steps (whole steps for counts).
+  function niceTicks(max, integral) {
     if (!(max > 0)) return {max: 1, step: 1};
     const rough = max / 4;
     const mag = Math.pow(10, Math.floor(Math.log10(rough)));
-    const step = [1, 2, 2.5, 5, 10].map(m => m * mag).find(s => s >= rough);
+    let step = [1, 2, 5, 10].map(m => m * mag).find(s => s >= rough);
+    if (integral) step = Math.max(1, Math.round(step));
     return {max: Math.ceil(max / step) * step, step};
+  }
+
+  function isIntegral(spec) {
+    return spec.series.every(s => s.values.every(v => Number.isInteger(Number(v) || 0)));
   }
 
   const charWidth = px => px * 0.6;  // a fair average for system-ui
@@ -41,7 +46,9 @@ const Charts = (() => {
 
   // spec: {kind: "bar" | "line" | "hbar", title, summary, xLabel, yLabel, categories: [..],
   //        series: [{label, values: [..], cls}], stacked, format: n => string, empty: string,
-  //        tableLabel: string ("Show the numbers")}
+  //        tableLabel: string ("Show the numbers"),
+  //        titles: [..] (optional: each category in full, for tooltips and the table),
+  //        groups: [..] (optional, columns only: a second axis row, e.g. the date where a day starts)}
   function render(host, spec) {
     hosts.set(host, spec);
     observe(host);
@@ -57,6 +64,11 @@ const Charts = (() => {
     const fmt = spec.format || (n => String(n));
     const total = spec.series.reduce((a, s) => a + s.values.reduce((x, y) => x + (Number(y) || 0), 0), 0);
     const empty = !spec.categories.length || total === 0;
+    if (empty) {  // nothing to draw: say so, no empty axes
+      fig.append(html("p", {class: "chart-empty-box"}, spec.empty));
+      host.replaceChildren(fig);
+      return;
+    }
     const svg = spec.kind === "hbar" ? hbar(spec, width, fmt, empty) : vertical(spec, width, fmt, empty);
     svg.setAttribute("role", "img");
     svg.setAttribute("aria-labelledby", id + "-t " + id + "-d");
@@ -93,7 +105,7 @@ const Charts = (() => {
     const tbody = html("tbody");
     spec.categories.forEach((c, i) => {
       const tr = html("tr");
-      tr.append(html("th", {scope: "row"}, c));
+      tr.append(html("th", {scope: "row"}, (spec.titles || [])[i] || c));
       for (const s of spec.series) tr.append(html("td", {}, fmt(s.values[i] || 0)));
       tbody.append(tr);
     });
@@ -116,11 +128,12 @@ const Charts = (() => {
     const sums = cats.map((_, i) => spec.stacked
       ? spec.series.reduce((a, s) => a + (Number(s.values[i]) || 0), 0)
       : Math.max(0, ...spec.series.map(s => Number(s.values[i]) || 0)));
-    const ticks = niceTicks(Math.max(0, ...sums));
+    const ticks = niceTicks(Math.max(0, ...sums), isIntegral(spec));
     const tickLabels = [];
     for (let v = 0; v <= ticks.max + 1e-9; v += ticks.step) tickLabels.push(v);
     const left = 22 + Math.max(18, measureLabels(tickLabels.map(fmt), px)) + 6;
-    const m = {top: 12, right: 10, bottom: 48, left};
+    const groups = spec.groups && spec.groups.some(Boolean) ? spec.groups : null;
+    const m = {top: 12, right: 10, bottom: groups ? 48 + px + 4 : 48, left};
     const w = width - m.left - m.right, h = height - m.top - m.bottom;
     const svg = svgEl("svg", {width, height, viewBox: `0 0 ${width} ${height}`, class: "chart-svg"});
     const y = v => m.top + h - (v / ticks.max) * h;
@@ -149,6 +162,16 @@ const Charts = (() => {
       svg.append(svgEl("text", {x: m.left + band * (i + 0.5), y: m.top + h + px + 6, "text-anchor": "middle",
                                 class: "tick", "font-size": px}, c));
     });
+    if (groups) {  // e.g. the date under the first hour of each day, with a divider
+      groups.forEach((g, i) => {
+        if (!g) return;
+        const x = m.left + band * i;
+        if (i) svg.append(svgEl("line", {x1: x, x2: x, y1: m.top, y2: m.top + h + 2 * px + 8, class: "divider"}));
+        svg.append(svgEl("text", {x: x + 2, y: m.top + h + 2 * px + 10, "text-anchor": "start", class: "tick group",
+                                  "font-size": px}, g));
+      });
+    }
+    const full = i => (spec.titles || [])[i] || cats[i];
     if (spec.kind === "line") {
       spec.series.forEach(s => {
         const pts = cats.map((_, i) => `${(m.left + band * (i + 0.5)).toFixed(1)},${y(Number(s.values[i]) || 0).toFixed(1)}`);
@@ -156,7 +179,7 @@ const Charts = (() => {
         cats.forEach((c, i) => {
           const dot = svgEl("circle", {cx: m.left + band * (i + 0.5), cy: y(Number(s.values[i]) || 0),
                                        r: small ? 2.5 : 3.5, class: "dot " + s.cls});
-          dot.append(svgEl("title", {}, `${c} — ${s.label}: ${fmt(s.values[i] || 0)}`));
+          dot.append(svgEl("title", {}, `${full(i)} — ${s.label}: ${fmt(s.values[i] || 0)}`));
           svg.append(dot);
         });
       });
@@ -180,7 +203,7 @@ const Charts = (() => {
           rect = svgEl("rect", {x: x0 + sw * k, width: Math.max(sw - 1, 1), y: y(v), height: y(0) - y(v),
                                 class: "bar " + s.cls});
         }
-        rect.append(svgEl("title", {}, `${c} — ${s.label}: ${fmt(v)}`));
+        rect.append(svgEl("title", {}, `${full(i)} — ${s.label}: ${fmt(v)}`));
         svg.append(rect);
       });
     });
@@ -205,7 +228,7 @@ const Charts = (() => {
     const totals = cats.map((_, i) => spec.stacked
       ? spec.series.reduce((a, s) => a + (Number(s.values[i]) || 0), 0)
       : Math.max(0, ...spec.series.map(s => Number(s.values[i]) || 0)));
-    const ticks = niceTicks(Math.max(0, ...totals));
+    const ticks = niceTicks(Math.max(0, ...totals), isIntegral(spec));
     const x = v => m.left + (v / ticks.max) * w;
     for (let v = 0; v <= ticks.max + 1e-9; v += ticks.step) {
       svg.append(svgEl("line", {x1: x(v), x2: x(v), y1: m.top, y2: m.top + h, class: "grid"}));

@@ -126,15 +126,20 @@ def _csv(chunks, cols: list[str]) -> Iterator[str]:
     buf = io.StringIO()
     out = csv.writer(buf, lineterminator="\r\n")
     out.writerow(cols)
-    width = len(cols)
     for name, rows in chunks:
+        # the kind's columns are a run of the header, after ``kind`` and the columns of kinds before it
+        # that it shares (at, id, ...): place each value by its column, leave the others empty
         slots = [cols.index(c) for c in KINDS[name].columns]
-        for row in rows:
-            line = [None] * width
-            line[0] = name
-            for slot, value in zip(slots, row, strict=True):
-                line[slot] = neutralise(value)
-            out.writerow(line)
+        blank = [None] * len(cols)
+        blank[0] = name
+        if slots == list(range(1, len(slots) + 1)) and len(slots) + 1 == len(cols):  # one kind: no gaps
+            out.writerows([name, *map(neutralise, row)] for row in rows)
+        else:
+            for row in rows:
+                line = blank.copy()
+                for slot, value in zip(slots, row, strict=True):
+                    line[slot] = neutralise(value)
+                out.writerow(line)
         yield buf.getvalue()
         buf.seek(0)
         buf.truncate()

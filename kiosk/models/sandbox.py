@@ -71,7 +71,10 @@ def _worker(conn, memory_limit_bytes: int) -> None:  # pragma: no cover - runs i
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if memory_limit_bytes > 0:
         limit = _address_space() + memory_limit_bytes
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        try:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        except (OSError, ValueError) as e:  # a syscall filter without setrlimit: the unit's MemoryMax still holds
+            logging.getLogger("kiosk.models").warning("model worker without a memory limit: %s", e)
     dbs: dict[str, Any] = {}
     while True:
         try:

@@ -30,7 +30,8 @@ def _ports(field: str) -> int:
 
 def socket_owner(remote_port: int, local_port: int) -> int | None:
     """The uid owning the TCP socket (remote_port -> local_port) on this host, if any."""
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    # /proc/self/net, not /proc/net: the systemd unit's ProcSubset=pid hides the latter
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
         try:
             with open(table) as f:
                 next(f)

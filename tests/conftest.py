@@ -75,3 +75,17 @@ def login(client, issue):
         assert r.status_code == 200, r.get_json()
         return {"Authorization": "Bearer " + r.get_json()["sessionJWT"]}
     return _login
+
+
+@pytest.fixture(scope="session")
+def pg():
+    """A throwaway PostgreSQL server for the session (tests/pgserver.py); skipped, saying why,
+    where none can run."""
+    import pgserver
+
+    why = pgserver.available()
+    if why:
+        pytest.skip(why)
+    server = pgserver.PgServer().start()
+    yield server
+    server.stop()

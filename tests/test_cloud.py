@@ -1,6 +1,8 @@
 """The reference cloud: per-entry results, idempotency, hotel scoping, bad input, CLI, a real server.
 
-Real SQLite files in a temp dir and the Flask test client; one test runs
+The storage contract suite: every test that takes ``db`` or ``client`` runs against both
+storages — a real SQLite file in a temp dir, and a fresh database on a throwaway
+PostgreSQL server (tests/pgserver.py) — through the Flask test client; one test runs
 ``kiosk-cloud serve`` as a process and pushes to it over HTTP.
 """
 
@@ -15,7 +17,7 @@ from click.testing import CliRunner
 from harness import Cloud
 
 from kiosk.clock import FakeClock
-from sync.cloud import apply, devices
+from sync.cloud import apply, devices, storage
 from sync.cloud import db as cloud_db
 from sync.cloud.app import create_app
 from sync.cloud.apply import apply_push
@@ -64,9 +66,20 @@ def data_dir(tmp_path):
     return tmp_path / "cloud"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request):
+    """None (SQLite in the data dir) or the URL of a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("pg").new_database(f"c{next(_seq)}")
+
+
 @pytest.fixture
-def db(data_dir):
-    return cloud_db.open_data_dir(data_dir)
+def db(data_dir, database):
+    st = storage.open_storage(data_dir, database)
+    st.prepare()
+    yield st.connect()
+    st.close()
 
 
 @pytest.fixture
@@ -77,10 +90,11 @@ def creds(db):
 
 
 @pytest.fixture
-def client(data_dir, db, clock):
-    app = create_app(data_dir, clock=clock)
+def client(data_dir, db, clock, database):
+    app = create_app(data_dir, clock=clock, database=database)
     app.config["TESTING"] = True
-    return app.test_client()
+    yield app.test_client()
+    app.config["CLOUD_STORAGE"].close()
 
 
 @pytest.fixture

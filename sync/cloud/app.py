@@ -21,8 +21,7 @@ from kiosk.clock import SystemClock
 from kiosk.errors import KioskError, ValidationError
 from kiosk.validation import loads_bounded
 
-from . import changelog, devices, pushes, tickets, validation, workorders
-from . import db as cloud_db
+from . import changelog, devices, pushes, storage, tickets, validation, workorders
 
 log = logging.getLogger("kiosk.cloud")
 
@@ -31,28 +30,32 @@ _HTTP_CODES = {400: "VALIDATION_ERROR", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 4
 
 
 class Connections:
-    """One connection to ``cloud.db`` per thread, opened on first use."""
+    """One connection per thread, opened on first use (SQLite: to ``cloud.db``; PostgreSQL:
+    out of the process's pool)."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, st):
+        self.storage = st
         self._local = threading.local()
 
     def get(self):
         db = getattr(self._local, "db", None)
         if db is None:
-            db = self._local.db = cloud_db.connect(self.path)
+            db = self._local.db = self.storage.connect()
         return db
 
 
-def create_app(data_dir: str | Path, clock=None, max_clock_skew: float = validation.MAX_CLOCK_SKEW_SECONDS) -> Flask:
-    """The cloud app for the data dir ``data_dir`` (created and migrated here, once).
+def create_app(data_dir: str | Path | None = None, clock=None,
+               max_clock_skew: float = validation.MAX_CLOCK_SKEW_SECONDS, *, database: str | None = None) -> Flask:
+    """The cloud app over ``database`` (a PostgreSQL URL) or ``cloud.db`` in ``data_dir``
+    (created and migrated here, once).
 
     ``max_clock_skew``: entries stamped further ahead of the cloud's clock are rejected
     (``HLC_AHEAD``)."""
-    cloud_db.open_data_dir(data_dir).conn.close()
+    st = storage.open_storage(data_dir, database)
+    st.prepare()
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=validation.MAX_BODY_BYTES,
-                      CLOUD_DB=Connections(Path(data_dir) / cloud_db.FILENAME),
+                      CLOUD_DB=Connections(st), CLOUD_STORAGE=st,
                       CLOUD_CLOCK=clock or SystemClock(), CLOUD_MAX_SKEW=max_clock_skew)
     app.json.sort_keys = False
     _install_errors(app)

@@ -14,11 +14,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kiosk import store
 from kiosk.errors import ValidationError
 from sync import hlc
 
-from . import changelog, events, results, tickets, validation, workorders
+from . import changelog, events, results, storage, tickets, validation, workorders
 from .devices import Device
 from .results import Rejected
 
@@ -38,7 +37,8 @@ def apply_push(db, device: Device, entries: list[dict], now: float,
     problems = validation.entry_keys(entries)
     if problems:
         raise ValidationError("every entry needs a key", {"fields": problems[:50]})
-    with store.transaction(db):
+    with storage.transaction(db):
+        storage.lock_hotels(db, [e.get("hotelId") for e in entries if isinstance(e, dict)])
         return apply_entries(db, device, entries, now, max_skew)
 
 

@@ -26,10 +26,16 @@ def stamp(db, now: float) -> str:
 
 def record(db, *, hotel_id: str, entity_type: str, entity_id: str, data: dict | None, hlc_stamp: str,
            now: float, op: str = "upsert") -> None:
-    """Append one change; call inside the transaction that made it."""
+    """Append one change; call inside the transaction that made it.
+
+    Its sequence number comes from the hotel's counter row, taken in this transaction: on
+    PostgreSQL the row stays locked until commit, so changes of one hotel commit in
+    sequence order and a pull never passes over one that is still in flight."""
+    seq = db.execute("INSERT INTO hotel_seq (hotel_id, seq) VALUES (?, 1) ON CONFLICT (hotel_id)"
+                     " DO UPDATE SET seq = hotel_seq.seq + 1 RETURNING seq", [hotel_id]).fetchone()[0]
     db.conn.execute(
-        "INSERT INTO changes (hotel_id, entity_type, entity_id, op, data, hlc, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [hotel_id, entity_type, entity_id, op,
+        "INSERT INTO changes (hotel_id, seq, entity_type, entity_id, op, data, hlc, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [hotel_id, seq, entity_type, entity_id, op,
          None if data is None else json.dumps(data, separators=(",", ":"), sort_keys=True), hlc_stamp, now])
 
 
@@ -49,13 +55,13 @@ def page(db, hotel_id: str, after: int, limit: int) -> dict[str, Any]:
 def conflict(db, hotel_id: str, c, entry_key: str | None, now: float, device_id: str | None = None) -> dict:
     """Record a resolved :class:`sync.conflicts.Conflict` on the cloud's side and log it for
     pull (every kiosk of the hotel records it too); returns it as JSON with its ``conflictId``."""
-    cur = db.conn.execute(
+    conflict_id = db.conn.execute(
         "INSERT INTO conflicts (hotel_id, entity_type, entity_id, field, rule, outcome, incoming, current,"
-        " device_id, entry_key, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " device_id, entry_key, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         [hotel_id, c.entity_type, c.entity_id, c.field, c.rule, c.outcome, json.dumps(c.incoming),
-         json.dumps(c.current), device_id, entry_key, now])
-    out = c.to_json() | {"conflictId": cur.lastrowid}
-    record(db, hotel_id=hotel_id, entity_type="conflict", entity_id=str(cur.lastrowid), data=out,
+         json.dumps(c.current), device_id, entry_key, now]).fetchone()[0]
+    out = c.to_json() | {"conflictId": conflict_id}
+    record(db, hotel_id=hotel_id, entity_type="conflict", entity_id=str(conflict_id), data=out,
            hlc_stamp=str(c.incoming.get("hlc") or ""), now=now)
     return out
 

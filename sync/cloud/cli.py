@@ -10,7 +10,9 @@ Scripts depend on these forms::
     kiosk-cloud work-orders --hotel H --json --data-dir DIR                  (a JSON array, with history)
 
 ``--data-dir`` goes before or after the subcommand; default ``$KIOSK_CLOUD_DATA_DIR``
-or ``var/cloud``.
+or ``var/cloud``.  ``--database postgresql://user@host:5432/cloud`` (or
+``$KIOSK_CLOUD_DATABASE``), before or after the subcommand, keeps the data in PostgreSQL
+instead of ``DATA_DIR/cloud.db``; ``serve --workers N`` then runs N worker processes.
 """
 
 from __future__ import annotations
@@ -27,8 +29,7 @@ from kiosk import logs
 from kiosk.clock import SystemClock, parse_duration
 from kiosk.errors import KioskError
 
-from . import changelog, devices, keys, refdata, tickets, workorders
-from . import db as cloud_db
+from . import changelog, devices, keys, refdata, storage, tickets, workorders
 
 DEFAULT_DATA_DIR = "var/cloud"
 
@@ -45,41 +46,58 @@ class CloudGroup(click.Group):
 
 
 def data_dir_option(f):
-    """``--data-dir`` after the subcommand; falls back to the group's (env, default)."""
-    def remember(ctx, _param, value):
-        if value is not None:
-            ctx.find_root().meta["cloud.data_dir"] = value
-        return value
-    return click.option("--data-dir", type=click.Path(file_okay=False), callback=remember, expose_value=False,
-                        is_eager=True, help="The cloud's data directory (holds cloud.db).")(f)
+    """``--data-dir`` and ``--database`` after the subcommand; they fall back to the group's
+    (environment, default)."""
+    def remember(key):
+        def cb(ctx, _param, value):
+            if value is not None:
+                ctx.find_root().meta[key] = value
+            return value
+        return cb
+    f = click.option("--database", callback=remember("cloud.database"), expose_value=False, is_eager=True,
+                     help="A postgresql:// URL: keep the data there instead of DATA_DIR/cloud.db.")(f)
+    return click.option("--data-dir", type=click.Path(file_okay=False), callback=remember("cloud.data_dir"),
+                        expose_value=False, is_eager=True, help="The cloud's data directory (holds cloud.db).")(f)
 
 
 def data_dir() -> Path:
     return Path(click.get_current_context().find_root().meta["cloud.data_dir"])
 
 
+def database() -> str | None:
+    return click.get_current_context().find_root().meta.get("cloud.database")
+
+
 def open_db():
-    return cloud_db.open_data_dir(data_dir())
+    st = storage.open_storage(data_dir(), database())
+    st.prepare()
+    return st.connect()
 
 
 @click.group(cls=CloudGroup)
 @click.option("--data-dir", type=click.Path(file_okay=False), envvar="KIOSK_CLOUD_DATA_DIR",
               default=DEFAULT_DATA_DIR, show_default=True, help="The cloud's data directory (holds cloud.db).")
+@click.option("--database", envvar="KIOSK_CLOUD_DATABASE", default=None,
+              help="A postgresql:// URL: keep the data there instead of DATA_DIR/cloud.db.")
 @click.pass_context
-def main(ctx, data_dir):
+def main(ctx, data_dir, database):
     """Reference cloud for the kiosk sync protocol (docs/sync-protocol.md)."""
     ctx.meta.setdefault("cloud.data_dir", data_dir)
+    if database:
+        ctx.meta.setdefault("cloud.database", database)
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=int, default=8090, show_default=True, help="Port to listen on.")
-@click.option("--threads", type=int, default=8, show_default=True, help="Worker threads.")
+@click.option("--threads", type=int, default=8, show_default=True, help="Threads per worker process.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes behind the one port (more than 1 needs --database).")
 @click.option("--log-level", default="INFO", show_default=True)
 @click.option("--max-clock-skew", default="1h", show_default=True, envvar="KIOSK_CLOUD_MAX_CLOCK_SKEW",
               help="Refuse entries stamped further ahead of this server's clock (HLC_AHEAD).")
 @data_dir_option
-def serve(host, port, threads, log_level, max_clock_skew):
+def serve(host, port, threads, log_level, max_clock_skew, workers):
     """Serve the sync and read API until SIGTERM / Ctrl-C."""
     import waitress
 
@@ -89,10 +107,22 @@ def serve(host, port, threads, log_level, max_clock_skew):
         skew = parse_duration(max_clock_skew)
     except ValueError as e:
         raise KioskError(f"--max-clock-skew: {e}", {"field": "max-clock-skew"}, code="VALIDATION_ERROR") from None
-    root = data_dir()
+    root, url = data_dir(), database()
+    st = storage.open_storage(root, url)
+    if workers > 1 and st.processes == 1:
+        raise KioskError("several worker processes need a database they can share: give --database"
+                         " postgresql://… (SQLite has one writer)", {"field": "workers"}, code="CONFIG_ERROR")
     logs.configure(log_level, root / "logs")
     log = logging.getLogger("kiosk.cloud")
-    app = create_app(root, max_clock_skew=skew)
+    if workers > 1:
+        from .workers import serve_workers
+
+        st.prepare()  # once, before the workers start
+        log.info("serving", extra={"host": host, "port": port, "workers": workers, "database": "postgresql"})
+        serve_workers(host=host, port=port, workers=workers, threads=threads, database=url, data_dir=root,
+                      max_clock_skew=skew, log_level=log_level)
+        return
+    app = create_app(root, max_clock_skew=skew, database=url)
     server = waitress.create_server(app, host=host, port=port, threads=threads, ident="kiosk-cloud")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # waitress stops its loop on SystemExit
     log.info("serving", extra={"host": host, "port": server.effective_port, "dataDir": str(root)})
@@ -220,7 +250,8 @@ def data():
 @data_dir_option
 def data_import(folder, hotel):
     """Import FOLDER (CSV files of a PMS export): rooms, reservations, staff, rate plans, offers,
-    assets, tasks.  All or nothing; prints added/changed/removed/unchanged per table as JSON."""
+    assets, tasks and work orders.  All or nothing; prints added/changed/removed/unchanged per
+    table as JSON (work orders also count the conflicts their changes made)."""
     if not Path(folder).is_dir():
         raise KioskError(f"no such folder: {folder}", {"folder": folder}, code="NOT_FOUND")
     tables = refdata.read_export(folder)

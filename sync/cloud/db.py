@@ -1,14 +1,14 @@
-"""The cloud's own database, ``cloud.db`` in its data dir.
+"""The cloud's schema (its migrations) and the SQLite file helpers.
 
-Opened like the kiosk's store (:func:`kiosk.store.connect`: WAL,
-``synchronous=FULL``, busy timeout, ``BEGIN IMMEDIATE`` transactions) but with
-the cloud's migrations, tracked by ``PRAGMA user_version`` the same way.
-Never edit a shipped migration: append a new one.
+The schema is written once, in SQLite's words; :mod:`.storage` runs it on SQLite
+(``cloud.db`` in the data dir, opened like the kiosk's store: WAL, ``synchronous=FULL``,
+busy timeout, ``BEGIN IMMEDIATE``; tracked by ``PRAGMA user_version``) or translates it
+for PostgreSQL (tracked in ``schema_version``).  Never edit a shipped migration: append
+a new one, using only TEXT, INTEGER, REAL and ``INTEGER PRIMARY KEY AUTOINCREMENT``.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import sqlite_utils
@@ -197,31 +197,94 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE tickets ADD COLUMN assignee TEXT",
         "ALTER TABLE tickets ADD COLUMN status_hlc TEXT NOT NULL DEFAULT ''",
     ],
+    # 5: chain scale (sync/cloud/storage.py): the change log numbered per hotel from a
+    # counter row (on PostgreSQL its row lock makes commit order equal sequence order, so a
+    # puller never skips a change that commits late); existing cursors stay valid (each
+    # hotel's counter starts at its highest sequence number); indexes for every lookup
+    # the apply path makes, so a push costs the same however much the cloud holds
+    [
+        """CREATE TABLE hotel_seq (
+            hotel_id TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL
+        )""",
+        "INSERT INTO hotel_seq (hotel_id, seq) SELECT hotel_id, max(seq) FROM changes GROUP BY hotel_id",
+        """CREATE TABLE change_log (
+            hotel_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            entity_type TEXT NOT NULL,
+            entity_id TEXT NOT NULL,
+            op TEXT NOT NULL CHECK (op IN ('upsert', 'delete')),
+            data TEXT,
+            hlc TEXT NOT NULL,
+            at REAL NOT NULL,
+            PRIMARY KEY (hotel_id, seq)
+        )""",
+        "INSERT INTO change_log (hotel_id, seq, entity_type, entity_id, op, data, hlc, at)"
+        " SELECT hotel_id, seq, entity_type, entity_id, op, data, hlc, at FROM changes",
+        "DROP TABLE changes",
+        "ALTER TABLE change_log RENAME TO changes",
+        "CREATE INDEX tickets_fingerprint ON tickets(hotel_id, fingerprint)",
+    ],
+    # 6: work orders from the PMS (what its last export said of each, so a re-import
+    # changes nothing and a change is judged against what the PMS saw); fleet health (the
+    # latest report of each device); retention (how far each hotel's change log was
+    # purged, so an older cursor gets CURSOR_EXPIRED; indexes for the purge and for the
+    # paged snapshot); security events keyed like the kiosks key them
+    [
+        """CREATE TABLE pms_work_orders (
+            hotel_id TEXT NOT NULL,
+            work_order_id TEXT NOT NULL,
+            data TEXT NOT NULL,
+            hlc TEXT NOT NULL,
+            imported_at REAL NOT NULL,
+            PRIMARY KEY (hotel_id, work_order_id)
+        )""",
+        """CREATE TABLE device_health (
+            device_id TEXT PRIMARY KEY,
+            version TEXT,
+            kiosk_clock REAL,
+            clock_offset REAL,
+            pending INTEGER,
+            oldest_pending_age REAL,
+            dead INTEGER,
+            last_seen_at REAL NOT NULL,
+            last_push_at REAL,
+            last_pull_at REAL
+        )""",
+        """CREATE TABLE changelog_horizon (
+            hotel_id TEXT PRIMARY KEY,
+            purged_through INTEGER NOT NULL,
+            purged_at REAL NOT NULL
+        )""",
+        "CREATE INDEX applied_entries_at ON applied_entries(applied_at)",
+        "CREATE INDEX push_requests_at ON push_requests(at)",
+        "CREATE INDEX revocations_hotel ON revocations(hotel_id, jti)",
+        "CREATE INDEX consumptions_hotel ON consumptions(hotel_id, jti, kiosk_id)",
+        "ALTER TABLE security_events ADD COLUMN event_key TEXT",
+        "CREATE INDEX security_events_hotel ON security_events(hotel_id, id)",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def connect(path: str | Path) -> sqlite_utils.Database:
-    """Open (creating and migrating if needed) the cloud database file at ``path``."""
-    db = store.connect(path, migrate=False)
-    migrate(db)
-    return db
+    """Open (creating and migrating if needed) the cloud's SQLite database file at ``path``."""
+    from .storage import SqliteStorage
+
+    st = SqliteStorage(Path(path).parent)
+    st.path = Path(path)
+    return st.connect(migrate=True)
 
 
 def open_data_dir(data_dir: str | Path) -> sqlite_utils.Database:
     """``DATA_DIR/cloud.db``; the directory is created if missing.  The directory is kept at
     0700 and the database at 0600 (it holds the signing keys and the hotels' data), the
     same modes as the kiosk's; SQLite gives its -wal and -shm files the database's mode."""
-    root = Path(data_dir)
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    root.chmod(0o700)
-    path = root / FILENAME
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-    path.chmod(0o600)
-    for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        if extra.exists():
-            extra.chmod(0o600)
-    return connect(path)
+    from .storage import SqliteStorage
+
+    st = SqliteStorage(data_dir)
+    st.prepare()
+    return st.connect()
 
 
 def migrate(db: sqlite_utils.Database) -> int:

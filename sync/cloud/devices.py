@@ -14,8 +14,9 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from kiosk import store
 from kiosk.errors import NotFound, ValidationError
+
+from . import storage
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 
@@ -47,7 +48,7 @@ def add_device(db, device_id: str, hotels: list[str], now: float | None = None) 
     if not hotels or bad:
         raise ValidationError(f"give one or more hotel ids (bad: {bad})", {"field": "hotels"})
     credential = secrets.token_urlsafe(32)
-    with store.transaction(db):
+    with storage.transaction(db):
         db.execute(
             "INSERT INTO devices (device_id, hotels, credential_hash, created_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT(device_id) DO UPDATE SET hotels = excluded.hotels,"
@@ -58,7 +59,7 @@ def add_device(db, device_id: str, hotels: list[str], now: float | None = None) 
 
 def revoke_device(db, device_id: str, now: float) -> None:
     """Its credential stops working at once."""
-    with store.transaction(db):
+    with storage.transaction(db):
         cur = db.execute("UPDATE devices SET revoked_at = ? WHERE device_id = ? AND revoked_at IS NULL",
                          [now, device_id])
         if cur.rowcount == 0:

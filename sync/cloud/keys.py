@@ -19,12 +19,12 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
-from kiosk import store, tokens
+from kiosk import tokens
 from kiosk.clock import iso
 from kiosk.errors import NotFound, ValidationError
 from kiosk.trust import TrustedKey, key_id
 
-from . import changelog, events
+from . import changelog, events, storage
 
 ISSUER = "cloud"
 
@@ -44,7 +44,7 @@ def create(db, hotels: list[str], now: float) -> dict:
     key = TrustedKey(kid=key_id(private.public_key()), issuer=ISSUER, hotels=tuple(hotels),
                      public_key=private.public_key(), added_at=iso(now))
     pem = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
-    with store.transaction(db):
+    with storage.transaction(db):
         db.execute("INSERT INTO trust_keys (kid, data, private_pem, status, added_at) VALUES (?, ?, ?, 'active', ?)",
                    [key.kid, json.dumps(key.to_json()), pem, now])
         _publish(db, key, now)
@@ -52,7 +52,7 @@ def create(db, hotels: list[str], now: float) -> dict:
 
 
 def retire(db, kid: str, now: float) -> dict:
-    with store.transaction(db):
+    with storage.transaction(db):
         row = db.execute("SELECT data FROM trust_keys WHERE kid = ?", [kid]).fetchone()
         if row is None:
             raise NotFound(f"no cloud key {kid!r}", {"kid": kid})
@@ -83,6 +83,6 @@ def sign(db, *, hotel_id: str, role: str, now: float, ttl_seconds: int, user_id:
 
 
 def revoke_token(db, hotel_id: str, jti: str, now: float) -> dict:
-    with store.transaction(db):
+    with storage.transaction(db):
         new = events.revoke(db, hotel_id, jti, changelog.stamp(db, now), now, source="cloud")
     return {"jti": jti, "hotelId": hotel_id, "revoked": new}

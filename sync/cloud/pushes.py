@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 
-from kiosk import store
 from kiosk.errors import KioskError
 
+from . import storage
 from .apply import apply_entries
 from .devices import Device
 from .validation import MAX_CLOCK_SKEW_SECONDS
@@ -32,7 +32,11 @@ def respond(db, device: Device, entries: list[dict], now: float, idempotency_key
     HTTP 422, as the IETF idempotency-key draft and Stripe answer): applying it as new would
     make the key mean two things."""
     body_digest = digest(entries)
-    with store.transaction(db):
+    with storage.transaction(db):
+        # PostgreSQL with several workers: one push per hotel at a time (hotels in parallel),
+        # so a twin with the same key waits and then finds the first answer, and two kiosks'
+        # edits of one entity are judged in one order
+        storage.lock_hotels(db, [e.get("hotelId") for e in entries if isinstance(e, dict)])
         if idempotency_key:
             row = db.execute("SELECT response, body_sha256 FROM push_requests WHERE device_id = ?"
                              " AND idempotency_key = ?", [device.device_id, idempotency_key]).fetchone()

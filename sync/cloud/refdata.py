@@ -3,25 +3,28 @@
 The PMS is authoritative (rule ``reference-authoritative``): an import replaces
 what the cloud holds for that hotel and table, and every row that is new,
 changed or gone becomes one change in the log, so kiosks pull only differences.
-Importing the same export twice logs nothing the second time.
+Importing the same export twice logs nothing the second time.  ``work_orders``
+(the PMS's work orders, as :func:`.pms.read` gives them) are judged, not replaced
+(:mod:`.pms`), in the same transaction.
 """
 
 from __future__ import annotations
 
 import json
 
-from kiosk import store
-
 from ..reference import TABLES, entity_id
-from . import changelog
+from . import changelog, pms, storage
 
 
 def import_tables(db, hotel_id: str, tables: dict[str, list[dict]], now: float, progress=None) -> dict[str, dict]:
     """Replace the hotel's rows of each given table; returns per table added/changed/removed/unchanged."""
     out: dict[str, dict] = {}
-    with store.transaction(db):
+    with storage.transaction(db):
         stamp = changelog.stamp(db, now)
         for table, rows in tables.items():
+            if table == pms.STEM:
+                out[table] = pms.import_work_orders(db, hotel_id, rows, stamp, now, progress)
+                continue
             if table not in TABLES:
                 continue
             etype = TABLES[table][0]
@@ -37,8 +40,10 @@ def import_tables(db, hotel_id: str, tables: dict[str, list[dict]], now: float, 
                     counts["unchanged"] += 1
                     continue
                 counts["changed" if eid in old else "added"] += 1
-                db.execute("INSERT OR REPLACE INTO ref_data (hotel_id, entity_type, entity_id, data, hlc, updated_at)"
-                           " VALUES (?, ?, ?, ?, ?, ?)", [hotel_id, etype, eid, data, stamp, now])
+                db.execute("INSERT INTO ref_data (hotel_id, entity_type, entity_id, data, hlc, updated_at)"
+                           " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (hotel_id, entity_type, entity_id) DO UPDATE SET"
+                           " data = excluded.data, hlc = excluded.hlc, updated_at = excluded.updated_at",
+                           [hotel_id, etype, eid, data, stamp, now])
                 changelog.record(db, hotel_id=hotel_id, entity_type=etype, entity_id=eid, data=json.loads(data),
                                  hlc_stamp=stamp, now=now)
                 if progress:
@@ -59,4 +64,8 @@ def read_export(folder) -> dict[str, list[dict]]:
     and column, before anything is written."""
     from kiosk.property.importer import parse_dir
 
-    return {stem: rows for stem, rows in parse_dir(folder).items() if stem in TABLES}
+    out = {stem: rows for stem, rows in parse_dir(folder).items() if stem in TABLES}
+    views = pms.read(folder)
+    if views is not None:
+        out[pms.STEM] = views
+    return out

@@ -81,7 +81,7 @@ def update(db, e: Entry, now: float) -> list[dict]:
             closed_at = p.at if new["status"] in CLOSED else None
         field_hlc |= {f: e.hlc for f in to_apply}
         db.execute("UPDATE work_orders SET status = ?, assignee = ?, priority = ?, notes = ?, description = ?,"
-                   " closed_at = ?, version = version + 1, updated_at = ?, updated_hlc = max(updated_hlc, ?),"
+                   " closed_at = ?, version = version + 1, updated_at = ?, updated_hlc = GREATEST(updated_hlc, ?),"
                    " field_hlc = ? WHERE hotel_id = ? AND work_order_id = ?",
                    [new["status"], new["assignee"], new["priority"], new["notes"], new["description"],
                     closed_at, now, e.hlc, json.dumps(field_hlc, sort_keys=True), e.hotelId, p.workOrderId])

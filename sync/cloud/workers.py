@@ -1,0 +1,39 @@
+"""Several worker processes behind one port, for a cloud on PostgreSQL.
+
+gunicorn's pre-fork model: one arbiter binds the port and keeps ``workers`` processes
+alive (a worker that dies is replaced); each worker builds its own app — its own
+connection pool — after the fork, so nothing is shared but the database.  Workers are
+stateless: the same command on more machines behind a load balancer scales out the same
+way (docs/deployment.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gunicorn.app.base import BaseApplication
+
+
+class _CloudApp(BaseApplication):
+    def __init__(self, options: dict, factory):
+        self.options, self.factory = options, factory
+        super().__init__()
+
+    def load_config(self):
+        for k, v in self.options.items():
+            self.cfg.set(k, v)
+
+    def load(self):
+        return self.factory()
+
+
+def serve_workers(*, host: str, port: int, workers: int, threads: int, database: str, data_dir: Path,
+                  max_clock_skew: float, log_level: str) -> None:
+    def factory():
+        from .app import create_app
+
+        return create_app(data_dir, max_clock_skew=max_clock_skew, database=database)
+
+    _CloudApp({"bind": f"{host}:{port}", "workers": workers, "threads": threads, "worker_class": "gthread",
+               "preload_app": False, "loglevel": log_level.lower(), "accesslog": None, "graceful_timeout": 10,
+               "timeout": 60, "proc_name": "kiosk-cloud"}, factory).run()

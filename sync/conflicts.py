@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .workflow_rules import can_move
+from .workflow_rules import can_move, reachable
 
 CLOSED = ("done", "cancelled")
 RULES = ("reference-authoritative", "field-lww", "work-order-state", "ticket-fingerprint", "token-replay")
@@ -62,12 +62,16 @@ class Decision:
     outcome: str | None = None
 
 
-def status_decision(current: str, current_hlc: str, new: str, hlc: str, seen: str | None = None) -> Decision:
+def status_decision(current: str, current_hlc: str, new: str, hlc: str, seen: str | None = None,
+                    *, snapshot: bool = False) -> Decision:
     """May a status change to ``new`` stamped ``hlc`` replace ``current`` (stamped ``current_hlc``)?
 
     ``seen`` is the status the writer changed from; a close that was legal from there
-    wins over whatever concurrent status change got to the cloud first.
+    wins over whatever concurrent status change got to the cloud first.  ``snapshot``: the
+    writer states where the order is now (the PMS's export), so the change may take several
+    legal steps at once; everything else is judged the same.
     """
+    can_move_ = reachable if snapshot else can_move
     later = hlc > current_hlc
     if new == current:
         return Decision(False)
@@ -83,14 +87,14 @@ def status_decision(current: str, current_hlc: str, new: str, hlc: str, seen: st
         if current == "reopened" and not later:
             return Decision(False, "work-order-state", "kept reopened: the reopen is later than this close")
         origin = seen if seen is not None else current
-        if not (can_move(current, new) or can_move(origin, new)):
+        if not (can_move_(current, new) or can_move_(origin, new)):
             return Decision(False, "work-order-state", f"kept {current}: {current} -> {new} is not allowed")
         if origin != current or not later:
             return Decision(True, "work-order-state", f"{new} replaces {current}: a close wins over concurrent changes")
         return Decision(True)
     if not later:
         return Decision(False, "field-lww", f"kept {current} (later stamp)")
-    if not can_move(current, new):
+    if not can_move_(current, new):
         return Decision(False, "work-order-state", f"kept {current}: {current} -> {new} is not allowed")
     return Decision(True)
 
@@ -104,7 +108,7 @@ def field_decision(current: Any, current_hlc: str, new: Any, hlc: str) -> Decisi
 
 
 def merge_work_order(row: dict, field_hlc: dict[str, str], changes: dict[str, Any], hlc: str,
-                     *, by: str | None = None, seen: dict[str, Any] | None = None
+                     *, by: str | None = None, seen: dict[str, Any] | None = None, snapshot: bool = False
                      ) -> tuple[dict[str, Any], list[Conflict]]:
     """Which of ``changes`` (field -> new value, stamped ``hlc``) to apply to ``row``.
 
@@ -113,7 +117,8 @@ def merge_work_order(row: dict, field_hlc: dict[str, str], changes: dict[str, An
     even a write that wins replaces a value its author never saw — that is recorded
     as a conflict too, so the other writer's kiosk can see why its value went.
     Returns ``(to_apply, conflicts)``.  Status is judged first; the other fields are
-    independent of it and of each other.
+    independent of it and of each other.  ``snapshot``: see :func:`status_decision` (the
+    PMS's work orders, sync/cloud/pms.py).
     """
     seen = seen or {}
     base = ""  # a field with no stamp of its own was never written after creation: any write wins
@@ -122,7 +127,7 @@ def merge_work_order(row: dict, field_hlc: dict[str, str], changes: dict[str, An
     for field in sorted(changes, key=lambda f: f != "status"):
         new, cur, cur_hlc = changes[field], row[field], field_hlc.get(field, base)
         if field == "status":
-            d = status_decision(cur, cur_hlc, new, hlc, seen.get("status"))
+            d = status_decision(cur, cur_hlc, new, hlc, seen.get("status"), snapshot=snapshot)
         else:
             d = field_decision(cur, cur_hlc, new, hlc)
         if d.apply:

@@ -24,5 +24,19 @@ def can_move(old: str, new: str) -> bool:
     return new in TRANSITIONS.get(old, frozenset())
 
 
+def reachable(old: str, new: str) -> bool:
+    """True if ``new`` can be reached from ``old`` in one or more legal changes (a PMS export
+    states where an order is now, not each step it took to get there)."""
+    seen, todo = set(), [old]
+    while todo:
+        for nxt in TRANSITIONS.get(todo.pop(), frozenset()):
+            if nxt == new:
+                return True
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return False
+
+
 def allowed_from(old: str) -> list[str]:
     return sorted(TRANSITIONS.get(old, frozenset()))

@@ -111,7 +111,8 @@ SPECS: dict[str, tuple[str, tuple[str, ...], tuple[Col, ...]]] = {
     "work_orders": ("work_orders", ("work_order_id",), (
         C("work_order_id", required=True), C("asset_id"), C("room_number"), C("opened_at", _ts, True),
         C("closed_at", _ts), C("type", _enum("failure", "preventive")), C("description"),
-        C("status", _enum("open", "assigned", "in_progress", "on_hold", "done", "reopened", "cancelled"), True))),
+        C("status", _enum("open", "assigned", "in_progress", "on_hold", "done", "reopened", "cancelled"), True),
+        C("assignee"), C("priority", _enum("low", "normal", "high", "urgent")), C("notes"))),
     "offers": ("offers", ("offer_id",), (
         C("offer_id", required=True), C("name", required=True), C("type", _enum("upgrade", "addon"), True),
         C("price", _float, True), C("margin", _float, True), C("room_type_from"), C("room_type_to"),

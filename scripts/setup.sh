@@ -15,3 +15,5 @@ PY=${PYTHON:-python3}
 .venv/bin/pip install -q --upgrade pip 2>&1 | grep -v '^WARNING' || true
 .venv/bin/pip install -q -e ".[test]" 2>&1 | grep -v '^WARNING' || true
 .venv/bin/python -c "import kiosk.cli" # fail here, not later, if the install did not work
+# LazyFS for the power-cut tests, built once per machine; where it cannot be built those tests skip, saying why
+bash scripts/build-lazyfs.sh >/dev/null || echo "warning: LazyFS did not build; tests/test_powercut.py will skip" >&2

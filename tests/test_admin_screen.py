@@ -184,6 +184,17 @@ def sign_in_at_the_lobby(page, kiosk) -> None:
     page.wait_for_selector("body[data-ready=yes]")
 
 
+def drawn_at_width(page, chart: str) -> None:
+    """Wait until the chart's SVG is drawn at its container's content width (not scaled)."""
+    from playwright.sync_api import expect
+
+    width = page.evaluate("""(sel) => { const h = document.querySelector(sel), cs = getComputedStyle(h);
+        return Math.max(260, Math.floor(h.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight))); }""",
+                          chart)
+    assert width <= 390
+    expect(page.locator(f"{chart} svg")).to_have_attribute("width", str(width))
+
+
 def open_tab(page, name: str):
     from playwright.sync_api import expect
 
@@ -219,8 +230,7 @@ def test_an_admin_scans_at_the_lobby_and_sees_the_overview_with_charts(kiosk, pa
     shot(page, "admin-overview-1920")
     page.set_viewport_size({"width": 390, "height": 844})
     # the charts are drawn again at the new width: no horizontal scrolling
-    page.wait_for_function("Math.round(document.querySelector('#chart-ov-scans svg').getBoundingClientRect().width)"
-                           " <= document.querySelector('#chart-ov-scans').clientWidth")
+    drawn_at_width(page, "#chart-ov-scans")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     shot(page, "admin-overview-390")
 
@@ -256,7 +266,7 @@ def test_analytics_charts_per_period_at_both_sizes(kiosk, page):
     panel.get_by_text("24 hours").click()
     ready(page, "analytics")
     expect(page.locator("#chart-an-scans")).to_contain_text("Scans per hour")
-    page.wait_for_function("document.querySelector('#chart-an-latency svg').getBoundingClientRect().width <= 390")
+    drawn_at_width(page, "#chart-an-latency")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     shot(page, "admin-analytics-390")
 
@@ -321,6 +331,16 @@ def test_an_admin_creates_a_token_sees_its_qr_and_revokes_another(kiosk, page):
     panel.get_by_label("Role").select_option("")
     ready(page, "tokens")
     shot(page, "admin-tokens-390")
+    # a reusable staff badge, on a phone
+    page.get_by_role("button", name="New token").click()
+    dialog.get_by_label("Role").select_option("staff")
+    dialog.get_by_label("Name").fill("Ana Lima")
+    dialog.get_by_label("Can be used more than once (staff badges)").check()
+    dialog.get_by_role("button", name="Create token").click()
+    expect(dialog.get_by_role("img", name="QR code for Ana Lima (Staff)")).to_have_attribute("data-drawn", "yes")
+    page.screenshot(path=str(ARTIFACTS / "admin-token-created-390.png"))
+    dialog.get_by_role("button", name="Done").click()
+    expect(panel.locator("#token-list tr", has_text="Ana Lima").first).to_contain_text("reusable")
 
 
 @needs_browser

@@ -35,6 +35,9 @@ const OUTBOX_KIND = {"token.issued": "admin.outbox.token.issued", "token.revoked
                      "work_order.updated": "admin.outbox.work_order.updated",
                      "ticket.created": "admin.outbox.ticket.created", "ticket.updated": "admin.outbox.ticket.updated",
                      "task.created": "admin.outbox.task.created", "message.send": "admin.outbox.message.send"};
+const ENTITY = {work_order: "admin.entity.work_order", ticket: "admin.entity.ticket", qr_token: "admin.entity.qr_token",
+                session: "admin.entity.session", task: "admin.entity.task", reservation: "admin.entity.reservation",
+                room: "admin.entity.room"};
 const SECURITY_KIND = {TOKEN_REPLAY: "admin.security.TOKEN_REPLAY"};
 const ERRORS = {NETWORK: "admin.error.NETWORK", FORBIDDEN: "admin.error.FORBIDDEN", NOT_FOUND: "admin.error.NOT_FOUND",
                 UNAVAILABLE: "admin.error.UNAVAILABLE", VALIDATION_ERROR: "admin.error.VALIDATION_ERROR",
@@ -880,7 +883,7 @@ function renderSync() {
       [t("admin.col.what"), t("admin.col.item"), t("admin.col.attempts"), t("admin.col.reason"), t("admin.col.since"),
        t("admin.col.actions")],
       dead.map(e => ({attrs: {"data-dead": e.id}, cells: [
-        label(OUTBOX_KIND, e.kind), e.entityType === "qr_token" ? holder(e.entityId) : `${e.entityType} ${e.entityId}`,
+        label(OUTBOX_KIND, e.kind), e.entityType === "qr_token" ? holder(e.entityId) : `${label(ENTITY, e.entityType)} ${e.entityId}`,
         num(e.attempts), e.reason, when(e.createdAt),
         el("div", {class: "actions-cell"},
            button(t("admin.sync.retry"), () => resolveDead(e, "retry"), "secondary small",
@@ -892,7 +895,8 @@ function renderSync() {
   if (conflicts) {
     $("sy-conflicts").replaceChildren(!conflicts.length ? emptyState("admin.sync.conflicts.empty") : table(t("admin.sync.conflicts"),
       [t("admin.col.item"), t("admin.col.field"), t("admin.col.outcome"), t("admin.col.rule"), t("admin.col.when")],
-      conflicts.map(c => ({cells: [`${c.entityType} ${c.entityId}`, c.field, c.outcome, c.rule, when(c.detectedAt)]}))));
+      conflicts.map(c => ({cells: [`${label(ENTITY, c.entityType)} ${c.entityId}`, c.field, c.outcome, c.rule,
+                                   when(c.detectedAt)]}))));
   }
   const sec = syncState.security;
   if (sec) {

@@ -60,7 +60,7 @@ const Charts = (() => {
     const fig = html("figure", {class: "chart-figure"});
     const heading = html("h3", {id: id + "-h"}, spec.title);
     fig.append(heading);
-    const width = Math.max(260, Math.floor(host.clientWidth || 600));
+    const width = Math.max(260, Math.floor(innerWidth(host) || 600));
     const fmt = spec.format || (n => String(n));
     const total = spec.series.reduce((a, s) => a + s.values.reduce((x, y) => x + (Number(y) || 0), 0), 0);
     const empty = !spec.categories.length || total === 0;
@@ -271,6 +271,12 @@ const Charts = (() => {
     return svg;
   }
 
+  // the width the chart may use: the container's content box
+  function innerWidth(host) {
+    const cs = getComputedStyle(host);
+    return host.clientWidth - (parseFloat(cs.paddingLeft) || 0) - (parseFloat(cs.paddingRight) || 0);
+  }
+
   function fitText(text, maxW, px) {
     const max = Math.floor(maxW / charWidth(px));
     return text.length <= max ? text : text.slice(0, Math.max(1, max - 1)) + "…";
@@ -292,7 +298,7 @@ const Charts = (() => {
         }
       });
     }
-    widths.set(host, Math.floor(host.clientWidth));
+    widths.set(host, Math.floor(innerWidth(host)));
     observer.observe(host);
   }
 

@@ -471,6 +471,16 @@ def test_a_failing_endpoint_shows_a_retryable_error(kiosk, page):
     panel.get_by_role("button", name="Try again").click()
     ready(page, "overview")
     expect(page.locator("#chart-ov-scans svg")).to_be_visible()
+    # another admin ends this one's session: the next call says so and offers to sign in again
+    other = kiosk.session("admin")
+    mine = [x for x in other.get(kiosk.url + "/api/admin?endpoint=sessions&status=active", timeout=5).json()["sessions"]
+            if x["userId"] == "a-mia"]
+    assert other.delete(kiosk.url + "/api/admin?endpoint=sessions", json={"sessionId": mine[0]["sessionId"]},
+                        timeout=5).status_code == 200
+    open_tab(page, "Tokens")
+    expect(page.locator("[data-panel=tokens] .panel-status")).to_contain_text("Your session has ended")
+    page.get_by_role("alert").get_by_role("button", name="Sign in again").click()
+    expect(page.get_by_role("heading", name="Admin sign-in")).to_be_visible()
 
 
 @needs_browser

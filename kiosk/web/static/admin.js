@@ -42,7 +42,8 @@ const SECURITY_KIND = {TOKEN_REPLAY: "admin.security.TOKEN_REPLAY"};
 const ERRORS = {NETWORK: "admin.error.NETWORK", FORBIDDEN: "admin.error.FORBIDDEN", NOT_FOUND: "admin.error.NOT_FOUND",
                 UNAVAILABLE: "admin.error.UNAVAILABLE", VALIDATION_ERROR: "admin.error.VALIDATION_ERROR",
                 STORE_BUSY: "error.STORE_BUSY", RATE_LIMITED: "error.RATE_LIMITED",
-                HOTEL_MISMATCH: "error.HOTEL_MISMATCH", INTERNAL_ERROR: "admin.error.INTERNAL_ERROR"};
+                HOTEL_MISMATCH: "error.HOTEL_MISMATCH", INTERNAL_ERROR: "admin.error.INTERNAL_ERROR",
+                UNAUTHORIZED: "admin.error.SESSION", SESSION_EXPIRED: "admin.error.SESSION"};
 const label = (map, value) => (map[value] ? t(map[value]) : String(value || "—"));
 
 // --- talking to the kiosk ------------------------------------------------------------------
@@ -1075,6 +1076,7 @@ async function login(ev) {
     $("period-from").value = isoDate(new Date(today.getFullYear(), today.getMonth(), today.getDate() - 6));
     initExport();
     selectTab(location.hash.slice(1) || "overview", false);
+    setInterval(translateExtras, 30000);  // "session ends in 12 min" stays true
   }
   document.body.dataset.ready = "yes";
 })();

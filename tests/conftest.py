@@ -89,3 +89,21 @@ def pg():
     server = pgserver.PgServer().start()
     yield server
     server.stop()
+
+
+_db_seq = iter(range(10**9))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def cloud_backend(request):
+    """Run a test's clouds (tests/harness.py ``Cloud``) on SQLite, then on a fresh database of
+    the session's throwaway PostgreSQL server."""
+    from harness import Cloud
+
+    if request.param == "postgresql":
+        pg = request.getfixturevalue("pg")
+        Cloud.database_factory = lambda: pg.new_database(f"it{next(_db_seq)}")
+    try:
+        yield request.param
+    finally:
+        Cloud.database_factory = None

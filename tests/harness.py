@@ -87,30 +87,44 @@ class Proc:
 
 
 class Cloud:
-    def __init__(self, root: Path):
+    #: where new clouds keep their data: None (SQLite in their data dir) or a callable that
+    #: gives a fresh PostgreSQL database URL (the ``cloud_backend`` fixture sets it)
+    database_factory = None
+
+    def __init__(self, root: Path, *, database: str | None = None, workers: int = 1):
         self.dir = root / "cloud"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: Proc | None = None
+        if database is None and Cloud.database_factory is not None:
+            database = Cloud.database_factory()
+        self.database, self.workers = database, workers
+        self.env = {"KIOSK_CLOUD_DATABASE": database} if database else {}
 
     def start(self, env: dict | None = None) -> Cloud:
-        self.proc = Proc(["kiosk-cloud", "serve", "--data-dir", str(self.dir), "--port", str(self.port)],
-                         self.dir.parent / "cloud.log", env=env).start()
+        args = ["kiosk-cloud", "serve", "--data-dir", str(self.dir), "--port", str(self.port)]
+        if self.workers > 1:
+            args += ["--workers", str(self.workers)]
+        self.proc = Proc(args, self.dir.parent / "cloud.log", env={**self.env, **(env or {})}).start()
         wait_http(self.url + "/sync/v1/health")
         return self
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        """A kiosk-cloud command on this cloud's data (its data dir or database)."""
+        return run("kiosk-cloud", *args, "--data-dir", str(self.dir), env=self.env)
 
     def stop(self) -> None:
         if self.proc:
             self.proc.stop()
 
     def device(self, kiosk_id: str, *hotels: str) -> str:
-        args = ["kiosk-cloud", "device", "add", kiosk_id, "--data-dir", str(self.dir)]
+        args = ["device", "add", kiosk_id]
         for h in hotels:
             args += ["--hotel", h]
-        return run(*args).stdout.strip()
+        return self.cli(*args).stdout.strip()
 
     def list(self, what: str, hotel: str) -> list[dict]:
-        return json.loads(run("kiosk-cloud", what, "--hotel", hotel, "--json", "--data-dir", str(self.dir)).stdout)
+        return json.loads(self.cli(what, "--hotel", hotel, "--json").stdout)
 
 
 class Kiosk:

@@ -10,13 +10,16 @@ import json
 from pathlib import Path
 
 import pytest
-from harness import LIBFAKETIME, Cloud, Kiosk, run, wait_for
+from harness import LIBFAKETIME, Cloud, Kiosk, wait_for
 
 from kiosk import config as config_mod
 from kiosk import workorders
 from kiosk.instance import Instance
 
 WO_FIELDS = ("status", "assignee", "priority", "notes", "description")
+
+# every test here runs against the cloud on SQLite and on PostgreSQL (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("cloud_backend")
 
 
 def local(k: Kiosk) -> Instance:
@@ -94,8 +97,7 @@ def test_work_order_edited_at_two_kiosks_while_the_cloud_is_down_converges_with_
     final = cloud_wo(cloud, "WO-7")
     assert (final["status"], final["assignee"], final["notes"]) == ("in_progress", "ben", "k2: waiting for parts")
     # the conflict is recorded on both sides: in the cloud and at the kiosks
-    cloud_conflicts = json.loads(run("kiosk-cloud", "conflicts", "--hotel", "demo", "--json",
-                                     "--data-dir", str(cloud.dir)).stdout)
+    cloud_conflicts = json.loads(cloud.cli("conflicts", "--hotel", "demo", "--json").stdout)
     assert [(c["entityId"], c["field"], c["rule"]) for c in cloud_conflicts] == [("WO-7", "notes", "field-lww")]
     for k in (k1, k2):
         seen = wait_for(lambda k=k: admin(k, "conflicts")["conflicts"], timeout=30, what=f"{k.name}'s conflict")
@@ -104,11 +106,10 @@ def test_work_order_edited_at_two_kiosks_while_the_cloud_is_down_converges_with_
 
 def test_one_time_token_used_at_two_partitioned_kiosks_is_flagged_as_a_replay(site):
     cloud, (k0, k1, k2) = site()
-    run("kiosk-cloud", "key", "create", "--hotel", "demo", "--data-dir", str(cloud.dir))
+    cloud.cli("key", "create", "--hotel", "demo")
     wait_for(lambda: all("cloud" in (k.dir / "keys" / "trust.json").read_text() for k in (k0, k1, k2)),
              timeout=30, what="the cloud key to reach every kiosk")
-    token = run("kiosk-cloud", "token", "create", "--role", "guest", "--hotel", "demo",
-                "--data-dir", str(cloud.dir)).stdout.strip()
+    token = cloud.cli("token", "create", "--role", "guest", "--hotel", "demo").stdout.strip()
     k0.agent.stop()
     k1.agent.stop()  # k0 and k1 are cut off from the cloud (and each other)
     first = k0.scan(token)
@@ -133,12 +134,11 @@ def test_one_time_token_used_at_two_partitioned_kiosks_is_flagged_as_a_replay(si
 
 def test_a_revocation_in_the_cloud_stops_the_token_at_every_kiosk_after_their_pull(site):
     cloud, kiosks = site()
-    run("kiosk-cloud", "key", "create", "--hotel", "demo", "--data-dir", str(cloud.dir))
-    token = run("kiosk-cloud", "token", "create", "--role", "staff", "--hotel", "demo", "--reusable",
-                "--data-dir", str(cloud.dir)).stdout.strip()
+    cloud.cli("key", "create", "--hotel", "demo")
+    token = cloud.cli("token", "create", "--role", "staff", "--hotel", "demo", "--reusable").stdout.strip()
     wait_for(lambda: all(k.scan(token).status_code == 200 for k in kiosks), timeout=30, what="the token to work")
     jti = json.loads(__import__("base64").urlsafe_b64decode(token.split(".")[1] + "=="))["jti"]
-    run("kiosk-cloud", "token", "revoke", jti, "--hotel", "demo", "--data-dir", str(cloud.dir))
+    cloud.cli("token", "revoke", jti, "--hotel", "demo")
     for k in kiosks:
         wait_for(lambda k=k: k.scan(token).status_code == 401, timeout=30, what=f"{k.name} to refuse the token")
         assert k.scan(token).json()["error"]["code"] == "TOKEN_REVOKED"
@@ -155,5 +155,4 @@ def test_kiosks_two_hours_behind_and_ahead_still_order_changes_correctly(site):
     update(behind.session("staff"), behind, "WO-9", notes="behind: ladder delivered")
     wait_for(lambda: converged(cloud, (ahead, behind), "WO-9"), timeout=60, what="convergence")
     assert cloud_wo(cloud, "WO-9")["notes"] == "behind: ladder delivered"
-    assert json.loads(run("kiosk-cloud", "conflicts", "--hotel", "demo", "--json",
-                          "--data-dir", str(cloud.dir)).stdout) == []  # causally ordered: no conflict
+    assert json.loads(cloud.cli("conflicts", "--hotel", "demo", "--json").stdout) == []  # causally ordered: no conflict

@@ -23,6 +23,9 @@ from kiosk.instance import Instance
 
 SIGKILL_CYCLES = int(os.environ.get("SIGKILL_CYCLES", "50"))
 
+# every test here runs against the cloud on SQLite and on PostgreSQL (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("cloud_backend")
+
 
 def local(k: Kiosk) -> Instance:
     return Instance(config_mod.load(None, env={k2: v for k2, v in k.env.items()}))

@@ -26,6 +26,7 @@ HTTP_STATUS: dict[str, int] = {
     "VERSION_CONFLICT": 409,
     "METHOD_NOT_ALLOWED": 405,
     "IDEMPOTENCY_KEY_REUSED": 422,
+    "CURSOR_EXPIRED": 410,
     "PAYLOAD_TOO_LARGE": 413,
     "RATE_LIMITED": 429,
     "CONFIG_ERROR": 500,
@@ -128,6 +129,12 @@ class VersionConflict(KioskError):
     """The caller's ``expectedVersion`` is not the row's current version."""
 
     code = "VERSION_CONFLICT"
+
+
+class CursorExpired(KioskError):
+    """A pull's cursor is older than the cloud's retained change log; re-sync from a snapshot."""
+
+    code = "CURSOR_EXPIRED"
 
 
 class RateLimited(KioskError):

@@ -120,23 +120,24 @@ def _title(text: str) -> str:
 def request(db, body, *, hotel_id: str, session, now: float, node: str, window: float) -> dict:
     """A typed request from the guest screen becomes a ticket (duplicates folded, queued)."""
     req = parse(GuestRequest, body)
-    return _ticket(db, req.kind, req.text, req.text, hotel_id=hotel_id, session=session, now=now, node=node,
+    return _ticket(db, req.kind, req.text, "typed", hotel_id=hotel_id, session=session, now=now, node=node,
                    window=window)
 
 
-def _ticket(db, kind: str, title: str, description: str, *, hotel_id: str, session, now: float, node: str,
+def _ticket(db, kind: str, words: str, channel: str, *, hotel_id: str, session, now: float, node: str,
             window: float) -> dict:
+    """The guest's words as a ticket for their room (title: the words, shortened)."""
     res = reservation(db, hotel_id, session.user_id)
-    return tickets.create(db, {"type": kind, "title": _title(title), "description": description,
+    return tickets.create(db, {"type": kind, "title": _title(words), "description": words,
                                "roomNumber": (res or {}).get("room_number")},
                           hotel_id=hotel_id, by=session.user_id, now=now, node=node, window=window,
-                          session_id=session.id)
+                          session_id=session.id, channel=channel)
 
 
 def request_json(row: dict) -> dict:
     status = tickets.normal(row["status"])
     return {"requestId": row["ticket_id"], "text": row["description"] or row["title"], "type": row["type"],
-            "status": status, "stage": STAGE.get(status, "received"), "createdAt": iso(row["created_at"]),
+            "channel": row.get("channel"), "status": status, "stage": STAGE.get(status, "received"), "createdAt": iso(row["created_at"]),
             "updatedAt": iso(row["updated_at"] or row["created_at"])}
 
 
@@ -230,7 +231,7 @@ def ask(inst, db, session, body, *, now: float, node: str, window: float, questi
     if status == "success" and not out.get("handover") and out.get("answer"):
         return {"question": question, "answered": True, "handover": False, "answer": out["answer"],
                 "confidence": r.get("confidence", 0.0), "reason": None}
-    ticket = _ticket(db, "guest_request", question, question, hotel_id=session.hotel_id, session=session,
+    ticket = _ticket(db, "guest_request", question, "question", hotel_id=session.hotel_id, session=session,
                      now=now, node=node, window=window)
     reason = "not_confident" if status == "success" else "unavailable"
     return {"question": question, "answered": False, "handover": True, "answer": out.get("answer"),
@@ -255,14 +256,11 @@ def voice(inst, db, session, body, *, now: float, node: str, window: float) -> d
     if status != "success":
         return base | {"outcome": "unavailable"}
     if intent in VOICE_TICKET and transcript:
-        proposed = [a["payload"] for a in r.get("actionsProposed", []) if a["type"] == "CREATE_TASK"]
-        understood = str(proposed[0].get("description", "")).split(" (voice:")[0] if proposed else intent
         words = transcript[0].upper() + transcript[1:]
-        ticket = _ticket(db, VOICE_TICKET[intent], words, f"{words} (spoken at the kiosk; understood: {understood})",
-                         hotel_id=session.hotel_id, session=session, now=now, node=node, window=window)
+        ticket = _ticket(db, VOICE_TICKET[intent], words, "spoken", hotel_id=session.hotel_id, session=session,
+                         now=now, node=node, window=window)
         row = tickets.get(db, session.hotel_id, ticket["ticket"]["ticketId"])
-        return base | {"outcome": "request", "request": request_json(row) | {"text": words},
-                       "duplicateOf": ticket["duplicateOf"]}
+        return base | {"outcome": "request", "request": request_json(row), "duplicateOf": ticket["duplicateOf"]}
     if intent == "question" and transcript:
         answered = ask(inst, db, session, {"language": req.language}, now=now, node=node, window=window,
                        question=transcript)

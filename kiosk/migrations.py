@@ -411,6 +411,11 @@ MIGRATIONS: list[list[str]] = [
         "DROP INDEX audit_scans",
         "CREATE INDEX audit_scans ON audit_log(hotel_id, event, outcome, at, code, repeats)",
     ],
+    # 9: how a guest's request came in (typed, spoken, or a question the FAQ could not
+    # answer), so the staff queue can say so; NULL for tickets made by staff or the API
+    [
+        "ALTER TABLE tickets ADD COLUMN channel TEXT",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

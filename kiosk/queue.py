@@ -117,7 +117,7 @@ def _base(kind: str, id_: str, *, status: str, type_: str, title: str, text: str
             "assignee": assignee, "assigneeName": names.get(assignee, assignee) if assignee else None,
             "requestedBy": requested_by, "requestedByName": requested_name, "fromGuest": guest,
             "createdAt": _iso(created), "dueAt": _iso(due), "updatedAt": _iso(updated), "source": source,
-            "actions": [], "allowedStatuses": [], "version": None}
+            "channel": None, "actions": [], "allowedStatuses": [], "version": None}
 
 
 def _ticket_item(r: dict, names: dict, guests: dict) -> dict:
@@ -130,6 +130,7 @@ def _ticket_item(r: dict, names: dict, guests: dict) -> dict:
                guest=guest is not None, created=r["created_at"], updated=r["updated_at"] or r["created_at"],
                source="guest" if guest is not None else "staff")
     it["actions"] = ticket_actions(status, r["assignee"], None)
+    it["channel"] = r.get("channel")
     return it
 
 

@@ -111,7 +111,7 @@ def to_json(row: dict) -> dict:
 
 
 def create(db, body: Any, *, hotel_id: str, by: str, now: float, node: str, window: float,
-           session_id: str | None = None) -> dict:
+           session_id: str | None = None, channel: str | None = None) -> dict:
     """Create (or find the duplicate of) a ticket; returns the response body without ``success``.
 
     A duplicate is one still being worked on (received, accepted, assigned, in progress)."""
@@ -134,8 +134,8 @@ def create(db, body: Any, *, hotel_id: str, by: str, now: float, node: str, wind
                "priority": req.priority, "queue": QUEUES[req.type], "status": "received",
                "fingerprint": fingerprint(hotel_id, req.roomNumber, req.type, t),
                "terms": json.dumps(sorted(t)), "created_at": now, "created_by": by, "session_id": session_id,
-               "updated_at": now}
-        payload = {k: v for k, v in to_json(row).items() if k != "hotelId"}
+               "updated_at": now, "channel": channel}
+        payload = {k: v for k, v in to_json(row).items() if k != "hotelId"}  # channel: a local detail
         queued = outbox.enqueue(db, hotel_id=hotel_id, kind="ticket.created", entity_type="ticket",
                                 entity_id=row["ticket_id"], payload=payload, node=node, now=now)
         row["status_hlc"] = queued.hlc

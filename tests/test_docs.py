@@ -324,8 +324,8 @@ class Checker:
     def __init__(self, spec, client):
         self.spec, self.client, self.seen = spec, client, set()
 
-    def __call__(self, method, url, status, *, code=None, **kw):
-        path = url.split("?")[0]
+    def __call__(self, method, url, status, *, code=None, path=None, **kw):
+        path = path or url.split("?")[0]  # the documented path (its template, for a URL with parameters)
         op = self.spec["paths"][path][method]
         if isinstance(kw.get("json"), dict) and status < 400:
             body_schema = op["requestBody"]["content"]["application/json"]["schema"]
@@ -421,6 +421,46 @@ def test_real_responses_match_the_documented_schemas(check, issue, instance, clo
 
     # the hotel models
     sid = check("get", "/api/session", 200, headers=s)["sessionId"]
+    # the guest's side and the staff work queue
+    mine = check("get", "/api/guest/requests", 200, headers=r77)["requests"]
+    assert [q["text"] for q in mine] == ["Two more towels please"] and mine[0]["stage"] == "received"
+    taken = "/api/guest/offers/{offer_id}/accept"
+    assert check("post", "/api/guest/offers/O1/accept", 201, headers=r77, path=taken)["syncStatus"] == "queued"
+    assert check("post", "/api/guest/offers/O1/accept", 200, headers=r77, path=taken)["syncStatus"] == "unchanged"
+    check("post", "/api/guest/offers/NOPE/accept", 404, code="NOT_FOUND", headers=r77, path=taken)
+    asked = check("post", "/api/guest/questions", 200, headers=r77, json={"question": "Can my dog stay with me?"})
+    assert asked["handover"] is True and asked["request"]["stage"] == "received"
+    check("post", "/api/guest/questions", 400, code="VALIDATION_ERROR", headers=r77, json={"question": ""})
+    import base64
+    import io
+    import wave
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:  # half a second of a quiet room: nothing to understand
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000), w.writeframes(b"\0\0" * 8000)
+    heard = check("post", "/api/guest/voice", 200, headers=r77, json={"audio": base64.b64encode(buf.getvalue()).decode()})
+    assert heard["outcome"] in ("not_understood", "unavailable")
+    check("post", "/api/guest/voice", 400, code="VALIDATION_ERROR", headers=r77, json={"audio": "bm90IGEgd2F2ZQ=="})
+    queue = check("get", "/api/staff/tasks?scope=all&kind=ticket", 200, headers=s)
+    assert {i["kind"] for i in queue["items"]} == {"ticket"} and queue["filters"]["kind"] == "ticket"
+    check("get", "/api/staff/tasks?scope=everybody", 400, code="VALIDATION_ERROR", headers=s)
+    act = "/api/staff/tasks/{kind}/{item_id}"
+    first = queue["items"][0]["id"]
+    done = check("post", f"/api/staff/tasks/ticket/{first}", 200, headers=s, path=act, json={"action": "accept"})
+    assert done["item"]["status"] == "accepted" and done["syncStatus"] == "queued"
+    check("post", f"/api/staff/tasks/ticket/{first}", 409, code="INVALID_TRANSITION", headers=s, path=act,
+          json={"action": "accept"})
+    check("post", "/api/staff/tasks/ticket/T-404", 404, code="NOT_FOUND", headers=s, path=act, json={"action": "done"})
+    check("post", f"/api/staff/tasks/ticket/{first}", 400, code="VALIDATION_ERROR", headers=s, path=act,
+          json={"action": "fly"})
+    check("post", f"/api/staff/tasks/ticket/{first}", 403, code="FORBIDDEN", headers=g, path=act,
+          json={"action": "done"})
+    feed = check.client.get("/api/staff/events", headers=s, buffered=False)  # a stream: checked by hand
+    assert feed.status_code == 200 and feed.mimetype == "text/event-stream"
+    assert next(iter(feed.response)) == b"retry: 2000\n\n"
+    feed.close()
+    check.seen.add(("/api/staff/events", "get", 200))
+    check("get", "/api/staff/events", 403, code="FORBIDDEN", headers=g)
+
     audit_run = check("post", "/api/ai/trigger", 200, headers=s,
                       json={"sessionId": sid, "modelId": "night-audit", "requestPayload": {"businessDate": "2026-05-28"}})
     assert [(f["type"], f["confirmation"]) for f in audit_run["findings"]] == [("MISSING_ROOM_CHARGE", "R-77")]

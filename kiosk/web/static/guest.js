@@ -175,6 +175,7 @@ const Guest = {
     const r = await Kiosk.api("POST", "/api/guest/requests", {text, kind: this.el("request-kind").value});
     if (!r.ok) return this.sayError(r.code);
     this.el("request").reset();
+    this.voiceSay("");
     this.say(r.data.duplicateOf ? "guest.request.duplicate" : "guest.request.sent", "ok");
     await this.refresh();
   },
@@ -232,6 +233,7 @@ const Guest = {
   async talk() {
     this.activity();
     if (Voice.session) { Voice.stop(); return; }  // the second press sends at once
+    this.say("");  // an earlier message is not about this
     this.setTalking(true);
     let clip;
     try {

@@ -122,13 +122,15 @@ function listen() {
   $("logout").addEventListener("click", () => logout("session.ended"));
   const preview = $("preview-img");
   if (preview) {  // no picture from the camera: no empty box, the typed code instead
-    preview.addEventListener("error", () => {
+    const noPicture = () => {
       $("preview").hidden = true;
       $("preview-help").hidden = true;
       $("nocamera").hidden = false;
-    });
+    };
+    preview.addEventListener("error", noPicture);
+    if (preview.complete && preview.naturalWidth === 0) noPicture();  // failed before this script ran
   }
-  ["pointerdown", "keydown"].forEach(t => document.addEventListener(t, touch));
+  ["pointerdown", "keydown", "input"].forEach(t => document.addEventListener(t, touch));
   listen();
   document.body.dataset.ready = "yes";
 })();

@@ -8,6 +8,7 @@ const Queue = {
   filters: {scope: localStorage.getItem("kiosk.staff.scope") || "all", room: "", kind: ""},
   feed: null,
   pending: null,       // a refresh waiting for the person to finish with a list box
+  drafts: {},          // choices made in a list box but not sent yet: they survive a refresh
   refreshing: null,
   onSignedOut: null,   // staff.js: the session ended
   say: null,           // staff.js: (key, kind, vars) into the message line
@@ -56,8 +57,7 @@ const Queue = {
       const li = document.createElement("li");
       li.className = "empty";
       const filtered = this.filters.scope !== "all" || this.filters.room || this.filters.kind;
-      li.textContent = Kiosk.t(filtered && this.data && this.data.counts.all ? "staff.queue.none.filtered"
-                                                                              : "staff.queue.none");
+      li.textContent = Kiosk.t(filtered ? "staff.queue.none.filtered" : "staff.queue.none");
       list.append(li);
     }
     for (const it of items) list.append(this.card(it));
@@ -106,6 +106,7 @@ const Queue = {
     const head = document.createElement("div");
     head.className = "item-head";
     head.append(this.badge(Kiosk.t("kind." + it.kind), "kind"));
+    if (it.channel === "spoken" || it.channel === "question") head.append(this.badge(Kiosk.t("channel." + it.channel), "kind"));
     if (it.priority === "urgent" || it.priority === "high") head.append(this.badge(Kiosk.t("priority." + it.priority), "prio"));
     const room = document.createElement("span");
     room.className = "room";
@@ -194,9 +195,10 @@ const Queue = {
       box.append(row);
       return box;
     }
-    for (const action of ["accept", "start", "done"]) {
-      if (!it.actions.includes(action)) continue;
-      const b = this.button(it, key, action, Kiosk.t("staff.action." + action), action === "done" ? "" : "secondary");
+    // the next natural step stands out (accept a new one, start an accepted one, finish one in progress)
+    const steps = ["accept", "start", "done"].filter(a => it.actions.includes(a));
+    for (const action of steps) {
+      const b = this.button(it, key, action, Kiosk.t("staff.action." + action), action === steps[0] ? "" : "secondary");
       b.addEventListener("click", () => this.act(it, action));
       row.append(b);
     }
@@ -224,13 +226,13 @@ const Queue = {
     label.textContent = Kiosk.t("staff.assign.to") + " — " + this.label(it);
     const select = document.createElement("select");
     select.id = id;
-    select.dataset.focus = key + ":assignee";
+    select.dataset.focus = key + ":assign-pick";
     for (const p of people) {
       const o = new Option(p.id === this.data.me.id ? Kiosk.t("staff.assign.me", {name: p.name}) : p.name, p.id);
       select.append(o);
     }
     select.value = people.some(p => p.id === it.assignee) ? it.assignee : people[0].id;
-    select.addEventListener("blur", () => { if (this.pending) setTimeout(() => this.render(), 0); });
+    this.keepDraft(select);
     const b = this.button(it, key, "assign", Kiosk.t("staff.action.assign"), "secondary");
     b.addEventListener("click", () => this.act(it, "assign", {assignee: select.value}));
     row.append(label, select, b);
@@ -247,21 +249,31 @@ const Queue = {
     label.textContent = `${Kiosk.t("staff.status")} — ${it.id} (${it.title})`;
     const select = document.createElement("select");
     select.id = id;
-    select.dataset.focus = key + ":status";
+    select.dataset.focus = key + ":status-pick";
     for (const s of [it.status, ...it.allowedStatuses]) {
       const o = new Option(s === it.status ? Kiosk.t("staff.status.now", {status: Kiosk.t("status." + s)})
                                            : Kiosk.t("status." + s), s);
       select.append(o);
     }
     select.value = it.status;
-    select.addEventListener("blur", () => { if (this.pending) setTimeout(() => this.render(), 0); });
+    this.keepDraft(select);
     const b = this.button(it, key, "status", Kiosk.t("staff.update"), "secondary");
     b.addEventListener("click", () => this.act(it, "status", {status: select.value, expectedVersion: it.version}));
     row.append(label, select, b);
     return row;
   },
 
+  // A choice not sent yet is put back after a refresh (the list may change under the
+  // person's finger: a new request arrives while they pick a status).
+  keepDraft(select) {
+    const key = select.dataset.focus;
+    if (key in this.drafts && [...select.options].some(o => o.value === this.drafts[key])) select.value = this.drafts[key];
+    select.addEventListener("change", () => { this.drafts[key] = select.value; });
+    select.addEventListener("blur", () => { if (this.pending) setTimeout(() => this.render(), 0); });
+  },
+
   async act(it, action, extra) {
+    for (const k of Object.keys(this.drafts)) if (k.startsWith(it.kind + ":" + it.id + ":")) delete this.drafts[k];
     if (action === "status" && extra.status === it.status) return;
     const r = await Kiosk.api("POST", `/api/staff/tasks/${it.kind}/${encodeURIComponent(it.id)}`,
                               {action, ...(extra || {})});

@@ -1,11 +1,17 @@
 // Push-to-talk: the microphone through Web Audio to a 16 kHz mono 16-bit WAV, encoded
 // here (what the voice-ai model reads), base64 for the JSON API.  Recording stops by
 // itself after a pause that follows speech, when stop() is called, or at maxSeconds.
+// Only the utterance is sent (with a short margin): long stretches of silence around it
+// make the offline recogniser hear words that were never said (measured with espeak-ng
+// through Chromium's fake microphone: "where is the pool please" for "bring me two
+// towels" untrimmed, the right words trimmed).
 "use strict";
 const Voice = {
   RATE: 16000,
   SPEECH_RMS: 0.015,    // louder than this is speech (about -36 dBFS)
   PAUSE_MS: 900,        // this much quiet after speech ends the recording
+  MARGIN_BEFORE: 0.15,  // seconds kept before the first loud block ...
+  MARGIN_AFTER: 0.25,   // ... and after the last one
   session: null,
 
   supported() {
@@ -18,7 +24,7 @@ const Voice = {
   async record({maxSeconds = 8, onState} = {}) {
     if (this.session) throw new Error("already recording");
     const stream = await navigator.mediaDevices.getUserMedia(
-      {audio: {channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true}});
+      {audio: {channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false}});
     const ctx = new AudioContext();
     const session = {stream, ctx, blocks: [], stopped: false};
     this.session = session;
@@ -43,6 +49,8 @@ const Voice = {
           const now = performance.now();
           if (Math.sqrt(sum / block.length) > this.SPEECH_RMS) {
             if (!heard && onState) onState("speech");
+            if (session.firstLoud === undefined) session.firstLoud = session.blocks.length - 1;
+            session.lastLoud = session.blocks.length - 1;
             heard = true;
             lastLoud = now;
           }
@@ -52,7 +60,7 @@ const Voice = {
         session.timer = setTimeout(resolve, maxSeconds * 1000 + 500);
       });
       clearTimeout(session.timer);
-      const samples = this.concat(session.blocks);
+      const samples = this.utterance(session, ctx.sampleRate);
       const pcm = await this.resample(samples, ctx.sampleRate);
       return {audio: this.base64(this.wav(pcm)), seconds: pcm.length / this.RATE, heardSpeech: !!session.heard};
     } finally {
@@ -79,6 +87,16 @@ const Voice = {
     session.stream.getTracks().forEach(t => t.stop());
     session.ctx.close().catch(() => {});
     if (this.session === session) this.session = null;
+  },
+
+  // the speech with a short margin (everything, if no block was loud)
+  utterance(session, rate) {
+    const all = this.concat(session.blocks);
+    if (session.firstLoud === undefined) return all;
+    const size = session.blocks[0].length;
+    const from = Math.max(0, session.firstLoud * size - Math.round(this.MARGIN_BEFORE * rate));
+    const to = Math.min(all.length, (session.lastLoud + 1) * size + Math.round(this.MARGIN_AFTER * rate));
+    return all.subarray(from, to);
   },
 
   concat(blocks) {
@@ -121,8 +139,9 @@ const Voice = {
     text(36, "data");
     view.setUint32(40, samples.length * 2, true);
     for (let i = 0; i < samples.length; i++) {
-      const s = Math.max(-1, Math.min(1, samples[i]));
-      view.setInt16(44 + i * 2, s < 0 ? s * 0x8000 : s * 0x7fff, true);
+      // triangular dither of one step: no runs of exact digital zero, no quantisation pattern
+      const v = Math.round(samples[i] * 32767 + Math.random() - Math.random());
+      view.setInt16(44 + i * 2, Math.max(-32768, Math.min(32767, v)), true);
     }
     return view.buffer;
   },

@@ -6,6 +6,7 @@ Scripts depend on these forms::
     kiosk-agent [--data-dir DIR] run
     kiosk-agent [--data-dir DIR] status [--json]
     kiosk-agent [--data-dir DIR] sync --once
+    kiosk-agent [--data-dir DIR] resync [--hotel H]
     kiosk-agent [--data-dir DIR] dead list [--json] | dead retry ID | dead drop ID
 """
 
@@ -19,7 +20,7 @@ import click
 from kiosk import logs
 from kiosk.cli import Ctx, KioskGroup
 from kiosk.clock import iso
-from sync import delivery
+from sync import delivery, health
 from sync import pull as pull_mod
 from sync.transport import HttpTransport
 
@@ -30,7 +31,8 @@ def transport_for(inst) -> tuple[HttpTransport, dict]:
     link = link_mod.load(inst.root)
     c = inst.config.cloud
     return HttpTransport(link["url"], link["credential"], connect_timeout=c.connect_timeout_seconds,
-                         read_timeout=c.request_timeout_seconds, ca_bundle=c.ca_bundle), link
+                         read_timeout=c.request_timeout_seconds, ca_bundle=c.ca_bundle,
+                         health=health.Reporter(inst.connect, inst.clock)), link
 
 
 def pusher_for(inst) -> delivery.Pusher:
@@ -133,6 +135,30 @@ def sync(obj: Ctx, once):
                            "rejected": total.rejected, "retried": total.retried, "conflicts": total.conflicts,
                            "pulled": pulled.changes if pulled else 0,
                            "replays": pulled.replays if pulled else [], "error": error}))
+    if error:
+        raise SystemExit(1)
+
+
+@main.command()
+@click.option("--hotel", "hotels", multiple=True, help="Only this hotel (repeatable; default: every hotel).")
+@click.pass_obj
+def resync(obj: Ctx, hotels):
+    """Re-sync from the cloud's snapshot of each hotel's current state, then pull on from there (what
+    the agent does by itself when the cloud answers CURSOR_EXPIRED).  The outbox is kept; exit 1 if
+    the cloud could not be reached."""
+    inst = obj.instance()
+    puller = puller_for(inst)
+    out, error = {}, None
+    for hotel in hotels or puller.hotels:
+        try:
+            r = puller.resync(hotel)
+        except pull_mod.TransportError as e:
+            error = e.reason
+            break
+        out[hotel] = {"pages": r.pages, "changes": r.changes, "removed": r.removed, "cursor": r.cursor}
+    pulled = puller.pull() if error is None else None
+    error = error or (pulled.error if pulled else None)
+    click.echo(json.dumps({"hotels": out, "pulled": pulled.changes if pulled else 0, "error": error}))
     if error:
         raise SystemExit(1)
 

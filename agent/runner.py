@@ -75,9 +75,9 @@ class Agent:
                 from .cli import puller_for
                 self._puller = puller_for(self.instance, self.transport)
             r = self._puller.pull(max_pages=MAX_PULL_PAGES_PER_RUN)
-            if r.changes or r.error:
+            if r.changes or r.error or r.resynced:
                 log.info("pulled", extra={"changes": r.changes, "pages": r.pages, "replays": r.replays,
-                                          "error": r.error})
+                                          "resynced": r.resynced, "error": r.error})
         except Exception:
             log.exception("pull job failed")
 

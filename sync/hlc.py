@@ -38,13 +38,14 @@ def tick(db, node: str, now_s: float) -> Stamp:
     stamp to the next millisecond instead of growing a sixth digit.
     """
     wall, counter = db.conn.execute(
-        "INSERT INTO hlc_state(node, wall_ms, counter) VALUES (?1, ?2, 0) "
-        "ON CONFLICT(node) DO UPDATE SET "  # (right-hand sides see the old row)
-        " counter = CASE WHEN excluded.wall_ms > wall_ms OR counter >= ?3 THEN 0 ELSE counter + 1 END,"
-        " wall_ms = CASE WHEN excluded.wall_ms > wall_ms THEN excluded.wall_ms"
-        "                WHEN counter >= ?3 THEN wall_ms + 1 ELSE wall_ms END "
+        "INSERT INTO hlc_state(node, wall_ms, counter) VALUES (?, ?, 0) "
+        "ON CONFLICT(node) DO UPDATE SET "  # (right-hand sides see the old row; SQL portable to PostgreSQL)
+        " counter = CASE WHEN excluded.wall_ms > hlc_state.wall_ms OR hlc_state.counter >= ? THEN 0"
+        "                ELSE hlc_state.counter + 1 END,"
+        " wall_ms = CASE WHEN excluded.wall_ms > hlc_state.wall_ms THEN excluded.wall_ms"
+        "                WHEN hlc_state.counter >= ? THEN hlc_state.wall_ms + 1 ELSE hlc_state.wall_ms END "
         "RETURNING wall_ms, counter",
-        [node, int(now_s * 1000), MAX_COUNTER],
+        [node, int(now_s * 1000), MAX_COUNTER, MAX_COUNTER],
     ).fetchone()
     return Stamp(wall, counter, node)
 

@@ -15,6 +15,7 @@ nothing (every apply below is idempotent).  What comes down and how it merges
 * tokens consumed at other kiosks merge by union; a one-time token consumed
   here as well is a replay: the earliest by HLC keeps its session, the other
   session is ended, and both kiosks record a security event and a conflict;
+* security events the cloud recorded reach every kiosk of the hotel (once, by key);
 * trust keys are added, or retired, in ``keys/trust.json``.
 
 Every HLC stamp seen moves the local clock forward (``hlc.receive``), so local
@@ -34,7 +35,7 @@ from kiosk.trust import TrustedKey, TrustList
 from . import hlc
 from .conflicts import Conflict, replay_order
 from .reference import BY_ENTITY
-from .transport import TransportError
+from .transport import CursorExpired, TransportError
 
 log = logging.getLogger("sync.pull")
 
@@ -49,6 +50,17 @@ class PullReport:
     error: str | None = None
     replays: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # hotels the cloud will not serve this device
+    resynced: list[str] = field(default_factory=list)  # hotels re-synced from a snapshot (CURSOR_EXPIRED)
+
+
+@dataclass
+class ResyncReport:
+    hotel_id: str
+    pages: int = 0
+    changes: int = 0
+    removed: int = 0  # reference rows the cloud no longer holds, deleted here
+    cursor: int | None = None
+    replays: list[str] = field(default_factory=list)
 
 
 def cursor_key(hotel_id: str) -> str:
@@ -79,6 +91,20 @@ class Puller:
                 after = int(get_state(self.db, cursor_key(hotel_id)) or 0)
                 try:
                     page = self.transport.pull(hotel_id, after, self.page_size)
+                except CursorExpired as e:
+                    if hotel_id in report.resynced:  # expired again right after a re-sync: try later
+                        report.error = e.reason
+                        return report
+                    log.warning("cursor expired: re-syncing from a snapshot",
+                                extra={"hotelId": hotel_id, "after": after})
+                    report.resynced.append(hotel_id)
+                    try:
+                        r = self.resync(hotel_id)
+                    except TransportError as e2:
+                        report.error = e2.reason
+                        return report
+                    report.replays += r.replays
+                    continue
                 except TransportError as e:
                     if e.reason.startswith("HTTP 403"):  # this device is not linked for that hotel
                         report.refused.append(hotel_id)
@@ -99,39 +125,91 @@ class Puller:
     def apply_page(self, hotel_id: str, page: dict) -> tuple[int, list[str]]:
         """Apply one page and save its cursor, in one transaction."""
         now = self.clock.now()
-        replays: list[str] = []
-        trust = None
         with store.transaction(self.db):
-            for ch in page["changes"]:
-                kind = ch["entityType"]
-                if kind in BY_ENTITY:
-                    _reference(self.db, hotel_id, ch)
-                elif kind == "work_order":
-                    _work_order(self.db, hotel_id, ch, now)
-                elif kind == "ticket":
-                    _ticket(self.db, hotel_id, ch, now)
-                elif kind == "token_revocation":
-                    _revocation(self.db, hotel_id, ch, now)
-                elif kind == "token_consumption":
-                    replay = _consumption(self.db, hotel_id, ch, self.node, now)
-                    if replay:
-                        replays.append(replay)
-                elif kind == "conflict":
-                    record_conflict(self.db, hotel_id, ch["data"], source="pull", now=now,
-                                    key=f"cloud:{ch['entityId']}")
-                elif kind == "trust_key":
-                    trust = trust or TrustList.load(self.trust_path)
-                    _trust_key(self.db, trust, ch)
-                else:
-                    log.warning("unknown entity type in pull", extra={"entityType": kind})
-                if ch.get("hlc"):
-                    hlc.receive(self.db, self.node, ch["hlc"], now)
-            if trust is not None:
-                trust.save(self.trust_path)  # before the cursor commits: a crash re-applies the page
+            replays = self._apply(hotel_id, page["changes"], now)
             set_state(self.db, cursor_key(hotel_id), int(page["cursor"]))
             set_state(self.db, "last_heard_at", now)
             set_state(self.db, "last_pull_at", now)  # the admin analytics' sync.lastPullAt
         return len(page["changes"]), replays
+
+    def resync(self, hotel_id: str) -> ResyncReport:
+        """Re-sync ``hotel_id`` from the cloud's snapshot of its current state, then let pull go on
+        after the snapshot's cursor (docs/sync-protocol.md, "Retention and resync").
+
+        Each page is applied in its own transaction by the same code as a pulled page (so
+        this kiosk's undelivered changes survive, and the outbox is not touched); after the
+        last page, in one transaction with the new cursor, reference rows of a table the
+        cloud holds rows of but not this one are deleted (the PMS dropped them while the
+        change that said so was purged).  A crash part-way leaves the old cursor: the next
+        pull is CURSOR_EXPIRED again and the re-sync starts over (applying is idempotent)."""
+        report = ResyncReport(hotel_id)
+        seen: dict[str, set[str]] = {}
+        token = None
+        while True:
+            page = self.transport.snapshot(hotel_id, token, self.page_size)
+            now = self.clock.now()
+            with store.transaction(self.db):
+                report.replays += self._apply(hotel_id, page["changes"], now)
+                set_state(self.db, "last_heard_at", now)
+            for ch in page["changes"]:
+                if ch["entityType"] in BY_ENTITY:
+                    seen.setdefault(ch["entityType"], set()).add(ch["entityId"])
+            report.pages += 1
+            report.changes += len(page["changes"])
+            token = page.get("next")
+            if not token:
+                break
+        with store.transaction(self.db):
+            for etype, ids in seen.items():
+                table, keys = BY_ENTITY[etype]
+                for row in self.db.execute(f"SELECT {', '.join(keys)} FROM {table} WHERE hotel_id = ?",
+                                           [hotel_id]).fetchall():
+                    if "|".join(str(v) for v in row) not in ids:
+                        _reference(self.db, hotel_id, {"entityType": etype, "op": "delete",
+                                                       "entityId": "|".join(str(v) for v in row)})
+                        report.removed += 1
+            report.cursor = int(page["cursor"])
+            set_state(self.db, cursor_key(hotel_id), report.cursor)
+            set_state(self.db, "last_pull_at", self.clock.now())
+            set_state(self.db, f"resynced_at:{hotel_id}", self.clock.now())
+        log.info("re-synced from a snapshot", extra={"hotelId": hotel_id, "pages": report.pages,
+                                                      "changes": report.changes, "removed": report.removed,
+                                                      "cursor": report.cursor})
+        return report
+
+    def _apply(self, hotel_id: str, changes: list[dict], now: float) -> list[str]:
+        """Apply pulled (or snapshot) changes inside the caller's transaction; returns replays."""
+        replays: list[str] = []
+        trust = None
+        for ch in changes:
+            kind = ch["entityType"]
+            if kind in BY_ENTITY:
+                _reference(self.db, hotel_id, ch)
+            elif kind == "work_order":
+                _work_order(self.db, hotel_id, ch, now)
+            elif kind == "ticket":
+                _ticket(self.db, hotel_id, ch, now)
+            elif kind == "token_revocation":
+                _revocation(self.db, hotel_id, ch, now)
+            elif kind == "token_consumption":
+                replay = _consumption(self.db, hotel_id, ch, self.node, now)
+                if replay:
+                    replays.append(replay)
+            elif kind == "conflict":
+                record_conflict(self.db, hotel_id, ch["data"], source="pull", now=now,
+                                key=f"cloud:{ch['entityId']}")
+            elif kind == "security_event":
+                _security_event(self.db, hotel_id, ch, now)
+            elif kind == "trust_key":
+                trust = trust or TrustList.load(self.trust_path)
+                _trust_key(self.db, trust, ch)
+            else:
+                log.warning("unknown entity type in pull", extra={"entityType": kind})
+            if ch.get("hlc"):
+                hlc.receive(self.db, self.node, ch["hlc"], now)
+        if trust is not None:
+            trust.save(self.trust_path)  # before the cursor commits: a crash re-applies the page
+        return replays
 
 
 def _columns(db, table: str) -> set[str]:
@@ -300,6 +378,16 @@ def _consumption(db, hotel_id: str, ch: dict, node: str, now: float) -> str | No
     audit.record(db, hotel_id=hotel_id, event="security.token_replay", outcome="detected", at=now, jti=jti,
                  details=details)
     return jti
+
+
+def _security_event(db, hotel_id: str, ch: dict, now: float) -> None:
+    """A security event the cloud recorded (a replay between two other kiosks, say): shown here
+    too, once, by its key (a kiosk involved already holds it under the same key)."""
+    d = ch["data"]
+    db.execute("INSERT INTO security_events (hotel_id, kind, subject, details, detected_at, key)"
+               " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
+               [hotel_id, str(d.get("kind") or "UNKNOWN"), str(d.get("subject") or ""),
+                json.dumps(d.get("details") or {}), float(d.get("detectedAt") or now), ch["entityId"]])
 
 
 def _trust_key(db, trust: TrustList, ch: dict) -> None:

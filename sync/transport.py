@@ -2,10 +2,13 @@
 
 ``push(device_id, entries, idempotency_key) -> list[result]`` returns one result
 per entry as docs/sync-protocol.md says, ``pull(hotel_id, after, limit) -> page``
-one page of the hotel's change log; or raises :class:`TransportError` for
+one page of the hotel's change log (:class:`CursorExpired` when the cursor fell off
+the cloud's retained log), ``snapshot(hotel_id, page, limit) -> page`` one page of
+the hotel's current state to re-sync from; or raises :class:`TransportError` for
 anything that leaves the batch's fate unknown (timeout, connection drop, 5xx,
 401) — those entries are simply retried later, which the cloud's idempotency
-keys make safe.
+keys make safe.  ``health``, if given, returns the fleet-health headers sent with
+every request (:mod:`sync.health`).
 """
 
 from __future__ import annotations
@@ -22,21 +25,36 @@ class TransportError(Exception):
         self.too_large = too_large
 
 
+class CursorExpired(TransportError):
+    """The pull's cursor is older than the cloud's retained change log (410 CURSOR_EXPIRED)."""
+
+
+def _health_headers(health) -> dict[str, str]:
+    if health is None:
+        return {}
+    try:
+        return health()
+    except Exception:  # telemetry never stops a sync
+        return {}
+
+
 class HttpTransport:
     """The real thing: HTTPS (TLS verified), Bearer credential, timeouts on every request."""
 
     def __init__(self, url: str, credential: str, *, connect_timeout: float = 3.0,
-                 read_timeout: float = 15.0, ca_bundle: str | None = None):
+                 read_timeout: float = 15.0, ca_bundle: str | None = None, health=None):
         self.url = url.rstrip("/")
         self.timeout = (connect_timeout, read_timeout)
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {credential}"
         self.session.verify = ca_bundle or True
+        self.health_headers = health
 
     def push(self, device_id: str, entries: list[dict], idempotency_key: str) -> list[dict]:
         try:
             r = self.session.post(f"{self.url}/sync/v1/push", json={"deviceId": device_id, "entries": entries},
-                                  headers={"Idempotency-Key": idempotency_key}, timeout=self.timeout)
+                                  headers={**_health_headers(self.health_headers), "Idempotency-Key": idempotency_key},
+                                  timeout=self.timeout)
         except requests.RequestException as e:
             raise TransportError(f"{type(e).__name__}: {e}"[:300]) from None
         if r.status_code == 413:
@@ -51,13 +69,14 @@ class HttpTransport:
             raise TransportError("the cloud answered a different number of results")
         return results
 
-    def pull(self, hotel_id: str, after: int, limit: int) -> dict:
-        """One page of the hotel's changes after ``after``; TransportError if no usable answer."""
+    def _get_page(self, path: str, params: dict, what: str) -> dict:
         try:
-            r = self.session.get(f"{self.url}/sync/v1/pull", params={"hotel": hotel_id, "after": after,
-                                                                     "limit": limit}, timeout=self.timeout)
+            r = self.session.get(f"{self.url}{path}", params=params, headers=_health_headers(self.health_headers),
+                                 timeout=self.timeout)
         except requests.RequestException as e:
             raise TransportError(f"{type(e).__name__}: {e}"[:300]) from None
+        if r.status_code == 410:
+            raise CursorExpired(f"HTTP 410: {r.text[:200]}")
         if r.status_code != 200:
             raise TransportError(f"HTTP {r.status_code}: {r.text[:200]}")
         try:
@@ -66,8 +85,18 @@ class HttpTransport:
         except (ValueError, KeyError, TypeError):
             ok = False
         if not ok:
-            raise TransportError("the cloud's answer is not a pull page")
+            raise TransportError(f"the cloud's answer is not a {what} page")
         return page
+
+    def pull(self, hotel_id: str, after: int, limit: int) -> dict:
+        """One page of the hotel's changes after ``after``; TransportError if no usable answer,
+        CursorExpired if the cloud no longer keeps the changes after ``after``."""
+        return self._get_page("/sync/v1/pull", {"hotel": hotel_id, "after": after, "limit": limit}, "pull")
+
+    def snapshot(self, hotel_id: str, page: str | None, limit: int) -> dict:
+        """One page of the hotel's current state (``page``: the previous page's ``next``)."""
+        params = {"hotel": hotel_id, "limit": limit} | ({"page": page} if page else {})
+        return self._get_page("/sync/v1/snapshot", params, "snapshot")
 
     def health(self) -> dict:
         try:
@@ -80,28 +109,54 @@ class HttpTransport:
 class InMemoryTransport:
     """Applies pushes straight to a reference-cloud database; for unit tests and benchmarks."""
 
-    def __init__(self, cloud_db, device, clock, max_skew: float | None = None):
+    def __init__(self, cloud_db, device, clock, max_skew: float | None = None, health=None):
         self.db, self.device, self.clock = cloud_db, device, clock
         self.max_skew = max_skew
+        self.health_headers = health
         self.down = False
+
+    def _seen(self, kind: str) -> None:
+        from .cloud import fleet
+
+        if self.health_headers is not None:
+            fleet.seen(self.db, self.device.device_id, fleet.report(_health_headers(self.health_headers)),
+                       kind=kind, now=self.clock.now())
 
     def push(self, device_id: str, entries: list[dict], idempotency_key: str) -> list[dict]:
         from .cloud.apply import apply_push
 
         if self.down:
             raise TransportError("ConnectionError: cloud down (in-memory)")
+        self._seen("push")
         if self.max_skew is None:
             return apply_push(self.db, self.device, entries, self.clock.now())
         return apply_push(self.db, self.device, entries, self.clock.now(), self.max_skew)
 
-    def pull(self, hotel_id: str, after: int, limit: int) -> dict:
-        from .cloud import changelog
-
+    def _hotel(self, hotel_id: str) -> None:
         if self.down:
             raise TransportError("ConnectionError: cloud down (in-memory)")
         if not self.device.serves(hotel_id):
             raise TransportError(f"HTTP 403: not for hotel {hotel_id}")
+
+    def pull(self, hotel_id: str, after: int, limit: int) -> dict:
+        from kiosk.errors import CursorExpired as Expired
+
+        from .cloud import changelog, retention
+
+        self._hotel(hotel_id)
+        self._seen("pull")
+        try:
+            retention.check_cursor(self.db, hotel_id, after)
+        except Expired as e:
+            raise CursorExpired(f"HTTP 410: {e.message}") from None
         return changelog.page(self.db, hotel_id, after, limit) | {"serverTime": self.clock.now()}
+
+    def snapshot(self, hotel_id: str, page: str | None, limit: int) -> dict:
+        from .cloud import snapshot
+
+        self._hotel(hotel_id)
+        self._seen("pull")
+        return snapshot.page(self.db, hotel_id, page, limit, self.clock.now()) | {"serverTime": self.clock.now()}
 
     def health(self) -> dict:
         return {"reachable": not self.down}

@@ -205,10 +205,15 @@ def test_documented_error_responses_carry_codes_of_their_status(spec):
             for code in codes:
                 assert HTTP_STATUS[code] == int(status), f"{method.upper()} {path}: {code} is not {status}"
             seen |= set(codes)
+    # STORAGE_FULL can answer any write (info.description); SCHEMA_TOO_NEW stops a program
+    # before it serves; ADDRESS_IN_USE and CAMERA_UNAVAILABLE are the command line's
+    seen |= {"STORAGE_FULL", "SCHEMA_TOO_NEW", "ADDRESS_IN_USE", "CAMERA_UNAVAILABLE"}
     # CONFIG_ERROR and NOT_INITIALISED stop the server before it serves anything;
     # METHOD_NOT_ALLOWED belongs to the admin endpoints' methods (elsewhere: info.description);
-    # IDEMPOTENCY_KEY_REUSED is the reference cloud's answer (docs/sync-protocol.md)
-    assert seen == set(HTTP_STATUS) - {"CONFIG_ERROR", "NOT_INITIALISED", "IDEMPOTENCY_KEY_REUSED"}
+    # IDEMPOTENCY_KEY_REUSED and CURSOR_EXPIRED are the reference cloud's answers
+    # (docs/sync-protocol.md, docs/cloud-openapi.yaml)
+    assert seen == set(HTTP_STATUS) - {"CONFIG_ERROR", "NOT_INITIALISED", "IDEMPOTENCY_KEY_REUSED",
+                                       "CURSOR_EXPIRED"}
 
 
 # --- routes -----------------------------------------------------------------------------------
@@ -419,8 +424,6 @@ def test_real_responses_match_the_documented_schemas(check, issue, instance, clo
         set(tasks["workOrders"][0]["allowedStatuses"]) == {"in_progress", "on_hold", "open", "cancelled"}
     check("get", "/api/staff/tasks", 403, code="FORBIDDEN", headers=g)
 
-    # the hotel models
-    sid = check("get", "/api/session", 200, headers=s)["sessionId"]
     # the guest's side and the staff work queue
     mine = check("get", "/api/guest/requests", 200, headers=r77)["requests"]
     assert [q["text"] for q in mine] == ["Two more towels please"] and mine[0]["stage"] == "received"
@@ -461,6 +464,8 @@ def test_real_responses_match_the_documented_schemas(check, issue, instance, clo
     check.seen.add(("/api/staff/events", "get", 200))
     check("get", "/api/staff/events", 403, code="FORBIDDEN", headers=g)
 
+    # the hotel models
+    sid = check("get", "/api/session", 200, headers=s)["sessionId"]
     audit_run = check("post", "/api/ai/trigger", 200, headers=s,
                       json={"sessionId": sid, "modelId": "night-audit", "requestPayload": {"businessDate": "2026-05-28"}})
     assert [(f["type"], f["confirmation"]) for f in audit_run["findings"]] == [("MISSING_ROOM_CHARGE", "R-77")]

@@ -8,6 +8,7 @@ tests/test_chain_integration.py imports through ``kiosk-cloud data import`` with
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -18,6 +19,7 @@ from kiosk.clock import FakeClock
 from sync.cloud import refdata
 from sync.cloud.cli import main as cloud_cli
 
+_seq = itertools.count()
 HEADER = "work_order_id,asset_id,room_number,opened_at,closed_at,type,description,status,assignee,priority,notes\n"
 
 
@@ -155,3 +157,32 @@ def test_the_cli_imports_work_orders_all_or_nothing(tmp_path, cloud):
     r = CliRunner().invoke(cloud_cli, ["--data-dir", str(tmp_path), "data", "import", str(d), "--hotel", HOTEL])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output.splitlines()[-1])["work_orders"]["added"] == 1
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request):
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("pg").new_database(f"pms{next(_seq)}")
+
+
+def test_the_import_on_sqlite_and_postgresql(tmp_path, database):
+    from sync.cloud import storage
+
+    st = storage.open_storage(tmp_path / "cloud", database)
+    st.prepare()
+    db = st.connect()
+    try:
+        clock = FakeClock(1_780_000_000.0)
+        counts = refdata.import_tables(db, HOTEL, refdata.read_export(export(tmp_path, P1, P2)), clock.now())
+        assert counts["work_orders"]["added"] == 2
+        db.execute("UPDATE work_orders SET notes = 'kiosk', field_hlc = '{}' WHERE work_order_id = 'WO-P1'")
+        clock.advance(60)
+        counts = refdata.import_tables(db, HOTEL, refdata.read_export(export(tmp_path, P1 + "pms", P2)), clock.now())
+        assert counts["work_orders"] == {"added": 0, "changed": 1, "removed": 0, "unchanged": 1, "conflicts": 1}
+        assert db.execute("SELECT notes, version FROM work_orders WHERE work_order_id = 'WO-P1'").fetchone() == \
+            ("pms", 2)
+        kinds = [r[0] for r in db.execute("SELECT entity_type FROM changes WHERE hotel_id = ? ORDER BY seq", [HOTEL])]
+        assert kinds == ["work_order", "work_order", "conflict", "work_order"]
+    finally:
+        st.close()

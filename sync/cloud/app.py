@@ -1,8 +1,9 @@
 """The reference cloud's HTTP API (docs/sync-protocol.md).  Nothing happens at import time.
 
-``POST /sync/v1/push``, ``GET /sync/v1/pull``, ``GET /sync/v1/health`` and the
-central office's ``GET /v1/hotels/<hotel>/tickets``, ``.../work-orders``,
-``.../conflicts`` and ``.../security-events``.  Every request
+``POST /sync/v1/push``, ``GET /sync/v1/pull``, ``GET /sync/v1/snapshot``,
+``GET /sync/v1/health`` and the central office's ``GET /v1/hotels/<hotel>/tickets``,
+``.../work-orders``, ``.../conflicts``, ``.../security-events`` and ``.../fleet``, and
+``GET /v1/fleet``.  Every request
 carries ``Authorization: Bearer <device credential>``.  Errors are
 ``{"error": {"code", "message", "details"}}``; bad input is never a 500.
 """
@@ -21,7 +22,18 @@ from kiosk.clock import SystemClock
 from kiosk.errors import KioskError, ValidationError
 from kiosk.validation import loads_bounded
 
-from . import changelog, devices, pushes, storage, tickets, validation, workorders
+from . import (
+    changelog,
+    devices,
+    fleet,
+    pushes,
+    retention,
+    snapshot,
+    storage,
+    tickets,
+    validation,
+    workorders,
+)
 
 log = logging.getLogger("kiosk.cloud")
 
@@ -30,33 +42,41 @@ _HTTP_CODES = {400: "VALIDATION_ERROR", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 4
 
 
 class Connections:
-    """One connection per thread, opened on first use (SQLite: to ``cloud.db``; PostgreSQL:
-    out of the process's pool)."""
+    """SQLite: one connection to ``cloud.db`` per thread, opened on first use.  PostgreSQL:
+    a connection out of the process's pool for each request, given back after it."""
 
     def __init__(self, st):
         self.storage = st
         self._local = threading.local()
 
     def get(self):
+        if self.storage.dialect == "postgresql":
+            return self.storage.acquire()
         db = getattr(self._local, "db", None)
         if db is None:
             db = self._local.db = self.storage.connect()
         return db
 
+    def put(self, db) -> None:
+        if self.storage.dialect == "postgresql":
+            self.storage.release(db)
+
 
 def create_app(data_dir: str | Path | None = None, clock=None,
-               max_clock_skew: float = validation.MAX_CLOCK_SKEW_SECONDS, *, database: str | None = None) -> Flask:
+               max_clock_skew: float = validation.MAX_CLOCK_SKEW_SECONDS, *, database: str | None = None,
+               fleet_policy: fleet.Policy | None = None, pool_size: int = 16) -> Flask:
     """The cloud app over ``database`` (a PostgreSQL URL) or ``cloud.db`` in ``data_dir``
     (created and migrated here, once).
 
     ``max_clock_skew``: entries stamped further ahead of the cloud's clock are rejected
-    (``HLC_AHEAD``)."""
-    st = storage.open_storage(data_dir, database)
+    (``HLC_AHEAD``); ``fleet_policy``: when the fleet endpoints flag a device."""
+    st = storage.open_storage(data_dir, database, pool_size=pool_size)
     st.prepare()
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=validation.MAX_BODY_BYTES,
                       CLOUD_DB=Connections(st), CLOUD_STORAGE=st,
-                      CLOUD_CLOCK=clock or SystemClock(), CLOUD_MAX_SKEW=max_clock_skew)
+                      CLOUD_CLOCK=clock or SystemClock(), CLOUD_MAX_SKEW=max_clock_skew,
+                      CLOUD_FLEET=fleet_policy or fleet.Policy())
     app.json.sort_keys = False
     _install_errors(app)
     _install_routes(app)
@@ -119,6 +139,12 @@ def _install_routes(app: Flask) -> None:
     def _open_db():
         g.db = app.config["CLOUD_DB"].get()
 
+    @app.teardown_request
+    def _close_db(_exc):
+        db = g.pop("db", None)
+        if db is not None:
+            app.config["CLOUD_DB"].put(db)
+
     @app.post("/sync/v1/push")
     def push():
         started = time.monotonic()
@@ -136,23 +162,32 @@ def _install_routes(app: Flask) -> None:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
         log.info("push", extra={"deviceId": device.device_id, "entries": len(entries), "replayed": replayed,
                                 "counts": counts, "ms": round((time.monotonic() - started) * 1000, 1)})
+        _seen(device, "push")
         return jsonify(body)
+
+    def _seen(device: devices.Device, kind: str) -> None:
+        """Keep the fleet-health headers of this request (docs/sync-protocol.md); never fails it."""
+        try:
+            fleet.seen(g.db, device.device_id, fleet.report(request.headers), kind=kind, now=clock.now())
+        except Exception:
+            log.exception("fleet health not recorded", extra={"deviceId": device.device_id})
 
     @app.get("/sync/v1/health")
     def health():
         _device()
         return jsonify({"status": "ok", "serverTime": clock.now()})
 
-    def _hotel(hotel_id: str) -> None:
+    def _hotel(hotel_id: str) -> devices.Device:
         device = _device()
         if not device.serves(hotel_id):
             raise KioskError(f"this credential is not for hotel {hotel_id}", {"hotelId": hotel_id},
                              code="FORBIDDEN")
+        return device
 
     @app.get("/sync/v1/pull")
     def pull():
         hotel_id = request.args.get("hotel", "")
-        _hotel(hotel_id)
+        device = _hotel(hotel_id)
         try:
             after = int(request.args.get("after", "0"))
             limit = int(request.args.get("limit", "500"))
@@ -161,9 +196,38 @@ def _install_routes(app: Flask) -> None:
                                   {"fields": [{"field": "after"}, {"field": "limit"}]}) from None
         if not 0 <= after < 2**63 or limit < 1:
             raise ValidationError("after must be >= 0 and limit >= 1", {"fields": [{"field": "after"}]})
+        retention.check_cursor(g.db, hotel_id, after)  # 410 CURSOR_EXPIRED: re-sync from the snapshot
         body = changelog.page(g.db, hotel_id, after, limit)
         body["serverTime"] = clock.now()
+        _seen(device, "pull")
         return jsonify(body)
+
+    @app.get("/sync/v1/snapshot")
+    def snapshot_page():
+        hotel_id = request.args.get("hotel", "")
+        device = _hotel(hotel_id)
+        try:
+            limit = int(request.args.get("limit", "500"))
+        except ValueError:
+            raise ValidationError("limit must be an integer", {"fields": [{"field": "limit"}]}) from None
+        if limit < 1:
+            raise ValidationError("limit must be >= 1", {"fields": [{"field": "limit"}]})
+        body = snapshot.page(g.db, hotel_id, request.args.get("page") or None, limit, clock.now())
+        body["serverTime"] = clock.now()
+        _seen(device, "pull")
+        return jsonify(body)
+
+    # fleet health for the central office: a hotel's devices, or those of every hotel the
+    # credential serves
+    @app.get("/v1/hotels/<hotel_id>/fleet")
+    def hotel_fleet(hotel_id: str):
+        _hotel(hotel_id)
+        return jsonify(fleet.overview(g.db, [hotel_id], app.config["CLOUD_FLEET"], clock.now()))
+
+    @app.get("/v1/fleet")
+    def all_fleet():
+        device = _device()
+        return jsonify(fleet.overview(g.db, list(device.hotels), app.config["CLOUD_FLEET"], clock.now()))
 
     # the central office's read side: what the cloud holds for a hotel
     for suffix, key, lister in (("tickets", "tickets", tickets.list_for_hotel),

@@ -29,7 +29,7 @@ from kiosk import logs
 from kiosk.clock import SystemClock, parse_duration
 from kiosk.errors import KioskError
 
-from . import changelog, devices, keys, refdata, storage, tickets, workorders
+from . import changelog, devices, fleet, keys, refdata, retention, storage, tickets, workorders
 
 DEFAULT_DATA_DIR = "var/cloud"
 
@@ -87,6 +87,56 @@ def main(ctx, data_dir, database):
         ctx.meta.setdefault("cloud.database", database)
 
 
+def _duration(text: str, option: str) -> int:
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise KioskError(f"{option}: {e}", {"field": option.lstrip("-")}, code="VALIDATION_ERROR") from None
+
+
+def retention_option(f):
+    return click.option("--retention", "retention_", default="30d", show_default=True,
+                        envvar="KIOSK_CLOUD_RETENTION",
+                        help="Keep the change log and idempotency keys this long (at least the longest a"
+                             " kiosk may be offline; older cursors get CURSOR_EXPIRED and re-sync).")(f)
+
+
+#: the fleet-health flags' options (name, default, environment variable, help)
+FLEET_OPTIONS = (
+    ("silent-after", "15m", "Flag a device silent when not heard from for this long."),
+    ("max-pending", "1000", "Flag a device behind when more entries than this wait in its outbox."),
+    ("max-backlog-age", "1h", "Flag a device behind when its oldest waiting entry is older than this."),
+    ("clock-tolerance", "2m", "Flag a device whose clock is off the cloud's by more than this."),
+)
+
+
+def fleet_options(f):
+    """``--fleet-…`` options: when ``fleet`` and the fleet endpoints flag a device."""
+    def remember(name):
+        def cb(ctx, _param, value):
+            ctx.find_root().meta.setdefault("cloud.fleet", {})[name] = value
+            return value
+        return cb
+    for name, default, text in reversed(FLEET_OPTIONS):
+        f = click.option(f"--fleet-{name}", default=default, show_default=True, expose_value=False,
+                         envvar=f"KIOSK_CLOUD_FLEET_{name.upper().replace('-', '_')}", callback=remember(name),
+                         help=text)(f)
+    return f
+
+
+def fleet_policy() -> fleet.Policy:
+    given = click.get_current_context().find_root().meta.get("cloud.fleet", {})
+    value = {n: d for n, d, _ in FLEET_OPTIONS} | given
+    try:
+        pending = int(value["max-pending"])
+    except ValueError:
+        raise KioskError("--fleet-max-pending: not a number", {"field": "fleet-max-pending"},
+                         code="VALIDATION_ERROR") from None
+    return fleet.Policy(silent_after=_duration(value["silent-after"], "--fleet-silent-after"), max_pending=pending,
+                        max_backlog_age=_duration(value["max-backlog-age"], "--fleet-max-backlog-age"),
+                        clock_tolerance=_duration(value["clock-tolerance"], "--fleet-clock-tolerance"))
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=int, default=8090, show_default=True, help="Port to listen on.")
@@ -96,17 +146,21 @@ def main(ctx, data_dir, database):
 @click.option("--log-level", default="INFO", show_default=True)
 @click.option("--max-clock-skew", default="1h", show_default=True, envvar="KIOSK_CLOUD_MAX_CLOCK_SKEW",
               help="Refuse entries stamped further ahead of this server's clock (HLC_AHEAD).")
+@retention_option
+@click.option("--purge-every", default="1h", show_default=True, envvar="KIOSK_CLOUD_PURGE_EVERY",
+              help="Purge what is older than --retention this often (off: never; run `kiosk-cloud purge`).")
+@fleet_options
 @data_dir_option
-def serve(host, port, threads, log_level, max_clock_skew, workers):
+def serve(host, port, threads, log_level, max_clock_skew, workers, retention_, purge_every):
     """Serve the sync and read API until SIGTERM / Ctrl-C."""
     import waitress
 
     from .app import create_app
 
-    try:
-        skew = parse_duration(max_clock_skew)
-    except ValueError as e:
-        raise KioskError(f"--max-clock-skew: {e}", {"field": "max-clock-skew"}, code="VALIDATION_ERROR") from None
+    skew = _duration(max_clock_skew, "--max-clock-skew")
+    keep = _duration(retention_, "--retention")
+    purge_interval = None if purge_every.strip().lower() == "off" else _duration(purge_every, "--purge-every")
+    policy = fleet_policy()
     root, url = data_dir(), database()
     st = storage.open_storage(root, url)
     if workers > 1 and st.processes == 1:
@@ -118,13 +172,16 @@ def serve(host, port, threads, log_level, max_clock_skew, workers):
         from .workers import serve_workers
 
         st.prepare()  # once, before the workers start
-        log.info("serving", extra={"host": host, "port": port, "workers": workers, "database": "postgresql"})
+        log.info("serving", extra={"host": host, "port": port, "workers": workers, "database": "postgresql",
+                                   "purge": "run `kiosk-cloud purge` from a timer"})
         serve_workers(host=host, port=port, workers=workers, threads=threads, database=url, data_dir=root,
-                      max_clock_skew=skew, log_level=log_level)
+                      max_clock_skew=skew, log_level=log_level, fleet_policy=policy)
         return
-    app = create_app(root, max_clock_skew=skew, database=url)
+    app = create_app(root, max_clock_skew=skew, database=url, fleet_policy=policy, pool_size=threads)
     server = waitress.create_server(app, host=host, port=port, threads=threads, ident="kiosk-cloud")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # waitress stops its loop on SystemExit
+    if purge_interval:
+        retention.Purger(st.connect, SystemClock(), keep, purge_interval).start()
     log.info("serving", extra={"host": host, "port": server.effective_port, "dataDir": str(root)})
     try:
         server.run()
@@ -259,6 +316,30 @@ def data_import(folder, hotel):
     with click.progressbar(length=n, label="importing", file=sys.stderr) as bar:
         counts = refdata.import_tables(open_db(), hotel, tables, SystemClock().now(), progress=bar.update)
     click.echo(json.dumps(counts))
+
+
+@main.command("fleet")
+@click.option("--hotel", default=None, help="Only the devices of this hotel (default: every device).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, as GET /v1/fleet answers.")
+@fleet_options
+@data_dir_option
+def fleet_cmd(hotel, as_json):
+    """Fleet health: each kiosk's version, backlog, clock and last sync, flagged when silent, behind,
+    holding dead letters or off the cloud's clock."""
+    overview = fleet.overview(open_db(), [hotel] if hotel else None, fleet_policy(), SystemClock().now())
+    if as_json:
+        click.echo(json.dumps(overview))
+    else:
+        click.echo("\n".join(fleet.table(overview)))
+
+
+@main.command("purge")
+@retention_option
+@data_dir_option
+def purge_cmd(retention_):
+    """Delete change-log rows, entry keys and push answers older than --retention (what `serve` does
+    every --purge-every); prints what was deleted as JSON."""
+    click.echo(json.dumps(retention.purge(open_db(), SystemClock().now(), _duration(retention_, "--retention"))))
 
 
 tickets_cmd = _listing("tickets", tickets.list_for_hotel,

@@ -4,6 +4,8 @@ Two of them also change what every kiosk must know, so they go to the change log
 ``token.revoked`` (a revocation made at one kiosk stops the token at all of them)
 and ``token.used`` (consumed one-time tokens merge by union; the same token
 consumed at two kiosks is a replay, rule ``token-replay`` of :mod:`sync.conflicts`).
+A replay is also a security event, logged for pull so that every kiosk of the hotel
+shows it, not only the two involved.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from .validation import Entry
 
 
 def record(db, e: Entry, now: float) -> list[dict]:
+    # ON CONFLICT: an entry repeated after its key's retention (docs/sync-protocol.md) is recorded once
     db.execute("INSERT INTO events (key, hotel_id, kind, entity_type, entity_id, payload, hlc, received_at)"
-               " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+               " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
                [e.key, e.hotelId, e.kind, e.entityType, e.entityId,
                 json.dumps(e.payload, sort_keys=True, separators=(",", ":")), e.hlc, now])
     if e.kind == "token.revoked":
@@ -62,8 +65,28 @@ def consumed(db, e: Entry, now: float) -> list[dict]:
     loser = mine if mine != keeper else others[0]
     outcome = (f"replay: the session at {keeper['kioskId']} (earliest) is kept;"
                f" the one at {loser['kioskId']} is ended")
-    db.execute("INSERT INTO security_events (hotel_id, kind, subject, details, detected_at) VALUES (?, ?, ?, ?, ?)",
-               [e.hotelId, "TOKEN_REPLAY", e.entityId,
-                json.dumps({"keeper": keeper, "ended": loser, "consumptions": all_uses}), now])
+    security_event(db, e.hotelId, "TOKEN_REPLAY", e.entityId, f"replay:{e.entityId}:{loser['kioskId']}",
+                   {"keeper": keeper, "ended": loser, "consumptions": all_uses}, e.hlc, now)
     c = Conflict("qr_token", e.entityId, None, "token-replay", outcome, mine, keeper)
     return [changelog.conflict(db, e.hotelId, c, e.key, now)]
+
+
+def security_event(db, hotel_id: str, kind: str, subject: str, key: str, details: dict, stamp: str,
+                   now: float) -> dict:
+    """Record a security event in the cloud and log it for pull: every kiosk of the hotel shows
+    it, not only the ones involved.  ``key`` is the event's identity, the one the kiosks that
+    detect it themselves give it (``replay:JTI:ENDED_KIOSK``), so each kiosk records it once."""
+    event_id = db.execute("INSERT INTO security_events (hotel_id, kind, subject, details, detected_at, event_key)"
+                          " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                          [hotel_id, kind, subject, json.dumps(details), now, key]).fetchone()[0]
+    out = security_event_json(event_id, key, kind, subject, details, now)
+    changelog.record(db, hotel_id=hotel_id, entity_type="security_event", entity_id=key, data=out,
+                     hlc_stamp=stamp, now=now)
+    return out
+
+
+def security_event_json(event_id: int, key: str | None, kind: str, subject: str, details: dict,
+                        detected_at: float) -> dict:
+    """A security event as kiosks receive it (pull and snapshot)."""
+    return {"id": event_id, "key": key or f"cloud-security:{event_id}", "kind": kind, "subject": subject,
+            "details": details, "detectedAt": detected_at}

@@ -1,0 +1,125 @@
+"""How long the cloud keeps what it remembers, and the purge that enforces it.
+
+``retention`` (``kiosk-cloud serve --retention``, default 30 days) should be at least the
+longest a kiosk may be offline.  Older than that, the purge deletes
+
+* change-log rows, oldest first, per hotel; how far each hotel's log was purged is kept
+  (``changelog_horizon``), and a pull after a cursor older than that is answered
+  ``410 CURSOR_EXPIRED``: the kiosk missed changes that are gone, so it re-syncs from a
+  snapshot of the current state (:mod:`.snapshot`) and pulls on from there;
+* remembered entry keys (``applied_entries``) and push answers (``push_requests``).  An
+  entry repeated after that is judged again, and the rules make that harmless: a write
+  never wins twice against its own stamp, a created work order or ticket with the same
+  fields is a no-op, a consumption or revocation is recorded once.
+
+Conflicts, security events and the event log are the central office's records and are
+kept.  Each step deletes in chunks, one short transaction each, so pushes and pulls go on
+meanwhile; running the purge twice, or from two processes at once, is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from kiosk.errors import CursorExpired
+
+from . import storage
+
+log = logging.getLogger("kiosk.cloud")
+
+DEFAULT_RETENTION_SECONDS = 30 * 86400
+CHUNK = 5000
+
+_HOTELS = ("WITH RECURSIVE h(id) AS (SELECT min(hotel_id) FROM changes UNION ALL"
+           " SELECT (SELECT min(hotel_id) FROM changes WHERE hotel_id > h.id) FROM h WHERE h.id IS NOT NULL)"
+           " SELECT id FROM h WHERE id IS NOT NULL")  # distinct hotels by the (hotel_id, seq) index, one seek each
+
+
+def horizon(db, hotel_id: str) -> int:
+    """The highest sequence number purged from the hotel's log (0: nothing purged)."""
+    row = db.execute("SELECT purged_through FROM changelog_horizon WHERE hotel_id = ?", [hotel_id]).fetchone()
+    return row[0] if row else 0
+
+
+def check_cursor(db, hotel_id: str, after: int) -> None:
+    """Raise :class:`CursorExpired` if changes after ``after`` were purged."""
+    through = horizon(db, hotel_id)
+    if after < through:
+        raise CursorExpired(f"changes after {after} are no longer kept (the log of hotel {hotel_id} starts after"
+                            f" {through}); re-sync from GET /sync/v1/snapshot",
+                            {"hotelId": hotel_id, "after": after, "purgedThrough": through})
+
+
+def purge(db, now: float, retention: float = DEFAULT_RETENTION_SECONDS, *, chunk: int = CHUNK) -> dict:
+    """Delete what is older than ``retention`` seconds; returns what was deleted."""
+    if retention < 0:
+        raise ValueError("retention must be >= 0")
+    cutoff = now - retention
+    hotels = {h: n for h in [r[0] for r in db.execute(_HOTELS).fetchall()]
+              if (n := _purge_log(db, h, cutoff, now, chunk))}
+    entries = _purge_chunks(db, "DELETE FROM applied_entries WHERE key IN (SELECT key FROM applied_entries"
+                                " WHERE applied_at < ? ORDER BY applied_at LIMIT ?)", cutoff, chunk)
+    pushes = _purge_chunks(db, "DELETE FROM push_requests WHERE (device_id, idempotency_key) IN (SELECT device_id,"
+                               " idempotency_key FROM push_requests WHERE at < ? ORDER BY at LIMIT ?)", cutoff, chunk)
+    out = {"changes": sum(hotels.values()), "hotels": hotels, "appliedEntries": entries, "pushRequests": pushes,
+           "before": cutoff}
+    log.info("purge", extra=out)
+    return out
+
+
+def _purge_log(db, hotel_id: str, cutoff: float, now: float, chunk: int) -> int:
+    """Delete the hotel's oldest changes while they are older than ``cutoff``."""
+    total = 0
+    while True:
+        with storage.transaction(db):
+            rows = db.execute("SELECT seq, at FROM changes WHERE hotel_id = ? ORDER BY seq LIMIT ?",
+                              [hotel_id, chunk]).fetchall()
+            old = 0
+            while old < len(rows) and rows[old][1] < cutoff:
+                old += 1
+            if not old:
+                return total
+            through = rows[old - 1][0]
+            db.execute("DELETE FROM changes WHERE hotel_id = ? AND seq <= ?", [hotel_id, through])
+            db.execute("INSERT INTO changelog_horizon (hotel_id, purged_through, purged_at) VALUES (?, ?, ?)"
+                       " ON CONFLICT (hotel_id) DO UPDATE SET purged_through ="
+                       " GREATEST(changelog_horizon.purged_through, excluded.purged_through),"
+                       " purged_at = excluded.purged_at", [hotel_id, through, now])
+        total += old
+        if old < len(rows) or len(rows) < chunk:
+            return total
+
+
+def _purge_chunks(db, sql: str, cutoff: float, chunk: int) -> int:
+    total = 0
+    while True:
+        with storage.transaction(db):
+            n = db.execute(sql, [cutoff, chunk]).rowcount
+        total += max(n, 0)
+        if n < chunk:
+            return total
+
+
+class Purger:
+    """``kiosk-cloud serve``'s periodic purge: a daemon thread, every ``every`` seconds (the
+    first after one interval).  With several worker processes, run ``kiosk-cloud purge`` from
+    a timer instead (docs/deployment.md)."""
+
+    def __init__(self, connect, clock, retention: float, every: float):
+        self.connect, self.clock, self.retention, self.every = connect, clock, retention, every
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="purge", daemon=True)
+
+    def start(self) -> Purger:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        db = None
+        while not self.stop.wait(self.every):
+            try:
+                db = db or self.connect()
+                purge(db, self.clock.now(), self.retention)
+            except Exception:  # the next run tries again; serving goes on
+                log.exception("purge failed")

@@ -165,7 +165,7 @@ class PgDatabase:
 class PostgresStorage:
     dialect = "postgresql"
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10):
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 16):
         self.url = url
         self.min_size, self.max_size = min_size, max_size
         self._pool = None
@@ -204,6 +204,13 @@ class PostgresStorage:
             finally:
                 conn.execute("SELECT pg_advisory_unlock(727274)")
 
+    def acquire(self) -> PgDatabase:
+        """A connection out of the pool for one request; give it back with :meth:`release`."""
+        return PgDatabase(self._pool_().getconn())
+
+    def release(self, d: PgDatabase) -> None:
+        self._pool_().putconn(d.raw)  # the pool rolls back anything left open
+
     def connect(self, migrate: bool = False) -> PgDatabase:
         """This thread's connection (checked out of the pool on first use, kept)."""
         d = getattr(self._local, "db", None)
@@ -222,13 +229,14 @@ class PostgresStorage:
 
 # --- one surface -----------------------------------------------------------------------------
 
-def open_storage(data_dir: str | Path | None = None, database: str | None = None):
-    """``database`` (a ``postgresql://`` URL) if given, else ``cloud.db`` in ``data_dir``."""
+def open_storage(data_dir: str | Path | None = None, database: str | None = None, *, pool_size: int = 16):
+    """``database`` (a ``postgresql://`` URL) if given, else ``cloud.db`` in ``data_dir``.
+    ``pool_size``: PostgreSQL connections per process (one per server thread)."""
     if database:
         if not database.startswith(("postgresql://", "postgres://")):
             raise ConfigError(f"--database must be a postgresql:// URL, not {database.split(':', 1)[0]}:…",
                               {"field": "database"})
-        return PostgresStorage(database)
+        return PostgresStorage(database, max_size=pool_size)
     if data_dir is None:
         raise ConfigError("give --data-dir (SQLite) or --database (PostgreSQL)", {"field": "database"})
     return SqliteStorage(data_dir)

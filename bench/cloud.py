@@ -1,0 +1,257 @@
+"""Cloud benchmark: many kiosks pushing and pulling at once, SQLite against PostgreSQL.
+
+Side by side in one run, for each backend — the reference cloud on SQLite (one process,
+the embedded default), on PostgreSQL with 1 worker process and with 2 (gunicorn,
+``kiosk-cloud serve --workers N --database URL``; a throwaway PostgreSQL server started
+here, as the tests do):
+
+1. **Push**: ``--kiosks`` simulated kiosks (50 and 200 by default; four kiosks per hotel)
+   push ``--batches`` batches of ``--batch`` ticket entries each over HTTP, concurrently
+   (client processes × threads, one keep-alive session per kiosk). Entries applied per
+   second (all entries / wall time) and push latency p50/p99 per request.
+2. **Pull**: every kiosk pulls its hotel's whole change log from cursor 0, concurrently.
+   Changes served per second.
+
+Checked after each run: every entry is in the cloud exactly once (zero duplicates) and
+every pulled log has every change once, in order (zero skipped).  Clients and servers
+share the machine's CPUs, so figures include client overhead.
+
+    python bench/cloud.py                              # 50 and 200 kiosks, 5 batches of 100 each
+    python bench/cloud.py --kiosks 50 --batches 2      # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+BIN = Path(sys.executable).parent
+NOW = time.time()
+
+
+def entry(kiosk: int, n: int, hotel: str) -> dict:
+    hlc = f"{int(NOW * 1000):015d}-{n % 100000:05d}-k{kiosk}"
+    tid = f"T-k{kiosk}-{n}"
+    return {"key": f"k{kiosk}-{n}", "hotelId": hotel, "kind": "ticket.created", "entityType": "ticket",
+            "entityId": tid, "hlc": hlc, "createdAt": NOW,
+            "payload": {"ticketId": tid, "type": "housekeeping", "title": f"towels {n}", "description": "",
+                        "roomNumber": str(100 + n % 300), "priority": "normal", "queue": "housekeeping",
+                        "status": "received", "fingerprint": f"k{kiosk}n{n}".ljust(20, "x")[:20],
+                        "createdAt": "2026-12-01T10:00:00.000Z", "createdBy": "s-1"}}
+
+
+def hotel_of(kiosk: int) -> str:
+    return f"h{kiosk // 4:03d}"
+
+
+# --- client side (runs in worker processes) --------------------------------------------------
+
+def _client(args) -> tuple[list[float], int, list[str]]:
+    import requests
+
+    url, kiosks, creds, batches, batch = args
+    latencies: list[float] = []
+    errors: list[str] = []
+    applied = [0]
+    lock = threading.Lock()
+
+    def kiosk_loop(k: int) -> None:
+        s = requests.Session()
+        s.headers["Authorization"] = f"Bearer {creds[str(k)]}"
+        for b in range(batches):
+            entries = [entry(k, b * batch + i, hotel_of(k)) for i in range(batch)]
+            t0 = time.perf_counter()
+            r = s.post(url + "/sync/v1/push", json={"deviceId": f"k{k}", "entries": entries},
+                       headers={"Idempotency-Key": f"k{k}-b{b}"}, timeout=300)
+            dt = time.perf_counter() - t0
+            with lock:
+                latencies.append(dt)
+                if r.status_code != 200:
+                    errors.append(f"{r.status_code} {r.text[:200]}")
+                else:
+                    applied[0] += sum(1 for x in r.json()["results"] if x["status"] == "applied")
+
+    threads = [threading.Thread(target=kiosk_loop, args=(k,)) for k in kiosks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies, applied[0], errors
+
+
+def _puller(args) -> tuple[int, list[str]]:
+    import requests
+
+    url, kiosks, creds = args
+    served = [0]
+    problems: list[str] = []
+    lock = threading.Lock()
+
+    def pull_loop(k: int) -> None:
+        s = requests.Session()
+        s.headers["Authorization"] = f"Bearer {creds[str(k)]}"
+        cursor, seqs, ids = 0, [], []
+        while True:
+            page = s.get(url + f"/sync/v1/pull?hotel={hotel_of(k)}&after={cursor}&limit=1000", timeout=300).json()
+            seqs += [c["seq"] for c in page["changes"]]
+            ids += [c["entityId"] for c in page["changes"]]
+            cursor = page["cursor"]
+            if not page["more"]:
+                break
+        with lock:
+            served[0] += len(seqs)
+            if seqs != sorted(set(seqs)) or len(ids) != len(set(ids)):
+                problems.append(f"k{k}: out of order or twice")
+
+    threads = [threading.Thread(target=pull_loop, args=(k,)) for k in kiosks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return served[0], problems
+
+
+def split(items: list, n: int) -> list[list]:
+    return [items[i::n] for i in range(n) if items[i::n]]
+
+
+# --- server side ----------------------------------------------------------------------------
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, root: Path, database: str | None, workers: int):
+        self.root, self.database, self.workers = root, database, workers
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **({"KIOSK_CLOUD_DATABASE": database} if database else {})}
+        self.proc = None
+
+    def cli(self, *args: str) -> str:
+        return subprocess.run([str(BIN / "kiosk-cloud"), *args, "--data-dir", str(self.root)], env=self.env,
+                              check=True, capture_output=True, text=True).stdout
+
+    def start(self) -> None:
+        import requests
+
+        args = [str(BIN / "kiosk-cloud"), "serve", "--data-dir", str(self.root), "--port", str(self.port),
+                "--threads", "16", "--log-level", "WARNING"]
+        if self.workers > 1:
+            args += ["--workers", str(self.workers)]
+        self.proc = subprocess.Popen(args, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                requests.get(self.url + "/sync/v1/health", timeout=1)
+                return
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise RuntimeError("cloud did not start")
+
+    def stop(self) -> None:
+        if self.proc:
+            os.killpg(self.proc.pid, 15)
+            self.proc.wait(30)
+
+
+def run_case(label: str, server: Server, n_kiosks: int, batches: int, batch: int, procs: int) -> dict:
+    creds = {}
+    for k in range(n_kiosks):
+        creds[str(k)] = server.cli("device", "add", f"k{k}", "--hotel", hotel_of(k)).strip()
+    server.start()
+    try:
+        kiosks = list(range(n_kiosks))
+        with multiprocessing.get_context("spawn").Pool(procs) as pool:
+            t0 = time.perf_counter()
+            parts = pool.map(_client, [(server.url, ks, creds, batches, batch) for ks in split(kiosks, procs)])
+            wall = time.perf_counter() - t0
+            lat = sorted(x for p in parts for x in p[0])
+            applied = sum(p[1] for p in parts)
+            errors = [e for p in parts for e in p[2]]
+            t0 = time.perf_counter()
+            pulls = pool.map(_puller, [(server.url, ks, creds) for ks in split(kiosks, procs)])
+            pull_wall = time.perf_counter() - t0
+        held = sum(len(json.loads(server.cli("tickets", "--hotel", hotel_of(k), "--json")))
+                   for k in range(0, n_kiosks, 4))
+    finally:
+        server.stop()
+    total = n_kiosks * batches * batch
+    served = sum(p[0] for p in pulls)
+    return {"label": label, "kiosks": n_kiosks, "entries": total, "applied": applied, "held": held,
+            "errors": len(errors), "firstError": errors[:1],
+            "perSecond": total / wall, "p50": lat[len(lat) // 2] * 1000,
+            "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
+            "pulled": served, "pullPerSecond": served / pull_wall,
+            "pullProblems": sum(len(p[1]) for p in pulls)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--kiosks", type=int, nargs="+", default=[50, 200])
+    ap.add_argument("--batches", type=int, default=5, help="batches each kiosk pushes")
+    ap.add_argument("--batch", type=int, default=100, help="entries per batch")
+    ap.add_argument("--procs", type=int, default=4, help="client processes")
+    ap.add_argument("--only", choices=["sqlite", "postgresql"])
+    args = ap.parse_args()
+    import pgserver
+
+    base = Path(tempfile.mkdtemp(prefix="kiosk-cloud-bench-"))
+    pg = None
+    rows = []
+    try:
+        cases = []
+        if args.only != "postgresql":
+            cases.append(("sqlite, 1 process", None, 1))
+        if args.only != "sqlite":
+            why = pgserver.available()
+            if why:
+                print(f"PostgreSQL skipped: {why}", file=sys.stderr)
+            else:
+                pg = pgserver.PgServer().start()
+                cases += [("postgresql, 1 worker", "pg", 1), ("postgresql, 2 workers", "pg", 2)]
+        n = 0
+        for kiosks in args.kiosks:
+            for label, db, workers in cases:
+                n += 1
+                url = pg.new_database(f"bench{n}") if db else None
+                print(f"… {label}, {kiosks} kiosks", file=sys.stderr, flush=True)
+                rows.append(run_case(label, Server(base / f"c{n}", url, workers), kiosks, args.batches,
+                                     args.batch, args.procs))
+    finally:
+        if pg:
+            pg.stop()
+        shutil.rmtree(base, ignore_errors=True)
+    print(f"cloud benchmark: {args.batches} batches x {args.batch} entries per kiosk, 4 kiosks per hotel,"
+          f" {os.cpu_count()} CPUs, {args.procs} client processes")
+    print(f"{'backend':24} {'kiosks':>6} {'entries':>8} {'applied/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
+          f" {'dupl.':>6} {'pulled/s':>9} {'skipped':>8} {'errors':>6}")
+    for r in rows:
+        dupl = r["held"] - r["entries"]
+        skipped = r["entries"] * 4 - r["pulled"] + r["pullProblems"]  # each of a hotel's 4 kiosks pulls it all
+        print(f"{r['label']:24} {r['kiosks']:>6} {r['entries']:>8} {r['perSecond']:>10.0f} {r['p50']:>8.1f}"
+              f" {r['p99']:>8.1f} {dupl:>6} {r['pullPerSecond']:>9.0f} {skipped:>8} {r['errors']:>6}")
+        if r["firstError"]:
+            print("   first error:", r["firstError"][0])
+
+
+if __name__ == "__main__":
+    main()

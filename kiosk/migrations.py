@@ -416,6 +416,21 @@ MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE tickets ADD COLUMN channel TEXT",
     ],
+    # 9: every action a hotel model took, once per what it is about (kiosk/models/actions.py):
+    # a rerun, a scheduled run after a manual one, or the same model at another kiosk of the
+    # hotel arrives at the same key and does not act again
+    [
+        """CREATE TABLE model_actions (
+            hotel_id TEXT NOT NULL,
+            action_key TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            result TEXT,
+            PRIMARY KEY (hotel_id, action_key)
+        )""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -5,10 +5,24 @@
                            the PMS yet: an ``approval`` task holds the proposal for staff;
 * ``SEND_MESSAGE``         outbox ``message.send``;
 * ``SCHEDULE_MAINTENANCE`` a preventive ``work_orders`` row + outbox ``work_order.created``.
+
+Every action is done once for what it is about (its ``subject``: the finding, the charge,
+the asset and horizon, the reservation and template…).  Its key is derived from the hotel,
+the model, the type and the subject alone (:func:`action_key`), so a rerun, a scheduled run
+after a manual one, and the same model at another kiosk of the hotel all arrive at the same
+key.  Locally the key is unique in ``model_actions``: an action whose key is there is not
+done again (the answer says ``already_done``, or ``already_sent`` for a message, with what
+the first run did).  Towards the cloud the key is the outbox entry's idempotency key and the
+ids it creates (task, work order) are derived from it: the cloud remembers every entry key
+it applied, from any device of the hotel, and answers a second one ``duplicate`` without
+applying it (docs/sync-protocol.md), so two kiosks that both acted before they synced still
+act once in the cloud.  An approval's ``pms.update`` is keyed by the approval task, so
+approving the same proposal at two kiosks reverses a charge once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import UTC, datetime
@@ -23,15 +37,43 @@ def _iso(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).isoformat()
 
 
-def _task(db, hotel_id: str, p: dict, *, source: str, now: float, node: str, type_: str | None = None) -> dict:
-    row = {"hotel_id": hotel_id, "task_id": "T-" + uuid.uuid4().hex[:10], "type": type_ or p.get("type", "general"),
+def subject(a: Action, now: float) -> str:
+    """What ``a`` is about: the model's own subject, else the whole proposal on that UTC day
+    (the same proposal from the same model the same day is the same action)."""
+    if a.subject:
+        return a.subject
+    return json.dumps(a.payload, sort_keys=True, separators=(",", ":"), default=str) + "@" + _iso(now)[:10]
+
+
+def action_key(hotel_id: str, model_id: str, type_: str, about: str) -> str:
+    """The key of an action: the same at every kiosk and in every run for the same subject."""
+    digest = hashlib.sha256(json.dumps([hotel_id, model_id, type_, about]).encode()).hexdigest()
+    return "act-" + digest[:32]
+
+
+def _claim(db, hotel_id: str, key: str, model_id: str, type_: str, about: str, now: float) -> dict | None:
+    """Take ``key`` for this action; None if taken, else what the first run did (inside the transaction)."""
+    cur = db.execute("INSERT INTO model_actions (hotel_id, action_key, model_id, type, subject, created_at)"
+                     " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                     [hotel_id, key, model_id, type_, about[:500], now])
+    if cur.rowcount:
+        return None
+    row = db.execute("SELECT result FROM model_actions WHERE hotel_id = ? AND action_key = ?", [hotel_id, key]).fetchone()
+    return json.loads(row[0]) if row and row[0] else {}
+
+
+def _task(db, hotel_id: str, p: dict, *, source: str, now: float, node: str, type_: str | None = None,
+          key: str | None = None) -> dict:
+    task_id = "T-" + (key[4:14] if key else uuid.uuid4().hex[:10])
+    row = {"hotel_id": hotel_id, "task_id": task_id, "type": type_ or p.get("type", "general"),
            "room_number": p.get("roomNumber"), "priority": p.get("priority", "normal"),
            "required_skill": p.get("requiredSkill"), "created_at": _iso(now), "due_at": p.get("dueAt"),
            "status": "open", "assignee": p.get("assignee"), "description": str(p.get("description", ""))[:2000],
            "source": source}
     db.execute(f"INSERT INTO tasks ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
     outbox.enqueue(db, hotel_id=hotel_id, kind="task.created", entity_type="task", entity_id=row["task_id"],
-                   payload={k: v for k, v in row.items() if k != "hotel_id"}, node=node, now=now)
+                   payload={k: v for k, v in row.items() if k != "hotel_id"}, node=node, now=now,
+                   idempotency_key=key)
     return {"type": "CREATE_TASK", "taskId": row["task_id"], "status": "queued"}
 
 
@@ -44,52 +86,61 @@ def apply(db, hotel_id: str, actions: list[Action], *, model_id: str, by: str | 
     with store.transaction(db):
         for a in actions:
             p = dict(a.payload)
-            if a.type == "CREATE_TASK":
-                done.append(_task(db, hotel_id, p, source=model_id, now=now, node=node))
-            elif a.type == "UPDATE_PMS" and p.get("requiresApproval"):
-                t = _task(db, hotel_id, {"priority": "normal", "requiredSkill": "front_office",
-                                         "description": json.dumps(p, sort_keys=True)},
-                          source=model_id, now=now, node=node, type_="approval")
-                done.append({"type": "UPDATE_PMS", "status": "awaiting_approval", "approvalTaskId": t["taskId"]})
-            elif a.type == "UPDATE_PMS":
-                if p.get("entity") == "task" and "assignee" in p.get("changes", {}):  # local first
-                    db.execute("UPDATE tasks SET assignee = ?, status = 'assigned' WHERE hotel_id = ? AND task_id = ?",
-                               [p["changes"]["assignee"], hotel_id, str(p.get("id"))])
-                q = outbox.enqueue(db, hotel_id=hotel_id, kind="pms.update", entity_type="pms",
-                                   entity_id=f"{p.get('entity', 'pms')}:{p.get('id', '?')}", payload=p, node=node,
-                                   now=now)
-                done.append({"type": "UPDATE_PMS", "status": "queued", "outboxKey": q.idempotency_key})
-            elif a.type == "SEND_MESSAGE":
-                entity = str(p.get("confirmation", "?")) + (f":{p['templateId']}" if p.get("templateId") else "")
-                seen = db.execute("SELECT idempotency_key FROM outbox WHERE hotel_id = ? AND kind = 'message.send'"
-                                  " AND entity_type = 'message' AND entity_id = ?", [hotel_id, entity]).fetchone() \
-                    if p.get("templateId") else None
-                shown = {"content": p.get("text"), "templateId": p.get("templateId")}
-                if seen:  # this moment's message went to this guest already: once is enough
-                    done.append({"type": "SEND_MESSAGE", "status": "already_sent", "outboxKey": seen[0]} | shown)
-                    continue
-                q = outbox.enqueue(db, hotel_id=hotel_id, kind="message.send", entity_type="message",
-                                   entity_id=entity, payload=p, node=node, now=now)
-                done.append({"type": "SEND_MESSAGE", "status": "queued", "outboxKey": q.idempotency_key} | shown)
-            elif a.type == "SCHEDULE_MAINTENANCE":
-                wo_id = "PM-" + uuid.uuid4().hex[:10]
-                db.execute("INSERT INTO work_orders (hotel_id, work_order_id, asset_id, room_number, type, description,"
-                           " status, opened_at, updated_at) VALUES (?, ?, ?, ?, 'preventive', ?, 'open', ?, ?)",
-                           [hotel_id, wo_id, p.get("assetId"), p.get("roomNumber"),
-                            str(p.get("description", "preventive maintenance"))[:2000], now, now])
-                outbox.enqueue(db, hotel_id=hotel_id, kind="work_order.created", entity_type="work_order",
-                               entity_id=wo_id, node=node, now=now,
-                               payload={"workOrderId": wo_id, "assetId": p.get("assetId"),
-                                        "roomNumber": p.get("roomNumber"), "type": "preventive",
-                                        "description": str(p.get("description", ""))[:2000], "status": "open",
-                                        "assignee": None, "priority": "normal", "notes": "",
-                                        "openedAt": _iso(now), "closedAt": None})
-                done.append({"type": "SCHEDULE_MAINTENANCE", "status": "queued", "workOrderId": wo_id})
-            else:
-                raise ValueError(f"unknown action {a.type!r}")
+            about = subject(a, now)
+            key = action_key(hotel_id, model_id, a.type, about)
+            first = _claim(db, hotel_id, key, model_id, a.type, about, now)
+            if first is not None:  # done before, by an earlier run here or one that came down
+                status = "already_sent" if a.type == "SEND_MESSAGE" else "already_done"
+                done.append({**first, "type": a.type, "status": status, "actionKey": key})
+                continue
+            result = _do(db, hotel_id, a.type, p, key=key, model_id=model_id, now=now, node=node)
+            result["actionKey"] = key
+            db.execute("UPDATE model_actions SET result = ? WHERE hotel_id = ? AND action_key = ?",
+                       [json.dumps(result, sort_keys=True), hotel_id, key])
+            done.append(result)
         audit.record(db, hotel_id=hotel_id, event="model.actions", outcome="success", at=now, actor=by,
                      details={"modelId": model_id, "actions": [d["type"] for d in done]})
     return done
+
+
+def _do(db, hotel_id: str, type_: str, p: dict, *, key: str, model_id: str, now: float, node: str) -> dict:
+    """One action, applied locally and queued under ``key`` (inside the caller's transaction)."""
+    if type_ == "CREATE_TASK":
+        return _task(db, hotel_id, p, source=model_id, now=now, node=node, key=key)
+    if type_ == "UPDATE_PMS" and p.get("requiresApproval"):
+        t = _task(db, hotel_id, {"priority": "normal", "requiredSkill": "front_office",
+                                 "description": json.dumps(p, sort_keys=True)},
+                  source=model_id, now=now, node=node, type_="approval", key=key)
+        return {"type": "UPDATE_PMS", "status": "awaiting_approval", "approvalTaskId": t["taskId"]}
+    if type_ == "UPDATE_PMS":
+        if p.get("entity") == "task" and "assignee" in p.get("changes", {}):  # local first
+            db.execute("UPDATE tasks SET assignee = ?, status = 'assigned' WHERE hotel_id = ? AND task_id = ?",
+                       [p["changes"]["assignee"], hotel_id, str(p.get("id"))])
+        q = outbox.enqueue(db, hotel_id=hotel_id, kind="pms.update", entity_type="pms",
+                           entity_id=f"{p.get('entity', 'pms')}:{p.get('id', '?')}", payload=p, node=node, now=now,
+                           idempotency_key=key)
+        return {"type": "UPDATE_PMS", "status": "queued", "outboxKey": q.idempotency_key}
+    if type_ == "SEND_MESSAGE":
+        entity = str(p.get("confirmation", "?")) + (f":{p['templateId']}" if p.get("templateId") else "")
+        q = outbox.enqueue(db, hotel_id=hotel_id, kind="message.send", entity_type="message",
+                           entity_id=entity, payload=p, node=node, now=now, idempotency_key=key)
+        return {"type": "SEND_MESSAGE", "status": "queued", "outboxKey": q.idempotency_key,
+                "content": p.get("text"), "templateId": p.get("templateId")}
+    if type_ == "SCHEDULE_MAINTENANCE":
+        wo_id = "PM-" + key[4:14]
+        db.execute("INSERT INTO work_orders (hotel_id, work_order_id, asset_id, room_number, type, description,"
+                   " status, opened_at, updated_at) VALUES (?, ?, ?, ?, 'preventive', ?, 'open', ?, ?)",
+                   [hotel_id, wo_id, p.get("assetId"), p.get("roomNumber"),
+                    str(p.get("description", "preventive maintenance"))[:2000], now, now])
+        outbox.enqueue(db, hotel_id=hotel_id, kind="work_order.created", entity_type="work_order",
+                       entity_id=wo_id, node=node, now=now, idempotency_key=key,
+                       payload={"workOrderId": wo_id, "assetId": p.get("assetId"),
+                                "roomNumber": p.get("roomNumber"), "type": "preventive",
+                                "description": str(p.get("description", ""))[:2000], "status": "open",
+                                "assignee": None, "priority": "normal", "notes": "",
+                                "openedAt": _iso(now), "closedAt": None})
+        return {"type": "SCHEDULE_MAINTENANCE", "status": "queued", "workOrderId": wo_id}
+    raise ValueError(f"unknown action {type_!r}")
 
 
 def decide(db, hotel_id: str, task_id: str, decision: str, *, by: str, now: float, node: str) -> dict:
@@ -107,9 +158,12 @@ def decide(db, hotel_id: str, task_id: str, decision: str, *, by: str, now: floa
         result = {"taskId": task_id, "decision": decision, "proposal": proposal}
         if decision == "approve":
             payload = {k: v for k, v in proposal.items() if k != "requiresApproval"} | {"approvedBy": by}
+            # keyed by the approval (itself keyed by what it proposes): the same proposal approved
+            # at two kiosks is one pms.update in the cloud
+            key = "act-" + hashlib.sha256(f"{hotel_id}|{task_id}|approve".encode()).hexdigest()[:32]
             q = outbox.enqueue(db, hotel_id=hotel_id, kind="pms.update", entity_type="pms",
                                entity_id=f"{payload.get('entity', 'pms')}:{payload.get('id', '?')}", payload=payload,
-                               node=node, now=now)
+                               node=node, now=now, idempotency_key=key)
             result["outboxKey"] = q.idempotency_key
         db.execute("UPDATE tasks SET status = ?, assignee = coalesce(assignee, ?) WHERE hotel_id = ? AND task_id = ?",
                    ["done" if decision == "approve" else "cancelled", by, hotel_id, task_id])

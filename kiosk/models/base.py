@@ -31,10 +31,15 @@ class Action:
                           "reason", "requiresApproval": bool}
     SEND_MESSAGE         {"confirmation", "channel", "language", "text"}
     SCHEDULE_MAINTENANCE {"assetId", "roomNumber", "risk", "dueBy", "description"}
+
+    ``subject`` says what the action is about (the finding, the charge, the asset and horizon,
+    the reservation and template): the runner acts once per subject, across reruns and kiosks
+    (kiosk/models/actions.py).  None: the whole proposal on that day.
     """
 
     type: ActionType
     payload: dict[str, Any]
+    subject: str | None = None
 
 
 @dataclass

@@ -2,7 +2,10 @@
 
 Each night-audit finding of the business date gets a proposed correction — reverse
 the duplicate, post the missing room charge, correct the rate or the tax, chase the
-open balance — as an UPDATE_PMS action that waits for staff approval.  Separately,
+open balance — as an UPDATE_PMS action that waits for staff approval.  Each correction
+is proposed once for what it is about (:func:`subject`: the duplicate charge to reverse,
+the folio's night, the charge to correct): running again, on a schedule after a manual
+run, or at a second kiosk proposes nothing new (kiosk/models/actions.py).  Separately,
 every charge of the date is scored against the hotel's history of its charge code
 with a robust z-score (median and MAD, so a few wild values do not hide each other);
 |z| above ``Z_LIMIT`` is an outlier finding.
@@ -47,6 +50,20 @@ def correction(f: dict) -> dict:
             "reason": "mark as no-show (and charge per policy)"}
 
 
+def subject(f: dict, day: str) -> str:
+    """What a correction is about, from the data alone (the same at every kiosk, in every run)."""
+    t, conf = f["type"], f["confirmation"]
+    if t == "DUPLICATE_CHARGE":
+        return f"reverse duplicate charge {f['chargeIds'][-1]}"  # one finding per duplicate posting
+    if t == "RATE_MISMATCH":
+        return f"correct the rate of charge {f['chargeIds'][0]}"
+    if t == "OPEN_BALANCE":
+        return f"collect the balance of folio {conf}"
+    if t == "NO_SHOW_CANDIDATE":
+        return f"no-show {conf}"
+    return f"{t} folio {conf} night {day}"
+
+
 def run(ctx: Context, payload: dict) -> Result:
     p = parse(Payload, payload)
     audit = night_audit.run(ctx, {"businessDate": p.businessDate} if p.businessDate else {})
@@ -55,7 +72,8 @@ def run(ctx: Context, payload: dict) -> Result:
     for f in audit.findings:
         fix = correction(f)
         findings.append({**f, "correction": fix})
-        actions.append(Action("UPDATE_PMS", {**fix, "requiresApproval": True, "finding": f["type"]}))
+        actions.append(Action("UPDATE_PMS", {**fix, "requiresApproval": True, "finding": f["type"]},
+                              subject=subject(f, day)))
     history: dict[str, list[float]] = defaultdict(list)
     for code, amount in ctx.db.execute("SELECT code, amount FROM charges WHERE hotel_id = ? AND amount > 0"
                                        " AND substr(posted_at, 1, 10) < ?", [ctx.hotel_id, day]):

@@ -4,10 +4,14 @@ free-text questions from the hotel's FAQ.
 The moment comes from the reservation and today: ``arrival`` (arriving today, not yet
 in house), ``departure`` (leaving today), ``in_stay`` or ``pre_arrival``.  Templates in
 English, German and French, personalised with the name, room and dates; other
-languages fall back to English.  A question is answered by retrieval: TF-IDF vectors
-of the hotel's FAQ (question + answer, in the guest's language if there are entries in
-it) against the question, cosine similarity as the confidence; below ``HANDOVER`` the
-guest is told staff will answer, and a CREATE_TASK hands the question over.
+languages fall back to English.  A question is answered in the language it was asked in
+(:func:`detect_language`: common words and letters of English, German and French; the
+guest's profile language when the question gives no sign — a German guest who types in
+English gets the English answer).  It is answered by retrieval: TF-IDF vectors of the
+hotel's FAQ (question + answer, in the question's language if there are entries in it)
+against the question, cosine similarity as the confidence; below ``HANDOVER`` the guest
+is told staff will answer, and a CREATE_TASK hands the question over (once per guest and
+question a day).  The message for the moment is sent once per reservation and moment.
 """
 
 from __future__ import annotations
@@ -49,6 +53,35 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 STOP = frozenset("""a an and are at be can could do does for from have how i in is it me my of on or please the
 there to we what when where which who will with would you your ich ist die der das und wie wo wann kann ich mein
 meine ein eine le la les de des et est je mon ma où quand comment un une pour""".split())
+
+
+# words that mark a language (frequent, short, rarely shared): a question is short, so a few count
+MARKERS = {
+    "en": frozenset("""the is are what when where which who how do does can could would will you your i my me we
+is there a an of to for in on at and or with please time open close get have has room pool breakfast wifi
+password parking checkout check out late early""".split()),
+    "de": frozenset("""der die das ist sind was wann wo wer wie welche welcher kann können könnte ich mein meine
+mir wir sie ihr ihre ein eine einen und oder mit bitte für im am um gibt es zimmer frühstück parken
+abreise spät früh haben habe bis""".split()),
+    "fr": frozenset("""le la les est sont que quoi quand où qui comment quel quelle je mon ma mes me nous vous
+votre vos un une des et ou avec pour dans au aux il y a-t-il chambre petit-déjeuner déjeuner piscine
+parking départ tard tôt est-ce puis-je""".split()),
+}
+LETTERS = {"de": frozenset("äöüß"), "fr": frozenset("éèêëàâçîïôûùœ")}
+
+
+def detect_language(text: str, default: str = "en") -> str:
+    """The language of ``text`` among the templates' (en, de, fr): the most marker words
+    (letters only German or French use count double); ``default`` when nothing tells or a tie."""
+    words = re.findall(r"[\w'-]+", text.lower())
+    scores = {lang: sum(w in marks for w in words) for lang, marks in MARKERS.items()}
+    for lang, letters in LETTERS.items():
+        scores[lang] += 2 * sum(ch in letters for ch in text.lower())
+    best = max(scores.values())
+    if best == 0:
+        return default
+    leaders = [lang for lang, v in scores.items() if v == best]
+    return leaders[0] if len(leaders) == 1 else default
 
 
 class Payload(BaseModel):
@@ -116,23 +149,32 @@ def run(ctx: Context, payload: dict) -> Result:
             ready=t["ready"] if room and room[0] in ("Clean", "Inspected") else t["not_ready"])}
     actions, confidence = [], 1.0
     if r and not p.question:
-        # the message for the moment goes to the guest once per moment of a stay (the outbox
-        # folds a repeat: see actions.apply); the seed's answer names it content + templateId
+        # the message for the moment goes to the guest once per moment of a stay (actions.apply
+        # folds a repeat by this subject); the seed's answer names it content + templateId
         actions.append(Action("SEND_MESSAGE", {"confirmation": conf, "channel": "guest", "language": lang,
-                                               "templateId": outputs["moment"], "text": outputs["message"]}))
+                                               "templateId": outputs["moment"], "text": outputs["message"]},
+                              subject=f"{conf}:{outputs['moment']}"))
     if p.question:
-        faq = list(ctx.db.query("SELECT * FROM faq WHERE hotel_id = ? AND language = ?", [ctx.hotel_id, lang])) or \
+        # answered in the language it was asked in; the screen's (or profile's) language when
+        # the words give no sign either way
+        asked = detect_language(p.question, default=lang)
+        asked = asked if asked in TEMPLATES else "en"
+        outputs["questionLanguage"] = asked
+        ta = TEMPLATES[asked]
+        faq = list(ctx.db.query("SELECT * FROM faq WHERE hotel_id = ? AND language = ?", [ctx.hotel_id, asked])) or \
             list(ctx.db.query("SELECT * FROM faq WHERE hotel_id = ?", [ctx.hotel_id]))
         best, score = answer(faq, p.question)
         confidence = round(score, 3)
         if best is not None and score >= HANDOVER:
             outputs |= {"answer": best["answer"], "faqId": best["faq_id"], "handover": False}
         else:
-            outputs |= {"answer": t["handover"], "handover": True}
+            outputs |= {"answer": ta["handover"], "handover": True}
+            question = " ".join(p.question.lower().split())
             actions.append(Action("CREATE_TASK", {"type": "guest_question", "priority": "normal",
                                                   "requiredSkill": "front_office",
                                                   "roomNumber": r["room_number"] if r else None,
-                                                  "description": f"{conf}: {p.question}"}))
+                                                  "description": f"{conf}: {p.question}"},
+                                  subject=f"question {conf} {question} on {today}"))
     return Result(confidence=confidence, outputs=outputs, actions=actions)
 
 

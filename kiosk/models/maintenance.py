@@ -7,7 +7,11 @@ failed yet — leaving it out would make every asset look worse than it is).  On
 Weibull per asset type is fitted by maximum likelihood over all of them
 (scipy.optimize), and an asset's risk is P(fails within ``horizonDays`` | it has lasted
 ``t`` since its last failure) = 1 − S(t + h) / S(t).  Assets above ``threshold`` get a
-SCHEDULE_MAINTENANCE action.
+SCHEDULE_MAINTENANCE action, once per asset and horizon: an asset with a preventive work
+order still open gets none (``scheduled`` names it), and the action's subject is the asset
+and the horizon window it falls in (days since 1970 // ``horizonDays``), so a rerun, a
+scheduled run after a manual one, or the same run at another kiosk of the hotel opens one
+work order, not one each (kiosk/models/actions.py).
 """
 
 from __future__ import annotations
@@ -74,6 +78,10 @@ def run(ctx: Context, payload: dict) -> Result:
         since[a["asset_id"]] = max(now_day - last, 0.0)
         by_type[a["type"]][0].append(since[a["asset_id"]])  # censored: still working
         by_type[a["type"]][1].append(0)
+    open_pm = dict(ctx.db.execute("SELECT asset_id, max(work_order_id) FROM work_orders WHERE hotel_id = ? AND"
+                                  " type = 'preventive' AND status NOT IN ('done', 'cancelled') AND asset_id IS NOT"
+                                  " NULL GROUP BY asset_id", [ctx.hotel_id]).fetchall())
+    window = int(now_day // p.horizonDays)
     fits = {}
     for typ, (times, events) in by_type.items():
         if sum(events) >= 2:
@@ -88,12 +96,14 @@ def run(ctx: Context, payload: dict) -> Result:
         out.append({"assetId": a["asset_id"], "type": a["type"], "roomNumber": a["room_number"], "risk": round(risk, 4),
                     "shape": round(fit[0], 3), "scale": round(fit[1], 1), "daysSinceFailure": round(since[a["asset_id"]], 1),
                     "lastFailure": date.fromordinal(int(max(last)) + date(1970, 1, 1).toordinal()).isoformat()
-                    if last else None})
-        if risk >= p.threshold:
+                    if last else None, "scheduled": open_pm.get(a["asset_id"])})
+        if risk >= p.threshold and a["asset_id"] not in open_pm:
+            start = date.fromordinal(window * p.horizonDays + date(1970, 1, 1).toordinal())
             actions.append(Action("SCHEDULE_MAINTENANCE", {
                 "assetId": a["asset_id"], "roomNumber": a["room_number"], "risk": round(risk, 4),
                 "description": f"preventive: {a['type']} {a['asset_id']} has a {risk:.0%} risk of failing "
-                               f"within {p.horizonDays} days"}))
+                               f"within {p.horizonDays} days"},
+                subject=f"preventive {a['asset_id']} horizon {p.horizonDays} d from {start.isoformat()}"))
     out.sort(key=lambda x: -x["risk"])
     return Result(confidence=0.8 if fits else 0.0, outputs={"assets": out, "threshold": p.threshold,
                                                            "types": {t: {"shape": round(k, 3), "scale": round(s, 1)}

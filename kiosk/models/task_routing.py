@@ -91,7 +91,8 @@ def run(ctx: Context, payload: dict) -> Result:
                             "reason": f"{t['required_skill'] or 'no skill needed'}; {s['load']} open before"})
         actions.append(Action("UPDATE_PMS", {"entity": "task", "id": t["task_id"],
                                              "changes": {"assignee": s["staff_id"]}, "reason": "task-routing",
-                                             "requiresApproval": False}))
+                                             "requiresApproval": False},
+                              subject=f"assign task {t['task_id']} to {s['staff_id']} on {ctx.today().isoformat()}"))
     unassigned = []
     for t in tasks:
         if t["task_id"] in assigned:

@@ -52,7 +52,8 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 # words that say nothing about what a question is about (en, de, fr)
 STOP = frozenset("""a an and are at be can could do does for from have how i in is it me my of on or please the
 there to we what when where which who will with would you your ich ist die der das und wie wo wann kann ich mein
-meine ein eine le la les de des et est je mon ma où quand comment un une pour""".split())
+meine ein eine einen es gibt hier für hat haben bis ab le la les de des du au aux et est je mon ma mes où quand
+comment un une pour il y qu ce quel quelle""".split())
 
 
 # words that mark a language (frequent, short, rarely shared): a question is short, so a few count

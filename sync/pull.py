@@ -213,7 +213,11 @@ class Puller:
 
 
 def _columns(db, table: str) -> set[str]:
-    return {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+    """The table's columns, asked once per connection (a re-sync applies thousands of rows)."""
+    cache = db.__dict__.setdefault("_pull_columns", {})
+    if table not in cache:
+        cache[table] = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+    return cache[table]
 
 
 def _reference(db, hotel_id: str, ch: dict) -> None:

@@ -118,14 +118,15 @@ def test_a_device_row_is_rewritten_when_something_changed_or_after_a_while(cloud
 
     pull(client, creds, "k1", version="0.1.0", pending=1, dead=0)
     first = seen_at()
-    clock.advance(1)
-    pull(client, creds, "k1", version="0.1.0", pending=1, dead=0)
-    assert seen_at() == first  # a pull a second later with nothing new is not a write
-    pull(client, creds, "k1", version="0.1.0", pending=2, dead=0)
-    assert seen_at() == first + 1
+    clock.advance(5)
+    pull(client, creds, "k1", version="0.1.0", pending=7, dead=0)
+    assert seen_at() == first  # the next pull, a backlog that moved: not a write yet
+    pull(client, creds, "k1", version="0.1.0", pending=7, dead=1)
+    assert seen_at() == first + 5  # a new dead letter (or version) is written at once
     clock.advance(fleet.WRITE_EVERY_SECONDS)
-    pull(client, creds, "k1", version="0.1.0", pending=2, dead=0)
-    assert seen_at() == first + 1 + fleet.WRITE_EVERY_SECONDS
+    pull(client, creds, "k1", version="0.1.0", pending=2, dead=1)
+    assert seen_at() == first + 5 + fleet.WRITE_EVERY_SECONDS
+    assert db.execute("SELECT pending FROM device_health WHERE device_id = 'k1'").fetchone()[0] == 2
 
 
 def test_the_fleet_command_prints_a_table_or_json(tmp_path, database, clock, cloud):

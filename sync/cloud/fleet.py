@@ -33,9 +33,10 @@ OLDEST = "Kiosk-Backlog-Oldest-Age"
 DEAD = "Kiosk-Backlog-Dead"
 HEADERS = (VERSION, CLOCK, PENDING, OLDEST, DEAD)
 
-#: a device's row is rewritten at most this often when nothing but time changed (a pull
-#: every few seconds need not be a write every few seconds)
-WRITE_EVERY_SECONDS = 2.0
+#: a device's row is rewritten at once when its version or dead letters change, else at most
+#: this often (an agent pulls every few seconds: that need not be a write every few seconds;
+#: the thresholds are minutes)
+WRITE_EVERY_SECONDS = 30.0
 FLAGS = ("silent", "behind", "dead_letters", "clock")
 
 
@@ -80,8 +81,8 @@ def seen(db, device_id: str, rep: dict, *, kind: str, now: float) -> None:
     last_col = "last_push_at" if kind == "push" else "last_pull_at"
     if row is not None:
         last_of_kind = row[4] if kind == "push" else row[5]
-        same = (row[1], row[2], row[3]) == (rep.get("version"), rep.get("pending"), rep.get("dead"))
-        if same and last_of_kind is not None and now - row[0] < WRITE_EVERY_SECONDS:
+        same = (row[1], row[3]) == (rep.get("version"), rep.get("dead"))
+        if same and last_of_kind is not None and 0 <= now - row[0] < WRITE_EVERY_SECONDS:
             return
     with storage.transaction(db):
         db.execute(f"INSERT INTO device_health (device_id, version, kiosk_clock, clock_offset, pending,"

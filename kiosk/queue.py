@@ -419,6 +419,8 @@ def act(db, hotel_id: str, kind: str, id_: str, body: Any, *, by: str, now: floa
                 return {"kind": kind, "id": id_, "action": action, "syncStatus": "unchanged", "changes": {},
                         "item": current}
             changes = {"status": wanted}
+            if wanted == "assigned" and not current["assignee"]:
+                changes["assignee"] = by  # "assigned" always names someone: whoever set it, unless assigned
         req = {"workOrderId": id_, "changes": changes}
         if body.get("expectedVersion") is not None:
             req["expectedVersion"] = body["expectedVersion"]

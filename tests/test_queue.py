@@ -230,6 +230,9 @@ def test_one_tap_actions_and_their_error_codes(client, login, instance, clock, h
     err = act("work_order", "WO-1", {"action": "status", "status": "reopened"}, 409)["error"]
     assert err["code"] == "INVALID_TRANSITION" and set(err["details"]["allowed"]) == {"on_hold", "done", "assigned"}
     assert act("work_order", "WO-1", {"action": "done"})["item"]["status"] == "done"
+    workorders.create(instance.db(), hotel_id="demo", work_order_id="WO-2", by="pms", now=clock.now(), node=NODE)
+    w2 = act("work_order", "WO-2", {"action": "status", "status": "assigned"})["item"]
+    assert (w2["status"], w2["assignee"]) == ("assigned", "s-ana")  # "Assigned" never means nobody
     # stable errors
     assert act("ticket", "T-nope", {"action": "done"}, 404)["error"]["code"] == "NOT_FOUND"
     assert act("pizza", "1", {"action": "done"}, 404)["error"]["code"] == "NOT_FOUND"

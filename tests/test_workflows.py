@@ -193,6 +193,7 @@ def test_guest_requests_by_text_and_voice_reach_staff_live_and_the_guest_follows
         wait_text(guest, "#message", "received your request")
         typed = appears_within(staff, "Two extra towels please")
         assert typed < LIVE_SECONDS, f"the typed request took {typed:.2f} s to reach the staff terminal"
+        print(f"typed request on the staff terminal after {typed:.2f} s")
         item = staff_item(staff, "Two extra towels please")
         text = item.text_content()
         assert "Room 412" in text and "from Ada Lovelace" in text and "just now" in text and "New" in text
@@ -206,6 +207,7 @@ def test_guest_requests_by_text_and_voice_reach_staff_live_and_the_guest_follows
         assert "bring me two towels" in guest.locator("#voice-status").text_content().lower()
         spoken = appears_within(staff, "Bring me two towels")
         assert spoken < LIVE_SECONDS, f"the spoken request took {spoken:.2f} s to reach the staff terminal"
+        print(f"spoken request on the staff terminal after {spoken:.2f} s")
         assert "Spoken" in staff_item(staff, "Bring me two towels").text_content()
         shot(guest, "flow-3-guest-voice-sent")
         shot(staff, "flow-3-staff-voice-arrived")

@@ -90,7 +90,10 @@ def test_reports_are_kept_and_flags_say_what_is_wrong(cloud, clock):
     devs = by_device(client.get("/v1/hotels/demo/fleet", headers=auth(creds, "k1")).get_json())
     assert devs["k3"]["flags"] == ["silent"] and "silent" in devs["k1"]["flags"]
     body = client.get("/v1/fleet", headers=auth(creds, "hq")).get_json()
-    assert set(by_device(body)) == {"k1", "k2", "k3", "h1", "hq"}
+    assert set(by_device(body)) == {"k1", "k2", "k3", "h1", "hq"} and by_device(body)["hq"]["hotels"] == \
+        ["demo", "harbor"]
+    assert by_device(client.get("/v1/hotels/demo/fleet", headers=auth(creds, "k1")).get_json())["hq"]["hotels"] \
+        == ["demo"]  # another hotel's id is not shown
     assert body["summary"]["devices"] == 5 and body["summary"]["silent"] == 5
     assert body["policy"] == {"silentAfterSeconds": 600, "maxPending": 100, "maxBacklogAgeSeconds": 1800,
                               "clockToleranceSeconds": 60}

@@ -87,6 +87,10 @@ def security_event(db, hotel_id: str, kind: str, subject: str, key: str, details
 
 def security_event_json(event_id: int, key: str | None, kind: str, subject: str, details: dict,
                         detected_at: float) -> dict:
-    """A security event as kiosks receive it (pull and snapshot)."""
+    """A security event as kiosks receive it (pull and snapshot).  An event recorded before
+    events had keys gets the key the kiosks give it (a replay's), or one of its own."""
+    ended = details.get("ended") if isinstance(details, dict) else None
+    if not key and kind == "TOKEN_REPLAY" and isinstance(ended, dict) and ended.get("kioskId"):
+        key = f"replay:{subject}:{ended['kioskId']}"
     return {"id": event_id, "key": key or f"cloud-security:{event_id}", "kind": kind, "subject": subject,
             "details": details, "detectedAt": detected_at}

@@ -124,7 +124,8 @@ def devices(db, hotels: list[str] | None, policy: Policy, now: float) -> list[di
         if hotels is not None and not set(served) & set(hotels):
             continue
         flags = _flags(d, policy, now)
-        out.append({"deviceId": d["device_id"], "hotels": served, "version": d["version"],
+        shown = served if hotels is None else [h for h in served if h in hotels]  # no other hotel's ids
+        out.append({"deviceId": d["device_id"], "hotels": shown, "version": d["version"],
                     "lastSeenAt": _at(d["last_seen_at"]),
                     "secondsSinceSeen": None if d["last_seen_at"] is None else round(now - d["last_seen_at"], 1),
                     "lastPushAt": _at(d["last_push_at"]), "lastPullAt": _at(d["last_pull_at"]),

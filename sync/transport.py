@@ -145,11 +145,12 @@ class InMemoryTransport:
 
         self._hotel(hotel_id)
         self._seen("pull")
+        page = changelog.page(self.db, hotel_id, after, limit)
         try:
-            retention.check_cursor(self.db, hotel_id, after)
+            retention.check_cursor(self.db, hotel_id, after)  # after the page, as the cloud's app does
         except Expired as e:
             raise CursorExpired(f"HTTP 410: {e.message}") from None
-        return changelog.page(self.db, hotel_id, after, limit) | {"serverTime": self.clock.now()}
+        return page | {"serverTime": self.clock.now()}
 
     def snapshot(self, hotel_id: str, page: str | None, limit: int) -> dict:
         from .cloud import snapshot

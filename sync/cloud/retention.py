@@ -43,7 +43,8 @@ def horizon(db, hotel_id: str) -> int:
 
 
 def check_cursor(db, hotel_id: str, after: int) -> None:
-    """Raise :class:`CursorExpired` if changes after ``after`` were purged."""
+    """Raise :class:`CursorExpired` if changes after ``after`` were purged.  Ask it after reading
+    the page: a purge that commits between the two is then seen, never passed over."""
     through = horizon(db, hotel_id)
     if after < through:
         raise CursorExpired(f"changes after {after} are no longer kept (the log of hotel {hotel_id} starts after"

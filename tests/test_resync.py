@@ -229,3 +229,18 @@ def test_snapshot_sections_come_in_order_with_the_pull_format(http):
     assert page["next"] is None
     assert [(c["entityType"], c["entityId"], c["op"]) for c in page["changes"]] == [("room", "101", "upsert")]
     assert page["changes"][0]["data"]["room_type"] == "KING"
+
+
+def test_a_purge_while_a_pull_is_answered_is_never_passed_over(http, monkeypatch):
+    client, auth, db, clock = http
+    refdata.import_tables(db, "demo", {"rooms": ROOMS}, clock.now() - 2 * DAY)
+    from sync.cloud import changelog
+
+    real = changelog.page
+
+    def purge_then_page(*args, **kw):
+        retention.purge(db, clock.now(), DAY)  # commits while the pull is being answered...
+        return real(*args, **kw)  # ...so the page no longer holds changes 2 and 3
+    monkeypatch.setattr(changelog, "page", purge_then_page)
+    r = client.get("/sync/v1/pull?hotel=demo&after=1", headers=auth)
+    assert r.status_code == 410 and r.get_json()["error"]["code"] == "CURSOR_EXPIRED"

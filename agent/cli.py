@@ -20,34 +20,13 @@ import click
 from kiosk import logs
 from kiosk.cli import Ctx, KioskGroup
 from kiosk.clock import iso
-from sync import delivery, health
+from sync import delivery
 from sync import pull as pull_mod
-from sync.transport import HttpTransport
 
 from . import link as link_mod
+from .clients import puller_for, pusher_for, transport_for
 
-
-def transport_for(inst) -> tuple[HttpTransport, dict]:
-    link = link_mod.load(inst.root)
-    c = inst.config.cloud
-    return HttpTransport(link["url"], link["credential"], connect_timeout=c.connect_timeout_seconds,
-                         read_timeout=c.request_timeout_seconds, ca_bundle=c.ca_bundle,
-                         health=health.Reporter(inst.connect, inst.clock)), link
-
-
-def pusher_for(inst) -> delivery.Pusher:
-    transport, link = transport_for(inst)
-    a = inst.config.agent
-    return delivery.Pusher(inst.connect(), transport, device_id=link["deviceId"], clock=inst.clock,
-                           batch_size=a.batch_size, backoff_base=a.backoff_base_seconds,
-                           backoff_max=a.backoff_max_seconds)
-
-
-def puller_for(inst, transport=None) -> pull_mod.Puller:
-    transport = transport or transport_for(inst)[0]
-    return pull_mod.Puller(inst.connect(), transport, hotels=list(inst.config.property.hotels),
-                           node=inst.config.property.kiosk_id, clock=inst.clock, trust_path=inst.trust_path,
-                           page_size=inst.config.agent.pull_page_size)
+__all__ = ["main", "puller_for", "pusher_for", "transport_for"]
 
 
 @click.group(cls=KioskGroup)
@@ -68,7 +47,7 @@ def main(ctx, config_path, data_dir):
 @click.pass_obj
 def link(obj: Ctx, cloud, device_id, credential):
     """Link this kiosk to a cloud (stored in DATA_DIR/keys/cloud.json, mode 0600)."""
-    inst = obj.instance()
+    inst = obj.initialised()
     click.echo(json.dumps(link_mod.save(inst.root, cloud=cloud, device_id=device_id, credential=credential)))
 
 
@@ -78,9 +57,9 @@ def run(obj: Ctx):
     """Run the agent until SIGTERM."""
     from .runner import Agent
 
-    inst = obj.instance()
+    inst = obj.initialised()
+    transport, link_info = transport_for(inst)  # not linked: NOT_INITIALISED before anything is written
     logs.configure(inst.config.log.level, inst.log_dir)
-    transport, link_info = transport_for(inst)
     inst.connect().conn.close()  # migrations, before the jobs start
     Agent(inst, transport, device_id=link_info["deviceId"]).run()
 
@@ -90,7 +69,7 @@ def run(obj: Ctx):
 @click.pass_obj
 def status(obj: Ctx, as_json):
     """Backlog, dead letters, last successful push, and whether the cloud answers."""
-    inst = obj.instance()
+    inst = obj.initialised()
     now = inst.clock.now()
     info = delivery.backlog(inst.connect(), now)
     try:
@@ -120,7 +99,7 @@ def status(obj: Ctx, as_json):
 def sync(obj: Ctx, once):
     """Push the outbox, then pull the cloud's changes, once, with progress bars; exit 1 if the
     cloud could not be reached."""
-    inst = obj.instance()
+    inst = obj.initialised()
     pusher = pusher_for(inst)
     todo = delivery.backlog(pusher.db, inst.clock.now())["pending"]
     err = sys.stderr
@@ -146,7 +125,7 @@ def resync(obj: Ctx, hotels):
     """Re-sync from the cloud's snapshot of each hotel's current state, then pull on from there (what
     the agent does by itself when the cloud answers CURSOR_EXPIRED).  The outbox is kept; exit 1 if
     the cloud could not be reached."""
-    inst = obj.instance()
+    inst = obj.initialised()
     puller = puller_for(inst)
     out, error = {}, None
     for hotel in hotels or puller.hotels:
@@ -173,7 +152,7 @@ def dead():
 @click.pass_obj
 def dead_list(obj: Ctx, as_json):
     """Dead entries of this kiosk's hotels with the cloud's reason, oldest first."""
-    inst = obj.instance()
+    inst = obj.initialised()
     for r in delivery.list_dead(inst.connect(), list(inst.config.property.hotels)):
         click.echo(json.dumps(r) if as_json else
                    f"{r['id']:>8}  {r['hotel_id']:<10} {r['kind']:<20} {r['entity_id']:<16} {r['last_error']}")
@@ -184,7 +163,7 @@ def dead_list(obj: Ctx, as_json):
 @click.pass_obj
 def dead_retry(obj: Ctx, entry_id):
     """Put dead entry ENTRY_ID back in the queue (after fixing what the cloud refused)."""
-    inst = obj.instance()
+    inst = obj.initialised()
     click.echo(json.dumps(delivery.resolve_dead(inst.connect(), entry_id, "retry",
                                                 hotels=list(inst.config.property.hotels), by="cli",
                                                 now=inst.clock.now())))
@@ -195,7 +174,7 @@ def dead_retry(obj: Ctx, entry_id):
 @click.pass_obj
 def dead_drop(obj: Ctx, entry_id):
     """Give up on dead entry ENTRY_ID for good (kept, marked dropped, audited)."""
-    inst = obj.instance()
+    inst = obj.initialised()
     click.echo(json.dumps(delivery.resolve_dead(inst.connect(), entry_id, "drop",
                                                 hotels=list(inst.config.property.hotels), by="cli",
                                                 now=inst.clock.now())))

@@ -21,6 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sync.delivery import Pusher
 
 from . import housekeeping, sdnotify
+from .clients import puller_for
 
 log = logging.getLogger("agent")
 
@@ -72,7 +73,6 @@ class Agent:
         """Pull the cloud's changes (a page per transaction) until it has no more."""
         try:
             if self._puller is None:  # created on the job thread: its connection belongs to it
-                from .cli import puller_for
                 self._puller = puller_for(self.instance, self.transport)
             r = self._puller.pull(max_pages=MAX_PULL_PAGES_PER_RUN)
             if r.changes or r.error or r.resynced:

@@ -15,16 +15,19 @@ Global options: ``--config FILE`` (or ``KIOSK_CONFIG``) and ``--data-dir DIR``
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import sys
+from pathlib import Path
 
 import click
 
 from . import config as config_mod
 from . import logs, qr, tokens
+from .cliutil import ErrorGroup, create_server
 from .clock import iso, parse_duration
-from .errors import KioskError, ValidationError
+from .errors import CameraUnavailable, StorageFull, ValidationError
 from .instance import Instance
 
 
@@ -49,15 +52,8 @@ class Ctx:
         return inst
 
 
-class KioskGroup(click.Group):
-    """Turns a KioskError anywhere below into ``error: CODE: message`` and exit 1."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except KioskError as e:
-            click.echo(f"error: {e.code}: {e.message}", err=True)
-            sys.exit(1)
+class KioskGroup(ErrorGroup):
+    """Every failure below is one line, ``error: CODE: message (hint)``, and a non-zero exit."""
 
 
 @click.group(cls=KioskGroup)
@@ -85,30 +81,32 @@ def init(obj: Ctx):
 @click.pass_obj
 def serve(obj: Ctx, host, port):
     """Serve the kiosk's API and screens."""
-    import waitress
+    import logging
 
     from .web import create_app
 
     over = {"server": {k: v for k, v in (("host", host), ("port", port)) if v is not None}}
-    inst = obj.instance(**over)
+    obj.instance(**over)
+    inst = obj.initialised()  # before anything is written: no logs/ in a data dir that is not one
     cfg = inst.config
-    logs.configure(cfg.log.level, inst.log_dir)
     app = create_app(instance=inst)
-    import logging
-
+    # listen first: a port in use is ADDRESS_IN_USE before anything says "serving" or starts
+    server = create_server(app, host=cfg.server.host, port=cfg.server.port, threads=cfg.server.threads,
+                           ident="kiosk")
+    logs.configure(cfg.log.level, inst.log_dir)
     scanner = None
-    if cfg.camera.enabled:
-        from .camera import loop
-
-        scanner = loop.from_config(camera_config(inst), instance=inst, scan_service=app.config["KIOSK_SCAN"],
-                                   bus=app.config["KIOSK_EVENTS"]).start()
-        app.config["KIOSK_CAMERA"] = scanner
-    logging.getLogger("kiosk").info("serving", extra={"host": cfg.server.host, "port": cfg.server.port,
-                                                      "dataDir": str(inst.root), "camera": cfg.camera.enabled})
     try:
-        waitress.serve(app, host=cfg.server.host, port=cfg.server.port, threads=cfg.server.threads,
-                       ident="kiosk", _quiet=True)
+        if cfg.camera.enabled:
+            from .camera import loop
+
+            scanner = loop.from_config(camera_config(inst), instance=inst, scan_service=app.config["KIOSK_SCAN"],
+                                       bus=app.config["KIOSK_EVENTS"]).start()
+            app.config["KIOSK_CAMERA"] = scanner
+        logging.getLogger("kiosk").info("serving", extra={"host": cfg.server.host, "port": server.effective_port,
+                                                          "dataDir": str(inst.root), "camera": cfg.camera.enabled})
+        server.run()
     finally:
+        server.close()
         if scanner is not None:
             scanner.stop()
 
@@ -160,10 +158,21 @@ def camera():
 @click.option("--seconds", type=float, default=5.0, show_default=True, help="How long to read.")
 @click.pass_obj
 def camera_check(obj: Ctx, seconds):
-    """Report the source, resolution, real frame rate and decode rate over a few seconds."""
+    """Report the source, resolution, real frame rate and decode rate over a few seconds; exit 1
+    (CAMERA_UNAVAILABLE) if the source delivered no frame."""
     from .camera.check import check
 
     inst = obj.instance()
+    cam = camera_config(inst).camera
+    device = f"/dev/video{cam.uri or 0}" if (cam.uri or "0").isdigit() else cam.uri
+    where = {"folder": (Path(cam.uri).is_dir, "folder", cam.uri), "file": (Path(cam.uri).is_file, "video file", cam.uri),
+             "v4l2": (Path(device).exists, "camera device", device)}.get(cam.source)
+    if where is not None and not where[0]():
+        _, what, name = where
+        raise CameraUnavailable(f"camera.source is {cam.source} and there is no {what} {name or '(none)'}",
+                                {"source": cam.source, "uri": cam.uri},
+                                hint=f"plug it in or create it, or set camera.uri (KIOSK__CAMERA__URI) to an"
+                                     f" existing {what}")
     with click.progressbar(length=int(seconds * 10), label="reading frames", file=sys.stderr) as bar:
         done = [0]
 
@@ -174,6 +183,9 @@ def camera_check(obj: Ctx, seconds):
                 done[0] += step
         result = check(camera_config(inst), seconds, progress)
     click.echo(json.dumps(result))
+    if result["resolution"] is None:  # not one frame in the whole time
+        raise CameraUnavailable(f"no frame from the {cam.source} source {result['source'].get('uri', '')}"
+                                f" in {result['seconds']} s", {"source": cam.source, "uri": cam.uri})
 
 
 @main.group()
@@ -239,7 +251,10 @@ def model_run(obj: Ctx, model_id, hotel, payload):
     try:
         body = json.loads(payload)
     except ValueError as e:
-        raise click.BadParameter(f"not JSON: {e}", param_hint="--payload") from None
+        raise ValidationError(f"--payload is not JSON: {e}", {"field": "--payload"},
+                              hint="quote it for the shell: --payload '{\"businessDate\": \"2026-05-27\"}'") from None
+    if isinstance(body, dict) and set(body) == {"requestPayload"}:
+        body = body["requestPayload"]  # the API's wrapper: --payload is what goes inside it
     inst = obj.initialised()
     click.echo(json.dumps(runner.run(inst, model_id, body, hotel_id=hotel, actor="cli")))
 
@@ -271,8 +286,10 @@ def room_reference(obj: Ctx, room_number, image, hotel):
     if img is None:
         raise ValidationError("not a readable image", {"file": image})
     path = reference_path(str(inst.root), hotel, room_number)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), img)
+    from .files import write_private
+
+    # on disk (fsync'ed, renamed, directory fsync'ed) before the row that points at it commits
+    write_private(path, cv2.imencode(".png", img)[1].tobytes())
     db = inst.connect()
     with store.transaction(db):
         db.execute("INSERT INTO room_photos (hotel_id, room_number, path, updated_at) VALUES (?, ?, ?, ?)"
@@ -329,14 +346,50 @@ def token_create(obj: Ctx, role, hotel, user, name, expires_in, reusable, png, s
     if ttl > parse_duration(cfg.tokens.max_ttl):
         raise click.BadParameter(f"longer than tokens.max_ttl ({cfg.tokens.max_ttl})",
                                  param_hint="--expires-in")
-    tok, _ = tokens.issue(inst.connect(), inst.load_keys(), hotel_id=hotel, role=role,
-                          now=inst.clock.now(), ttl_seconds=ttl, user_id=user, name=name,
-                          reusable=reusable, issuer=cfg.property.issuer, node=cfg.property.kiosk_id)
-    if png:
-        qr.save(tok, png)
-    if svg:
-        qr.save(tok, svg)
+    pictures = [(path, kind) for path, kind in ((png, "png"), (svg, "svg")) if path]
+    written: list[Path] = []
+
+    def write_pictures(token: str) -> None:
+        for path, kind in pictures:
+            written.append(write_qr(token, path, kind))
+
+    try:
+        # both or neither: the pictures are written inside the token's transaction, so a
+        # picture that cannot be written leaves no active token that nobody ever saw
+        tok, _ = tokens.issue(inst.connect(), inst.load_keys(), hotel_id=hotel, role=role,
+                              now=inst.clock.now(), ttl_seconds=ttl, user_id=user, name=name,
+                              reusable=reusable, issuer=cfg.property.issuer, node=cfg.property.kiosk_id,
+                              before_commit=write_pictures)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     click.echo(tok)
+
+
+def write_qr(token: str, path: str, kind: str) -> Path:
+    """Write the token's QR code as ``kind`` to ``path`` (complete or not at all); VALIDATION_ERROR
+    naming the option when it cannot be written."""
+    import io
+    import os
+
+    buf = io.BytesIO()
+    qr.make(token).save(buf, kind=kind, scale=10, border=4)
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.partial")
+    try:
+        tmp.write_bytes(buf.getvalue())
+        os.replace(tmp, target)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull(f"cannot write {path}: {e.strerror}", {"field": f"--{kind}", "path": path}) from None
+        hint = ("create the folder first" if e.errno == errno.ENOENT else
+                "choose a file in a folder you may write to" if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+                else "choose another file")
+        raise ValidationError(f"cannot write --{kind} {path}: {e.strerror}", {"field": f"--{kind}", "path": path},
+                              hint=f"{hint}; no token was created") from None
+    return target
 
 
 @token.command("list")

@@ -2,8 +2,9 @@
 
 Every failure a user or script can see is a :class:`KioskError` with a stable
 ``code``; the HTTP layer turns it into the seed's error body, the CLI into a
-one-line message and a non-zero exit.  docs/errors.md lists every code and a
-test keeps the two equal.
+one-line message ``error: CODE: message (hint)`` and a non-zero exit.
+docs/errors.md lists every code, docs/troubleshooting.md says what to do about
+each, and tests keep both equal to :data:`HTTP_STATUS`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,42 @@ HTTP_STATUS: dict[str, int] = {
     "NOT_INITIALISED": 503,
     "STORE_BUSY": 503,
     "CLOCK_NOT_TRUSTED": 503,
+    "STORAGE_FULL": 507,
+    "SCHEMA_TOO_NEW": 500,
+    "ADDRESS_IN_USE": 500,
+    "CAMERA_UNAVAILABLE": 503,
     "INTERNAL_ERROR": 500,
+}
+
+#: code -> what to do, for people at a command line: ``error: CODE: message (hint)``.
+#: An error may carry a more specific ``hint``; docs/troubleshooting.md says more.
+HINTS: dict[str, str] = {
+    "VALIDATION_ERROR": "check the value against `--help` or docs/errors.md",
+    "INVALID_TOKEN": "issue a new code with `kiosk token create`; the kiosk's trust list must hold the signing key",
+    "TOKEN_EXPIRED": "issue a new code with `kiosk token create`",
+    "TOKEN_REVOKED": "issue a new code with `kiosk token create`",
+    "TOKEN_ALREADY_USED": "a one-time code opens one session; issue a new one, or a --reusable one",
+    "HOTEL_MISMATCH": "use a hotel this kiosk serves (property.hotels in the config)",
+    "UNAUTHORIZED": "scan a code first: POST /api/qr/scan",
+    "SESSION_EXPIRED": "scan a code again to open a new session",
+    "FORBIDDEN": "use a code of a role that may do this",
+    "NOT_FOUND": "list what exists first (e.g. `kiosk token list`)",
+    "INVALID_TRANSITION": "move the work order through the allowed statuses (details.allowed)",
+    "VERSION_CONFLICT": "reload the work order and apply the change again",
+    "METHOD_NOT_ALLOWED": "see docs/openapi.yaml for the methods the path serves",
+    "IDEMPOTENCY_KEY_REUSED": "use a new Idempotency-Key for a different push",
+    "CURSOR_EXPIRED": "the agent re-syncs by itself; `kiosk-agent resync` does it at once",
+    "PAYLOAD_TOO_LARGE": "send less (server.max_body_bytes)",
+    "RATE_LIMITED": "wait details.retryAfter seconds",
+    "CONFIG_ERROR": "fix the key named in the file or environment variable named",
+    "NOT_INITIALISED": "every command of one kiosk needs the same --data-dir or KIOSK_DATA_DIR",
+    "STORE_BUSY": "another process holds the database; try again",
+    "CLOCK_NOT_TRUSTED": "set the clock right (NTP: `timedatectl set-ntp true`), then try again",
+    "STORAGE_FULL": "free disk space under the data directory (see docs/troubleshooting.md), then try again",
+    "SCHEMA_TOO_NEW": "install the newer version again, or restore a backup made by this version",
+    "ADDRESS_IN_USE": "stop the other server (`ss -ltnp` shows it) or choose another --port",
+    "CAMERA_UNAVAILABLE": "check the cable and `ls /dev/video*`, or camera.source and camera.uri",
+    "INTERNAL_ERROR": "a bug or a broken environment; KIOSK_DEBUG=1 shows the traceback, the log has it too",
 }
 
 
@@ -42,7 +78,8 @@ class KioskError(Exception):
 
     code = "INTERNAL_ERROR"
 
-    def __init__(self, message: str, details: dict[str, Any] | None = None, *, code: str | None = None):
+    def __init__(self, message: str, details: dict[str, Any] | None = None, *, code: str | None = None,
+                 hint: str | None = None):
         super().__init__(message)
         if code is not None:
             self.code = code
@@ -50,6 +87,7 @@ class KioskError(Exception):
             raise ValueError(f"unknown error code {self.code}")
         self.message = message
         self.details = details or {}
+        self.hint = hint or HINTS.get(self.code, "")
 
     @property
     def http_status(self) -> int:
@@ -165,3 +203,27 @@ class ClockNotTrusted(KioskError):
     """The wall clock is earlier than a trust-list timestamp this kiosk has seen."""
 
     code = "CLOCK_NOT_TRUSTED"
+
+
+class StorageFull(KioskError):
+    """The disk (or the database's size limit) is full; nothing was changed."""
+
+    code = "STORAGE_FULL"
+
+
+class SchemaTooNew(KioskError):
+    """The database was written by a newer version (its schema version is past this one's)."""
+
+    code = "SCHEMA_TOO_NEW"
+
+
+class AddressInUse(KioskError):
+    """Another process already listens on the host and port a server was asked to use."""
+
+    code = "ADDRESS_IN_USE"
+
+
+class CameraUnavailable(KioskError):
+    """The configured frame source delivered no frame: no camera, no folder, no file, no stream."""
+
+    code = "CAMERA_UNAVAILABLE"

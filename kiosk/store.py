@@ -21,7 +21,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from .errors import StoreBusy
+from .errors import SchemaTooNew, StorageFull, StoreBusy
 from .migrations import MIGRATIONS
 
 _WRITER_LOCKS: dict[str, threading.RLock] = {}
@@ -70,6 +70,11 @@ def run_migrations(db: sqlite_utils.Database, migrations: list[list[str]] = MIGR
     ``migrations`` is the kiosk's by default; the reference cloud passes its own.
     """
     applied = 0
+    found = schema_version(db)
+    if found > len(migrations):
+        raise SchemaTooNew(f"the database is at schema version {found}; this version of the program knows"
+                           f" {len(migrations)}: it was written by a newer version",
+                           {"schemaVersion": found, "known": len(migrations)})
     while True:
         with transaction(db):
             current = schema_version(db)
@@ -96,16 +101,24 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
             raise
         try:
             yield db
-        except BaseException:
+        except BaseException as e:
             db.conn.rollback()
+            _raise_if_full(e)
             raise
         else:
             try:
                 db.conn.execute("COMMIT")
-            except BaseException:  # e.g. disk full or I/O error: leave no transaction open
+            except BaseException as e:  # e.g. disk full or I/O error: leave no transaction open
                 if db.conn.in_transaction:
                     db.conn.rollback()
+                _raise_if_full(e)
                 raise
     finally:
         if lock is not None:
             lock.release()
+
+
+def _raise_if_full(exc: BaseException) -> None:
+    """SQLite's "database or disk is full" (SQLITE_FULL) is STORAGE_FULL: nothing was changed."""
+    if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+        raise StorageFull("the disk is full; nothing was changed", {"reason": str(exc)}) from exc

@@ -73,8 +73,12 @@ def sign(signing_key, kid: str, *, issuer: str, hotel_id: str, role: str, user_i
 
 def issue(db, keys, *, hotel_id: str, role: str, now: float, ttl_seconds: int,
           user_id: str | None = None, name: str | None = None, reusable: bool = False,
-          issuer: str, node: str, issued_by: str = "cli") -> tuple[str, dict]:
-    """Sign a token, record it in ``qr_tokens`` (+ audit, + outbox) and return (token, row)."""
+          issuer: str, node: str, issued_by: str = "cli", before_commit=None) -> tuple[str, dict]:
+    """Sign a token, record it in ``qr_tokens`` (+ audit, + outbox) and return (token, row).
+
+    ``before_commit(token)`` runs inside the transaction, after the rows are written: if it
+    raises (say, the QR picture could not be written), nothing is recorded.
+    """
     if role not in ROLES:
         raise ValidationError(f"role must be one of {', '.join(ROLES)}", {"field": "role"})
     signer = keys.trust.get(keys.kid)
@@ -98,6 +102,8 @@ def issue(db, keys, *, hotel_id: str, role: str, now: float, ttl_seconds: int,
                        entity_id=jti, node=node, now=now,
                        payload={"jti": jti, "subject": user_id, "role": role,
                                 "reusable": reusable, "expiresAt": claims["exp"]})
+        if before_commit is not None:
+            before_commit(token)
     return token, row
 
 

@@ -27,16 +27,39 @@ def _json_int(v: int | float) -> int:
 JsonInt = Annotated[StrictInt | StrictFloat, AfterValidator(_json_int)]
 
 
+#: pydantic's error type (its start) -> the form a value must have, said in the message
+_EXPECTED = (("date_", "a date, YYYY-MM-DD"), ("datetime_", "a date and time, YYYY-MM-DDTHH:MM:SSZ"),
+             ("time_", "a time, HH:MM"), ("int_", "a whole number"), ("float_", "a number"),
+             ("bool_", "true or false"), ("string_", "a string"), ("dict_", "a JSON object"),
+             ("model_", "a JSON object"), ("list_", "a JSON array"))
+
+
+def _expected(model: type[BaseModel], err: dict) -> str | None:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        known = sorted(model.model_fields) if len(err["loc"]) == 1 else []
+        return f"one of the known fields: {', '.join(known)}" if known else "no such field"
+    if kind == "literal_error" and err.get("ctx", {}).get("expected"):
+        return err["ctx"]["expected"]
+    return next((form for prefix, form in _EXPECTED if kind.startswith(prefix)), None)
+
+
 def parse(model: type[M], data: Any) -> M:
     if not isinstance(data, dict):
         raise ValidationError("the request body must be a JSON object", {"fields": []})
     try:
         return model.model_validate(data)
     except PydanticError as e:
-        fields = [{"field": ".".join(str(p) for p in err["loc"]) or "(body)", "problem": err["msg"]}
-                  for err in e.errors()]
-        names = ", ".join(f["field"] for f in fields)
-        raise ValidationError(f"invalid request: {names}", {"fields": fields}) from None
+        fields, said = [], []
+        for err in e.errors():
+            field = {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "problem": err["msg"]}
+            expected = _expected(model, err)
+            if expected:
+                field["expected"] = expected
+            fields.append(field)
+            said.append(f"{field['field']}: {err['msg']}" + (f" (expected {expected})" if expected else ""))
+        more = f"; and {len(said) - 3} more" if len(said) > 3 else ""
+        raise ValidationError(f"invalid request: {'; '.join(said[:3])}{more}", {"fields": fields}) from None
 
 
 MAX_JSON_DEPTH = 64

@@ -26,6 +26,14 @@ export KIOSK_DATA_DIR="$ROOT/kiosk"
 export KIOSK__CAMERA__ENABLED=true KIOSK__CAMERA__SOURCE=folder KIOSK__CAMERA__URI="$KIOSK_DATA_DIR/camera"
 CLOUD_DIR="$ROOT/cloud"
 
+# Both ports must be free: a demo already running (or anything else) would answer in our place.
+for p in "$PORT" "$CLOUD_PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+    echo "error: ADDRESS_IN_USE: 127.0.0.1:$p is already in use (a demo still running? stop it, or choose other ports: PORT=8081 CLOUD_PORT=8091 $0)" >&2
+    exit 1
+  fi
+done
+
 $BIN/kiosk init >/dev/null
 # the demo property: rooms, stays, folios, staff, tasks, assets, offers (and a guest to be);
 # seeded once, its summary kept next to the data
@@ -55,6 +63,36 @@ trap 'kill -TERM "${pids[@]}" 2>/dev/null; wait' INT TERM EXIT
 $BIN/kiosk-cloud serve --data-dir "$CLOUD_DIR" --port "$CLOUD_PORT" & pids+=($!)
 $BIN/kiosk-agent run & pids+=($!)
 $BIN/kiosk serve --port "$PORT" & pids+=($!)
+# Say where the demo is only once it answers there; if a program stops before that, say so and stop.
+if ! $BIN/python - "${pids[@]}" "http://127.0.0.1:$CLOUD_PORT/sync/v1/health" "http://127.0.0.1:$PORT/healthz" <<'PY'
+import os, sys, time, urllib.error, urllib.request
+pids, urls = [int(p) for p in sys.argv[1:4]], sys.argv[4:]
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline:
+    for pid, name in zip(pids, ("kiosk-cloud serve", "kiosk-agent run", "kiosk serve")):
+        try:
+            alive = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            alive = False
+        if not alive:
+            sys.exit(f"error: {name} stopped before the demo came up (its error is above)")
+    up = 0
+    for url in urls:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            up += 1
+        except urllib.error.HTTPError:
+            up += 1  # it answers (the cloud's health wants a credential)
+        except OSError:
+            pass
+    if up == len(urls):
+        sys.exit(0)
+    time.sleep(0.2)
+sys.exit("error: the demo did not come up within 120 s")
+PY
+then
+  exit 1
+fi
 echo "kiosk on http://127.0.0.1:$PORT (staff: /staff), cloud on http://127.0.0.1:$CLOUD_PORT"
 echo "hold a code up to the demo camera:  cp $KIOSK_DATA_DIR/qr/guest.png $KIOSK_DATA_DIR/camera/guest-\$(date +%s).png"
 echo "check delivery with: $BIN/kiosk-agent --data-dir $KIOSK_DATA_DIR status"

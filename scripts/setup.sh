@@ -6,9 +6,13 @@ cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 PKGS="python3 python3-venv python3-dev gcc libzbar0 systemd faketime chromium espeak-ng postgresql"  # test tools: faketime (clock skew), chromium (screens), espeak-ng (speech), postgresql (the cloud on PostgreSQL: throwaway servers)
 missing=$(for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
+# Another apt-get (unattended-upgrades on a fresh machine, often) may hold the dpkg lock:
+# wait for it, up to APT_LOCK_WAIT seconds, instead of failing at once.
+APT=(apt-get -o "DPkg::Lock::Timeout=${APT_LOCK_WAIT:-600}")
 if [ -n "$missing" ]; then
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+  echo "installing $missing (waiting for apt's lock if another apt-get holds it)" >&2
+  $SUDO "${APT[@]}" update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO "${APT[@]}" install -y -qq $missing >/dev/null
 fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv

@@ -26,6 +26,7 @@ from pathlib import Path
 import click
 
 from kiosk import logs
+from kiosk.cliutil import ErrorGroup, create_server
 from kiosk.clock import SystemClock, parse_duration
 from kiosk.errors import KioskError
 
@@ -34,15 +35,8 @@ from . import changelog, devices, fleet, keys, refdata, retention, storage, tick
 DEFAULT_DATA_DIR = "var/cloud"
 
 
-class CloudGroup(click.Group):
-    """Turns a KioskError anywhere below into ``error: CODE: message`` and exit 1."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except KioskError as e:
-            click.echo(f"error: {e.code}: {e.message}", err=True)
-            sys.exit(1)
+class CloudGroup(ErrorGroup):
+    """Every failure below is one line, ``error: CODE: message (hint)``, and a non-zero exit."""
 
 
 def data_dir_option(f):
@@ -153,8 +147,6 @@ def fleet_policy() -> fleet.Policy:
 @data_dir_option
 def serve(host, port, threads, log_level, max_clock_skew, workers, retention_, purge_every):
     """Serve the sync and read API until SIGTERM / Ctrl-C."""
-    import waitress
-
     from .app import create_app
 
     skew = _duration(max_clock_skew, "--max-clock-skew")
@@ -178,7 +170,7 @@ def serve(host, port, threads, log_level, max_clock_skew, workers, retention_, p
                       max_clock_skew=skew, log_level=log_level, fleet_policy=policy)
         return
     app = create_app(root, max_clock_skew=skew, database=url, fleet_policy=policy, pool_size=threads)
-    server = waitress.create_server(app, host=host, port=port, threads=threads, ident="kiosk-cloud")
+    server = create_server(app, host=host, port=port, threads=threads, ident="kiosk-cloud")  # ADDRESS_IN_USE
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # waitress stops its loop on SystemExit
     if purge_interval:
         retention.Purger(st.connect, SystemClock(), keep, purge_interval).start()

@@ -1,0 +1,98 @@
+"""What the three programs' command lines share: one-line errors and a checked listen.
+
+Every mistake is one line on stderr and a non-zero exit status, never a traceback::
+
+    error: CODE: message (hint)
+
+* a :class:`~kiosk.errors.KioskError` from anywhere below: exit status 1;
+* a usage mistake click finds (a missing option, a bad choice, an unknown
+  command): ``VALIDATION_ERROR``, exit status 2;
+* the disk full (SQLite's ``database or disk is full``, ``ENOSPC``): ``STORAGE_FULL``, 1;
+* anything else: ``INTERNAL_ERROR``, exit status 1 (``KIOSK_DEBUG=1`` shows the traceback);
+* Ctrl-C: exit status 130, quietly.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import sys
+
+import click
+
+from .errors import AddressInUse, ConfigError, KioskError, StorageFull
+
+
+def one_line(err: KioskError) -> str:
+    """``error: CODE: message (hint)`` on one line (a hint the message already says is left out)."""
+    message = " ".join(str(err.message).split())
+    hint = " ".join(err.hint.split()) if err.hint else ""
+    tail = f" ({hint})" if hint and hint not in message else ""
+    return f"error: {err.code}: {message}{tail}"
+
+
+def as_kiosk_error(exc: BaseException) -> KioskError | None:
+    """The vocabulary's word for an exception from below the library, if it has one."""
+    if isinstance(exc, KioskError):
+        return exc
+    if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+        return StorageFull(f"the disk is full: {exc}", {"reason": str(exc)})
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(f"the disk is full: {exc.strerror}: {exc.filename}", {"reason": str(exc)})
+    return None
+
+
+class ErrorGroup(click.Group):
+    """A click group whose every failure is one line (see the module docstring)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            sys.exit(130)
+        except click.exceptions.NoArgsIsHelpError as e:  # a bare group: its help is the answer
+            e.show()
+            sys.exit(e.exit_code)
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx is not None else (prog_name or self.name)
+            click.echo(one_line(KioskError(e.format_message(), code="VALIDATION_ERROR",
+                                           hint=f"see `{where} --help`")), err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            click.echo(one_line(KioskError(e.format_message(), code="VALIDATION_ERROR")), err=True)
+            sys.exit(e.exit_code)
+        except Exception as e:
+            known = as_kiosk_error(e)
+            if known is None and os.environ.get("KIOSK_DEBUG"):
+                raise
+            if known is None:
+                what = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+                known = KioskError(f"unexpected {what}", code="INTERNAL_ERROR")
+            click.echo(one_line(known), err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def create_server(app, *, host: str, port: int, threads: int, ident: str, **kw):
+    """A waitress server already listening on ``host:port``, or ADDRESS_IN_USE / CONFIG_ERROR.
+
+    Binding happens here, before anything says "serving" or starts a thread, so a port
+    that is taken is an error at once and nothing is left half started.
+    """
+    import waitress.server
+
+    try:
+        return waitress.server.create_server(app, host=host, port=port, threads=threads, ident=ident, **kw)
+    except OSError as e:
+        where = f"{host}:{port}"
+        if e.errno == errno.EADDRINUSE:
+            raise AddressInUse(f"{where} is already in use by another process",
+                               {"host": host, "port": port}) from None
+        if e.errno in (errno.EACCES, errno.EPERM):
+            raise ConfigError(f"may not listen on {where}: {e.strerror}", {"key": "server.port"},
+                              hint="ports below 1024 need privileges; use a port above 1024") from None
+        raise ConfigError(f"cannot listen on {where}: {e.strerror or e}", {"key": "server.host"},
+                          hint="use an address of this machine, e.g. 127.0.0.1") from None

@@ -120,8 +120,21 @@ def _title(text: str) -> str:
 def request(db, body, *, hotel_id: str, session, now: float, node: str, window: float) -> dict:
     """A typed request from the guest screen becomes a ticket (duplicates folded, queued)."""
     req = parse(GuestRequest, body)
-    return _ticket(db, req.kind, req.text, "typed", hotel_id=hotel_id, session=session, now=now, node=node,
-                   window=window)
+    return _ticket(db, routed_kind(req.kind, req.text), req.text, "typed", hotel_id=hotel_id, session=session,
+                   now=now, node=node, window=window)
+
+
+def routed_kind(kind: str, words: str) -> str:
+    """A general request goes to the team that can act on it: "two extra towels" to
+    housekeeping, "the shower is broken" to maintenance (voice-ai's intent parser, on the
+    typed words); anything else stays with the front desk."""
+    if kind != "guest_request":
+        return kind
+    from .models.voice_ai import parse_intent
+
+    intent, _ = parse_intent(words)
+    return {"request_item": "housekeeping", "clean_room": "housekeeping", "report_fault": "maintenance"}.get(
+        intent, kind)
 
 
 def _ticket(db, kind: str, words: str, channel: str, *, hotel_id: str, session, now: float, node: str,

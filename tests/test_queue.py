@@ -445,3 +445,16 @@ def test_people_on_shift_and_times(instance, clock):
     assert work_queue.epoch("2026-05-28T08:00:00") == work_queue.epoch("2026-05-28T08:00:00Z") == \
         work_queue.epoch("2026-05-28T10:00:00+02:00")
     assert work_queue.epoch("not a time") is None and work_queue.epoch(12.5) == 12.5
+
+
+@pytest.mark.parametrize("words,queue", [("Two extra towels please", "housekeeping"),
+                                         ("could you clean my room", "housekeeping"),
+                                         ("the shower is not working", "engineering"),
+                                         ("can you recommend a restaurant", "front-desk")])
+def test_a_typed_guest_request_goes_to_the_team_that_acts_on_it(client, login, instance, words, queue):
+    db = instance.db()
+    db["reservations"].insert({"hotel_id": "demo", "confirmation": "R-9", "guest_name": "Ada", "room_number": "412",
+                               "arrival": "2026-05-27", "departure": "2026-05-30", "status": "InHouse"})
+    r = client.post("/api/guest/requests", json={"text": words}, headers=login("guest", user="R-9"))
+    assert r.status_code == 201, r.get_json()
+    assert db.execute("SELECT queue FROM tickets").fetchone()[0] == queue

@@ -237,7 +237,7 @@ def test_guest_requests_by_text_and_voice_reach_staff_live_and_the_guest_follows
 
     db = db_of(kiosk)
     rows = db.execute("SELECT title, type, status, assignee, created_by FROM tickets ORDER BY created_at").fetchall()
-    assert rows[0] == ("Two extra towels please", "guest_request", "done", "s-ana", "R-1042")
+    assert rows[0] == ("Two extra towels please", "housekeeping", "done", "s-ana", "R-1042")  # routed by its words
     assert rows[1][:3] == ("Bring me two towels", "housekeeping", "received")
     typed_id = db.execute("SELECT ticket_id FROM tickets WHERE title LIKE 'Two extra%'").fetchone()[0]
     steps = [json.loads(p)["changes"]["status"]["new"] for (p,) in db.execute(

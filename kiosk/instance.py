@@ -30,7 +30,7 @@ from . import store
 from .clock import SystemClock, iso
 from .config import Config
 from .errors import NotInitialised
-from .files import write_private
+from .files import fsync_dir, make_dirs, write_private
 from .trust import TrustedKey, TrustFile, TrustList, key_id
 
 
@@ -60,9 +60,9 @@ class Instance:
 
     def init(self) -> dict:
         """Create keys, trust list, secret and database; existing files are kept."""
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_dirs(self.root)  # durable: each new directory's parent is fsync'ed
         self.root.chmod(0o700)  # guest data and keys: owner only
-        self.log_dir.mkdir(exist_ok=True, mode=0o700)
+        make_dirs(self.log_dir)
         created = []
         if not self.key_path.exists():
             key = Ed25519PrivateKey.generate()
@@ -81,6 +81,7 @@ class Instance:
             write_private(self.secret_path, secrets.token_hex(32).encode())
             created.append("session secret")
         self.connect().conn.close()
+        fsync_dir(self.root)  # kiosk.db's own directory entry
         return {"dataDir": str(self.root), "kid": kid, "created": created}
 
     def _signing_key(self) -> Ed25519PrivateKey:

@@ -43,22 +43,48 @@ def to_gray(frame: np.ndarray) -> np.ndarray:
 
 
 CENTRE = 0.7  # the full-resolution pass looks at the middle 70 % of the frame: the lobby's target box
+#: the full-resolution local-average pass looks at one region per frame, in turn: the centre
+#: (the target box) every other frame, and the four corners' regions between.  Neighbouring
+#: regions overlap by more than a small code is wide (20 % of 1280 px, 30 % of 720 px = 216 px;
+#: a version-12 code at 3 px a module is 195), so every code lies wholly inside one of them.
+CORNERS = ((0.0, 0.0, 0.6, 0.65), (0.4, 0.0, 1.0, 0.65), (0.0, 0.35, 0.6, 1.0), (0.4, 0.35, 1.0, 1.0))
+_C = (1 - CENTRE) / 2
+SWEEP = tuple(r for corner in CORNERS for r in ((_C, _C, 1 - _C, 1 - _C), corner))
+TRACK_FRAMES = 15  # where a symbol was located, the next frames look first (half a second at 30 fps)
 
 
 def _zxing() -> Callable[[np.ndarray], list[str]]:
-    """Two passes: the whole frame at <= 640 px wide (about 0.2 ms when there is no code;
-    most codes at kiosk distance read here, inverted ones too), then the centre of the
-    frame (where the lobby's target box asks the guest to hold the code) at full
-    resolution, for small codes.  A symbol found but not decoded is reported with its
-    region, so that a gated chain gives the next decoder a chance on just that crop."""
+    """Passes, cheapest first, stopping at the first that reads:
+
+    1. the whole frame at <= 640 px wide (about 0.2 ms when there is no code; most codes at
+       kiosk distance read here, inverted ones too);
+    2. where a symbol was located in the last ``TRACK_FRAMES`` frames, at full resolution
+       (a code held up stays about where it was: once found, it is read on every frame);
+    3. the whole frame at full resolution with a fixed threshold (about 0.3 ms: small codes
+       anywhere in the frame, in fair light);
+    4. one region of the frame at full resolution with the local-average binarizer (uneven
+       light), in turn from ``SWEEP``: the centre (where the lobby's target box asks the guest
+       to hold the code) every other frame, the four corners' regions between, so a small
+       code anywhere is looked at this way at least every eighth frame (about 4 times while
+       a code is held up for a second), and once read it is tracked (pass 2).
+
+    Passes 2-4 are what issue 11 added for small codes anywhere in the frame; together
+    they cost about what the centre pass alone cost every frame before (bench/decode.py).
+
+    A symbol found but not decoded is reported with its region, so that a gated chain gives
+    the next decoder a chance on just that crop.  State (the turn, the tracked region) is per
+    decoder: one per scan loop."""
     import cv2
     import zxingcpp
 
     fmt = zxingcpp.BarcodeFormat.QRCode
+    fixed = zxingcpp.Binarizer.FixedThreshold
+    state = {"turn": 0, "track": None, "ttl": 0}
 
-    def read(img, invert: bool, scale: float = 1.0, dx: int = 0, dy: int = 0):
+    def read(img, invert: bool, scale: float = 1.0, dx: int = 0, dy: int = 0, binarizer=None):
+        kw = {"binarizer": binarizer} if binarizer is not None else {}
         found = zxingcpp.read_barcodes(img, formats=fmt, try_rotate=False, try_downscale=False,
-                                       try_invert=invert, return_errors=True)
+                                       try_invert=invert, return_errors=True, **kw)
         texts = [r.text for r in found if r.valid and r.text]
         region = None
         for r in found:
@@ -69,19 +95,32 @@ def _zxing() -> Callable[[np.ndarray], list[str]]:
                       int(max(xs) * scale) + dx, int(max(ys) * scale) + dy)
         return texts, region
 
-    def decode(gray: np.ndarray):
+    def passes(gray: np.ndarray):
         h, w = gray.shape
         if w <= 640:
-            texts, region = read(gray, True)
-            return texts, region is not None, region
+            yield read(gray, True)
+            return
         small = cv2.resize(gray, (640, max(1, round(h * 640 / w))), interpolation=cv2.INTER_AREA)
-        texts, region = read(small, True, scale=w / 640)
-        if texts:
-            return texts, True, region
-        x0, y0 = int(w * (1 - CENTRE) / 2), int(h * (1 - CENTRE) / 2)
-        texts, region_full = read(gray[y0:h - y0, x0:w - x0], False, dx=x0, dy=y0)
-        region = region_full or region
-        return texts, region is not None, region
+        yield read(small, True, scale=w / 640)
+        if state["ttl"] > 0:
+            x0, y0, x1, y1 = crop_box(gray.shape, state["track"], pad=0.5)
+            yield read(gray[y0:y1, x0:x1], True, dx=x0, dy=y0)
+        yield read(gray, False, binarizer=fixed)
+        fx0, fy0, fx1, fy1 = SWEEP[state["turn"] % len(SWEEP)]
+        state["turn"] += 1
+        x0, y0, x1, y1 = int(w * fx0), int(h * fy0), int(w * fx1), int(h * fy1)
+        yield read(gray[y0:y1, x0:x1], False, dx=x0, dy=y0)
+
+    def decode(gray: np.ndarray):
+        state["ttl"] -= 1
+        located = None
+        for texts, region in passes(gray):
+            located = region or located
+            if located is not None:
+                state["track"], state["ttl"] = located, TRACK_FRAMES
+            if texts:
+                return texts, True, located
+        return [], located is not None, located
     return decode
 
 

@@ -21,6 +21,7 @@ INVALID_TRANSITION, naming the actions and statuses that are allowed.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -267,7 +268,7 @@ def listing(db, hotel_id: str, session, *, now: float, scope: str = "all", room:
         raise ValidationError(f"scope must be one of {', '.join(SCOPES)}", {"field": "scope", "allowed": list(SCOPES)})
     if kind not in (None, "", *KINDS):
         raise ValidationError(f"kind must be one of {', '.join(KINDS)}", {"field": "kind", "allowed": list(KINDS)})
-    if room is not None and (len(room) > 10 or not room.replace("-", "").isalnum()):
+    if room is not None and not re.fullmatch(r"[A-Za-z0-9-]{1,10}", room):
         raise ValidationError("room must be a room number", {"field": "room"})
     viewer = me(db, hotel_id, session)
     items = [_with_user(it, viewer["id"]) for it in all_items(db, hotel_id)]

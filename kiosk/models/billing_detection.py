@@ -94,5 +94,5 @@ def run(ctx: Context, payload: dict) -> Result:
 
 
 SPEC = ModelSpec(id="billing-detection", run=run, roles=frozenset({"staff", "admin"}),
-                 reads=("reservations", "charges", "rate_plans"), timeout_seconds=20.0,
+                 reads=("reservations", "charges", "rate_plans", "rooms"), timeout_seconds=20.0,
                  description="Corrections for night-audit findings (awaiting approval) and outlier charges")

@@ -182,6 +182,6 @@ def run(ctx: Context, payload: dict) -> Result:
 
 
 SPEC = ModelSpec(id="night-audit", run=run, roles=frozenset({"staff", "admin"}),
-                 reads=("reservations", "charges", "rate_plans"), timeout_seconds=20.0,
+                 reads=("reservations", "charges", "rate_plans", "rooms"), timeout_seconds=20.0,
                  description="End-of-day checks of a business date: duplicates, missing room charges, "
                              "rate and tax mismatches, open balances, no-show candidates")

@@ -76,6 +76,28 @@ def init(obj: Ctx):
 
 
 @main.command()
+@click.argument("dest", type=click.Path(file_okay=False))
+@click.pass_obj
+def backup(obj: Ctx, dest):
+    """Back up the data directory to the new folder DEST: a consistent copy of the database
+    (undelivered outbox included, while the kiosk keeps running), keys, cloud link and photos."""
+    from . import backup as backup_mod
+
+    click.echo(json.dumps(backup_mod.backup(obj.initialised(), dest)))
+
+
+@main.command()
+@click.argument("backup", type=click.Path(file_okay=False))
+@click.pass_obj
+def restore(obj: Ctx, backup):
+    """Restore BACKUP (a folder `kiosk backup` wrote) into --data-dir, which must not hold a kiosk
+    yet; checks every file, brings an older schema up to date, and prints what waits in the outbox."""
+    from . import backup as backup_mod
+
+    click.echo(json.dumps(backup_mod.restore(obj.instance(), backup)))
+
+
+@main.command()
 @click.option("--host", help="Address to listen on (default from config: server.host).")
 @click.option("--port", type=int, help="Port to listen on (default from config: server.port).")
 @click.pass_obj

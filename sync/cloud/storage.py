@@ -36,6 +36,7 @@ from typing import Any
 
 from kiosk import store
 from kiosk.errors import ConfigError
+from kiosk.files import fsync_dir, make_dirs
 
 FILENAME = "cloud.db"
 _PLACEHOLDER = re.compile(r"\?")
@@ -66,9 +67,10 @@ class SqliteStorage:
         """Create the data dir (0700) and the database (0600), and migrate."""
         from . import db as cloud_db
 
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_dirs(self.root)  # each new directory fsync'ed into its parent: a power cut keeps it
         self.root.chmod(0o700)
         os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        fsync_dir(self.root)  # cloud.db's own directory entry (docs/durability.md)
         self.path.chmod(0o600)
         for extra in (self.path.with_name(self.path.name + "-wal"), self.path.with_name(self.path.name + "-shm")):
             if extra.exists():

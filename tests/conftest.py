@@ -7,6 +7,7 @@ which is what the tests check.
 
 from __future__ import annotations
 
+import loaded
 import pytest
 
 from kiosk import config as config_mod
@@ -28,6 +29,7 @@ def cfg(tmp_path):
     return config_mod.load(None, env={}, overrides={
         "data_dir": str(tmp_path / "kiosk"),
         "property": {"hotels": HOTELS, "issuer": "demo", "kiosk_id": "kiosk-test"},
+        **loaded.overrides(),  # a loaded machine is not a timeout (tests/loaded.py)
     })
 
 

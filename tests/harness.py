@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import loaded
 import requests
 
 BIN = Path(sys.executable).parent
@@ -36,8 +37,14 @@ def run(*args: str, env: dict | None = None, check: bool = True, timeout: float 
     return p
 
 
+#: no deadline here is shorter: a wait ends when its condition holds, so a generous deadline
+#: costs time only when the test fails anyway, and a 2-core machine running other work
+#: (or two suites at once) takes many times longer to start a process than an idle one
+MIN_DEADLINE_SECONDS = 180.0
+
+
 def wait_http(url: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + max(timeout, MIN_DEADLINE_SECONDS)
     while time.monotonic() < deadline:
         try:
             requests.get(url, timeout=0.5)
@@ -48,7 +55,9 @@ def wait_http(url: str, timeout: float = 15.0) -> None:
 
 
 def wait_for(pred, timeout: float = 60.0, interval: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
+    """``pred()``'s first true value, polled every ``interval`` s; AssertionError past the deadline
+    (``timeout``, at least :data:`MIN_DEADLINE_SECONDS`)."""
+    deadline = time.monotonic() + max(timeout, MIN_DEADLINE_SECONDS)
     while time.monotonic() < deadline:
         value = pred()
         if value:
@@ -146,7 +155,7 @@ class Kiosk:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {"KIOSK_DATA_DIR": str(self.dir), "KIOSK__PROPERTY__HOTELS": json.dumps(list(hotels)),
-                    "KIOSK__PROPERTY__KIOSK_ID": name}
+                    "KIOSK__PROPERTY__KIOSK_ID": name, **loaded.env()}
         self.agent_env = {**self.env, "KIOSK__AGENT__POLL_INTERVAL_SECONDS": "0.05",
                           "KIOSK__AGENT__PUSH_INTERVAL_SECONDS": "0.2",
                           "KIOSK__AGENT__BACKOFF_BASE_SECONDS": "0.05",

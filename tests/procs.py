@@ -18,14 +18,17 @@ import sys
 import time
 from pathlib import Path
 
+import loaded
 import requests
 
 KIOSK = Path(sys.executable).parent / "kiosk"
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The current environment without any ``KIOSK*`` variable, plus ``extra``."""
+    """The current environment without any ``KIOSK*`` variable, plus generous model and store
+    timeouts (tests/loaded.py) and ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK")}
+    env.update(loaded.env())
     env.update(extra or {})
     return env
 
@@ -55,7 +58,7 @@ class Server:
         self.url = ""
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 20.0) -> Server:
+    def start(self, timeout: float = 180.0) -> Server:  # generous: a loaded box starts slowly
         assert self.proc is None or self.proc.poll() is not None, "already running"
         for _attempt in range(3):  # a free port can be taken between bind and serve
             self.port = free_port()

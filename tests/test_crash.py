@@ -138,11 +138,11 @@ class Lab:
         threads = [threading.Thread(target=client, daemon=True) for _ in range(CLIENTS)]
         for th in threads:
             th.start()
-        assert started.wait(10), "no scan answered before the kill"
+        assert started.wait(180), "no scan answered before the kill"  # a generous deadline: a loaded box
         time.sleep(self.rng.uniform(0.02, 0.35))
         self.server.kill()
         for th in threads:
-            th.join(15)
+            th.join(60)
             assert not th.is_alive(), "a client thread hung"
         return {"statuses": statuses, "errors": errors, "left": work.qsize()}
 

@@ -287,10 +287,10 @@ def test_timeouts_come_from_the_model_unless_the_config_overrides(instance, fake
     import dataclasses
 
     fake_models["slow"] = dataclasses.replace(fake_models["slow"], timeout_seconds=0.1)
-    out = runner.run(instance, "slow", {}, hotel_id="demo")
-    assert out["status"] == "timeout" and out["executionTimeMs"] < 900
+    out = runner.run(instance, "slow", {}, hotel_id="demo")  # sleeps 1 s: only the model's own 0.1 s stops it
+    assert out["status"] == "timeout"
     instance.config = instance.config.model_copy(update={"models": instance.config.models.model_copy(
-        update={"timeout_seconds": {"slow": 3.0}})})
+        update={"timeout_seconds": {"slow": 60.0}})})  # generous: a loaded machine, not the timeout, decides
     assert runner.run(instance, "slow", {}, hotel_id="demo")["status"] == "success"
     real = [s for s in registry.specs().values() if s.id not in ("slow", "spin", "hog", "boom", "tasker")]
     assert len(real) == 12 and all(15 <= s.timeout_seconds <= 30 for s in real)

@@ -201,23 +201,19 @@ def test_camera_check_without_a_camera_fails(data_dir, tmp_path):
 
 # --- models ---------------------------------------------------------------------------------------
 
-#: a loaded machine starts a model worker slowly; the test is about the answer, not the speed
-SLOW_OK = {"KIOSK__MODELS__TIMEOUT_SECONDS": json.dumps({"night-audit": 120})}
-
-
 def test_model_run_says_the_expected_form_and_accepts_the_apis_wrapper(data_dir):
     p = kiosk("--data-dir", str(data_dir), "model", "run", "night-audit", "--hotel", "demo",
-              "--payload", '{"businessDate": "yesterday"}', env=SLOW_OK, timeout=300)
+              "--payload", '{"businessDate": "yesterday"}', timeout=300)
     msg = refused(p, "VALIDATION_ERROR")
     assert "businessDate" in msg and "YYYY-MM-DD" in msg
     p = kiosk("--data-dir", str(data_dir), "model", "run", "night-audit", "--hotel", "demo",
-              "--payload", '{"payload": {}}', env=SLOW_OK, timeout=300)
+              "--payload", '{"payload": {}}', timeout=300)
     assert "known fields: businessDate" in refused(p, "VALIDATION_ERROR")
     p = kiosk("--data-dir", str(data_dir), "model", "run", "night-audit", "--hotel", "demo",
-              "--payload", "{businessDate: 1}", env=SLOW_OK)
+              "--payload", "{businessDate: 1}")
     assert "not JSON" in refused(p, "VALIDATION_ERROR")
     p = kiosk("--data-dir", str(data_dir), "model", "run", "night-audit", "--hotel", "demo",
-              "--payload", '{"requestPayload": {"businessDate": "2026-05-27"}}', env=SLOW_OK, timeout=300)
+              "--payload", '{"requestPayload": {"businessDate": "2026-05-27"}}', timeout=300)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["status"] == "success"
 

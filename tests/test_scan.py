@@ -3,6 +3,7 @@
 import threading
 
 import jwt
+import loaded
 import pytest
 import requests
 import waitress
@@ -287,7 +288,7 @@ def served(tmp_path, clock):
     """A real waitress server in a thread (failure limit raised: all requests come from 127.0.0.1)."""
     cfg = config_mod.load(None, env={}, overrides={
         "data_dir": str(tmp_path / "served"), "scan": {"max_failures": 1000},
-        "property": {"hotels": ["demo"], "issuer": "demo", "kiosk_id": "kiosk-served"}})
+        "property": {"hotels": ["demo"], "issuer": "demo", "kiosk_id": "kiosk-served"}, **loaded.overrides()})
     inst = Instance(cfg, clock=clock)
     inst.init()
     server = waitress.create_server(create_app(instance=inst), host="127.0.0.1", port=0, threads=8)

@@ -70,7 +70,7 @@ def session(k: Kiosk, role: str) -> requests.Session:
 @pytest.mark.parametrize("frames", [700, 2000])
 def test_a_wav_at_1_hz_is_refused_before_any_work(served, frames):
     s = session(served, "guest")
-    r = trigger(s, "voice-ai", {"audio": b64(wav(1, frames))}, timeout=10)
+    r = trigger(s, "voice-ai", {"audio": b64(wav(1, frames))})
     assert r.status_code == 400
     err = r.json()["error"]
     assert err["code"] == "VALIDATION_ERROR" and err["details"] == {"field": "audio", "sampleRate": 1, "min": 8000,
@@ -79,19 +79,29 @@ def test_a_wav_at_1_hz_is_refused_before_any_work(served, frames):
 
 def test_audio_longer_than_30_s_and_images_past_25_megapixels_are_refused(served):
     s = session(served, "staff")
-    r = trigger(s, "voice-ai", {"audio": b64(wav(8000, 8000 * 31))}, timeout=20)
+    r = trigger(s, "voice-ai", {"audio": b64(wav(8000, 8000 * 31))})
     assert r.status_code == 400 and r.json()["error"]["details"]["max"] == 30.0
-    r = trigger(s, "room-status", {"roomNumber": "101", "image": b64(png_header(18000, 18000))}, timeout=10)
+    r = trigger(s, "room-status", {"roomNumber": "101", "image": b64(png_header(18000, 18000))})
     assert r.status_code == 400
     assert r.json()["error"]["details"] == {"field": "image", "width": 18000, "height": 18000, "maxPixels": 25_000_000}
 
 
 def test_the_kiosk_answers_health_checks_while_models_chew_on_the_longest_allowed_audio(served):
     """Four 30-second noise clips (the most voice-ai accepts) keep both model workers busy; the
-    web server answers /healthz within a second throughout, and the clips get their answers."""
+    web server answers /healthz throughout about as fast as when idle, and the clips get their
+    answers.  "As fast" is a ratio to the idle answers measured in the same run (at least 1 s
+    allowed): a machine busy with other work slows both alike, a server blocked by the models
+    would take the clips' seconds."""
     s = session(served, "guest")
     clip = b64(wav(8000, 8000 * 30, noise=True))
     answers: list[int] = []
+
+    def probe() -> float:
+        t0 = time.monotonic()
+        assert requests.get(served.url + "/healthz", timeout=60).status_code == 200
+        return time.monotonic() - t0
+
+    idle = max(probe() for _ in range(10))
 
     def hostile():
         answers.append(trigger(s, "voice-ai", {"audio": clip}).status_code)
@@ -102,15 +112,13 @@ def test_the_kiosk_answers_health_checks_while_models_chew_on_the_longest_allowe
     worst = 0.0
     probes = 0
     while any(t.is_alive() for t in threads):
-        t0 = time.monotonic()
-        assert requests.get(served.url + "/healthz", timeout=5).status_code == 200
-        worst = max(worst, time.monotonic() - t0)
+        worst = max(worst, probe())
         probes += 1
         time.sleep(0.05)
     for t in threads:
         t.join()
     assert sorted(answers) == [200, 200, 200, 200]
-    assert probes >= 3 and worst < 1.0, (probes, worst)
+    assert probes >= 3 and worst < max(1.0, 20 * idle), (probes, worst, idle)
 
 
 # --- a guest sees only their own stay --------------------------------------------------------

@@ -141,14 +141,15 @@ class Pool:
         self._lock = threading.Lock()
         self.killed = 0  # workers ended for overrunning (for tests and the log)
 
-    def _take(self) -> _Worker:
+    def _take(self) -> tuple[_Worker, bool]:
+        """An idle worker, or a new one (True: it was started just now)."""
         with self._lock:
             while self._idle:
                 w = self._idle.pop()
                 if w.proc.is_alive():
-                    return w
+                    return w, False
                 w.kill()
-        return _Worker(self.memory_limit_bytes)
+        return _Worker(self.memory_limit_bytes), True
 
     def _give(self, w: _Worker) -> None:
         with self._lock:
@@ -157,7 +158,7 @@ class Pool:
     def warm(self) -> None:
         """Start one worker now (the forkserver's imports take a second or two)."""
         with self._slots:
-            self._give(self._take())
+            self._give(self._take()[0])
 
     def run(self, job: Job, timeout: float) -> tuple:
         """("ok", Result) | ("refused", code, message, details) | ("error", kind, message, trace)
@@ -167,7 +168,10 @@ class Pool:
             return ("timeout",)
         try:
             for attempt in (1, 2):
-                w = self._take()
+                w, new = self._take()
+                if new:  # the model's time starts once its worker exists: the first worker of a process
+                    # waits for the forkserver's imports, seconds on a busy box, which are not the model's
+                    deadline = max(deadline, time.monotonic() + timeout)
                 try:
                     w.conn.send(job)
                 except (BrokenPipeError, EOFError, OSError):

@@ -20,13 +20,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from sync import outbox
-from sync.workflow_rules import allowed_from
-
-from . import audit, store, tickets
+from . import audit, outbox, store, tickets
 from .clock import iso
 from .errors import KioskError, NotFound
 from .validation import parse
+from .workflow_rules import allowed_from
 
 READY = ("Clean", "Inspected")
 GREETING = {"en": "Welcome, {name}", "de": "Willkommen, {name}"}

@@ -25,13 +25,11 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from sync import outbox
-from sync.workflow_rules import allowed_from as wo_allowed_from
-from sync.workflow_rules import can_move as wo_can_move
-
-from . import audit, store, tickets, workorders
+from . import audit, outbox, store, tickets, workorders
 from .clock import iso
 from .errors import InvalidTransition, NotFound, ValidationError
+from .workflow_rules import allowed_from as wo_allowed_from
+from .workflow_rules import can_move as wo_can_move
 
 KINDS = ("ticket", "task", "work_order", "approval")
 SCOPES = ("all", "mine", "department")

@@ -15,9 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
-from sync import outbox
-
-from . import audit, sessions, store, tokens, workflows
+from . import audit, outbox, sessions, store, tokens, workflows
 from .clock import iso
 from .config import ID_PATTERN
 from .errors import (

@@ -11,9 +11,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from sync import outbox
-
-from . import audit, store
+from . import audit, outbox, store
 from .errors import NotFound, SessionExpired, Unauthorized
 
 REQUIRED = ["sid", "sub", "hid", "rol", "iat", "exp"]

@@ -25,9 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from sync import outbox
-
-from . import audit, store
+from . import audit, outbox, store
 from .clock import iso
 from .errors import InvalidTransition, NotFound, ValidationError
 from .validation import parse

@@ -28,9 +28,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from sync import outbox
-
-from . import audit, sessions, store
+from . import audit, outbox, sessions, store
 from .errors import HotelMismatch, InvalidToken, NotFound, TokenExpired, ValidationError
 from .trust import TrustList
 

@@ -12,13 +12,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
-from sync import outbox
-from sync.workflow_rules import STATUSES, allowed_from, can_move
-
-from . import audit, store
+from . import audit, outbox, store
 from .clock import iso
 from .errors import InvalidTransition, NotFound, ValidationError, VersionConflict
 from .validation import JsonInt, parse
+from .workflow_rules import STATUSES, allowed_from, can_move
 
 PRIORITIES = ("low", "normal", "high", "urgent")
 FIELDS = ("status", "assignee", "priority", "notes", "description")

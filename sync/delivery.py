@@ -20,8 +20,8 @@ import json
 import random
 from dataclasses import dataclass, field
 
-from kiosk import audit, store
-from kiosk.errors import NotFound
+from kiosk import store
+from kiosk.outbox import list_dead, resolve_dead  # noqa: F401  (here too: the agent's CLI uses them)
 
 from . import pull
 from .transport import TransportError
@@ -163,30 +163,3 @@ def backlog(db, now: float) -> dict:
     return {"pending": pending, "oldestPendingAgeSeconds": round(now - oldest, 3) if oldest else None,
             "dead": dead, "lastSuccessfulPushAt": float(ok_at) if ok_at else None,
             "lastError": get_state(db, "last_error")}
-
-
-def list_dead(db, hotels: list[str], limit: int = 200) -> list[dict]:
-    marks = ", ".join("?" for _ in hotels)
-    return list(db.query(f"SELECT id, idempotency_key, hotel_id, kind, entity_type, entity_id, attempts,"
-                         f" last_error, created_at FROM outbox WHERE state = 'dead' AND hotel_id IN ({marks})"
-                         " ORDER BY id LIMIT ?", [*hotels, limit]))
-
-
-def resolve_dead(db, entry_id: int, action: str, *, hotels: list[str], by: str, now: float) -> dict:
-    """``retry`` puts a dead entry back in the queue; ``drop`` gives it up for good (audited)."""
-    if action not in ("retry", "drop"):
-        raise ValueError(action)
-    marks = ", ".join("?" for _ in hotels)
-    with store.transaction(db):
-        row = db.execute(f"SELECT hotel_id, kind, entity_id, last_error FROM outbox WHERE id = ?"
-                         f" AND state = 'dead' AND hotel_id IN ({marks})", [entry_id, *hotels]).fetchone()
-        if row is None:
-            raise NotFound(f"no dead outbox entry {entry_id}", {"id": entry_id})
-        if action == "retry":
-            db.execute("UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ? WHERE id = ?",
-                       [now, entry_id])
-        else:
-            db.execute("UPDATE outbox SET state = 'dropped' WHERE id = ?", [entry_id])
-        audit.record(db, hotel_id=row[0], event=f"outbox.{action}", outcome="success", at=now, actor=by,
-                     details={"id": entry_id, "kind": row[1], "entityId": row[2], "lastError": row[3]})
-    return {"id": entry_id, "state": "pending" if action == "retry" else "dropped"}

@@ -1,44 +1,4 @@
-"""What the admin view shows about sync: staleness, backlog, conflicts, security events."""
+"""What the admin view shows about sync: :mod:`kiosk.sync_status` (re-exported here)."""
 
-from __future__ import annotations
-
-import json
-
-from kiosk.clock import iso
-
-
-def _state(db, key: str) -> str | None:
-    row = db.execute("SELECT value FROM sync_state WHERE key = ?", [key]).fetchone()
-    return row[0] if row else None
-
-
-def summary(db, hotel_id: str, *, now: float, stale_after: int) -> dict:
-    """When the kiosk last heard from the cloud, and whether that is too long ago."""
-    heard = _state(db, "last_heard_at")
-    heard_at = float(heard) if heard else None
-    pending, oldest = db.execute("SELECT count(*), min(created_at) FROM outbox WHERE hotel_id = ?"
-                                 " AND state = 'pending'", [hotel_id]).fetchone()
-    dead = db.execute("SELECT count(*) FROM outbox WHERE hotel_id = ? AND state = 'dead'", [hotel_id]).fetchone()[0]
-    cursor = _state(db, f"pull_cursor:{hotel_id}")
-    newest = _state(db, "trust_newest_at")
-    return {"lastHeardAt": iso(heard_at) if heard_at else None,
-            "secondsSinceHeard": round(now - heard_at, 1) if heard_at else None,
-            "stale": heard_at is None or now - heard_at > stale_after, "staleAfterSeconds": stale_after,
-            "pending": pending, "oldestPendingAt": iso(oldest) if oldest else None, "dead": dead,
-            "pullCursor": int(cursor) if cursor else 0,
-            "newestTrustedAt": iso(float(newest)) if newest else None}
-
-
-def conflicts(db, hotel_id: str, limit: int = 200) -> list[dict]:
-    return [{"id": r[0], "entityType": r[1], "entityId": r[2], "field": r[3], "rule": r[4], "outcome": r[5],
-             "incoming": json.loads(r[6]) if r[6] else None, "current": json.loads(r[7]) if r[7] else None,
-             "source": r[8], "detectedAt": iso(r[9])}
-            for r in db.execute("SELECT id, entity_type, entity_id, field, rule, outcome, local_version,"
-                                " remote_version, source, detected_at FROM conflicts WHERE hotel_id = ?"
-                                " ORDER BY id DESC LIMIT ?", [hotel_id, limit])]
-
-
-def security_events(db, hotel_id: str, limit: int = 200) -> list[dict]:
-    return [{"id": r[0], "kind": r[1], "subject": r[2], "details": json.loads(r[3]), "detectedAt": iso(r[4])}
-            for r in db.execute("SELECT id, kind, subject, details, detected_at FROM security_events"
-                                " WHERE hotel_id = ? ORDER BY id DESC LIMIT ?", [hotel_id, limit])]
+from kiosk.sync_status import *  # noqa: F403
+from kiosk.sync_status import conflicts, security_events, summary  # noqa: F401

@@ -27,9 +27,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 
-from sync import outbox
-
-from .. import audit, store
+from .. import audit, outbox, store
 from .base import Action
 
 

@@ -9,10 +9,7 @@ from typing import Literal
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from sync import delivery
-from sync import status as sync_status
-
-from .. import analytics, export, qr, sessions, timeline, tokens
+from .. import analytics, export, outbox, qr, sessions, sync_status, timeline, tokens
 from ..clock import iso, parse_duration
 from ..config import ID_PATTERN
 from ..errors import HotelMismatch, KioskError, NotFound, ValidationError
@@ -202,14 +199,14 @@ def _export(inst, method: str):
 def _outbox(inst, method: str):
     hotel = g.session.hotel_id
     if method == "GET":
-        rows = delivery.list_dead(inst.db(), [hotel], limit=_int_arg("limit", 200, 1, 1000))
+        rows = outbox.list_dead(inst.db(), [hotel], limit=_int_arg("limit", 200, 1, 1000))
         return ok(dead=[{"id": r["id"], "kind": r["kind"], "entityType": r["entity_type"],
                          "entityId": r["entity_id"], "attempts": r["attempts"], "reason": r["last_error"],
                          "createdAt": iso(r["created_at"])} for r in rows],
                   count=len(rows))
     if method == "PUT":
         req = parse(ResolveDead, request.get_json(silent=True))
-        return ok(**delivery.resolve_dead(inst.db(), req.id, req.action, hotels=[hotel],
+        return ok(**outbox.resolve_dead(inst.db(), req.id, req.action, hotels=[hotel],
                                           by=f"admin:{g.session.user_id}", now=inst.clock.now()))
     raise ValidationError("outbox supports GET and PUT", {"method": method})
 

@@ -64,7 +64,11 @@ def site(tmp_path, cloud_backend):
     made: list = []
 
     def _site(n: int, env: dict | None = None):
-        cloud = Cloud(tmp_path).start(env=env)
+        # the fleet row rewritten on every report (default: at most every 30 s), so that a
+        # two-second silence threshold means what it says here
+        cloud = Cloud(tmp_path)
+        cloud.env["KIOSK_CLOUD_FLEET_WRITE_EVERY"] = "0"  # for the server and the fleet command alike
+        cloud.start(env=env)
         creds, kiosks = {}, []
         for i in range(n):
             k = Kiosk(tmp_path, f"k{i}")

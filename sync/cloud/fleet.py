@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 
 from kiosk.clock import iso
@@ -36,7 +37,7 @@ HEADERS = (VERSION, CLOCK, PENDING, OLDEST, DEAD)
 #: a device's row is rewritten at once when its version or dead letters change, else at most
 #: this often (an agent pulls every few seconds: that need not be a write every few seconds;
 #: the thresholds are minutes)
-WRITE_EVERY_SECONDS = 30.0
+WRITE_EVERY_SECONDS = float(os.environ.get("KIOSK_CLOUD_FLEET_WRITE_EVERY", "30"))
 FLAGS = ("silent", "behind", "dead_letters", "clock")
 
 
@@ -97,7 +98,8 @@ def seen(db, device_id: str, rep: dict, *, kind: str, now: float) -> None:
 
 def _flags(d: dict, policy: Policy, now: float) -> list[str]:
     out = []
-    if now - (d["last_seen_at"] or d["created_at"]) > policy.silent_after:
+    # the row may be up to WRITE_EVERY_SECONDS old for a device that is heard from all along
+    if now - (d["last_seen_at"] or d["created_at"]) > policy.silent_after + WRITE_EVERY_SECONDS:
         out.append("silent")
     if (d["pending"] or 0) > policy.max_pending or (d["oldest_pending_age"] or 0) > policy.max_backlog_age:
         out.append("behind")

@@ -511,7 +511,7 @@ class World:
 
     def token(self, kind: str = "fresh", role: str = "guest") -> tuple[str, str]:
         now = time.time()
-        key, kid, hotel, iat, ttl = self.key, self.kid, HOTEL, now, 3600
+        key, kid, hotel, iat, ttl = self.key, self.kid, HOTEL, now, 6 * 3600  # outlives a long run
         if kind == "expired":
             iat, ttl = now - 7200, 60
         elif kind == "stranger":

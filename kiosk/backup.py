@@ -169,7 +169,12 @@ def restore(inst, src: str | Path) -> dict:
         if not f.is_file() or _sha256(f) != digest:
             raise ValidationError(f"the backup is damaged: {rel} is missing or does not match its checksum",
                                   {"field": "BACKUP", "file": rel}, hint="restore from another backup")
-    work = root.with_name(root.name + ".restoring")
+    # Copied into a folder beside the target and renamed into place.  A target that exists
+    # (empty: a systemd StateDirectory, perhaps a link into /var/lib/private, in a parent the
+    # service may not write) gets the folder inside it, whose entries are then renamed into
+    # it, keys/ last: until then the directory is not an initialised kiosk.
+    inside = root.exists()
+    work = root / ".restoring" if inside else root.with_name(root.name + ".restoring")
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True, mode=0o700)
@@ -185,9 +190,13 @@ def restore(inst, src: str | Path) -> dict:
         finally:
             db.conn.close()
         _fsync_tree(work)
-        if root.exists():
-            root.rmdir()
-        os.replace(work, root)
+        if inside:
+            for entry in sorted(work.iterdir(), key=lambda e: e.name == "keys"):
+                os.replace(entry, root / entry.name)
+            work.rmdir()
+            _fsync_tree(root)
+        else:
+            os.replace(work, root)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

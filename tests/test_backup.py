@@ -136,3 +136,19 @@ def test_an_existing_data_dir_is_upgraded_in_place_and_keeps_its_data(tmp_path):
     out = run("kiosk", "token", "list", "--json", env={"KIOSK_DATA_DIR": str(d)}).stdout
     assert [json.loads(line)["jti"] for line in out.splitlines()] == ["old-1"]
     assert sqlite3.connect(d / "kiosk.db").execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+def test_restore_into_an_empty_state_directory_behind_a_link(site, tmp_path):
+    """What systemd's StateDirectory= with DynamicUser= gives: /var/lib/hotel-kiosk, a link to an
+    empty /var/lib/private/hotel-kiosk, in a parent the service may not write to."""
+    cloud, k = site
+    k.token("guest", user="R-7")
+    k.cli("kiosk", "backup", str(tmp_path / "bk"))
+    private = tmp_path / "private" / "hotel-kiosk"
+    private.mkdir(parents=True)
+    link = tmp_path / "hotel-kiosk"
+    link.symlink_to(private)
+    run("kiosk", "restore", str(tmp_path / "bk"), env=moved_env(k, link))
+    assert link.is_symlink() and sorted(p.name for p in private.iterdir()) == ["keys", "kiosk.db"]
+    tokens = run("kiosk", "token", "list", "--json", env=moved_env(k, link)).stdout.splitlines()
+    assert [json.loads(t)["userId"] for t in tokens] == ["R-7"]

@@ -243,3 +243,16 @@ def test_a_database_from_a_newer_version_is_refused_untouched(data_dir):
     p = kiosk("--data-dir", str(data_dir), "token", "list")
     assert "999" in refused(p, "SCHEMA_TOO_NEW")
     assert sqlite3.connect(data_dir / "kiosk.db").execute("PRAGMA user_version").fetchone()[0] == 999
+
+
+# --- the demo script --------------------------------------------------------------------------
+
+
+def test_the_demo_run_a_second_time_says_the_port_is_taken_and_writes_nothing(tmp_path, busy_port):
+    repo = Path(__file__).resolve().parents[1]
+    demo = tmp_path / "demo"
+    p = subprocess.run(["bash", str(repo / "scripts" / "run-demo.sh")], capture_output=True, text=True,
+                       timeout=120, env=clean_env({"DEMO_DIR": str(demo), "PORT": str(busy_port),
+                                                   "CLOUD_PORT": str(busy_port)}))
+    assert f"127.0.0.1:{busy_port}" in refused(p, "ADDRESS_IN_USE")
+    assert "kiosk on" not in p.stdout and not demo.exists()

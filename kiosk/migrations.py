@@ -416,7 +416,7 @@ MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE tickets ADD COLUMN channel TEXT",
     ],
-    # 9: every action a hotel model took, once per what it is about (kiosk/models/actions.py):
+    # 10: every action a hotel model took, once per what it is about (kiosk/models/actions.py):
     # a rerun, a scheduled run after a manual one, or the same model at another kiosk of the
     # hotel arrives at the same key and does not act again
     [

@@ -190,12 +190,12 @@ class Kiosk:
         return self.cli("kiosk", "token", "create", "--role", role, "--hotel", hotel, *extra).stdout.strip()
 
     def scan(self, token: str, hotel: str = "demo") -> requests.Response:
-        return requests.post(self.url + "/api/qr/scan", json={"qrToken": token, "hotelId": hotel}, timeout=5)
+        return requests.post(self.url + "/api/qr/scan", json={"qrToken": token, "hotelId": hotel}, timeout=60)
 
     def session(self, role: str = "staff", hotel: str = "demo", token: str | None = None) -> requests.Session:
         s = requests.Session()
         r = s.post(self.url + "/api/qr/scan", json={"qrToken": token or self.token(role, hotel), "hotelId": hotel},
-                   timeout=5)
+                   timeout=60)
         assert r.status_code == 200, r.text
         s.headers["Authorization"] = "Bearer " + r.json()["sessionJWT"]
         return s

@@ -364,14 +364,14 @@ def test_kiosk_cloud_serve_as_a_process(tmp_path):
         s.headers["Authorization"] = f"Bearer {cred}"
         entries = [wo_created("WO-1"), wo_updated("WO-1", status=("open", "done")), ticket("T-1")]
         r = s.post(cloud.url + "/sync/v1/push", json={"deviceId": "k1", "entries": entries},
-                   headers={"Idempotency-Key": "b1"}, timeout=10)
+                   headers={"Idempotency-Key": "b1"}, timeout=60)
         assert [x["status"] for x in r.json()["results"]] == ["applied", "rejected", "applied"]
         again = s.post(cloud.url + "/sync/v1/push", json={"deviceId": "k1", "entries": entries},
-                       headers={"Idempotency-Key": "b1"}, timeout=10)
+                       headers={"Idempotency-Key": "b1"}, timeout=60)
         assert again.json() == r.json()
-        assert s.post(cloud.url + "/sync/v1/push", data=b"{", timeout=10).status_code == 400
-        assert requests.get(cloud.url + "/sync/v1/health", timeout=5).status_code == 401
-        assert s.get(cloud.url + "/v1/hotels/demo/tickets", timeout=5).json()["tickets"][0]["ticketId"] == "T-1"
+        assert s.post(cloud.url + "/sync/v1/push", data=b"{", timeout=60).status_code == 400
+        assert requests.get(cloud.url + "/sync/v1/health", timeout=60).status_code == 401
+        assert s.get(cloud.url + "/v1/hotels/demo/tickets", timeout=60).json()["tickets"][0]["ticketId"] == "T-1"
         assert [w["status"] for w in cloud.list("work-orders", "demo")] == ["open"]
     finally:
         code = cloud.proc.kill(signal.SIGTERM)

@@ -56,7 +56,7 @@ def served(tmp_path_factory):
 
 
 def trigger(s: requests.Session, model: str, payload: dict, timeout: float = 120) -> requests.Response:
-    sid = s.get(s.base_url + "/api/session", timeout=10).json()["sessionId"]
+    sid = s.get(s.base_url + "/api/session", timeout=60).json()["sessionId"]
     return s.post(s.base_url + "/api/ai/trigger", json={"sessionId": sid, "modelId": model, "requestPayload": payload},
                   timeout=timeout)
 
@@ -350,10 +350,10 @@ def test_a_camera_scan_reaches_the_screen_as_a_one_time_claim_that_no_other_loca
                  f"except urllib.error.HTTPError as e:\n    print(e.code)")
         rc, out = as_user(nobody, steal)
         assert (rc, out) == (0, "403"), out
-        r = requests.post(k.url + "/screen/claim", json={"claim": event["claim"]}, timeout=10)
+        r = requests.post(k.url + "/screen/claim", json={"claim": event["claim"]}, timeout=60)
         assert r.status_code == 200 and r.json()["user"]["role"] == "staff" and "sessionJWT" not in r.json()
         assert "HttpOnly" in r.headers["Set-Cookie"] and "SameSite=Strict" in r.headers["Set-Cookie"]
-        again = requests.post(k.url + "/screen/claim", json={"claim": event["claim"]}, timeout=10)
+        again = requests.post(k.url + "/screen/claim", json={"claim": event["claim"]}, timeout=60)
         assert again.status_code == 401 and again.json()["error"]["code"] == "SESSION_EXPIRED"
     finally:
         k.stop_all()

@@ -42,13 +42,13 @@ def cloud_wo(cloud: Cloud, wo_id: str) -> dict | None:
 
 
 def admin(k: Kiosk, endpoint: str) -> dict:
-    r = k.session("admin").get(f"{k.url}/api/admin", params={"endpoint": endpoint}, timeout=5)
+    r = k.session("admin").get(f"{k.url}/api/admin", params={"endpoint": endpoint}, timeout=60)
     assert r.status_code == 200, r.text
     return r.json()
 
 
 def update(session, k: Kiosk, wo_id: str, **changes):
-    r = session.post(f"{k.url}/api/pms/update", json={"workOrderId": wo_id, "changes": changes}, timeout=5)
+    r = session.post(f"{k.url}/api/pms/update", json={"workOrderId": wo_id, "changes": changes}, timeout=60)
     assert r.status_code == 200, r.text
     return r.json()
 

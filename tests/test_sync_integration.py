@@ -93,12 +93,12 @@ def test_cloud_down_then_back_every_action_arrives_exactly_once(env):
                           node=k.name)
     staff = k.session("staff")
     for i in range(300):
-        r = staff.post(k.url + "/api/tickets/auto", timeout=5,
+        r = staff.post(k.url + "/api/tickets/auto", timeout=60,
                        json={"type": "housekeeping", "title": f"towels {i}", "roomNumber": str(1000 + i)})
         assert r.status_code == 201, r.text
     for i in range(50):
         for status in ("assigned", "in_progress", "on_hold", "in_progress"):
-            r = staff.post(k.url + "/api/pms/update", timeout=5,
+            r = staff.post(k.url + "/api/pms/update", timeout=60,
                            json={"workOrderId": f"WO-{i}", "changes": {"status": status}})
             assert r.status_code == 200 and r.json()["syncStatus"] == "queued", r.text
     st = k.status()

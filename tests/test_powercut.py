@@ -1144,6 +1144,27 @@ def test_write_private_leaves_the_old_file_when_the_write_fails(tmp_path, monkey
     assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["cloud.json"]
 
 
+def test_the_cloud_starts_while_a_command_closing_the_database_deletes_its_wal_files(tmp_path, monkeypatch):
+    """Found by the long run: `kiosk-cloud serve` started after a cut while the operator's
+    `kiosk-cloud key create` closed the database (its last close deletes cloud.db-wal and
+    -shm); serve saw the -shm exist, then chmod found it gone, and serve exited 1."""
+    from sync.cloud import storage
+
+    st = storage.SqliteStorage(tmp_path / "cloud")
+    st.prepare()
+    shm = st.path.with_name(st.path.name + "-shm")
+    shm.write_bytes(b"")
+    real = Path.chmod
+
+    def vanishing(self, mode, **kw):
+        if self.name.endswith(("-wal", "-shm")):
+            self.unlink(missing_ok=True)  # the other command's last close, just now
+        return real(self, mode, **kw)
+    monkeypatch.setattr(Path, "chmod", vanishing)
+    st.prepare()  # no FileNotFoundError
+    assert not shm.exists()
+
+
 def _assert_nothing_lost(fig: dict, cuts: int) -> None:
     details = json.dumps({k: fig[k] for k in ("examples", "failedStartDetails")}, default=str)[:6000]
     assert fig["failedStarts"] == 0, details

@@ -1073,6 +1073,7 @@ class World:
         out["events"] = self.events[-40:]
         out["failedStartDetails"] = self.fig["failedStarts"][:3]
         out["acknowledgedThenLost"] = len(self.problems["lost"])
+        out["lostByKind"] = dict(Counter(x[0] for x in self.problems["lost"]))
         out["duplicates"] = len(self.problems["duplicates"]) + len(self.problems["replayed"])
         out["extras"] = {"made": len(self.extras), "initAcknowledged": sum(1 for e in self.extras if e.get("init")),
                          "linkAcknowledged": sum(1 for e in self.extras if e.get("link"))}
@@ -1081,8 +1082,9 @@ class World:
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / f"powercut-{self.label}.json").write_text(json.dumps(out, indent=2, default=str))
         print(f"\npower cuts ({self.label}, synchronous={self.synchronous}):",
-              json.dumps({k: out[k] for k in ("cuts", "acknowledgedThenLost", "duplicates", "failedStarts",
-                                               "recovery", "problems", "acknowledged", "cutsBySide")}))
+              json.dumps({k: out[k] for k in ("cuts", "acknowledgedThenLost", "lostByKind", "duplicates",
+                                               "failedStarts", "recovery", "problems", "acknowledged",
+                                               "cutsBySide", "lazyfsIoErrors")}))
         return out
 
 

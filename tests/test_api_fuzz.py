@@ -40,6 +40,7 @@ def run_st(schema: Path, url: str, config: Path, headers: dict[str, str], tmp_pa
     return subprocess.run(args, capture_output=True, text=True, timeout=1800, cwd=tmp_path)
 
 
+@pytest.mark.timeout(900)  # a few hundred generated requests on a loaded machine
 def test_the_kiosk_api_holds_to_its_openapi_document(tmp_path):
     k = Kiosk(tmp_path, "fuzz")
     k.cli("kiosk", "demo", "seed")
@@ -56,6 +57,7 @@ def test_the_kiosk_api_holds_to_its_openapi_document(tmp_path):
         k.stop_all()
 
 
+@pytest.mark.timeout(900)
 def test_the_cloud_api_holds_to_its_openapi_document(tmp_path):
     from harness import Cloud
 

@@ -130,7 +130,7 @@ def test_a_guest_sees_their_welcome_room_offers_and_can_ask_for_something(kiosk,
     shot(page, "lobby-guest")
     db = Instance(config_mod.load(None, env={}, overrides={"data_dir": str(kiosk.dir)})).db()
     row = db.execute("SELECT type, room_number, created_by FROM tickets WHERE title LIKE 'Two more pillows%'").fetchone()
-    assert row == ("guest_request", "412", "R-1042")
+    assert row == ("housekeeping", "412", "R-1042")  # pillows: routed to the team that brings them
     page.get_by_role("button", name="Done — log out").click()
     page.wait_for_function("() => document.getElementById('message').textContent.includes('logged out')")
     assert page.locator("#idle").is_visible() and not page.locator("#guest").is_visible()

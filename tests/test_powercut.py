@@ -304,7 +304,7 @@ class World:
         self.acked_scans: dict[str, tuple[str, int]] = {}  # one-time jti -> (session id, cycle)
         self.acked_reusable: dict[str, int] = {}  # session id -> cycle
         self.refused_only: set[str] = set()  # jtis that were only ever refused
-        self.doubt_scans: set[str] = set()  # jtis whose scan got no answer
+        self.doubt_scans: dict[str, bool] = {}  # jti whose scan got no answer -> one-time?
         self.acked_writes: dict[str, dict] = {}  # outbox key -> {"kind", "entity", "cycle"}
         self.doubt_writes = 0
         self.cloud_keys: dict[str, str] = {}  # kid -> status the cloud's CLI acknowledged
@@ -571,7 +571,7 @@ class World:
                     self.in_flight["scan"] -= 1
             with self.lock:
                 if resp is None:
-                    self.doubt_scans.add(jti)
+                    self.doubt_scans[jti] = kind != "reusable"
                     self.fig["noAnswer"]["scans"] += 1
                 elif resp.status_code == 200:
                     self.fig["acknowledged"]["scans"] += 1
@@ -581,7 +581,7 @@ class World:
                         self.acked_scans[jti] = (resp.json()["sessionId"], self.cycle)
                         self.used_tokens[jti] = tok
                 elif resp.status_code >= 500 and self.box_crash:  # maybe given after the cut: no answer
-                    self.doubt_scans.add(jti)
+                    self.doubt_scans[jti] = kind != "reusable"
                     self.fig["noAnswer"]["scans"] += 1
                 else:
                     self.fig["acknowledged"]["refusedScans"] += 1
@@ -810,6 +810,7 @@ class World:
                 "session_jtis": Counter(r[0] for r in c.execute("SELECT jti FROM sessions")),
                 "outbox": dict(c.execute("SELECT idempotency_key, state FROM outbox").fetchall()),
                 "token_used": {r[0] for r in c.execute("SELECT entity_id FROM outbox WHERE kind = 'token.used'")},
+                "session_opened": {r[0] for r in c.execute("SELECT entity_id FROM outbox WHERE kind = 'session.opened'")},
                 "cursor": int((c.execute("SELECT value FROM sync_state WHERE key = ?", [f"pull_cursor:{HOTEL}"])
                                .fetchone() or [0])[0] or 0),
                 "revoked": {r[0] for r in c.execute("SELECT jti FROM remote_revocations")},
@@ -846,7 +847,7 @@ class World:
             acked_scans = dict(self.acked_scans)
             acked_reusable = dict(self.acked_reusable)
             refused = set(self.refused_only)
-            doubt = set(self.doubt_scans)
+            doubt = dict(self.doubt_scans)
             writes = dict(self.acked_writes)
             answers = dict(self.proxy.answers)
         for jti, (sid, _) in acked_scans.items():
@@ -858,9 +859,14 @@ class World:
         for jti in refused:
             if jti in k["consumed"] or k["session_jtis"][jti]:
                 p["refusedLeftTrace"].add(jti)
-        for jti in doubt:  # no answer: all of it or nothing
-            parts = (jti in k["consumed"], k["session_jtis"][jti] > 0, jti in k["token_used"])
-            if any(parts) and not all(parts):
+        for jti, one_time in doubt.items():  # no answer: all of it or nothing
+            sids = [s for s, j in k["sessions"].items() if j == jti]
+            opened = all(s in k["session_opened"] for s in sids)  # each session with its outbox row
+            if one_time:
+                parts = (jti in k["consumed"], bool(sids) and opened, jti in k["token_used"])
+                if any(parts) and not all(parts):
+                    p["halfScans"].add(jti)
+            elif not opened or jti in k["consumed"] or jti in k["token_used"]:  # a reusable token is never consumed
                 p["halfScans"].add(jti)
         for key in writes:
             if key not in k["outbox"]:
@@ -1072,7 +1078,8 @@ class World:
         out["failedStarts"] = len(self.fig["failedStarts"])
         out["events"] = self.events[-40:]
         out["failedStartDetails"] = self.fig["failedStarts"][:3]
-        out["acknowledgedThenLost"] = len(self.problems["lost"])
+        # distinct things lost (a scan lost at the kiosk also never reaches the cloud: one loss)
+        out["acknowledgedThenLost"] = len({x[1] for x in self.problems["lost"]})
         out["lostByKind"] = dict(Counter(x[0] for x in self.problems["lost"]))
         out["duplicates"] = len(self.problems["duplicates"]) + len(self.problems["replayed"])
         out["extras"] = {"made": len(self.extras), "initAcknowledged": sum(1 for e in self.extras if e.get("init")),

@@ -598,6 +598,21 @@ HELD_OUT = [("can you send up some more towels please", "request_item"),
             ("i would like a late checkout please", "late_checkout"),
             ("where is the gym", "question"),
             ("what time is checkout", "question")]
+#: a second held-out list, written before the grammar's synonyms and word forms were added and
+#: never used to change them (the first list had been read while changing the parser): the judge
+#: that is left untouched
+HELD_OUT_2 = [("could you bring up two more blankets", "request_item"),
+              ("we need some extra soap in room three one two", "request_item"),
+              ("please send a kettle to my room", "request_item"),
+              ("i'd like some coffee please", "request_item"),
+              ("can someone clean my room please", "clean_room"),
+              ("i would like housekeeping to come to room four zero one", "clean_room"),
+              ("the heater isn't working", "report_fault"),
+              ("the lamp in my room is broken", "report_fault"),
+              ("my shower does not work", "report_fault"),
+              ("is a late checkout possible", "late_checkout"),
+              ("when does the restaurant open", "question"),
+              ("where can i find the pool", "question")]
 VOICES = ("en-us", "en-gb", "en+f3", "en+m7")          # espeak-ng: what the grammar was tuned on
 SPEEDS = (130, 160, 200)
 OTHER_VOICES = ("kal16", "awb", "rms", "slt")          # flite's CMU voices, built from recordings of people

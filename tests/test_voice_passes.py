@@ -1,5 +1,6 @@
-"""voice-ai's passes (issue 11): fast speech whose path through the grammar never finished
-gave an empty transcript; the grammar with filler words, or the clip played slower, hears it."""
+"""voice-ai's passes: fast speech whose path through the grammar never finished gave an empty
+transcript; the compact grammar, filler words or the clip played slower hear it. Word forms
+the parser lacked, flite's voices heard as another request, hiss heard as a request."""
 
 from __future__ import annotations
 
@@ -22,15 +23,68 @@ def said(tmp_path, text, voice, speed) -> bytes:
 
 
 @pytest.mark.parametrize("voice", ["en-gb", "en+f3"])
-def test_a_fast_request_the_first_pass_misses_is_heard(tmp_path, voice):
+def test_a_fast_request_is_heard(tmp_path, voice):
     wav = said(tmp_path, "could i get three more pillows", voice, 200)
-    pcm = voice_ai.pcm16k(wav)
-    assert voice_ai._search(voice_ai.decoder("hotel"), voice_ai.padded(pcm))[0] == ""  # the miss, pinned
     r = voice_ai.run(Context(db=None, hotel_id="demo", now=0.0), {"audio": base64.b64encode(wav).decode()})
     assert r.outputs["intent"] == "request_item" and r.outputs["slots"]["item"] == "pillow"
-    assert 0 < r.confidence < 1
+    assert 0 < r.confidence <= 1
+
+
+@pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed")
+@pytest.mark.parametrize("voice", ["awb", "rms"])
+def test_a_late_checkout_in_flites_voices_is_not_a_blanket(tmp_path, voice):
+    out = tmp_path / "said.wav"
+    subprocess.run(["flite", "-voice", voice, "-t", "i would like a late checkout please", "-o", str(out)], check=True)
+    r = voice_ai.run(Context(db=None, hotel_id="demo", now=0.0), {"audio": base64.b64encode(out.read_bytes()).decode()})
+    assert r.outputs["intent"] == "late_checkout", r.outputs["transcript"]
+
+
+def test_hiss_is_no_request():
+    import numpy as np
+
+    hiss = np.random.default_rng(1).normal(0, 3000, 32000).astype("<i2").tobytes()
+    assert voice_ai.flatness(hiss) > 0.5 and voice_ai.transcribe(hiss) == ("", 0.0)
 
 
 def test_slower_keeps_the_clip_and_lengthens_it():
     pcm = (b"\x01\x00" * 16000)
     assert len(voice_ai.slower(pcm, 1.15)) == pytest.approx(len(pcm) * 1.15, rel=0.01)
+
+
+def test_the_grammar_is_compiled_to_a_small_graph_with_no_null_edges_but_into_the_end():
+    from pocketsphinx import Decoder
+
+    d = Decoder(lm=None, loglevel="FATAL")
+    start, finals, edges = voice_ai._edges(d, voice_ai.GRAMMAR)
+    assert sum(w is None for _, _, w in edges) > 1000  # pocketsphinx's own: mostly null edges
+    toy = "#JSGF V1.0;\ngrammar t;\npublic <u> = [please] (bring | send) [me] a towel [please];\n"
+    s, f, e = voice_ai._edges(d, toy)
+    s1, f1, e1 = voice_ai._determinized(f, {s}, [(b, a, w) for a, b, w in e])
+    s2, f2, e2 = voice_ai._determinized(f1, {s1}, [(b, a, w) for a, b, w in e1])
+    assert all(w is not None for _, _, w in e2)
+    assert len(e2) == 10 and len(f2) == 2  # please|bring|send, bring|send, me|a, a, towel, please; two ends
+
+    def accepts(words):
+        state = s2
+        for w in words.split():
+            state = next((b for a, b, x in e2 if a == state and x == w), None)
+            if state is None:
+                return False
+        return state in f2
+
+    assert accepts("please send me a towel please") and accepts("bring a towel")
+    assert not accepts("please please bring a towel") and not accepts("send me towel")
+    fsg, start, final = voice_ai.compact_fsg(d)
+    assert fsg.word_id("housekeeping") >= 0
+
+
+@pytest.mark.parametrize("text, intent, slots", [
+    ("my room needs cleaning", "clean_room", {"room": None}),
+    ("could you send up two extra towels", "request_item", {"item": "towel", "quantity": 2, "room": None}),
+    ("i'd like a couple of pillows", "request_item", {"item": "pillow", "quantity": 2, "room": None}),
+    ("the tv isn't working in room two one four", "report_fault", {"thing": "television", "room": "214"}),
+    ("there is a problem with the wifi", "report_fault", {"thing": "internet", "room": None}),
+    ("could i check out later", "late_checkout", {"room": None}),
+])
+def test_word_forms_and_contractions_are_parsed(text, intent, slots):
+    assert voice_ai.parse_intent(text) == (intent, slots)

@@ -46,6 +46,39 @@ def test_hiss_is_no_request():
     assert voice_ai.flatness(hiss) > 0.5 and voice_ai.transcribe(hiss) == ("", 0.0)
 
 
+def test_hiss_recorded_at_8_khz_is_no_request():
+    """Resampled to 16 kHz, an 8 kHz recording has nothing above 4 kHz: its hiss was measured as
+    speech, and the passes spent minutes on a 30 s clip of it."""
+    import io
+    import wave
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(np.random.default_rng(2).normal(0, 3000, 8000 * 3).astype("<i2").tobytes())
+    pcm = voice_ai.pcm16k(buf.getvalue())
+    assert voice_ai.flatness(pcm) > 0.3 and voice_ai.transcribe(pcm) == ("", 0.0)
+
+
+def test_a_long_clip_gets_the_first_pass_only(monkeypatch):
+    """A spoken request takes seconds; the later passes on a long clip would hold a model worker
+    for minutes."""
+    tried: list[str] = []
+    monkeypatch.setattr(voice_ai, "flatness", lambda pcm: 0.0)
+    monkeypatch.setattr(voice_ai, "decoder", lambda kind: kind)
+    monkeypatch.setattr(voice_ai, "_search", lambda d, clip: (tried.append(d), ("", 0.0))[1])
+    short = b"\x01\x00" * int(16000 * voice_ai.RETRY_SECONDS)
+    voice_ai.transcribe(short)
+    assert len(tried) == len(voice_ai.PASSES)
+    tried.clear()
+    voice_ai.transcribe(short + b"\x01\x00" * 16000)
+    assert tried == [voice_ai.PASSES[0][0]]
+
+
 def test_slower_keeps_the_clip_and_lengthens_it():
     pcm = (b"\x01\x00" * 16000)
     assert len(voice_ai.slower(pcm, 1.15)) == pytest.approx(len(pcm) * 1.15, rel=0.01)

@@ -29,13 +29,15 @@ class Stamp:
         return cls(int(wall), int(counter), node)
 
 
-def tick(db, node: str, now_s: float) -> Stamp:
+def tick(db, node: str, now_s: float, state: str | None = None) -> Stamp:
     """Next local stamp for ``node``; call inside a transaction.
 
     One UPSERT ... RETURNING: the physical time wins when it is ahead of the last
     stamp, else the last wall time is kept and the counter moves on (so a clock that
     steps backwards never makes stamps go backwards).  A counter at 99,999 moves the
-    stamp to the next millisecond instead of growing a sixth digit.
+    stamp to the next millisecond instead of growing a sixth digit.  ``state`` names the
+    row the clock is kept in (default: ``node``): the cloud keeps one per hotel, so
+    writers of different hotels never wait for one another's clock row.
     """
     wall, counter = db.conn.execute(
         "INSERT INTO hlc_state(node, wall_ms, counter) VALUES (?, ?, 0) "
@@ -45,7 +47,7 @@ def tick(db, node: str, now_s: float) -> Stamp:
         " wall_ms = CASE WHEN excluded.wall_ms > hlc_state.wall_ms THEN excluded.wall_ms"
         "                WHEN hlc_state.counter >= ? THEN hlc_state.wall_ms + 1 ELSE hlc_state.wall_ms END "
         "RETURNING wall_ms, counter",
-        [node, int(now_s * 1000), MAX_COUNTER, MAX_COUNTER],
+        [state or node, int(now_s * 1000), MAX_COUNTER, MAX_COUNTER],
     ).fetchone()
     return Stamp(wall, counter, node)
 
@@ -56,24 +58,25 @@ def receive(db, node: str, remote: str, now_s: float) -> None:
     Kulkarni's receive rule, without issuing a stamp: the state moves to the
     maximum of (local state, remote stamp, physical time).  Call inside a
     transaction.  Unparseable stamps are ignored (they were validated upstream).
+
+    One UPSERT that takes the larger of the stored state and the candidate (the remote
+    stamp or the physical time, whichever is later) in the database itself: a read, then
+    a write, would let two transactions that read the same state write it back smaller
+    (PostgreSQL under READ COMMITTED, the cloud with several workers).  ``node`` is the
+    row the clock is kept in (the cloud's per-hotel rows: :func:`tick`'s ``state``).
     """
     try:
         r = Stamp.parse(remote)
     except ValueError:
         return
-    row = db.conn.execute("SELECT wall_ms, counter FROM hlc_state WHERE node = ?", [node]).fetchone()
-    lw, lc = row if row else (0, 0)
-    wall = max(lw, r.wall_ms, int(now_s * 1000))
-    if wall == lw == r.wall_ms:
-        counter = max(lc, r.counter)
-    elif wall == lw:
-        counter = lc
-    elif wall == r.wall_ms:
-        counter = r.counter
-    else:
-        counter = 0
+    now_ms = int(now_s * 1000)
+    wall, counter = (r.wall_ms, r.counter) if r.wall_ms >= now_ms else (now_ms, 0)
     if counter >= MAX_COUNTER:  # keep the counter's five digits: the string order depends on them
         wall, counter = wall + 1, 0
-    db.conn.execute("INSERT INTO hlc_state(node, wall_ms, counter) VALUES (?, ?, ?) ON CONFLICT(node)"
-                    " DO UPDATE SET wall_ms = excluded.wall_ms, counter = excluded.counter",
-                    [node, wall, counter])
+    db.conn.execute(
+        "INSERT INTO hlc_state(node, wall_ms, counter) VALUES (?, ?, ?) ON CONFLICT(node) DO UPDATE SET"
+        " wall_ms = CASE WHEN excluded.wall_ms > hlc_state.wall_ms THEN excluded.wall_ms ELSE hlc_state.wall_ms END,"
+        " counter = CASE WHEN excluded.wall_ms > hlc_state.wall_ms THEN excluded.counter"
+        "                WHEN excluded.wall_ms = hlc_state.wall_ms AND excluded.counter > hlc_state.counter"
+        "                THEN excluded.counter ELSE hlc_state.counter END",
+        [node, wall, counter])

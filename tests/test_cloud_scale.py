@@ -15,7 +15,7 @@ import pytest
 
 from kiosk.clock import FakeClock
 from sync.cloud import devices, storage
-from sync.cloud.apply import apply_push
+from sync.cloud.apply import apply_entries, apply_push
 
 NOW = FakeClock().now()
 
@@ -217,3 +217,109 @@ def test_two_kiosks_editing_one_work_order_at_once_are_judged_in_one_order(pg_cl
     # field-level last writer wins by HLC, whatever order the two workers took them in
     latest = max((ms, k) for k in creds for ms in stamps[k])
     assert wo["notes"] == f"{latest[1]}@{latest[0]}"
+
+
+# --- the cloud's clock on PostgreSQL: per hotel, never moved back ----------------------------
+
+def _pg_storage(tmp_path, pg, name: str):
+    st = storage.open_storage(tmp_path / "cloud", pg.new_database(f"{name}{time.monotonic_ns()}"))
+    st.prepare()
+    return st
+
+
+def _wait_for_a_lock_wait(db, deadline: float = 120.0) -> None:
+    """Until another connection of this database waits for a lock (the state a test needs)."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        n = db.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                       " AND wait_event_type = 'Lock'").fetchone()[0]
+        if n:
+            return
+        time.sleep(0.05)
+    raise AssertionError("no connection came to wait for a lock")
+
+
+def test_a_push_for_one_hotel_does_not_wait_for_another_hotels_open_push(tmp_path, pg):
+    """The cloud's clock was one row for every hotel: a push held it until it committed, so
+    every push of the chain queued behind the slowest (a bench with 200 kiosks on one worker
+    timed out after 300 s).  Each hotel has its own clock row now."""
+    import threading
+
+    st = _pg_storage(tmp_path, pg, "clock")
+    holder, other = st.acquire(), st.acquire()
+    applied, release, done = threading.Event(), threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def hold_open() -> None:
+        try:
+            with storage.transaction(holder):
+                storage.lock_hotels(holder, ["h1"])
+                apply_entries(holder, devices.Device("k1", ("h1",)), [ticket_entry(1, "h1", "k1")], NOW)
+                applied.set()
+                release.wait(300)
+        except BaseException as e:  # noqa: BLE001 (reported by the test)
+            failures.append(e)
+            applied.set()
+
+    def push_other() -> None:
+        try:
+            assert apply_push(other, devices.Device("k2", ("h2",)), [ticket_entry(2, "h2", "k2")], NOW)[0][
+                "status"] == "applied"
+        except BaseException as e:  # noqa: BLE001
+            failures.append(e)
+        done.set()
+
+    devices.add_device(other, "k1", ["h1"], NOW)
+    devices.add_device(other, "k2", ["h2"], NOW)
+    a = threading.Thread(target=hold_open, daemon=True)
+    a.start()
+    assert applied.wait(120) and not failures, failures
+    b = threading.Thread(target=push_other, daemon=True)
+    b.start()
+    try:
+        finished = done.wait(120)  # under the old single clock row it waits until h1's push commits
+    finally:
+        release.set()
+        a.join(120)
+        b.join(120)
+    st.release(holder)
+    st.release(other)
+    st.close()
+    assert not failures, failures
+    assert finished, "hotel h2's push waited for hotel h1's open transaction"
+
+
+def test_two_transactions_merging_stamps_never_move_the_clock_back(tmp_path, pg):
+    """hlc.receive read the state, then wrote it: on PostgreSQL a second transaction that read
+    the state before the first committed wrote back a smaller one."""
+    import threading
+
+    from kiosk import hlc
+
+    st = _pg_storage(tmp_path, pg, "recv")
+    a, b, probe = st.acquire(), st.acquire(), st.acquire()
+    base = int(NOW * 1000)
+    with storage.transaction(probe):
+        probe.execute("INSERT INTO hlc_state (node, wall_ms, counter) VALUES ('cloud:h1', ?, 0)", [base])
+    later, between = f"{base + 60_000:015d}-00007-k1", f"{base + 30_000:015d}-00003-k2"
+    failures: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with storage.transaction(b):
+                hlc.receive(b, "cloud:h1", between, NOW)
+        except BaseException as e:  # noqa: BLE001
+            failures.append(e)
+
+    with storage.transaction(a):
+        hlc.receive(a, "cloud:h1", later, NOW)
+        t = threading.Thread(target=second, daemon=True)
+        t.start()
+        _wait_for_a_lock_wait(probe)  # the second one waits for the row the first one holds
+    t.join(120)
+    row = probe.execute("SELECT wall_ms, counter FROM hlc_state WHERE node = 'cloud:h1'").fetchone()
+    for d in (a, b, probe):
+        st.release(d)
+    st.close()
+    assert not failures, failures
+    assert tuple(row) == (base + 60_000, 7)

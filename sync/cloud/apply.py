@@ -90,7 +90,7 @@ def _apply_one(db, device: Device, raw: dict, now: float, max_skew: float) -> di
         if e.entityType != expected:
             raise Rejected("INVALID_ENTRY", f"{e.kind} needs entityType {expected}, not {e.entityType}")
         conflicts = HANDLERS[e.kind](db, e, now) or []
-        hlc.receive(db, changelog.NODE, e.hlc, now)  # cloud stamps sort after what it has seen
+        hlc.receive(db, changelog.clock(e.hotelId), e.hlc, now)  # the hotel's cloud stamps sort after it
         result = results.applied(key, conflicts)
     except Rejected as r:
         db.execute("ROLLBACK TO entry")

@@ -19,9 +19,18 @@ NODE = "cloud"
 MAX_PAGE = 1000
 
 
-def stamp(db, now: float) -> str:
-    """A fresh cloud HLC stamp (for changes that originate in the cloud)."""
-    return str(hlc.tick(db, NODE, now))
+def clock(hotel_id: str | None) -> str:
+    """The row the cloud's clock for ``hotel_id`` is kept in (``hlc_state``): one per hotel,
+    so pushes for different hotels never queue for one clock row (their transactions hold
+    it until they commit); cloud-wide things (trust keys) use the cloud's own row.  Every
+    entity belongs to one hotel, so its stamps all come from one clock."""
+    return NODE if hotel_id is None else f"{NODE}:{hotel_id}"
+
+
+def stamp(db, now: float, hotel_id: str | None = None) -> str:
+    """A fresh cloud HLC stamp (for changes that originate in the cloud) from ``hotel_id``'s
+    clock; the stamp's node is ``cloud`` whichever clock made it."""
+    return str(hlc.tick(db, NODE, now, state=clock(hotel_id)))
 
 
 def record(db, *, hotel_id: str, entity_type: str, entity_id: str, data: dict | None, hlc_stamp: str,

@@ -263,6 +263,14 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE security_events ADD COLUMN event_key TEXT",
         "CREATE INDEX security_events_hotel ON security_events(hotel_id, id)",
     ],
+    # 7: the cloud's clock kept per hotel (sync/cloud/changelog.py: clock), so pushes for
+    # different hotels never queue for one clock row; each hotel's row starts where the
+    # cloud-wide one was, so no stamp made after the upgrade sorts before one made or seen
+    # before it
+    [
+        "INSERT INTO hlc_state (node, wall_ms, counter) SELECT 'cloud:' || h.hotel_id, s.wall_ms, s.counter"
+        " FROM hotel_seq h, hlc_state s WHERE s.node = 'cloud'",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -84,5 +84,5 @@ def sign(db, *, hotel_id: str, role: str, now: float, ttl_seconds: int, user_id:
 
 def revoke_token(db, hotel_id: str, jti: str, now: float) -> dict:
     with storage.transaction(db):
-        new = events.revoke(db, hotel_id, jti, changelog.stamp(db, now), now, source="cloud")
+        new = events.revoke(db, hotel_id, jti, changelog.stamp(db, now, hotel_id), now, source="cloud")
     return {"jti": jti, "hotelId": hotel_id, "revoked": new}

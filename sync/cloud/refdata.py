@@ -20,7 +20,7 @@ def import_tables(db, hotel_id: str, tables: dict[str, list[dict]], now: float, 
     """Replace the hotel's rows of each given table; returns per table added/changed/removed/unchanged."""
     out: dict[str, dict] = {}
     with storage.transaction(db):
-        stamp = changelog.stamp(db, now)
+        stamp = changelog.stamp(db, now, hotel_id)
         for table, rows in tables.items():
             if table == pms.STEM:
                 out[table] = pms.import_work_orders(db, hotel_id, rows, stamp, now, progress)

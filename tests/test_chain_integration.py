@@ -29,6 +29,8 @@ WO_FIELDS = ("status", "assignee", "priority", "notes", "description")
 WO_HEADER = "work_order_id,room_number,opened_at,type,description,status,priority,notes\n"
 
 
+DEADLINE = 180  # seconds: a loaded 2-core machine (the harness's deadlines are at least this)
+
 def local(k: Kiosk) -> Instance:
     cfg = config_mod.load(None, env={}, overrides={"data_dir": str(k.dir),
                                                    "property": {"hotels": ["demo"], "kiosk_id": k.name}})
@@ -94,19 +96,19 @@ def test_pms_work_orders_fleet_health_and_the_hotel_wide_security_view(tmp_path,
     out = json.loads(cloud.cli("data", "import", str(export(tmp_path, "e1", work_orders=WO_HEADER + row + "\n")),
                                "--hotel", "demo").stdout)
     assert out["work_orders"]["added"] == 1
-    wait_for(lambda: all(wo_state(k, "WO-P1") for k in (k0, k1, k2)), timeout=30, what="WO-P1 at every kiosk")
+    wait_for(lambda: all(wo_state(k, "WO-P1") for k in (k0, k1, k2)), timeout=DEADLINE, what="WO-P1 at every kiosk")
     r = k1.session("staff").post(f"{k1.url}/api/pms/update", json={"workOrderId": "WO-P1",
                                                                     "changes": {"notes": "k1: gasket"}}, timeout=60)
     assert r.status_code == 200, r.text
-    wait_for(lambda: [w for w in cloud.list("work-orders", "demo") if w["notes"] == "k1: gasket"], timeout=30,
+    wait_for(lambda: [w for w in cloud.list("work-orders", "demo") if w["notes"] == "k1: gasket"], timeout=DEADLINE,
              what="k1's edit in the cloud")
     out = json.loads(cloud.cli("data", "import", str(export(tmp_path, "e2", work_orders=WO_HEADER + row
                                                               + "PMS: vendor Tue\n")), "--hotel", "demo").stdout)
     assert out["work_orders"] == {"added": 0, "changed": 1, "removed": 0, "unchanged": 0, "conflicts": 1}
     wait_for(lambda: all((wo_state(k, "WO-P1") or {}).get("notes") == "PMS: vendor Tue" for k in (k0, k1, k2)),
-             timeout=30, what="the PMS's notes at every kiosk")
+             timeout=DEADLINE, what="the PMS's notes at every kiosk")
     for k in (k0, k1, k2):
-        seen = wait_for(lambda k=k: admin(k, "conflicts")["conflicts"], timeout=30, what=f"{k.name}'s conflict")
+        seen = wait_for(lambda k=k: admin(k, "conflicts")["conflicts"], timeout=DEADLINE, what=f"{k.name}'s conflict")
         assert [(c["entityId"], c["field"], c["rule"]) for c in seen] == [("WO-P1", "notes", "field-lww")]
 
     # --- fleet health: versions and backlogs from the agents' requests, a stopped agent goes silent
@@ -115,7 +117,7 @@ def test_pms_work_orders_fleet_health_and_the_hotel_wide_security_view(tmp_path,
         return {d["deviceId"]: d for d in json.loads(cloud.cli("fleet", "--hotel", "demo", "--json", *args).stdout)
                 ["devices"]}
     devs = wait_for(lambda: (d := fleet()) and all(d[k.name]["lastPullAt"] for k in (k0, k1, k2)) and d,
-                    timeout=30, what="every agent to have pulled")
+                    timeout=DEADLINE, what="every agent to have pulled")
     assert {d["version"] for d in devs.values()} == {__import__("kiosk").__version__}
     assert devs["k1"]["lastPushAt"] and devs["k1"]["pending"] == 0 and devs["k1"]["flags"] == []
     assert abs(devs["k0"]["clockOffsetSeconds"]) < 5
@@ -123,15 +125,17 @@ def test_pms_work_orders_fleet_health_and_the_hotel_wide_security_view(tmp_path,
                         timeout=60).json()
     assert body["summary"]["devices"] == 3
     k2.agent.stop()
-    devs = wait_for(lambda: (d := fleet(silent_after="2s")) and "silent" in d["k2"]["flags"] and d, timeout=30,
-                    what="k2 to be flagged silent")
-    assert devs["k0"]["flags"] == devs["k1"]["flags"] == []  # the others keep pulling
+    # k2 stays silent once stopped; the others pull every 0.2 s (the harness), so with a threshold of
+    # 10 s there comes a moment where they are heard from and k2 is not (however slow the box)
+    wait_for(lambda: (d := fleet(silent_after="10s")) and "silent" in d["k2"]["flags"]
+             and d["k0"]["flags"] == d["k1"]["flags"] == [], timeout=DEADLINE,
+             what="k2 flagged silent while k0 and k1 are not")
     k2.start_agent()
 
     # --- a replay between k0 and k1 shows at k2 too
     cloud.cli("key", "create", "--hotel", "demo")
     wait_for(lambda: all("cloud" in (k.dir / "keys" / "trust.json").read_text() for k in (k0, k1, k2)),
-             timeout=30, what="the cloud key at every kiosk")
+             timeout=DEADLINE, what="the cloud key at every kiosk")
     token = cloud.cli("token", "create", "--role", "guest", "--hotel", "demo").stdout.strip()
     k0.agent.stop()
     k1.agent.stop()
@@ -140,7 +144,7 @@ def test_pms_work_orders_fleet_health_and_the_hotel_wide_security_view(tmp_path,
     k1.start_agent()
     jti = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))["jti"]
     for k in (k0, k1, k2):
-        events = wait_for(lambda k=k: admin(k, "security")["securityEvents"], timeout=30,
+        events = wait_for(lambda k=k: admin(k, "security")["securityEvents"], timeout=DEADLINE,
                           what=f"the replay at {k.name}")
         assert [(e["kind"], e["subject"]) for e in events] == [("TOKEN_REPLAY", jti)]
 
@@ -152,7 +156,7 @@ def test_a_kiosk_offline_past_the_retention_resyncs_by_itself_and_keeps_its_outb
     cloud.cli("data", "import", str(export(tmp_path, "r1", rooms=room.format("101,KING,1,Clean\n102,KING,1,Clean"))),
               "--hotel", "demo")
     workorders.create(local(k0).db(), hotel_id="demo", work_order_id="WO-7", by="seed", now=1.0, node="k0")
-    wait_for(lambda: rooms(k1) == ["101", "102"] and wo_state(k1, "WO-7"), timeout=30, what="k1 to fill itself")
+    wait_for(lambda: rooms(k1) == ["101", "102"] and wo_state(k1, "WO-7"), timeout=DEADLINE, what="k1 to fill itself")
     k1.agent.stop()  # k1 is cut off, with work of its own
     r = k1.session("staff").post(f"{k1.url}/api/pms/update", json={"workOrderId": "WO-7",
                                                                     "changes": {"notes": "k1: offline"}}, timeout=60)
@@ -161,7 +165,7 @@ def test_a_kiosk_offline_past_the_retention_resyncs_by_itself_and_keeps_its_outb
               "--hotel", "demo")
     k0.session("staff").post(f"{k0.url}/api/pms/update", json={"workOrderId": "WO-7",
                                                                 "changes": {"assignee": "ben"}}, timeout=60)
-    wait_for(lambda: [w for w in cloud.list("work-orders", "demo") if w["assignee"] == "ben"], timeout=30,
+    wait_for(lambda: [w for w in cloud.list("work-orders", "demo") if w["assignee"] == "ben"], timeout=DEADLINE,
              what="k0's edit in the cloud")
     # two days later (for the purge only), with a one-day retention: the whole log goes
     later = ("env", f"LD_PRELOAD={LIBFAKETIME}", "FAKETIME=+2d", "FAKETIME_DONT_FAKE_MONOTONIC=1")
@@ -177,7 +181,7 @@ def test_a_kiosk_offline_past_the_retention_resyncs_by_itself_and_keeps_its_outb
         want = {w["workOrderId"]: {f: w[f] for f in WO_FIELDS} for w in cloud.list("work-orders", "demo")}
         return (rooms(k1) == ["102", "103"] and wo_state(k1, "WO-7") == want["WO-7"]
                 and want["WO-7"]["notes"] == "k1: offline" and k1.status()["pending"] == 0)
-    wait_for(converged, timeout=60, what="k1 to re-sync and deliver its outbox")
+    wait_for(converged, timeout=DEADLINE, what="k1 to re-sync and deliver its outbox")
     assert "re-synced from a snapshot" in (tmp_path / "k1-agent.log").read_text()
     assert wo_state(k1, "WO-7")["assignee"] == "ben"
     out = json.loads(k0.cli("kiosk-agent", "resync").stdout)  # by hand, at once

@@ -37,4 +37,7 @@ def serve_workers(*, host: str, port: int, workers: int, threads: int, database:
 
     _CloudApp({"bind": f"{host}:{port}", "workers": workers, "threads": threads, "worker_class": "gthread",
                "preload_app": False, "loglevel": log_level.lower(), "accesslog": None, "graceful_timeout": 10,
-               "timeout": 60, "proc_name": "kiosk-cloud"}, factory).run()
+               # an idle keep-alive connection stays open 75 s (gunicorn's default is 2 s: a kiosk
+               # pushing every few seconds met a connection the server had just closed, and the
+               # push failed with "remote end closed connection"; bench/cloud.py saw it)
+               "keepalive": 75, "timeout": 60, "proc_name": "kiosk-cloud"}, factory).run()

@@ -177,7 +177,7 @@ def _determinized(starts, finals: set, edges: list) -> tuple[int, set, list]:
     return 0, accepting, result
 
 
-def compact_fsg(d, jsgf: str = GRAMMAR, branch_cost: bool = True):
+def compact_fsg(d, jsgf: str = GRAMMAR):
     """The grammar as the smallest deterministic word graph (Brzozowski: determinize the reverse,
     then the reverse of that). pocketsphinx's own compilation of a grammar with many optional words
     has thousands of edges, most of them null: the search over it was slow (seconds with filler
@@ -191,7 +191,7 @@ def compact_fsg(d, jsgf: str = GRAMMAR, branch_cost: bool = True):
     degree: dict[int, int] = {}
     for a, _, _ in edges:
         degree[a] = degree.get(a, 0) + 1
-    fsg = d.create_fsg("hotel", start, final, [(a, b, 1.0 / degree[a] if branch_cost else 1.0) + ((w,) if w else ()) for a, b, w in edges])
+    fsg = d.create_fsg("hotel", start, final, [(a, b, 1.0 / degree[a]) + ((w,) if w else ()) for a, b, w in edges])
     return fsg, start, final
 
 

@@ -613,9 +613,50 @@ HELD_OUT_2 = [("could you bring up two more blankets", "request_item"),
               ("is a late checkout possible", "late_checkout"),
               ("when does the restaurant open", "question"),
               ("where can i find the pool", "question")]
+#: a third held-out list, written by someone who never saw the grammar, the parser or the other
+#: lists (asked only for requests guests make, of the items, faults and questions the kiosk knows):
+#: the fairest judge; neither the grammar nor the parser was changed after it was read
+HELD_OUT_3 = [("could i get two extra towels please", "request_item"),
+              ("can you send up some more pillows to room three one two", "request_item"),
+              ("i need another blanket it's freezing in here", "request_item"),
+              ("could we have some bottled water please", "request_item"),
+              ("i forgot my toothbrush do you have a spare", "request_item"),
+              ("can i borrow an iron", "request_item"),
+              ("can someone clean my room please", "clean_room"),
+              ("i'd like housekeeping to come by this afternoon", "clean_room"),
+              ("could you make up room four zero five", "clean_room"),
+              ("my room hasn't been cleaned today", "clean_room"),
+              ("please send housekeeping to my room", "clean_room"),
+              ("can you have the room serviced while we're out", "clean_room"),
+              ("the tv in my room isn't working", "report_fault"),
+              ("the air conditioning is broken", "report_fault"),
+              ("the shower won't turn on", "report_fault"),
+              ("the toilet in room two one eight won't flush", "report_fault"),
+              ("the wifi isn't working", "report_fault"),
+              ("the bedside lamp is broken", "report_fault"),
+              ("can i get a late checkout please", "late_checkout"),
+              ("is it possible to check out late tomorrow", "late_checkout"),
+              ("could we check out a bit later than usual", "late_checkout"),
+              ("i'd like a late check out for room five one one", "late_checkout"),
+              ("any chance of a late checkout on sunday", "late_checkout"),
+              ("we need to check out late our flight's in the evening", "late_checkout"),
+              ("what time is breakfast served", "question"),
+              ("when does the pool open", "question"),
+              ("where's the gym", "question"),
+              ("what time is checkout", "question"),
+              ("where is the lift", "question"),
+              ("how late is the bar open", "question"),
+              ("we've run out of shampoo could you bring some up", "request_item"),
+              ("the heater's making a weird noise and won't come on", "report_fault"),
+              ("we'd like our sheets changed and the bathroom tidied", "clean_room"),
+              ("is the restaurant still doing dinner now", "question"),
+              ("can we keep the room a couple of hours past checkout", "late_checkout"),
+              ("the mini fridge isn't keeping anything cold", "report_fault")]
 VOICES = ("en-us", "en-gb", "en+f3", "en+m7")          # espeak-ng: what the grammar was tuned on
 SPEEDS = (130, 160, 200)
 OTHER_VOICES = ("kal16", "awb", "rms", "slt")          # flite's CMU voices, built from recordings of people
+MORE_ESPEAK = ("en-gb-x-rp", "en-gb-scotland", "en-029", "en-us+f2", "en+m3", "en-gb-x-gbclan")  # never tuned on
+MORE_SPEEDS = (140, 180)
 STRETCH = (1.25, 1.0, 0.8)                             # flite's duration stretch: slow, normal, fast
 
 
@@ -640,14 +681,14 @@ def bench_voice(root: Path) -> list[list]:
 
     rows = []
     spent: list[float] = []
-    suites = [("espeak-ng", VOICES, SPEEDS), ("flite", OTHER_VOICES, STRETCH)]
+    suites = [("espeak-ng", VOICES, SPEEDS), ("espeak-ng", MORE_ESPEAK, MORE_SPEEDS), ("flite", OTHER_VOICES, STRETCH)]
     for engine, voices, speeds in suites:
         if shutil.which(engine) is None:
             rows.append(["voice-ai", f"intent accuracy, {engine} voices", f"skipped: {engine} not installed", "", ""])
             continue
         for label, phrases in (("the grammar's requests", PHRASES), ("held-out phrasings", HELD_OUT),
-                               ("second held-out phrasings", HELD_OUT_2)):
-            open_vocab = Decoder(loglevel="FATAL") if engine == "espeak-ng" and phrases is PHRASES else None
+                               ("second held-out phrasings", HELD_OUT_2), ("third held-out phrasings", HELD_OUT_3)):
+            open_vocab = Decoder(loglevel="FATAL") if voices is VOICES and phrases is PHRASES else None
             ours = base = n = 0
             cases = [(p, v, s) for p in phrases for v in voices for s in speeds]
             with click.progressbar(cases, label=f"voice: {engine}, {label}", file=sys.stderr) as bar:
@@ -667,7 +708,8 @@ def bench_voice(root: Path) -> list[list]:
                         open_vocab.end_utt()
                         hyp = open_vocab.hyp()
                         base += voice_ai.parse_intent(hyp.hypstr if hyp else "")[0] == intent
-            rows.append(["voice-ai", f"intent accuracy, {label}: {len(phrases)} x {len(voices)} {engine} voices x "
+            kind = f"{engine} voices never tuned on" if voices is MORE_ESPEAK else f"{engine} voices"
+            rows.append(["voice-ai", f"intent accuracy, {label}: {len(phrases)} x {len(voices)} {kind} x "
                          f"{len(speeds)} speeds", f"{ours / max(1, n):.3f}",
                          f"{base / n:.3f} same parser on pocketsphinx's open-vocabulary model"
                          if open_vocab is not None else "", ">= 0.95"])
@@ -676,7 +718,7 @@ def bench_voice(root: Path) -> list[list]:
         rows.append(["voice-ai", f"ms per spoken utterance, median / 90th percentile / max ({len(spent)})",
                      f"{spent[len(spent) // 2] * 1000:.0f} / {spent[int(len(spent) * 0.9)] * 1000:.0f} / "
                      f"{spent[-1] * 1000:.0f}", "", ""])
-    for label, phrases in (("held-out", HELD_OUT), ("second held-out", HELD_OUT_2)):
+    for label, phrases in (("held-out", HELD_OUT), ("second held-out", HELD_OUT_2), ("third held-out", HELD_OUT_3)):
         typed = sum(voice_ai.parse_intent(t)[0] == i for t, i in phrases)
         rows.append(["voice-ai", f"intent of the typed {label} phrasings ({len(phrases)})",
                      f"{typed}/{len(phrases)}", "", ""])

@@ -18,6 +18,7 @@ try:  # a failure here must not stop the forkserver: the worker then imports on 
     registry.specs()
     from . import voice_ai
 
-    voice_ai.decoder()
+    for kind in ("words", "hotel"):
+        voice_ai.decoder(kind)
 except Exception:  # noqa: BLE001  # pragma: no cover
     pass

@@ -309,7 +309,7 @@ def decoder(kind: str = "hotel"):
     if kind not in _decoders:
         from pocketsphinx import Decoder
 
-        options = {"loglevel": "FATAL", "dither": True, "seed": 1}
+        options = {"loglevel": "FATAL"}
         if kind == "words":
             d = _statistical(options)
         else:

@@ -19,7 +19,6 @@ down; at most 30 s; anything else is VALIDATION_ERROR before any decoding
 (``kiosk.media``).
 """
 
-
 from __future__ import annotations
 
 import base64
@@ -292,7 +291,7 @@ def _statistical(options: dict):
                                       os.path.join(model, "en-us.lm.bin"))
     score = {w: general.prob([w]) for w in prons}  # log base 1.0001
     common = {w: math.exp(score[w] * math.log(1.0001)) for w in sorted(prons, key=lambda w: -score[w])[:COMMON_WORDS]}
-    text, vocab = arpa(sentences(Decoder(lm=None, loglevel="FATAL"), 20_000), common)
+    text, vocab = arpa(sentences(decoder("hotel"), 20_000), common)  # the grammar decoder parses the JSGF
     with tempfile.TemporaryDirectory() as tmp:
         with open(os.path.join(tmp, "hotel.arpa"), "w") as f:
             f.write(text)
@@ -378,14 +377,14 @@ def flatness(pcm: bytes) -> float:
     return float(np.median((np.exp(np.log(power).mean(axis=1)) / power.mean(axis=1))[loud]))
 
 
-def _grammar(pcm: bytes) -> tuple[str, float]:
+def _grammar(pcm: bytes, clip: bytes) -> tuple[str, float]:
     """The first of ``PASSES`` that hears a request the intent parser knows (its confidence scaled
     down for the later passes), else the first pass's words; clips past ``RETRY_SECONDS`` get the
-    first pass only."""
+    first pass only. ``clip`` is ``padded(pcm)``, shared by the passes at the clip's own speed."""
     first = None
     passes = PASSES if len(pcm) <= RETRY_SECONDS * 16000 * 2 else PASSES[:1]
     for kind, stretch, weight in passes:
-        text, confidence = _search(decoder(kind), padded(pcm if stretch == 1.0 else slower(pcm, stretch)))
+        text, confidence = _search(decoder(kind), clip if stretch == 1.0 else padded(slower(pcm, stretch)))
         if first is None:
             first = (text, confidence)
         if text and parse_intent(text)[0] != "unknown":
@@ -414,8 +413,9 @@ def transcribe(pcm: bytes) -> tuple[str, float]:
     if flatness(pcm) > 0.3:
         return "", 0.0
     with _lock:  # one decoder per pass, one utterance at a time
-        words, sure = _search(decoder("words"), padded(pcm))
-        grammar, confidence = _grammar(pcm)
+        clip = padded(pcm)
+        words, sure = _search(decoder("words"), clip)
+        grammar, confidence = _grammar(pcm, clip)
     if confirmed(grammar, words):
         return (grammar, confidence) if grammar else (words, sure)
     return words, round(sure * 0.9, 3)

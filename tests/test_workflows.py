@@ -456,6 +456,35 @@ def test_keyboard_only_labels_focus_and_target_sizes(kiosk, browser):
             ctx.close()
 
 
+def test_a_refresh_arriving_before_the_answer_keeps_the_keyboard_users_place(kiosk, browser):
+    """The live feed re-renders the queue after the server has moved the item on but before
+    the button's own request returns (a slow terminal): focus moves to the item's next step,
+    never to the page body, and a second late refresh keeps it there."""
+    ctx, page = new_page(browser, DESKTOP)
+    try:
+        sign_in_staff(page, kiosk)
+        page.evaluate("""() => {
+            const api = Kiosk.api.bind(Kiosk);
+            Kiosk.api = async (method, path, body) => {
+                const r = await api(method, path, body);
+                if (method === "POST") { await Queue.refresh(); await Queue.refresh(); }  // the feed got there first
+                return r;
+            };
+        }""")
+        target = page.locator("#queue li.item button[data-focus$=':accept']").first
+        item = target.get_attribute("data-focus").rsplit(":", 1)[0]
+        target.focus()
+        page.keyboard.press("Enter")
+        wait_text(page, "#message", "Accepted")
+        page.wait_for_function("(item) => (document.activeElement.dataset.focus || '').startsWith(item + ':')", arg=item)
+        assert page.evaluate("document.activeElement.dataset.focus") == item + ":start"
+        page.evaluate("Queue.refresh()")
+        page.wait_for_function("() => !Queue.refreshing")
+        assert page.evaluate("document.activeElement.dataset.focus") == item + ":start"
+    finally:
+        ctx.close()
+
+
 def check_controls(page, size) -> None:
     problems = page.evaluate("""(minimum) => {
         const out = [];

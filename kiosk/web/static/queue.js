@@ -48,7 +48,11 @@ const Queue = {
       return;
     }
     this.pending = false;
-    const focusKey = active && active.dataset ? active.dataset.focus : null;
+    // The control the person was on: the focused one, or (when an earlier re-render took it
+    // away and nothing else has been focused since) the one remembered from then.
+    const inList = active && this.el("queue").contains(active);
+    const lost = !active || active === document.body;
+    const focusKey = inList ? active.dataset.focus || null : lost ? this.focusKey : null;
     this.renderFilters();
     const list = this.el("queue");
     list.replaceChildren();
@@ -63,14 +67,18 @@ const Queue = {
     for (const it of items) list.append(this.card(it));
     if (focusKey) {
       const again = list.querySelector(`[data-focus="${CSS.escape(focusKey)}"]`);
+      // the same control; else the same item's next step (Accept became Start); else the top of the list
       if (again) again.focus();
-      else if (this.lastItem) this.focusNear(this.lastItem);
+      else this.focusNear(focusKey.slice(0, focusKey.lastIndexOf(":")) || this.lastItem);
     }
+    const now = document.activeElement;
+    this.focusKey = now && list.contains(now) ? now.dataset.focus || null : null;
   },
 
   focusNear(key) {
-    const next = this.el("queue").querySelector(`li[data-key="${CSS.escape(key)}"] button, li.item button`);
-    (next || this.el("queue-title")).focus();
+    const list = this.el("queue");
+    const own = key && list.querySelector(`li[data-key="${CSS.escape(key)}"] button`);
+    (own || list.querySelector("li.item button") || this.el("queue-title")).focus();
   },
 
   renderFilters() {
@@ -275,9 +283,9 @@ const Queue = {
   async act(it, action, extra) {
     for (const k of Object.keys(this.drafts)) if (k.startsWith(it.kind + ":" + it.id + ":")) delete this.drafts[k];
     if (action === "status" && extra.status === it.status) return;
+    this.lastItem = it.kind + ":" + it.id;  // before the POST: the live feed may re-render first
     const r = await Kiosk.api("POST", `/api/staff/tasks/${it.kind}/${encodeURIComponent(it.id)}`,
                               {action, ...(extra || {})});
-    this.lastItem = it.kind + ":" + it.id;
     if (!r.ok) {
       const code = r.code === "INVALID_TRANSITION" ? "INVALID_TRANSITION" : r.code;
       this.say("error." + (Kiosk.strings.en["error." + code] ? code : "INTERNAL_ERROR"), "error");
@@ -330,5 +338,8 @@ const Queue = {
     this.el("filter-room").addEventListener("change", ev => { this.filters.room = ev.target.value; this.refresh(); });
     this.el("filter-kind").addEventListener("change", ev => { this.filters.kind = ev.target.value; this.refresh(); });
     setInterval(() => { if (this.data) this.render(); }, 30000);  // "12 min ago" moves on
+    // the person went somewhere else on purpose: a refresh no longer brings them back into the list
+    for (const kind of ["focusin", "pointerdown"])
+      document.addEventListener(kind, ev => { if (!this.el("queue").contains(ev.target)) this.focusKey = null; });
   },
 };

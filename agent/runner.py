@@ -6,6 +6,8 @@ what is due, a bounded number of batches per run, then tells systemd it is
 alive (WATCHDOG=1) — from the loop that does the work, so a stuck push stops
 the pings and systemd restarts the agent.  SIGTERM stops the scheduler after
 the running job finishes (requests have timeouts, so that is bounded).
+The scheduled models (``agent.scheduled_models``) run daily at their ``HH:MM`` in the
+hotel's zone (``property.timezone``; the zone database's summer time, not a fixed offset).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import signal
 import threading
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -105,7 +108,8 @@ class Agent:
         except Exception:
             log.exception("housekeeping failed")
 
-    def run(self) -> None:
+    def scheduler(self) -> BackgroundScheduler:
+        """The scheduler with every job added, not started (a model no registry knows: ConfigError)."""
         sched = BackgroundScheduler(executors={"default": ThreadPoolExecutor(3)},
                                     job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
         start = datetime.now(UTC)  # both jobs run at once, then on their interval
@@ -118,12 +122,17 @@ class Agent:
         from kiosk.errors import ConfigError
         from kiosk.models import registry
 
+        zone = ZoneInfo(self.instance.config.property.timezone)  # validated when the config loaded
         for entry in self.cfg.scheduled_models:
             hhmm, model_id = entry.split(" ", 1)
             if registry.get(model_id) is None:
                 raise ConfigError(f"agent.scheduled_models: no model {model_id!r}", {"key": "agent.scheduled_models"})
-            sched.add_job(self.model_job, "cron", hour=int(hhmm[:2]), minute=int(hhmm[3:]), timezone=UTC,
+            sched.add_job(self.model_job, "cron", hour=int(hhmm[:2]), minute=int(hhmm[3:]), timezone=zone,
                           args=[model_id], id=f"model:{model_id}:{hhmm}")
+        return sched
+
+    def run(self) -> None:
+        sched = self.scheduler()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop_event.set())
         sched.start()

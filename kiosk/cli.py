@@ -332,13 +332,12 @@ def demo():
 @click.pass_obj
 def demo_seed(obj: Ctx, hotel, seed_value):
     """Fill a hotel with the demo property (replaces its property data); prints what was made."""
-    from datetime import UTC, datetime
-
+    from .clock import local_date
     from .property import demo as demo_mod
 
     inst = obj.initialised()
     hotel = hotel or inst.config.property.hotels[0]
-    today = datetime.fromtimestamp(inst.clock.now(), UTC).date()
+    today = local_date(inst.clock.now(), inst.config.property.timezone)
     click.echo(json.dumps(demo_mod.seed(inst.connect(), hotel, today, seed_value=seed_value)))
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 
 class SystemClock:
@@ -29,6 +30,22 @@ class FakeClock:
 def iso(ts: float) -> str:
     """RFC 3339 UTC with millisecond precision and a trailing ``Z``."""
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ts * 1000) % 1000:03d}Z"
+
+
+def local(ts: float, tz: str = "UTC") -> datetime:
+    """The hotel's wall-clock time at ``ts``: ``tz`` is an IANA zone (``property.timezone``),
+    so summer time comes from the zone database, never from a fixed offset."""
+    return datetime.fromtimestamp(ts, ZoneInfo(tz))
+
+
+def local_date(ts: float, tz: str = "UTC") -> date:
+    """The hotel's calendar day at ``ts`` (arrivals, departures, business dates)."""
+    return local(ts, tz).date()
+
+
+def local_hhmm(ts: float, tz: str = "UTC") -> str:
+    """The hotel's time of day at ``ts`` as ``HH:MM`` (shifts)."""
+    return local(ts, tz).strftime("%H:%M")
 
 
 def parse_duration(text: str) -> int:

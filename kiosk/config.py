@@ -16,6 +16,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -36,6 +37,8 @@ class PropertyConfig(_Section):
     hotels: list[str] = Field(default_factory=lambda: ["demo"], min_length=1)
     kiosk_id: str = Field("kiosk-1", pattern=ID_PATTERN)
     currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")  # ISO 4217: what offer prices are in
+    # IANA zone of the hotel: shifts, "today", business dates and scheduled models are local time
+    timezone: str = "UTC"
 
     @field_validator("hotels")
     @classmethod
@@ -43,6 +46,18 @@ class PropertyConfig(_Section):
         for h in v:
             if not re.match(ID_PATTERN, h):
                 raise ValueError(f"hotel id {h!r} must match {ID_PATTERN}")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            if v == "localtime":  # the machine's zone, not the hotel's: name it
+                raise ValueError(v)
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(f"unknown time zone {v!r}: give an IANA name such as Europe/Berlin or"
+                             " America/New_York (the system's tzdata lists them)") from None
         return v
 
 
@@ -99,7 +114,7 @@ class AgentConfig(_Section):
     delivered_retention_days: int = Field(7, ge=0)
     pull_interval_seconds: float = Field(5.0, gt=0)
     pull_page_size: int = Field(500, ge=1, le=1000)
-    # models run on a schedule: "HH:MM model-id", daily, for every hotel (payload {})
+    # models run on a schedule: "HH:MM model-id" (property.timezone), daily, for every hotel (payload {})
     scheduled_models: list[str] = ["03:00 night-audit", "03:10 billing-detection", "06:00 housekeeping",
                                    "06:05 task-routing", "04:00 maintenance"]
 

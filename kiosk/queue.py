@@ -26,8 +26,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import audit, outbox, store, tickets, workorders
-from .clock import iso
+from .clock import iso, local_hhmm
 from .errors import InvalidTransition, NotFound, ValidationError
+from .shifts import on_shift
 from .workflow_rules import allowed_from as wo_allowed_from
 from .workflow_rules import can_move as wo_can_move
 
@@ -77,16 +78,9 @@ def _iso(value) -> str | None:
 
 # --- people ----------------------------------------------------------------------------------
 
-def on_shift(start: str | None, end: str | None, hhmm: str) -> bool:
-    """The task-routing model's rule (UTC ``HH:MM``; overnight shifts wrap)."""
-    if not start or not end:
-        return True
-    return start <= hhmm < end if start <= end else (hhmm >= start or hhmm < end)
-
-
-def people(db, hotel_id: str, now: float) -> list[dict]:
-    """The hotel's staff, who is on shift now first, by name."""
-    hhmm = datetime.fromtimestamp(now, UTC).strftime("%H:%M")
+def people(db, hotel_id: str, now: float, tz: str = "UTC") -> list[dict]:
+    """The hotel's staff, who is on shift now (the hotel's local time, zone ``tz``) first, by name."""
+    hhmm = local_hhmm(now, tz)
     out = [{"id": r["staff_id"], "name": r["name"], "department": r["role"],
             "onShift": on_shift(r["shift_start"], r["shift_end"], hhmm)}
            for r in db.query("SELECT staff_id, name, role, shift_start, shift_end FROM staff WHERE hotel_id = ?",
@@ -259,9 +253,9 @@ def sort_key(it: dict) -> tuple:
 
 
 def listing(db, hotel_id: str, session, *, now: float, scope: str = "all", room: str | None = None,
-            kind: str | None = None) -> dict:
+            kind: str | None = None, tz: str = "UTC") -> dict:
     """The queue as the staff terminal shows it: items filtered and ordered, counts per scope,
-    the viewer, and who is on shift to assign to."""
+    the viewer, and who is on shift to assign to (at the hotel's local time, zone ``tz``)."""
     if scope not in SCOPES:
         raise ValidationError(f"scope must be one of {', '.join(SCOPES)}", {"field": "scope", "allowed": list(SCOPES)})
     if kind not in (None, "", *KINDS):
@@ -287,7 +281,7 @@ def listing(db, hotel_id: str, session, *, now: float, scope: str = "all", room:
         " AND room_number IS NOT NULL AND status NOT IN ('done', 'cancelled') UNION SELECT room_number FROM"
         " work_orders WHERE hotel_id = ? AND room_number IS NOT NULL AND status NOT IN ('done', 'cancelled')",
         [hotel_id, hotel_id, hotel_id])})
-    return {"items": items, "counts": counts, "me": viewer, "people": people(db, hotel_id, now), "rooms": rooms,
+    return {"items": items, "counts": counts, "me": viewer, "people": people(db, hotel_id, now, tz), "rooms": rooms,
             "filters": {"scope": scope, "room": room or None, "kind": kind or None}, "now": iso(now)}
 
 

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-PKGS="python3 python3-venv python3-dev gcc libzbar0 systemd faketime chromium espeak-ng flite postgresql"  # test tools: faketime (clock skew), chromium (screens), espeak-ng and flite (speech: synthetic voices, and CMU voices built from recordings of people), postgresql (the cloud on PostgreSQL: throwaway servers)
+PKGS="python3 python3-venv python3-dev gcc libzbar0 tzdata systemd faketime chromium espeak-ng flite postgresql"  # tzdata: the zones property.timezone names (not in every minimal image); test tools: faketime (clock skew), chromium (screens), espeak-ng and flite (speech: synthetic voices, and CMU voices built from recordings of people), postgresql (the cloud on PostgreSQL: throwaway servers)
 missing=$(for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 # Another apt-get (unattended-upgrades on a fresh machine, often) may hold the dpkg lock:
 # wait for it, up to APT_LOCK_WAIT seconds, instead of failing at once.

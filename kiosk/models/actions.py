@@ -28,6 +28,7 @@ import uuid
 from datetime import UTC, datetime
 
 from .. import audit, outbox, store
+from ..clock import local_date
 from .base import Action
 
 
@@ -35,12 +36,14 @@ def _iso(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).isoformat()
 
 
-def subject(a: Action, now: float) -> str:
-    """What ``a`` is about: the model's own subject, else the whole proposal on that UTC day
-    (the same proposal from the same model the same day is the same action)."""
+def subject(a: Action, now: float, tz: str = "UTC") -> str:
+    """What ``a`` is about: the model's own subject, else the whole proposal on that day, the
+    hotel's local day in zone ``tz`` (the same proposal from the same model the same day is the
+    same action)."""
     if a.subject:
         return a.subject
-    return json.dumps(a.payload, sort_keys=True, separators=(",", ":"), default=str) + "@" + _iso(now)[:10]
+    about = json.dumps(a.payload, sort_keys=True, separators=(",", ":"), default=str)
+    return about + "@" + local_date(now, tz).isoformat()
 
 
 def action_key(hotel_id: str, model_id: str, type_: str, about: str) -> str:
@@ -76,15 +79,16 @@ def _task(db, hotel_id: str, p: dict, *, source: str, now: float, node: str, typ
 
 
 def apply(db, hotel_id: str, actions: list[Action], *, model_id: str, by: str | None, now: float,
-          node: str) -> list[dict]:
-    """Every action applied and queued, or none (one transaction); returns what was done."""
+          node: str, tz: str = "UTC") -> list[dict]:
+    """Every action applied and queued, or none (one transaction); returns what was done.
+    ``tz``: the hotel's time zone, for the day of an action without a subject of its own."""
     done: list[dict] = []
     if not actions:
         return done
     with store.transaction(db):
         for a in actions:
             p = dict(a.payload)
-            about = subject(a, now)
+            about = subject(a, now, tz)
             key = action_key(hotel_id, model_id, a.type, about)
             first = _claim(db, hotel_id, key, model_id, a.type, about, now)
             if first is not None:  # done before, by an earlier run here or one that came down

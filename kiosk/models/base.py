@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any, Literal
+
+from ..clock import local_date, local_hhmm
 
 ActionType = Literal["CREATE_TASK", "UPDATE_PMS", "SEND_MESSAGE", "SCHEDULE_MAINTENANCE"]
 ACTION_TYPES: tuple[str, ...] = ("CREATE_TASK", "UPDATE_PMS", "SEND_MESSAGE", "SCHEDULE_MAINTENANCE")
@@ -64,9 +66,15 @@ class Context:
     session_id: str | None = None
     data_dir: str | None = None   # instance data dir (for files such as room photos)
     settings: dict[str, Any] = field(default_factory=dict)
+    tz: str = "UTC"               # the hotel's IANA time zone (property.timezone)
 
     def today(self) -> date:
-        return datetime.fromtimestamp(self.now, UTC).date()
+        """The hotel's local calendar day now."""
+        return local_date(self.now, self.tz)
+
+    def hhmm(self) -> str:
+        """The hotel's local time of day now, ``HH:MM`` (shifts)."""
+        return local_hhmm(self.now, self.tz)
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,12 @@ approval).
 from __future__ import annotations
 
 import statistics
-from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from ..shifts import on_shift
 from ..validation import parse
 from .base import Context, ModelSpec, Result
-from .task_routing import on_shift
 
 BASE = {"arrival": 1.0, "departure": 1.0, "vacant": 0.75, "stayover": 0.5}
 RANK = {"arrival_vip": 0, "arrival": 1, "departure": 2, "stayover": 3, "vacant": 4}
@@ -30,7 +29,7 @@ DEFAULT_MAX = 12.0
 
 class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    at: str | None = None  # HH:MM for shifts
+    at: str | None = None  # HH:MM, the hotel's local time, for shifts (default: now)
 
 
 def rooms_to_clean(db, hotel: str, today: str) -> list[dict]:
@@ -62,7 +61,7 @@ def rooms_to_clean(db, hotel: str, today: str) -> list[dict]:
 
 def run(ctx: Context, payload: dict) -> Result:
     p = parse(Payload, payload)
-    hhmm = p.at or datetime.fromtimestamp(ctx.now, UTC).strftime("%H:%M")
+    hhmm = p.at or ctx.hhmm()
     rooms = sorted(rooms_to_clean(ctx.db, ctx.hotel_id, ctx.today().isoformat()),
                    key=lambda r: (r["floor"], r["roomNumber"]))
     team = [s for s in ctx.db.query("SELECT * FROM staff WHERE hotel_id = ? ORDER BY staff_id", [ctx.hotel_id])

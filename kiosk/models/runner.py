@@ -51,7 +51,7 @@ def run(inst, model_id: str, payload: dict | None, *, hotel_id: str, role: str |
     cfg = inst.config
     job = sandbox.Job(model_id=model_id, run=spec.run, payload=payload, db_path=str(inst.db_path),
                       busy_timeout_ms=cfg.store.busy_timeout_ms, hotel_id=hotel_id, now=now, actor=actor,
-                      role=role, session_id=session_id, data_dir=str(inst.root))
+                      role=role, session_id=session_id, data_dir=str(inst.root), tz=cfg.property.timezone)
     started = time.perf_counter()
     answer = sandbox.pool(cfg.models.workers, cfg.models.memory_limit_mb).run(job, timeout)
     ms = round((time.perf_counter() - started) * 1000, 2)
@@ -88,7 +88,8 @@ def run(inst, model_id: str, payload: dict | None, *, hotel_id: str, role: str |
             out["outputs"] = r.outputs or {}
         if apply_actions:
             out["actionsTriggered"] = actions_mod.apply(inst.db(), hotel_id, r.actions, model_id=model_id, by=actor,
-                                                        now=now, node=inst.config.property.kiosk_id)
+                                                        now=now, node=inst.config.property.kiosk_id,
+                                                        tz=cfg.property.timezone)
         else:
             out["actionsProposed"] = [{"type": a.type, "payload": dict(a.payload)} for a in r.actions]
     logged_error = answer[1] if kind == "error" else (out.get("error") or {}).get("message")

@@ -59,6 +59,7 @@ class Job:
     role: str | None
     session_id: str | None
     data_dir: str | None
+    tz: str = "UTC"               # the hotel's time zone (property.timezone)
 
 
 def _address_space() -> int:
@@ -101,7 +102,7 @@ def _run(job: Job, dbs: dict) -> tuple:
         if db is None:
             db = dbs[job.db_path] = store.connect(job.db_path, busy_timeout_ms=job.busy_timeout_ms, migrate=False)
         ctx = Context(db=db, hotel_id=job.hotel_id, now=job.now, actor=job.actor, role=job.role,
-                      session_id=job.session_id, data_dir=job.data_dir)
+                      session_id=job.session_id, data_dir=job.data_dir, tz=job.tz)
         return ("ok", job.run(ctx, job.payload))
     except MemoryError:
         return ("memory", f"{job.model_id} needed more than its memory budget")

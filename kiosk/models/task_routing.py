@@ -1,8 +1,9 @@
 """task-routing: assign open tasks to staff optimally (scipy's linear_sum_assignment).
 
 A task can go to a member of staff who has its required skill (or it needs none) and
-is on shift now.  Each person takes at most ``MAX_OPEN`` open tasks, counting those
-they already have, so current load spreads work.  The cost of a pair is the floor
+is on shift now (``kiosk.shifts``, the hotel's local time in ``property.timezone``).  Each
+person takes at most ``MAX_OPEN`` open tasks, counting those they already have, so
+current load spreads work.  The cost of a pair is the floor
 distance between the task's room and the person's current room (their latest task's)
 plus ``LOAD_COST`` per task they already hold; urgent and high-priority tasks get a
 bonus so that, when there are more tasks than hands, they are the ones assigned.
@@ -12,12 +13,11 @@ Infeasible pairs are never assigned.  Each assignment is an UPDATE_PMS action
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 from scipy.optimize import linear_sum_assignment
 
+from ..shifts import on_shift
 from ..validation import parse
 from .base import Action, Context, ModelSpec, Result
 
@@ -31,13 +31,7 @@ PRIORITY_BONUS = {"urgent": 130.0, "high": 120.0, "normal": 110.0, "low": 100.0}
 
 class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    at: str | None = None  # HH:MM to judge shifts at (default: now)
-
-
-def on_shift(start: str | None, end: str | None, hhmm: str) -> bool:
-    if not start or not end:
-        return True
-    return start <= hhmm < end if start <= end else (hhmm >= start or hhmm < end)  # overnight shifts
+    at: str | None = None  # HH:MM, the hotel's local time, to judge shifts at (default: now)
 
 
 def cost_matrix(tasks: list[dict], slots: list[dict], floors: dict) -> np.ndarray:
@@ -59,7 +53,7 @@ def cost_matrix(tasks: list[dict], slots: list[dict], floors: dict) -> np.ndarra
 def run(ctx: Context, payload: dict) -> Result:
     p = parse(Payload, payload)
     db, hotel = ctx.db, ctx.hotel_id
-    hhmm = p.at or datetime.fromtimestamp(ctx.now, UTC).strftime("%H:%M")
+    hhmm = p.at or ctx.hhmm()
     floors = {r[0]: r[1] for r in db.execute("SELECT room_number, floor FROM rooms WHERE hotel_id = ?", [hotel])}
     tasks = list(db.query("SELECT * FROM tasks WHERE hotel_id = ? AND status = 'open' AND assignee IS NULL"
                           " ORDER BY task_id", [hotel]))

@@ -17,12 +17,12 @@ from __future__ import annotations
 import json
 import queue as stdqueue
 import time
-from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, g, request
 
 from .. import guest
 from .. import queue as work_queue
+from ..clock import local_date
 from ..events import Bus
 from .rbac import roles
 from .responses import ok
@@ -67,7 +67,7 @@ def _ctx(inst):
 @roles("guest")
 def guest_home():
     inst = _inst()
-    today = datetime.fromtimestamp(inst.clock.now(), UTC).date()
+    today = local_date(inst.clock.now(), inst.config.property.timezone)
     return ok(**guest.home(inst.db(), g.session.hotel_id, g.session, today,
                            currency=inst.config.property.currency))
 
@@ -121,7 +121,8 @@ def staff_tasks():
     inst = _inst()
     db, s = inst.db(), g.session
     listing = work_queue.listing(db, s.hotel_id, s, now=inst.clock.now(), scope=request.args.get("scope", "all"),
-                                 room=request.args.get("room") or None, kind=request.args.get("kind") or None)
+                                 room=request.args.get("room") or None, kind=request.args.get("kind") or None,
+                                 tz=inst.config.property.timezone)
     return ok(**guest.staff_tasks(db, s.hotel_id, s.user_id), **listing, currency=inst.config.property.currency)
 
 

@@ -92,7 +92,7 @@ public <utterance> = [please] (<item_request> | <clean> | <fault> | <late> | <qu
 #: the ways of asking that the statistical pass learns (``arpa``), wider than ``GRAMMAR``: the
 #: grammar's requests, a greeting first and a time after, and the phrasings of the second and third
 #: held-out lists in bench/models.py ("do you have a spare", "we've run out of", "keep the room
-#: longer", "how late is … open", "there's a leak"). As the grammar itself it was slower (four
+#: longer", "how late is … open", "no hot water"). As the grammar itself it was slower (four
 #: times the edges) and less exact: more requests to fit, more near misses on clear speech
 #: (bench/models.py, first list 1.000 → 0.926). The fourth list there, written by someone who never
 #: saw either, is the judge.
@@ -134,15 +134,14 @@ public <utterance> = [<hello>] [please] (<item_request> | <clean> | <fault> | <l
         | remote control | telephone | door lock | faucet;
 <broken> = is broken | does not work | doesn't work | is not working | isn't working | has stopped working
          | stopped working | will not turn on | won't turn on | won't come on | is not on | keeps turning off
-         | won't turn off | is leaking | is dripping | keeps dripping | is blocked | is clogged | is stuck
+         | won't turn off | is dripping | keeps dripping | is blocked | is clogged | is stuck
          | won't flush | doesn't flush | won't drain | isn't draining | won't open | won't close | won't lock
          | isn't getting (hot | cold | warm) | isn't heating | isn't cold | isn't keeping anything cold
          | is making a (weird | strange | loud | funny) noise | keeps beeping | is flickering
          | won't connect | keeps dropping | doesn't seem to work | isn't working properly;
 <fault> = [the | my | our] <thing> [<room>] <broken>
         | ((there is | there's) a problem | (something is | something's) wrong) with the <thing>
-        | i can't turn (on | off) the <thing> | (there is | there's) no hot water
-        | (there is | there's) a leak in [the] (bathroom | room | shower) | i can't connect to the wifi;
+        | i can't turn (on | off) the <thing> | (there is | there's) no hot water | i can't connect to the wifi;
 <checkout> = checkout | check out;
 <later> = late | later | a bit later | a little later | an hour later | two hours later;
 <late> = (<ask> | is there | any chance of) a (late | later) <checkout> | late <checkout>
@@ -431,7 +430,11 @@ def _statistical(options: dict):
                                       os.path.join(model, "en-us.lm.bin"))
     score = {w: general.prob([w]) for w in prons}  # log base 1.0001
     common = {w: math.exp(score[w] * math.log(1.0001)) for w in sorted(prons, key=lambda w: -score[w])[:COMMON_WORDS]}
-    text, vocab = arpa(sentences(decoder("hotel"), 20_000, jsgf=PHRASINGS), common)  # the grammar decoder parses it
+    # the grammar's own requests weigh as much as all the wider phrasings together: drawn from the
+    # wider ones only, its clear requests lost out to likelier phrasings ("two extra pillows" heard
+    # as "to check out late"); the grammar decoder parses both
+    d = decoder("hotel")
+    text, vocab = arpa(sentences(d, 10_000) + sentences(d, 10_000, seed=1, jsgf=PHRASINGS), common)
     with tempfile.TemporaryDirectory() as tmp:
         with open(os.path.join(tmp, "hotel.arpa"), "w") as f:
             f.write(text)

@@ -223,6 +223,11 @@ def test_every_request_the_grammar_accepts_is_parsed_as_its_own_intent(grammar, 
     ("could we keep the room a couple of hours past checkout", "late_checkout", {"room": None}),
     ("can we check out a bit later than usual", "late_checkout", {"room": None}),
     ("what time is checkout", "question", None),
+    ("please empty the bin", "clean_room", {"room": None}),
+    ("could we have the room cleaned after lunch", "clean_room", {"room": None}),  # not a later checkout
+    ("can you push our checkout back to one", "late_checkout", {"room": None}),
+    ("there is water leaking under the sink", "report_fault", {"thing": "sink", "room": None}),
+    ("the air conditioning is blowing warm air", "report_fault", {"thing": "air conditioning", "room": None}),
 ])
 def test_the_ways_guests_ask_beyond_the_first_grammar_are_parsed(text, intent, slots):
     got, got_slots = voice_ai.parse_intent(text)

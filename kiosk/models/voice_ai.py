@@ -530,16 +530,19 @@ SAID = (("tv", "television"), ("telly", "television"), ("wi fi", "internet"), ("
 FAULTY = (r"broken|not work|does not|is not|will not|stopped working|not on|turning off|problem with|out of order"
           r"|wrong with|leak|leaking|dripping|blocked|clogged|stuck|flush|noise|noisy|buzzing|beeping|flickering"
           r"|not keeping|not getting|not heating|no hot water|cannot (?:get|turn|connect|open|lock)|broke|dead"
-          r"|not draining|dropping|keeps? (?:going|switching|cutting) off|playing up|acting up")
+          r"|not draining|dropping|keeps? (?:going|switching|cutting) off|playing up|acting up|blowing|not cooling"
+          r"|too (?:hot|cold|warm)")
 CLEAN = (r"clean|cleaned|cleaning|make up|made up|tidy|tidied|housekeeping|housekeeper|serviced|service the room"
-         r"|maid|cleaner|hoover|vacuum|rubbish|trash|garbage|bins|sheets changed|bed changed|bedding changed"
+         r"|maid|cleaner|hoover|hoovered|vacuum|vacuumed|rubbish|trash|garbage|bins?|linen|sheets changed|bed changed"
+         r"|bedding changed|fresh sheets"
          r"|change (?:the |our |my )?(?:sheets|bed|bedding)|turn ?down|room (?:done|doing)|making up|needs? (?:doing|done)|been done"
          r"|(?:do|service) (?:the |our |my )?(?:room|bathroom)")
 #: asking for a later checkout, after ``SAID``: "check out a bit later", "keep the room two hours
 #: past check out", "stay in the room a little longer", "extend our check out"
 LATE = (r"late check out|later check out|check out (?:a |an )?(?:bit |little |hour |two hours |three hours )?later"
-        r"|keep (?:the|my|our) room\b.*\b(?:longer|later|past|after|until)|stay in the room\b.*\blonger"
-        r"|extend (?:my|our|the) check out|leave the room later")
+        r"|(?:keep|hang on to|hold on to) (?:the|my|our) room\b.*\b(?:longer|later|past|after|until)"
+        r"|\bstay\b.*\b(?:longer|later|more late)\b|hours? (?:more |longer )?in the room"
+        r"|extend (?:my|our|the) check out|leave the room later|push (?:my|our|the) check out back")
 #: a question that names no request: a wh-word, or the forms of a yes/no question about the hotel
 QUESTION = (r"\b(?:what|where|when|how|which|why)\b|\bis there\b|\bare there\b|\bis the\b|\bare the\b|\bdoes the\b"
             r"|\bdo you (?:have|know|serve|do)\b|\b(?:can|could) you tell\b|\bis (?:breakfast|lunch|dinner)\b"
@@ -572,7 +575,7 @@ def parse_intent(text: str) -> tuple[str, dict]:
     if re.search(LATE, joined):
         return "late_checkout", {"room": room}
     for thing in THINGS:
-        if re.search(rf"\b{thing}(?:s|es)?\b", joined) and re.search(FAULTY, joined):
+        if re.search(rf"\b{thing}(?:s|es|ing)?\b", joined) and re.search(FAULTY, joined):
             return "report_fault", {"thing": thing, "room": room}
     items = [i for i in ITEMS if re.search(rf"\b{i}\b(?! machine)", joined)]  # not "where's the ice machine"
     if re.search(rf"\b(?:{CLEAN})\b", joined) and not items:

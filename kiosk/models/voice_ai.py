@@ -574,9 +574,10 @@ def parse_intent(text: str) -> tuple[str, dict]:
         room = m.group(1) if m else None
     if re.search(LATE, joined):
         return "late_checkout", {"room": room}
-    for thing in THINGS:
-        if re.search(rf"\b{thing}(?:s|es|ing)?\b", joined) and re.search(FAULTY, joined):
-            return "report_fault", {"thing": thing, "room": room}
+    if re.search(FAULTY, joined):
+        for thing in THINGS:
+            if re.search(rf"\b{thing}(?:s|es|ing)?\b", joined):
+                return "report_fault", {"thing": thing, "room": room}
     items = [i for i in ITEMS if re.search(rf"\b{i}\b(?! machine)", joined)]  # not "where's the ice machine"
     if re.search(rf"\b(?:{CLEAN})\b", joined) and not items:
         return "clean_room", {"room": room}

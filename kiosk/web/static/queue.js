@@ -50,11 +50,11 @@ const Queue = {
     this.pending = false;
     // The control the person was on: the focused one, or (when an earlier re-render took it
     // away and nothing else has been focused since) the one remembered from then.
-    const inList = active && this.el("queue").contains(active);
+    const list = this.el("queue");
+    const inList = active && list.contains(active);
     const lost = !active || active === document.body;
     const focusKey = inList ? active.dataset.focus || null : lost ? this.focusKey : null;
     this.renderFilters();
-    const list = this.el("queue");
     list.replaceChildren();
     const items = this.data ? this.data.items : [];
     if (!items.length) {
@@ -67,9 +67,10 @@ const Queue = {
     for (const it of items) list.append(this.card(it));
     if (focusKey) {
       const again = list.querySelector(`[data-focus="${CSS.escape(focusKey)}"]`);
-      // the same control; else the same item's next step (Accept became Start); else the top of the list
+      // the same control; else the same item's next step (Accept became Start); else the top of the
+      // list. A control's data-focus is "<item key>:<action>", so the item is known from it.
       if (again) again.focus();
-      else this.focusNear(focusKey.slice(0, focusKey.lastIndexOf(":")) || this.lastItem);
+      else this.focusNear(focusKey.slice(0, focusKey.lastIndexOf(":")));
     }
     const now = document.activeElement;
     this.focusKey = now && list.contains(now) ? now.dataset.focus || null : null;
@@ -283,7 +284,6 @@ const Queue = {
   async act(it, action, extra) {
     for (const k of Object.keys(this.drafts)) if (k.startsWith(it.kind + ":" + it.id + ":")) delete this.drafts[k];
     if (action === "status" && extra.status === it.status) return;
-    this.lastItem = it.kind + ":" + it.id;  // before the POST: the live feed may re-render first
     const r = await Kiosk.api("POST", `/api/staff/tasks/${it.kind}/${encodeURIComponent(it.id)}`,
                               {action, ...(extra || {})});
     if (!r.ok) {

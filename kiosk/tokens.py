@@ -51,6 +51,18 @@ class Claims:
     kid: str
 
 
+def new_jti() -> str:
+    """A fresh token id: 64 random bits, base64url, never starting with ``-``.
+
+    An id that starts with a dash reads as an option to ``kiosk token revoke JTI`` (one
+    token in 64 could not be revoked without ``--``), so such draws are drawn again.
+    """
+    while True:
+        jti = secrets.token_urlsafe(8)
+        if not jti.startswith("-"):
+            return jti
+
+
 def sign(signing_key, kid: str, *, issuer: str, hotel_id: str, role: str, user_id: str | None, now: float,
          ttl_seconds: int, reusable: bool = False) -> tuple[str, dict]:
     """The compact token and its claims (no bookkeeping: :func:`issue` records it)."""
@@ -58,7 +70,7 @@ def sign(signing_key, kid: str, *, issuer: str, hotel_id: str, role: str, user_i
         raise ValidationError(f"role must be one of {', '.join(ROLES)}", {"field": "role"})
     if user_id is not None and not (0 < len(user_id) <= 64):
         raise ValidationError("user id must be 1-64 characters", {"field": "userId"})
-    jti = secrets.token_urlsafe(8)
+    jti = new_jti()
     user_id = user_id or f"{role[0]}-{jti[:6]}"
     iat = int(now)
     claims = {"iss": issuer, "hid": hotel_id, "sub": user_id, "rol": role, "jti": jti,

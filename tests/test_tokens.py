@@ -80,6 +80,18 @@ def test_issue_records_the_token(instance, keys, clock):
     assert [(t["jti"], t["status"], t["display_name"]) for t in listed] == [(row["jti"], "active", "Sam")]
 
 
+def test_a_token_id_never_starts_with_a_dash(instance, keys, clock, monkeypatch):
+    # A jti such as "-wQ3…" reads as an option to `kiosk token revoke JTI`, so one token in
+    # 64 could not be revoked from the command line: such draws are drawn again.
+    draws = iter(["-wQ3xVbZ9aE", "-A", "Ry13vFCdpsA"])
+    monkeypatch.setattr(tokens.secrets, "token_urlsafe", lambda n: next(draws))
+    _, row = tokens.issue(instance.db(), keys, hotel_id="demo", role="guest", now=clock.now(),
+                          ttl_seconds=60, issuer="demo", node="k")
+    assert row["jti"] == "Ry13vFCdpsA"
+    monkeypatch.undo()
+    assert not any(tokens.new_jti().startswith("-") for _ in range(2000))
+
+
 def test_issue_refuses_a_hotel_the_key_may_not_sign_for(instance, keys, clock):
     with pytest.raises(HotelMismatch):
         tokens.issue(instance.db(), keys, hotel_id="paris", role="guest", now=clock.now(),

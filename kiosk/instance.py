@@ -31,7 +31,7 @@ from .clock import SystemClock, iso
 from .config import Config
 from .errors import NotInitialised
 from .files import fsync_dir, make_dirs, write_private
-from .trust import TrustedKey, TrustFile, TrustList, key_id
+from .trust import TrustedKey, TrustFile, TrustList, key_id, new_signing_key
 
 
 @dataclass
@@ -65,7 +65,7 @@ class Instance:
         make_dirs(self.log_dir)
         created = []
         if not self.key_path.exists():
-            key = Ed25519PrivateKey.generate()
+            key = new_signing_key()
             write_private(self.key_path, key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
             created.append("issuer key")
         key = self._signing_key()

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from .files import write_private
@@ -35,6 +35,18 @@ def raw_public(key: Ed25519PublicKey) -> bytes:
 def key_id(key: Ed25519PublicKey) -> str:
     """A short, stable key id: the first 8 characters of the key's SHA-256 thumbprint."""
     return b64u(hashlib.sha256(raw_public(key)).digest())[:8]
+
+
+def new_signing_key() -> Ed25519PrivateKey:
+    """A fresh Ed25519 key whose :func:`key_id` does not start with ``-``.
+
+    A kid such as ``-x3…`` reads as an option to ``kiosk-cloud key retire KID``; such
+    draws (one in 64) are drawn again. Existing kids are untouched: :func:`key_id` is stable.
+    """
+    while True:
+        key = Ed25519PrivateKey.generate()
+        if not key_id(key.public_key()).startswith("-"):
+            return key
 
 
 @dataclass(frozen=True)

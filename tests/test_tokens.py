@@ -92,6 +92,25 @@ def test_a_token_id_never_starts_with_a_dash(instance, keys, clock, monkeypatch)
     assert not any(tokens.new_jti().startswith("-") for _ in range(2000))
 
 
+def test_a_new_signing_key_id_never_starts_with_a_dash(monkeypatch):
+    # `kiosk-cloud key retire KID` would read a kid such as "-x3…" as an option.
+    from kiosk import trust
+    drawn = []
+    real = trust.Ed25519PrivateKey.generate
+
+    def generate():
+        want_dash = not drawn  # a key whose kid starts with a dash first, then one that does not
+        k = real()
+        while trust.key_id(k.public_key()).startswith("-") != want_dash:
+            k = real()
+        drawn.append(trust.key_id(k.public_key()))
+        return k
+    monkeypatch.setattr(trust.Ed25519PrivateKey, "generate", staticmethod(generate))
+    key = trust.new_signing_key()
+    assert drawn[0].startswith("-") and len(drawn) == 2
+    assert trust.key_id(key.public_key()) == drawn[1]
+
+
 def test_issue_refuses_a_hotel_the_key_may_not_sign_for(instance, keys, clock):
     with pytest.raises(HotelMismatch):
         tokens.issue(instance.db(), keys, hotel_id="paris", role="guest", now=clock.now(),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
@@ -22,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import (
 from kiosk import tokens
 from kiosk.clock import iso
 from kiosk.errors import NotFound, ValidationError
-from kiosk.trust import TrustedKey, key_id
+from kiosk.trust import TrustedKey, key_id, new_signing_key
 
 from . import changelog, events, storage
 
@@ -40,7 +39,7 @@ def create(db, hotels: list[str], now: float) -> dict:
     """A new active signing key for ``hotels``; returns its public description."""
     if not hotels:
         raise ValidationError("a key needs at least one hotel", {"field": "hotel"})
-    private = Ed25519PrivateKey.generate()
+    private = new_signing_key()
     key = TrustedKey(kid=key_id(private.public_key()), issuer=ISSUER, hotels=tuple(hotels),
                      public_key=private.public_key(), added_at=iso(now))
     pem = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()

@@ -173,6 +173,11 @@ def test_the_statistical_model_is_a_proper_distribution():
     ("the tv is not working", "the tv please clean room", True),    # its subject, as it is said
     ("please i'd like a couple of kettle", "the late checkout was able", False),  # another request
     ("", "is there a late checkout", False),
+    # a request with no subject slot is borne out by its own words
+    ("please clean room two one four", "please clean room two water call", True),
+    ("can i have a late checkout", "can i have a late the kettle", True),
+    ("what time is breakfast", "what time is the towel", True),
+    ("can i have a late checkout", "can someone get eight soap", False),
 ])
 def test_the_grammar_is_overruled_only_by_another_request_that_lacks_its_subject(grammar, words, kept):
     assert voice_ai.confirmed(grammar, words) is kept
@@ -228,6 +233,16 @@ def test_every_request_the_grammar_accepts_is_parsed_as_its_own_intent(grammar, 
     ("can you push our checkout back to one", "late_checkout", {"room": None}),
     ("there is water leaking under the sink", "report_fault", {"thing": "sink", "room": None}),
     ("the air conditioning is blowing warm air", "report_fault", {"thing": "air conditioning", "room": None}),
+    ("i'd like an extra duvet for the sofa bed", "request_item", {"item": "duvet", "quantity": 1, "room": None}),
+    ("the lights in the bedroom don't turn on", "report_fault", {"thing": "light", "room": None}),
+    ("we don't have any bath towels", "request_item", {"item": "towel", "quantity": 1, "room": None}),
+    ("the minibar fridge is warm", "report_fault", {"thing": "fridge", "room": None}),
+    ("could we leave at one instead of eleven", "late_checkout", {"room": None}),
+    ("we need the room for a couple more hours", "late_checkout", {"room": None}),
+    ("can i hold on to my room till noon", "late_checkout", {"room": None}),
+    ("can i stay in my room past checkout", "late_checkout", {"room": None}),
+    ("what time does the bar stay open until", "question", None),       # "stay", but no later checkout
+    ("do you have luggage storage after checkout", "question", None),   # "after checkout", likewise
 ])
 def test_the_ways_guests_ask_beyond_the_first_grammar_are_parsed(text, intent, slots):
     got, got_slots = voice_ai.parse_intent(text)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import math
 import re
 import threading
 import wave
@@ -178,6 +179,7 @@ TEAM = {"request_item": ("delivery", "housekeeping"), "clean_room": ("housekeepi
 _lock = threading.Lock()
 _decoders: dict[str, object] = {}
 _graphs: dict[str, tuple[int, set, list]] = {}
+_intents = None
 #: the grammar's passes, tried in turn until one hears a request the parser knows (measured on
 #: espeak-ng voices and speeds, then judged on flite's voices and held-out phrasings): the compact
 #: grammar with silence allowed before and after the request; with filler words between words (a
@@ -194,6 +196,10 @@ NOISE_BELOW_SPEECH_DB = 32.0
 #: outside the grammar ("is a late checkout possible") is still heard word by word
 COMMON_WORDS, COMMON_SHARE = 500, 0.1
 RETRY_SECONDS = 10.0
+#: when the grammar's words and the statistical pass's share less than this (``shared``) and the
+#: statistical pass heard at least this many words, the grammar forced a request on a phrasing it
+#: lacks (``hear``; chosen on the fifth held-out list of bench/models.py, judged on the sixth)
+FORCED = (0.4, 7)
 
 
 class Payload(BaseModel):
@@ -289,10 +295,14 @@ def _word_graph(d, jsgf: str = GRAMMAR) -> tuple[int, set, list]:
     then the reverse of that); built once per grammar (both grammar passes and the statistical
     model's sentences use it)."""
     if jsgf not in _graphs:
-        start, finals, edges = _edges(d, jsgf)
-        s1, f1, e1 = _determinized(finals, {start}, [(b, a, w) for a, b, w in edges])
-        _graphs[jsgf] = _determinized(f1, {s1}, [(b, a, w) for a, b, w in e1])
+        _graphs[jsgf] = _minimal(d, jsgf)
     return _graphs[jsgf]
+
+
+def _minimal(d, jsgf: str) -> tuple[int, set, list]:
+    start, finals, edges = _edges(d, jsgf)
+    s1, f1, e1 = _determinized(finals, {start}, [(b, a, w) for a, b, w in edges])
+    return _determinized(f1, {s1}, [(b, a, w) for a, b, w in e1])
 
 
 def compact_fsg(d, jsgf: str = GRAMMAR):
@@ -314,9 +324,12 @@ def compact_fsg(d, jsgf: str = GRAMMAR):
 
 def sentences(d, n: int, seed: int = 0, jsgf: str = GRAMMAR) -> list[list[str]]:
     """``n`` requests the grammar accepts, drawn by walking its word graph (each way on equally)."""
+    return _walks(*_word_graph(d, jsgf), n, seed)
+
+
+def _walks(start: int, finals: set, edges: list, n: int, seed: int) -> list[list[str]]:
     import random
 
-    start, finals, edges = _word_graph(d, jsgf)
     out: dict[int, list] = {}
     for a, b, w in edges:
         out.setdefault(a, []).append((w, b))
@@ -377,7 +390,6 @@ def arpa(drawn: list[list[str]], common: dict[str, float], share: float = COMMON
 def _statistical(options: dict):
     """A decoder with a trigram model of the grammar's requests and the commonest English words
     (``arpa``), over a dictionary of just those words."""
-    import math
     import os
     import tempfile
 
@@ -519,19 +531,97 @@ def confirmed(grammar: str, words: str) -> bool:
     return any(re.search(rf"\b{slots[k].split()[0]}", heard) for k in ("item", "thing") if slots.get(k))
 
 
-def transcribe(pcm: bytes) -> tuple[str, float]:
-    """(transcript, confidence) of 16 kHz mono PCM: the grammar's passes (``_grammar``) and the
-    statistical pass over the same clip; the grammar's request unless the statistical pass heard
-    another one that does not bear it out (``confirmed``). Hiss and static are no request."""
+def shared(grammar: str, words: str) -> float:
+    """The share of the grammar's words that the statistical pass heard too."""
+    mine = set(grammar.split())
+    return len(mine & set(words.split())) / max(1, len(mine))
+
+
+def hear(pcm: bytes) -> tuple[str, float, str | None]:
+    """(transcript, confidence, intent or None) of 16 kHz mono PCM: the grammar's passes
+    (``_grammar``) and the statistical pass over the same clip; the grammar's request unless the
+    statistical pass heard another one that does not bear it out (``confirmed``). When the two
+    share few words and the statistical pass heard a whole sentence (``FORCED``), the grammar
+    fitted its likeliest request to a phrasing it lacks: the transcript is the statistical pass's
+    and its intent is the classifier's (``Intents``), which weighs every word where the parser
+    wants exact forms. Hiss and static are no request."""
     if flatness(pcm) > 0.3:
-        return "", 0.0
+        return "", 0.0, None
     with _lock:  # one decoder per pass, one utterance at a time
         clip = padded(pcm)
         words, sure = _search(decoder("words"), clip)
         grammar, confidence = _grammar(pcm, clip)
+        shares, long = FORCED
+        if grammar and len(words.split()) >= long and shared(grammar, words) < shares:
+            return words, round(sure * 0.8, 3), intents().intent(words, parse_intent(words)[0])
     if confirmed(grammar, words):
-        return (grammar, confidence) if grammar else (words, sure)
-    return words, round(sure * 0.9, 3)
+        return ((grammar, confidence) if grammar else (words, sure)) + (None,)
+    return words, round(sure * 0.9, 3), None
+
+
+def transcribe(pcm: bytes) -> tuple[str, float]:
+    """(transcript, confidence) of 16 kHz mono PCM (``hear``)."""
+    return hear(pcm)[:2]
+
+
+class Intents:
+    """A naive Bayes classifier (Bernoulli: which words and word pairs occur) of the five intents,
+    trained on requests drawn from each intent's rule of both grammars (``GRAMMAR`` and
+    ``PHRASINGS``), ``per_rule`` of each. A misheard sentence still carries most of its words
+    ("the light my milk … to my room past checkout tomorrow"): the regular expressions of
+    ``parse_intent`` need exact forms and the first one to match wins, the classifier weighs them all.
+    """
+
+    RULES = (("item_request", "request_item"), ("clean", "clean_room"), ("fault", "report_fault"),
+             ("late", "late_checkout"), ("question", "question"))
+
+    def __init__(self, d, per_rule: int = 2000, seed: int = 3, alpha: float = 0.5):
+        from collections import Counter
+
+        seen: dict[str, Counter] = {}
+        drawn: Counter = Counter()
+        for jsgf in (GRAMMAR, PHRASINGS):
+            for rule, intent in self.RULES:
+                only = re.sub(r"\((?:<item_request> \| <clean> \| <fault> \| <late> \| <question>)\)",
+                              f"<{rule}>", jsgf, count=1)
+                for words in _walks(*_minimal(d, only), per_rule, seed):  # one rule: not cached
+                    seen.setdefault(intent, Counter()).update(set(self.features(" ".join(words))))
+                    drawn[intent] += 1
+        self.weights = {}  # intent → (log-odds of each feature present, sum of log P(absent))
+        for intent, counts in seen.items():
+            n = drawn[intent]
+            present = {f: (c + alpha) / (n + 2 * alpha) for f, c in counts.items()}
+            self.weights[intent] = {f: math.log(p) - math.log(1 - p) for f, p in present.items()}
+        self.unseen = {i: math.log(alpha / (drawn[i] + 2 * alpha)) - math.log(1 - alpha / (drawn[i] + 2 * alpha))
+                       for i in seen}
+        # log P(no feature present): what a feature's presence is weighed against
+        self.absent = {i: sum(math.log(1 - (c + alpha) / (drawn[i] + 2 * alpha)) for c in seen[i].values())
+                       for i in seen}
+        self.vocabulary = set().union(*self.weights.values())
+
+    @staticmethod
+    def features(text: str) -> list[str]:
+        words = normalised(text).split()
+        return words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+
+    def scores(self, text: str) -> dict[str, float]:
+        feats = set(self.features(text)) & self.vocabulary
+        return {i: self.absent[i] + sum(w.get(f, self.unseen[i]) for f in feats) for i, w in self.weights.items()}
+
+    def intent(self, text: str, parsed: str = "unknown", within: float = 10.0) -> str:
+        """The likeliest intent; the parser's own (``parsed``) stands unless the likeliest is
+        ``within`` (natural log) likelier still: an exact form the parser knows is good evidence."""
+        scores = self.scores(text)
+        best = max(scores, key=scores.get)
+        return parsed if parsed in scores and scores[best] - scores[parsed] < within else best
+
+
+def intents() -> Intents:
+    """The classifier, trained once (about a second) on first use."""
+    global _intents
+    if _intents is None:
+        _intents = Intents(decoder("hotel"))
+    return _intents
 
 
 #: spoken forms and word forms mapped to the parser's words
@@ -585,15 +675,14 @@ def normalised(text: str) -> str:
     return joined
 
 
-def parse_intent(text: str) -> tuple[str, dict]:
+def parse_intent(text: str, intent: str | None = None) -> tuple[str, dict]:
+    """(intent, slots) of a transcript or typed request. With ``intent`` given (the classifier's,
+    ``Intents``), only its slots are looked for; an item request with no item, or a fault with no
+    faulty thing, in the words is ``unknown`` (nothing to act on: the guest is asked again)."""
     joined = normalised(text)
-    room = None
-    m = re.search(r"room ((?:(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)\s?){3,4})", joined)
-    if m:
-        room = "".join(DIGITS[w] for w in m.group(1).split())
-    else:
-        m = re.search(r"room (\d{3,4})", joined)
-        room = m.group(1) if m else None
+    if intent is not None:
+        return _slots(intent, text, joined)
+    room = _room(joined)
     if re.search(LATE, joined):
         return "late_checkout", {"room": room}
     if re.search(FAULTY, joined):
@@ -603,17 +692,43 @@ def parse_intent(text: str) -> tuple[str, dict]:
     items = [i for i in ITEMS if re.search(rf"\b{i}\b(?! machine)", joined)]  # not "where's the ice machine"
     if re.search(rf"\b(?:{CLEAN})\b", joined) and not items:
         return "clean_room", {"room": room}
-    for item in sorted(items, key=len, reverse=True):
-        qty = 1
-        m = re.search(rf"\b(\w+) (?:(?:more|extra|new|fresh|clean|spare) )?{item}\b", joined)
-        if m and m.group(1) in NUMBERS:
-            qty = NUMBERS[m.group(1)]
-        elif m and m.group(1).isdigit():
-            qty = int(m.group(1))
-        return "request_item", {"item": singular(item), "quantity": qty, "room": room}
+    if items:
+        return "request_item", _item(items, joined, room)
     if re.search(QUESTION, joined):
         return "question", {"text": text}
     return "unknown", {}
+
+
+def _room(joined: str) -> str | None:
+    m = re.search(r"room ((?:(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)\s?){3,4})", joined)
+    if m:
+        return "".join(DIGITS[w] for w in m.group(1).split())
+    m = re.search(r"room (\d{3,4})", joined)
+    return m.group(1) if m else None
+
+
+def _item(items: list[str], joined: str, room: str | None) -> dict:
+    item = max(items, key=len)
+    qty = 1
+    m = re.search(rf"\b(\w+) (?:(?:more|extra|new|fresh|clean|spare) )?{item}\b", joined)
+    if m and m.group(1) in NUMBERS:
+        qty = NUMBERS[m.group(1)]
+    elif m and m.group(1).isdigit():
+        qty = int(m.group(1))
+    return {"item": singular(item), "quantity": qty, "room": room}
+
+
+def _slots(intent: str, text: str, joined: str) -> tuple[str, dict]:
+    room = _room(joined)
+    if intent == "request_item":
+        items = [i for i in ITEMS if re.search(rf"\b{i}\b(?! machine)", joined)]
+        return ("request_item", _item(items, joined, room)) if items else ("unknown", {})
+    if intent == "report_fault":
+        thing = next((t for t in THINGS if re.search(rf"\b{t}(?:s|es|ing)?\b", joined)), None)
+        return ("report_fault", {"thing": thing, "room": room}) if thing else ("unknown", {})
+    if intent == "question":
+        return "question", {"text": text}
+    return intent, {"room": room}
 
 
 def run(ctx: Context, payload: dict) -> Result:
@@ -623,10 +738,10 @@ def run(ctx: Context, payload: dict) -> Result:
             raw = base64.b64decode(p.audio, validate=True)
         except (binascii.Error, ValueError):
             raise ValidationError("audio is not base64", {"field": "audio"}) from None
-        transcript, confidence = transcribe(pcm16k(raw))
+        transcript, confidence, heard = hear(pcm16k(raw))
     else:
-        transcript, confidence = p.text, 1.0
-    intent, slots = parse_intent(transcript)
+        transcript, confidence, heard = p.text, 1.0, None
+    intent, slots = parse_intent(transcript, heard)
     if intent == "unknown":
         confidence = min(confidence, 0.1)
     room = own_room(ctx, p.roomNumber)  # a guest: their own room only (another is FORBIDDEN)

@@ -714,6 +714,131 @@ HELD_OUT_4 = [('could i get a couple more towels sent up please', 'request_item'
               ('is there a cash machine anywhere nearby', 'question'),
               ("i'm in room eight ten which floor is the spa on", 'question'),
               ('sorry my english not so good where is the lift', 'question')]
+#: a fifth list, 60 more by another person who saw none of the above; judged once with the code of
+#: the time (spoken 0.700 / 0.662 / 0.704, typed 53/60), then used to write the parser's and the
+#: wider phrasings' newer forms and to choose when the classifier reads the statistical pass's words
+HELD_OUT_5 = [('um hi could someone bring up two extra towels to room three one five', 'request_item'),
+              ("we're out of toilet paper", 'request_item'),
+              ('can i get another pillow please', 'request_item'),
+              ('hello i need a baby cot for room five twelve', 'request_item'),
+              ('could you send up a plug adapter for a uk socket', 'request_item'),
+              ("there's no shampoo in the bathroom could you send some up", 'request_item'),
+              ('bring me four bottles of water room eight oh two', 'request_item'),
+              ("i'd like an extra duvet for the sofa bed please", 'request_item'),
+              ('we need more hangers the wardrobe only has three', 'request_item'),
+              ('hiya any chance of some more coffee pods for the machine', 'request_item'),
+              ('please send a toothbrush and toothpaste to room two two nine', 'request_item'),
+              ('my wife needs an iron and ironing board can you have one brought up', 'request_item'),
+              ('can housekeeping come and clean my room please', 'clean_room'),
+              ('hi room four one seven needs to be made up', 'clean_room'),
+              ("um could you send someone to tidy the room while we're at breakfast", 'clean_room'),
+              ("the room hasn't been serviced today", 'clean_room'),
+              ('please clean room six zero three', 'clean_room'),
+              ("i'd like my room cleaned after eleven if possible", 'clean_room'),
+              ('we spilled wine on the carpet can someone come and clean it up', 'clean_room'),
+              ("hello is it possible to have the room done now we're going out", 'clean_room'),
+              ('send the maid to room nine fourteen please', 'clean_room'),
+              ('could housekeeping empty the bins and make the beds', 'clean_room'),
+              ('sorry nobody cleaned our room yesterday can you send someone today', 'clean_room'),
+              ('yeah housekeeping for room three hundred and two please', 'clean_room'),
+              ("the tv in my room isn't working", 'report_fault'),
+              ('hi the air conditioning in room seven oh eight is making a loud noise and not cooling', 'report_fault'),
+              ("there's water leaking from the ceiling in the bathroom", 'report_fault'),
+              ('um the shower has no hot water', 'report_fault'),
+              ("my door won't lock properly room two fifteen", 'report_fault'),
+              ("the toilet won't stop running", 'report_fault'),
+              ('wifi keeps dropping out in my room', 'report_fault'),
+              ("the safe is stuck and i can't get my passport out", 'report_fault'),
+              ("hello the lights in the bedroom don't turn on", 'report_fault'),
+              ("the minibar fridge is warm it's not cold at all", 'report_fault'),
+              ("the heating's broken and it's really cold in room five five one", 'report_fault'),
+              ("sorry the sink is blocked and the water won't drain", 'report_fault'),
+              ('can i check out late tomorrow', 'late_checkout'),
+              ('is it possible to keep the room until two in the afternoon on our last day', 'late_checkout'),
+              ("hi our flight isn't until the evening could we stay in the room a bit longer on sunday", 'late_checkout'),
+              ("i'd like a late checkout please room six two zero", 'late_checkout'),
+              ('um could we leave at one instead of eleven tomorrow', 'late_checkout'),
+              ('we need the room for an extra couple of hours after checkout time', 'late_checkout'),
+              ('late check out for room four forty please', 'late_checkout'),
+              ('could you push my checkout back a few hours', 'late_checkout'),
+              ('is there any way i can hold on to my room till noon on friday', 'late_checkout'),
+              ('me and my kids need to stay later tomorrow morning can we check out at twelve thirty', 'late_checkout'),
+              ('sorry may i please leave the room later on departure day', 'late_checkout'),
+              ("hello i'm not feeling well can i stay in my room past checkout tomorrow", 'late_checkout'),
+              ('what time is breakfast served', 'question'),
+              ("um where's the gym", 'question'),
+              ("what's the wifi password", 'question'),
+              ('is the pool open late tonight', 'question'),
+              ('hi how do i get to the airport is there a shuttle', 'question'),
+              ('do you have parking and how much is it', 'question'),
+              ('what time do i have to check out', 'question'),
+              ('excuse me which floor is the restaurant on', 'question'),
+              ('is there a pharmacy near the hotel', 'question'),
+              ('until what hour is the bar open', 'question'),
+              ('how late does the spa stay open on sundays', 'question'),
+              ('where can i find a taxi to the city centre', 'question')]
+#: a sixth list, 60 more by yet another person who saw none of the above, read only after the
+#: classifier and its thresholds were fixed: the judge of that change
+HELD_OUT_6 = [('hi could i get two more bath towels please', 'request_item'),
+              ("um we've got no pillows in here can someone bring a couple up", 'request_item'),
+              ('excuse me would it be possible to have a cot sent to room two one six for our baby', 'request_item'),
+              ('need a phone charger for an iphone', 'request_item'),
+              ("good evening my wife and i would be very grateful for an extra blanket as it's rather chilly tonight", 'request_item'),
+              ('please bring iron and ironing board to room four twenty', 'request_item'),
+              ('can i have some more shampoo and body wash sent up', 'request_item'),
+              ("there aren't any hangers in the wardrobe could you send some", 'request_item'),
+              ('ok so can somebody drop off a few bottles of water', 'request_item'),
+              ('hiya any chance of some extra milk for the tea in room six oh four', 'request_item'),
+              ('kindly send one hair dryer to my room sir', 'request_item'),
+              ('could ye send up a pair of slippers and a toothbrush', 'request_item'),
+              ('can you send housekeeping to clean my room please', 'clean_room'),
+              ("hi our room's a bit of a mess could someone come and tidy it", 'clean_room'),
+              ('room three one two needs servicing today', 'clean_room'),
+              ('um could the bed sheets be changed the kids spilled juice everywhere', 'clean_room'),
+              ('please make up the room while we are at breakfast', 'clean_room'),
+              ("the bin's full can someone come and take the rubbish away", 'clean_room'),
+              ('good morning we would appreciate it if the maid could come by and freshen up the room this afternoon', 'clean_room'),
+              ('i want room cleaning now please', 'clean_room'),
+              ('kindly arrange for my room to be cleaned room five oh eight', 'clean_room'),
+              ('yo can someone come clean my room', 'clean_room'),
+              ('could housekeeping pop round sometime after eleven', 'clean_room'),
+              ('sorry we missed the cleaning earlier is it possible to have the room done now', 'clean_room'),
+              ("the telly's not working", 'report_fault'),
+              ('hi the air conditioning in room two oh nine is blowing warm air', 'report_fault'),
+              ("um the shower won't get hot", 'report_fault'),
+              ("my key card stopped working i can't get into my room", 'report_fault'),
+              ("sorry to bother you but the toilet keeps running and won't stop", 'report_fault'),
+              ('the wifi keeps dropping every few minutes', 'report_fault'),
+              ('there is problem with the heater it makes loud noise and no heat is coming', 'report_fault'),
+              ('the phone in my room has no dial tone', 'report_fault'),
+              ("the remote control's dead", 'report_fault'),
+              ("the safe is locked and it won't open with my code", 'report_fault'),
+              ("excuse me the window in our room doesn't close properly and there's a terrible draught", 'report_fault'),
+              ('kettle is broken in room seven one five', 'report_fault'),
+              ('can i check out late tomorrow', 'late_checkout'),
+              ("hi is it possible to keep the room until two o'clock on sunday", 'late_checkout'),
+              ("our flight isn't until the evening could we stay in the room a bit longer", 'late_checkout'),
+              ('i need a late checkout please', 'late_checkout'),
+              ('um would it be alright if we left at one instead of eleven on our last day', 'late_checkout'),
+              ('please extend my checkout time by two hours', 'late_checkout'),
+              ('good afternoon my husband and i were hoping to vacate the room a little later on our departure day', 'late_checkout'),
+              ('can we hang on to the room till three the baby naps after lunch', 'late_checkout'),
+              ('i want to leave later tomorrow not at twelve', 'late_checkout'),
+              ('any chance of a later check out for room eight two two', 'late_checkout'),
+              ('could i hold the room until evening tomorrow my meeting finishes late', 'late_checkout'),
+              ("ok so we'd like to stay past checkout time on friday", 'late_checkout'),
+              ("what time's breakfast", 'question'),
+              ("hi what's the wifi password", 'question'),
+              ('where is the gym', 'question'),
+              ('um how late is the pool open tonight', 'question'),
+              ('is there somewhere i can leave my bags after checkout', 'question'),
+              ('what time do we have to check out', 'question'),
+              ('excuse me could you tell me whether there is a pharmacy near the hotel', 'question'),
+              ('do you have parking and how much is it per night', 'question'),
+              ('how do i get to the airport from here', 'question'),
+              ('is the spa open on sundays', 'question'),
+              ('does the hotel do a laundry service', 'question'),
+              ('until what time they are serving dinner in the restaurant', 'question')]
 VOICES = ("en-us", "en-gb", "en+f3", "en+m7")          # espeak-ng: what the grammar was tuned on
 SPEEDS = (130, 160, 200)
 OTHER_VOICES = ("kal16", "awb", "rms", "slt")          # flite's CMU voices, built from recordings of people
@@ -750,10 +875,11 @@ def bench_voice(root: Path) -> list[list]:
             continue
         for label, phrases in (("the grammar's requests", PHRASES), ("held-out phrasings", HELD_OUT),
                                ("second held-out phrasings", HELD_OUT_2), ("third held-out phrasings", HELD_OUT_3),
-                               ("fourth held-out phrasings", HELD_OUT_4)):
+                               ("fourth held-out phrasings", HELD_OUT_4), ("fifth held-out phrasings", HELD_OUT_5),
+                               ("sixth held-out phrasings", HELD_OUT_6)):
             open_vocab = Decoder(loglevel="FATAL") if voices is VOICES and phrases is PHRASES else None
-            ours = base = n = 0
-            cases = [(p, v, s) for p in phrases for v in voices for s in speeds]
+            ours = wrong = base = n = 0
+            cases = [(p, v, s) for p in phrases for v in voices for s in speeds][::VOICE_EVERY]
             with click.progressbar(cases, label=f"voice: {engine}, {label}", file=sys.stderr) as bar:
                 for (text, intent), voice, speed in bar:
                     wav = root / "v.wav"
@@ -764,6 +890,7 @@ def bench_voice(root: Path) -> list[list]:
                                        {"audio": base64.b64encode(wav.read_bytes()).decode()})
                     spent.append(time.perf_counter() - started)
                     ours += out.outputs["intent"] == intent
+                    wrong += out.outputs["intent"] not in (intent, "unknown")  # a task for the wrong thing
                     n += 1
                     if open_vocab is not None:
                         open_vocab.start_utt()
@@ -773,7 +900,7 @@ def bench_voice(root: Path) -> list[list]:
                         base += voice_ai.parse_intent(hyp.hypstr if hyp else "")[0] == intent
             kind = f"{engine} voices never tuned on" if voices is MORE_ESPEAK else f"{engine} voices"
             rows.append(["voice-ai", f"intent accuracy, {label}: {len(phrases)} x {len(voices)} {kind} x "
-                         f"{len(speeds)} speeds", f"{ours / max(1, n):.3f}",
+                         f"{len(speeds)} speeds", f"{ours / max(1, n):.3f} ({wrong / max(1, n):.3f} wrong)",
                          f"{base / n:.3f} same parser on pocketsphinx's open-vocabulary model"
                          if open_vocab is not None else "", ">= 0.95"])
     if spent:
@@ -782,7 +909,8 @@ def bench_voice(root: Path) -> list[list]:
                      f"{spent[len(spent) // 2] * 1000:.0f} / {spent[int(len(spent) * 0.9)] * 1000:.0f} / "
                      f"{spent[-1] * 1000:.0f}", "", ""])
     for label, phrases in (("held-out", HELD_OUT), ("second held-out", HELD_OUT_2), ("third held-out", HELD_OUT_3),
-                           ("fourth held-out", HELD_OUT_4)):
+                           ("fourth held-out", HELD_OUT_4), ("fifth held-out", HELD_OUT_5),
+                           ("sixth held-out", HELD_OUT_6)):
         typed = sum(voice_ai.parse_intent(t)[0] == i for t, i in phrases)
         rows.append(["voice-ai", f"intent of the typed {label} phrasings ({len(phrases)})",
                      f"{typed}/{len(phrases)}", "", ""])
@@ -801,7 +929,11 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {', '.join(SECTIONS)}")
+    ap.add_argument("--voice-every", type=int, default=1, metavar="N",
+                    help="speak every Nth voice case only (all of them: 6,768 clips, about 2 hours)")
     args = ap.parse_args()
+    global VOICE_EVERY
+    VOICE_EVERY = max(1, args.voice_every)
     root = Path(tempfile.mkdtemp(prefix="bench-models-"))
     rows = [row for name in args.only.split(",") for row in SECTIONS[name.strip()](root)]
     widths = [max(len(str(r[i])) for r in rows + [HEAD]) for i in range(5)]
@@ -810,6 +942,7 @@ def main() -> None:
 
 
 HEAD = ["model", "metric", "ours", "baseline", "aim"]
+VOICE_EVERY = 1
 
 if __name__ == "__main__":
     main()

@@ -20,5 +20,6 @@ try:  # a failure here must not stop the forkserver: the worker then imports on 
 
     for kind in ("words", "hotel"):
         voice_ai.decoder(kind)
+    voice_ai.intents()  # the classifier of misheard sentences, trained once here
 except Exception:  # noqa: BLE001  # pragma: no cover
     pass

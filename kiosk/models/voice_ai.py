@@ -7,11 +7,13 @@ model of a wider set of phrasings (``PHRASINGS``) and the commonest English word
 which still hears a request phrased in a way the grammar lacks, where the grammar fits some
 other request to it.
 The grammar's request stands unless the statistical pass heard another that does not share its
-subject (``confirmed``). Room noise goes under the clip first (``padded``): exact digital
-silence between words made the recogniser lose them. When the grammar's path does not finish
+subject (``confirmed``), or the two share so few words that the grammar forced a request on a
+phrasing it lacks: then a naive Bayes classifier (``Intents``) reads the statistical pass's
+words. Room noise goes under the clip first (``padded``): exact digital silence between words
+made the recogniser lose them. When the grammar's path does not finish
 (a breath between words, fast speech) its next passes (``PASSES``: fillers allowed, the clip
 15 % slower) often do. Measured in bench/models.py on espeak-ng voices, flite's CMU voices and
-four held-out lists of phrasings, the last two written by people who never saw the grammar.
+six held-out lists of phrasings, the last four written by people who never saw the grammar.
 The transcript (or typed text) is parsed into an intent — ``request_item`` (item,
 quantity, room), ``clean_room`` (room), ``report_fault`` (thing, room), ``late_checkout``,
 ``question`` — and actionable intents become a CREATE_TASK for the right team.

@@ -857,6 +857,10 @@ def speak(engine: str, voice: str, speed, text: str, wav: Path) -> bool:
     return subprocess.run(cmd, capture_output=True).returncode == 0
 
 
+HELD_OUTS = (("held-out", HELD_OUT), ("second held-out", HELD_OUT_2), ("third held-out", HELD_OUT_3),
+             ("fourth held-out", HELD_OUT_4), ("fifth held-out", HELD_OUT_5), ("sixth held-out", HELD_OUT_6))
+
+
 def bench_voice(root: Path) -> list[list]:
     import base64
     import shutil
@@ -873,10 +877,7 @@ def bench_voice(root: Path) -> list[list]:
         if shutil.which(engine) is None:
             rows.append(["voice-ai", f"intent accuracy, {engine} voices", f"skipped: {engine} not installed", "", ""])
             continue
-        for label, phrases in (("the grammar's requests", PHRASES), ("held-out phrasings", HELD_OUT),
-                               ("second held-out phrasings", HELD_OUT_2), ("third held-out phrasings", HELD_OUT_3),
-                               ("fourth held-out phrasings", HELD_OUT_4), ("fifth held-out phrasings", HELD_OUT_5),
-                               ("sixth held-out phrasings", HELD_OUT_6)):
+        for label, phrases in [("the grammar's requests", PHRASES)] + [(f"{k} phrasings", p) for k, p in HELD_OUTS]:
             open_vocab = Decoder(loglevel="FATAL") if voices is VOICES and phrases is PHRASES else None
             ours = wrong = base = n = 0
             cases = [(p, v, s) for p in phrases for v in voices for s in speeds][::VOICE_EVERY]
@@ -908,9 +909,7 @@ def bench_voice(root: Path) -> list[list]:
         rows.append(["voice-ai", f"ms per spoken utterance, median / 90th percentile / max ({len(spent)})",
                      f"{spent[len(spent) // 2] * 1000:.0f} / {spent[int(len(spent) * 0.9)] * 1000:.0f} / "
                      f"{spent[-1] * 1000:.0f}", "", ""])
-    for label, phrases in (("held-out", HELD_OUT), ("second held-out", HELD_OUT_2), ("third held-out", HELD_OUT_3),
-                           ("fourth held-out", HELD_OUT_4), ("fifth held-out", HELD_OUT_5),
-                           ("sixth held-out", HELD_OUT_6)):
+    for label, phrases in HELD_OUTS:
         typed = sum(voice_ai.parse_intent(t)[0] == i for t, i in phrases)
         rows.append(["voice-ai", f"intent of the typed {label} phrasings ({len(phrases)})",
                      f"{typed}/{len(phrases)}", "", ""])

@@ -553,9 +553,9 @@ def hear(pcm: bytes) -> tuple[str, float, str | None]:
         clip = padded(pcm)
         words, sure = _search(decoder("words"), clip)
         grammar, confidence = _grammar(pcm, clip)
-        shares, long = FORCED
-        if grammar and len(words.split()) >= long and shared(grammar, words) < shares:
-            return words, round(sure * 0.8, 3), intents().intent(words, parse_intent(words)[0])
+    shares, long = FORCED
+    if grammar and len(words.split()) >= long and shared(grammar, words) < shares:
+        return words, round(sure * 0.8, 3), intents().intent(words, parse_intent(words)[0])
     if confirmed(grammar, words):
         return ((grammar, confidence) if grammar else (words, sure)) + (None,)
     return words, round(sure * 0.9, 3), None
@@ -584,12 +584,10 @@ class Intents:
         drawn: Counter = Counter()
         for jsgf in (GRAMMAR, PHRASINGS):
             for rule, intent in self.RULES:
-                only = re.sub(r"\((?:<item_request> \| <clean> \| <fault> \| <late> \| <question>)\)",
-                              f"<{rule}>", jsgf, count=1)
-                for words in _walks(*_minimal(d, only), per_rule, seed):  # one rule: not cached
+                for words in _walks(*_minimal(d, one_rule(jsgf, rule)), per_rule, seed):  # not cached
                     seen.setdefault(intent, Counter()).update(set(self.features(" ".join(words))))
                     drawn[intent] += 1
-        self.weights = {}  # intent → (log-odds of each feature present, sum of log P(absent))
+        self.weights = {}  # intent → feature → log-odds of the feature being present
         for intent, counts in seen.items():
             n = drawn[intent]
             present = {f: (c + alpha) / (n + 2 * alpha) for f, c in counts.items()}
@@ -618,8 +616,15 @@ class Intents:
         return parsed if parsed in scores and scores[best] - scores[parsed] < within else best
 
 
+def one_rule(jsgf: str, rule: str) -> str:
+    """The grammar with only ``rule`` (``item_request``, ``clean``, ``fault``, ``late`` or
+    ``question``) as its request."""
+    return re.sub(r"\((?:<item_request> \| <clean> \| <fault> \| <late> \| <question>)\)", f"<{rule}>", jsgf,
+                  count=1)
+
+
 def intents() -> Intents:
-    """The classifier, trained once (about a second) on first use."""
+    """The classifier, trained once on first use (1.6 s; the model workers' forkserver does it)."""
     global _intents
     if _intents is None:
         _intents = Intents(decoder("hotel"))
@@ -688,11 +693,9 @@ def parse_intent(text: str, intent: str | None = None) -> tuple[str, dict]:
     room = _room(joined)
     if re.search(LATE, joined):
         return "late_checkout", {"room": room}
-    if re.search(FAULTY, joined):
-        for thing in THINGS:
-            if re.search(rf"\b{thing}(?:s|es|ing)?\b", joined):
-                return "report_fault", {"thing": thing, "room": room}
-    items = [i for i in ITEMS if re.search(rf"\b{i}\b(?! machine)", joined)]  # not "where's the ice machine"
+    if re.search(FAULTY, joined) and (thing := _thing(joined)):
+        return "report_fault", {"thing": thing, "room": room}
+    items = _items(joined)
     if re.search(rf"\b(?:{CLEAN})\b", joined) and not items:
         return "clean_room", {"room": room}
     if items:
@@ -710,6 +713,14 @@ def _room(joined: str) -> str | None:
     return m.group(1) if m else None
 
 
+def _items(joined: str) -> list[str]:
+    return [i for i in ITEMS if re.search(rf"\b{i}\b(?! machine)", joined)]  # not "where's the ice machine"
+
+
+def _thing(joined: str) -> str | None:
+    return next((t for t in THINGS if re.search(rf"\b{t}(?:s|es|ing)?\b", joined)), None)
+
+
 def _item(items: list[str], joined: str, room: str | None) -> dict:
     item = max(items, key=len)
     qty = 1
@@ -724,10 +735,10 @@ def _item(items: list[str], joined: str, room: str | None) -> dict:
 def _slots(intent: str, text: str, joined: str) -> tuple[str, dict]:
     room = _room(joined)
     if intent == "request_item":
-        items = [i for i in ITEMS if re.search(rf"\b{i}\b(?! machine)", joined)]
+        items = _items(joined)
         return ("request_item", _item(items, joined, room)) if items else ("unknown", {})
     if intent == "report_fault":
-        thing = next((t for t in THINGS if re.search(rf"\b{t}(?:s|es|ing)?\b", joined)), None)
+        thing = _thing(joined)
         return ("report_fault", {"thing": thing, "room": room}) if thing else ("unknown", {})
     if intent == "question":
         return "question", {"text": text}

@@ -30,6 +30,9 @@ HTTP_STATUS: dict[str, int] = {
     "CURSOR_EXPIRED": 410,
     "PAYLOAD_TOO_LARGE": 413,
     "RATE_LIMITED": 429,
+    "BUSY": 429,
+    "KEY_CONFLICT": 409,
+    "HOST_NOT_ALLOWED": 421,
     "CONFIG_ERROR": 500,
     "NOT_INITIALISED": 503,
     "STORE_BUSY": 503,
@@ -61,6 +64,9 @@ HINTS: dict[str, str] = {
     "CURSOR_EXPIRED": "the agent re-syncs by itself; `kiosk-agent resync` does it at once",
     "PAYLOAD_TOO_LARGE": "send less (server.max_body_bytes)",
     "RATE_LIMITED": "wait details.retryAfter seconds",
+    "BUSY": "the kiosk is at its limit of work in flight; try again after details.retryAfter seconds",
+    "KEY_CONFLICT": "this idempotency key was already used for another hotel or device; the entry needs a new key",
+    "HOST_NOT_ALLOWED": "open the kiosk by an address listed in server.allowed_hosts",
     "CONFIG_ERROR": "fix the key named in the file or environment variable named",
     "NOT_INITIALISED": "every command of one kiosk needs the same --data-dir or KIOSK_DATA_DIR",
     "STORE_BUSY": "another process holds the database; try again",
@@ -179,6 +185,24 @@ class RateLimited(KioskError):
     """Too many failed attempts from one client; ``details['retryAfter']`` in seconds."""
 
     code = "RATE_LIMITED"
+
+
+class Busy(KioskError):
+    """Too much work in flight (model runs, event streams); ``details['retryAfter']`` in seconds."""
+
+    code = "BUSY"
+
+
+class KeyConflict(KioskError):
+    """An idempotency key already names an effect of another hotel or device."""
+
+    code = "KEY_CONFLICT"
+
+
+class HostNotAllowed(KioskError):
+    """The request's Host header is not one of ``server.allowed_hosts``."""
+
+    code = "HOST_NOT_ALLOWED"
 
 
 class ConfigError(KioskError):

@@ -211,9 +211,9 @@ def test_documented_error_responses_carry_codes_of_their_status(spec):
     # CONFIG_ERROR and NOT_INITIALISED stop the server before it serves anything;
     # METHOD_NOT_ALLOWED belongs to the admin endpoints' methods (elsewhere: info.description);
     # IDEMPOTENCY_KEY_REUSED and CURSOR_EXPIRED are the reference cloud's answers
-    # (docs/sync-protocol.md, docs/cloud-openapi.yaml)
+    # (docs/sync-protocol.md, docs/cloud-openapi.yaml), and so is KEY_CONFLICT
     assert seen == set(HTTP_STATUS) - {"CONFIG_ERROR", "NOT_INITIALISED", "IDEMPOTENCY_KEY_REUSED",
-                                       "CURSOR_EXPIRED"}
+                                       "CURSOR_EXPIRED", "KEY_CONFLICT"}
 
 
 # --- routes -----------------------------------------------------------------------------------

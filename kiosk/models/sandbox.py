@@ -32,6 +32,9 @@ from typing import Any
 
 log = logging.getLogger("kiosk.models")
 
+#: how much lower the model workers' CPU priority is than the web server's
+WORKER_NICENESS = 10
+
 _ctx = None
 _ctx_lock = threading.Lock()
 
@@ -70,6 +73,10 @@ def _address_space() -> int:
 def _worker(conn, memory_limit_bytes: int) -> None:  # pragma: no cover - runs in the worker process
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C at the terminal stops the kiosk, which stops us
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:  # models yield the cores to the web server: the lobby answers while speech is decoded
+        os.nice(WORKER_NICENESS)
+    except OSError:  # pragma: no cover - a syscall filter without setpriority
+        pass
     if memory_limit_bytes > 0:
         limit = _address_space() + memory_limit_bytes
         try:

@@ -4,8 +4,8 @@ The push job runs every ``poll_interval_seconds``: if new outbox entries
 appeared (the highest id moved) or ``push_interval_seconds`` passed, it drains
 what is due, a bounded number of batches per run, then tells systemd it is
 alive (WATCHDOG=1) — from the loop that does the work, so a stuck push stops
-the pings and systemd restarts the agent.  SIGTERM stops the scheduler after
-the running job finishes (requests have timeouts, so that is bounded).
+the pings and systemd restarts the agent.  SIGTERM or SIGINT stops the scheduler after
+the running job finishes, or after ``STOP_GRACE_SECONDS`` at most.
 The scheduled models (``agent.scheduled_models``) run daily at their ``HH:MM`` in the
 hotel's zone (``property.timezone``; the zone database's summer time, not a fixed offset).
 """
@@ -27,6 +27,11 @@ from . import housekeeping, sdnotify
 from .clients import puller_for
 
 log = logging.getLogger("agent")
+
+#: how often the main thread looks whether a signal asked it to stop
+STOP_POLL_SECONDS = 0.2
+#: how long a stop waits for a running job (a push's request can take its whole timeout)
+STOP_GRACE_SECONDS = 8.0
 
 MAX_BATCHES_PER_RUN = 20
 MAX_PULL_PAGES_PER_RUN = 20
@@ -131,16 +136,32 @@ class Agent:
                           args=[model_id], id=f"model:{model_id}:{hhmm}")
         return sched
 
-    def run(self) -> None:
+    def run(self) -> bool:
+        """Run until SIGTERM or SIGINT (any mix, any number); False when a job was still running
+        after :data:`STOP_GRACE_SECONDS` (the caller then ends the process: the job's work is in
+        the outbox and is sent again, nothing is lost).
+
+        The signal handlers only record the signal.  Setting an Event from a handler could
+        deadlock: the handler runs in the main thread, perhaps while that thread holds the
+        Event's own lock inside ``wait()``.
+        """
         sched = self.scheduler()
+        caught: list[int] = []
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop_event.set())
+            signal.signal(sig, lambda signum, _frame: caught.append(signum))
         sched.start()
         sdnotify.notify("READY=1")
         log.info("agent started", extra={"deviceId": self.device_id})
-        self.stop_event.wait()
+        while not caught and not self.stop_event.wait(STOP_POLL_SECONDS):
+            pass
         sdnotify.notify("STOPPING=1")
-        log.info("agent stopping")
-        sched.shutdown(wait=True)
+        log.info("agent stopping", extra={"signal": signal.Signals(caught[0]).name if caught else None})
+        stopper = threading.Thread(target=sched.shutdown, kwargs={"wait": True}, name="agent-stop", daemon=True)
+        stopper.start()
+        stopper.join(STOP_GRACE_SECONDS)
+        if stopper.is_alive():
+            log.warning("a job was still running at the stop; it ends with the process (its entries stay"
+                        " in the outbox and are sent again)")
+            return False
         log.info("agent stopped")
-
+        return True

@@ -3,7 +3,7 @@
 # tests (tests/test_powercut.py).  Only Debian packages are installed; nothing is downloaded.
 # The build is kept in ${XDG_CACHE_HOME:-~/.cache}/hotel-kiosk/lazyfs and redone only when
 # the vendored sources change (their SHA-256 is stamped beside the binary), so a fresh clone
-# on the same machine reuses it.  Prints the binary's path.  Called by scripts/setup.sh.
+# on the same machine reuses it.  Prints the binary's path.  Called by scripts/setup.sh --test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=third_party/lazyfs

@@ -50,10 +50,36 @@ if [ ! -f "$KIOSK_DATA_DIR/keys/cloud.json" ]; then
   $BIN/kiosk-agent link --cloud "http://127.0.0.1:$CLOUD_PORT" --device-id kiosk-1 --credential "$cred" >/dev/null
 fi
 mkdir -p "$KIOSK_DATA_DIR/qr" "$KIOSK_DATA_DIR/camera"
+# The printed codes are reused across starts while they are still active for another day;
+# only then (or once revoked) is a new one made, so a week of demos leaves one admin code,
+# not one per start.
+active=$($BIN/kiosk token list --status active --json)
 for role in guest staff admin; do
   case $role in guest) user=$guest ;; staff) user=s01 ;; *) user=demo-admin ;; esac
-  tok=$($BIN/kiosk token create --role "$role" --hotel demo --user "$user" --reusable \
-        --expires-in 7d --png "$KIOSK_DATA_DIR/qr/$role.png")
+  saved="$KIOSK_DATA_DIR/qr/$role.token"
+  tok=""
+  if [ -s "$saved" ] && $BIN/python - "$saved" "$active" <<'PY'
+import base64, json, sys, time
+token = open(sys.argv[1]).read().strip()
+try:
+    part = token.split(".")[1]
+    jti = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))["jti"]
+except (IndexError, KeyError, ValueError):
+    sys.exit(1)
+for line in sys.argv[2].splitlines():
+    t = json.loads(line)
+    if t["jti"] == jti:
+        left = time.mktime(time.strptime(t["expiresAt"][:19], "%Y-%m-%dT%H:%M:%S")) - time.mktime(time.gmtime())
+        sys.exit(0 if left > 86400 else 1)
+sys.exit(1)
+PY
+  then
+    tok=$(cat "$saved")
+  else
+    tok=$($BIN/kiosk token create --role "$role" --hotel demo --user "$user" --reusable \
+          --expires-in 7d --png "$KIOSK_DATA_DIR/qr/$role.png")
+    printf '%s\n' "$tok" > "$saved"
+  fi
   echo "demo $role token (QR: $KIOSK_DATA_DIR/qr/$role.png):"
   echo "  $tok"
 done

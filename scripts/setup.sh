@@ -1,23 +1,48 @@
 #!/usr/bin/env bash
-# Set up everything on a fresh Debian machine: system packages, a venv, the project.
-# Idempotent; used by the README's commands and by .ci/run.
+# Set up on a fresh Debian machine: system packages, a venv, the project.  Idempotent.
+#   bash scripts/setup.sh          what runs the product (a kiosk box, the demo): Python, the
+#                                  QR library, time zones; no compilers, no database server,
+#                                  no test voices or browser
+#   bash scripts/setup.sh --test   that, plus the test tools (what the README's test command
+#                                  and .ci/run use): Chromium, PostgreSQL, espeak-ng and flite,
+#                                  faketime, systemd's analyzer, the test packages, LazyFS
 set -euo pipefail
 cd "$(dirname "$0")/.."
+TEST=no
+for arg in "$@"; do
+  case $arg in
+    --test) TEST=yes ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "error: VALIDATION_ERROR: unknown option $arg (use --test)" >&2; exit 2 ;;
+  esac
+done
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-PKGS="python3 python3-venv python3-dev gcc libzbar0 tzdata systemd faketime chromium espeak-ng flite postgresql"  # tzdata: the zones property.timezone names (not in every minimal image); test tools: faketime (clock skew), chromium (screens), espeak-ng and flite (speech: synthetic voices, and CMU voices built from recordings of people), postgresql (the cloud on PostgreSQL: throwaway servers)
+# tzdata: the zones property.timezone names (not in every minimal image)
+PKGS="python3 python3-venv libzbar0 tzdata"
+# test tools: faketime (clock skew), chromium (screens), espeak-ng and flite (speech: synthetic
+# voices, and CMU voices built from recordings of people), postgresql (the cloud on PostgreSQL:
+# throwaway servers), systemd (systemd-analyze verify / security of the units), gcc and
+# python3-dev (a wheel a test package may lack)
+[ "$TEST" = yes ] && PKGS="$PKGS python3-dev gcc systemd faketime chromium espeak-ng flite postgresql"
 missing=$(for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 # Another apt-get (unattended-upgrades on a fresh machine, often) may hold the dpkg lock:
 # wait for it, up to APT_LOCK_WAIT seconds, instead of failing at once.
 APT=(apt-get -o "DPkg::Lock::Timeout=${APT_LOCK_WAIT:-600}")
 if [ -n "$missing" ]; then
-  echo "installing $missing (waiting for apt's lock if another apt-get holds it)" >&2
+  echo "installing" $missing "(waiting for apt's lock if another apt-get holds it)" >&2
   $SUDO "${APT[@]}" update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO "${APT[@]}" install -y -qq $missing >/dev/null
 fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --upgrade pip 2>&1 | grep -v '^WARNING' || true
-.venv/bin/pip install -q -e ".[test]" 2>&1 | grep -v '^WARNING' || true
+if [ "$TEST" = yes ]; then
+  .venv/bin/pip install -q -e ".[test]" 2>&1 | grep -v '^WARNING' || true
+else
+  .venv/bin/pip install -q -e . 2>&1 | grep -v '^WARNING' || true
+fi
 .venv/bin/python -c "import kiosk.cli" # fail here, not later, if the install did not work
-# LazyFS for the power-cut tests, built once per machine; where it cannot be built those tests skip, saying why
-bash scripts/build-lazyfs.sh >/dev/null || echo "warning: LazyFS did not build; tests/test_powercut.py will skip" >&2
+if [ "$TEST" = yes ]; then
+  # LazyFS for the power-cut tests, built once per machine; where it cannot be built those tests skip, saying why
+  bash scripts/build-lazyfs.sh >/dev/null || echo "warning: LazyFS did not build; tests/test_powercut.py will skip" >&2
+fi

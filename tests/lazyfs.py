@@ -55,7 +55,7 @@ def unusable() -> str | None:
         return "fusermount3 is missing (Debian package fuse3); the power-cut tests need it"
     if not os.access(binary(), os.X_OK):
         return (f"LazyFS is not built ({binary()} is missing); `bash scripts/build-lazyfs.sh` builds it "
-                "(scripts/setup.sh does) from third_party/lazyfs")
+                "(scripts/setup.sh --test does) from third_party/lazyfs")
     return None
 
 

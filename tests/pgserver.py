@@ -1,6 +1,6 @@
 """A throwaway PostgreSQL server for tests: initdb in a temporary directory, started on a
 free port on 127.0.0.1, removed at the end.  A real server (Debian's postgresql package,
-installed by scripts/setup.sh), never a mock.
+installed by scripts/setup.sh --test), never a mock.
 
 PostgreSQL refuses to run as root; as root the cluster belongs to the ``postgres`` user
 the Debian package creates.
@@ -27,7 +27,7 @@ def pg_bin() -> Path | None:
 def available() -> str | None:
     """None if a throwaway server can be started here, else why not."""
     if pg_bin() is None:
-        return "PostgreSQL is not installed (scripts/setup.sh installs Debian's postgresql)"
+        return "PostgreSQL is not installed (scripts/setup.sh --test installs Debian's postgresql)"
     if os.getuid() == 0:
         try:
             import pwd

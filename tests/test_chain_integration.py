@@ -150,7 +150,7 @@ def test_pms_work_orders_fleet_health_and_the_hotel_wide_security_view(tmp_path,
         assert [(e["kind"], e["subject"]) for e in events] == [("TOKEN_REPLAY", jti)]
 
 
-@pytest.mark.skipif(not Path(LIBFAKETIME).exists(), reason="libfaketime is not installed (scripts/setup.sh does)")
+@pytest.mark.skipif(not Path(LIBFAKETIME).exists(), reason="libfaketime is not installed (scripts/setup.sh --test does)")
 def test_a_kiosk_offline_past_the_retention_resyncs_by_itself_and_keeps_its_outbox(tmp_path, site):
     cloud, (k0, k1), creds = site(2)
     room = "room_number,room_type,floor,status\n{}\n"

@@ -74,3 +74,23 @@ def test_bad_duration_and_hotel_id(tmp_path):
         config_mod.load(None, env={}, overrides={"tokens": {"default_ttl": "soon"}})
     with pytest.raises(ConfigError, match="property.hotels"):
         config_mod.load(None, env={}, overrides={"property": {"hotels": ["bad id!"]}})
+
+
+def test_a_config_yaml_in_the_working_directory_that_is_not_in_use_is_named(tmp_path):
+    """A config.yaml someone edited next to them, while every command reads another (or the
+    embedded defaults), is said once, on stderr; the checkout's own (the defaults) is quiet."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    assert config_mod.unused_local_config(None, cwd=Path(__file__).resolve().parents[1]) is None
+    (tmp_path / "config.yaml").write_text("server:\n  port: 9999\n")
+    note = config_mod.unused_local_config(None, cwd=tmp_path)
+    assert note and "not the configuration in use" in note and "--config config.yaml" in note
+    assert config_mod.unused_local_config(tmp_path / "config.yaml", cwd=tmp_path) is None  # it is the one in use
+    (tmp_path / "config.yaml").write_text("server: [\n")
+    assert "not valid either" in config_mod.unused_local_config(None, cwd=tmp_path)
+    kiosk = Path(sys.executable).parent / "kiosk"
+    p = subprocess.run([str(kiosk), "--data-dir", str(tmp_path / "k"), "init"], cwd=tmp_path, capture_output=True,
+                       text=True, env={"PATH": "/usr/bin:/bin"}, timeout=120)
+    assert p.returncode == 0 and p.stderr.count("warning: ./config.yaml") == 1, p.stderr

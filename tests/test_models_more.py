@@ -285,7 +285,7 @@ def speak(tmp_path, text, voice="en-us", speed=160):
     import subprocess
 
     if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (scripts/setup.sh installs it)")
+        pytest.skip("espeak-ng is not installed (scripts/setup.sh --test installs it)")
     out = tmp_path / "said.wav"
     subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(out), text], check=True)
     return base64.b64encode(out.read_bytes()).decode()

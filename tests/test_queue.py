@@ -356,7 +356,7 @@ def test_speech_becomes_the_guests_ticket(client, login, instance, clock, hotel,
     import subprocess
 
     if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (scripts/setup.sh installs it)")
+        pytest.skip("espeak-ng is not installed (scripts/setup.sh --test installs it)")
     wav = tmp_path / "said.wav"
     subprocess.run(["espeak-ng", "-s", "140", "-w", str(wav), "could i have two more towels please"], check=True)
     ada = login("guest", user="R-1")

@@ -16,7 +16,7 @@ from test_screens import CHROMIUM, browser, open_screen, page, shot  # noqa: F40
 from kiosk import config as config_mod
 from kiosk.instance import Instance
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (scripts/setup.sh does)")
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (scripts/setup.sh --test does)")
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -144,7 +144,7 @@ def test_a_revocation_in_the_cloud_stops_the_token_at_every_kiosk_after_their_pu
         assert k.scan(token).json()["error"]["code"] == "TOKEN_REVOKED"
 
 
-@pytest.mark.skipif(not Path(LIBFAKETIME).exists(), reason="libfaketime is not installed (scripts/setup.sh does)")
+@pytest.mark.skipif(not Path(LIBFAKETIME).exists(), reason="libfaketime is not installed (scripts/setup.sh --test does)")
 def test_kiosks_two_hours_behind_and_ahead_still_order_changes_correctly(site):
     cloud, (ahead, behind) = site(2, offsets={0: "+2h", 1: "-2h"})
     workorders.create(local(ahead).db(), hotel_id="demo", work_order_id="WO-9", by="seed", now=1.0, node="k0")

@@ -148,7 +148,9 @@ def test_the_readme_starts_with_the_two_commands_and_links_the_operator_docs():
     first = re.search(r"```sh\n(.*?)```", readme, re.S).group(1)
     commands = [line.split("#")[0].strip() for line in first.splitlines() if line.strip()]
     assert commands == ["bash scripts/setup.sh && bash scripts/run-demo.sh",
-                        "bash scripts/setup.sh && bash scripts/test.sh"]
+                        "bash scripts/setup.sh --test && bash scripts/test.sh"]
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "bash scripts/setup.sh --test" in ci and "bash scripts/test.sh" in ci  # CI runs the README's command
     assert readme.index("```sh") < readme.index("\n## ")  # before anything else
     for script in ("setup.sh", "run-demo.sh", "test.sh"):
         assert (REPO / "scripts" / script).is_file()

@@ -29,7 +29,7 @@ from kiosk.instance import Instance
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("SCREENSHOT_DIR", Path(__file__).resolve().parents[1] / "var/test-artifacts/screens"))
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (scripts/setup.sh does)")
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (scripts/setup.sh --test does)")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PHONE = {"width": 390, "height": 844}
@@ -44,7 +44,7 @@ def speech(tmp_path_factory) -> Path:
     """'bring me two towels' by espeak-ng, with quiet before and a pause after (the fake
     microphone loops the file; the pause is what ends the recording)."""
     if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (scripts/setup.sh installs it)")
+        pytest.skip("espeak-ng is not installed (scripts/setup.sh --test installs it)")
     d = tmp_path_factory.mktemp("speech")
     raw = d / "raw.wav"
     subprocess.run(["espeak-ng", "-w", str(raw), "bring me two towels"], check=True)

@@ -13,6 +13,8 @@ Scripts depend on these forms::
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 
 import click
@@ -20,6 +22,7 @@ import click
 from kiosk import logs
 from kiosk.cli import Ctx, KioskGroup
 from kiosk.clock import iso
+from kiosk.files import private_umask
 from sync import delivery
 from sync import pull as pull_mod
 
@@ -37,6 +40,7 @@ __all__ = ["main", "puller_for", "pusher_for", "transport_for"]
 @click.pass_context
 def main(ctx, config_path, data_dir):
     """Sync agent: delivers the kiosk's outbox to the cloud."""
+    private_umask(ctx)  # what it creates is this user's only, whatever the umask
     ctx.obj = Ctx(config_path, data_dir)
 
 
@@ -61,7 +65,10 @@ def run(obj: Ctx):
     transport, link_info = transport_for(inst)  # not linked: NOT_INITIALISED before anything is written
     logs.configure(inst.config.log.level, inst.log_dir)
     inst.connect().conn.close()  # migrations, before the jobs start
-    Agent(inst, transport, device_id=link_info["deviceId"]).run()
+    if not Agent(inst, transport, device_id=link_info["deviceId"]).run():
+        # a job overran the stop's grace: end now rather than wait for its thread at exit
+        logging.shutdown()
+        os._exit(0)
 
 
 @main.command()

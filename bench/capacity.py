@@ -1,11 +1,13 @@
 """One guest's flood of recordings and many open staff terminals, against a real kiosk.
 
     .venv/bin/python bench/capacity.py [--voice 16] [--streams 64] [--seconds 30] [--dir BASE]
+                                       [--against REV]
 
-Starts ``kiosk serve`` (a real process, the demo property, real model workers) twice on
-this machine, once with the shipped ``capacity`` bounds and once with them opened wide
-(the alternative: every model run and every feed admitted, as before the bounds), and in
-each run at the same time:
+Starts ``kiosk serve`` (a real process, the demo property, real model workers) on this
+machine with the shipped ``capacity`` bounds, then with them opened wide (every model run
+and every feed admitted, each feed on a thread of its own), and with ``--against REV``
+also the code of git revision REV (e.g. the commit before the bounds: eight threads for
+everything), and in each run at the same time:
 
 * opens ``--streams`` staff event streams (``/api/staff/events``, four per staff session)
   and keeps them open;
@@ -124,15 +126,24 @@ class Figures:
 
 
 def load(url: str, *, guest: str, other_guest: str, staff: list[str], spare_staff: str, audio: bytes,
-         voice: int = 16, streams: int = 64, min_probes: int = 30, deadline: float = 600.0) -> Figures:
+         voice: int = 16, streams: int = 64, min_probes: int = 30, deadline: float = 600.0,
+         probe_timeout: float = 60.0) -> Figures:
     """The scenario (sessions are Bearer JWTs; ``staff`` holds one per four feeds)."""
     f = Figures()
     socks: list[socket.socket] = []
-    for i in range(streams):
-        s, status, body = open_stream(url, staff[i // 4])
-        f.streams.append((status, ((body.get("error") or {}).get("details") or {}).get("scope", "")))
-        if status == 200:
-            socks.append(s)
+    from concurrent.futures import ThreadPoolExecutor
+
+    def feed(i):
+        try:
+            return open_stream(url, staff[i // 4], timeout=probe_timeout)
+        except OSError:  # no answer: the server has no thread left for it
+            return None, 0, {}
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        for s, status, body in pool.map(feed, range(streams)):
+            f.streams.append((status, ((body.get("error") or {}).get("details") or {}).get("scope", "")))
+            if status == 200:
+                socks.append(s)
     payload = {"audio": base64.b64encode(audio).decode()}
     go = threading.Barrier(voice + 1)
     lock = threading.Lock()
@@ -163,7 +174,7 @@ def load(url: str, *, guest: str, other_guest: str, staff: list[str], spare_staf
         for name, u, bearer in probes:
             t0 = time.perf_counter()
             try:
-                r = requests.get(u, timeout=60, headers={"Authorization": "Bearer " + bearer} if bearer else {})
+                r = requests.get(u, timeout=probe_timeout, headers={"Authorization": "Bearer " + bearer} if bearer else {})
                 if r.status_code != 200:
                     f.probe_errors.append(f"{name}: {r.status_code}")
             except requests.RequestException as e:
@@ -179,7 +190,10 @@ def load(url: str, *, guest: str, other_guest: str, staff: list[str], spare_staf
     closed = time.monotonic()
     fresh = None
     while time.monotonic() < closed + 60:
-        s, status, _ = open_stream(url, spare_staff)
+        try:
+            s, status, _ = open_stream(url, spare_staff, timeout=probe_timeout)
+        except OSError:
+            status = 0
         if status == 200:
             fresh = s
             f.freed_after = round(time.monotonic() - closed, 2)
@@ -201,10 +215,17 @@ def _free_port() -> int:
 class Kiosk:
     """``kiosk serve`` with the demo property in ``root``, for :func:`load`."""
 
-    def __init__(self, root: Path, env: dict[str, str] | None = None):
+    def __init__(self, root: Path, env: dict[str, str] | None = None, code: Path | None = None):
         self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
         self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("KIOSK")},
                     "KIOSK_DATA_DIR": str(self.root / "kiosk"), **(env or {})}
+        # another revision's code (a git worktree) runs as `python -m` with it first on the path
+        self.cmd = [str(BIN / "kiosk")]
+        if code is not None:
+            self.env["PYTHONPATH"] = str(code)
+            self.cmd = [sys.executable, "-c", "import sys; from kiosk.cli import main; sys.exit(main())"]
+        # (from the data's folder: `python -c` puts the working directory first on the path)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -212,12 +233,12 @@ class Kiosk:
         self.seed = json.loads(self._cli("demo", "seed").strip().splitlines()[-1])
 
     def _cli(self, *args: str) -> str:
-        return subprocess.run([str(BIN / "kiosk"), *args], env=self.env, check=True, capture_output=True,
+        return subprocess.run([*self.cmd, *args], env=self.env, cwd=self.root, check=True, capture_output=True,
                               text=True, timeout=300).stdout
 
     def start(self) -> Kiosk:
         log = open(self.root / "serve.log", "ab")
-        self.proc = subprocess.Popen([str(BIN / "kiosk"), "serve", "--port", str(self.port)], env=self.env,
+        self.proc = subprocess.Popen([*self.cmd, "serve", "--port", str(self.port)], env=self.env, cwd=self.root,
                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         end = time.monotonic() + 120
         while time.monotonic() < end:
@@ -256,14 +277,15 @@ class Kiosk:
         return [r[0] for r in rows]
 
 
-def scenario(root: Path, *, voice: int, streams: int, seconds: float, env: dict[str, str] | None = None) -> dict:
-    k = Kiosk(root, env).start()
+def scenario(root: Path, *, voice: int, streams: int, seconds: float, env: dict[str, str] | None = None,
+             code: Path | None = None, deadline: float = 600.0, probe_timeout: float = 60.0) -> dict:
+    k = Kiosk(root, env, code).start()
     try:
         guests = k.in_house(2)
         staff = [k.session("staff") for _ in range((streams + 3) // 4)]
         f = load(k.url, guest=k.session("guest", guests[0]), other_guest=k.session("guest", guests[1]),
                  staff=staff, spare_staff=k.session("staff"), audio=noise_wav(seconds), voice=voice,
-                 streams=streams)
+                 streams=streams, deadline=deadline, probe_timeout=probe_timeout)
         return f.summary()
     finally:
         k.stop()
@@ -279,23 +301,37 @@ def main() -> None:
     ap.add_argument("--streams", type=int, default=64)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--dir", type=Path, default=None)
+    ap.add_argument("--deadline", type=float, default=120.0, help="stop probing after this many seconds")
+    ap.add_argument("--against", metavar="REV", help="also run the code of this git revision")
     a = ap.parse_args()
     base = Path(a.dir or tempfile.mkdtemp(prefix="bench-capacity-"))
+    runs = [("bounded (shipped)", {}, None), ("wide open", WIDE_OPEN, None)]
+    if a.against:
+        tree = base / "against"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), a.against], check=True,
+                       capture_output=True)
+        runs.append((f"at {a.against}", {}, tree))
     rows = {}
-    for name, env in (("bounded (shipped)", {}), ("wide open", WIDE_OPEN)):
-        print(f"running: {name} …", file=sys.stderr)
-        rows[name] = scenario(base / name.split()[0], voice=a.voice, streams=a.streams, seconds=a.seconds, env=env)
+    try:
+        for name, env, code in runs:
+            print(f"running: {name} …", file=sys.stderr)
+            rows[name] = scenario(base / name.split()[0].strip("()"), voice=a.voice, streams=a.streams,
+                                  seconds=a.seconds, env=env, code=code, deadline=a.deadline, probe_timeout=10.0)
+    finally:
+        if a.against:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(base / "against")],
+                           capture_output=True)
     print(f"{a.voice} recordings of {a.seconds:g} s from one guest, {a.streams} staff feeds, "
           f"{os.cpu_count()} cores")
     keys = ["voiceAdmitted", "voiceBusy", "voiceRunS", "busyAnswerMsMax", "streamsAdmitted", "streamsBusy",
             "healthz", "guestHome", "staffListing", "freedAfterS", "probeErrors"]
-    print(f"{'':18}" + "".join(f"{n:>34}" for n in rows))
+    print(f"{'':18}" + "".join(f"{n:>40}" for n in rows))
     for key in keys:
         cells = []
         for r in rows.values():
             v = r[key]
             cells.append(f"p50 {v['p50']} p99 {v['p99']} max {v['max']} ms" if isinstance(v, dict) else str(v))
-        print(f"{key:18}" + "".join(f"{c:>34}" for c in cells))
+        print(f"{key:18}" + "".join(f"{c:>40}" for c in cells))
 
 
 if __name__ == "__main__":

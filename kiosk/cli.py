@@ -28,6 +28,7 @@ from . import logs, qr, tokens
 from .cliutil import ErrorGroup, create_server
 from .clock import iso, parse_duration
 from .errors import CameraUnavailable, StorageFull, ValidationError
+from .files import private_umask
 from .instance import Instance
 
 
@@ -43,6 +44,9 @@ class Ctx:
             if self.data_dir:
                 over["data_dir"] = self.data_dir
             self._instance = Instance(config_mod.load(self.config_path, overrides=over))
+            note = config_mod.unused_local_config(self.config_path)
+            if note:
+                click.echo(f"warning: {note}", err=True)
         return self._instance
 
     def initialised(self) -> Instance:
@@ -64,6 +68,7 @@ class KioskGroup(ErrorGroup):
 @click.pass_context
 def main(ctx, config_path, data_dir):
     """Hotel edge kiosk."""
+    private_umask(ctx)  # the database, logs and exports: this user's only, whatever the umask
     ctx.obj = Ctx(config_path, data_dir)
 
 
@@ -113,8 +118,14 @@ def serve(obj: Ctx, host, port):
     cfg = inst.config
     app = create_app(instance=inst)
     # listen first: a port in use is ADDRESS_IN_USE before anything says "serving" or starts
-    server = create_server(app, host=cfg.server.host, port=cfg.server.port, threads=cfg.server.threads,
-                           ident="kiosk")
+    # server.threads for requests plus one per live feed the feeds' gate admits (kiosk.admission):
+    # open staff terminals can never take the threads requests need.  A lookahead of one lets a
+    # feed see its client leave; the body limit is the largest the app accepts, so a bigger
+    # body is refused as it arrives instead of being spooled to disk first.
+    server = create_server(app, host=cfg.server.host, port=cfg.server.port,
+                           threads=cfg.server.threads + cfg.capacity.streams, ident="kiosk",
+                           channel_request_lookahead=1, connection_limit=max(100, 4 * cfg.capacity.streams),
+                           max_request_body_size=max(cfg.server.max_body_bytes, cfg.server.max_media_body_bytes))
     logs.configure(cfg.log.level, inst.log_dir)
     scanner = None
     try:

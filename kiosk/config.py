@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticError
 
 from .clock import parse_duration
@@ -67,6 +67,17 @@ class ServerConfig(_Section):
     threads: int = Field(8, ge=1, le=64)
     max_body_bytes: int = Field(65536, ge=1024)
     max_media_body_bytes: int = Field(4_194_304, ge=1024)
+    # names a request's Host header may carry (port stripped); server.host is allowed too when it
+    # is a specific address; anything else is 421 HOST_NOT_ALLOWED (DNS rebinding, docs/security.md)
+    allowed_hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1", "localhost", "::1"])
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, v: list[str]) -> list[str]:
+        for h in v:
+            if not re.fullmatch(r"\[?[A-Za-z0-9_.:-]{1,253}\]?", h):
+                raise ValueError(f"{h!r}: give a host name or address, without scheme, port or path")
+        return v
 
 
 class TokensConfig(_Section):
@@ -98,6 +109,13 @@ class TicketsConfig(_Section):
     duplicate_window_seconds: int = Field(3600, ge=0)
 
 
+class GuestConfig(_Section):
+    # what one guest session may send per minute (sliding window); past it: RATE_LIMITED (429)
+    max_requests_per_minute: int = Field(10, ge=1, le=1000)
+    max_questions_per_minute: int = Field(10, ge=1, le=1000)
+    max_offers_per_minute: int = Field(10, ge=1, le=1000)
+
+
 class CloudConfig(_Section):
     ca_bundle: str | None = None
     connect_timeout_seconds: float = Field(3.0, gt=0)
@@ -125,6 +143,24 @@ class AgentConfig(_Section):
             if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d [a-z-]+", item):
                 raise ValueError(f"{item!r}: each entry is 'HH:MM model-id'")
         return v
+
+
+class CapacityConfig(_Section):
+    # work that holds a server thread for long is admitted under a bound, refused past it (BUSY)
+    model_runs: int = Field(4, ge=1, le=64)
+    model_runs_per_session: int = Field(2, ge=1, le=16)
+    retry_after_seconds: int = Field(2, ge=1, le=60)
+    streams: int = Field(32, ge=1, le=256)
+    streams_per_session: int = Field(4, ge=1, le=64)
+    stream_retry_seconds: int = Field(15, ge=1, le=600)
+
+    @model_validator(mode="after")
+    def _per_session_within_total(self):
+        if self.model_runs_per_session > self.model_runs:
+            raise ValueError("model_runs_per_session may not exceed model_runs")
+        if self.streams_per_session > self.streams:
+            raise ValueError("streams_per_session may not exceed streams")
+        return self
 
 
 class ScreenConfig(_Section):
@@ -188,11 +224,13 @@ class Config(_Section):
     sessions: SessionsConfig = SessionsConfig()
     scan: ScanConfig = ScanConfig()
     tickets: TicketsConfig = TicketsConfig()
+    guest: GuestConfig = GuestConfig()
     cloud: CloudConfig = CloudConfig()
     agent: AgentConfig = AgentConfig()
     sync: SyncConfig = SyncConfig()
     camera: CameraConfig = CameraConfig()
     screen: ScreenConfig = ScreenConfig()
+    capacity: CapacityConfig = CapacityConfig()
     models: ModelsConfig = ModelsConfig()
     store: StoreConfig = StoreConfig()
     log: LogConfig = LogConfig()
@@ -263,3 +301,24 @@ def load(path: str | os.PathLike | None = None, *, env: dict[str, str] | None = 
 def defaults() -> dict:
     """The embedded defaults as plain data (what config.yaml documents)."""
     return Config().model_dump()
+
+
+def unused_local_config(path: str | os.PathLike | None, cwd: str | os.PathLike | None = None) -> str | None:
+    """What to say when a ``config.yaml`` in the working directory is not the file in use and
+    says something else than the configuration in use would (someone edited it, expecting it
+    to count); None when there is nothing to say.  The repository's own ``config.yaml`` is the
+    embedded defaults, so running from the checkout stays quiet."""
+    here = Path(cwd or os.getcwd()) / "config.yaml"
+    if not here.is_file():
+        return None
+    if path is not None and Path(path).resolve() == here.resolve():
+        return None
+    in_use = str(path) if path is not None else "the embedded defaults"
+    try:
+        differs = load(here, env={}).model_dump() != (load(path, env={}).model_dump() if path else defaults())
+    except ConfigError as e:
+        return f"./config.yaml is not in use ({in_use} is) and is not valid either: {e.message.splitlines()[0]}"
+    if not differs:
+        return None
+    return (f"./config.yaml is not the configuration in use ({in_use}); pass --config config.yaml or"
+            f" set KIOSK_CONFIG=config.yaml to use it")

@@ -16,9 +16,10 @@ tickets     ``tickets`` created in the window
 **CSV** is one table a spreadsheet can filter: the first column is ``kind``, then
 ``at`` and ``id``, then the union of the requested kinds' other columns in a fixed
 order (a row leaves the columns of other kinds empty).  Times are RFC 3339 UTC.
-Cells that start with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return get a
-leading ``'`` so a spreadsheet shows them as text instead of running them as a
-formula (OWASP "CSV injection").  **JSON** is one array of objects, **NDJSON** one
+Cells that start with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return — after any
+leading whitespace, control or invisible characters (a NUL, a zero-width space, a BOM),
+which a spreadsheet may drop — get a leading ``'`` so a spreadsheet shows them as text
+instead of running them as a formula (OWASP "CSV injection").  **JSON** is one array of objects, **NDJSON** one
 object per line; each object has ``kind`` and that kind's own fields only.
 
 Rows are read from a connection of the export's own in one read transaction (a
@@ -34,6 +35,7 @@ import io
 import json
 import logging
 import sqlite3
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -45,6 +47,8 @@ CHUNK = 2000
 FORMATS = {"csv": ("text/csv; charset=utf-8", "csv"), "json": ("application/json", "json"),
            "ndjson": ("application/x-ndjson", "ndjson")}
 DANGEROUS = frozenset("=+-@\t\r")
+#: what a spreadsheet may skip before a formula: control, format (zero-width, BOM) and separator characters
+INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 
 
 def _ts(col: str) -> str:
@@ -99,9 +103,25 @@ def header(kinds: list[str]) -> list[str]:
 
 
 def neutralise(value):
-    """A cell a spreadsheet will not run as a formula (only text can carry one)."""
-    if value.__class__ is str and value[:1] in DANGEROUS:
+    """A cell a spreadsheet will not run as a formula (only text can carry one).
+
+    Spreadsheets drop or "trim" what comes before a formula's ``=``: a NUL, spaces (LibreOffice's
+    "trim spaces"), a zero-width space or a BOM.  So the leading whitespace, control and invisible
+    characters (Unicode categories Cc, Cf, Zs, Zl, Zp) are skipped before the cell is judged;
+    if it then starts with ``= + - @`` (or is a tab or carriage return from the start), the
+    cell gets a leading ``'``."""
+    if value.__class__ is not str or not value:
+        return value
+    first = value[0]
+    if first in DANGEROUS:
         return "'" + value
+    if first.isalnum():  # the common case: letters or digits first, nothing to skip
+        return value
+    for ch in value:
+        if ch in DANGEROUS:
+            return "'" + value
+        if not (ch.isspace() or unicodedata.category(ch) in INVISIBLE):
+            return value
     return value
 
 

@@ -46,16 +46,23 @@ class GuestRequest(BaseModel):
     kind: Literal["housekeeping", "maintenance", "guest_request"] = "guest_request"
 
 
+#: base64 (standard alphabet, padded) of bytes that begin "RIFF????WAVE" (docs/openapi.yaml says the same)
+WAV_B64_PATTERN = r"^UklGR[A-Za-z0-9+/]{7}QVZF(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+MIN_AUDIO_B64 = 60  # a WAV's 44-byte header, base64
+
+
 class Question(BaseModel):
     model_config = ConfigDict(extra="forbid")
     question: StrictStr = Field(min_length=2, max_length=500)
-    language: Literal["en", "de"] | None = None
+    # absent: the model guesses; when given, en or de (null is not a language: the schema says string)
+    language: Literal["en", "de"] = None  # type: ignore[assignment]
 
 
 class Voice(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    audio: StrictStr = Field(min_length=8, max_length=MAX_AUDIO_B64)
-    language: Literal["en", "de"] | None = None
+    audio: StrictStr = Field(min_length=MIN_AUDIO_B64, max_length=MAX_AUDIO_B64, pattern=WAV_B64_PATTERN,
+                             description="a WAV file, base64")
+    language: Literal["en", "de"] = None  # type: ignore[assignment]
 
 
 def reservation(db, hotel_id: str, confirmation: str) -> dict | None:
@@ -188,9 +195,14 @@ def accept_offer(db, hotel_id: str, session, offer_id: str, *, currency: str, no
                           if o["offerId"] == offer_id), None)
             if offer is None:
                 raise NotFound(f"no offer {offer_id!r} for this stay", {"offerId": offer_id})
+            # the key names this kiosk and a random part: nobody can guess it and take it first
+            # at the cloud (it was hotel:confirmation:offer); once per stay and offer is kept
+            # here by offer_acceptances' primary key (the IntegrityError below), not by the key
+            import secrets
+
             q = outbox.enqueue(db, hotel_id=hotel_id, kind="pms.update", entity_type="pms",
                                entity_id=f"reservation:{conf}", node=node, now=now,
-                               idempotency_key=f"offer-accepted:{hotel_id}:{conf}:{offer_id}",
+                               idempotency_key=f"offer-accepted:{node}:{secrets.token_hex(16)}",
                                payload={"entity": "reservation", "id": conf,
                                         "changes": {"addOffer": {"offerId": offer_id, "name": offer["name"],
                                                                  "type": offer["type"], "price": offer["price"],

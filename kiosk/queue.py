@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -225,25 +226,75 @@ def _guests(db, hotel_id: str, confirmations) -> dict[str, str]:
     return out
 
 
+#: items read per source (tickets, tasks, work orders) for one listing, chosen in SQL AFTER the
+#: listing's filters: most urgent first, then each requester's (tickets) or room's (tasks, work
+#: orders) newest before anybody's second newest, and so on.  A flood of one guest's junk cannot
+#: push another guest's urgent fault out of the list, nor out of the list filtered by its room;
+#: it only pushes out its own older junk.  The list is then shown most urgent, then newest first.
+LIMIT = 500
+
+
+def _case(column: str, mapping: dict[str, str], default: str) -> str:
+    """SQL: ``mapping.get(column, default)`` (the keys and values are this module's constants)."""
+    whens = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in mapping.items())
+    return f"coalesce(CASE {column} {whens} END, '{default}')"
+
+
+#: SQL for what the item builders compute in Python (kept equal by tests/test_input_hardening.py)
+_RANK = ("CASE coalesce(priority, '') " + " ".join(f"WHEN '{k}' THEN {v}" for k, v in PRIORITY_RANK.items())
+         + f" WHEN '' THEN {PRIORITY_RANK['normal']} ELSE {PRIORITY_RANK['normal']} END")
+#: seconds since the epoch of a REAL column or an ISO 8601 text one (no zone: UTC), as :func:`epoch`
+_EPOCH = ("CASE WHEN typeof({c}) IN ('integer', 'real') THEN {c}"
+          " ELSE coalesce((julianday({c}) - 2440587.5) * 86400.0, 0) END")
+
+
+@dataclass(frozen=True)
+class _Source:
+    table: str
+    id_col: str
+    created: str        # SQL: seconds since the epoch
+    department: str     # SQL: the item's department
+    kinds: tuple[str, ...]
+    share: str          # SQL: whose share of the list an item is (its requester, or its room)
+    where: str = ""      # SQL: always applied (e.g. tickets merged into another are not items)
+    kind_sql: str = ""   # SQL: the item's kind, when the table holds more than one
+
+
+SOURCES = (
+    _Source("tickets", "ticket_id", "created_at", _case("queue", QUEUE_DEPARTMENT, "front_office"), ("ticket",),
+            "coalesce(created_by, '')", where=" AND merged_into IS NULL"),
+    _Source("tasks", "task_id", _EPOCH.format(c="created_at"),
+            f"CASE WHEN type = 'approval' THEN 'front_office' ELSE"
+            f" {_case('coalesce(required_skill, ' + repr('') + ')', SKILL_DEPARTMENT, 'front_office')} END",
+            ("task", "approval"), "coalesce(room_number, '')",
+            kind_sql="CASE WHEN type = 'approval' THEN 'approval' ELSE 'task' END"),
+    _Source("work_orders", "work_order_id", "opened_at", "'maintenance'", ("work_order",), "coalesce(room_number, '')"),
+)
+
+
+def _items_of(db, hotel_id: str, src: _Source, rows: list[dict], names: dict) -> list[dict]:
+    if src.table == "tickets":
+        guests = _guests(db, hotel_id, (r["created_by"] for r in rows))
+        return [_ticket_item(r, names, guests) for r in rows]
+    if src.table == "tasks":
+        return [_task_item(r, names) for r in rows]
+    return [_wo_item(r, names) for r in rows]
+
+
 def all_items(db, hotel_id: str, *, include_closed: bool = False, where: str = "", params=()) -> list[dict]:
-    """Every item of the hotel (open ones unless ``include_closed``), unsorted."""
+    """Every item of the hotel (open ones unless ``include_closed``; the newest ``LIMIT`` of each
+    source), unsorted; ``where`` (``ticket``, ``task`` or ``work_order``) with ``params`` (the
+    id) reads one item."""
     names = _names(db, hotel_id)
     open_only = "" if include_closed else " AND status NOT IN ('done', 'cancelled')"
     items: list[dict] = []
-    if where in ("", "ticket"):
-        rows = list(db.query("SELECT * FROM tickets WHERE hotel_id = ? AND merged_into IS NULL" + open_only
-                             + (" AND ticket_id = ?" if where else "") + " ORDER BY created_at DESC LIMIT 500",
-                             [hotel_id, *params]))
-        guests = _guests(db, hotel_id, (r["created_by"] for r in rows))
-        items += [_ticket_item(r, names, guests) for r in rows]
-    if where in ("", "task"):
-        items += [_task_item(r, names) for r in db.query(
-            "SELECT * FROM tasks WHERE hotel_id = ?" + open_only + (" AND task_id = ?" if where else "")
-            + " ORDER BY created_at DESC LIMIT 500", [hotel_id, *params])]
-    if where in ("", "work_order"):
-        items += [_wo_item(r, names) for r in db.query(
-            "SELECT * FROM work_orders WHERE hotel_id = ?" + open_only + (" AND work_order_id = ?" if where else "")
-            + " ORDER BY opened_at DESC LIMIT 500", [hotel_id, *params])]
+    for src in SOURCES:
+        if where not in ("", src.kinds[0]):
+            continue
+        rows = list(db.query(f"SELECT * FROM {src.table} WHERE hotel_id = ?{src.where}{open_only}"
+                             + (f" AND {src.id_col} = ?" if where else "")
+                             + f" ORDER BY {src.created} DESC LIMIT {LIMIT}", [hotel_id, *params]))
+        items += _items_of(db, hotel_id, src, rows, names)
     return items
 
 
@@ -252,10 +303,56 @@ def sort_key(it: dict) -> tuple:
     return (PRIORITY_RANK.get(it["priority"], 2), -(epoch(it["createdAt"]) or 0.0), it["kind"], it["id"])
 
 
+def _filtered(db, hotel_id: str, viewer: dict, *, scope: str, room: str | None, kind: str | None,
+              names: dict) -> tuple[list[dict], dict[str, int]]:
+    """The open items that pass the filters, each source filtered, chosen (see ``LIMIT``) and
+    limited in SQL, then merged; and the counts per scope (under the room and kind filters),
+    counted in SQL."""
+    items: list[dict] = []
+    counts = dict.fromkeys(SCOPES, 0)
+    dept = viewer["department"]
+    for src in SOURCES:
+        kinds = [k for k in src.kinds if not kind or k == kind]
+        if not kinds:
+            continue
+        cond = f"hotel_id = ?{src.where} AND status NOT IN ('done', 'cancelled')"
+        params: list = [hotel_id]
+        if src.kind_sql and len(kinds) < len(src.kinds):
+            cond += f" AND {src.kind_sql} = ?"
+            params.append(kinds[0])
+        if room:
+            cond += " AND room_number = ?"
+            params.append(room)
+        n_all, n_mine, n_dept = db.execute(
+            f"SELECT count(*), coalesce(sum(assignee IS ?), 0), coalesce(sum({src.department} IS ?), 0)"
+            f" FROM {src.table} WHERE {cond}", [viewer["id"], dept, *params]).fetchone()
+        counts["all"] += n_all
+        counts["mine"] += n_mine
+        counts["department"] += n_all if dept is None else n_dept
+        if scope == "mine":
+            cond += " AND assignee IS ?"
+            params.append(viewer["id"])
+        elif scope == "department" and dept is not None:
+            cond += f" AND {src.department} = ?"
+            params.append(dept)
+        # the choice reads only what it orders by (the rows' other columns: the chosen ones only)
+        rows = list(db.query(
+            f"SELECT t.* FROM (SELECT rowid AS row_, {_RANK} AS rank_, {src.created} AS at_, {src.id_col} AS id_,"
+            f" row_number() OVER (PARTITION BY {src.share}, {_RANK} ORDER BY {src.created} DESC) AS nth_"
+            f" FROM {src.table} WHERE {cond} ORDER BY rank_, nth_, at_ DESC, id_ LIMIT {LIMIT}) AS c"
+            f" JOIN {src.table} AS t ON t.rowid = c.row_", params))
+        items += _items_of(db, hotel_id, src, rows, names)
+    return items, counts
+
+
 def listing(db, hotel_id: str, session, *, now: float, scope: str = "all", room: str | None = None,
             kind: str | None = None, tz: str = "UTC") -> dict:
     """The queue as the staff terminal shows it: items filtered and ordered, counts per scope,
-    the viewer, and who is on shift to assign to (at the hotel's local time, zone ``tz``)."""
+    the viewer, and who is on shift to assign to (at the hotel's local time, zone ``tz``).
+
+    Filters and the choice of items are made in SQL before each source's ``LIMIT``: the
+    newest few hundred rows are NOT read first and sorted after (a flood of junk requests
+    would push an older urgent one out of the list, even filtered by its room)."""
     if scope not in SCOPES:
         raise ValidationError(f"scope must be one of {', '.join(SCOPES)}", {"field": "scope", "allowed": list(SCOPES)})
     if kind not in (None, "", *KINDS):
@@ -263,18 +360,9 @@ def listing(db, hotel_id: str, session, *, now: float, scope: str = "all", room:
     if room is not None and not re.fullmatch(r"[A-Za-z0-9-]{1,10}", room):
         raise ValidationError("room must be a room number", {"field": "room"})
     viewer = me(db, hotel_id, session)
-    items = [_with_user(it, viewer["id"]) for it in all_items(db, hotel_id)]
-    if room:
-        items = [it for it in items if it["room"] == room]
-    if kind:
-        items = [it for it in items if it["kind"] == kind]
-    in_scope = {
-        "all": lambda it: True,
-        "mine": lambda it: it["assignee"] == viewer["id"],
-        "department": lambda it: viewer["department"] is None or it["department"] == viewer["department"],
-    }
-    counts = {s: sum(1 for it in items if f(it)) for s, f in in_scope.items()}
-    items = sorted((it for it in items if in_scope[scope](it)), key=sort_key)
+    found, counts = _filtered(db, hotel_id, viewer, scope=scope, room=room or None, kind=kind or None,
+                              names=_names(db, hotel_id))
+    items = sorted((_with_user(it, viewer["id"]) for it in found), key=sort_key)
     rooms = sorted({r[0] for r in db.execute(
         "SELECT room_number FROM tickets WHERE hotel_id = ? AND room_number IS NOT NULL AND merged_into IS NULL"
         " AND status NOT IN ('done', 'cancelled') UNION SELECT room_number FROM tasks WHERE hotel_id = ?"

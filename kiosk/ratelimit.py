@@ -12,6 +12,9 @@ Only failures count, so a guest who scans correctly is never slowed down.
   showed it ten junk codes) waits a second or two, never a minute.
 
 In memory, per process, bounded.
+
+:class:`AttemptLimiter` is the other kind: every attempt counts (a guest session's requests,
+questions and offer taps, ``guest.*_per_minute``), at most ``limit`` in a sliding window.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from .errors import RateLimited
 
 
 def code_key(text: object) -> str | None:
-    return hashlib.sha256(text.encode()).hexdigest()[:24] if isinstance(text, str) and text else None
+    if not isinstance(text, str) or not text:
+        return None
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
 class _Window:
@@ -79,3 +84,34 @@ class FailureLimiter:
             self._sources.add(client, now)
             if code is not None:
                 self._codes.add(code, now)
+
+
+class AttemptLimiter:
+    """At most ``limit`` attempts per key within a sliding ``window_seconds``; every attempt
+    counts, a refused one does not (so the key is let in again as its oldest attempts age
+    out).  In memory, per process, bounded to ``max_keys`` keys (the least recent forgotten)."""
+
+    def __init__(self, window_seconds: float = 60.0, *, max_keys: int = 10_000):
+        self.window = window_seconds
+        self._attempts = _Window(window_seconds, max_keys)
+        self._refused: OrderedDict[str, float] = OrderedDict()  # key -> when its refusals began
+        self._lock = threading.Lock()
+
+    def hit(self, key: str, now: float, limit: int, *, message: str, scope: str) -> None:
+        """Count an attempt, or raise :class:`RateLimited` (``retryAfter``: whole seconds until
+        the oldest attempt in the window ages out; ``scope``).  The refusal's ``first`` is true
+        for the first refusal of a run (what is worth an audit row), false for the rest."""
+        with self._lock:
+            q = self._attempts.recent(key, now)
+            if len(q) >= limit:
+                first = key not in self._refused
+                self._refused[key] = self._refused.get(key, now)
+                self._refused.move_to_end(key)
+                while len(self._refused) > self._attempts.max_keys:
+                    self._refused.popitem(last=False)
+                err = RateLimited(message, {"retryAfter": max(1, int(q[-limit] + self.window - now + 0.999)),
+                                            "scope": scope})
+                err.first = first  # type: ignore[attr-defined]
+                raise err
+            self._refused.pop(key, None)
+            self._attempts.add(key, now)

@@ -2,10 +2,24 @@
 
 The JWT alone is never enough: every request also finds the row, so ending a
 session (logout, admin termination, expiry) takes effect on the next request.
+
+Two kinds of credential name a session, and neither works as the other:
+
+* a **bearer** credential (the scan's ``sessionJWT`` for API clients), sent as
+  ``Authorization: Bearer``;
+* a **cookie** credential (claim ``"use": "cookie"``), the screens' HttpOnly cookie.  It
+  is bound to a per-browser *screen key* (claim ``"bnd"``: the SHA-256 of the key, hex)
+  that the screen keeps in its own origin's ``localStorage`` and sends with each request.
+  A browser sends cookies to every port of the host, so the cookie alone reaches other
+  local programs; the key does not.  A cookie credential sent as a bearer token, or one
+  sent without its key, is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import uuid
 from dataclasses import dataclass
 
@@ -15,6 +29,8 @@ from . import audit, outbox, store
 from .errors import NotFound, SessionExpired, Unauthorized
 
 REQUIRED = ["sid", "sub", "hid", "rol", "iat", "exp"]
+COOKIE = "cookie"  #: the ``use`` claim of a cookie credential
+BEARER = "bearer"
 
 
 @dataclass(frozen=True)
@@ -40,19 +56,74 @@ def open_session(db, *, hotel_id: str, user_id: str, role: str, display_name: st
 
 
 def mint(secret: bytes, s: Session, now: float) -> str:
+    """A bearer credential for the session (the scan's ``sessionJWT``)."""
     return jwt.encode({"sid": s.id, "sub": s.user_id, "hid": s.hotel_id, "rol": s.role,
                        "iat": int(now), "exp": int(s.expires_at)}, secret, algorithm="HS256")
 
 
-def authenticate(db, secret: bytes, token: str | None, *, now: float) -> Session:
-    """The live session behind ``token``, or :class:`Unauthorized` / :class:`SessionExpired`."""
+def new_screen_key() -> tuple[str, str]:
+    """A fresh per-browser screen key and its digest (what a cookie credential carries)."""
+    key = secrets.token_urlsafe(32)
+    return key, key_digest(key)
+
+
+def key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _decode(secret: bytes, token: str) -> dict:
+    return jwt.decode(token, secret, algorithms=["HS256"],
+                      options={"require": REQUIRED, "verify_exp": False, "verify_iat": False})
+
+
+def for_cookie(secret: bytes, bearer: str, binding: str) -> str:
+    """The cookie credential of the session ``bearer`` names, bound to the key with digest ``binding``."""
+    c = _decode(secret, bearer)
+    if c.get("use") == COOKIE:
+        raise ValueError("already a cookie credential")
+    return jwt.encode({**{k: c[k] for k in REQUIRED}, "use": COOKIE, "bnd": binding}, secret, algorithm="HS256")
+
+
+def claims_of(secret: bytes, token: str | None) -> dict | None:
+    """The verified claims of a session credential, or None (for audit rows and choosing a cookie)."""
+    if not token:
+        return None
+    try:
+        return _decode(secret, token)
+    except jwt.PyJWTError:
+        return None
+
+
+def key_matches(claims: dict, key: str | None) -> bool:
+    """Whether ``key`` is the screen key a cookie credential's claims are bound to."""
+    bnd = claims.get("bnd")
+    return (claims.get("use") == COOKIE and isinstance(bnd, str) and bool(key)
+            and hmac.compare_digest(key_digest(key), bnd))
+
+
+def authenticate(db, secret: bytes, token: str | None, *, now: float, via: str | None = None,
+                 key: str | None = None) -> Session:
+    """The live session behind ``token``, or :class:`Unauthorized` / :class:`SessionExpired`.
+
+    ``via`` says how the credential came: ``"bearer"`` (``Authorization``: a cookie
+    credential is refused, reason ``cookie``), ``"cookie"`` (a cookie credential bound to
+    ``key`` only: reason ``bearer`` for another kind, ``key`` for a missing or wrong key),
+    or None (either kind, no key: for a server-rendered page, which can do nothing).
+    """
     if not token:
         raise Unauthorized("sign in first: scan your QR code", {})
     try:
-        c = jwt.decode(token, secret, algorithms=["HS256"],
-                       options={"require": REQUIRED, "verify_exp": False, "verify_iat": False})
+        c = _decode(secret, token)
     except jwt.PyJWTError as e:
         raise Unauthorized("the session credential is not valid", {"reason": "invalid"}) from e
+    if via == BEARER and c.get("use") == COOKIE:
+        raise Unauthorized("a screen's session cookie is not a bearer token", {"reason": "cookie"})
+    if via == COOKIE:
+        if c.get("use") != COOKIE:
+            raise Unauthorized("the session cookie is not valid", {"reason": "bearer"})
+        if not key_matches(c, key):
+            raise Unauthorized("the session cookie does not belong to this screen; sign in again",
+                               {"reason": "key"})
     row = db.execute(
         "SELECT id, hotel_id, user_id, role, display_name, expires_at, ended_at FROM sessions"
         " WHERE id = ? AND hotel_id = ?", [c["sid"], c["hid"]]).fetchone()

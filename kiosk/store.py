@@ -14,6 +14,7 @@ helpers, which commit on their own.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from pathlib import Path
 import sqlite_utils
 
 from .errors import SchemaTooNew, StorageFull, StoreBusy
+from .files import PRIVATE_FILE, make_private
 from .migrations import MIGRATIONS
 
 _WRITER_LOCKS: dict[str, threading.RLock] = {}
@@ -46,6 +48,7 @@ def connect(path: str | Path, *, busy_timeout_ms: int = 5000, synchronous: str =
     """
     if synchronous not in ("FULL", "EXTRA", "NORMAL"):
         raise ValueError(f"synchronous={synchronous!r}")
+    private_files(path)
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
                            timeout=busy_timeout_ms / 1000)
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -58,6 +61,26 @@ def connect(path: str | Path, *, busy_timeout_ms: int = 5000, synchronous: str =
     if migrate:
         run_migrations(db)
     return db
+
+
+def private_files(path: str | Path) -> None:
+    """Create the database file 0600 whatever the umask (SQLite would make it 0644 under the
+    usual 022, and gives its -wal and -shm files the database's mode), and take group and
+    other bits off an older one and its -wal, -shm and -journal: they hold guest data."""
+    name = str(path)
+    if name in ("", ":memory:") or name.startswith("file:"):
+        return
+    # Only a database that does not exist yet is opened here: closing a descriptor of a
+    # database this process already has open would drop its connections' locks (files.make_private).
+    if not os.path.lexists(name):
+        try:
+            os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE))
+        except FileExistsError:  # made meanwhile by another connection: made private below
+            pass
+        except OSError:  # no such directory, a read-only mount…: SQLite says so in its own words
+            return
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        make_private(name + suffix)
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, StrictFloat, StrictInt
@@ -41,12 +42,74 @@ def _expected(model: type[BaseModel], err: dict) -> str | None:
         return f"one of the known fields: {', '.join(known)}" if known else "no such field"
     if kind == "literal_error" and err.get("ctx", {}).get("expected"):
         return err["ctx"]["expected"]
+    if kind.startswith("string_") and len(err["loc"]) == 1 and err["loc"][0] in model.model_fields:
+        described = model.model_fields[err["loc"][0]].description  # e.g. "a WAV file, base64"
+        if described:
+            return described
     return next((form for prefix, form in _EXPECTED if kind.startswith(prefix)), None)
+
+
+#: what no text field may hold: NUL (C strings, logs and spreadsheets cut or skip at it) and
+#: UTF-16 surrogates (a JSON ``\ud800`` escape without its pair is no character: not UTF-8,
+#: not storable, not loggable).  A pair (``\ud83d\ude00``) is decoded into one character.
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+TEXT_EXPECTED = "text without NUL (U+0000) or unpaired surrogate (U+D800-U+DFFF) characters"
+MAX_TEXT_PROBLEMS = 10
+
+
+def _shown(text: str) -> str:
+    """``text`` with its NULs and surrogates written as ``\\uXXXX`` (safe to log and to answer)."""
+    return _BAD_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _text_problem(text: str) -> str:
+    bad = _BAD_TEXT.search(text).group()
+    return ("contains a NUL character (U+0000)" if bad == "\x00" else
+            f"contains an unpaired surrogate (U+{ord(bad):04X}), which is not a character")
+
+
+def text_problems(value: Any, limit: int = MAX_TEXT_PROBLEMS) -> list[dict]:
+    """The strings of a parsed JSON value (keys too) that hold a NUL or a lone surrogate, as
+    VALIDATION_ERROR ``fields`` (``field``: the dotted path, as :func:`parse` names fields),
+    in document order, at most ``limit``.  Iterative: no recursion, whatever the depth."""
+    out: list[dict] = []
+    stack: list[tuple[tuple, Any]] = [((), value)]
+    while stack and len(out) < limit:
+        path, v = stack.pop()
+        if isinstance(v, str):
+            if _BAD_TEXT.search(v):
+                out.append({"field": ".".join(map(str, path)) or "(body)", "problem": _text_problem(v),
+                            "expected": TEXT_EXPECTED})
+        elif isinstance(v, dict):
+            items = []
+            for k, x in v.items():
+                k = str(k)
+                if _BAD_TEXT.search(k):
+                    out.append({"field": ".".join(map(str, (*path, _shown(k)))),
+                                "problem": "the field's name " + _text_problem(k), "expected": TEXT_EXPECTED})
+                items.append(((*path, _shown(k)), x))
+            stack.extend(reversed(items))
+        elif isinstance(v, list):
+            stack.extend(reversed([((*path, i), x) for i, x in enumerate(v)]))
+    return out[:limit]
+
+
+def check_text(value: Any) -> Any:
+    """``value`` unchanged, or VALIDATION_ERROR naming each field whose text holds a NUL or a
+    lone surrogate.  Every JSON body the kiosk parses passes here (kiosk/web/responses.py), and
+    :func:`parse` checks again for library callers."""
+    fields = text_problems(value)
+    if fields:
+        said = "; ".join(f"{f['field']}: {f['problem']}" for f in fields[:3])
+        more = f"; and {len(fields) - 3} more" if len(fields) > 3 else ""
+        raise ValidationError(f"invalid request: {said}{more} (expected {TEXT_EXPECTED})", {"fields": fields})
+    return value
 
 
 def parse(model: type[M], data: Any) -> M:
     if not isinstance(data, dict):
         raise ValidationError("the request body must be a JSON object", {"fields": []})
+    check_text(data)
     try:
         return model.model_validate(data)
     except PydanticError as e:

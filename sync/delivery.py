@@ -7,7 +7,8 @@ one batch, and records every result in ONE transaction:
 - ``applied`` / ``duplicate`` -> ``delivered``
 - ``rejected`` -> ``dead`` with the reason (an admin can retry or drop it)
 - ``retry`` or a transport failure -> attempts + 1, next attempt after
-  ``min(max, base * 2^(attempts-1))``, the upper half jittered
+  ``min(max, base * 2^(attempts-1))``, the upper half jittered; a 429 (the cloud's
+  per-device push quota) is such a failure, and its ``Retry-After`` is the least wait
 
 A crash between the push and that transaction leaves the entries pending; the
 next push repeats them and the cloud answers ``duplicate``: exactly once.
@@ -94,12 +95,14 @@ class Pusher:
         entries = [{"key": r["idempotency_key"], "hotelId": r["hotel_id"], "kind": r["kind"],
                     "entityType": r["entity_type"], "entityId": r["entity_id"], "hlc": r["hlc"],
                     "createdAt": r["created_at"], "payload": json.loads(r["payload"])} for r in rows]
+        wait = 0.0  # the cloud's Retry-After: no entry of this batch is tried again sooner
         try:
             results = self.transport.push(self.device_id, entries, batch_key([e["key"] for e in entries]))
         except TransportError as e:
             if e.too_large and self.batch_size > 1:
                 self.batch_size = max(1, self.batch_size // 2)
             report.error = e.reason
+            wait = e.retry_after or 0.0
             results = [{"status": "retry", "reason": e.reason}] * len(rows)
         done_at = self.clock.now()
         delivered, dead, retry, lost = [], [], [], []
@@ -116,7 +119,7 @@ class Pusher:
                 report.rejected += 1
             else:
                 reason = str(res.get("reason", "retry") if isinstance(res, dict) else "bad result")[:500]
-                retry.append((reason, done_at + self.backoff(row["attempts"] + 1), row["id"]))
+                retry.append((reason, done_at + max(wait, self.backoff(row["attempts"] + 1)), row["id"]))
                 report.retried += 1
         with store.transaction(self.db):
             self.db.conn.executemany("UPDATE outbox SET state = 'delivered', delivered_at = ?,"

@@ -6,8 +6,8 @@ one page of the hotel's change log (:class:`CursorExpired` when the cursor fell 
 the cloud's retained log), ``snapshot(hotel_id, page, limit) -> page`` one page of
 the hotel's current state to re-sync from; or raises :class:`TransportError` for
 anything that leaves the batch's fate unknown (timeout, connection drop, 5xx,
-401) — those entries are simply retried later, which the cloud's idempotency
-keys make safe.  ``health``, if given, returns the fleet-health headers sent with
+401, 429) — those entries are simply retried later, which the cloud's idempotency
+keys make safe (after a 429's ``Retry-After`` at the earliest).  ``health``, if given, returns the fleet-health headers sent with
 every request (:mod:`sync.health`).
 """
 
@@ -17,12 +17,25 @@ import requests
 
 
 class TransportError(Exception):
-    """The push did not get a usable answer; ``too_large`` asks for a smaller batch."""
+    """The push did not get a usable answer; ``too_large`` asks for a smaller batch,
+    ``retry_after`` (seconds) says when the cloud wants to hear again (a 429's Retry-After)."""
 
-    def __init__(self, reason: str, *, too_large: bool = False):
+    def __init__(self, reason: str, *, too_large: bool = False, retry_after: float | None = None):
         super().__init__(reason)
         self.reason = reason
         self.too_large = too_large
+        self.retry_after = retry_after
+
+
+def retry_after(value: str | None, most: float = 3600.0) -> float | None:
+    """A ``Retry-After`` header's seconds (bounded; an HTTP date or junk: None)."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    if seconds is None or seconds != seconds or seconds < 0:
+        return None
+    return min(seconds, most)
 
 
 class CursorExpired(TransportError):
@@ -59,6 +72,8 @@ class HttpTransport:
             raise TransportError(f"{type(e).__name__}: {e}"[:300]) from None
         if r.status_code == 413:
             raise TransportError("HTTP 413: batch too large", too_large=True)
+        if r.status_code == 429:  # the device's push quota (docs/sync-protocol.md): wait, lose nothing
+            raise TransportError(f"HTTP 429: {r.text[:200]}", retry_after=retry_after(r.headers.get("Retry-After")))
         if r.status_code != 200:
             raise TransportError(f"HTTP {r.status_code}: {r.text[:200]}")
         try:

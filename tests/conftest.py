@@ -79,6 +79,33 @@ def login(client, issue):
     return _login
 
 
+SCREEN = {"X-Kiosk-Screen": "1"}  # what the screens' scripts send with a scan (kiosk/web/scan_api.py)
+
+
+def screen_sign_in(client, token: str, hotel: str = "demo", **kw):
+    """Scan ``token`` the way a screen does: the answer sets the bound session cookie in
+    ``client``'s jar and gives the screen key, which ``client`` then sends with every
+    request (``X-Kiosk-Key``), like the screens' JavaScript.  Returns the scan's answer."""
+    r = client.post("/api/qr/scan", json={"qrToken": token, "hotelId": hotel},
+                    headers={**SCREEN, **kw.pop("headers", {})}, **kw)
+    if r.status_code == 200:
+        client.environ_base["HTTP_X_KIOSK_KEY"] = r.get_json()["screenKey"]
+    return r
+
+
+@pytest.fixture
+def screen(app, issue):
+    """screen(role, hotel="demo", **issue_kw) -> a test client signed in like a kiosk browser
+    (the bound cookie and its key), with ``.scan`` the scan's answer."""
+    def _screen(role="guest", hotel="demo", **kw):
+        browser = app.test_client()
+        r = screen_sign_in(browser, issue(role, hotel, **kw), hotel)
+        assert r.status_code == 200, r.get_json()
+        browser.scan = r.get_json()
+        return browser
+    return _screen
+
+
 @pytest.fixture(scope="session")
 def pg():
     """A throwaway PostgreSQL server for the session (tests/pgserver.py); skipped, saying why,

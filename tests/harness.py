@@ -192,6 +192,18 @@ class Kiosk:
     def scan(self, token: str, hotel: str = "demo") -> requests.Response:
         return requests.post(self.url + "/api/qr/scan", json={"qrToken": token, "hotelId": hotel}, timeout=60)
 
+    def screen(self, role: str = "staff", hotel: str = "demo", token: str | None = None) -> requests.Session:
+        """A session signed in the way a screen's script is: the scan marked ``X-Kiosk-Screen``
+        sets the bound cookie, and the answer's ``screenKey`` goes with every request
+        (``X-Kiosk-Key``).  The scan's answer is ``.scan``."""
+        s = requests.Session()
+        r = s.post(self.url + "/api/qr/scan", json={"qrToken": token or self.token(role, hotel), "hotelId": hotel},
+                   headers={"X-Kiosk-Screen": "1"}, timeout=60)
+        assert r.status_code == 200, r.text
+        s.headers["X-Kiosk-Key"] = r.json()["screenKey"]
+        s.scan = r.json()
+        return s
+
     def session(self, role: str = "staff", hotel: str = "demo", token: str | None = None) -> requests.Session:
         s = requests.Session()
         r = s.post(self.url + "/api/qr/scan", json={"qrToken": token or self.token(role, hotel), "hotelId": hotel},

@@ -36,7 +36,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 # what the screens must live with (the security work's policy): no inline script or style
 CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 WAIT = 60_000  # ms: a generous bound for every expectation on a shared, loaded 2-core machine
-needs_browser = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (scripts/setup.sh does)")
+needs_browser = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (scripts/setup.sh --test does)")
 
 
 # --- the kiosk, with history -------------------------------------------------------------------
@@ -571,7 +571,7 @@ def test_admin_without_a_session_is_asked_to_sign_in_and_others_get_403(kiosk, b
         expect(page.locator("main")).to_contain_text(name)
         r = page.goto(kiosk.url + "/admin")
         assert r.status == 403
-        api = page.evaluate("""async () => { const r = await fetch('/api/admin?endpoint=tokens');
+        api = page.evaluate("""async () => { const r = await fetch('/api/admin?endpoint=tokens', {headers: Kiosk.headers()});
                                               return [r.status, (await r.json()).error.code]; }""")
         assert api == [403, "FORBIDDEN"]
         if role == "staff":
@@ -584,8 +584,11 @@ def test_admin_without_a_session_is_asked_to_sign_in_and_others_get_403(kiosk, b
 # --- no browser: the server's side ------------------------------------------------------------
 
 def _scan(client, issue, role, **kw):
-    r = client.post("/api/qr/scan", json={"qrToken": issue(role, **kw), "hotelId": "demo"})
+    """Sign ``client`` in like the screens do: the bound cookie, and its key on every request."""
+    r = client.post("/api/qr/scan", json={"qrToken": issue(role, **kw), "hotelId": "demo"},
+                    headers={"X-Kiosk-Screen": "1"})
     assert r.status_code == 200, r.get_json()
+    client.environ_base["HTTP_X_KIOSK_KEY"] = r.get_json()["screenKey"]
     return r.get_json()
 
 
@@ -636,9 +639,10 @@ def test_state_changes_by_cookie_need_the_pages_csrf_token(app, issue, instance,
     other = csrf.token_for(keys.session_secret, uuid.uuid4().hex)
     assert c.put("/api/admin?endpoint=tokens", json={"jti": "x"}, headers={csrf.HEADER: other}).status_code == 403
     # a Bearer caller (CLI, scripts) cannot be forged by a web page: no token needed
-    bearer = {"Authorization": "Bearer " + admin["sessionJWT"]}
-    assert app.test_client(use_cookies=False).post("/api/admin?endpoint=tokens", json=body,
-                                                   headers=bearer).status_code == 201
+    api = app.test_client(use_cookies=False)
+    jwt = api.post("/api/qr/scan", json={"qrToken": issue("admin"), "hotelId": "demo"}).get_json()["sessionJWT"]
+    bearer = {"Authorization": "Bearer " + jwt}
+    assert api.post("/api/admin?endpoint=tokens", json=body, headers=bearer).status_code == 201
     refused = instance.db().execute("SELECT count(*) FROM audit_log WHERE event = 'security.csrf'").fetchone()[0]
     assert refused == 5
 

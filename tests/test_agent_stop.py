@@ -26,7 +26,7 @@ def test_the_agent_stops_on_sigint_and_sigterm_together_20_times(tmp_path):
         for i in range(20):
             log = tmp_path / f"agent-{i}.log"
             agent = Proc(["kiosk-agent", "run"], log, env=k.agent_env).start()
-            wait_for(lambda: '"msg":"agent started"' in log.read_text(), timeout=120, what="the agent's start")
+            wait_for(lambda log=log: '"msg":"agent started"' in log.read_text(), timeout=120, what="the agent's start")
             for sig in MIXES[i % len(MIXES)]:
                 os.killpg(agent.p.pid, sig)
             try:

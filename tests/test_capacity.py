@@ -6,10 +6,10 @@
   flight is ``429 BUSY`` with ``Retry-After``, and so is a feed past the session's or the
   kiosk's bound; a closed feed gives its place back;
 * against a real ``kiosk serve`` with real model workers: sixteen 30-second recordings
-  from one guest and 64 staff feeds at once (bench/capacity.py's scenario): one recording
-  runs, the rest are refused at once, 32 feeds are admitted, and ``/healthz``, another
-  guest's home and the staff listing keep answering, each far faster than the one
-  recording that runs (a ratio measured in the same run, not a wall-clock bound).
+  from one guest and 64 staff feeds at once (bench/capacity.py's scenario): two recordings
+  run, the rest are refused at once, 32 feeds are admitted, and ``/healthz``, another
+  guest's home and the staff listing keep answering, each far faster than the
+  recordings that run (a ratio measured in the same run, not a wall-clock bound).
 """
 
 from __future__ import annotations
@@ -127,18 +127,22 @@ def test_the_kiosks_feeds_past_the_total_are_busy(tmp_path, clock):
         f.close()
 
 
-def test_a_sessions_second_model_run_waits_for_its_streamed_batch(client, login, app):
+def test_a_sessions_model_runs_past_its_bound_wait_for_its_streamed_batches(client, login, app):
     staff = login("staff")
     sid = client.get("/api/session", headers=staff).get_json()["sessionId"]
+    per = app.config["KIOSK_INSTANCE"].config.capacity.model_runs_per_session
     body = {"sessionId": sid, "modelIds": ["night-audit", "billing-detection"], "requestPayload": {}}
-    batch = client.post("/api/ai/trigger?stream=1", headers=staff, json=body, buffered=False)
-    assert batch.status_code == 200 and batch.mimetype == "text/event-stream"
+    batches = [client.post("/api/ai/trigger?stream=1", headers=staff, json=body, buffered=False) for _ in range(per)]
+    assert all(b.status_code == 200 and b.mimetype == "text/event-stream" for b in batches)
     _busy(client.post("/api/ai/trigger", headers=staff, json={"sessionId": sid, "modelId": "night-audit"}),
           "model_runs_per_session")
-    assert b"event: done" in b"".join(batch.response)  # the batch ends ...
-    batch.close()
+    # (the test client's streamed answers keep their request contexts: ended last one first)
+    assert b"event: done" in b"".join(batches[-1].response)  # a batch ends ...
+    batches[-1].close()
     again = client.post("/api/ai/trigger", headers=staff, json={"sessionId": sid, "modelId": "night-audit"})
     assert again.status_code == 200, again.get_json()  # ... and its place is free again
+    for b in reversed(batches[:-1]):
+        b.close()
     assert app.config["KIOSK_CAPACITY"].models.in_flight == 0
 
 
@@ -148,7 +152,7 @@ def test_one_guests_recordings_and_64_staff_feeds_do_not_starve_the_kiosk(tmp_pa
     cap = bench_capacity()
     figures = cap.scenario(tmp_path, voice=16, streams=64, seconds=30)
     print("capacity:", figures)
-    # one recording at a time per guest: the first runs, the other fifteen are refused at once
+    # two recordings at a time per session: those run, the other fourteen are refused at once
     assert figures["voiceOther"] == [] and figures["voiceAdmitted"] >= 1
     assert figures["voiceBusy"] >= 12 and figures["voiceAdmitted"] + figures["voiceBusy"] == 16
     # the kiosk's 32 feeds are admitted, the rest told to come back (the screens then poll)
@@ -162,3 +166,54 @@ def test_one_guests_recordings_and_64_staff_feeds_do_not_starve_the_kiosk(tmp_pa
     assert figures["busyAnswerMsMax"] < run_ms / 2  # a refusal never waits for the model
     # feeds whose clients left gave their places back before any keep-alive could have failed
     assert figures["freedAfterS"] is not None and figures["freedAfterS"] < 12
+
+
+# --- request bodies ------------------------------------------------------------------------------
+
+def _send_chunked_until_answered(url: str, path: str, limit_mb: int = 64) -> tuple[int, int]:
+    """POST a chunked body of up to ``limit_mb`` MiB to ``path``, stopping as soon as the
+    server answers; returns (status, bytes sent before the answer)."""
+    import select
+    import socket
+
+    host, port = url.removeprefix("http://").split(":")
+    s = socket.create_connection((host, int(port)), timeout=120)
+    s.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+              "Transfer-Encoding: chunked\r\n\r\n".encode())
+    chunk = b"%x\r\n" % 65536 + b"x" * 65536 + b"\r\n"
+    sent = 0
+    try:
+        while sent < limit_mb * 1024 * 1024:
+            if select.select([s], [], [], 0)[0]:
+                break  # the server answered (or closed) before the body was done
+            s.sendall(chunk)
+            sent += 65536
+        else:
+            s.sendall(b"0\r\n\r\n")
+    except OSError:  # the server closed the connection on a body it will not take
+        pass
+    head = b""
+    try:
+        while b"\r\n" not in head:
+            part = s.recv(4096)
+            if not part:
+                break
+            head += part
+    except OSError:
+        pass
+    s.close()
+    return (int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0), sent
+
+
+def test_a_body_past_the_largest_limit_is_refused_as_it_arrives_not_spooled(tmp_path):
+    """waitress spooled up to 1 GiB (its default) to temp files before the app's 413."""
+    from harness import Kiosk
+
+    k = Kiosk(tmp_path, "big").serve()
+    try:
+        status, sent = _send_chunked_until_answered(k.url, "/api/qr/scan")
+        assert status == 413
+        limit = 4 * 1024 * 1024  # server.max_media_body_bytes: the largest body any route takes
+        assert sent <= 4 * limit, f"{sent / 2**20:.0f} MiB went in before the refusal"
+    finally:
+        k.stop_all()

@@ -372,6 +372,9 @@ def test_real_responses_match_the_documented_schemas(check, issue, instance, clo
                   json={"qrToken": issue("staff", reusable=True), "hotelId": "demo", "scanMethod": "manual"})
     admin = check("post", "/api/qr/scan", 200, json={"qrToken": issue("admin"), "hotelId": "demo"})
     g, s, a = bearer(guest), bearer(staff), bearer(admin)
+    # a screen's scan: the other documented answer (the bound cookie and its key, no JWT)
+    assert "screenKey" in check("post", "/api/qr/scan", 200, json={"qrToken": issue("guest"), "hotelId": "demo"},
+                                headers={"X-Kiosk-Screen": "1"})
     check("get", "/api/session", 200, headers=g)
 
     created = check("post", "/api/admin?endpoint=tokens", 201, headers=a,

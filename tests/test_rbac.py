@@ -205,10 +205,8 @@ def test_forged_session_credentials_are_unauthorized(anon, forged, name, via):
     assert (r.status_code, r.get_json()["error"]["code"]) == (401, "UNAUTHORIZED")
 
 
-def test_cookie_works_as_well_as_bearer(app, issue):
-    browser = app.test_client()  # keeps the cookie the scan sets, like a kiosk browser
-    r = browser.post("/api/qr/scan", json={"qrToken": issue("admin", user="a-1"), "hotelId": "demo"})
-    assert r.status_code == 200
+def test_cookie_works_as_well_as_bearer(screen):
+    browser = screen("admin", user="a-1")  # keeps the cookie the scan sets and sends its key, like a kiosk browser
     r = browser.get("/api/session")
     assert r.status_code == 200 and r.get_json()["user"] == {"id": "a-1", "role": "admin", "name": "a-1"}
     assert browser.get("/api/admin?endpoint=tokens").status_code == 200
@@ -217,8 +215,7 @@ def test_cookie_works_as_well_as_bearer(app, issue):
     assert (r.status_code, r.get_json()["error"]["code"]) == (401, "UNAUTHORIZED")  # cookie cleared
 
 
-def test_bearer_wins_over_the_cookie(app, issue, login):
-    browser = app.test_client()
-    browser.post("/api/qr/scan", json={"qrToken": issue("guest"), "hotelId": "demo"})
+def test_bearer_wins_over_the_cookie(screen, login):
+    browser = screen("guest")
     r = browser.get("/api/admin?endpoint=tokens", headers=login("admin"))
     assert r.status_code == 200

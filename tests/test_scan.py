@@ -1,5 +1,6 @@
 """POST /api/qr/scan: the seed's shapes, one transaction per scan, audit, rate limiting, races."""
 
+import hashlib
 import threading
 
 import jwt
@@ -62,15 +63,27 @@ def test_name_defaults_to_the_subject(client, issue):
     assert r.get_json()["user"] == {"id": "g-7", "role": "guest", "name": "g-7"}
 
 
-def test_session_cookie_is_httponly_and_samesite_strict(client, issue):
-    r = client.post("/api/qr/scan", json={"qrToken": issue(), "hotelId": "demo"})
+def test_session_cookie_is_httponly_and_samesite_strict(client, issue, keys):
+    # a screen's scan (X-Kiosk-Screen): the session as a cookie bound to the answer's key, no JWT
+    r = client.post("/api/qr/scan", json={"qrToken": issue(), "hotelId": "demo"}, headers={"X-Kiosk-Screen": "1"})
+    body = r.get_json()
+    assert "sessionJWT" not in body and len(body["screenKey"]) >= 32
     cookies = r.headers.getlist("Set-Cookie")
     assert len(cookies) == 1
     cookie = cookies[0]
     attrs = [a.strip().lower() for a in cookie.split(";")]
-    assert cookie.startswith("kiosk_session=" + r.get_json()["sessionJWT"] + ";")
+    assert cookie.startswith("kiosk_session=")
+    claims = jwt.decode(cookie.split(";")[0].split("=", 1)[1], keys.session_secret, algorithms=["HS256"],
+                        options={"verify_exp": False})
+    assert (claims["sid"], claims["use"]) == (body["sessionId"], "cookie")
+    assert claims["bnd"] == hashlib.sha256(body["screenKey"].encode()).hexdigest()
     assert "httponly" in attrs and "samesite=strict" in attrs and "path=/" in attrs
     assert r.headers["Cache-Control"] == "no-store"
+
+
+def test_an_api_scan_sets_no_cookie(client, issue):
+    r = client.post("/api/qr/scan", json={"qrToken": issue(), "hotelId": "demo"})
+    assert r.status_code == 200 and r.get_json()["sessionJWT"] and "Set-Cookie" not in r.headers
 
 
 def test_success_writes_one_of_each_row_in_the_db(client, issue, instance):

@@ -92,7 +92,8 @@ def test_the_kiosk_answers_health_checks_while_models_chew_on_the_longest_allowe
     answers.  "As fast" is a ratio to the idle answers measured in the same run (at least 1 s
     allowed): a machine busy with other work slows both alike, a server blocked by the models
     would take the clips' seconds."""
-    s = session(served, "guest")
+    # four guests, one clip each (one guest's second clip would be 429 BUSY: test_capacity.py)
+    guests = [session(served, "guest") for _ in range(4)]
     clip = b64(wav(8000, 8000 * 30, noise=True))
     answers: list[int] = []
 
@@ -103,10 +104,10 @@ def test_the_kiosk_answers_health_checks_while_models_chew_on_the_longest_allowe
 
     idle = max(probe() for _ in range(10))
 
-    def hostile():
+    def hostile(s):
         answers.append(trigger(s, "voice-ai", {"audio": clip}).status_code)
 
-    threads = [threading.Thread(target=hostile) for _ in range(4)]
+    threads = [threading.Thread(target=hostile, args=(g,)) for g in guests]
     for t in threads:
         t.start()
     worst = 0.0
@@ -350,9 +351,15 @@ def test_a_camera_scan_reaches_the_screen_as_a_one_time_claim_that_no_other_loca
                  f"except urllib.error.HTTPError as e:\n    print(e.code)")
         rc, out = as_user(nobody, steal)
         assert (rc, out) == (0, "403"), out
-        r = requests.post(k.url + "/screen/claim", json={"claim": event["claim"]}, timeout=60)
+        lobby = requests.Session()
+        r = lobby.post(k.url + "/screen/claim", json={"claim": event["claim"]}, timeout=60)
         assert r.status_code == 200 and r.json()["user"]["role"] == "staff" and "sessionJWT" not in r.json()
         assert "HttpOnly" in r.headers["Set-Cookie"] and "SameSite=Strict" in r.headers["Set-Cookie"]
+        # the cookie counts with the claim's screen key only
+        cookie = {"kiosk_session": lobby.cookies["kiosk_session"]}
+        assert requests.get(k.url + "/api/session", cookies=cookie, timeout=60).status_code == 401
+        lobby.headers["X-Kiosk-Key"] = r.json()["screenKey"]
+        assert lobby.get(k.url + "/api/session", timeout=60).json()["user"]["role"] == "staff"
         again = requests.post(k.url + "/screen/claim", json={"claim": event["claim"]}, timeout=60)
         assert again.status_code == 401 and again.json()["error"]["code"] == "SESSION_EXPIRED"
     finally:
@@ -439,10 +446,13 @@ def test_a_non_utf8_export_is_one_clear_line(tmp_path):
 @pytest.mark.parametrize("headers", [{"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}])
 def test_a_cross_site_request_riding_on_the_cookie_is_refused(client, issue, headers):
     tok = issue("guest")
-    r = client.post("/api/qr/scan", json={"qrToken": tok, "hotelId": "demo"}, headers=headers)
+    screen = {"X-Kiosk-Screen": "1"}  # a screen's scan: the answer sets the (bound) session cookie
+    r = client.post("/api/qr/scan", json={"qrToken": tok, "hotelId": "demo"}, headers={**screen, **headers})
     assert r.status_code == 403 and r.get_json()["error"]["details"] == {"reason": "cross-site"}
     r = client.post("/api/qr/scan", json={"qrToken": tok, "hotelId": "demo"},
-                    headers={"Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"})
+                    headers={**screen, "Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"})
     assert r.status_code == 200  # the kiosk's own page
+    # even with the screen key (a hostile page could not read it), the cookie does not help
+    client.environ_base["HTTP_X_KIOSK_KEY"] = r.get_json()["screenKey"]
     r = client.post("/api/guest/requests", json={"text": "two towels please"}, headers=headers)
     assert r.status_code == 403  # the session cookie from that scan does not help a cross-site page

@@ -8,6 +8,8 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # a worker is one run: no BLAS thread pools per worker
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+from .. import media  # noqa: F401,E402  # OpenCV's pixel bound (media.MAX_PIXELS), set before cv2 loads
+
 try:  # a failure here must not stop the forkserver: the worker then imports on first use
     import cv2  # noqa: F401
     import numpy  # noqa: F401

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from ..admission import Capacity
 from ..config import Config
 from ..events import Bus
 from ..instance import Instance
@@ -35,6 +36,7 @@ def create_app(config: Config | None = None, *, instance: Instance | None = None
         KIOSK_SCAN=ScanService(inst, keys),
         KIOSK_EVENTS=Bus(),
         KIOSK_CLAIMS=Claims(inst.config.screen.claim_seconds),
+        KIOSK_CAPACITY=Capacity(inst.config.capacity),
         MAX_CONTENT_LENGTH=inst.config.server.max_body_bytes,
         JSON_SORT_KEYS=False,
     )

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 from ..errors import Forbidden
 from ..models import runner
 from ..validation import parse
+from .capacity import model_run
 from .rbac import roles
 from .responses import ok
 
@@ -40,6 +41,7 @@ class Trigger(BaseModel):
 
 @bp.post("/api/ai/trigger")
 @roles("guest", "staff", "admin")
+@model_run  # one place per session (a batch or a stream too, until it ends), or 429 BUSY
 def trigger():
     # speech and room photos come here: a larger body than other routes, still bounded
     request.max_content_length = current_app.config["KIOSK_INSTANCE"].config.server.max_media_body_bytes

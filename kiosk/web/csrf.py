@@ -16,6 +16,11 @@ Requests with ``Authorization: Bearer`` are not checked: a browser never adds th
 by itself, so a cross-site page cannot make one.  GET and HEAD change nothing and are
 not checked either.
 
+Before any of this, :mod:`kiosk.web.rbac` has already refused a cookie that came without
+the screen key it is bound to (``X-Kiosk-Key``, which only the kiosk's own origin can
+read) and any ``Host`` not in ``server.allowed_hosts``; these checks are the second line
+for the requests that do carry the key.
+
 :func:`install` checks the paths in ``PROTECTED`` (the admin API) for both; every other
 unsafe request without ``Authorization: Bearer`` must at least be same-origin.  Other
 blueprints can call :func:`require` for their own views.

@@ -17,13 +17,17 @@ from __future__ import annotations
 import json
 import queue as stdqueue
 import time
+from functools import wraps
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, current_app, g, request
 
-from .. import guest
+from .. import audit, guest
 from .. import queue as work_queue
 from ..clock import local_date
+from ..errors import RateLimited
 from ..events import Bus
+from ..ratelimit import AttemptLimiter
+from .capacity import event_stream, model_run
 from .rbac import roles
 from .responses import ok
 
@@ -61,6 +65,32 @@ def _ctx(inst):
                 window=inst.config.tickets.duplicate_window_seconds)
 
 
+def guest_limited(what: str):
+    """At most ``guest.max_<what>_per_minute`` attempts per guest session in any 60 s, or
+    ``429 RATE_LIMITED`` (``retryAfter``, ``Retry-After``) before the body is even read; the
+    first refusal of a run is audited as ``security.rate_limited``."""
+    def deco(view):
+        @wraps(view)
+        def limited(*args, **kwargs):
+            inst, s = _inst(), g.session
+            limiter = current_app.config.setdefault("KIOSK_GUEST_LIMITER", AttemptLimiter(60.0))
+            now = inst.clock.now()
+            limit = getattr(inst.config.guest, f"max_{what}_per_minute")
+            try:
+                limiter.hit(f"{s.id}:{what}", now, limit, scope=what,
+                            message="one moment, please: you have sent several just now; try again shortly")
+            except RateLimited as e:
+                if getattr(e, "first", False):
+                    audit.record_now(inst.db(), hotel_id=s.hotel_id, event="security.rate_limited",
+                                     outcome="refused", at=now, actor=s.user_id, session_id=s.id,
+                                     code=e.code, details={"scope": what, "limit": limit, "path": request.path})
+                raise
+            request.get_json(silent=True)  # text checked even where the view reads no body (offers)
+            return view(*args, **kwargs)
+        return limited
+    return deco
+
+
 # --- the guest's screen ----------------------------------------------------------------------
 
 @bp.get("/api/guest/home")
@@ -74,6 +104,7 @@ def guest_home():
 
 @bp.post("/api/guest/requests")
 @roles("guest")
+@guest_limited("requests")
 def guest_request():
     inst = _inst()
     result = guest.request(inst.db(), request.get_json(silent=True), hotel_id=g.session.hotel_id,
@@ -90,6 +121,7 @@ def guest_requests():
 
 @bp.post("/api/guest/offers/<offer_id>/accept")
 @roles("guest")
+@guest_limited("offers")
 def guest_offer_accept(offer_id: str):
     inst = _inst()
     body, created = guest.accept_offer(inst.db(), g.session.hotel_id, g.session, offer_id,
@@ -100,6 +132,8 @@ def guest_offer_accept(offer_id: str):
 
 @bp.post("/api/guest/questions")
 @roles("guest")
+@guest_limited("questions")  # before the model gate: a refused question takes no place in it
+@model_run  # guest-messaging answers it
 def guest_question():
     inst = _inst()
     return ok(**guest.ask(inst, inst.db(), g.session, request.get_json(silent=True), **_ctx(inst)))
@@ -107,6 +141,7 @@ def guest_question():
 
 @bp.post("/api/guest/voice")
 @roles("guest")
+@model_run  # voice-ai: seconds of a model worker
 def guest_voice():
     inst = _inst()
     request.max_content_length = inst.config.server.max_media_body_bytes  # speech is bigger than a form
@@ -144,9 +179,9 @@ def staff_events():
     inst = _inst()
     s = g.session
     bus = queue_bus(current_app)
-    sub = bus.subscribe()
 
-    def stream():
+    def stream(gone):
+        sub = bus.subscribe()
         db = inst.db()
         try:
             sig = work_queue.signature(db, s.hotel_id)
@@ -154,7 +189,7 @@ def staff_events():
             quiet_since = time.monotonic()
             yield "retry: 2000\n\n"
             yield f"event: hello\ndata: {json.dumps({'hotelId': s.hotel_id})}\n\n"
-            while True:
+            while not gone():
                 try:
                     event = sub.get(timeout=FEED_TICK_SECONDS)
                 except stdqueue.Empty:
@@ -179,5 +214,6 @@ def staff_events():
         finally:
             bus.unsubscribe(sub)
 
-    return Response(stream(), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    # a place in the feeds' gate (per session: a staff member's tabs), or 429 BUSY: the
+    # terminal then refreshes by polling and tries the feed again after Retry-After
+    return event_stream(s.id, stream)

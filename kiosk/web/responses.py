@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from ..clock import iso
 from ..errors import KioskError
-from ..validation import loads_bounded
+from ..validation import check_text, loads_bounded
 
 log = logging.getLogger("kiosk.http")
 
@@ -35,10 +35,15 @@ def error_body(err: KioskError, now: float) -> dict:
 
 class BoundedJSON(DefaultJSONProvider):
     """Request bodies nested deeper than ``validation.MAX_JSON_DEPTH`` are not JSON to us
-    (VALIDATION_ERROR), rather than a RecursionError (a 500) somewhere later."""
+    (VALIDATION_ERROR), rather than a RecursionError (a 500) somewhere later.
+
+    Text is normalised here, at the edge, for every route at once: a string (or a key) holding
+    a NUL or a lone surrogate (``"\\ud800"``) is VALIDATION_ERROR naming the field, raised from
+    ``request.get_json`` even with ``silent=True`` (it is no ValueError), before the route has
+    used the body: nothing is written.  (A body that is not JSON stays ``None`` there.)"""
 
     def loads(self, s, **kwargs):
-        return loads_bounded(s, **kwargs)
+        return check_text(loads_bounded(s, **kwargs))
 
 
 def install(app: Flask) -> None:
@@ -51,7 +56,7 @@ def install(app: Flask) -> None:
     def _kiosk_error(err: KioskError):
         resp = jsonify(error_body(err, clock.now()))
         resp.status_code = err.http_status
-        if err.code == "RATE_LIMITED" and "retryAfter" in err.details:
+        if err.code in ("RATE_LIMITED", "BUSY") and "retryAfter" in err.details:
             resp.headers["Retry-After"] = str(err.details["retryAfter"])
         if err.code == "METHOD_NOT_ALLOWED" and err.details.get("allowed"):
             resp.headers["Allow"] = ", ".join(err.details["allowed"])

@@ -1,11 +1,21 @@
-"""POST /api/qr/scan, plus the caller's own session (whoami, logout)."""
+"""POST /api/qr/scan, plus the caller's own session (whoami, logout).
+
+A scan answers in one of two ways:
+
+* to an **API client** (no ``X-Kiosk-Screen``): the seed's answer with ``sessionJWT``, a
+  bearer credential; no cookie;
+* to a **screen's script** (``X-Kiosk-Screen: 1``): no JWT in the body, the session as an
+  HttpOnly cookie bound to a fresh screen key, and the key itself as ``screenKey`` for the
+  script to keep in its origin's ``localStorage`` and send as ``X-Kiosk-Key``
+  (kiosk/sessions.py, kiosk/web/rbac.py).
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, current_app, g, request
 
 from .. import sessions
-from .rbac import public, roles
+from .rbac import SCREEN_HEADER, public, roles
 from .responses import ok
 
 bp = Blueprint("scan", __name__)
@@ -21,13 +31,26 @@ def scan():
     inst = _instance()
     result = current_app.config["KIOSK_SCAN"].scan(inst.db(), request.get_json(silent=True),
                                                    client=request.remote_addr or "unknown")
-    resp = ok(**result)
-    set_session_cookie(resp, result["sessionJWT"])
+    if request.headers.get(SCREEN_HEADER) != "1":
+        return ok(**result)
+    return screen_answer(result)
+
+
+def screen_answer(result: dict):
+    """A scan's answer for a screen: without the JWT, with the screen key; the bound cookie set."""
+    key, binding = sessions.new_screen_key()
+    cookie = sessions.for_cookie(current_app.config["KIOSK_KEYS"].session_secret, result["sessionJWT"], binding)
+    resp = ok(**{k: v for k, v in result.items() if k not in ("sessionJWT", "success")}, screenKey=key)
+    set_session_cookie(resp, cookie)
     return resp
 
 
 def set_session_cookie(resp, jwt: str) -> None:
-    """The session for the screens: HttpOnly (no script reads it), SameSite=Strict."""
+    """The session for the screens: HttpOnly (no script reads it), SameSite=Strict.
+
+    ``jwt`` must be a cookie credential (:func:`kiosk.sessions.for_cookie`): a bearer
+    credential in the cookie is refused, and so is a cookie without its screen key.
+    """
     cfg = _instance().config.sessions
     resp.set_cookie(cfg.cookie_name, jwt, max_age=cfg.ttl_seconds, httponly=True,
                     samesite="Strict", secure=cfg.cookie_secure, path="/")

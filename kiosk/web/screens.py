@@ -13,18 +13,19 @@ from __future__ import annotations
 import json
 import queue
 
-from flask import Blueprint, Response, current_app, render_template, request, stream_with_context
+from flask import Blueprint, Response, current_app, render_template, request
 
 from .. import audit
 from ..errors import Forbidden, SessionExpired, ValidationError
+from .capacity import event_stream
 from .rbac import public
-from .responses import ok
-from .scan_api import set_session_cookie
+from .scan_api import screen_answer
 from .screen_binding import peer_allowed
 
 bp = Blueprint("screens", __name__)
 
 KEEPALIVE_SECONDS = 15
+TICK_SECONDS = 1.0  # how often a feed looks whether its screen is still there
 
 
 def _own_screen(what: str) -> None:
@@ -38,10 +39,10 @@ def _own_screen(what: str) -> None:
         raise Forbidden(f"{what} is only for the kiosk's own screen", {"remote": request.remote_addr})
 
 
-def _for_screen(event: dict) -> dict:
+def _for_screen(event: dict, claims) -> dict:
     """What the lobby gets of a scan: a one-time claim instead of the session."""
     if event.get("type") == "scan" and event.get("ok") and "result" in event:
-        code = current_app.config["KIOSK_CLAIMS"].code_for(event)
+        code = claims.code_for(event)
         return {"type": "scan", "ok": True, "claim": code, "role": event["result"]["user"]["role"]}
     return {k: v for k, v in event.items() if not k.startswith("_")}
 
@@ -62,31 +63,37 @@ def staff():
 @public
 def events():
     _own_screen("the scan feed")
-    bus = current_app.config["KIOSK_EVENTS"]
-    q = bus.subscribe()
+    bus, claims = current_app.config["KIOSK_EVENTS"], current_app.config["KIOSK_CLAIMS"]
 
-    def stream():
+    def stream(gone):
+        q = bus.subscribe()
         try:
             yield "retry: 2000\n\n"
-            while True:
+            quiet = 0.0
+            while not gone():
                 try:
-                    event = q.get(timeout=KEEPALIVE_SECONDS)
+                    event = q.get(timeout=TICK_SECONDS)
                 except queue.Empty:
-                    yield ": keep-alive\n\n"
+                    quiet += TICK_SECONDS
+                    if quiet >= KEEPALIVE_SECONDS:
+                        quiet = 0.0
+                        yield ": keep-alive\n\n"
                     continue
-                shown = _for_screen(event)
+                quiet = 0.0
+                shown = _for_screen(event, claims)
                 yield f"event: {shown.get('type', 'message')}\ndata: {json.dumps(shown)}\n\n"
         finally:
             bus.unsubscribe(q)
 
-    return Response(stream_with_context(stream()), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    # one lobby screen has one feed; the key is the connection, so only the total bound applies
+    return event_stream(f"screen:{request.remote_addr}:{request.environ.get('REMOTE_PORT')}", stream)
 
 
 @bp.post("/screen/claim")
 @public
 def claim():
-    """Redeem a camera scan's claim: the session cookie for this screen, the scan's answer."""
+    """Redeem a camera scan's claim: the scan's answer as a screen gets it (no JWT; the session
+    as a cookie bound to a fresh ``screenKey``, kiosk/web/scan_api.py ``screen_answer``)."""
     _own_screen("a camera scan")
     body = request.get_json(silent=True)
     code = body.get("claim") if isinstance(body, dict) else None
@@ -95,9 +102,7 @@ def claim():
     result = current_app.config["KIOSK_CLAIMS"].redeem(code)
     if result is None:
         raise SessionExpired("this scan was already taken or is too old; scan again", {})
-    resp = ok(**{k: v for k, v in result.items() if k != "sessionJWT"})
-    set_session_cookie(resp, result["sessionJWT"])
-    return resp
+    return screen_answer(result)
 
 
 @bp.get("/screen/preview.mjpg")

@@ -11,6 +11,7 @@ carries ``Authorization: Bearer <device credential>``.  Errors are
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from . import (
     devices,
     fleet,
     pushes,
+    quota,
     retention,
     snapshot,
     storage,
@@ -64,19 +66,21 @@ class Connections:
 
 def create_app(data_dir: str | Path | None = None, clock=None,
                max_clock_skew: float = validation.MAX_CLOCK_SKEW_SECONDS, *, database: str | None = None,
-               fleet_policy: fleet.Policy | None = None, pool_size: int = 16) -> Flask:
+               fleet_policy: fleet.Policy | None = None, pool_size: int = 16,
+               push_quota: quota.Quota | None = None) -> Flask:
     """The cloud app over ``database`` (a PostgreSQL URL) or ``cloud.db`` in ``data_dir``
     (created and migrated here, once).
 
     ``max_clock_skew``: entries stamped further ahead of the cloud's clock are rejected
-    (``HLC_AHEAD``); ``fleet_policy``: when the fleet endpoints flag a device."""
+    (``HLC_AHEAD``); ``fleet_policy``: when the fleet endpoints flag a device; ``push_quota``:
+    how much one device may push per window (429 ``RATE_LIMITED`` beyond it)."""
     st = storage.open_storage(data_dir, database, pool_size=pool_size)
     st.prepare()
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=validation.MAX_BODY_BYTES,
                       CLOUD_DB=Connections(st), CLOUD_STORAGE=st,
                       CLOUD_CLOCK=clock or SystemClock(), CLOUD_MAX_SKEW=max_clock_skew,
-                      CLOUD_FLEET=fleet_policy or fleet.Policy())
+                      CLOUD_FLEET=fleet_policy or fleet.Policy(), CLOUD_QUOTA=push_quota or quota.Quota())
     app.json.sort_keys = False
     _install_errors(app)
     _install_routes(app)
@@ -88,6 +92,8 @@ def _error(err: KioskError):
     resp.status_code = err.http_status
     if err.http_status == 401:
         resp.headers["WWW-Authenticate"] = "Bearer"
+    if err.http_status == 429 and isinstance(err.details, dict) and "retryAfter" in err.details:
+        resp.headers["Retry-After"] = str(err.details["retryAfter"])
     return resp
 
 
@@ -121,11 +127,16 @@ def _device() -> devices.Device:
     return device
 
 
-def _json_body():
+def _json_body(data: bytes):
+    """The body as JSON; not JSON (or not UTF-8) is a 400.  Lone surrogates (``"\\ud800"``)
+    parse; what may hold them is judged where it is used (a push's entries: per entry)."""
     try:
-        return loads_bounded(request.get_data(cache=False), parse_constant=_no_constant)
+        return loads_bounded(data, parse_constant=_no_constant)
     except (ValueError, RecursionError):
         raise ValidationError("the request body is not JSON", {"fields": [{"field": "(body)"}]}) from None
+
+
+_IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,200}")
 
 
 def _no_constant(name: str):
@@ -149,13 +160,16 @@ def _install_routes(app: Flask) -> None:
     def push():
         started = time.monotonic()
         device = _device()
-        device_id, entries = validation.push_body(_json_body())
+        data = request.get_data(cache=False)
+        device_id, entries = validation.push_body(_json_body(data))
         if device_id != device.device_id:
-            raise KioskError(f"deviceId {device_id!r} is not the device of this credential",
+            raise KioskError(f"deviceId {ascii(device_id)[:80]} is not the device of this credential",
                              {"field": "deviceId"}, code="FORBIDDEN")
         key = request.headers.get("Idempotency-Key") or None
-        if key is not None and len(key) > 200:
-            raise ValidationError("Idempotency-Key is longer than 200 characters", {"field": "Idempotency-Key"})
+        if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
+            raise ValidationError("Idempotency-Key must be 1-200 printable ASCII characters",
+                                  {"field": "Idempotency-Key"})
+        quota.charge(g.db, app.config["CLOUD_QUOTA"], device.device_id, len(entries), len(data), clock.now())
         body, replayed = pushes.respond(g.db, device, entries, clock.now(), key, app.config["CLOUD_MAX_SKEW"])
         counts: dict[str, int] = {}
         for r in body["results"]:
@@ -188,13 +202,9 @@ def _install_routes(app: Flask) -> None:
     def pull():
         hotel_id = request.args.get("hotel", "")
         device = _hotel(hotel_id)
-        try:
-            after = int(request.args.get("after", "0"))
-            limit = int(request.args.get("limit", "500"))
-        except ValueError:
-            raise ValidationError("after and limit must be integers",
-                                  {"fields": [{"field": "after"}, {"field": "limit"}]}) from None
-        if not 0 <= after < 2**63 or limit < 1:
+        after = validation.ascii_int(request.args.get("after"), "after", 0)
+        limit = validation.ascii_int(request.args.get("limit"), "limit", 500)
+        if limit < 1:
             raise ValidationError("after must be >= 0 and limit >= 1", {"fields": [{"field": "after"}]})
         body = changelog.page(g.db, hotel_id, after, limit)
         # 410 CURSOR_EXPIRED (re-sync from the snapshot) if changes after `after` were purged;
@@ -208,10 +218,7 @@ def _install_routes(app: Flask) -> None:
     def snapshot_page():
         hotel_id = request.args.get("hotel", "")
         device = _hotel(hotel_id)
-        try:
-            limit = int(request.args.get("limit", "500"))
-        except ValueError:
-            raise ValidationError("limit must be an integer", {"fields": [{"field": "limit"}]}) from None
+        limit = validation.ascii_int(request.args.get("limit"), "limit", 500)
         if limit < 1:
             raise ValidationError("limit must be >= 1", {"fields": [{"field": "limit"}]})
         body = snapshot.page(g.db, hotel_id, request.args.get("page") or None, limit, clock.now())

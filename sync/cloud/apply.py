@@ -2,11 +2,26 @@
 
 Per entry: a key seen before gets its first answer again (``duplicate`` if it
 was applied, the same ``rejected`` if it was refused); otherwise the entry is
-checked (shape, hotel, kind) and applied inside a savepoint, so a refused
-entry leaves no trace but its answer.  After the first entry of an entity that
-is not applied/duplicate, later entries of that entity in the push get
-``retry``.  Every applied and rejected answer is remembered under its key;
-``retry`` is not.
+checked (storable text, hotel, shape, kind) and applied inside a savepoint, so a
+refused entry leaves no trace but its answer.  After the first entry of an
+entity that is not applied/duplicate, later entries of that entity in the push
+get ``retry``.
+
+Entry keys are scoped to their hotel (``applied_entries`` is keyed by hotel and key):
+
+* an entry for a hotel the device does not serve is rejected (``FORBIDDEN_HOTEL``)
+  before its key is even looked up, and that answer is NOT remembered: a device of
+  hotel B pushing guessed keys "for hotel A" leaves nothing behind that could answer
+  hotel A's real entry later;
+* a key already applied for another hotel, or applied for this hotel by a device of
+  another hotel, answers ``KEY_CONFLICT`` (rejected; never ``duplicate``, which would
+  tell the kiosk that an effect it never had was delivered);
+* an entry holding text no storage can keep (NUL, a lone surrogate) is rejected
+  ``VALIDATION_ERROR`` before any of it reaches the database.
+
+Applied and rejected answers for the device's own hotels are remembered under the
+hotel and key; ``retry`` and the three refusals above are not (they are worked out
+again, the same way, on every repeat).
 """
 
 from __future__ import annotations
@@ -38,8 +53,14 @@ def apply_push(db, device: Device, entries: list[dict], now: float,
     if problems:
         raise ValidationError("every entry needs a key", {"fields": problems[:50]})
     with storage.transaction(db):
-        storage.lock_hotels(db, [e.get("hotelId") for e in entries if isinstance(e, dict)])
+        storage.lock_hotels(db, served_hotels(device, entries))
         return apply_entries(db, device, entries, now, max_skew)
+
+
+def served_hotels(device: Device, entries: list) -> list[str]:
+    """The hotels a push names that its device serves: the only ones whose locks it takes
+    (its entries for any other hotel are refused without touching that hotel)."""
+    return sorted({h for e in entries if isinstance(e, dict) and device.serves(h := e.get("hotelId"))})
 
 
 def apply_entries(db, device: Device, entries: list[dict], now: float,
@@ -49,7 +70,9 @@ def apply_entries(db, device: Device, entries: list[dict], now: float,
     out = []
     for raw in entries:
         entity = _entity(raw)
-        result = _remembered(db, device, raw["key"])
+        result = _refused(device, raw)
+        if result is None:
+            result = _remembered(db, device, raw)
         if result is None and entity in blocked:
             result = results.retry(raw["key"], f"blocked by an earlier entry of {entity[1]} {entity[2]}")
         elif result is None:
@@ -65,16 +88,45 @@ def _entity(raw: dict) -> tuple | None:
     return parts if all(isinstance(p, str) for p in parts) else None
 
 
-def _remembered(db, device: Device, key: str) -> dict | None:
-    row = db.execute("SELECT device_id, hotel_id, result FROM applied_entries WHERE key = ?", [key]).fetchone()
-    if row is None:
-        return None
-    if row[0] != device.device_id and not device.serves(row[1]):
-        return results.rejected(key, "KEY_CONFLICT: this key was used by another device for another hotel")
-    original = json.loads(row[2])
-    if original["status"] == "applied":
-        return results.duplicate(key, original)
-    return {"key": key, **original}
+def _refused(device: Device, raw: dict) -> dict | None:
+    """The answers given before the key is looked up, never remembered: text that cannot be
+    stored, an entry for a hotel the device does not serve."""
+    problem = validation.unstorable(raw)
+    if problem is not None:
+        return results.rejected(raw["key"], f"VALIDATION_ERROR: {problem}"[:500])
+    hotel = raw.get("hotelId")
+    if not device.serves(hotel):
+        shown = hotel if isinstance(hotel, str) else json.dumps(hotel)[:64]
+        return results.rejected(raw["key"], f"FORBIDDEN_HOTEL: device {device.device_id} may not write for"
+                                            f" hotel {shown[:64]}")
+    return None
+
+
+_CONFLICT = "KEY_CONFLICT: this key was used by another device for another hotel"
+
+
+def _remembered(db, device: Device, raw: dict) -> dict | None:
+    """The first answer to this hotel's key; KEY_CONFLICT if the key names another hotel's effect."""
+    key, hotel = raw["key"], raw["hotelId"]
+    rows = db.execute("SELECT a.hotel_id, a.device_id, a.result, d.hotels FROM applied_entries a"
+                      " LEFT JOIN devices d ON d.device_id = a.device_id WHERE a.key = ?", [key]).fetchall()
+    answer = None
+    for row_hotel, row_device, text, hotels in rows:
+        original = json.loads(text)
+        applied = original.get("status") == "applied"
+        if row_hotel != hotel:
+            if applied:  # the key already means an effect in another hotel
+                return results.rejected(key, _CONFLICT if row_device != device.device_id else
+                                        "KEY_CONFLICT: this device used this key for another hotel")
+            continue  # another hotel's refusal takes nothing from this one
+        if row_device != device.device_id and hotels is not None and hotel not in json.loads(hotels):
+            # remembered for this hotel from a device that does not serve it (a version before
+            # hotel-scoped keys remembered such refusals, or the device moved to other hotels)
+            if applied:
+                return results.rejected(key, "KEY_CONFLICT: this key was applied by a device of another hotel")
+            continue
+        answer = results.duplicate(key, original) if applied else {"key": key, **original}
+    return answer
 
 
 def _apply_one(db, device: Device, raw: dict, now: float, max_skew: float) -> dict:
@@ -82,8 +134,6 @@ def _apply_one(db, device: Device, raw: dict, now: float, max_skew: float) -> di
     db.execute("SAVEPOINT entry")
     try:
         e = validation.entry(raw, now, max_skew)
-        if not device.serves(e.hotelId):
-            raise Rejected("FORBIDDEN_HOTEL", f"device {device.device_id} may not write for hotel {e.hotelId}")
         expected = validation.KINDS.get(e.kind)
         if expected is None:
             raise Rejected("UNKNOWN_KIND", e.kind)
@@ -106,8 +156,13 @@ def _short(value: Any) -> str | None:
 
 def _remember(db, device: Device, raw: dict, result: dict, now: float) -> None:
     stored = {k: v for k, v in result.items() if k != "key"}
+    # ON CONFLICT: a refusal remembered for this hotel from a device that does not serve it
+    # (ignored by _remembered) gives way to this answer
     db.execute("INSERT INTO applied_entries (key, device_id, hotel_id, kind, entity_type, entity_id, hlc,"
-               " result, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-               [raw["key"], device.device_id, *(_short(raw.get(f)) for f in
-                                                ("hotelId", "kind", "entityType", "entityId", "hlc")),
+               " result, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hotel_id, key) DO UPDATE SET"
+               " device_id = excluded.device_id, kind = excluded.kind, entity_type = excluded.entity_type,"
+               " entity_id = excluded.entity_id, hlc = excluded.hlc, result = excluded.result,"
+               " applied_at = excluded.applied_at",
+               [raw["key"], device.device_id, raw["hotelId"], *(_short(raw.get(f)) for f in
+                                                                ("kind", "entityType", "entityId", "hlc")),
                 json.dumps(stored), now])

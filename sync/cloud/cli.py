@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import signal
 import sys
 from pathlib import Path
@@ -29,8 +30,20 @@ from kiosk import logs
 from kiosk.cliutil import ErrorGroup, create_server
 from kiosk.clock import SystemClock, parse_duration
 from kiosk.errors import KioskError
+from kiosk.files import private_umask
 
-from . import changelog, devices, fleet, keys, refdata, retention, storage, tickets, workorders
+from . import (
+    changelog,
+    devices,
+    fleet,
+    keys,
+    quota,
+    refdata,
+    retention,
+    storage,
+    tickets,
+    workorders,
+)
 
 DEFAULT_DATA_DIR = "var/cloud"
 
@@ -76,6 +89,7 @@ def open_db():
 @click.pass_context
 def main(ctx, data_dir, database):
     """Reference cloud for the kiosk sync protocol (docs/sync-protocol.md)."""
+    private_umask(ctx)  # cloud.db and its logs: this user's only, whatever the umask
     ctx.meta.setdefault("cloud.data_dir", data_dir)
     if database:
         ctx.meta.setdefault("cloud.database", database)
@@ -131,6 +145,50 @@ def fleet_policy() -> fleet.Policy:
                         clock_tolerance=_duration(value["clock-tolerance"], "--fleet-clock-tolerance"))
 
 
+_SIZE = re.compile(r"\s*([0-9]+)\s*(|k|kb|kib|m|mb|mib|g|gb|gib)\s*", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def push_quota(entries: str, size: str, window: str) -> quota.Quota:
+    """``--push-quota-entries``/``-bytes``/``-window`` as a :class:`quota.Quota`; ``off`` lifts a
+    limit.  A limit below one full push (1,000 entries, 4 MiB) would refuse a kiosk's largest
+    batch for ever, so it is refused here."""
+    from .validation import MAX_BODY_BYTES, MAX_ENTRIES
+
+    def limit(text: str, option: str, parse, least: int) -> int | None:
+        if text.strip().lower() == "off":
+            return None
+        n = parse(text)
+        if n is None or n < least:
+            raise KioskError(f"{option}: {text!r} is not a number of at least {least} (or off)",
+                             {"field": option.lstrip("-")}, code="VALIDATION_ERROR")
+        return n
+
+    def count(text: str) -> int | None:
+        return int(text) if text.strip().isascii() and text.strip().isdigit() else None
+
+    def nbytes(text: str) -> int | None:
+        m = _SIZE.fullmatch(text)
+        return int(m.group(1)) * _UNITS[m.group(2)[:1].lower()] if m else None
+
+    return quota.Quota(entries=limit(entries, "--push-quota-entries", count, MAX_ENTRIES),
+                       bytes=limit(size, "--push-quota-bytes", nbytes, MAX_BODY_BYTES),
+                       window=_duration(window, "--push-quota-window"))
+
+
+def quota_options(f):
+    """``--push-quota-…``: how much one device may push per window (429 RATE_LIMITED beyond)."""
+    f = click.option("--push-quota-window", default="1m", show_default=True, envvar="KIOSK_CLOUD_PUSH_QUOTA_WINDOW",
+                     help="The window the push quota counts in.")(f)
+    f = click.option("--push-quota-bytes", default="64MiB", show_default=True, envvar="KIOSK_CLOUD_PUSH_QUOTA_BYTES",
+                     help="Request bytes one device may push per window (off: no limit); beyond it the push is"
+                          " answered 429 RATE_LIMITED with Retry-After.")(f)
+    return click.option("--push-quota-entries", default=str(quota.DEFAULT_ENTRIES), show_default=True,
+                        envvar="KIOSK_CLOUD_PUSH_QUOTA_ENTRIES",
+                        help="Entries one device may push per window (off: no limit); beyond it the push is"
+                             " answered 429 RATE_LIMITED with Retry-After.")(f)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=int, default=8090, show_default=True, help="Port to listen on.")
@@ -143,9 +201,11 @@ def fleet_policy() -> fleet.Policy:
 @retention_option
 @click.option("--purge-every", default="1h", show_default=True, envvar="KIOSK_CLOUD_PURGE_EVERY",
               help="Purge what is older than --retention this often (off: never; run `kiosk-cloud purge`).")
+@quota_options
 @fleet_options
 @data_dir_option
-def serve(host, port, threads, log_level, max_clock_skew, workers, retention_, purge_every):
+def serve(host, port, threads, log_level, max_clock_skew, workers, retention_, purge_every, push_quota_entries,
+          push_quota_bytes, push_quota_window):
     """Serve the sync and read API until SIGTERM / Ctrl-C."""
     from .app import create_app
 
@@ -153,6 +213,7 @@ def serve(host, port, threads, log_level, max_clock_skew, workers, retention_, p
     keep = _duration(retention_, "--retention")
     purge_interval = None if purge_every.strip().lower() == "off" else _duration(purge_every, "--purge-every")
     policy = fleet_policy()
+    limits = push_quota(push_quota_entries, push_quota_bytes, push_quota_window)
     root, url = data_dir(), database()
     st = storage.open_storage(root, url)
     if workers > 1 and st.processes == 1:
@@ -167,10 +228,15 @@ def serve(host, port, threads, log_level, max_clock_skew, workers, retention_, p
         log.info("serving", extra={"host": host, "port": port, "workers": workers, "database": "postgresql",
                                    "purge": "run `kiosk-cloud purge` from a timer"})
         serve_workers(host=host, port=port, workers=workers, threads=threads, database=url, data_dir=root,
-                      max_clock_skew=skew, log_level=log_level, fleet_policy=policy)
+                      max_clock_skew=skew, log_level=log_level, fleet_policy=policy, push_quota=limits)
         return
-    app = create_app(root, max_clock_skew=skew, database=url, fleet_policy=policy, pool_size=threads)
-    server = create_server(app, host=host, port=port, threads=threads, ident="kiosk-cloud")  # ADDRESS_IN_USE
+    app = create_app(root, max_clock_skew=skew, database=url, fleet_policy=policy, pool_size=threads,
+                     push_quota=limits)
+    from .validation import MAX_BODY_BYTES
+
+    # ADDRESS_IN_USE here; a body past the app's limit is refused as it arrives, never spooled first
+    server = create_server(app, host=host, port=port, threads=threads, ident="kiosk-cloud",
+                           max_request_body_size=MAX_BODY_BYTES)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # waitress stops its loop on SystemExit
     if purge_interval:
         retention.Purger(st.connect, SystemClock(), keep, purge_interval).start()
@@ -224,8 +290,25 @@ def _listing(name: str, lister, line):
             click.echo(json.dumps(rows))
         else:
             for r in rows:
-                click.echo(line(r))
+                click.echo(printable(line(r)))
     return command
+
+
+#: what a terminal would act on: C0 and C1 controls, DEL, lone surrogates, and the
+#: direction overrides that make text show other than it reads
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print to a terminal: every control character (guests type the text of
+    tickets, kiosks send it) shown escaped, ``\\x1b`` rather than an escape sequence the
+    terminal would run."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(m: re.Match) -> str:
+    c = ord(m.group())
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
 
 
 @main.group()
@@ -322,7 +405,7 @@ def fleet_cmd(hotel, as_json):
     if as_json:
         click.echo(json.dumps(overview))
     else:
-        click.echo("\n".join(fleet.table(overview)))
+        click.echo("\n".join(printable(line) for line in fleet.table(overview)))
 
 
 @main.command("purge")

@@ -271,6 +271,42 @@ MIGRATIONS: list[list[str]] = [
         "INSERT INTO hlc_state (node, wall_ms, counter) SELECT 'cloud:' || h.hotel_id, s.wall_ms, s.counter"
         " FROM hotel_seq h, hlc_state s WHERE s.node = 'cloud'",
     ],
+    # 8: entry keys scoped to their hotel (sync/cloud/apply.py): remembered per (hotel, key),
+    # so a device of another hotel cannot pre-answer a hotel's keys.  Refusals that earlier
+    # versions remembered for a hotel the pushing device did not serve (FORBIDDEN_HOTEL, and
+    # any other refusal of such an entry) are dropped: the hotel's real entry applies when it
+    # comes; so are refusals of entries that named no hotel (worked out again if repeated).
+    # Per-device push quota: each device's current window (sync/cloud/quota.py)
+    [
+        """CREATE TABLE applied_entries_v8 (
+            key TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            hotel_id TEXT NOT NULL,
+            kind TEXT,
+            entity_type TEXT,
+            entity_id TEXT,
+            hlc TEXT,
+            result TEXT NOT NULL,
+            applied_at REAL NOT NULL,
+            PRIMARY KEY (hotel_id, key)
+        )""",
+        "INSERT INTO applied_entries_v8 (key, device_id, hotel_id, kind, entity_type, entity_id, hlc, result,"
+        " applied_at) SELECT a.key, a.device_id, a.hotel_id, a.kind, a.entity_type, a.entity_id, a.hlc, a.result,"
+        " a.applied_at FROM applied_entries a WHERE a.hotel_id IS NOT NULL AND (a.result LIKE '{\"status\": \"applied\"%'"
+        " OR a.result LIKE '{\"status\":\"applied\"%'"
+        " OR (a.result NOT LIKE '%FORBIDDEN_HOTEL:%' AND EXISTS (SELECT 1 FROM devices d WHERE"
+        " d.device_id = a.device_id AND d.hotels LIKE '%\"' || a.hotel_id || '\"%')))",
+        "DROP TABLE applied_entries",
+        "ALTER TABLE applied_entries_v8 RENAME TO applied_entries",
+        "CREATE INDEX applied_entries_at ON applied_entries(applied_at)",
+        "CREATE INDEX applied_entries_key ON applied_entries(key)",
+        """CREATE TABLE push_quota (
+            device_id TEXT PRIMARY KEY,
+            window_start REAL NOT NULL,
+            entries INTEGER NOT NULL,
+            bytes INTEGER NOT NULL
+        )""",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -15,15 +15,22 @@ import json
 from sync.conflicts import Conflict, replay_order
 
 from . import changelog
+from .results import Rejected
 from .validation import Entry
 
 
 def record(db, e: Entry, now: float) -> list[dict]:
     # ON CONFLICT: an entry repeated after its key's retention (docs/sync-protocol.md) is recorded once
-    db.execute("INSERT INTO events (key, hotel_id, kind, entity_type, entity_id, payload, hlc, received_at)"
-               " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-               [e.key, e.hotelId, e.kind, e.entityType, e.entityId,
-                json.dumps(e.payload, sort_keys=True, separators=(",", ":")), e.hlc, now])
+    cur = db.execute("INSERT INTO events (key, hotel_id, kind, entity_type, entity_id, payload, hlc, received_at)"
+                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                     [e.key, e.hotelId, e.kind, e.entityType, e.entityId,
+                      json.dumps(e.payload, sort_keys=True, separators=(",", ":")), e.hlc, now])
+    if cur.rowcount == 0:
+        # the event log is keyed by the entry key alone: a key whose remembered answer was
+        # purged may still name another hotel's event; saying "applied" would lose this one
+        row = db.execute("SELECT hotel_id FROM events WHERE key = ?", [e.key]).fetchone()
+        if row is not None and row[0] != e.hotelId:
+            raise Rejected("KEY_CONFLICT", "this key was used by another device for another hotel")
     if e.kind == "token.revoked":
         revoke(db, e.hotelId, e.entityId, e.hlc, now, source="kiosk")
     elif e.kind == "token.used":

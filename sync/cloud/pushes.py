@@ -14,7 +14,7 @@ import json
 from kiosk.errors import KioskError
 
 from . import storage
-from .apply import apply_entries
+from .apply import apply_entries, served_hotels
 from .devices import Device
 from .validation import MAX_CLOCK_SKEW_SECONDS
 
@@ -35,8 +35,9 @@ def respond(db, device: Device, entries: list[dict], now: float, idempotency_key
     with storage.transaction(db):
         # PostgreSQL with several workers: one push per hotel at a time (hotels in parallel),
         # so a twin with the same key waits and then finds the first answer, and two kiosks'
-        # edits of one entity are judged in one order
-        storage.lock_hotels(db, [e.get("hotelId") for e in entries if isinstance(e, dict)])
+        # edits of one entity are judged in one order; only the hotels this device serves
+        # (its entries for any other hotel are refused without taking that hotel's lock)
+        storage.lock_hotels(db, served_hotels(device, entries))
         if idempotency_key:
             row = db.execute("SELECT response, body_sha256 FROM push_requests WHERE device_id = ?"
                              " AND idempotency_key = ?", [device.device_id, idempotency_key]).fetchone()

@@ -59,8 +59,8 @@ def purge(db, now: float, retention: float = DEFAULT_RETENTION_SECONDS, *, chunk
     cutoff = now - retention
     hotels = {h: n for h in [r[0] for r in db.execute(_HOTELS).fetchall()]
               if (n := _purge_log(db, h, cutoff, now, chunk))}
-    entries = _purge_chunks(db, "DELETE FROM applied_entries WHERE key IN (SELECT key FROM applied_entries"
-                                " WHERE applied_at < ? ORDER BY applied_at LIMIT ?)", cutoff, chunk)
+    entries = _purge_chunks(db, "DELETE FROM applied_entries WHERE (hotel_id, key) IN (SELECT hotel_id, key"
+                                " FROM applied_entries WHERE applied_at < ? ORDER BY applied_at LIMIT ?)", cutoff, chunk)
     pushes = _purge_chunks(db, "DELETE FROM push_requests WHERE (device_id, idempotency_key) IN (SELECT device_id,"
                                " idempotency_key FROM push_requests WHERE at < ? ORDER BY at LIMIT ?)", cutoff, chunk)
     out = {"changes": sum(hotels.values()), "hotels": hotels, "appliedEntries": entries, "pushRequests": pushes,

@@ -22,11 +22,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable
 
 from kiosk.errors import ValidationError
 
-from . import events, retention, tickets, workorders
+from . import events, retention, tickets, validation, workorders
 
 MAX_PAGE = 1000
 RECENT_SECONDS = 30 * 86400
@@ -123,19 +124,26 @@ def _encode(cursor: int, section: int, after: list | None) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,2000}")
+_ID_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
 def _decode(token: str) -> tuple[int, int, list | None]:
+    """A page token as :func:`_encode` made it, checked strictly: anything else (not base64url,
+    a cursor past PostgreSQL's bigint, an id of superscript digits, text no storage keeps)
+    is a 400 VALIDATION_ERROR, never a 500."""
     bad = ValidationError("page is not a token from a previous snapshot page", {"field": "page"})
-    if len(token) > 2000:
+    if not _TOKEN.fullmatch(token):
         raise bad
     try:
         cursor, section, after = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     except (ValueError, TypeError, binascii.Error):
         raise bad from None
-    ok = (type(cursor) is int and cursor >= 0 and type(section) is int and 0 <= section < len(SECTIONS)
+    ok = (type(cursor) is int and 0 <= cursor < 2**63 and type(section) is int and 0 <= section < len(SECTIONS)
           and (after is None or (isinstance(after, list) and 1 <= len(after) <= 2
-                                 and all(isinstance(a, str) and len(a) <= 300 for a in after))))
+                                 and all(isinstance(a, str) and validation.storable_text(a, 300) for a in after))))
     if not ok or (after is not None and SECTIONS[section][0] in ("conflict", "security_event")
-                  and not after[0].isdigit()):
+                  and not _ID_DIGITS.fullmatch(after[0])):
         raise bad
     return cursor, section, after
 

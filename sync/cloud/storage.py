@@ -20,7 +20,9 @@ takes its sequence number from a per-hotel counter row in the same transaction
 order per hotel — a puller can never skip a change that commits late — and a push takes a
 per-hotel transaction lock (:func:`lock_hotels`) before it judges anything, so two kiosks
 pushing the same entity are judged in one order and two workers given the same
-Idempotency-Key apply it once.  Hotels stay parallel.
+Idempotency-Key apply it once.  Hotels stay parallel.  A push locks only the hotels its
+device serves: its entries for any other hotel are refused without waiting for (or
+holding up) that hotel.
 """
 
 from __future__ import annotations
@@ -269,7 +271,8 @@ def transaction(db):
 
 
 def _lock_key(hotel_id: str) -> int:
-    return int.from_bytes(hashlib.sha256(b"hotel:" + hotel_id.encode()).digest()[:8], "big", signed=True)
+    return int.from_bytes(hashlib.sha256(b"hotel:" + hotel_id.encode(errors="surrogatepass")).digest()[:8], "big",
+                          signed=True)
 
 
 def lock_hotels(db, hotels) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from pydantic import (
@@ -189,6 +190,52 @@ def payload(model: type[BaseModel], e: Entry, id_field: str) -> Any:
         raise Rejected("INVALID_ENTRY", f"payload.{id_field} {getattr(p, id_field)!r}"
                                         f" is not the entityId {e.entityId!r}")
     return p
+
+
+#: U+0000 (PostgreSQL refuses it in text) and the UTF-16 surrogates (no UTF-8 encodes a lone one)
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def unstorable(value: Any, where: str = "") -> str | None:
+    """Where in ``value`` (a parsed JSON document) a string holds a NUL or a lone surrogate, or
+    None.  Such text cannot be stored (PostgreSQL refuses U+0000; a lone surrogate has no
+    UTF-8), so an entry holding one is refused before any of it reaches the database."""
+    stack = [(where, value)]
+    while stack:
+        at, v = stack.pop()
+        if isinstance(v, str):
+            m = _UNSTORABLE.search(v)
+            if m:
+                what = "a NUL character" if m.group() == "\x00" else "a lone surrogate"
+                return f"{at or '(entry)'} holds {what} (U+{ord(m.group()):04X})"
+        elif isinstance(v, dict):
+            for k, item in v.items():
+                if isinstance(k, str) and _UNSTORABLE.search(k):
+                    return f"{at or '(entry)'} has a field name holding a NUL or a lone surrogate"
+                stack.append((f"{at}.{k}" if at else str(k), item))
+        elif isinstance(v, list):
+            stack.extend((f"{at}.{i}", item) for i, item in enumerate(v))
+    return None
+
+
+def storable_text(value: str, limit: int = 1000) -> bool:
+    """A short string that can be stored and compared on either storage."""
+    return len(value) <= limit and _UNSTORABLE.search(value) is None
+
+
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+def ascii_int(value: str | None, field: str, default: int) -> int:
+    """A query parameter that must be a non-negative integer: ASCII digits only (``int()``
+    also takes ``"١٢"`` and ``" 12"``), below 2**63 (PostgreSQL's bigint); anything else is a
+    400 VALIDATION_ERROR."""
+    if value is None:
+        return default
+    if not _DIGITS.fullmatch(value) or int(value) >= 2**63:
+        raise ValidationError(f"{field} must be a non-negative integer (ASCII digits, below 2**63)",
+                              {"fields": [{"field": field}]})
+    return int(value)
 
 
 def push_body(body: Any) -> tuple[str, list[dict]]:

@@ -28,12 +28,12 @@ class _CloudApp(BaseApplication):
 
 
 def serve_workers(*, host: str, port: int, workers: int, threads: int, database: str, data_dir: Path,
-                  max_clock_skew: float, log_level: str, fleet_policy=None) -> None:
+                  max_clock_skew: float, log_level: str, fleet_policy=None, push_quota=None) -> None:
     def factory():
         from .app import create_app
 
         return create_app(data_dir, max_clock_skew=max_clock_skew, database=database, fleet_policy=fleet_policy,
-                          pool_size=threads)
+                          pool_size=threads, push_quota=push_quota)
 
     _CloudApp({"bind": f"{host}:{port}", "workers": workers, "threads": threads, "worker_class": "gthread",
                "preload_app": False, "loglevel": log_level.lower(), "accesslog": None, "graceful_timeout": 10,

@@ -1,7 +1,9 @@
 // The admin dashboard (/admin).  The page is rendered by the server in one of three modes
 // (body[data-mode]): "login" (scan or paste an admin code), "forbidden" (a guest or staff
 // session) and "dashboard".  The session is the HttpOnly cookie: this script never sees a
-// session JWT.  State-changing calls carry the page's CSRF token (X-CSRF-Token).
+// session JWT; every call sends this screen's key (Kiosk.headers: X-Kiosk-Key, kept in this
+// origin's localStorage by the scan), without which the cookie counts for nothing.
+// State-changing calls carry the page's CSRF token (X-CSRF-Token).
 "use strict";
 const $ = id => document.getElementById(id);
 const MODE = document.body.dataset.mode;
@@ -48,7 +50,7 @@ const label = (map, value) => (map[value] ? t(map[value]) : String(value || "—
 
 // --- talking to the kiosk ------------------------------------------------------------------
 async function call(method, params, body) {
-  const headers = {Accept: "application/json"};
+  const headers = Kiosk.headers({Accept: "application/json"});
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (method !== "GET") headers["X-CSRF-Token"] = CSRF;
   let r;
@@ -952,7 +954,7 @@ async function download(ev) {
   await run($("panel-export"), async () => {
     let r;
     try {
-      r = await fetch("/api/admin?" + new URLSearchParams(params), {credentials: "same-origin"});
+      r = await fetch("/api/admin?" + new URLSearchParams(params), {credentials: "same-origin", headers: Kiosk.headers()});
     } catch (e) {
       return {code: "NETWORK"};
     }
@@ -1006,7 +1008,8 @@ function rerender() {
 }
 
 async function logout() {
-  await fetch("/api/session", {method: "DELETE", credentials: "same-origin", headers: {"X-CSRF-Token": CSRF}});
+  await fetch("/api/session", {method: "DELETE", credentials: "same-origin", headers: Kiosk.headers({"X-CSRF-Token": CSRF})});
+  Kiosk.forget();
   location.replace("/admin");
 }
 
@@ -1023,7 +1026,7 @@ async function login(ev) {
   let r, data = {};
   try {
     r = await fetch("/api/qr/scan", {method: "POST", credentials: "same-origin",
-                                      headers: {"Content-Type": "application/json", Accept: "application/json"},
+                                      headers: Kiosk.headers({"Content-Type": "application/json", Accept: "application/json"}),
                                       body: JSON.stringify({qrToken: token, hotelId: hotel, scanMethod: "manual"})});
     data = await r.json();
   } catch (e) {
@@ -1033,6 +1036,7 @@ async function login(ev) {
     const code = (data.error || {}).code || "INTERNAL_ERROR";
     return say(Kiosk.strings.en["error." + code] ? "error." + code : "error.INTERNAL_ERROR", "error");
   }
+  Kiosk.keep(data);  // this screen's key: the cookie counts only with it
   location.reload();  // the session cookie is set: the server renders the dashboard (or says no)
 }
 

@@ -167,13 +167,21 @@ const Guest = {
     this.say("error." + (Kiosk.strings.en["error." + code] ? code : "INTERNAL_ERROR"), "error");
   },
 
+  // a refused request: "one moment" when the guest sent several at once (429 RATE_LIMITED:
+  // nothing is wrong, the kiosk asks them to wait a little), the error's words otherwise
+  sayRefused(r) {
+    if (r.code !== "RATE_LIMITED") return this.sayError(r.code);
+    const seconds = Number((((r.data || {}).error || {}).details || {}).retryAfter) || 0;
+    this.say(seconds > 0 ? "guest.wait.seconds" : "guest.wait", "info", {seconds: Math.ceil(seconds)});
+  },
+
   async sendRequest(ev) {
     ev.preventDefault();
     this.activity();
     const text = this.el("request-text").value.trim();
     if (text.length < 2) { this.el("request-text").focus(); return this.say("guest.request.short", "info"); }
     const r = await Kiosk.api("POST", "/api/guest/requests", {text, kind: this.el("request-kind").value});
-    if (!r.ok) return this.sayError(r.code);
+    if (!r.ok) return this.sayRefused(r);
     this.el("request").reset();
     this.voiceSay("");
     this.say(r.data.duplicateOf ? "guest.request.duplicate" : "guest.request.sent", "ok");
@@ -185,7 +193,7 @@ const Guest = {
     button.disabled = true;
     const r = await Kiosk.api("POST", `/api/guest/offers/${encodeURIComponent(o.offerId)}/accept`);
     if (!this.home) return;
-    if (!r.ok) { button.disabled = false; return this.sayError(r.code); }
+    if (!r.ok) { button.disabled = false; return this.sayRefused(r); }
     o.accepted = true;
     this.renderOffers();
     this.say("guest.offers.added", "ok", {name: o.name, price: Fmt.money(r.data.price, r.data.currency)});
@@ -202,7 +210,7 @@ const Guest = {
     this.renderAnswer();
     const r = await Kiosk.api("POST", "/api/guest/questions", {question, language: Kiosk.lang});
     if (!this.home) return;
-    if (!r.ok) { this.answer = null; this.renderAnswer(); return this.sayError(r.code); }
+    if (!r.ok) { this.answer = null; this.renderAnswer(); return this.sayRefused(r); }
     this.showAnswer(r.data);
     this.el("question-text").value = "";
     await this.refresh();

@@ -14,6 +14,7 @@ function defaultLang() {
 
 function showIdle(key) {
   Kiosk.signedIn = false;
+  Kiosk.forget();  // the screen key of the session that ended
   home = null;
   clearTimeout(idleTimer);
   clearTimeout(endTimer);

@@ -7,6 +7,10 @@ const Queue = {
   data: null,
   filters: {scope: localStorage.getItem("kiosk.staff.scope") || "all", room: "", kind: ""},
   feed: null,
+  pollTimer: null,     // polling instead of the live feed while the kiosk refuses it (429 BUSY)
+  retryTimer: null,
+  POLL_MS: 10000,
+  RETRY_MS: 15000,     // the feed is tried again after 15-30 s (capacity.stream_retry_seconds)
   pending: null,       // a refresh waiting for the person to finish with a list box
   drafts: {},          // choices made in a list box but not sent yet: they survive a refresh
   refreshing: null,
@@ -311,15 +315,35 @@ const Queue = {
 
   listen() {
     this.stop();
-    const es = new EventSource("/api/staff/events");
+    const es = Kiosk.eventSource("/api/staff/events");  // with this screen's key
     this.feed = es;
     es.addEventListener("hello", () => { this.live(true); this.refresh(); });  // (re)connected: catch up
     es.addEventListener("queue", () => this.refresh());
     es.addEventListener("ended", () => { this.stop(); if (this.onSignedOut) this.onSignedOut(); });
-    es.onerror = () => { if (this.feed === es) this.live(false); };
+    es.onerror = () => {
+      if (this.feed !== es) return;
+      if (es.readyState !== EventSource.CLOSED) return this.live(false);  // the browser reconnects by itself
+      // refused for good (429 BUSY: the kiosk has as many live screens open as it serves):
+      // refresh by polling, and try the live feed again later
+      this.feed = null;
+      this.polling();
+    };
+  },
+
+  polling() {
+    const el = this.el("live");
+    el.textContent = Kiosk.t("staff.polling");
+    el.className = "live off";
+    clearInterval(this.pollTimer);
+    this.pollTimer = setInterval(() => this.refresh(), this.POLL_MS);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.listen(), this.RETRY_MS + Math.random() * this.RETRY_MS);
   },
 
   stop() {
+    clearInterval(this.pollTimer);
+    clearTimeout(this.retryTimer);
+    this.pollTimer = this.retryTimer = null;
     if (this.feed) this.feed.close();
     this.feed = null;
   },

@@ -9,8 +9,9 @@ function showError(code) {
   Kiosk.say(msg, "error." + (Kiosk.strings.en["error." + code] ? code : "INTERNAL_ERROR"), "error");
 }
 
-// The session is the HttpOnly cookie the scan set (here or at the lobby); quiet: on page
-// load, where no session is the normal case, not an error.
+// The session is the HttpOnly cookie the scan set (here or at the lobby), good only with
+// the screen key the scan gave this origin (Kiosk.api sends it); quiet: on page load, where
+// no session is the normal case, not an error.
 async function start(quiet) {
   const who = await Kiosk.api("GET", "/api/session");
   if (!who.ok || who.data.user.role === "guest") {  // a guest's session is not a staff login
@@ -38,6 +39,7 @@ function showWho() {
 
 function signedOut(key) {
   Kiosk.signedIn = false;
+  Kiosk.forget();  // the screen key of the session that ended
   Queue.clear();
   audit = null;
   $("findings").replaceChildren();

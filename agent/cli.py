@@ -19,7 +19,7 @@ import sys
 
 import click
 
-from kiosk import logs
+from kiosk import logs, sync_status
 from kiosk.cli import Ctx, KioskGroup
 from kiosk.clock import iso
 from kiosk.files import private_umask
@@ -81,21 +81,36 @@ def status(obj: Ctx, as_json):
     info = delivery.backlog(inst.connect(), now)
     try:
         transport, link_info = transport_for(inst)
+        health = transport.health()
         info |= {"cloud": link_info["url"], "deviceId": link_info["deviceId"],
-                 "cloudReachable": transport.health()["reachable"]}
+                 "cloudReachable": health["reachable"]}
+        # asked now: the cloud's answer outranks what the agent recorded; unreachable: the record
+        if health.get("credential") == "refused":
+            info |= {"credential": "refused",
+                     "credentialError": info["credentialError"] or f"HTTP {health.get('status')}"}
+        elif health.get("credential") == "ok":
+            info |= {"credential": "ok", "credentialError": None}
     except Exception as e:  # not linked: still show the backlog
         info |= {"cloud": None, "cloudReachable": False, "linkError": getattr(e, "message", str(e))}
+    if info["credential"] == "refused":
+        info["hint"] = sync_status.REFUSED_HINT
     if as_json:
         click.echo(json.dumps(info))
         return
     last = info["lastSuccessfulPushAt"]
-    click.echo(f"cloud:            {info['cloud'] or 'not linked'}"
-               f" ({'answers' if info['cloudReachable'] else 'not reachable'})")
+    answer = ("CREDENTIAL REFUSED" if info["credential"] == "refused" else
+              "answers" if info["cloudReachable"] else "not reachable")
+    click.echo(f"cloud:            {info['cloud'] or 'not linked'} ({answer})")
+    if info["credential"] == "refused":
+        click.echo(f"credential:       refused by the cloud ({info['credentialError']})")
+        click.echo(f"                  do: {sync_status.REFUSED_HINT.split(': ', 1)[1]}")
     click.echo(f"pending:          {info['pending']}")
     age = info["oldestPendingAgeSeconds"]
     click.echo(f"oldest pending:   {'-' if age is None else f'{age:.1f} s'}")
     click.echo(f"dead letters:     {info['dead']}")
     click.echo(f"last good push:   {iso(last) if last else 'never'}")
+    heard = info["lastHeardAt"]
+    click.echo(f"last heard:       {iso(heard) if heard else 'never'} (a successful push or pull)")
     if info.get("lastError"):
         click.echo(f"last error:       {info['lastError']}")
 

@@ -6,12 +6,17 @@ what is due, a bounded number of batches per run, then tells systemd it is
 alive (WATCHDOG=1) — from the loop that does the work, so a stuck push stops
 the pings and systemd restarts the agent.  SIGTERM or SIGINT stops the scheduler after
 the running job finishes, or after ``STOP_GRACE_SECONDS`` at most.
+Each push and pull run first looks whether the link file (``keys/cloud.json``) changed —
+``kiosk-agent link`` with a new credential or another cloud — and if so builds its
+transport, pusher and puller anew from it (another cloud: the pull starts from its
+change log's beginning).
 The scheduled models (``agent.scheduled_models``) run daily at their ``HH:MM`` in the
 hotel's zone (``property.timezone``; the zone database's summer time, not a fixed offset).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -21,10 +26,12 @@ from zoneinfo import ZoneInfo
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from kiosk import store
 from sync.delivery import Pusher
 
 from . import housekeeping, sdnotify
-from .clients import puller_for
+from . import link as link_mod
+from .clients import puller_for, transport_for
 
 log = logging.getLogger("agent")
 
@@ -49,14 +56,56 @@ class Agent:
         self._pusher: Pusher | None = None
         self._puller = None
         self.stop_event = threading.Event()
+        # the link (keys/cloud.json) this agent's clients were built from: `kiosk-agent link`
+        # run while the agent runs is picked up by the next push or pull, no restart
+        self._link_lock = threading.Lock()
+        self._link_bytes = self._read_link()
+        self._link_url = self._url(self._link_bytes)
+        self._link_gen = 0
+        self._pusher_gen = self._puller_gen = 0
+        self._puller_url = self._link_url
+
+    def _read_link(self) -> bytes | None:
+        try:
+            return link_mod.path(self.instance.root).read_bytes()
+        except OSError:
+            return None
+
+    @staticmethod
+    def _url(data: bytes | None) -> str | None:
+        try:
+            return json.loads(data)["url"] if data else None
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def link_generation(self) -> int:
+        """Re-read the link file; when its contents changed, build a new transport from it.
+        Returns the link's generation: a job whose pusher or puller is older builds a new one."""
+        with self._link_lock:
+            data = self._read_link()
+            if data is not None and data != self._link_bytes:
+                try:
+                    transport, link = transport_for(self.instance)
+                except Exception as e:  # half a file, or not JSON: keep the old link, try again next run
+                    log.warning("the cloud link changed but cannot be read; keeping the old one",
+                                extra={"reason": getattr(e, "message", str(e))[:300]})
+                    return self._link_gen
+                self.transport, self.device_id = transport, link["deviceId"]
+                self._link_bytes, self._link_url = data, link["url"]
+                self._link_gen += 1
+                log.info("cloud link changed: using the new one", extra={"cloud": link["url"],
+                                                                          "deviceId": link["deviceId"]})
+            return self._link_gen
 
     def pusher(self) -> Pusher:
         # created on the job thread: its connection belongs to that thread
-        if self._pusher is None:
+        gen = self.link_generation()
+        if self._pusher is None or self._pusher_gen != gen:
             self._pusher = Pusher(self.instance.db(), self.transport, device_id=self.device_id,
                                   clock=self.clock, batch_size=self.cfg.batch_size,
                                   backoff_base=self.cfg.backoff_base_seconds,
                                   backoff_max=self.cfg.backoff_max_seconds)
+            self._pusher_gen = gen
         return self._pusher
 
     def push_job(self) -> None:
@@ -80,8 +129,16 @@ class Agent:
     def pull_job(self) -> None:
         """Pull the cloud's changes (a page per transaction) until it has no more."""
         try:
-            if self._puller is None:  # created on the job thread: its connection belongs to it
+            gen = self.link_generation()
+            if self._puller is None or self._puller_gen != gen:  # created on the job thread: its connection
+                if self._puller_url != self._link_url:  # another cloud: its change log, from its start
+                    db = self.instance.db()
+                    with store.transaction(db):
+                        db.execute("DELETE FROM sync_state WHERE key LIKE 'pull_cursor:%'")
+                    log.info("pulling the new cloud's changes from its start", extra={"cloud": self._link_url})
+                    self._puller_url = self._link_url
                 self._puller = puller_for(self.instance, self.transport)
+                self._puller_gen = gen
             r = self._puller.pull(max_pages=MAX_PULL_PAGES_PER_RUN)
             if r.changes or r.error or r.resynced:
                 log.info("pulled", extra={"changes": r.changes, "pages": r.pages, "replays": r.replays,

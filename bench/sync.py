@@ -216,7 +216,8 @@ def fill(root: Path, name: str, n: int) -> Path:
 
 
 def drain(cloud: CloudProc, data: Path, n: int, batch_size: int, label: str) -> dict:
-    cred = run("kiosk-cloud", "device", "add", data.name, "--hotel", HOTEL, "--data-dir", str(cloud.dir)).strip()
+    cred = run("kiosk-cloud", "device", "add", data.name, "--hotel", HOTEL, "--rotate",  # linked right below
+               "--data-dir", str(cloud.dir)).strip()
     env = {"KIOSK_DATA_DIR": str(data), "KIOSK__PROPERTY__HOTELS": json.dumps([HOTEL]),
            "KIOSK__AGENT__BATCH_SIZE": str(batch_size)}
     run("kiosk-agent", "link", "--cloud", cloud.url, "--device-id", data.name, "--credential", cred, env=env)
@@ -275,7 +276,8 @@ def kiosk_instance(data: Path, name: str) -> Instance:
 
 
 def link(cloud: CloudProc, data: Path, name: str) -> dict:
-    cred = run("kiosk-cloud", "device", "add", name, "--hotel", HOTEL, "--data-dir", str(cloud.dir)).strip()
+    cred = run("kiosk-cloud", "device", "add", name, "--hotel", HOTEL, "--rotate",  # linked right below
+               "--data-dir", str(cloud.dir)).strip()
     env = {"KIOSK_DATA_DIR": str(data), "KIOSK__PROPERTY__HOTELS": json.dumps([HOTEL]),
            "KIOSK__PROPERTY__KIOSK_ID": name}
     run("kiosk-agent", "link", "--cloud", cloud.url, "--device-id", name, "--credential", cred, env=env)

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import click
 
+from . import booking, logs, qr, tokens
 from . import config as config_mod
-from . import logs, qr, tokens
-from .cliutil import ErrorGroup, create_server
+from .cliutil import ErrorGroup, create_server, serve_until_signal
 from .clock import iso, parse_duration
 from .errors import CameraUnavailable, StorageFull, ValidationError
 from .files import private_umask
@@ -128,6 +128,11 @@ def serve(obj: Ctx, host, port):
                            max_request_body_size=max(cfg.server.max_body_bytes, cfg.server.max_media_body_bytes))
     logs.configure(cfg.log.level, inst.log_dir)
     scanner = None
+
+    def stop_camera():
+        if scanner is not None:
+            scanner.stop()
+
     try:
         if cfg.camera.enabled:
             from .camera import loop
@@ -137,11 +142,12 @@ def serve(obj: Ctx, host, port):
             app.config["KIOSK_CAMERA"] = scanner
         logging.getLogger("kiosk").info("serving", extra={"host": cfg.server.host, "port": server.effective_port,
                                                           "dataDir": str(inst.root), "camera": cfg.camera.enabled})
-        server.run()
-    finally:
+        # until SIGTERM / Ctrl-C (any mix): the handlers only record the signal (kiosk.cliutil)
+        serve_until_signal(server, logging.getLogger("kiosk"), "kiosk", on_stop=stop_camera)
+    except BaseException:
         server.close()
-        if scanner is not None:
-            scanner.stop()
+        stop_camera()
+        raise
 
 
 def camera_config(inst):
@@ -364,13 +370,18 @@ def token():
 @click.option("--name", help="Display name shown on the screen.")
 @click.option("--expires-in", default=None, help="Lifetime, e.g. 12h, 30d (default: tokens.default_ttl).")
 @click.option("--reusable", is_flag=True, help="Allow more than one scan (default: one-time).")
+@click.option("--walk-in", is_flag=True,
+              help="A guest code without a stay: --user need not be a reservation (no offers; requests ask for the room).")
 @click.option("--png", type=click.Path(dir_okay=False), help="Write a printable QR as PNG.")
 @click.option("--svg", type=click.Path(dir_okay=False), help="Write a printable QR as SVG.")
 @click.pass_obj
-def token_create(obj: Ctx, role, hotel, user, name, expires_in, reusable, png, svg):
-    """Sign a token; prints only the token on stdout."""
+def token_create(obj: Ctx, role, hotel, user, name, expires_in, reusable, walk_in, png, svg):
+    """Sign a token; prints only the token on stdout.  A guest's --user is the booking's
+    confirmation number, and must be one the property holds (or give --walk-in)."""
     inst = obj.initialised()
     cfg = inst.config
+    if hotel in cfg.property.hotels:  # another hotel: tokens.issue says HOTEL_MISMATCH
+        booking.check_guest_code(inst.connect(), hotel_id=hotel, role=role, user_id=user, walk_in=walk_in)
     try:
         ttl = parse_duration(expires_in or cfg.tokens.default_ttl)
     except ValueError as e:

@@ -96,3 +96,51 @@ def create_server(app, *, host: str, port: int, threads: int, ident: str, **kw):
                               hint="ports below 1024 need privileges; use a port above 1024") from None
         raise ConfigError(f"cannot listen on {where}: {e.strerror or e}", {"key": "server.host"},
                           hint="use an address of this machine, e.g. 127.0.0.1") from None
+
+
+#: how often the serving loop looks whether a signal asked it to stop
+STOP_POLL_SECONDS = 0.2
+#: how long a stop waits for the requests being served (a live feed is cut off after it)
+STOP_GRACE_SECONDS = 5.0
+
+
+def serve_until_signal(server, log, name: str, *, on_stop=None) -> str:
+    """Serve on ``server`` (from :func:`create_server`) until SIGTERM or SIGINT (any mix, any
+    number), then stop within about :data:`STOP_GRACE_SECONDS`, logging ``"<name> stopping"``
+    once; returns the signal's name.
+
+    The handlers only record the signal; this loop runs waitress's event loop a round at a
+    time (at most :data:`STOP_POLL_SECONDS` each) and looks after every round.  Waitress's own
+    ``run()`` stops on an exception a handler raises (``SystemExit``, ``KeyboardInterrupt``),
+    but a second signal right behind the first (Ctrl-C to the process group plus a SIGTERM)
+    raised again inside the stop itself: a traceback, the camera not stopped.  ``on_stop``
+    runs after the listening socket is closed, before the wait for the running requests.
+    """
+    import signal
+
+    from waitress import wasyncore
+
+    caught: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: caught.append(signum))
+    socket_map = server.map if hasattr(server, "map") else server._map
+    use_poll = server.adj.asyncore_use_poll
+    try:
+        while not caught:
+            wasyncore.loop(timeout=STOP_POLL_SECONDS, map=socket_map, use_poll=use_poll, count=1)
+        which = signal.Signals(caught[0]).name
+        log.info(f"{name} stopping", extra={"signal": which})
+    finally:
+        # stop listening first, then give the requests in flight their grace; only the
+        # listening socket closes (the server's own close() also closes the trigger a request
+        # still being served pulls when its answer is ready: EBADF in that request's thread)
+        for d in list(socket_map.values()):
+            if getattr(d, "accepting", False):
+                wasyncore.dispatcher.close(d)
+        try:
+            if on_stop is not None:
+                on_stop()
+        finally:
+            server.task_dispatcher.shutdown(timeout=STOP_GRACE_SECONDS)
+    log.info(f"{name} stopped")
+    return which

@@ -92,8 +92,22 @@ class TokensConfig(_Section):
         return v
 
 
+class IdleByRoleConfig(_Section):
+    # seconds without a request after which a session of the role ends; null: sessions.idle_seconds
+    guest: int | None = Field(None, ge=5, le=86400)
+    staff: int | None = Field(900, ge=5, le=86400)
+    admin: int | None = Field(600, ge=5, le=86400)
+
+
 class SessionsConfig(_Section):
     ttl_seconds: int = Field(3600, ge=60, le=86400)
+    # a session ends after this long without a request (SESSION_EXPIRED, reason "idle") ...
+    idle_seconds: int = Field(300, ge=5, le=86400)
+    # ... or after this long for its role
+    idle_seconds_by_role: IdleByRoleConfig = IdleByRoleConfig()
+    # a session opened at the lobby (typed there or a camera claim), staff and admins too,
+    # is that screen's visit: it ends after this long without a touch (the lobby's own timer)
+    lobby_idle_seconds: int = Field(90, ge=5, le=3600)
     cookie_name: str = "kiosk_session"
     cookie_secure: bool = False
 

@@ -36,6 +36,7 @@ HTTP_STATUS: dict[str, int] = {
     "CONFIG_ERROR": 500,
     "NOT_INITIALISED": 503,
     "STORE_BUSY": 503,
+    "DATABASE_UNAVAILABLE": 503,
     "CLOCK_NOT_TRUSTED": 503,
     "STORAGE_FULL": 507,
     "SCHEMA_TOO_NEW": 500,
@@ -70,6 +71,8 @@ HINTS: dict[str, str] = {
     "CONFIG_ERROR": "fix the key named in the file or environment variable named",
     "NOT_INITIALISED": "every command of one kiosk needs the same --data-dir or KIOSK_DATA_DIR",
     "STORE_BUSY": "another process holds the database; try again",
+    "DATABASE_UNAVAILABLE": "check that PostgreSQL runs and --database (host, port, name, role, password) is right;"
+                            " `pg_isready -h HOST -p PORT` tells",
     "CLOCK_NOT_TRUSTED": "set the clock right (NTP: `timedatectl set-ntp true`), then try again",
     "STORAGE_FULL": "free disk space under the data directory (see docs/troubleshooting.md), then try again",
     "SCHEMA_TOO_NEW": "install the newer version again, or restore a backup made by this version",
@@ -221,6 +224,12 @@ class StoreBusy(KioskError):
     """The local database stayed locked past the busy timeout."""
 
     code = "STORE_BUSY"
+
+
+class DatabaseUnavailable(KioskError):
+    """The cloud's PostgreSQL did not answer (down, unreachable, or it refused the login)."""
+
+    code = "DATABASE_UNAVAILABLE"
 
 
 class ClockNotTrusted(KioskError):

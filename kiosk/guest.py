@@ -44,6 +44,8 @@ class GuestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: StrictStr = Field(min_length=2, max_length=500)
     kind: Literal["housekeeping", "maintenance", "guest_request"] = "guest_request"
+    # a walk-in's code names no stay: the guest says which room (ignored for a reservation's guest)
+    roomNumber: StrictStr | None = Field(None, min_length=1, max_length=16, pattern=r"^[A-Za-z0-9-]+$")
 
 
 #: base64 (standard alphabet, padded) of bytes that begin "RIFF????WAVE" (docs/openapi.yaml says the same)
@@ -83,7 +85,10 @@ def room_status(db, hotel_id: str, room_number: str | None) -> dict | None:
 
 def offers(db, hotel_id: str, res: dict | None, limit: int = 3, currency: str = "EUR") -> list[dict]:
     """Offers in stock that fit the stay: add-ons, and upgrades from the booked room type; the
-    ones this reservation took are listed too (``accepted``), in stock or not."""
+    ones this reservation took are listed too (``accepted``), in stock or not.  None without a
+    reservation (a walk-in's code): an offer is added to a stay, and there is none to add it to."""
+    if res is None:
+        return []
     room_type = (res or {}).get("room_type")
     conf = (res or {}).get("confirmation")
     taken = {r[0]: (r[1], r[2]) for r in db.execute(
@@ -126,7 +131,7 @@ def request(db, body, *, hotel_id: str, session, now: float, node: str, window: 
     """A typed request from the guest screen becomes a ticket (duplicates folded, queued)."""
     req = parse(GuestRequest, body)
     return _ticket(db, routed_kind(req.kind, req.text), req.text, "typed", hotel_id=hotel_id, session=session,
-                   now=now, node=node, window=window)
+                   now=now, node=node, window=window, room=req.roomNumber)
 
 
 def routed_kind(kind: str, words: str) -> str:
@@ -143,28 +148,42 @@ def routed_kind(kind: str, words: str) -> str:
 
 
 def _ticket(db, kind: str, words: str, channel: str, *, hotel_id: str, session, now: float, node: str,
-            window: float) -> dict:
-    """The guest's words as a ticket for their room (title: the words, shortened)."""
+            window: float, room: str | None = None) -> dict:
+    """The guest's words as a ticket for their room (title: the words, shortened): the
+    reservation's room, or — for a walk-in's code, which names no stay — the room the guest typed."""
     res = reservation(db, hotel_id, session.user_id)
     return tickets.create(db, {"type": kind, "title": _title(words), "description": words,
-                               "roomNumber": (res or {}).get("room_number")},
+                               "roomNumber": res.get("room_number") if res else room},
                           hotel_id=hotel_id, by=session.user_id, now=now, node=node, window=window,
                           session_id=session.id, channel=channel)
 
 
-def request_json(row: dict) -> dict:
+def request_json(row: dict, follow: dict | None = None) -> dict:
+    """A request as its guest sees it; ``reply``: the staff member's answer (their name, the
+    words as typed — never machine-translated — and the words' language when it can be told)."""
     status = tickets.normal(row["status"])
+    answer = (follow or {}).get("reply")
     return {"requestId": row["ticket_id"], "text": row["description"] or row["title"], "type": row["type"],
             "channel": row.get("channel"), "status": status, "stage": STAGE.get(status, "received"), "createdAt": iso(row["created_at"]),
-            "updatedAt": iso(row["updated_at"] or row["created_at"])}
+            "updatedAt": iso(row["updated_at"] or row["created_at"]),
+            "reply": {"text": answer["text"], "by": (str(answer["byName"] or "").split() or [""])[0],  # first name
+                      "at": answer["at"],
+                      "language": answer["language"]} if answer else None}
+
+
+def _request_now(db, hotel_id: str, ticket_id: str) -> dict:
+    """One request as it is now (asked again: with the answer staff already gave)."""
+    return request_json(tickets.get(db, hotel_id, ticket_id), tickets.follow_ups(db, hotel_id, [ticket_id]).get(ticket_id))
 
 
 def my_requests(db, hotel_id: str, session, now: float) -> list[dict]:
     """The guest's own requests (their reservation's, of the last few days), newest first."""
-    return [request_json(r) for r in db.query(
+    rows = list(db.query(
         "SELECT * FROM tickets WHERE hotel_id = ? AND created_by = ? AND merged_into IS NULL AND created_at >= ?"
         " ORDER BY created_at DESC, ticket_id LIMIT 20",
-        [hotel_id, session.user_id, now - REQUESTS_SHOWN_DAYS * 86400])]
+        [hotel_id, session.user_id, now - REQUESTS_SHOWN_DAYS * 86400]))
+    follow = tickets.follow_ups(db, hotel_id, (r["ticket_id"] for r in rows))
+    return [request_json(r, follow.get(r["ticket_id"])) for r in rows]
 
 
 def accept_offer(db, hotel_id: str, session, offer_id: str, *, currency: str, now: float, node: str) -> tuple[dict, bool]:
@@ -259,7 +278,7 @@ def ask(inst, db, session, body, *, now: float, node: str, window: float, questi
     reason = "not_confident" if status == "success" else "unavailable"
     return {"question": question, "answered": False, "handover": True, "answer": out.get("answer"),
             "confidence": r.get("confidence", 0.0), "reason": reason,
-            "request": request_json(tickets.get(db, session.hotel_id, ticket["ticket"]["ticketId"])),
+            "request": _request_now(db, session.hotel_id, ticket["ticket"]["ticketId"]),
             "duplicateOf": ticket["duplicateOf"]}
 
 
@@ -282,8 +301,8 @@ def voice(inst, db, session, body, *, now: float, node: str, window: float) -> d
         words = transcript[0].upper() + transcript[1:]
         ticket = _ticket(db, VOICE_TICKET[intent], words, "spoken", hotel_id=session.hotel_id, session=session,
                          now=now, node=node, window=window)
-        row = tickets.get(db, session.hotel_id, ticket["ticket"]["ticketId"])
-        return base | {"outcome": "request", "request": request_json(row), "duplicateOf": ticket["duplicateOf"]}
+        return base | {"outcome": "request", "request": _request_now(db, session.hotel_id, ticket["ticket"]["ticketId"]),
+                       "duplicateOf": ticket["duplicateOf"]}
     if intent == "question" and transcript:
         answered = ask(inst, db, session, {"language": req.language}, now=now, node=node, window=window,
                        question=transcript)

@@ -3,12 +3,14 @@ in ONE list, and the one-tap actions that move each item along.
 
 Every item has the same shape (``kind``, ``id``, ``status``, ``room``, the assignee's id
 AND name, who asked and in what words, created/due times, the ``actions`` its state
-allows).  The list is ordered most urgent first, then newest first, and filtered by
+allows).  The list is ordered most urgent first; of the same urgency guests' requests and
+fault reports first (the one waiting longest first), then routine work newest first; filtered by
 scope (``mine``: assigned to me; ``department``: my department — housekeeping,
 maintenance or front office, from the staff table; ``all``), room and kind.
 
 Actions (``accept``, ``start``, ``done``, ``assign``; ``status`` for a work order's
-legal transitions; ``approve`` / ``reject`` for an approval) go through the same
+legal transitions; ``approve`` / ``reject`` for an approval; ``reply`` — words for the
+guest who asked — and ``make_work_order`` from a fault report, see :mod:`kiosk.tickets`) go through the same
 local-first path as everything else: the local row, its history, an audit row and an
 outbox entry in one transaction — tickets through :func:`kiosk.tickets.change`
 (``ticket.updated``), tasks here (``pms.update`` on entity ``task``, the form the
@@ -35,7 +37,7 @@ from .workflow_rules import can_move as wo_can_move
 
 KINDS = ("ticket", "task", "work_order", "approval")
 SCOPES = ("all", "mine", "department")
-ACTIONS = ("accept", "start", "done", "assign", "status", "approve", "reject")
+ACTIONS = ("accept", "start", "done", "assign", "status", "approve", "reject", "reply", "make_work_order")
 PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
 DEPARTMENTS = ("housekeeping", "maintenance", "front_office")
 QUEUE_DEPARTMENT = {"housekeeping": "housekeeping", "engineering": "maintenance", "front-desk": "front_office",
@@ -111,10 +113,11 @@ def _base(kind: str, id_: str, *, status: str, type_: str, title: str, text: str
             "assignee": assignee, "assigneeName": names.get(assignee, assignee) if assignee else None,
             "requestedBy": requested_by, "requestedByName": requested_name, "fromGuest": guest,
             "createdAt": _iso(created), "dueAt": _iso(due), "updatedAt": _iso(updated), "source": source,
-            "channel": None, "actions": [], "allowedStatuses": [], "version": None}
+            "channel": None, "actions": [], "allowedStatuses": [], "version": None, "reply": None,
+            "workOrderId": None}
 
 
-def _ticket_item(r: dict, names: dict, guests: dict) -> dict:
+def _ticket_item(r: dict, names: dict, guests: dict, follow: dict | None = None) -> dict:
     guest = guests.get(r["created_by"])
     status = tickets.normal(r["status"])
     it = _base("ticket", r["ticket_id"], status=status, type_=r["type"], title=r["title"],
@@ -123,8 +126,9 @@ def _ticket_item(r: dict, names: dict, guests: dict) -> dict:
                requested_by=r["created_by"], requested_name=guest or names.get(r["created_by"], r["created_by"]),
                guest=guest is not None, created=r["created_at"], updated=r["updated_at"] or r["created_at"],
                source="guest" if guest is not None else "staff")
-    it["actions"] = ticket_actions(status, r["assignee"], None)
     it["channel"] = r.get("channel")
+    it |= follow or {}
+    it["actions"] = ticket_actions(status, r["assignee"], None, it)
     return it
 
 
@@ -165,7 +169,9 @@ def _wo_item(r: dict, names: dict) -> dict:
     return it
 
 
-def ticket_actions(status: str, assignee: str | None, user: str | None) -> list[str]:
+def ticket_actions(status: str, assignee: str | None, user: str | None, it: dict | None = None) -> list[str]:
+    """The lifecycle's steps; ``reply`` to a guest's request (not a cancelled one) and
+    ``make_work_order`` from an open fault report that has none yet (``it``: the item)."""
     status = tickets.normal(status)
     out = []
     if status in ("received", "assigned") or (status == "accepted" and user is not None and assignee != user):
@@ -176,6 +182,11 @@ def ticket_actions(status: str, assignee: str | None, user: str | None) -> list[
         out.append("done")
     if status in ("received", "accepted", "assigned", "in_progress"):
         out.append("assign")
+    if it is not None and it.get("fromGuest") and status != "cancelled":
+        out.append("reply")
+    if it is not None and it.get("type") in tickets.WORK_ORDER_TYPES and not it.get("workOrderId") \
+            and status not in ("done", "cancelled"):
+        out.append("make_work_order")
     return out
 
 
@@ -209,7 +220,9 @@ def wo_actions(status: str, assignee: str | None, user: str | None) -> list[str]
 
 def _with_user(it: dict, user: str | None) -> dict:
     """Actions as the viewer sees them ("accept" one that is someone else's)."""
-    fn = {"ticket": ticket_actions, "task": task_actions, "work_order": wo_actions}.get(it["kind"])
+    if it["kind"] == "ticket":
+        it["actions"] = ticket_actions(it["status"], it["assignee"], user, it)
+    fn = {"task": task_actions, "work_order": wo_actions}.get(it["kind"])
     if fn is not None:
         it["actions"] = fn(it["status"], it["assignee"], user)
     return it
@@ -275,7 +288,8 @@ SOURCES = (
 def _items_of(db, hotel_id: str, src: _Source, rows: list[dict], names: dict) -> list[dict]:
     if src.table == "tickets":
         guests = _guests(db, hotel_id, (r["created_by"] for r in rows))
-        return [_ticket_item(r, names, guests) for r in rows]
+        follow = tickets.follow_ups(db, hotel_id, (r["ticket_id"] for r in rows))
+        return [_ticket_item(r, names, guests, follow.get(r["ticket_id"])) for r in rows]
     if src.table == "tasks":
         return [_task_item(r, names) for r in rows]
     return [_wo_item(r, names) for r in rows]
@@ -298,9 +312,17 @@ def all_items(db, hotel_id: str, *, include_closed: bool = False, where: str = "
     return items
 
 
+def waiting(it: dict) -> bool:
+    """A guest's request or a fault report: someone is waiting for it (not a routine task)."""
+    return bool(it["fromGuest"]) or (it["kind"] == "ticket" and it["type"] in tickets.WORK_ORDER_TYPES)
+
+
 def sort_key(it: dict) -> tuple:
-    """Most urgent first, then newest first."""
-    return (PRIORITY_RANK.get(it["priority"], 2), -(epoch(it["createdAt"]) or 0.0), it["kind"], it["id"])
+    """Most urgent first; of the same urgency, guests' requests and fault reports first, the
+    one waiting longest first, then routine work, newest first."""
+    at = epoch(it["createdAt"]) or 0.0
+    return (PRIORITY_RANK.get(it["priority"], 2), 0 if waiting(it) else 1, at if waiting(it) else -at,
+            it["kind"], it["id"])
 
 
 def _filtered(db, hotel_id: str, viewer: dict, *, scope: str, room: str | None, kind: str | None,
@@ -458,7 +480,7 @@ def act(db, hotel_id: str, kind: str, id_: str, body: Any, *, by: str, now: floa
     """Apply one action to one item; returns what changed and the item as it is now."""
     if not isinstance(body, dict):
         raise ValidationError("the body must be an object with an action", {"field": "action"})
-    extra = set(body) - {"action", "assignee", "status", "expectedVersion"}
+    extra = set(body) - {"action", "assignee", "status", "expectedVersion", "text"}
     if extra:
         raise ValidationError(f"unknown fields: {', '.join(sorted(extra))}", {"fields": sorted(extra)})
     action = body.get("action")
@@ -467,13 +489,21 @@ def act(db, hotel_id: str, kind: str, id_: str, body: Any, *, by: str, now: floa
                                                                            "allowed": list(ACTIONS)})
     current = item(db, hotel_id, kind, id_, by)
     allowed = current["actions"]
+    ctx = dict(by=by, now=now, node=node)
+    if action == "reply" and kind == "ticket":
+        text = tickets.reply_text(body.get("text"))  # VALIDATION_ERROR before anything else
+        if action in allowed:
+            return _done(db, hotel_id, kind, id_, action, by, tickets.reply(db, hotel_id, id_, text, **ctx))
+    if action == "make_work_order" and kind == "ticket" and current["workOrderId"]:
+        return _done(db, hotel_id, kind, id_, action, by, {"syncStatus": "unchanged", "changes": {}})
+    if action == "make_work_order" and kind == "ticket" and action in allowed:
+        return _done(db, hotel_id, kind, id_, action, by, tickets.make_work_order(db, hotel_id, id_, **ctx))
     if action not in allowed:
         statuses = (current["allowedStatuses"] if kind == "work_order" else
                     tickets.allowed_from(current["status"]) if kind == "ticket" else
                     sorted(TASK_TRANSITIONS.get(current["status"], ())) if kind == "task" else [])
         _refuse(kind, current["status"], action, allowed, statuses)
     assignee = _staff_member(db, hotel_id, body.get("assignee")) if action == "assign" else None
-    ctx = dict(by=by, now=now, node=node)
     if kind == "ticket":
         target = {"accept": ("accepted", by), "start": ("in_progress", current["assignee"] or by),
                   "done": ("done", _UNSET), "assign": ("assigned", assignee)}[action]
@@ -512,6 +542,10 @@ def act(db, hotel_id: str, kind: str, id_: str, body: Any, *, by: str, now: floa
         result = model_actions.decide(db, hotel_id, id_, action, **ctx)
         result = {"syncStatus": "queued" if action == "approve" else "unchanged",
                   "outboxKey": result.get("outboxKey")}
+    return _done(db, hotel_id, kind, id_, action, by, result)
+
+
+def _done(db, hotel_id: str, kind: str, id_: str, action: str, by: str, result: dict) -> dict:
     out = {"kind": kind, "id": id_, "action": action, "syncStatus": result.get("syncStatus", "queued"),
            "changes": result.get("changes", {}), "item": item(db, hotel_id, kind, id_, by)}
     if result.get("outboxKey"):

@@ -6,6 +6,10 @@ checked, the one-time token is consumed, the session opened, the workflow
 started, and the audit and outbox rows written.  Either all of it commits or
 none of it does.  A refused scan is audited in a transaction of its own and
 counted by the failure limiter.
+
+:meth:`ScanService.check` runs the same checks and consumes nothing: the camera loop uses it,
+so a code held up to a screen that shows nobody (busy, or no lobby listening) stays usable;
+the session opens (:meth:`ScanService.scan`) when the lobby redeems the scan's claim.
 """
 
 from __future__ import annotations
@@ -67,6 +71,18 @@ class ScanService:
 
     def scan(self, db, body, *, client: str = "local") -> dict:
         """Verify and consume; returns the seed's success body or raises a KioskError."""
+        return self._run(db, body, client, consume=True)
+
+    def check(self, db, body, *, client: str = "local") -> dict:
+        """Verify, and check revocation and prior use, WITHOUT consuming or opening anything.
+
+        Returns ``{"hotelId", "user": {"id", "role", "name"}}`` or raises what :meth:`scan`
+        would; a refusal is audited and rate-limited the same way.  A success writes nothing:
+        the scan's audit row comes with the session, if one opens.
+        """
+        return self._run(db, body, client, consume=False)
+
+    def _run(self, db, body, client: str, *, consume: bool) -> dict:
         now = self.instance.clock.now()
         hotel_hint = body.get("hotelId") if isinstance(body, dict) else None
         hotel_hint = hotel_hint if isinstance(hotel_hint, str) and hotel_hint in self.hotels else None
@@ -88,6 +104,8 @@ class ScanService:
                                     {"tokenHotel": claims.hotel_id, "requestedHotel": req.hotelId})
             if req.userId is not None and req.userId != claims.subject:
                 raise InvalidToken("the token belongs to another user", {"reason": "subject"})
+            if not consume:
+                return self._peek(db, claims)
             return self._consume(db, req, claims, client, now)
         except KioskError as e:
             if e.code not in NOT_THE_CLIENTS_FAULT:
@@ -106,51 +124,74 @@ class ScanService:
             raise ClockNotTrusted("this kiosk's clock is wrong; tokens cannot be checked until it is fixed",
                                   {"now": now, "newestTrusted": newest})
 
+    def _usable(self, db, claims: tokens.Claims) -> str:
+        """Refuse a revoked or used token, else the name to show (inside the scan's transaction
+        when consuming)."""
+        hotel = claims.hotel_id
+        row = db.execute("SELECT revoked_at, display_name FROM qr_tokens WHERE jti = ? AND hotel_id = ?",
+                         [claims.jti, hotel]).fetchone()
+        if row is not None and row[0] is not None:
+            raise TokenRevoked("this code was revoked", {"revokedAt": iso(row[0])})
+        remote = db.execute("SELECT revoked_at FROM remote_revocations WHERE jti = ? AND hotel_id = ?",
+                            [claims.jti, hotel]).fetchone()
+        if remote is not None:  # revoked in the cloud or at another kiosk (pulled)
+            raise TokenRevoked("this code was revoked", {"revokedAt": iso(remote[0])})
+        if not claims.reusable:
+            used = db.execute("SELECT consumed_at FROM consumed_tokens WHERE jti = ?",
+                              [claims.jti]).fetchone()
+            if used is None:  # consumed at another kiosk (pulled)?
+                used = db.execute("SELECT min(consumed_at) FROM remote_consumptions WHERE jti = ?"
+                                  " AND hotel_id = ? HAVING count(*) > 0", [claims.jti, hotel]).fetchone()
+            if used is not None:
+                raise TokenAlreadyUsed("this code was already used", {"usedAt": iso(used[0])})
+        return (row[1] if row else None) or claims.subject
+
+    def _peek(self, db, claims: tokens.Claims) -> dict:
+        """What :meth:`check` answers: who the code is for; nothing written."""
+        name = self._usable(db, claims)
+        return {"hotelId": claims.hotel_id, "user": {"id": claims.subject, "role": claims.role, "name": name}}
+
     def _consume(self, db, req: ScanRequest, claims: tokens.Claims, client: str, now: float) -> dict:
         hotel = claims.hotel_id
         with store.transaction(db):
-            row = db.execute("SELECT revoked_at, display_name FROM qr_tokens WHERE jti = ? AND hotel_id = ?",
-                             [claims.jti, hotel]).fetchone()
-            if row is not None and row[0] is not None:
-                raise TokenRevoked("this code was revoked", {"revokedAt": iso(row[0])})
-            remote = db.execute("SELECT revoked_at FROM remote_revocations WHERE jti = ? AND hotel_id = ?",
-                                [claims.jti, hotel]).fetchone()
-            if remote is not None:  # revoked in the cloud or at another kiosk (pulled)
-                raise TokenRevoked("this code was revoked", {"revokedAt": iso(remote[0])})
-            name = (row[1] if row else None) or claims.subject
-            if not claims.reusable:
-                used = db.execute("SELECT consumed_at FROM consumed_tokens WHERE jti = ?",
-                                  [claims.jti]).fetchone()
-                if used is None:  # consumed at another kiosk (pulled)?
-                    used = db.execute("SELECT min(consumed_at) FROM remote_consumptions WHERE jti = ?"
-                                      " AND hotel_id = ? HAVING count(*) > 0", [claims.jti, hotel]).fetchone()
-                if used is not None:
-                    raise TokenAlreadyUsed("this code was already used", {"usedAt": iso(used[0])})
-            s = sessions.open_session(db, hotel_id=hotel, user_id=claims.subject, role=claims.role,
-                                      display_name=name, jti=claims.jti, scan_method=req.scanMethod,
-                                      client=client, now=now, ttl=self.ttl)
-            if not claims.reusable:
+            name = self._usable(db, claims)
+
+            def consume(s: sessions.Session) -> None:
                 queued = outbox.enqueue(db, hotel_id=hotel, kind="token.used", entity_type="qr_token",
-                                       entity_id=claims.jti, node=self.node, now=now,
-                                       payload={"jti": claims.jti, "sessionId": s.id,
-                                                "kioskId": self.node, "consumedAt": now})
+                                        entity_id=claims.jti, node=self.node, now=now,
+                                        payload={"jti": claims.jti, "sessionId": s.id,
+                                                 "kioskId": self.node, "consumedAt": now})
                 db.execute("INSERT INTO consumed_tokens (jti, hotel_id, consumed_at, kiosk_id, session_id, hlc)"
                            " VALUES (?, ?, ?, ?, ?, ?)", [claims.jti, hotel, now, self.node, s.id, queued.hlc])
-            models = workflows.start(db, hotel_id=hotel, session_id=s.id, role=claims.role, now=now)
-            audit.record(db, hotel_id=hotel, event="scan", outcome="success", at=now,
-                         actor=claims.subject, session_id=s.id, jti=claims.jti, client=client,
-                         details={"role": claims.role, "scanMethod": req.scanMethod})
-            outbox.enqueue(db, hotel_id=hotel, kind="session.opened", entity_type="session",
-                           entity_id=s.id, node=self.node, now=now,
-                           payload={"sessionId": s.id, "userId": claims.subject, "role": claims.role,
-                                    "jti": claims.jti, "kioskId": self.node, "openedAt": now,
-                                    "triggeredAIModels": models})
+
+            return self.open(db, hotel=hotel, subject=claims.subject, role=claims.role, name=name,
+                             jti=claims.jti, scan_method=req.scanMethod, client=client, now=now,
+                             after_open=None if claims.reusable else consume)
+
+    def open(self, db, *, hotel: str, subject: str, role: str, name: str, jti: str, scan_method: str,
+             client: str, now: float, after_open=None) -> dict:
+        """Open the session, start its workflow, write the audit and outbox rows; returns the
+        scan's success body.  Call inside the caller's transaction (the scan's, or a booking
+        sign-in's: kiosk/booking.py).  ``after_open(session)`` runs right after the session row."""
+        s = sessions.open_session(db, hotel_id=hotel, user_id=subject, role=role, display_name=name, jti=jti,
+                                  scan_method=scan_method, client=client, now=now, ttl=self.ttl)
+        if after_open is not None:
+            after_open(s)
+        models = workflows.start(db, hotel_id=hotel, session_id=s.id, role=role, now=now)
+        audit.record(db, hotel_id=hotel, event="scan", outcome="success", at=now,
+                     actor=subject, session_id=s.id, jti=jti, client=client,
+                     details={"role": role, "scanMethod": scan_method})
+        outbox.enqueue(db, hotel_id=hotel, kind="session.opened", entity_type="session",
+                       entity_id=s.id, node=self.node, now=now,
+                       payload={"sessionId": s.id, "userId": subject, "role": role,
+                                "jti": jti, "kioskId": self.node, "openedAt": now,
+                                "triggeredAIModels": models})
         return {
             "success": True,
             "sessionId": s.id,
             "sessionJWT": sessions.mint(self.keys.session_secret, s, now),
             "expiresAt": iso(s.expires_at),
             "hotelId": hotel,
-            "user": {"id": claims.subject, "role": claims.role, "name": name},
+            "user": {"id": subject, "role": role, "name": name},
             "triggeredAIModels": models,
         }

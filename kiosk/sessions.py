@@ -13,6 +13,12 @@ Two kinds of credential name a session, and neither works as the other:
   A browser sends cookies to every port of the host, so the cookie alone reaches other
   local programs; the key does not.  A cookie credential sent as a bearer token, or one
   sent without its key, is refused.
+
+A session also ends after a while **without a request** (:class:`IdlePolicy`:
+``sessions.idle_seconds``, per role ``sessions.idle_seconds_by_role``).  A cookie credential
+opened at the lobby screen (claim ``"vis": "lobby"``: a code typed there or a camera claim)
+belongs to that screen's visit and ends after ``sessions.lobby_idle_seconds``, whatever the
+role.  ``last_seen_at`` is written at most every :data:`TOUCH_SECONDS` per session.
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ from .errors import NotFound, SessionExpired, Unauthorized
 REQUIRED = ["sid", "sub", "hid", "rol", "iat", "exp"]
 COOKIE = "cookie"  #: the ``use`` claim of a cookie credential
 BEARER = "bearer"
+LOBBY = "lobby"  #: the ``vis`` claim of a cookie credential opened at the lobby screen
+#: a request within this many seconds of the last recorded one writes nothing
+TOUCH_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,28 @@ class Session:
     role: str
     display_name: str | None
     expires_at: float
+    visit: str | None = None            #: "lobby": opened at the lobby screen, ends with its visit
+    idle_seconds: float | None = None   #: ends after this long without a request
+
+
+@dataclass(frozen=True)
+class IdlePolicy:
+    """How long a session may go without a request (config ``sessions``)."""
+
+    default: float
+    by_role: dict
+    lobby: float
+    node: str | None = None  #: the kiosk id, for the ``session.ended`` outbox row
+
+    @classmethod
+    def of(cls, cfg) -> IdlePolicy:
+        s = cfg.sessions
+        by_role = {role: v for role, v in s.idle_seconds_by_role.model_dump().items() if v is not None}
+        return cls(s.idle_seconds, by_role, s.lobby_idle_seconds, cfg.property.kiosk_id)
+
+    def limit(self, role: str, visit: str | None) -> float:
+        base = self.by_role.get(role, self.default)
+        return min(base, self.lobby) if visit == LOBBY else base
 
 
 def open_session(db, *, hotel_id: str, user_id: str, role: str, display_name: str | None,
@@ -76,12 +107,15 @@ def _decode(secret: bytes, token: str) -> dict:
                       options={"require": REQUIRED, "verify_exp": False, "verify_iat": False})
 
 
-def for_cookie(secret: bytes, bearer: str, binding: str) -> str:
-    """The cookie credential of the session ``bearer`` names, bound to the key with digest ``binding``."""
+def for_cookie(secret: bytes, bearer: str, binding: str, visit: str | None = None) -> str:
+    """The cookie credential of the session ``bearer`` names, bound to the key with digest ``binding``
+    (``visit="lobby"``: opened at the lobby screen, see :class:`IdlePolicy`)."""
     c = _decode(secret, bearer)
     if c.get("use") == COOKIE:
         raise ValueError("already a cookie credential")
-    return jwt.encode({**{k: c[k] for k in REQUIRED}, "use": COOKIE, "bnd": binding}, secret, algorithm="HS256")
+    extra = {"vis": visit} if visit else {}
+    return jwt.encode({**{k: c[k] for k in REQUIRED}, "use": COOKIE, "bnd": binding, **extra}, secret,
+                      algorithm="HS256")
 
 
 def claims_of(secret: bytes, token: str | None) -> dict | None:
@@ -102,13 +136,15 @@ def key_matches(claims: dict, key: str | None) -> bool:
 
 
 def authenticate(db, secret: bytes, token: str | None, *, now: float, via: str | None = None,
-                 key: str | None = None) -> Session:
+                 key: str | None = None, idle: IdlePolicy | None = None) -> Session:
     """The live session behind ``token``, or :class:`Unauthorized` / :class:`SessionExpired`.
 
     ``via`` says how the credential came: ``"bearer"`` (``Authorization``: a cookie
     credential is refused, reason ``cookie``), ``"cookie"`` (a cookie credential bound to
     ``key`` only: reason ``bearer`` for another kind, ``key`` for a missing or wrong key),
     or None (either kind, no key: for a server-rendered page, which can do nothing).
+    With ``idle``, a session unused for longer than its limit is ended (reason ``idle``) and
+    refused; a use is recorded in ``last_seen_at`` (at most every :data:`TOUCH_SECONDS`).
     """
     if not token:
         raise Unauthorized("sign in first: scan your QR code", {})
@@ -125,18 +161,50 @@ def authenticate(db, secret: bytes, token: str | None, *, now: float, via: str |
             raise Unauthorized("the session cookie does not belong to this screen; sign in again",
                                {"reason": "key"})
     row = db.execute(
-        "SELECT id, hotel_id, user_id, role, display_name, expires_at, ended_at FROM sessions"
+        "SELECT id, hotel_id, user_id, role, display_name, expires_at, ended_at, last_seen_at FROM sessions"
         " WHERE id = ? AND hotel_id = ?", [c["sid"], c["hid"]]).fetchone()
     if row is None:
         raise SessionExpired("the session is unknown", {"reason": "unknown"})
-    sid, hotel_id, user_id, role, name, expires_at, ended_at = row
+    sid, hotel_id, user_id, role, name, expires_at, ended_at, last_seen = row
     if ended_at is not None:
         raise SessionExpired("the session has ended", {"reason": "ended"})
     if expires_at <= now or c["exp"] <= now:
         raise SessionExpired("the session has expired", {"reason": "expired"})
     if (user_id, role) != (c["sub"], c["rol"]):
         raise Unauthorized("the session credential is not valid", {"reason": "mismatch"})
-    return Session(sid, hotel_id, user_id, role, name, expires_at)
+    visit = c.get("vis") if c.get("use") == COOKIE else None
+    limit = idle.limit(role, visit) if idle is not None else None
+    if limit is not None:
+        last_seen = last_seen if last_seen is not None else now
+        if last_seen + limit <= now:
+            _end_idle(db, sid, hotel_id, now, idle.node)
+            raise SessionExpired(f"the session ended after {int(limit)} s without activity",
+                                 {"reason": "idle", "idleSeconds": limit})
+        if now - last_seen >= TOUCH_SECONDS:
+            _touch(db, sid, now)
+    return Session(sid, hotel_id, user_id, role, name, expires_at, visit, limit)
+
+
+def _touch(db, sid: str, now: float) -> None:
+    """Record a use; a busy store skips it (the next request, seconds later, tries again)."""
+    lock = getattr(db, "writer_lock", None)  # kiosk/store.py: this process's writers take turns
+    if lock is not None and not lock.acquire(blocking=False):
+        return
+    try:
+        db.execute("UPDATE sessions SET last_seen_at = ? WHERE id = ? AND ended_at IS NULL", [now, sid])
+    except Exception:  # noqa: BLE001 - a missed touch must not refuse the request
+        pass
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _end_idle(db, sid: str, hotel_id: str, now: float, node: str | None) -> None:
+    """End a session found idle (audit and ``session.ended`` as a termination); best effort."""
+    try:
+        terminate(db, sid, hotels=[hotel_id], now=now, by="kiosk", reason="idle", node=node or "kiosk")
+    except Exception:  # noqa: BLE001 - the refusal stands even when the store is busy
+        pass
 
 
 def terminate(db, session_id: str, *, hotels: list[str], now: float, by: str, reason: str,

@@ -12,10 +12,43 @@ def _state(db, key: str) -> str | None:
     return row[0] if row else None
 
 
+#: sync_state keys: when the cloud last refused this kiosk's credential (401/403; cleared by
+#: the next successful exchange) and the cloud's answer then
+REFUSED_AT, REFUSED_REASON = "credential_refused_at", "credential_refused_reason"
+#: what to do about a refused credential (the admin overview and `kiosk-agent status` say it)
+REFUSED_HINT = ("the cloud refused this kiosk's credential (revoked or replaced): issue a new one in the cloud"
+                " (`kiosk-cloud device add KIOSK_ID --hotel … --rotate`) and run `kiosk-agent link` with it")
+
+
+def _put(db, values: dict) -> None:
+    db.conn.executemany("INSERT INTO sync_state(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE"
+                        " SET value = excluded.value", [(k, None if v is None else str(v)) for k, v in values.items()])
+
+
+def credential_refused(db, reason: str, now: float) -> None:
+    """The cloud answered 401/403 to this kiosk's credential (inside or outside a transaction)."""
+    _put(db, {REFUSED_AT: now, REFUSED_REASON: reason[:300]})
+
+
+def heard(db, now: float) -> None:
+    """A successful exchange with the cloud: "last heard", and the credential works."""
+    _put(db, {"last_heard_at": now, REFUSED_AT: None, REFUSED_REASON: None})
+
+
+def credential(db) -> dict:
+    """``{"credential": "ok" | "refused", "credentialError": reason | None, "credentialRefusedAt": iso | None}``."""
+    at = _state(db, REFUSED_AT)
+    return {"credential": "refused" if at else "ok", "credentialError": _state(db, REFUSED_REASON) if at else None,
+            "credentialRefusedAt": iso(float(at)) if at else None}
+
+
 def summary(db, hotel_id: str, *, now: float, stale_after: int) -> dict:
-    """When the kiosk last heard from the cloud, and whether that is too long ago."""
+    """When the kiosk last heard from the cloud (a successful exchange), whether that is too long
+    ago, and whether the cloud refuses its credential (then it is stale at once: nothing gets
+    through until the kiosk is linked again)."""
     heard = _state(db, "last_heard_at")
     heard_at = float(heard) if heard else None
+    cred = credential(db)
     pending, oldest = db.execute("SELECT count(*), min(created_at) FROM outbox WHERE hotel_id = ?"
                                  " AND state = 'pending'", [hotel_id]).fetchone()
     dead = db.execute("SELECT count(*) FROM outbox WHERE hotel_id = ? AND state = 'dead'", [hotel_id]).fetchone()[0]
@@ -23,7 +56,9 @@ def summary(db, hotel_id: str, *, now: float, stale_after: int) -> dict:
     newest = _state(db, "trust_newest_at")
     return {"lastHeardAt": iso(heard_at) if heard_at else None,
             "secondsSinceHeard": round(now - heard_at, 1) if heard_at else None,
-            "stale": heard_at is None or now - heard_at > stale_after, "staleAfterSeconds": stale_after,
+            "stale": heard_at is None or now - heard_at > stale_after or cred["credential"] == "refused",
+            "staleAfterSeconds": stale_after, **cred,
+            "hint": REFUSED_HINT if cred["credential"] == "refused" else None,
             "pending": pending, "oldestPendingAt": iso(oldest) if oldest else None, "dead": dead,
             "pullCursor": int(cursor) if cursor else 0,
             "newestTrustedAt": iso(float(newest)) if newest else None}

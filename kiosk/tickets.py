@@ -198,3 +198,110 @@ def history(db, hotel_id: str, ticket_id: str) -> list[dict]:
              "hlc": r["hlc"]}
             for r in db.query("SELECT * FROM item_history WHERE hotel_id = ? AND kind = 'ticket' AND item_id = ?"
                               " ORDER BY id", [hotel_id, ticket_id])]
+
+
+# --- staff finish what guests start: a reply to the guest, a work order from a fault ----------
+
+REPLY_MAX = 1000
+#: ticket types a work order can be made from (a guest's fault report)
+WORK_ORDER_TYPES = ("maintenance",)
+
+
+def work_order_id_for(ticket_id: str) -> str:
+    """The work order made from a ticket: one id per ticket (a second tap, or another kiosk of the
+    hotel doing the same, arrives at the same id and makes nothing new)."""
+    return "WO-" + (ticket_id[2:] if ticket_id.startswith("T-") else ticket_id)
+
+
+def follow_ups(db, hotel_id: str, ticket_ids) -> dict[str, dict]:
+    """Per ticket: its latest reply to the guest (``reply``: text, by, byName, at, language) and
+    the work order made from it (``workOrderId``), from the tickets' history rows."""
+    ids = sorted({t for t in ticket_ids if t})
+    out: dict[str, dict] = {}
+    if not ids:
+        return out
+    names = {r[0]: r[1] for r in db.execute("SELECT staff_id, name FROM staff WHERE hotel_id = ?", [hotel_id])}
+    from .models.guest_messaging import detect_language
+
+    for i in range(0, len(ids), 500):
+        part = ids[i:i + 500]
+        for item_id, field, new, by, at in db.execute(
+                "SELECT item_id, field, new, by, at FROM item_history WHERE hotel_id = ? AND kind = 'ticket'"
+                f" AND field IN ('reply', 'work_order') AND item_id IN ({', '.join('?' * len(part))}) ORDER BY id",
+                [hotel_id, *part]):
+            one = out.setdefault(item_id, {"reply": None, "workOrderId": None})
+            if field == "work_order":
+                one["workOrderId"] = new
+            elif new:
+                lang = detect_language(new, default="")
+                one["reply"] = {"text": new, "by": by, "byName": names.get(by, by), "at": iso(at),
+                                "language": lang or None}
+    return out
+
+
+def reply_text(text: Any) -> str:
+    """The reply as it is kept: 1..1000 characters (ends trimmed), no NUL."""
+    if not isinstance(text, str):
+        raise ValidationError("reply needs text (what the guest is told)", {"field": "text"})
+    text = text.strip()
+    if not 1 <= len(text) <= REPLY_MAX:
+        raise ValidationError(f"the reply must be 1 to {REPLY_MAX} characters", {"field": "text", "max": REPLY_MAX})
+    if "\x00" in text:
+        raise ValidationError("the reply contains a NUL character (U+0000)", {"field": "text"})
+    return text
+
+
+def reply(db, hotel_id: str, ticket_id: str, text: Any, *, by: str, now: float, node: str) -> dict:
+    """A staff member's answer to the guest who asked: a history row (field ``reply``), audit
+    and outbox (``ticket.updated`` with ``changes.reply``) in one transaction.  The same words
+    again change nothing."""
+    text = reply_text(text)
+    with store.transaction(db):
+        row = get(db, hotel_id, ticket_id)
+        old = (follow_ups(db, hotel_id, [ticket_id]).get(ticket_id) or {}).get("reply")
+        if old is not None and old["text"] == text:
+            return {"changes": {}, "syncStatus": "unchanged"}
+        changes = {"reply": {"old": old["text"] if old else None, "new": text}}
+        queued = outbox.enqueue(db, hotel_id=hotel_id, kind="ticket.updated", entity_type="ticket",
+                                entity_id=ticket_id, node=node, now=now,
+                                payload={"ticketId": ticket_id, "changes": changes, "by": by, "at": iso(now)})
+        db.execute("UPDATE tickets SET updated_at = ? WHERE hotel_id = ? AND ticket_id = ?", [now, hotel_id, ticket_id])
+        db.execute("INSERT INTO item_history (hotel_id, kind, item_id, field, old, new, by, at, hlc)"
+                   " VALUES (?, 'ticket', ?, 'reply', ?, ?, ?, ?, ?)",
+                   [hotel_id, ticket_id, changes["reply"]["old"], text, by, now, queued.hlc])
+        audit.record(db, hotel_id=hotel_id, event="ticket.replied", outcome="success", at=now, actor=by,
+                     details={"ticketId": ticket_id, "room": row["room_number"], "chars": len(text)})
+    return {"changes": changes, "syncStatus": "queued", "outboxKey": queued.idempotency_key}
+
+
+def make_work_order(db, hotel_id: str, ticket_id: str, *, by: str, now: float, node: str) -> dict:
+    """A work order from a fault report, room and words carried over, in ONE transaction with
+    the ticket's link to it (a history row, field ``work_order``); the work order is queued
+    for the PMS (``work_order.created``).  Once per ticket: again, the same work order."""
+    from . import workorders
+
+    with store.transaction(db):
+        row = get(db, hotel_id, ticket_id)
+        linked = (follow_ups(db, hotel_id, [ticket_id]).get(ticket_id) or {}).get("workOrderId")
+        if linked:
+            return {"changes": {}, "syncStatus": "unchanged", "workOrderId": linked}
+        if row["type"] not in WORK_ORDER_TYPES or normal(row["status"]) in ("done", "cancelled"):
+            raise InvalidTransition(f"a work order is made from an open fault report, not a {normal(row['status'])}"
+                                    f" {row['type'].replace('_', ' ')} request",
+                                    {"from": normal(row["status"]), "action": "make_work_order"})
+        wo_id = work_order_id_for(ticket_id)
+        if workorders._get(db, hotel_id, wo_id) is not None:  # made at another kiosk and pulled: link it only
+            from . import hlc
+
+            made = {"hlc": str(hlc.tick(db, node, now)), "outboxKey": None}
+        else:
+            made = workorders.insert(db, hotel_id=hotel_id, work_order_id=wo_id, by=by, now=now, node=node,
+                                     room_number=row["room_number"], type="failure",
+                                     description=row["description"] or row["title"],
+                                     priority=row["priority"] or "normal", notes=f"From request {ticket_id}")
+        db.execute("INSERT INTO item_history (hotel_id, kind, item_id, field, old, new, by, at, hlc)"
+                   " VALUES (?, 'ticket', ?, 'work_order', NULL, ?, ?, ?, ?)",
+                   [hotel_id, ticket_id, wo_id, by, now, made["hlc"]])
+        db.execute("UPDATE tickets SET updated_at = ? WHERE hotel_id = ? AND ticket_id = ?", [now, hotel_id, ticket_id])
+    return {"changes": {"workOrder": {"old": None, "new": wo_id}}, "workOrderId": wo_id,
+            "syncStatus": "queued" if made["outboxKey"] else "unchanged", "outboxKey": made["outboxKey"]}

@@ -80,17 +80,37 @@ def create(db, *, hotel_id: str, work_order_id: str, by: str, now: float, node: 
            "assignee": assignee, "priority": priority, "notes": notes, "opened_at": now,
            "closed_at": now if status == "done" else None, "updated_at": now, "version": 1}
     with store.transaction(db):
-        if _get(db, hotel_id, work_order_id) is not None:
-            raise ValidationError(f"work order {work_order_id!r} exists", {"workOrderId": work_order_id})
-        db.execute(f"INSERT INTO work_orders ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                   list(row.values()))
-        audit.record(db, hotel_id=hotel_id, event="work_order.created", outcome="success", at=now,
-                     actor=by, details={"workOrderId": work_order_id})
-        if enqueue:
-            payload = {k: v for k, v in to_json(row).items() if k not in ("hotelId", "updatedAt", "version")}
-            outbox.enqueue(db, hotel_id=hotel_id, kind="work_order.created", entity_type="work_order",
-                           entity_id=work_order_id, payload=payload, node=node, now=now)
+        _insert(db, row, by=by, now=now, node=node, enqueue=enqueue)
     return to_json(row)
+
+
+def _insert(db, row: dict, *, by: str, now: float, node: str, enqueue: bool):
+    """The row, its audit and (``enqueue``) its outbox entry; the caller holds the transaction."""
+    hotel_id, work_order_id = row["hotel_id"], row["work_order_id"]
+    if _get(db, hotel_id, work_order_id) is not None:
+        raise ValidationError(f"work order {work_order_id!r} exists", {"workOrderId": work_order_id})
+    db.execute(f"INSERT INTO work_orders ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+               list(row.values()))
+    audit.record(db, hotel_id=hotel_id, event="work_order.created", outcome="success", at=now,
+                 actor=by, details={"workOrderId": work_order_id})
+    if enqueue:
+        payload = {k: v for k, v in to_json(row).items() if k not in ("hotelId", "updatedAt", "version")}
+        return outbox.enqueue(db, hotel_id=hotel_id, kind="work_order.created", entity_type="work_order",
+                              entity_id=work_order_id, payload=payload, node=node, now=now)
+    return None
+
+
+def insert(db, *, hotel_id: str, work_order_id: str, by: str, now: float, node: str, room_number: str | None,
+           type: str, description: str, priority: str, notes: str) -> dict:
+    """An open work order made inside the caller's transaction (e.g. with the ticket it came
+    from linked to it), queued for the cloud; returns it with the outbox entry's stamp and key."""
+    if priority not in PRIORITIES:
+        priority = "normal"
+    row = {"hotel_id": hotel_id, "work_order_id": work_order_id, "asset_id": None, "room_number": room_number,
+           "type": type, "description": description, "status": "open", "assignee": None, "priority": priority,
+           "notes": notes, "opened_at": now, "closed_at": None, "updated_at": now, "version": 1}
+    q = _insert(db, row, by=by, now=now, node=node, enqueue=True)
+    return to_json(row) | {"hlc": q.hlc, "outboxKey": q.idempotency_key}
 
 
 def update(db, body: Any, *, hotel_id: str, by: str, now: float, node: str) -> dict:

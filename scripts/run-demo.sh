@@ -46,7 +46,8 @@ else
 fi
 guest=$($BIN/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["guestConfirmation"])' "$SEEDED")
 if [ ! -f "$KIOSK_DATA_DIR/keys/cloud.json" ]; then
-  cred=$($BIN/kiosk-cloud device add kiosk-1 --hotel demo --data-dir "$CLOUD_DIR")
+  # not linked yet: a kiosk-1 the cloud kept from an earlier demo gets a new credential (--rotate)
+  cred=$($BIN/kiosk-cloud device add kiosk-1 --hotel demo --rotate --data-dir "$CLOUD_DIR")
   $BIN/kiosk-agent link --cloud "http://127.0.0.1:$CLOUD_PORT" --device-id kiosk-1 --credential "$cred" >/dev/null
 fi
 mkdir -p "$KIOSK_DATA_DIR/qr" "$KIOSK_DATA_DIR/camera"
@@ -90,8 +91,8 @@ $BIN/kiosk-cloud serve --data-dir "$CLOUD_DIR" --port "$CLOUD_PORT" & pids+=($!)
 $BIN/kiosk-agent run & pids+=($!)
 $BIN/kiosk serve --port "$PORT" & pids+=($!)
 # Say where the demo is only once it answers there; if a program stops before that, say so and stop.
-if ! $BIN/python - "${pids[@]}" "http://127.0.0.1:$CLOUD_PORT/sync/v1/health" "http://127.0.0.1:$PORT/healthz" <<'PY'
-import os, sys, time, urllib.error, urllib.request
+if ! $BIN/python - "${pids[@]}" "http://127.0.0.1:$CLOUD_PORT/healthz" "http://127.0.0.1:$PORT/healthz" <<'PY'
+import os, sys, time, urllib.request
 pids, urls = [int(p) for p in sys.argv[1:4]], sys.argv[4:]
 deadline = time.monotonic() + 120
 while time.monotonic() < deadline:
@@ -107,9 +108,7 @@ while time.monotonic() < deadline:
         try:
             urllib.request.urlopen(url, timeout=2)
             up += 1
-        except urllib.error.HTTPError:
-            up += 1  # it answers (the cloud's health wants a credential)
-        except OSError:
+        except OSError:  # not listening yet, or not healthy yet (an HTTPError is an OSError)
             pass
     if up == len(urls):
         sys.exit(0)

@@ -21,7 +21,7 @@ import json
 import random
 from dataclasses import dataclass, field
 
-from kiosk import store
+from kiosk import store, sync_status
 from kiosk.outbox import list_dead, resolve_dead  # noqa: F401  (here too: the agent's CLI uses them)
 
 from . import pull
@@ -96,12 +96,14 @@ class Pusher:
                     "entityType": r["entity_type"], "entityId": r["entity_id"], "hlc": r["hlc"],
                     "createdAt": r["created_at"], "payload": json.loads(r["payload"])} for r in rows]
         wait = 0.0  # the cloud's Retry-After: no entry of this batch is tried again sooner
+        refused = False
         try:
             results = self.transport.push(self.device_id, entries, batch_key([e["key"] for e in entries]))
         except TransportError as e:
             if e.too_large and self.batch_size > 1:
                 self.batch_size = max(1, self.batch_size // 2)
             report.error = e.reason
+            refused = e.refused
             wait = e.retry_after or 0.0
             results = [{"status": "retry", "reason": e.reason}] * len(rows)
         done_at = self.clock.now()
@@ -135,9 +137,10 @@ class Pusher:
             report.conflicts += len(lost)
             state = {"last_push_at": done_at, "last_error": report.error}
             if report.error is None:
-                state["last_heard_at"] = done_at
-            if report.error is None:
                 state["last_push_ok_at"] = done_at
+                sync_status.heard(self.db, done_at)  # only a successful exchange is "heard"
+            elif refused:
+                sync_status.credential_refused(self.db, report.error, done_at)
             _set_state(self.db, **state)
         return report
 
@@ -163,6 +166,10 @@ def backlog(db, now: float) -> dict:
     pending, oldest = db.execute("SELECT count(*), min(created_at) FROM outbox WHERE state = 'pending'").fetchone()
     dead = db.execute("SELECT count(*) FROM outbox WHERE state = 'dead'").fetchone()[0]
     ok_at = get_state(db, "last_push_ok_at")
+    heard = get_state(db, "last_heard_at")
+    cred = sync_status.credential(db)
     return {"pending": pending, "oldestPendingAgeSeconds": round(now - oldest, 3) if oldest else None,
             "dead": dead, "lastSuccessfulPushAt": float(ok_at) if ok_at else None,
-            "lastError": get_state(db, "last_error")}
+            "lastHeardAt": float(heard) if heard else None,
+            "lastError": get_state(db, "last_error"),
+            "credential": cred["credential"], "credentialError": cred["credentialError"]}

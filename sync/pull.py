@@ -29,7 +29,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kiosk import audit, sessions, store
+from kiosk import audit, sessions, store, sync_status
 from kiosk.trust import TrustedKey, TrustList
 
 from . import hlc
@@ -101,11 +101,19 @@ class Puller:
                     try:
                         r = self.resync(hotel_id)
                     except TransportError as e2:
+                        if e2.refused:
+                            with store.transaction(self.db):
+                                sync_status.credential_refused(self.db, e2.reason, self.clock.now())
                         report.error = e2.reason
                         return report
                     report.replays += r.replays
                     continue
                 except TransportError as e:
+                    if e.refused:  # 401: nothing gets through until the kiosk is linked again
+                        with store.transaction(self.db):
+                            sync_status.credential_refused(self.db, e.reason, self.clock.now())
+                        report.error = e.reason
+                        return report
                     if e.reason.startswith("HTTP 403"):  # this device is not linked for that hotel
                         report.refused.append(hotel_id)
                         log.warning("pull refused for a hotel", extra={"hotelId": hotel_id, "reason": e.reason})
@@ -128,7 +136,7 @@ class Puller:
         with store.transaction(self.db):
             replays = self._apply(hotel_id, page["changes"], now)
             set_state(self.db, cursor_key(hotel_id), int(page["cursor"]))
-            set_state(self.db, "last_heard_at", now)
+            sync_status.heard(self.db, now)
             set_state(self.db, "last_pull_at", now)  # the admin analytics' sync.lastPullAt
         return len(page["changes"]), replays
 
@@ -150,7 +158,7 @@ class Puller:
             now = self.clock.now()
             with store.transaction(self.db):
                 report.replays += self._apply(hotel_id, page["changes"], now)
-                set_state(self.db, "last_heard_at", now)
+                sync_status.heard(self.db, now)
             for ch in page["changes"]:
                 if ch["entityType"] in BY_ENTITY:
                     seen.setdefault(ch["entityType"], set()).add(ch["entityId"])
@@ -315,9 +323,13 @@ def _ticket(db, hotel_id: str, ch: dict, now: float) -> None:
     status = kt.normal(d.get("status") or "received")
     exists = db.execute("SELECT 1 FROM tickets WHERE hotel_id = ? AND ticket_id = ?",
                         [hotel_id, ch["entityId"]]).fetchone()
+    if d.get("reply"):
+        _ticket_reply(db, hotel_id, ch["entityId"], d, now)
     if exists:
         db.execute("UPDATE tickets SET merged_into = ? WHERE hotel_id = ? AND ticket_id = ?",
                    [d.get("mergedInto"), hotel_id, ch["entityId"]])
+        if d.get("reply") and d.get("replyHlc") == stamp:
+            return  # this change was a reply: the status it carries is not a newer step
         # the lifecycle: last writer wins by stamp, so an older copy never undoes a newer local step
         db.execute("UPDATE tickets SET status = ?, assignee = ?, status_hlc = ?, updated_at = ?"
                    " WHERE hotel_id = ? AND ticket_id = ? AND status_hlc < ?",
@@ -332,6 +344,20 @@ def _ticket(db, hotel_id: str, ch: dict, now: float) -> None:
                 d.get("queue") or "", status, d.get("fingerprint") or "",
                 json.dumps(sorted(text_terms)), _epoch(d.get("createdAt")) or now, d.get("createdBy") or "cloud",
                 d.get("mergedInto"), d.get("assignee"), stamp, now])
+
+
+def _ticket_reply(db, hotel_id: str, ticket_id: str, d: dict, now: float) -> None:
+    """A reply to the guest made at another kiosk: a history row (field ``reply``) like a local
+    one, unless a reply with a later (or the same) stamp is here already."""
+    stamp = d.get("replyHlc") or ""
+    latest = db.execute("SELECT new, hlc FROM item_history WHERE hotel_id = ? AND kind = 'ticket' AND item_id = ?"
+                        " AND field = 'reply' ORDER BY id DESC LIMIT 1", [hotel_id, ticket_id]).fetchone()
+    if latest is not None and ((latest[1] or "") >= stamp or latest[0] == d["reply"]):
+        return
+    db.execute("INSERT INTO item_history (hotel_id, kind, item_id, field, old, new, by, at, hlc)"
+               " VALUES (?, 'ticket', ?, 'reply', ?, ?, ?, ?, ?)",
+               [hotel_id, ticket_id, latest[0] if latest else None, d["reply"], d.get("replyBy") or "cloud", now,
+                stamp])
 
 
 def _revocation(db, hotel_id: str, ch: dict, now: float) -> None:

@@ -18,13 +18,26 @@ import requests
 
 class TransportError(Exception):
     """The push did not get a usable answer; ``too_large`` asks for a smaller batch,
-    ``retry_after`` (seconds) says when the cloud wants to hear again (a 429's Retry-After)."""
+    ``retry_after`` (seconds) says when the cloud wants to hear again (a 429's Retry-After),
+    ``status`` is the cloud's HTTP status if it answered."""
 
-    def __init__(self, reason: str, *, too_large: bool = False, retry_after: float | None = None):
+    def __init__(self, reason: str, *, too_large: bool = False, retry_after: float | None = None,
+                 status: int | None = None):
         super().__init__(reason)
         self.reason = reason
         self.too_large = too_large
         self.retry_after = retry_after
+        self.status = status
+
+    @property
+    def refused(self) -> bool:
+        """The cloud refused this kiosk's credential (401; a 403 to a push: the credential is not
+        this device's).  Nothing gets through until the kiosk is linked with a working one."""
+        return self.status == 401 or (self.status == 403 and self.reason.startswith("push "))
+
+
+def _status_error(r, prefix: str = "") -> TransportError:
+    return TransportError(f"{prefix}HTTP {r.status_code}: {r.text[:200]}", status=r.status_code)
 
 
 def retry_after(value: str | None, most: float = 3600.0) -> float | None:
@@ -73,9 +86,12 @@ class HttpTransport:
         if r.status_code == 413:
             raise TransportError("HTTP 413: batch too large", too_large=True)
         if r.status_code == 429:  # the device's push quota (docs/sync-protocol.md): wait, lose nothing
-            raise TransportError(f"HTTP 429: {r.text[:200]}", retry_after=retry_after(r.headers.get("Retry-After")))
+            raise TransportError(f"HTTP 429: {r.text[:200]}", retry_after=retry_after(r.headers.get("Retry-After")),
+                                 status=429)
+        if r.status_code == 403:
+            raise _status_error(r, "push ")
         if r.status_code != 200:
-            raise TransportError(f"HTTP {r.status_code}: {r.text[:200]}")
+            raise _status_error(r)
         try:
             results = r.json()["results"]
         except (ValueError, KeyError, TypeError):
@@ -91,9 +107,9 @@ class HttpTransport:
         except requests.RequestException as e:
             raise TransportError(f"{type(e).__name__}: {e}"[:300]) from None
         if r.status_code == 410:
-            raise CursorExpired(f"HTTP 410: {r.text[:200]}")
+            raise CursorExpired(f"HTTP 410: {r.text[:200]}", status=410)
         if r.status_code != 200:
-            raise TransportError(f"HTTP {r.status_code}: {r.text[:200]}")
+            raise _status_error(r)
         try:
             page = r.json()
             ok = isinstance(page["changes"], list) and isinstance(page["cursor"], int)
@@ -116,7 +132,9 @@ class HttpTransport:
     def health(self) -> dict:
         try:
             r = self.session.get(f"{self.url}/sync/v1/health", timeout=self.timeout)
-            return {"reachable": r.status_code == 200, "status": r.status_code}
+            return {"reachable": r.status_code == 200, "status": r.status_code,
+                    "credential": "refused" if r.status_code in (401, 403) else
+                                  "ok" if r.status_code == 200 else "unknown"}
         except requests.RequestException as e:
             return {"reachable": False, "error": type(e).__name__}
 

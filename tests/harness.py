@@ -115,7 +115,7 @@ class Cloud:
         if self.workers > 1:
             args += ["--workers", str(self.workers)]
         self.proc = Proc(args, self.dir.parent / "cloud.log", env={**self.env, **(env or {})}).start()
-        wait_http(self.url + "/sync/v1/health")
+        wait_http(self.url + "/healthz")  # no credential needed (/sync/v1/health logs "bad credential")
         return self
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
@@ -126,8 +126,8 @@ class Cloud:
         if self.proc:
             self.proc.stop()
 
-    def device(self, kiosk_id: str, *hotels: str) -> str:
-        args = ["device", "add", kiosk_id]
+    def device(self, kiosk_id: str, *hotels: str, rotate: bool = False) -> str:
+        args = ["device", "add", kiosk_id] + (["--rotate"] if rotate else [])
         for h in hotels:
             args += ["--hotel", h]
         return self.cli(*args).stdout.strip()
@@ -186,7 +186,8 @@ class Kiosk:
         return json.loads(self.cli("kiosk-agent", "status", "--json").stdout)
 
     def token(self, role: str, hotel: str = "demo", **kw) -> str:
-        extra = [f"--{k}={v}" for k, v in kw.items()]
+        # a flag as True (walk_in=True: --walk-in); any other value as --option=value
+        extra = [f"--{k.replace('_', '-')}" if v is True else f"--{k}={v}" for k, v in kw.items()]
         return self.cli("kiosk", "token", "create", "--role", role, "--hotel", hotel, *extra).stdout.strip()
 
     def scan(self, token: str, hotel: str = "demo") -> requests.Response:

@@ -49,11 +49,11 @@ def seed_history(k: Kiosk) -> dict:
     """A day of a small hotel: real scans through the API, plus older rows written directly."""
     people = {}
     # real sessions, opened by real scans
-    people["ada"] = k.scan(k.token("guest", user="R-1042", name="Ada Lovelace")).json()
-    people["karl"] = k.scan(k.token("guest", user="R-2001", name="Karl Benz")).json()
+    people["ada"] = k.scan(k.token("guest", user="R-1042", name="Ada Lovelace", walk_in=True)).json()
+    people["karl"] = k.scan(k.token("guest", user="R-2001", name="Karl Benz", walk_in=True)).json()
     people["ana"] = k.scan(k.token("staff", user="s-ana", name="Ana Lima")).json()
     k.scan("not-a-token")  # refused: VALIDATION_ERROR or INVALID_TOKEN
-    used = k.token("guest", user="R-3003", name="Lise Meitner")
+    used = k.token("guest", user="R-3003", name="Lise Meitner", walk_in=True)
     k.scan(used)
     k.scan(used)  # refused: TOKEN_ALREADY_USED
     # the staff member runs two models through the API (real runs in the run log)
@@ -283,6 +283,10 @@ def test_an_admin_creates_a_token_sees_its_qr_and_revokes_another(kiosk, page):
     expect(dialog).to_be_visible()
     dialog.get_by_label("Role").select_option("guest")
     dialog.get_by_label("Name").fill("Grace Hopper")
+    db = _db(kiosk)  # a guest code names a stay the hotel holds
+    db["reservations"].insert({"hotel_id": "demo", "confirmation": "R-5150", "guest_name": "Grace Hopper",
+                               "arrival": "2026-11-24", "departure": "2026-11-27", "status": "InHouse"})
+    db.conn.close()
     dialog.get_by_label("Reservation number or staff id (optional)").fill("R-5150")
     dialog.get_by_label("Valid for").select_option("7d")
     dialog.get_by_role("button", name="Create token").click()
@@ -565,7 +569,8 @@ def test_admin_without_a_session_is_asked_to_sign_in_and_others_get_403(kiosk, b
         if role == "staff":
             shot(page, "admin-login-390")
         page.wait_for_selector("body[data-ready=yes]")
-        page.get_by_label("Admin code").fill(kiosk.token(role, user="s-x" if role == "staff" else "R-1042", name=name))
+        page.get_by_label("Admin code").fill(kiosk.token(role, user="s-x" if role == "staff" else "R-1042", name=name,
+                                                                 **({"walk_in": True} if role == "guest" else {})))
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("heading", name="This dashboard is for admins only")).to_be_visible()
         expect(page.locator("main")).to_contain_text(name)

@@ -51,7 +51,7 @@ def test_a_kiosk_moved_to_new_hardware_delivers_its_whole_outbox_exactly_once(si
     for i in range(25):
         tickets.create(inst.db(), {"type": "maintenance", "title": f"fault {i}", "roomNumber": str(100 + i)},
                        hotel_id="demo", by="s-1", now=time.time(), node=k.name, window=0)
-    k.token("guest", user="R-1")
+    k.token("guest", user="R-1", walk_in=True)
     photo = tmp_path / "room.png"
     cv2.imwrite(str(photo), np.full((60, 80, 3), 200, np.uint8))
     k.cli("kiosk", "room", "reference", "101", str(photo), "--hotel", "demo")
@@ -142,7 +142,7 @@ def test_restore_into_an_empty_state_directory_behind_a_link(site, tmp_path):
     """What systemd's StateDirectory= with DynamicUser= gives: /var/lib/hotel-kiosk, a link to an
     empty /var/lib/private/hotel-kiosk, in a parent the service may not write to."""
     cloud, k = site
-    k.token("guest", user="R-7")
+    k.token("guest", user="R-7", walk_in=True)
     k.cli("kiosk", "backup", str(tmp_path / "bk"))
     private = tmp_path / "private" / "hotel-kiosk"
     private.mkdir(parents=True)

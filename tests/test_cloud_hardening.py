@@ -114,7 +114,7 @@ def test_the_upgrade_drops_remembered_refusals_of_foreign_hotels(data_dir, datab
     st.prepare()  # migration 8
     kept = {r[0] for r in d.execute("SELECT key FROM applied_entries").fetchall()}
     assert kept == {"kept", "own-refusal"}
-    creds = {"k1": devices.add_device(d, "k1", ["demo"], clock.now())}
+    creds = {"k1": devices.add_device(d, "k1", ["demo"], clock.now(), rotate=True)}  # its credential, again
     st.close()
     app = create_app(data_dir, clock=clock, database=database)
     c = app.test_client()

@@ -211,9 +211,9 @@ def test_documented_error_responses_carry_codes_of_their_status(spec):
     # CONFIG_ERROR and NOT_INITIALISED stop the server before it serves anything;
     # METHOD_NOT_ALLOWED belongs to the admin endpoints' methods (elsewhere: info.description);
     # IDEMPOTENCY_KEY_REUSED and CURSOR_EXPIRED are the reference cloud's answers
-    # (docs/sync-protocol.md, docs/cloud-openapi.yaml), and so is KEY_CONFLICT
+    # (docs/sync-protocol.md, docs/cloud-openapi.yaml), and so are KEY_CONFLICT and DATABASE_UNAVAILABLE
     assert seen == set(HTTP_STATUS) - {"CONFIG_ERROR", "NOT_INITIALISED", "IDEMPOTENCY_KEY_REUSED",
-                                       "CURSOR_EXPIRED", "KEY_CONFLICT"}
+                                       "CURSOR_EXPIRED", "KEY_CONFLICT", "DATABASE_UNAVAILABLE"}
 
 
 # --- routes -----------------------------------------------------------------------------------
@@ -378,7 +378,19 @@ def test_real_responses_match_the_documented_schemas(check, issue, instance, clo
     check("get", "/api/session", 200, headers=g)
 
     created = check("post", "/api/admin?endpoint=tokens", 201, headers=a,
-                    json={"role": "guest", "userId": "guest-1042", "name": "Ms Ada Lovelace", "expiresIn": "3d"})
+                    json={"role": "guest", "userId": "guest-1042", "name": "Ms Ada Lovelace", "expiresIn": "3d",
+                          "walkIn": True})
+    check("post", "/api/admin?endpoint=tokens", 404, code="NOT_FOUND", headers=a, json={"role": "guest", "userId": "NOPE"})
+    # signing in with the booking: both answers, and the refusal
+    instance.db()["reservations"].insert({"hotel_id": "demo", "confirmation": "R-88", "guest_name": "Ada Lovelace",
+                                          "status": "InHouse", "arrival": "2020-01-01", "departure": "2030-01-01"})
+    assert "sessionJWT" in check("post", "/api/lobby/sign-in", 200,
+                                 json={"hotelId": "demo", "confirmation": "R-88", "lastName": "lovelace"})
+    assert "screenKey" in check("post", "/api/lobby/sign-in", 200, json={"confirmation": "r-88", "lastName": "LOVELACE"},
+                                headers={"X-Kiosk-Screen": "1"})
+    check("post", "/api/lobby/sign-in", 401, code="INVALID_TOKEN",
+          json={"hotelId": "demo", "confirmation": "R-88", "lastName": "Byron"})
+    instance.db().execute("DELETE FROM reservations WHERE confirmation = 'R-88'")  # not part of the night audit below
     check("get", "/api/admin?endpoint=tokens&status=active&limit=50", 200, headers=a)
     check("put", "/api/admin?endpoint=tokens", 200, headers=a, json={"jti": created["jti"]})
     check("post", "/api/qr/scan", 401, code="TOKEN_REVOKED", json={"qrToken": created["token"], "hotelId": "demo"})

@@ -468,8 +468,9 @@ class World:
         self.notify = NotifySocket(self.base / "notify.sock")
         rc, out, err = self.cli_retrying("box", ["kiosk", "init"], self.kenv)
         assert rc == 0, err
+        # --rotate: a try the EIO retry repeats may have registered the device already (not linked yet)
         rc, out, err = self.cli_retrying("cloud", ["kiosk-cloud", "device", "add", KIOSK_ID, "--hotel", HOTEL,
-                                                   "--data-dir", str(self.cdir)], {})
+                                                   "--rotate", "--data-dir", str(self.cdir)], {})
         assert rc == 0, err
         self.credential = out.strip()
         rc, out, err = self.cli_retrying("box", ["kiosk-agent", "link", "--cloud", self.proxy.url,

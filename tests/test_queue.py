@@ -153,13 +153,14 @@ def test_the_queue_is_one_list_most_urgent_then_newest_with_names(client, login,
     h = login("staff", user="s-ana", name="Ana Weber")
     body = client.get("/api/staff/tasks", headers=h).get_json()
     order = [(i["kind"], i["id"]) for i in body["items"]]
-    assert order == [("ticket", ids["urgent"]), ("task", "T-1"), ("ticket", ids["towels"]), ("ticket", ids["old"]),
-                     ("work_order", "WO-1")]  # urgent, high, then the normal ones newest first
+    assert order == [("ticket", ids["urgent"]), ("task", "T-1"), ("ticket", ids["old"]), ("ticket", ids["towels"]),
+                     ("work_order", "WO-1")]  # urgent, high, then guests' normal ones waiting longest first, then
+    # routine work newest first (tests/test_staff_replies.py)
     by_id = {i["id"]: i for i in body["items"]}
     urgent = by_id[ids["urgent"]]
     assert urgent["requestedByName"] == "Karl Benz" and urgent["fromGuest"] and urgent["text"] == \
         "Smoke smell in the corridor" and urgent["room"] == "105" and urgent["createdAt"].endswith("Z")
-    assert urgent["actions"] == ["accept", "start", "done", "assign"]
+    assert urgent["actions"] == ["accept", "start", "done", "assign", "reply"]
     wo = by_id["WO-1"]
     assert (wo["assignee"], wo["assigneeName"], wo["status"], wo["version"]) == ("s-bo", "Bo Jensen", "assigned", 1)
     assert set(wo["allowedStatuses"]) == {"in_progress", "on_hold", "open", "cancelled"} and "status" in wo["actions"]
@@ -207,7 +208,8 @@ def test_one_tap_actions_and_their_error_codes(client, login, instance, clock, h
     t = act("ticket", ids["towels"], {"action": "accept"})
     assert (t["item"]["status"], t["item"]["assigneeName"], t["syncStatus"]) == ("accepted", "Ana Weber", "queued")
     err = act("ticket", ids["towels"], {"action": "accept"}, 409)["error"]
-    assert err["code"] == "INVALID_TRANSITION" and err["details"]["allowedActions"] == ["start", "done", "assign"]
+    assert err["code"] == "INVALID_TRANSITION" and err["details"]["allowedActions"] == ["start", "done", "assign",
+                                                                                              "reply"]
     assert "in_progress" in err["details"]["allowed"]
     assert act("ticket", ids["towels"], {"action": "start"})["item"]["status"] == "in_progress"
     assert act("ticket", ids["towels"], {"action": "done"})["item"]["status"] == "done"

@@ -319,8 +319,10 @@ def test_in_chromium_the_screens_work_with_their_key_and_another_port_gets_nothi
             expect(page.locator("#live.on")).to_be_visible()
             assert page.evaluate("localStorage.getItem('kiosk.screenKey')")
             assert "kiosk_session" not in page.evaluate("document.cookie")  # HttpOnly
-            page.locator("#logout").click()
-            expect(page.locator("#login")).to_be_visible()
+            page.locator("#logout").click()  # a visit from the lobby: logging out ends it, back to the lobby
+            expect(page).to_have_url(k.url + "/")
+            page.wait_for_selector("body[data-ready=yes]")
+            expect(page.locator("#idle")).to_be_visible()
             assert page.evaluate("localStorage.getItem('kiosk.screenKey')") is None  # forgotten at logout
 
             # lobby -> admin dashboard: its API calls carry the key
@@ -361,7 +363,7 @@ def test_in_chromium_the_screens_work_with_their_key_and_another_port_gets_nothi
             # never in as the attacker
             sign_in_at_the_lobby(page, k, "admin", "a-mia", "/admin")
             expect(page.locator("[data-panel=overview]")).to_have_attribute("data-state", "ready")
-            attacker = k.screen("guest", token=k.token("guest", user="R-666"))
+            attacker = k.screen("guest", token=k.token("guest", user="R-666", walk_in=True))
             evil.toss = attacker.cookies["kiosk_session"]
             evil_page.goto(evil.url + "/toss")
             expect(evil_page).to_have_title("tossed")

@@ -79,8 +79,11 @@ def analyze(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 @needs_analyze
 @pytest.mark.parametrize("unit, scope", [("kiosk.service", []), ("kiosk-agent.service", []),
-                                         ("kiosk-browser.service", ["--user"])])
+                                         ("kiosk-browser.service", ["--user"]), ("kiosk-cloud.service", []),
+                                         ("kiosk-cloud-purge.service", []), ("kiosk-cloud-purge.timer", [])])
 def test_systemd_analyze_verify_is_silent(unit, scope, tmp_path):
+    if unit.endswith(".timer"):  # verify looks for the service the timer starts next to it
+        installable(unit.replace(".timer", ".service"), tmp_path)
     path = installable(unit, tmp_path)
     r = analyze(tmp_path, *scope, "verify", "--man=no", str(path))
     assert (r.returncode, r.stdout + r.stderr) == (0, "")
@@ -98,7 +101,8 @@ def test_verify_does_report_a_broken_unit(tmp_path):
 
 
 @needs_analyze
-@pytest.mark.parametrize("unit", ["kiosk.service", "kiosk-agent.service"])
+@pytest.mark.parametrize("unit", ["kiosk.service", "kiosk-agent.service", "kiosk-cloud.service",
+                                  "kiosk-cloud-purge.service"])
 def test_service_exposure_is_low(unit, tmp_path):
     """``systemd-analyze security`` rates the units at most 2.0 of 10 (1.4 when written)."""
     path = installable(unit, tmp_path)
@@ -114,7 +118,8 @@ def test_kiosk_service_runs_init_then_serve_on_the_state_directory():
     assert values("kiosk.service", "WantedBy") == ["multi-user.target"]
 
 
-@pytest.mark.parametrize("unit", ["kiosk.service", "kiosk-agent.service"])
+@pytest.mark.parametrize("unit", ["kiosk.service", "kiosk-agent.service", "kiosk-cloud.service",
+                                  "kiosk-cloud-purge.service"])
 def test_services_are_unprivileged_and_hardened(unit):
     d = {k: v for _, k, v in directives(unit)}
     assert d.get("DynamicUser") == "yes" or d.get("User", "root") not in ("", "root")
@@ -217,7 +222,8 @@ def test_browser_opens_the_kiosk_in_kiosk_mode_as_a_user_unit():
     assert not values("kiosk-browser.service", "User")  # a user unit runs as its user
 
 
-@pytest.mark.parametrize("unit", ["kiosk.service", "kiosk-agent.service", "kiosk-browser.service"])
+@pytest.mark.parametrize("unit", ["kiosk.service", "kiosk-agent.service", "kiosk-browser.service",
+                                  "kiosk-cloud.service", "kiosk-cloud-purge.service", "kiosk-cloud-purge.timer"])
 def test_every_directive_is_commented(unit):
     """Each run of directives follows a comment and is short (no silent blocks)."""
     run, commented = 0, False
@@ -232,3 +238,36 @@ def test_every_directive_is_commented(unit):
         else:
             run += 1
             assert commented and run <= 6, f"{unit}: add a comment above {line!r}"
+
+
+CLOUD_STATE = "/var/lib/kiosk-cloud"
+
+
+def test_cloud_units_run_the_cli_on_postgresql_with_the_password_in_a_credential(tmp_path):
+    """kiosk-cloud.service serves with workers and no purge of its own; the purge unit runs
+    `kiosk-cloud purge` hourly; both read the URL from a root-only environment file and the
+    password from a systemd credential (libpq's PGPASSFILE), never from a command line."""
+    for unit in ("kiosk-cloud.service", "kiosk-cloud-purge.service"):
+        assert values(unit, "EnvironmentFile") == ["/etc/kiosk-cloud/cloud.env"], unit
+        assert values(unit, "LoadCredential") == ["pgpass:/etc/kiosk-cloud/pgpass"], unit
+        assert "PGPASSFILE=%d/pgpass" in values(unit, "Environment"), unit
+        assert values(unit, "User") == ["kiosk-cloud"] and values(unit, "StateDirectory") == ["kiosk-cloud"], unit
+        assert "postgresql://" not in (UNITS / unit).read_text().split("ExecStart=", 1)[1].split("\n", 1)[0]
+    serve = shlex.split(values("kiosk-cloud.service", "ExecStart")[0])
+    assert serve[:4] == [f"{INSTALLED_BIN}kiosk-cloud", "--data-dir", CLOUD_STATE, "serve"]
+    assert serve[serve.index("--purge-every") + 1] == "off" and int(serve[serve.index("--workers") + 1]) > 1
+    purge = shlex.split(values("kiosk-cloud-purge.service", "ExecStart")[0])
+    assert purge[:4] == [f"{INSTALLED_BIN}kiosk-cloud", "--data-dir", CLOUD_STATE, "purge"]
+    assert values("kiosk-cloud-purge.service", "Type") == ["oneshot"]
+    assert values("kiosk-cloud-purge.timer", "Unit") == ["kiosk-cloud-purge.service"]
+    assert values("kiosk-cloud-purge.timer", "OnCalendar") == ["hourly"]
+    assert values("kiosk-cloud-purge.timer", "WantedBy") == ["timers.target"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK")}
+    for argv, words in ((serve, "Serve the sync and read API"), (purge, "")):
+        argv = [a.replace(INSTALLED_BIN, f"{VENV_BIN}/").replace(CLOUD_STATE, str(tmp_path)) for a in argv]
+        r = subprocess.run([*argv, "--help"], capture_output=True, text=True, env=env, timeout=60)
+        assert r.returncode == 0 and words in r.stdout, r.stderr
+    # the purge unit really purges: the same command on a SQLite cloud here
+    argv = [a.replace(INSTALLED_BIN, f"{VENV_BIN}/").replace(CLOUD_STATE, str(tmp_path / "c")) for a in purge]
+    r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr

@@ -3,8 +3,13 @@
 The capture thread only ever keeps the newest frame (a one-slot holder), so a slow
 decode drops frames instead of building a backlog.  The decode thread runs the
 decoder chain on the newest frame, turns stable reads into scans (one hold-up, one
-scan), calls the scan service and publishes the result on the event bus for the
+scan), has the scan service check them and publishes the outcome on the event bus for the
 lobby screen.  Nothing a frame, a decoder or a scan does can stop either thread.
+
+A camera scan consumes nothing: :meth:`ScanService.check` verifies the code (signature,
+hotel, revocation, prior use) and the event carries it as ``pending``; the one-time code is
+consumed and the session opened (one transaction, kiosk/scan.py) only when a lobby that
+shows it redeems the scan's claim (``POST /screen/claim``).  A code nobody takes stays usable.
 """
 
 from __future__ import annotations
@@ -138,8 +143,8 @@ class Scanner:
             if self.scan_service is None:
                 event = {"type": "scan", "ok": True, "text": text}
             else:
-                result = self.scan_service.scan(self.instance.db(), body, client="camera")
-                event = {"type": "scan", "ok": True, "result": result}
+                who = self.scan_service.check(self.instance.db(), body, client="camera")
+                event = {"type": "scan", "ok": True, "pending": {**who, "scan": body}}
         except KioskError as e:
             event = {"type": "scan", "ok": False, "code": e.code}
         except Exception:  # never let a scan kill the loop

@@ -15,6 +15,7 @@ from . import (
     ai_api,
     csrf,
     guest_api,
+    lobby_api,
     ops_api,
     rbac,
     responses,
@@ -44,6 +45,7 @@ def create_app(config: Config | None = None, *, instance: Instance | None = None
     responses.install(app)
     rbac.install(app)
     app.register_blueprint(scan_api.bp)
+    app.register_blueprint(lobby_api.bp)  # sign in with the booking
     app.register_blueprint(admin_api.bp)
     app.register_blueprint(ops_api.bp)
     app.register_blueprint(guest_api.bp)

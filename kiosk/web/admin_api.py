@@ -9,7 +9,7 @@ from typing import Literal
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from .. import analytics, export, outbox, qr, sessions, sync_status, timeline, tokens
+from .. import analytics, booking, export, outbox, qr, sessions, sync_status, timeline, tokens
 from ..clock import iso, parse_duration
 from ..config import ID_PATTERN
 from ..errors import HotelMismatch, KioskError, NotFound, ValidationError
@@ -34,6 +34,7 @@ class CreateToken(BaseModel):
     expiresIn: StrictStr | None = None
     expiresInDays: StrictInt | None = Field(None, ge=1, le=36500)
     reusable: StrictBool = False
+    walkIn: StrictBool = False  # a guest code without a stay (kiosk/booking.py check_guest_code)
 
     def pick(self, ours: str, seeds: str, default):
         a, b = getattr(self, ours), getattr(self, seeds)
@@ -116,6 +117,8 @@ def _tokens(inst, method: str):
         if ttl > parse_duration(inst.config.tokens.max_ttl):
             raise ValidationError(f"{field} is longer than allowed", {"field": field,
                                                                        "max": inst.config.tokens.max_ttl})
+        booking.check_guest_code(inst.db(), hotel_id=hotel, role=role, user_id=req.userId, walk_in=req.walkIn,
+                                 walk_in_flag="walkIn")
         token, row = tokens.issue(inst.db(), current_app.config["KIOSK_KEYS"], hotel_id=hotel,
                                   role=role, now=now, ttl_seconds=ttl, user_id=req.userId,
                                   name=req.name, reusable=req.reusable,

@@ -37,7 +37,8 @@ def dashboard():
     now = inst.clock.now()
     db = inst.db()
     try:
-        s = sessions.authenticate(db, secret, request.cookies.get(inst.config.sessions.cookie_name), now=now)
+        s = sessions.authenticate(db, secret, request.cookies.get(inst.config.sessions.cookie_name), now=now,
+                                  idle=sessions.IdlePolicy.of(inst.config))
     except (Unauthorized, SessionExpired):
         return _page(200, mode="login")
     if s.role != "admin":

@@ -167,7 +167,8 @@ def current_session(db, secret: bytes, now: float) -> sessions.Session:
     b = bearer()
     via, token = (sessions.BEARER, b) if b is not None else (sessions.COOKIE, cookie_credential(secret))
     try:
-        return sessions.authenticate(db, secret, token, now=now, via=via, key=screen_key())
+        return sessions.authenticate(db, secret, token, now=now, via=via, key=screen_key(),
+                                     idle=sessions.IdlePolicy.of(current_app.config["KIOSK_INSTANCE"].config))
     except Unauthorized as e:
         reason = e.details.get("reason")
         if reason in _MISUSE:

@@ -7,7 +7,9 @@ A scan answers in one of two ways:
 * to a **screen's script** (``X-Kiosk-Screen: 1``): no JWT in the body, the session as an
   HttpOnly cookie bound to a fresh screen key, and the key itself as ``screenKey`` for the
   script to keep in its origin's ``localStorage`` and send as ``X-Kiosk-Key``
-  (kiosk/sessions.py, kiosk/web/rbac.py).
+  (kiosk/sessions.py, kiosk/web/rbac.py).  The lobby marks its scans ``X-Kiosk-Screen: lobby``:
+  the session is then the lobby's visit (cookie claim ``vis``), ended by the lobby's inactivity
+  log-out whatever the role (``sessions.lobby_idle_seconds``).
 """
 
 from __future__ import annotations
@@ -31,15 +33,18 @@ def scan():
     inst = _instance()
     result = current_app.config["KIOSK_SCAN"].scan(inst.db(), request.get_json(silent=True),
                                                    client=request.remote_addr or "unknown")
-    if request.headers.get(SCREEN_HEADER) != "1":
+    screen = request.headers.get(SCREEN_HEADER)
+    if screen not in ("1", sessions.LOBBY):
         return ok(**result)
-    return screen_answer(result)
+    return screen_answer(result, visit=sessions.LOBBY if screen == sessions.LOBBY else None)
 
 
-def screen_answer(result: dict):
-    """A scan's answer for a screen: without the JWT, with the screen key; the bound cookie set."""
+def screen_answer(result: dict, visit: str | None = None):
+    """A scan's answer for a screen: without the JWT, with the screen key; the bound cookie set
+    (``visit="lobby"``: the session belongs to the lobby's visit)."""
     key, binding = sessions.new_screen_key()
-    cookie = sessions.for_cookie(current_app.config["KIOSK_KEYS"].session_secret, result["sessionJWT"], binding)
+    cookie = sessions.for_cookie(current_app.config["KIOSK_KEYS"].session_secret, result["sessionJWT"], binding,
+                                 visit)
     resp = ok(**{k: v for k, v in result.items() if k not in ("sessionJWT", "success")}, screenKey=key)
     set_session_cookie(resp, cookie)
     return resp
@@ -61,7 +66,8 @@ def set_session_cookie(resp, jwt: str) -> None:
 def whoami():
     s = g.session
     return ok(sessionId=s.id, hotelId=s.hotel_id,
-              user={"id": s.user_id, "role": s.role, "name": s.display_name or s.user_id})
+              user={"id": s.user_id, "role": s.role, "name": s.display_name or s.user_id},
+              idleSeconds=s.idle_seconds, visit=s.visit)
 
 
 @bp.delete("/api/session")

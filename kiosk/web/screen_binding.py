@@ -56,7 +56,11 @@ def peer_allowed(environ: dict, allowed_uids: list[int]) -> bool:
 
 
 class Claims:
-    """One-time codes for camera-opened sessions; a code is redeemed once, within its TTL."""
+    """One-time codes for camera scans; a code is redeemed once, within its TTL.
+
+    What a code stands for is the scan event's ``pending`` scan (checked, not yet consumed:
+    redeeming it consumes the code and opens the session) or, from older callers, its
+    ``result`` (a session already open)."""
 
     def __init__(self, ttl: float):
         self.ttl = ttl
@@ -68,7 +72,8 @@ class Claims:
         with self._lock:
             if "_claim" not in event:
                 code = secrets.token_urlsafe(18)
-                self._items[code] = (time.monotonic() + self.ttl, event["result"])
+                item = {"pending": event["pending"]} if "pending" in event else event["result"]
+                self._items[code] = (time.monotonic() + self.ttl, item)
                 event["_claim"] = code
                 now = time.monotonic()
                 for k in [k for k, (exp, _) in self._items.items() if exp < now]:

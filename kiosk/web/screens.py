@@ -5,7 +5,8 @@ scans as server-sent events (``/screen/events``).
 The feed, its claims (``POST /screen/claim``) and the camera preview are bound to the
 kiosk's own screen: loopback connections of the kiosk's user or of ``screen.allowed_uids``
 only (``screen_binding``).  A camera scan crosses the feed as a one-time claim, never as
-a session.
+a session; the code it was made from is consumed only when the lobby redeems the claim, so
+a scan the lobby does not take (someone is using the screen) leaves the code usable.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import queue
 
 from flask import Blueprint, Response, current_app, render_template, request
 
-from .. import audit
+from .. import audit, sessions
 from ..errors import Forbidden, SessionExpired, ValidationError
 from .capacity import event_stream
 from .rbac import public
@@ -41,16 +42,18 @@ def _own_screen(what: str) -> None:
 
 def _for_screen(event: dict, claims) -> dict:
     """What the lobby gets of a scan: a one-time claim instead of the session."""
-    if event.get("type") == "scan" and event.get("ok") and "result" in event:
+    if event.get("type") == "scan" and event.get("ok") and ("pending" in event or "result" in event):
         code = claims.code_for(event)
-        return {"type": "scan", "ok": True, "claim": code, "role": event["result"]["user"]["role"]}
+        role = (event.get("pending") or event.get("result"))["user"]["role"]
+        return {"type": "scan", "ok": True, "claim": code, "role": role}
     return {k: v for k, v in event.items() if not k.startswith("_")}
 
 
 @bp.get("/")
 @public
 def lobby():
-    return render_template("lobby.html", camera=current_app.config.get("KIOSK_CAMERA") is not None)
+    return render_template("lobby.html", camera=current_app.config.get("KIOSK_CAMERA") is not None,
+                           idle_seconds=current_app.config["KIOSK_INSTANCE"].config.sessions.lobby_idle_seconds)
 
 
 @bp.get("/staff")
@@ -92,8 +95,10 @@ def events():
 @bp.post("/screen/claim")
 @public
 def claim():
-    """Redeem a camera scan's claim: the scan's answer as a screen gets it (no JWT; the session
-    as a cookie bound to a fresh ``screenKey``, kiosk/web/scan_api.py ``screen_answer``)."""
+    """Redeem a camera scan's claim: the code is consumed and the session opened now (one
+    transaction, kiosk/scan.py; refused as a scan would be if the code was used or revoked
+    meanwhile), answered as a screen gets it (no JWT; the session as a cookie bound to a fresh
+    ``screenKey``, kiosk/web/scan_api.py ``screen_answer``) and as the lobby's visit."""
     _own_screen("a camera scan")
     body = request.get_json(silent=True)
     code = body.get("claim") if isinstance(body, dict) else None
@@ -102,7 +107,10 @@ def claim():
     result = current_app.config["KIOSK_CLAIMS"].redeem(code)
     if result is None:
         raise SessionExpired("this scan was already taken or is too old; scan again", {})
-    return screen_answer(result)
+    if "pending" in result:
+        inst = current_app.config["KIOSK_INSTANCE"]
+        result = current_app.config["KIOSK_SCAN"].scan(inst.db(), result["pending"]["scan"], client="camera")
+    return screen_answer(result, visit=sessions.LOBBY)
 
 
 @bp.get("/screen/preview.mjpg")

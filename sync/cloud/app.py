@@ -1,9 +1,9 @@
 """The reference cloud's HTTP API (docs/sync-protocol.md).  Nothing happens at import time.
 
 ``POST /sync/v1/push``, ``GET /sync/v1/pull``, ``GET /sync/v1/snapshot``,
-``GET /sync/v1/health`` and the central office's ``GET /v1/hotels/<hotel>/tickets``,
+``GET /sync/v1/health``, ``GET /healthz`` (no credential: for load balancers) and the central office's ``GET /v1/hotels/<hotel>/tickets``,
 ``.../work-orders``, ``.../conflicts``, ``.../security-events`` and ``.../fleet``, and
-``GET /v1/fleet``.  Every request
+``GET /v1/fleet``.  Every request but ``/healthz``
 carries ``Authorization: Bearer <device credential>``.  Errors are
 ``{"error": {"code", "message", "details"}}``; bad input is never a 500.
 """
@@ -87,7 +87,26 @@ def create_app(data_dir: str | Path | None = None, clock=None,
     return app
 
 
+_last_unavailable_log = [0.0]
+
+
+def _log_unavailable(err: KioskError) -> None:
+    """A database that does not answer is logged once a minute, not once per request."""
+    if err.code == "DATABASE_UNAVAILABLE" and time.monotonic() - _last_unavailable_log[0] >= 60:
+        _last_unavailable_log[0] = time.monotonic()
+        log.error("database unavailable", extra={"reason": err.message})
+
+
+def _unavailable(app: Flask, exc: Exception) -> KioskError:
+    st = app.config["CLOUD_STORAGE"]
+    if hasattr(st, "unavailable"):
+        return st.unavailable(exc)
+    return KioskError(f"the database did not answer: {str(exc).splitlines()[0][:300] if str(exc) else exc!r}",
+                      {}, code="DATABASE_UNAVAILABLE")
+
+
 def _error(err: KioskError):
+    _log_unavailable(err)
     resp = jsonify({"error": err.to_dict()})
     resp.status_code = err.http_status
     if err.http_status == 401:
@@ -148,7 +167,27 @@ def _install_routes(app: Flask) -> None:
 
     @app.before_request
     def _open_db():
-        g.db = app.config["CLOUD_DB"].get()
+        if request.endpoint != "healthz":  # it opens its own, to answer 503 in its own shape
+            g.db = app.config["CLOUD_DB"].get()
+
+    @app.get("/healthz")
+    def healthz():
+        """For load balancers and scripts, no credential: 200 after a round trip to the database,
+        503 when the database does not answer."""
+        conns = app.config["CLOUD_DB"]
+        try:
+            db = conns.get()
+            try:
+                db.execute("SELECT 1").fetchone()
+            finally:
+                conns.put(db)
+        except Exception as e:
+            err = e if isinstance(e, KioskError) else _unavailable(app, e)
+            _log_unavailable(err)
+            resp = jsonify({"success": False, "status": "unavailable", "error": err.to_dict()})
+            resp.status_code = 503
+            return resp
+        return jsonify({"success": True, "status": "ok"})
 
     @app.teardown_request
     def _close_db(_exc):

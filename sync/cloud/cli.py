@@ -3,7 +3,7 @@
 Scripts depend on these forms::
 
     kiosk-cloud serve --data-dir DIR [--port 8090] [--host 127.0.0.1]
-    kiosk-cloud device add KIOSK_ID --hotel H [--hotel H2] --data-dir DIR   (prints only the credential)
+    kiosk-cloud device add KIOSK_ID --hotel H [--hotel H2] [--rotate] --data-dir DIR   (prints only the credential)
     kiosk-cloud device revoke KIOSK_ID --data-dir DIR
     kiosk-cloud device list --data-dir DIR
     kiosk-cloud tickets --hotel H --json --data-dir DIR                      (a JSON array)
@@ -20,14 +20,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-import signal
 import sys
 from pathlib import Path
 
 import click
 
 from kiosk import logs
-from kiosk.cliutil import ErrorGroup, create_server
+from kiosk.cliutil import ErrorGroup, create_server, serve_until_signal
 from kiosk.clock import SystemClock, parse_duration
 from kiosk.errors import KioskError
 from kiosk.files import private_umask
@@ -237,15 +236,11 @@ def serve(host, port, threads, log_level, max_clock_skew, workers, retention_, p
     # ADDRESS_IN_USE here; a body past the app's limit is refused as it arrives, never spooled first
     server = create_server(app, host=host, port=port, threads=threads, ident="kiosk-cloud",
                            max_request_body_size=MAX_BODY_BYTES)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # waitress stops its loop on SystemExit
     if purge_interval:
         retention.Purger(st.connect, SystemClock(), keep, purge_interval).start()
     log.info("serving", extra={"host": host, "port": server.effective_port, "dataDir": str(root)})
-    try:
-        server.run()
-    finally:
-        server.close()
-        log.info("cloud stopped")
+    # until SIGTERM / Ctrl-C (any mix): the handlers only record the signal (kiosk.cliutil)
+    serve_until_signal(server, log, "cloud")
 
 
 @main.group()
@@ -256,10 +251,21 @@ def device():
 @device.command("add")
 @click.argument("kiosk_id")
 @click.option("--hotel", "hotels", multiple=True, required=True, help="A hotel the kiosk serves (repeatable).")
+@click.option("--rotate", is_flag=True,
+              help="KIOSK_ID exists: replace its credential (the old one stops working) and its hotels.")
 @data_dir_option
-def device_add(kiosk_id, hotels):
-    """Register KIOSK_ID (or give it a new credential); prints only the credential, once."""
-    click.echo(devices.add_device(open_db(), kiosk_id, list(hotels), SystemClock().now()))
+def device_add(kiosk_id, hotels, rotate):
+    """Register KIOSK_ID; prints only the credential, once.  An existing device is refused
+    (its kiosk would be locked out) unless --rotate is given."""
+    db = open_db()
+    before = devices.exists(db, kiosk_id)
+    credential = devices.add_device(db, kiosk_id, list(hotels), SystemClock().now(), rotate=rotate)
+    if before == "active":
+        click.echo(f"replaced the credential of {kiosk_id}; the old one no longer works: run"
+                   " `kiosk-agent link` on the kiosk with this one", err=True)
+    elif before == "revoked":
+        click.echo(f"{kiosk_id} was revoked; it is active again with this credential", err=True)
+    click.echo(credential)
 
 
 @device.command("revoke")

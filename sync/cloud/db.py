@@ -307,6 +307,13 @@ MIGRATIONS: list[list[str]] = [
             bytes INTEGER NOT NULL
         )""",
     ],
+    # 9: a staff member's reply to the guest who asked (ticket.updated with changes.reply):
+    # the words, who, and the stamp of the latest reply (the later stamp wins, apart from status)
+    [
+        "ALTER TABLE tickets ADD COLUMN reply TEXT",
+        "ALTER TABLE tickets ADD COLUMN reply_by TEXT",
+        "ALTER TABLE tickets ADD COLUMN reply_hlc TEXT NOT NULL DEFAULT ''",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

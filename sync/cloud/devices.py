@@ -34,11 +34,15 @@ def credential_hash(credential: str) -> str:
     return hashlib.sha256(credential.encode()).hexdigest()
 
 
-def add_device(db, device_id: str, hotels: list[str], now: float | None = None) -> str:
+def add_device(db, device_id: str, hotels: list[str], now: float | None = None, *,
+               rotate: bool = False) -> str:
     """Register ``device_id`` for ``hotels`` and return its new credential (stored only hashed).
 
-    Adding a device that exists issues a new credential (the old one stops
-    working) and replaces its hotels; a revoked device becomes active again.
+    A device that exists and is active keeps its credential unless ``rotate`` is given
+    (VALIDATION_ERROR: replacing it would lock the kiosk out until it is linked again);
+    with ``rotate`` it gets a new credential (the old one stops working) and these hotels.
+    A revoked device becomes active again with a new credential either way.
+    :func:`exists` tells a caller which case it was.
     """
     if not _ID.match(device_id or ""):
         raise ValidationError(f"not a device id: {device_id!r} (letters, digits, . _ : -; up to 64)",
@@ -49,12 +53,23 @@ def add_device(db, device_id: str, hotels: list[str], now: float | None = None) 
         raise ValidationError(f"give one or more hotel ids (bad: {bad})", {"field": "hotels"})
     credential = secrets.token_urlsafe(32)
     with storage.transaction(db):
+        if not rotate and exists(db, device_id) == "active":
+            raise ValidationError(f"device {device_id!r} exists and its credential works; a new one would lock"
+                                  " the kiosk out until it is linked again", {"field": "deviceId", "exists": True},
+                                  hint="give --rotate to replace its credential (then `kiosk-agent link` the"
+                                       " kiosk with the new one), or `kiosk-cloud device list`")
         db.execute(
             "INSERT INTO devices (device_id, hotels, credential_hash, created_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT(device_id) DO UPDATE SET hotels = excluded.hotels,"
             " credential_hash = excluded.credential_hash, revoked_at = NULL",
             [device_id, json.dumps(hotels), credential_hash(credential), time.time() if now is None else now])
     return credential
+
+
+def exists(db, device_id: str) -> str | None:
+    """``"active"``, ``"revoked"`` or None (no such device)."""
+    row = db.execute("SELECT revoked_at FROM devices WHERE device_id = ?", [device_id]).fetchone()
+    return None if row is None else ("active" if row[0] is None else "revoked")
 
 
 def revoke_device(db, device_id: str, now: float) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import re
 import threading
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk import store
-from kiosk.errors import ConfigError
+from kiosk.errors import ConfigError, DatabaseUnavailable
 from kiosk.files import fsync_dir, make_dirs
 
 FILENAME = "cloud.db"
@@ -168,6 +169,12 @@ class PgDatabase:
         pass
 
 
+#: how long a connection attempt to PostgreSQL may take, and how long a request waits for a
+#: pooled connection, before the answer is DATABASE_UNAVAILABLE
+CONNECT_TIMEOUT_SECONDS = 5
+POOL_TIMEOUT_SECONDS = 8.0
+
+
 class PostgresStorage:
     dialect = "postgresql"
 
@@ -179,20 +186,68 @@ class PostgresStorage:
         self._local = threading.local()
         self.processes = None  # any number: stateless workers
 
+    def _where(self) -> str:
+        """``host:port/dbname`` of the URL (never its password)."""
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            d = conninfo_to_dict(self.url)
+        except Exception:
+            return "the --database URL"
+        return f"{d.get('host') or 'localhost'}:{d.get('port') or 5432}/{d.get('dbname') or ''}"
+
+    def unavailable(self, exc: BaseException) -> DatabaseUnavailable:
+        """One line for a database that does not answer, whatever psycopg or its pool raised."""
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        return DatabaseUnavailable(f"cannot reach the PostgreSQL database at {self._where()}: {first}",
+                                   {"database": self._where()})
+
     def _pool_(self):
         with self._lock:
             if self._pool is None:
+                import psycopg
                 from psycopg_pool import ConnectionPool
 
+                # the pool retries a failed connection in the background and logs a warning for
+                # each try: a database that is down said the same thing 20 times before the pool
+                # gave up after 30 s.  Its own reports are kept for real faults (ERROR); a first
+                # connection made here says at once, in one line, that the database does not answer.
+                logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+                try:
+                    psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_SECONDS).close()
+                except psycopg.Error as e:
+                    raise self.unavailable(e) from None
                 self._pool = ConnectionPool(self.url, min_size=self.min_size, max_size=self.max_size,
-                                            kwargs={"autocommit": True}, open=True, timeout=30)
+                                            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
+                                            open=True, timeout=POOL_TIMEOUT_SECONDS)
             return self._pool
+
+    def _getconn(self):
+        from psycopg_pool import PoolTimeout
+
+        try:
+            return self._pool_().getconn()
+        except PoolTimeout as e:  # every connection busy, or the database went away
+            raise self.unavailable(e) from None
+
+    def ping(self) -> None:
+        """One round trip to the database (DatabaseUnavailable if it does not answer)."""
+        import psycopg
+
+        d = self.acquire()
+        try:
+            d.execute("SELECT 1").fetchone()
+        except psycopg.OperationalError as e:
+            raise self.unavailable(e) from None
+        finally:
+            self.release(d)
 
     def prepare(self) -> None:
         """Migrate (under an advisory lock: several workers may start at once)."""
         from . import db as cloud_db
 
-        with self._pool_().connection() as conn:
+        conn = self._getconn()
+        try:
             conn.execute("SELECT pg_advisory_lock(727274)")
             try:
                 conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
@@ -209,10 +264,12 @@ class PostgresStorage:
                         conn.execute("UPDATE schema_version SET version = %s", [i + 1])
             finally:
                 conn.execute("SELECT pg_advisory_unlock(727274)")
+        finally:
+            self._pool_().putconn(conn)
 
     def acquire(self) -> PgDatabase:
         """A connection out of the pool for one request; give it back with :meth:`release`."""
-        return PgDatabase(self._pool_().getconn())
+        return PgDatabase(self._getconn())
 
     def release(self, d: PgDatabase) -> None:
         self._pool_().putconn(d.raw)  # the pool rolls back anything left open
@@ -223,7 +280,7 @@ class PostgresStorage:
         if d is None or d.raw.closed:
             if migrate:
                 self.prepare()
-            d = self._local.db = PgDatabase(self._pool_().getconn())
+            d = self._local.db = PgDatabase(self._getconn())
         return d
 
     def close(self) -> None:

@@ -65,6 +65,15 @@ def update(db, e: Entry, now: float) -> list[dict]:
     if not rows:
         raise Rejected("UNKNOWN_TICKET", f"no ticket {p.ticketId} in hotel {e.hotelId}")
     row = rows[0]
+    if "reply" in p.changes:  # the guest's answer: the latest stamp's words win
+        if (row.get("reply_hlc") or "") >= e.hlc:
+            return []
+        row["reply"], row["reply_by"] = p.changes["reply"].new, p.by
+        db.execute("UPDATE tickets SET reply = ?, reply_by = ?, reply_hlc = ? WHERE hotel_id = ? AND ticket_id = ?",
+                   [row["reply"], row["reply_by"], e.hlc, e.hotelId, p.ticketId])
+        changelog.record(db, hotel_id=e.hotelId, entity_type="ticket", entity_id=p.ticketId, data=snapshot(row),
+                         hlc_stamp=e.hlc, now=now)
+        return []
     if (row.get("status_hlc") or "") >= e.hlc:
         return []  # a later change is already here: this one is history
     if "status" in p.changes:
@@ -80,7 +89,9 @@ def update(db, e: Entry, now: float) -> list[dict]:
 
 def snapshot(row: dict) -> dict:
     return {"ticketId": row["ticket_id"], **{field: row[col] for field, col in _COLUMNS.items()},
-            "mergedInto": row["merged_into"], "assignee": row.get("assignee")}
+            "mergedInto": row["merged_into"], "assignee": row.get("assignee"),
+            **({"reply": row["reply"], "replyBy": row.get("reply_by"), "replyHlc": row.get("reply_hlc")}
+               if row.get("reply") else {})}
 
 
 def list_for_hotel(db, hotel_id: str) -> list[dict]:

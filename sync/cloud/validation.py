@@ -129,12 +129,13 @@ class TicketCreated(BaseModel):
 
 class TicketChange(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    old: StrictStr | None = _text(64, default=None)
-    new: StrictStr | None = _text(64, default=None)
+    old: StrictStr | None = _text(1000, default=None)  # a reply's words (status, assignee: 64 at most)
+    new: StrictStr | None = _text(1000, default=None)
 
 
 class TicketUpdated(BaseModel):
-    """A ticket's lifecycle step at a kiosk (kiosk/tickets.py): status and/or assignee."""
+    """A ticket's lifecycle step at a kiosk (kiosk/tickets.py): status and/or assignee; or a
+    staff member's reply to the guest (``reply``, on its own)."""
     model_config = ConfigDict(extra="ignore")
     ticketId: StrictStr = _text(64, min_length=1)
     changes: dict[str, TicketChange]
@@ -143,8 +144,15 @@ class TicketUpdated(BaseModel):
 
     @model_validator(mode="after")
     def _fields(self):
-        if not self.changes or set(self.changes) - {"status", "assignee"}:
-            raise ValueError("changes names status and/or assignee")
+        if not self.changes or set(self.changes) - {"status", "assignee"} and set(self.changes) != {"reply"}:
+            raise ValueError("changes names status and/or assignee, or reply")
+        for f in ("status", "assignee"):
+            c = self.changes.get(f)
+            if c is not None and any(v is not None and len(v) > 64 for v in (c.old, c.new)):
+                raise ValueError(f"changes.{f} is at most 64 characters")
+        reply = self.changes.get("reply")
+        if reply is not None and not reply.new:
+            raise ValueError("changes.reply.new is the reply's words")
         status = self.changes.get("status")
         if status is not None and status.new not in TICKET_STATUSES:
             raise ValueError(f"changes.status.new must be one of {', '.join(TICKET_STATUSES)}")

@@ -17,7 +17,7 @@ const TOKEN_STATUS = {active: "admin.token.status.active", used: "admin.token.st
                       revoked: "admin.token.status.revoked", expired: "admin.token.status.expired"};
 const END_REASON = {logout: "admin.session.reason.logout", terminated_by_admin: "admin.session.reason.terminated_by_admin",
                     revoked: "admin.session.reason.revoked", expired: "admin.session.reason.expired",
-                    replayed: "admin.session.reason.replayed"};
+                    replayed: "admin.session.reason.replayed", idle: "admin.session.reason.idle"};
 const METHOD = {camera: "admin.session.method.camera", manual: "admin.session.method.manual"};
 const REFUSED = {INVALID_TOKEN: "admin.refused.INVALID_TOKEN", TOKEN_EXPIRED: "admin.refused.TOKEN_EXPIRED",
                  TOKEN_REVOKED: "admin.refused.TOKEN_REVOKED", TOKEN_ALREADY_USED: "admin.refused.TOKEN_ALREADY_USED",
@@ -323,6 +323,15 @@ function card(title, value, sub, cls, attrs) {
 function cloudLine(target, s) {
   if (!s) { target.replaceChildren(); return; }
   const text = s.lastHeardAt ? t("admin.cloud.heard", {when: relative(s.lastHeardAt)}) : t("admin.cloud.never");
+  if (s.credential === "refused") {  // nothing gets through until the kiosk is linked again
+    target.className = "cloud bad";
+    target.setAttribute("role", "alert");
+    target.replaceChildren(el("span", {class: "dot", "aria-hidden": "true"}),
+                           el("span", {}, t("admin.cloud.refused") + " " + t("admin.cloud.refused.do") + " " + text));
+    target.lastChild.title = s.credentialError || "";
+    return;
+  }
+  target.removeAttribute("role");
   target.className = "cloud " + (s.stale ? "warn" : "good");
   target.replaceChildren(el("span", {class: "dot", "aria-hidden": "true"}),
                          el("span", {}, text + (s.stale ? " " + t("admin.cloud.stale") : "")));
@@ -512,6 +521,10 @@ async function createToken(ev) {
   const name = $("new-name").value.trim(), user = $("new-user").value.trim();
   if (name) body.name = name;
   if (user) body.userId = user;
+  if (body.role === "guest") {  // a guest code names a reservation, or is a walk-in's on purpose
+    body.walkIn = $("new-walkin").checked;
+    if (!user && !body.walkIn) return Kiosk.say($("token-dialog-message"), "admin.tokens.needsStay", "error");
+  }
   const go = $("token-create");
   go.disabled = true;
   Kiosk.say($("token-dialog-message"), "admin.tokens.creating");
@@ -875,8 +888,9 @@ function renderSync() {
     card(t("admin.card.dead"), num(s.dead), s.dead ? t("admin.card.dead.sub.here") : t("admin.card.dead.none"),
          s.dead ? "bad" : ""),
     card(t("admin.card.cloud"), s.lastHeardAt ? relative(s.lastHeardAt) : t("admin.never"),
+         s.credential === "refused" ? t("admin.cloud.refused") :
          s.stale ? t("admin.cloud.stale.short", {after: duration(s.staleAfterSeconds)}) : t("admin.cloud.fresh"),
-         s.stale ? "warn" : ""),
+         s.credential === "refused" ? "bad" : s.stale ? "warn" : ""),
     card(t("admin.card.keys"), s.newestTrustedAt ? relative(s.newestTrustedAt) : "—",
          s.newestTrustedAt ? t("admin.card.keys.sub") : t("admin.card.keys.none")),
   ] : []));
@@ -1008,9 +1022,19 @@ function rerender() {
 }
 
 async function logout() {
+  const lobby = Boolean(Kiosk.idle && Kiosk.idle.lobby);  // opened at the lobby: its visit is over
+  Kiosk.stopIdle();
   await fetch("/api/session", {method: "DELETE", credentials: "same-origin", headers: Kiosk.headers({"X-CSRF-Token": CSRF})});
   Kiosk.forget();
-  location.replace("/admin");
+  location.replace(lobby ? "/" : "/admin");
+}
+
+// Signs out by itself after the session's idle time (common.js watchIdle); an admin code
+// scanned at the lobby is the lobby's visit: the screen goes back to the lobby.
+async function watchIdle() {
+  const who = await Kiosk.api("GET", "/api/session");
+  if (!who.ok) return;
+  Kiosk.watchIdle(who.data, lobby => location.replace(lobby ? "/" : "/admin"));
 }
 
 async function login(ev) {
@@ -1081,6 +1105,7 @@ async function login(ev) {
     initExport();
     selectTab(location.hash.slice(1) || "overview", false);
     setInterval(translateExtras, 30000);  // "session ends in 12 min" stays true
+    await watchIdle();
   }
   document.body.dataset.ready = "yes";
 })();

@@ -16,8 +16,10 @@ const Kiosk = {
 
   // Headers for a request of this screen: the key, and the mark that makes a scan answer for
   // a screen (the bound cookie and the key instead of the JWT).
+  // The lobby says "lobby": a session opened there is the lobby's visit (it ends with it).
+  screen: "1",
   headers(extra) {
-    const h = {"X-Kiosk-Screen": "1", ...(extra || {})};
+    const h = {"X-Kiosk-Screen": this.screen, ...(extra || {})};
     const k = this.key();
     if (k) h["X-Kiosk-Key"] = k;
     return h;
@@ -72,6 +74,64 @@ const Kiosk = {
   say(el, key, kind, vars) {
     el.textContent = key ? this.t(key, vars) : "";
     el.className = "message" + (kind ? " " + kind : "");
+  },
+
+  // Staff and admin pages sign out by themselves after the session's idle time without a
+  // touch, key or input (`who`: GET /api/session's answer: idleSeconds, visit), counting down
+  // in a line of the header ("Signs out in 4:12 without activity").  Activity also tells the
+  // server now and then (its idle timer counts requests).  At zero: DELETE /api/session, then
+  // onEnd(lobby) — lobby: the session was the lobby's visit, so the screen goes back there.
+  watchIdle(who, onEnd) {
+    this.stopIdle();
+    const seconds = Number(who && who.idleSeconds);
+    if (!seconds) return;
+    const lobby = who.visit === "lobby", pingMs = Math.min(30, seconds / 3) * 1000;
+    let last = Date.now(), pinged = last, ended = false;
+    let el = document.getElementById("idle-left");
+    if (!el) {
+      el = document.createElement("span");
+      el.id = "idle-left";
+      el.className = "idle-left";
+      el.setAttribute("role", "timer");  // not announced every second
+      const nav = document.querySelector("header nav") || document.querySelector("header");
+      if (nav) nav.prepend(el);
+    }
+    const end = async () => {
+      if (ended) return;
+      ended = true;
+      this.stopIdle();
+      await this.api("DELETE", "/api/session");
+      this.forget();
+      onEnd(lobby);
+    };
+    const activity = () => {
+      if (ended) return;
+      last = Date.now();
+      if (last - pinged < pingMs) return;
+      pinged = last;
+      this.api("GET", "/api/session").then(r => { if (!r.ok && r.status === 401) end(); });
+    };
+    const tick = () => {
+      const left = Math.ceil((seconds * 1000 - (Date.now() - last)) / 1000);
+      if (left <= 0) return end();
+      const time = Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0");
+      el.textContent = this.t("session.idle.countdown", {time});
+      el.classList.toggle("soon", left <= 30);  // the last half minute stands out
+      el.hidden = false;
+    };
+    const events = ["pointerdown", "keydown", "input", "wheel"];
+    events.forEach(t => document.addEventListener(t, activity, true));
+    const timer = setInterval(tick, 1000);
+    tick();
+    this.idle = {lobby, end, stop: () => {
+      clearInterval(timer);
+      events.forEach(t => document.removeEventListener(t, activity, true));
+      el.hidden = true;
+    }};
+  },
+
+  stopIdle() {
+    if (this.idle) this.idle.stop();
   },
 
   initLangSwitch() {

@@ -8,6 +8,7 @@ const Guest = {
   home: null,
   requests: null,
   stages: {},        // requestId -> the stage last shown (to announce changes)
+  replies: {},       // requestId -> the staff reply last shown (to announce a new one)
   pollTimer: null,
   answer: null,      // the last answer to a question {kind, text}
   voiceState: "",    // the voice status key shown
@@ -19,6 +20,7 @@ const Guest = {
     this.home = home;
     this.requests = null;
     this.stages = {};
+    this.replies = {};
     this.render();
     this.el("talk").hidden = !Voice.supported();
     this.el("voice-help").hidden = !Voice.supported();
@@ -35,6 +37,7 @@ const Guest = {
     this.home = null;
     this.requests = null;
     this.stages = {};
+    this.replies = {};
     this.answer = null;
     this.voiceState = "";
     for (const id of ["welcome", "room", "stay", "voice-status", "requests-live"]) this.el(id).textContent = "";
@@ -51,7 +54,8 @@ const Guest = {
     const room = home.room;
     this.el("room").textContent = room
       ? Kiosk.t(room.ready ? "guest.room.ready" : "guest.room.notready", {room: room.roomNumber})
-      : Kiosk.t("guest.room.none");
+      : Kiosk.t(home.stay ? "guest.room.none" : "guest.room.walkin");
+    this.el("request-room-field").hidden = !!home.stay;  // a walk-in's code names no room: the guest says it
     this.el("stay").textContent = home.stay ? Kiosk.t("guest.stay.dates", {
       arrival: Fmt.date(home.stay.arrival), departure: Fmt.date(home.stay.departure),
       nights: home.stay.nights}) : "";
@@ -114,11 +118,34 @@ const Guest = {
       when.className = "when";
       when.textContent = Fmt.ago(r.createdAt);
       const badge = document.createElement("span");
-      badge.className = "badge stage-" + r.stage;
-      badge.textContent = Kiosk.t("guest.stage." + r.stage);
+      const answered = r.reply && r.stage === "received";  // a question answered is not just "received"
+      badge.className = "badge stage-" + (answered ? "done" : r.stage);
+      badge.textContent = answered ? Kiosk.t("guest.reply.badge") : Kiosk.t("guest.stage." + r.stage);
       li.append(text, badge, when);
+      if (r.reply) li.append(this.replyLine(r.reply));
       list.append(li);
     }
+  },
+
+  // "Answered by Grace: …" — the staff member's words as they typed them (never machine-
+  // translated); when they are in another language than the screen's, the language is said.
+  replyLine(reply) {
+    const p = document.createElement("p");
+    p.className = "reply";
+    const words = document.createElement("span");
+    words.className = "reply-text";
+    words.textContent = reply.text;
+    if (reply.language) words.lang = reply.language;
+    const [before, after] = Kiosk.t("guest.reply", {name: reply.by, text: "\u0000"}).split("\u0000");
+    p.append(before || "", words, after || "");
+    const other = {en: "guest.reply.in.en", de: "guest.reply.in.de", fr: "guest.reply.in.fr"}[reply.language];
+    if (other && reply.language !== Kiosk.lang) {
+      const mark = document.createElement("span");
+      mark.className = "reply-lang";
+      mark.textContent = ` (${Kiosk.t(other)})`;
+      p.append(mark);
+    }
+    return p;
   },
 
   renderAnswer() {
@@ -146,16 +173,21 @@ const Guest = {
       if (r.code === "SESSION_EXPIRED" || r.code === "UNAUTHORIZED") clearInterval(this.pollTimer);
       return;
     }
-    const changed = [];
+    const changed = [], answered = [];
     for (const q of r.data.requests) {
       if (this.stages[q.requestId] && this.stages[q.requestId] !== q.stage) changed.push(q);
       this.stages[q.requestId] = q.stage;
+      const at = q.reply ? q.reply.at + q.reply.text : "";
+      if (q.requestId in this.replies && at && this.replies[q.requestId] !== at) answered.push(q);
+      this.replies[q.requestId] = at;
     }
     this.requests = r.data.requests;
     this.renderRequests();
-    if (changed.length) {  // said once, politely, for screen-reader users
-      this.el("requests-live").textContent = changed.map(q => Kiosk.t("guest.stage.changed",
-        {text: q.text, stage: Kiosk.t("guest.stage." + q.stage)})).join(" ");
+    if (changed.length || answered.length) {  // said once, politely, for screen-reader users
+      this.el("requests-live").textContent = [
+        ...changed.map(q => Kiosk.t("guest.stage.changed", {text: q.text, stage: Kiosk.t("guest.stage." + q.stage)})),
+        ...answered.map(q => Kiosk.t("guest.reply.new", {text: q.text, name: q.reply.by, reply: q.reply.text})),
+      ].join(" ");
     }
   },
 
@@ -180,7 +212,13 @@ const Guest = {
     this.activity();
     const text = this.el("request-text").value.trim();
     if (text.length < 2) { this.el("request-text").focus(); return this.say("guest.request.short", "info"); }
-    const r = await Kiosk.api("POST", "/api/guest/requests", {text, kind: this.el("request-kind").value});
+    const body = {text, kind: this.el("request-kind").value};
+    if (this.home && !this.home.stay) {  // a walk-in: staff must know where to go
+      const room = this.el("request-room").value.trim();
+      if (!/^[A-Za-z0-9-]{1,16}$/.test(room)) { this.el("request-room").focus(); return this.say("guest.request.room.missing", "info"); }
+      body.roomNumber = room;
+    }
+    const r = await Kiosk.api("POST", "/api/guest/requests", body);
     if (!r.ok) return this.sayRefused(r);
     this.el("request").reset();
     this.voiceSay("");

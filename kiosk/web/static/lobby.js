@@ -5,6 +5,10 @@
 const $ = id => document.getElementById(id);
 const msg = $("message");
 let idleTimer = null, endTimer = null, home = null, langChosen = false;
+// a camera scan that came while someone was using the screen: its claim, handed over when the
+// visit ends (the code is consumed only if the claim is redeemed: a claim left stays unused)
+let waiting = null;
+Kiosk.screen = "lobby";  // sessions opened here (any role) are this screen's visit
 
 // The screen's language when nobody is using it: data-default-lang, else the device's.
 function defaultLang() {
@@ -22,11 +26,24 @@ function showIdle(key) {
   $("guest").hidden = true;
   $("idle").hidden = false;
   $("manual").reset();
+  $("booking").reset();  // the booking number and name typed go too
   langChosen = false;
   localStorage.removeItem("kiosk.lang");  // the next person starts in the screen's language
   Kiosk.lang = defaultLang();
   Kiosk.translate();
   Kiosk.say(msg, key || "", key ? "info" : "");
+  handOver();
+}
+
+// The next person's code, read while the screen was busy: theirs now, if the claim is still
+// fresh (screen.claim_seconds); a stale one is dropped quietly and their code stays usable.
+async function handOver() {
+  const code = waiting;
+  waiting = null;
+  if (!code) return;
+  const r = await Kiosk.api("POST", "/screen/claim", {claim: code});
+  if (r.ok) await opened(r.data);
+  else if (r.code !== "SESSION_EXPIRED") showError(r.code);
 }
 
 function touch() {
@@ -82,6 +99,19 @@ async function scanTyped(ev) {
   await opened(r.data);
 }
 
+// Sign in with the booking number and last name (no code at hand, or no camera): the same
+// answer as a scan.  No hotelId: the kiosk looks in every hotel it serves.  A refusal never
+// says which half was wrong.
+async function signInWithBooking(ev) {
+  ev.preventDefault();
+  const confirmation = $("booking-number").value.trim(), lastName = $("last-name").value.trim();
+  if (!confirmation || !lastName) return Kiosk.say(msg, "lobby.booking.missing", "error");
+  Kiosk.say(msg, "lobby.booking.checking");
+  const r = await Kiosk.api("POST", "/api/lobby/sign-in", {confirmation, lastName});
+  if (!r.ok) return r.code === "INVALID_TOKEN" ? Kiosk.say(msg, "lobby.booking.refused", "error") : showError(r.code);
+  await opened(r.data);
+}
+
 // The hotel a token claims (its payload's "hid"); the server checks it against the signature.
 function tokenHotel(token) {
   try {
@@ -102,7 +132,13 @@ function listen() {
   const es = new EventSource("/screen/events");
   es.addEventListener("scan", ev => {
     const e = JSON.parse(ev.data);
-    if (Kiosk.signedIn) return;  // someone is using the screen
+    if (Kiosk.signedIn) {  // someone is using the screen: their screen stays, the code stays unused
+      if (e.ok) {
+        waiting = e.claim;
+        Kiosk.say(msg, "lobby.busy", "info");
+      }
+      return;
+    }
     if (e.ok) claim(e.claim); else showError(e.code);
   });
 }
@@ -119,6 +155,7 @@ function listen() {
   }));
   Kiosk.translate();
   $("manual").addEventListener("submit", scanTyped);
+  $("booking").addEventListener("submit", signInWithBooking);
   Guest.init(touch);
   $("logout").addEventListener("click", () => logout("session.ended"));
   const preview = $("preview-img");
@@ -127,6 +164,9 @@ function listen() {
       $("preview").hidden = true;
       $("preview-help").hidden = true;
       $("nocamera").hidden = false;
+      $("invite").dataset.i18n = "lobby.invite.nocamera";  // no camera: the heading asks for the booking
+      $("booking-title").dataset.i18n = "lobby.booking.title.only";
+      Kiosk.translate();
     };
     preview.addEventListener("error", noPicture);
     if (preview.complete && preview.naturalWidth === 0) noPicture();  // failed before this script ran

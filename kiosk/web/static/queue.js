@@ -73,8 +73,10 @@ const Queue = {
       const again = list.querySelector(`[data-focus="${CSS.escape(focusKey)}"]`);
       // the same control; else the same item's next step (Accept became Start); else the top of the
       // list. A control's data-focus is "<item key>:<action>", so the item is known from it.
-      if (again) again.focus();
-      else this.focusNear(focusKey.slice(0, focusKey.lastIndexOf(":")));
+      if (again) {
+        again.focus();
+        if (again.tagName === "TEXTAREA") again.selectionStart = again.selectionEnd = again.value.length;
+      } else this.focusNear(focusKey.slice(0, focusKey.lastIndexOf(":")));
     }
     const now = document.activeElement;
     this.focusKey = now && list.contains(now) ? now.dataset.focus || null : null;
@@ -162,6 +164,22 @@ const Queue = {
                                   : Kiosk.t("staff.assignee.none");
     meta.append(" · ", who);
     li.append(meta);
+    if (it.workOrderId) {
+      const p = document.createElement("p");
+      p.className = "item-followup work-order-made";
+      p.textContent = Kiosk.t("staff.workorder.made", {id: it.workOrderId});
+      li.append(p);
+    }
+    if (it.reply) {
+      const p = document.createElement("p");
+      p.className = "item-followup reply-sent";
+      // the words put in as they are (never through a template's replace: "$&" stays "$&")
+      const [before, after] = Kiosk.t("staff.reply.shown", {name: it.reply.byName || it.reply.by, text: "\u0000"})
+        .split("\u0000");
+      p.textContent = (before || "") + it.reply.text + (after || "");
+      if (it.reply.language) p.lang = it.reply.language;
+      li.append(p);
+    }
     li.append(this.actions(it, key));
     return li;
   },
@@ -215,7 +233,13 @@ const Queue = {
       b.addEventListener("click", () => this.act(it, action));
       row.append(b);
     }
+    if (it.actions.includes("make_work_order")) {  // a guest's fault report becomes a work order: one tap
+      const b = this.button(it, key, "make_work_order", Kiosk.t("staff.action.make_work_order"), "secondary");
+      b.addEventListener("click", () => { b.disabled = true; this.act(it, "make_work_order"); });
+      row.append(b);
+    }
     if (row.childElementCount) box.append(row);
+    if (it.actions.includes("reply")) box.append(this.replyRow(it, key));
     if (it.actions.includes("assign")) box.append(this.assignRow(it, key));
     if (it.kind === "work_order" && it.actions.includes("status")) box.append(this.statusRow(it, key));
     return box;
@@ -249,6 +273,34 @@ const Queue = {
     const b = this.button(it, key, "assign", Kiosk.t("staff.action.assign"), "secondary");
     b.addEventListener("click", () => this.act(it, "assign", {assignee: select.value}));
     row.append(label, select, b);
+    return row;
+  },
+
+  // An answer for the guest who asked: shown on their screen as typed (never translated).
+  replyRow(it, key) {
+    const row = document.createElement("div");
+    row.className = "row pickrow replyrow";
+    const id = "reply-" + key.replace(/[^A-Za-z0-9_-]/g, "-");
+    const label = document.createElement("label");
+    label.htmlFor = id;
+    label.className = "reply-label";
+    label.textContent = Kiosk.t("staff.reply.label", {name: it.requestedByName || it.requestedBy || ""});
+    const text = document.createElement("textarea");
+    text.id = id;
+    text.rows = 2;
+    text.maxLength = 1000;
+    text.placeholder = Kiosk.t("staff.reply.placeholder");
+    text.dataset.focus = key + ":reply-text";
+    const draftKey = text.dataset.focus;
+    if (this.drafts[draftKey]) text.value = this.drafts[draftKey];
+    text.addEventListener("input", () => { this.drafts[draftKey] = text.value; });
+    const b = this.button(it, key, "reply", Kiosk.t(it.reply ? "staff.reply.again" : "staff.reply.send"), "secondary");
+    b.addEventListener("click", () => {
+      const words = text.value.trim();
+      if (!words) { text.focus(); return this.say("staff.reply.empty", "info"); }
+      this.act(it, "reply", {text: words});
+    });
+    row.append(label, text, b);
     return row;
   },
 
@@ -286,15 +338,19 @@ const Queue = {
   },
 
   async act(it, action, extra) {
-    for (const k of Object.keys(this.drafts)) if (k.startsWith(it.kind + ":" + it.id + ":")) delete this.drafts[k];
+    const mine = k => k.startsWith(it.kind + ":" + it.id + ":");
+    // a reply being written is kept until it is sent (a refused one stays to be corrected)
+    for (const k of Object.keys(this.drafts)) if (mine(k) && !k.endsWith(":reply-text")) delete this.drafts[k];
     if (action === "status" && extra.status === it.status) return;
     const r = await Kiosk.api("POST", `/api/staff/tasks/${it.kind}/${encodeURIComponent(it.id)}`,
                               {action, ...(extra || {})});
     if (!r.ok) {
       const code = r.code === "INVALID_TRANSITION" ? "INVALID_TRANSITION" : r.code;
-      this.say("error." + (Kiosk.strings.en["error." + code] ? code : "INTERNAL_ERROR"), "error");
+      if (action === "reply" && code === "VALIDATION_ERROR") this.say("staff.reply.invalid", "error");
+      else this.say("error." + (Kiosk.strings.en["error." + code] ? code : "INTERNAL_ERROR"), "error");
       return this.refresh();
     }
+    if (action === "reply") delete this.drafts[it.kind + ":" + it.id + ":reply-text"];
     const person = (this.data.people || []).find(p => p.id === (extra || {}).assignee);
     const key = action === "status" ? "staff.saved" : "staff.did." + action;
     this.say(key, "ok", {what: this.label(it), name: person ? person.name : ""});

@@ -20,6 +20,8 @@ async function start(quiet) {
   }
   Kiosk.signedIn = true;
   sessionId = who.data.sessionId;
+  // signs out by itself after the session's idle time; a visit from the lobby goes back there
+  Kiosk.watchIdle(who.data, () => signedOut("session.idle.ended"));
   $("login").hidden = true;
   $("work").hidden = false;
   $("logout").hidden = false;
@@ -38,6 +40,10 @@ function showWho() {
 }
 
 function signedOut(key) {
+  if (!Kiosk.signedIn) return;  // once: the idle timer and the live feed may both notice
+  const lobby = Boolean(Kiosk.idle && Kiosk.idle.lobby);  // opened at the lobby: its visit is over
+  Kiosk.stopIdle();
+  Kiosk.idle = null;
   Kiosk.signedIn = false;
   Kiosk.forget();  // the screen key of the session that ended
   Queue.clear();
@@ -48,6 +54,7 @@ function signedOut(key) {
   $("work").hidden = true; $("login").hidden = false; $("logout").hidden = true;
   $("login").reset();
   Kiosk.say(msg, key || "session.ended", "info");
+  if (lobby) location.replace("/");
 }
 
 let sessionId = null, audit = null;

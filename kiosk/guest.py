@@ -49,7 +49,7 @@ class GuestRequest(BaseModel):
 
 
 #: base64 (standard alphabet, padded) of bytes that begin "RIFF????WAVE" (docs/openapi.yaml says the same)
-WAV_B64_PATTERN = r"^UklGR[A-Za-z0-9+/]{7}QVZF(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+WAV_B64_PATTERN = r"^UklGR[g-v][A-Za-z0-9+/]{4}[BFJNRVZdhlptx159]XQVZF(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 MIN_AUDIO_B64 = 60  # a WAV's 44-byte header, base64
 
 

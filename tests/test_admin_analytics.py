@@ -26,6 +26,15 @@ def iso(ts: float) -> str:
 
 
 @pytest.fixture
+def cfg(cfg):
+    """The history is made at chosen instants over hours: the admin reading it may have signed
+    in longer ago than the idle limit (tested on its own in test_lobby_visits.py)."""
+    return cfg.model_copy(update={"sessions": cfg.sessions.model_copy(update={
+        "idle_seconds": 86400, "idle_seconds_by_role": cfg.sessions.idle_seconds_by_role.model_copy(
+            update={"guest": 86400, "staff": 86400, "admin": 86400})})})
+
+
+@pytest.fixture
 def anon(app):
     return app.test_client(use_cookies=False)
 

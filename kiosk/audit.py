@@ -64,16 +64,19 @@ class Refusals:
         self._rows: dict[tuple, int] = {}  # key -> audit row id
 
     def record(self, db, *, hotel_id: str | None, event: str, at: float, client: str | None = None,
-               jti: str | None = None, code: str | None = None, details: dict[str, Any] | None = None) -> None:
-        key = (hotel_id, event, client, code, jti, int(at // 60))
+               jti: str | None = None, code: str | None = None, details: dict[str, Any] | None = None,
+               actor: str | None = None, session_id: str | None = None, kind: tuple = ()) -> None:
+        """``kind``: what else tells refusals apart besides hotel, event, client, code and token
+        (e.g. the session, the reason and the request for a refused credential)."""
+        key = (hotel_id, event, client, code, jti, *kind, int(at // 60))
         with self._lock:
             row_id = self._rows.get(key)
         with store.transaction(db):
             if row_id is not None and db.execute("UPDATE audit_log SET repeats = repeats + 1 WHERE id = ?",
                                                  [row_id]).rowcount == 1:
                 return
-            record(db, hotel_id=hotel_id, event=event, outcome="refused", at=at, jti=jti, client=client,
-                   code=code, details=details)
+            record(db, hotel_id=hotel_id, event=event, outcome="refused", at=at, actor=actor, session_id=session_id,
+                   jti=jti, client=client, code=code, details=details)
             row_id = db.execute("SELECT last_insert_rowid()").fetchone()[0]
         with self._lock:
             self._rows[key] = row_id

@@ -22,11 +22,9 @@ Before any of that, the request's ``Host`` (port stripped) must be one of
 
 from __future__ import annotations
 
-import threading
-
 from flask import Flask, Response, current_app, g, request
 
-from .. import audit, sessions, store
+from .. import audit, sessions
 from ..errors import Forbidden, HostNotAllowed, Unauthorized
 
 POLICY_ATTR = "_kiosk_policy"
@@ -125,37 +123,14 @@ def credential() -> str | None:
     return cookie_credential(current_app.config["KIOSK_KEYS"].session_secret)
 
 
-class _Refusals:
-    """Credential refusals, one audit row per (session, client, reason, request, minute) plus ``repeats``:
-    a screen polling with a cookie that is not its own cannot fill the log."""
-
-    MAX_KEYS = 4096
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._rows: dict[tuple, int] = {}
-
-    def record(self, db, *, claims: dict | None, reason: str, at: float) -> None:
-        hotel = claims.get("hid") if claims else None
-        sid = claims.get("sid") if claims else None
-        key = (hotel, sid, request.remote_addr, reason, request.method, request.path, int(at // 60))
-        with self._lock:
-            row_id = self._rows.get(key)
-        with store.transaction(db):
-            if row_id is not None and db.execute("UPDATE audit_log SET repeats = repeats + 1 WHERE id = ?",
-                                                 [row_id]).rowcount == 1:
-                return
-            audit.record(db, hotel_id=hotel, event="security.session_refused", outcome="refused", at=at,
-                         actor=claims.get("sub") if claims else None, session_id=sid,
-                         client=request.remote_addr, code="UNAUTHORIZED",
-                         details={"path": request.path, "method": request.method, "reason": reason})
-            row_id = db.execute("SELECT last_insert_rowid()").fetchone()[0]
-        with self._lock:
-            self._rows[key] = row_id
-            for k in [k for k in self._rows if k[-1] < key[-1]]:
-                del self._rows[k]
-            while len(self._rows) > self.MAX_KEYS:
-                del self._rows[next(iter(self._rows))]
+def _record_refusal(db, refusals: audit.Refusals, *, claims: dict | None, reason: str, at: float) -> None:
+    """A refused credential, one audit row per (session, client, reason, request, minute) plus
+    ``repeats``: a screen polling with a cookie that is not its own cannot fill the log."""
+    sid = claims.get("sid") if claims else None
+    refusals.record(db, hotel_id=claims.get("hid") if claims else None, event="security.session_refused", at=at,
+                    client=request.remote_addr, code="UNAUTHORIZED", actor=claims.get("sub") if claims else None,
+                    session_id=sid, kind=(sid, reason, request.method, request.path),
+                    details={"path": request.path, "method": request.method, "reason": reason})
 
 
 #: reasons (kiosk/sessions.py) that mean a credential was used where it does not belong
@@ -172,15 +147,15 @@ def current_session(db, secret: bytes, now: float) -> sessions.Session:
     except Unauthorized as e:
         reason = e.details.get("reason")
         if reason in _MISUSE:
-            current_app.config["KIOSK_SESSION_REFUSALS"].record(db, claims=sessions.claims_of(secret, token),
-                                                                reason=reason, at=now)
+            _record_refusal(db, current_app.config["KIOSK_SESSION_REFUSALS"],
+                            claims=sessions.claims_of(secret, token), reason=reason, at=now)
             if via == sessions.COOKIE:
                 g.drop_session_cookie = True  # useless in this browser: it signs nobody in
         raise
 
 
 def install(app: Flask) -> None:
-    app.config.setdefault("KIOSK_SESSION_REFUSALS", _Refusals())
+    app.config.setdefault("KIOSK_SESSION_REFUSALS", audit.Refusals())
     hosts = allowed_hosts(app.config["KIOSK_INSTANCE"].config.server)
 
     @app.before_request

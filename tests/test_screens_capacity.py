@@ -4,28 +4,18 @@ against a real kiosk whose feeds' gate holds one feed."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 import requests
 from harness import Kiosk
+from test_capacity import bench_capacity
 from test_screens import CHROMIUM, browser, open_screen, page, shot  # noqa: F401  (fixtures)
 
 from kiosk import config as config_mod
 from kiosk.instance import Instance
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (scripts/setup.sh --test does)")
-REPO = Path(__file__).resolve().parents[1]
-
-
-def open_stream():
-    spec = importlib.util.spec_from_file_location("bench_capacity", REPO / "bench" / "capacity.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_capacity"] = mod
-    spec.loader.exec_module(mod)
-    return mod.open_stream
 
 
 @pytest.fixture
@@ -50,7 +40,7 @@ def busy_kiosk(tmp_path):
 def test_a_staff_screen_refused_a_feed_polls_and_goes_live_when_a_place_is_free(busy_kiosk, page):  # noqa: F811
     k = busy_kiosk
     other = k.session("staff")  # another terminal holds the kiosk's one feed
-    held, status, _ = open_stream()(k.url, other.headers["Authorization"].split()[1])
+    held, status, _ = bench_capacity().open_stream(k.url, other.headers["Authorization"].split()[1])
     assert status == 200
     page.set_viewport_size({"width": 1920, "height": 1080})
     open_screen(page, k.url + "/staff")

@@ -136,3 +136,15 @@ def cloud_backend(request):
         yield request.param
     finally:
         Cloud.database_factory = None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium for the module's browser tests (tests/browser.py)."""
+    from browser import launch
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import time
 import uuid
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from browser import ARTIFACTS, needs_chromium
 from harness import Kiosk
 
 from kiosk import config as config_mod
@@ -29,14 +29,10 @@ from kiosk.instance import Instance
 from kiosk.web import csrf
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("SCREENSHOT_DIR", REPO / "var/test-artifacts/screens"))
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # what the screens must live with (the security work's policy): no inline script or style
 CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 WAIT = 60_000  # ms: a generous bound for every expectation on a shared, loaded 2-core machine
-needs_browser = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (scripts/setup.sh --test does)")
+needs_browser = needs_chromium
 
 
 # --- the kiosk, with history -------------------------------------------------------------------
@@ -105,16 +101,6 @@ def seed_history(k: Kiosk) -> dict:
     db.conn.commit()
     db.conn.close()
     return people
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -14,13 +14,13 @@ Screenshots (1920×1080 and 390×844) go to $SCREENSHOT_DIR (default var/test-ar
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
 
 import cv2
 import pytest
+from browser import ARTIFACTS, needs_chromium
 from conftest import SCREEN, screen_sign_in
 
 from kiosk.camera import synth
@@ -234,22 +234,8 @@ def test_a_used_code_held_up_is_refused_by_the_camera_with_its_code(app, issue, 
 
 # --- in Chromium ---------------------------------------------------------------------------------
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("SCREENSHOT_DIR", Path(__file__).resolve().parents[1] / "var/test-artifacts/screens"))
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 LOBBY_IDLE = 12  # seconds: long enough for a slow box to render, short enough for a test
-browser_test = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
+browser_test = needs_chromium
 
 
 @pytest.fixture

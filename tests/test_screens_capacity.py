@@ -4,18 +4,17 @@ against a real kiosk whose feeds' gate holds one feed."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import requests
+from browser import needs_chromium
 from harness import Kiosk
 from test_capacity import bench_capacity
-from test_screens import CHROMIUM, browser, open_screen, page, shot  # noqa: F401  (fixtures)
+from test_screens import open_screen, page, shot  # noqa: F401  (fixtures)
 
 from kiosk import config as config_mod
 from kiosk.instance import Instance
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (scripts/setup.sh --test does)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture

@@ -20,11 +20,11 @@ import json
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import jwt
 import pytest
 import requests
+from browser import launch, needs_chromium
 from harness import Kiosk, free_port, wait_for
 
 from kiosk import config as config_mod
@@ -33,9 +33,6 @@ from kiosk.web import create_app
 from kiosk.web import screens as screens_mod
 
 SCREEN = {"X-Kiosk-Screen": "1"}
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 WAIT = 60_000  # ms: a generous bound for every browser expectation on a loaded machine
 
 
@@ -299,7 +296,7 @@ def sign_in_at_the_lobby(page, k: Kiosk, role: str, user: str, landing: str) -> 
     page.wait_for_selector("body[data-ready=yes]")
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (scripts/setup.sh does)")
+@needs_chromium
 def test_in_chromium_the_screens_work_with_their_key_and_another_port_gets_nothing_usable(served):
     from playwright.sync_api import expect, sync_playwright
 
@@ -307,7 +304,7 @@ def test_in_chromium_the_screens_work_with_their_key_and_another_port_gets_nothi
     evil = Evil(k.url)
     try:
         with sync_playwright() as p:
-            b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            b = launch(p)
             ctx = b.new_context(viewport={"width": 1280, "height": 800}, locale="en-GB")
             ctx.set_default_timeout(WAIT)
             expect.set_options(timeout=WAIT)

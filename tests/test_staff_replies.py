@@ -13,13 +13,13 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from browser import ARTIFACTS as SHOTS
 from test_docs import schema_errors
 
 from kiosk import store, tickets
@@ -292,21 +292,6 @@ def test_a_guest_fault_waiting_10_min_is_above_routine_normal_tasks(client, logi
 
 # --- 4. in the browser --------------------------------------------------------------------------
 
-SHOTS = Path(os.environ.get("SCREENSHOT_DIR", Path(__file__).resolve().parents[1] / "var/test-artifacts/screens"))
-CHROMIUM = "/usr/bin/chromium"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (scripts/setup.sh --test does)")
-    from playwright.sync_api import sync_playwright
-    from test_workflows import ARGS
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ var/test-artifacts/screens (or $SCREENSHOT_DIR).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -21,17 +20,14 @@ import wave
 from pathlib import Path
 
 import pytest
+from browser import ARTIFACTS, launch, needs_chromium
 from harness import Kiosk
 
 from kiosk import config as config_mod
 from kiosk import workorders
 from kiosk.instance import Instance
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("SCREENSHOT_DIR", Path(__file__).resolve().parents[1] / "var/test-artifacts/screens"))
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (scripts/setup.sh --test does)")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+pytestmark = needs_chromium
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1920, "height": 1080}
 LIVE_SECONDS = 2.0   # a guest's request is on the staff terminal this fast, without a reload
@@ -65,7 +61,7 @@ def browser(speech):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS + [
+        b = launch(p, [
             "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
             f"--use-file-for-fake-audio-capture={speech}", "--autoplay-policy=no-user-gesture-required"])
         yield b

@@ -18,7 +18,22 @@ sync                outbox backlog now (pending, oldest, dead), last push/pull, 
                     and security events detected in the window
 series              per hour (windows up to 2 days) or per UTC day: scans and model runs;
                     every bucket present, empty ones with zeros
+requests            the manager's figures: ``tickets`` (guest and staff requests) created in the
+                    window, not merged into another, by type; the median minutes from a
+                    request's creation to its first step out of ``received`` (accepted,
+                    assigned, in progress or done) and to its first ``done``, from the
+                    tickets' status history (``item_history``: steps taken at this kiosk);
+                    requests without that step are left out of that median
+offersTaken         ``offer_acceptances`` in the window: how many, and the prices taken,
+                    summed per currency (the price the guest agreed to)
+refusedScans        refused scans (as ``scans.refused``) with the unreadable ones apart:
+                    ``INVALID_TOKEN`` refusals whose reason is ``malformed`` or ``length`` —
+                    what the camera (or the hand scanner) read was no kiosk code at all —
+                    count as ``UNREADABLE``; ``unreadableByCamera``: those read by the camera
 ==================  ==========================================================================
+
+Medians are computed in SQL (window functions over the window's rows), so only one row
+per figure comes back, whatever the number of requests.
 
 A window is ``[start, end)``; :func:`parse_window` builds it from ``period`` or
 ``from``/``to`` and turns bad input into VALIDATION_ERROR with the expected form.
@@ -257,6 +272,90 @@ def sync(db, hotel_id: str, w: Window, now: float) -> dict:
             "conflicts": conflicts, "securityEvents": security}
 
 
+# --- the manager's figures ------------------------------------------------------------------------
+
+#: the steps that mean someone took a request (tickets.TRANSITIONS out of received)
+TAKEN = ("accepted", "assigned", "in_progress", "done")
+_TAKEN_IN, _TAKEN_PARAMS = _marks("tk", TAKEN)
+#: tokens.verify's reasons for a code that is no kiosk code at all
+UNREADABLE_REASONS = ("malformed", "length")
+_UNREAD_IN, _UNREAD_PARAMS = _marks("ur", UNREADABLE_REASONS)
+
+# each request of the window with its seconds to the first step out of received and to the first
+# done (NULL: not yet, or not recorded here); read by the tickets_created and item_history_item indexes
+_REQUEST_TIMES = f"""
+WITH r AS MATERIALIZED (
+  SELECT t.type AS type,
+    (SELECT min(h.at) FROM item_history h WHERE h.hotel_id = t.hotel_id AND h.kind = 'ticket'
+       AND h.item_id = t.ticket_id AND h.field = 'status' AND h.new IN ({_TAKEN_IN})) - t.created_at AS accept_s,
+    (SELECT min(h.at) FROM item_history h WHERE h.hotel_id = t.hotel_id AND h.kind = 'ticket'
+       AND h.item_id = t.ticket_id AND h.field = 'status' AND h.new = 'done') - t.created_at AS done_s
+  FROM tickets t WHERE t.hotel_id = :hotel AND t.created_at >= :start AND t.created_at < :end
+    AND t.merged_into IS NULL),
+m AS (
+  SELECT type, 'accept' AS what, max(accept_s, 0) AS v FROM r WHERE accept_s IS NOT NULL
+  UNION ALL SELECT type, 'done', max(done_s, 0) FROM r WHERE done_s IS NOT NULL),
+ranked AS (
+  SELECT type, what, v,
+    row_number() OVER (PARTITION BY what ORDER BY v) AS rn, count(*) OVER (PARTITION BY what) AS n,
+    row_number() OVER (PARTITION BY what, type ORDER BY v) AS trn, count(*) OVER (PARTITION BY what, type) AS tn
+  FROM m)
+SELECT '*', what, avg(v), max(n) FROM ranked WHERE rn IN ((n + 1) / 2, (n + 2) / 2) GROUP BY what
+UNION ALL
+SELECT type, what, avg(v), max(tn) FROM ranked WHERE trn IN ((tn + 1) / 2, (tn + 2) / 2) GROUP BY type, what"""
+
+
+def _minutes(seconds) -> float | None:
+    return None if seconds is None else round(seconds / 60.0, 1)
+
+
+def requests(db, hotel_id: str, w: Window) -> dict:
+    """Requests by type and the median minutes to accept and to done (module docstring)."""
+    p = _params(hotel_id, w, **_TAKEN_PARAMS)
+    by_type = dict(db.execute(
+        "SELECT type, count(*) FROM tickets WHERE hotel_id = :hotel AND created_at >= :start AND created_at < :end"
+        " AND merged_into IS NULL GROUP BY type ORDER BY count(*) DESC, type", p).fetchall())
+    overall = {"accept": (None, 0), "done": (None, 0)}
+    per_type = {t: {"count": n, "medianMinutesToAccept": None, "medianMinutesToDone": None}
+                for t, n in by_type.items()}
+    for type_, what, median, n in db.execute(_REQUEST_TIMES, p):
+        if type_ == "*":
+            overall[what] = (median, n)
+        elif type_ in per_type:
+            per_type[type_]["medianMinutesToAccept" if what == "accept" else "medianMinutesToDone"] = _minutes(median)
+    return {"total": sum(by_type.values()), "byType": by_type,
+            "accepted": overall["accept"][1], "done": overall["done"][1],
+            "medianMinutesToAccept": _minutes(overall["accept"][0]),
+            "medianMinutesToDone": _minutes(overall["done"][0]),
+            "types": [{"type": t, **v} for t, v in per_type.items()]}
+
+
+def offers_taken(db, hotel_id: str, w: Window) -> dict:
+    """Offers guests took in the window and the revenue, per currency (index offer_acceptances_at)."""
+    rows = db.execute("SELECT currency, count(*), sum(price) FROM offer_acceptances WHERE hotel_id = :hotel"
+                      " AND accepted_at >= :start AND accepted_at < :end GROUP BY currency ORDER BY currency",
+                      _params(hotel_id, w)).fetchall()
+    return {"taken": sum(n for _, n, _ in rows), "revenue": {c: round(v, 2) for c, _, v in rows}}
+
+
+def refused_scans(db, hotel_id: str, w: Window) -> dict:
+    """Refused scans by reason, unreadable codes apart (module docstring)."""
+    p = _params(hotel_id, w, **_SCAN_PARAMS, **_UNREAD_PARAMS)
+    by_reason: dict[str, int] = {}
+    unreadable = camera = 0
+    for code, is_unreadable, n, by_camera in db.execute(
+            f"SELECT coalesce(code, 'UNKNOWN'), code = 'INVALID_TOKEN' AND json_extract(details, '$.reason')"
+            f" IN ({_UNREAD_IN}), sum(repeats), sum(CASE WHEN client = 'camera' THEN repeats ELSE 0 END)"
+            f" FROM audit_log WHERE hotel_id = :hotel AND event IN ({_SCAN_IN}) AND outcome = 'refused'"
+            " AND at >= :start AND at < :end GROUP BY 1, 2", p):
+        key = "UNREADABLE" if is_unreadable else code
+        by_reason[key] = by_reason.get(key, 0) + n
+        if is_unreadable:
+            unreadable, camera = unreadable + n, camera + by_camera
+    return {"total": sum(by_reason.values()), "unreadable": unreadable, "unreadableByCamera": camera,
+            "byReason": dict(sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])))}
+
+
 def summary(db, hotel_id: str, w: Window, *, now: float) -> dict:
     """The whole analytics answer (without ``success``) for one hotel and window."""
     scan_totals, scan_series = scans(db, hotel_id, w)
@@ -275,4 +374,8 @@ def summary(db, hotel_id: str, w: Window, *, now: float) -> dict:
         "avgExecutionTimeMs": overall["avgExecutionTimeMs"],
         "errorRate": overall["errorRate"],
         "pmsSyncStatus": pms_states,
+        # the manager's figures
+        "requests": requests(db, hotel_id, w),
+        "offersTaken": offers_taken(db, hotel_id, w),
+        "refusedScans": refused_scans(db, hotel_id, w),
     }

@@ -11,7 +11,23 @@ pmsChanges  field-level work-order changes (``work_order_history``, id ``wo:<n>`
             then PMS updates the models queued (outbox ``pms.update``, id ``pms:<n>``,
             ``new`` = the changes as JSON, ``syncState`` = the outbox state)
 tickets     ``tickets`` created in the window
+scans       scan attempts only (``audit_log`` ``scan`` and ``security.rate_limited``),
+            with the refusal's ``reason`` (``malformed``: no kiosk code at all)
+workOrders  ``work_orders`` opened in the window, as they are now
+offers      offers guests took (``offer_acceptances``), with the guest's name and
+            room from the reservation and the offer's name
 ==========  =====================================================================
+
+Without ``kinds`` an export has the first five (``KINDS``), as it always had; the others
+(``MORE_KINDS``) are there when asked for.
+
+**Readable CSV** (``columns=readable``, CSV only): the header is column names a person
+reads ("Time (UTC)", "Room", "Guest", "Request type", ...) in English or German
+(``lang``), times are ``YYYY-MM-DD HH:MM:SS`` (UTC, which a spreadsheet reads as a
+date-time), the file starts with a UTF-8 byte order mark (so a spreadsheet shows
+umlauts right), and an export of one kind has no ``kind`` column; of several, the first
+column ("Record") names each row's kind.  The default header (``columns=keys``) stays
+the internal keys: clients read them.
 
 **CSV** is one table a spreadsheet can filter: the first column is ``kind``, then
 ``at`` and ``id``, then the union of the requested kinds' other columns in a fixed
@@ -92,14 +108,119 @@ KINDS: dict[str, Kind] = {
          " created_by, session_id, merged_into FROM tickets WHERE hotel_id = :hotel AND created_at >= :start"
          " AND created_at < :end ORDER BY created_at, ticket_id",)),
 }
+#: kinds an export has only when asked for (``KINDS`` is what an export without ``kinds`` has, as it always had)
+MORE_KINDS: dict[str, Kind] = {
+    "scans": Kind(
+        ("at", "id", "outcome", "code", "reason", "repeats", "client", "jti", "actor", "sessionId"),
+        (f"SELECT {_ts('at')}, id, outcome, code, json_extract(details, '$.reason'), repeats, client, jti, actor,"
+         " session_id FROM audit_log WHERE hotel_id = :hotel AND event IN ('scan', 'security.rate_limited')"
+         " AND at >= :start AND at < :end ORDER BY at, id",)),
+    "workOrders": Kind(
+        ("at", "id", "roomNumber", "type", "description", "priority", "status", "assignee", "notes", "closedAt",
+         "updatedAt"),
+        (f"SELECT {_ts('opened_at')}, work_order_id, room_number, type, description, priority, status, assignee,"
+         f" notes, {_ts('closed_at')}, {_ts('updated_at')} FROM work_orders WHERE hotel_id = :hotel"
+         " AND opened_at >= :start AND opened_at < :end ORDER BY opened_at, work_order_id",)),
+    "offers": Kind(
+        ("at", "id", "reservation", "guest", "roomNumber", "offerId", "offer", "price", "currency", "sessionId"),
+        (f"SELECT {_ts('a.accepted_at')}, a.confirmation || ':' || a.offer_id, a.confirmation, r.guest_name,"
+         " r.room_number, a.offer_id, o.name, a.price, a.currency, a.session_id FROM offer_acceptances a"
+         " LEFT JOIN reservations r ON r.hotel_id = a.hotel_id AND r.confirmation = a.confirmation"
+         " LEFT JOIN offers o ON o.hotel_id = a.hotel_id AND o.offer_id = a.offer_id"
+         " WHERE a.hotel_id = :hotel AND a.accepted_at >= :start AND a.accepted_at < :end"
+         " ORDER BY a.accepted_at, a.confirmation, a.offer_id",)),
+}
+DEFAULT_KINDS = tuple(KINDS)
+ALL_KINDS: dict[str, Kind] = KINDS | MORE_KINDS
+COLUMN_STYLES = ("keys", "readable")
+LANGS = ("en", "de")
+
+# --- readable names: per column key (en, de), a kind may name a shared key its own way -----------
+LABELS: dict[str, tuple[str, str]] = {
+    "kind": ("Record", "Datensatz"),
+    "at": ("Time (UTC)", "Zeit (UTC)"),
+    "id": ("ID", "ID"),
+    "event": ("Event", "Ereignis"),
+    "outcome": ("Outcome", "Ergebnis"),
+    "actor": ("By", "Von"),
+    "sessionId": ("Session", "Sitzung"),
+    "jti": ("Code ID", "Code-ID"),
+    "client": ("Device", "Gerät"),
+    "code": ("Reason code", "Grund-Code"),
+    "repeats": ("Times", "Anzahl"),
+    "details": ("Details", "Details"),
+    "userId": ("User ID", "Benutzer-ID"),
+    "role": ("Role", "Rolle"),
+    "name": ("Name", "Name"),
+    "scanMethod": ("Scanned with", "Gescannt mit"),
+    "expiresAt": ("Expires (UTC)", "Läuft ab (UTC)"),
+    "endedAt": ("Ended (UTC)", "Beendet (UTC)"),
+    "endReason": ("End reason", "Grund für das Ende"),
+    "modelId": ("Model", "Modell"),
+    "durationMs": ("Duration (ms)", "Dauer (ms)"),
+    "status": ("Status", "Status"),
+    "error": ("Error", "Fehler"),
+    "actions": ("Actions", "Aktionen"),
+    "entityType": ("Item type", "Art des Vorgangs"),
+    "entityId": ("Item", "Vorgang"),
+    "field": ("Field", "Feld"),
+    "old": ("Old value", "Alter Wert"),
+    "new": ("New value", "Neuer Wert"),
+    "hlc": ("Change stamp", "Änderungsstempel"),
+    "syncState": ("Sync state", "Sync-Status"),
+    "type": ("Type", "Art"),
+    "title": ("Title", "Titel"),
+    "description": ("Description", "Beschreibung"),
+    "roomNumber": ("Room", "Zimmer"),
+    "priority": ("Priority", "Priorität"),
+    "queue": ("Team", "Team"),
+    "mergedInto": ("Merged into", "Zusammengeführt mit"),
+    "reason": ("Reason", "Grund"),
+    "assignee": ("Assigned to", "Zugewiesen an"),
+    "notes": ("Notes", "Notizen"),
+    "closedAt": ("Closed (UTC)", "Erledigt (UTC)"),
+    "updatedAt": ("Last change (UTC)", "Letzte Änderung (UTC)"),
+    "reservation": ("Reservation", "Reservierung"),
+    "guest": ("Guest", "Gast"),
+    "offerId": ("Offer ID", "Angebots-ID"),
+    "offer": ("Offer", "Angebot"),
+    "price": ("Price", "Preis"),
+    "currency": ("Currency", "Währung"),
+}
+KIND_LABELS: dict[str, dict[str, tuple[str, str]]] = {
+    "tickets": {"type": ("Request type", "Art der Anfrage"), "actor": ("Guest or staff", "Gast oder Personal"),
+                "id": ("Request", "Anfrage")},
+    "sessions": {"at": ("Signed in (UTC)", "Angemeldet (UTC)")},
+    "workOrders": {"at": ("Opened (UTC)", "Eröffnet (UTC)"), "type": ("Work order type", "Art des Auftrags"),
+                   "id": ("Work order", "Auftrag")},
+    "offers": {"id": ("Offer taken", "Angenommenes Angebot")},
+    "scans": {"outcome": ("Result", "Ergebnis")},
+}
+KIND_NAMES: dict[str, tuple[str, str]] = {
+    "audit": ("Audit log", "Prüfprotokoll"), "sessions": ("Session", "Sitzung"),
+    "modelRuns": ("Model run", "Modelllauf"), "pmsChanges": ("PMS change", "PMS-Änderung"),
+    "tickets": ("Request", "Anfrage"), "scans": ("Scan", "Scan"), "workOrders": ("Work order", "Arbeitsauftrag"),
+    "offers": ("Offer taken", "Angenommenes Angebot"),
+}
+#: columns holding times (RFC 3339), written as ``YYYY-MM-DD HH:MM:SS`` in a readable CSV
+TIMES = frozenset({"at", "expiresAt", "endedAt", "closedAt", "updatedAt"})
 
 
 def header(kinds: list[str]) -> list[str]:
     """``kind``, then the union of the kinds' columns in order of first appearance."""
     cols = ["kind"]
     for k in kinds:
-        cols += [c for c in KINDS[k].columns if c not in cols]
+        cols += [c for c in ALL_KINDS[k].columns if c not in cols]
     return cols
+
+
+def readable_header(kinds: list[str], lang: str = "en") -> list[str]:
+    """The names a person reads for :func:`header` (without ``kind`` for one kind): a kind's own
+    name for a column when it is the only kind, else the shared one."""
+    i = LANGS.index(lang)
+    own = KIND_LABELS.get(kinds[0], {}) if len(kinds) == 1 else {}
+    cols = header(kinds)[1:] if len(kinds) == 1 else header(kinds)
+    return [(own.get(c) or LABELS[c])[i] for c in cols]
 
 
 def neutralise(value):
@@ -133,13 +254,52 @@ def _chunks(conn, hotel_id: str, w: Window, kinds: list[str]) -> Iterator[tuple[
     """(kind, up to CHUNK rows) in order; one cursor at a time, never more than a chunk in memory."""
     params = {"hotel": hotel_id, "start": w.start, "end": w.end}
     for name in kinds:
-        for sql in KINDS[name].queries:
+        for sql in ALL_KINDS[name].queries:
             cur = conn.execute(sql, params)
             try:
                 while rows := cur.fetchmany(CHUNK):
                     yield name, rows
             finally:
                 cur.close()
+
+
+def _readable_time(value):
+    """``2026-05-28T20:26:40.000Z`` as ``2026-05-28 20:26:40`` (a spreadsheet reads it as a date-time)."""
+    return value[:10] + " " + value[11:19] if value.__class__ is str and len(value) >= 19 else value
+
+
+def _readable_csv(chunks, kinds: list[str], lang: str) -> Iterator[str]:
+    """The readable CSV: names a person reads, plain times, no ``kind`` column for one kind."""
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\r\n")
+    out.writerow(readable_header(kinds, lang))
+    buf.seek(0)
+    head = "\ufeff" + buf.getvalue()  # the byte order mark: spreadsheets then read UTF-8
+    buf.seek(0)
+    buf.truncate()
+    yield head
+    cols = header(kinds)
+    i = LANGS.index(lang)
+    one = len(kinds) == 1
+    for name, rows in chunks:
+        columns = ALL_KINDS[name].columns
+        slots = [cols.index(c) for c in columns]
+        times = [j for j, c in enumerate(columns) if c in TIMES]
+        for row in rows:
+            row = list(row)
+            for j in times:
+                row[j] = _readable_time(row[j])
+            if one:
+                out.writerow(map(neutralise, row))
+                continue
+            line = [None] * len(cols)
+            line[0] = KIND_NAMES[name][i]
+            for slot, value in zip(slots, row, strict=True):
+                line[slot] = neutralise(value)
+            out.writerow(line)
+        yield buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
 
 
 def _csv(chunks, cols: list[str]) -> Iterator[str]:
@@ -149,7 +309,7 @@ def _csv(chunks, cols: list[str]) -> Iterator[str]:
     for name, rows in chunks:
         # the kind's columns are a run of the header, after ``kind`` and the columns of kinds before it
         # that it shares (at, id, ...): place each value by its column, leave the others empty
-        slots = [cols.index(c) for c in KINDS[name].columns]
+        slots = [cols.index(c) for c in ALL_KINDS[name].columns]
         blank = [None] * len(cols)
         blank[0] = name
         if slots == list(range(1, len(slots) + 1)) and len(slots) + 1 == len(cols):  # one kind: no gaps
@@ -168,7 +328,7 @@ def _csv(chunks, cols: list[str]) -> Iterator[str]:
 
 
 def _dicts(name: str, rows: list[tuple]) -> Iterator[str]:
-    columns = KINDS[name].columns
+    columns = ALL_KINDS[name].columns
     for row in rows:
         yield json.dumps({"kind": name, **dict(zip(columns, row, strict=True))}, separators=(",", ":"))
 
@@ -187,13 +347,17 @@ def _ndjson(chunks) -> Iterator[str]:
         yield "".join(line + "\n" for line in _dicts(name, rows))
 
 
-def stream(connect: Callable, hotel_id: str, w: Window, kinds: list[str], fmt: str) -> Iterator[str]:
-    """The export as text chunks.  ``connect()`` opens a connection this generator owns and closes."""
+def stream(connect: Callable, hotel_id: str, w: Window, kinds: list[str], fmt: str, *, columns: str = "keys",
+           lang: str = "en") -> Iterator[str]:
+    """The export as text chunks.  ``connect()`` opens a connection this generator owns and closes.
+    ``columns="readable"`` (CSV only): the readable CSV in ``lang`` (the module docstring)."""
     conn = connect()
     try:
         conn.execute("BEGIN")  # one snapshot for every kind
         chunks = _chunks(conn, hotel_id, w, kinds)
-        if fmt == "csv":
+        if fmt == "csv" and columns == "readable":
+            yield from _readable_csv(chunks, kinds, lang if lang in LANGS else "en")
+        elif fmt == "csv":
             yield from _csv(chunks, header(kinds))
         elif fmt == "json":
             yield from _json_array(chunks)

@@ -23,11 +23,18 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from . import audit, outbox, store, tickets
 from .clock import iso
 from .errors import KioskError, NotFound
+from .property import tables
 from .validation import parse
 from .workflow_rules import allowed_from
 
 READY = ("Clean", "Inspected")
+UNAVAILABLE = ("OutOfOrder", "OutOfService")
 GREETING = {"en": "Welcome, {name}", "de": "Willkommen, {name}"}
+#: the languages the guest's screen speaks; the property's own texts are in the first
+LANGUAGES = ("en", "de")
+DEFAULT_LANGUAGE = LANGUAGES[0]
+#: per language: the offers table's columns for the name and the description
+OFFER_TEXT = {"en": ("name", "description"), "de": ("name_de", "description_de")}
 
 
 #: what the guest is told about a ticket's status
@@ -73,20 +80,68 @@ def reservation(db, hotel_id: str, confirmation: str) -> dict | None:
     return rows[0] if rows else None
 
 
-def room_status(db, hotel_id: str, room_number: str | None) -> dict | None:
+def room_state(status: str, res: dict | None, today: date | None) -> str:
+    """What is true about the room for this guest today (the screen words it, guest.room.<state>):
+
+    * ``ready`` — Clean or Inspected;
+    * ``unavailable`` — out of order or service: the front desk explains;
+    * ``checked_out`` — the stay is over;
+    * ``service`` — the guest lives in it (in house) and housekeeping has it today (Dirty,
+      Pickup): it is being cleaned, not "prepared" for an arrival six nights ago;
+    * ``upcoming`` — arriving on a later day: it will be ready;
+    * ``preparing`` — arriving today (or late, not checked in yet) and not ready yet."""
+    if status in READY:
+        return "ready"
+    if status in UNAVAILABLE:
+        return "unavailable"
+    res = res or {}
+    if res.get("status") == "CheckedOut":
+        return "checked_out"
+    if res.get("status") == "InHouse":
+        return "service"
+    if today is not None and res.get("arrival") and res["arrival"] > today.isoformat():
+        return "upcoming"
+    return "preparing"
+
+
+def room_status(db, hotel_id: str, room_number: str | None, res: dict | None = None,
+                today: date | None = None) -> dict | None:
     if not room_number:
         return None
     rows = list(db.query("SELECT status, occupied FROM rooms WHERE hotel_id = ? AND room_number = ?",
                          [hotel_id, room_number]))
     if not rows:
         return None
-    return {"roomNumber": room_number, "status": rows[0]["status"], "ready": rows[0]["status"] in READY}
+    status = rows[0]["status"]
+    return {"roomNumber": room_number, "status": status, "ready": status in READY,
+            "state": room_state(status, res, today)}
 
 
-def offers(db, hotel_id: str, res: dict | None, limit: int = 3, currency: str = "EUR") -> list[dict]:
+def screen_language(lang: str | None, res: dict | None) -> str:
+    """The language the guest's screen asked for, else the reservation's, else the default."""
+    for want in (lang, (res or {}).get("language")):
+        if want in LANGUAGES:
+            return want
+    return DEFAULT_LANGUAGE
+
+
+def offer_text(row: dict, lang: str) -> dict:
+    """The offer's name and description in ``lang``; where the property wrote none in it, the
+    default language's, marked (``lang``: the language the words are in, ``fallback``)."""
+    name_col, desc_col = OFFER_TEXT.get(lang, OFFER_TEXT[DEFAULT_LANGUAGE])
+    name, description = row.get(name_col), row.get(desc_col)
+    if lang != DEFAULT_LANGUAGE and name:  # the name's language is the offer's language
+        return {"name": name, "description": description or None, "lang": lang, "fallback": False}
+    return {"name": row["name"], "description": row.get("description") or None, "lang": DEFAULT_LANGUAGE,
+            "fallback": lang != DEFAULT_LANGUAGE}
+
+
+def offers(db, hotel_id: str, res: dict | None, limit: int = 3, currency: str = "EUR",
+           lang: str = DEFAULT_LANGUAGE) -> list[dict]:
     """Offers in stock that fit the stay: add-ons, and upgrades from the booked room type; the
     ones this reservation took are listed too (``accepted``), in stock or not.  None without a
-    reservation (a walk-in's code): an offer is added to a stay, and there is none to add it to."""
+    reservation (a walk-in's code): an offer is added to a stay, and there is none to add it to.
+    ``name`` stays the default language's when ``lang`` is another (:func:`offer_text`)."""
     if res is None:
         return []
     room_type = (res or {}).get("room_type")
@@ -94,23 +149,28 @@ def offers(db, hotel_id: str, res: dict | None, limit: int = 3, currency: str = 
     taken = {r[0]: (r[1], r[2]) for r in db.execute(
         "SELECT offer_id, price, currency FROM offer_acceptances WHERE hotel_id = ? AND confirmation = ?",
         [hotel_id, conf])} if conf else {}
-    rows = list(db.query("SELECT offer_id, name, type, price FROM offers WHERE hotel_id = ?"
+    cols = "offer_id, name, type, price, description, name_de, description_de"
+    rows = list(db.query(f"SELECT {cols} FROM offers WHERE hotel_id = ?"
                          " AND (inventory IS NULL OR inventory > 0) AND (type = 'addon' OR room_type_from IS ?)"
                          " ORDER BY margin DESC, offer_id LIMIT ?", [hotel_id, room_type, limit]))
     shown = {r["offer_id"] for r in rows}
     if taken.keys() - shown:
         missing = sorted(taken.keys() - shown)
-        rows += list(db.query(f"SELECT offer_id, name, type, price FROM offers WHERE hotel_id = ? AND offer_id IN"
+        rows += list(db.query(f"SELECT {cols} FROM offers WHERE hotel_id = ? AND offer_id IN"
                               f" ({', '.join('?' * len(missing))}) ORDER BY offer_id", [hotel_id, *missing]))
     return [{"offerId": r["offer_id"], "name": r["name"], "type": r["type"],
              "price": taken[r["offer_id"]][0] if r["offer_id"] in taken else r["price"],
              "currency": taken[r["offer_id"]][1] if r["offer_id"] in taken else currency,
-             "accepted": r["offer_id"] in taken} for r in rows]
+             "accepted": r["offer_id"] in taken} | offer_text(r, lang) for r in rows]
 
 
-def home(db, hotel_id: str, session, today: date, currency: str = "EUR") -> dict:
+def home(db, hotel_id: str, session, today: date, currency: str = "EUR", lang: str | None = None) -> dict:
+    """The guest's screen.  ``lang``: the language the screen shows (the guest chose it there);
+    the reservation's when not given or not one the screen speaks.  The property's texts
+    (offers) are in it where the property wrote them, else in the default language, marked."""
     res = reservation(db, hotel_id, session.user_id)
     name = (res or {}).get("guest_name") or session.display_name or session.user_id
+    shown = screen_language(lang, res)
     lang = (res or {}).get("language") or "en"
     stay = None
     if res:
@@ -119,8 +179,8 @@ def home(db, hotel_id: str, session, today: date, currency: str = "EUR") -> dict
                 "roomNumber": res["room_number"], "status": res["status"]}
     return {"guest": {"name": name, "language": lang if lang in GREETING else "en"},
             "welcome": GREETING.get(lang, GREETING["en"]).format(name=name),
-            "stay": stay, "room": room_status(db, hotel_id, (res or {}).get("room_number")),
-            "offers": offers(db, hotel_id, res, currency=currency)}
+            "stay": stay, "room": room_status(db, hotel_id, (res or {}).get("room_number"), res, today),
+            "offers": offers(db, hotel_id, res, currency=currency, lang=shown), "language": shown}
 
 
 def _title(text: str) -> str:
@@ -232,10 +292,8 @@ def accept_offer(db, hotel_id: str, session, offer_id: str, *, currency: str, no
                    "currency": currency, "accepted_at": now, "session_id": session.id, "outbox_key": q.idempotency_key}
             db.execute(f"INSERT INTO offer_acceptances ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                        list(row.values()))
-            db.execute("INSERT INTO offer_history (hotel_id, confirmation, offer_id, shown_at, accepted)"
-                       " VALUES (?, ?, ?, ?, 1)", [hotel_id, conf, offer_id, iso(now)])
-            db.execute("UPDATE offers SET inventory = inventory - 1 WHERE hotel_id = ? AND offer_id = ?"
-                       " AND inventory > 0", [hotel_id, offer_id])
+            tables.record_offer_shown(db, hotel_id, conf, offer_id, iso(now), accepted=1)
+            tables.take_offer_unit(db, hotel_id, offer_id)
             audit.record(db, hotel_id=hotel_id, event="offer.accepted", outcome="success", at=now, actor=conf,
                          session_id=session.id, details={"offerId": offer_id, "outboxKey": q.idempotency_key})
     except sqlite3.IntegrityError:  # the same tap twice at once: the other one won
@@ -271,8 +329,12 @@ def ask(inst, db, session, body, *, now: float, node: str, window: float, questi
     status = str(r.get("status", "")).lower()
     out = r.get("outputs") or {}
     if status == "success" and not out.get("handover") and out.get("answer"):
+        # the words' language, and whether they are the default language's for want of the
+        # guest's (the screen shows them as such: lang="en", "in English")
         return {"question": question, "answered": True, "handover": False, "answer": out["answer"],
-                "confidence": r.get("confidence", 0.0), "reason": None}
+                "confidence": r.get("confidence", 0.0), "reason": None,
+                "answerLanguage": out.get("answerLanguage") or DEFAULT_LANGUAGE,
+                "fallback": bool(out.get("fallback"))}
     ticket = _ticket(db, "guest_request", question, "question", hotel_id=session.hotel_id, session=session,
                      now=now, node=node, window=window)
     reason = "not_confident" if status == "success" else "unavailable"

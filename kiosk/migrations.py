@@ -431,6 +431,18 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (hotel_id, action_key)
         )""",
     ],
+    # 11: the manager's figures (kiosk/analytics.py): offers taken in a window, read from a
+    # covering index instead of every acceptance the hotel ever had
+    [
+        "CREATE INDEX offer_acceptances_at ON offer_acceptances(hotel_id, accepted_at, price, currency)",
+    ],
+    # 12: offers in the guest's language (kiosk/guest.py): a description, and German texts
+    # next to the default language's (NULL: the guest reads the default's, marked as such)
+    [
+        "ALTER TABLE offers ADD COLUMN description TEXT",
+        "ALTER TABLE offers ADD COLUMN name_de TEXT",
+        "ALTER TABLE offers ADD COLUMN description_de TEXT",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

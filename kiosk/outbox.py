@@ -70,3 +70,21 @@ def resolve_dead(db, entry_id: int, action: str, *, hotels: list[str], by: str, 
         audit.record(db, hotel_id=row[0], event=f"outbox.{action}", outcome="success", at=now, actor=by,
                      details={"id": entry_id, "kind": row[1], "entityId": row[2], "lastError": row[3]})
     return {"id": entry_id, "state": "pending" if action == "retry" else "dropped"}
+
+
+def record_results(db, *, delivered: list[tuple[float, int]], dead: list[tuple[str, int]],
+                   retry: list[tuple[str, float, int]]) -> None:
+    """What one push did to its entries (call inside the transaction that records it):
+    ``delivered`` (delivered_at, id), ``dead`` (reason, id), ``retry`` (reason, next attempt, id)."""
+    db.conn.executemany("UPDATE outbox SET state = 'delivered', delivered_at = ?,"
+                        " attempts = attempts + 1, last_error = NULL WHERE id = ?", delivered)
+    db.conn.executemany("UPDATE outbox SET state = 'dead', attempts = attempts + 1,"
+                        " last_error = ? WHERE id = ?", dead)
+    db.conn.executemany("UPDATE outbox SET attempts = attempts + 1, last_error = ?,"
+                        " next_attempt_at = ? WHERE id = ?", retry)
+
+
+def purge_delivered(db, *, before: float) -> int:
+    """Forget entries delivered before ``before``; returns how many."""
+    with store.transaction(db):
+        return db.execute("DELETE FROM outbox WHERE state = 'delivered' AND delivered_at < ?", [before]).rowcount

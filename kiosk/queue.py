@@ -288,6 +288,13 @@ SOURCES = (
 def _items_of(db, hotel_id: str, src: _Source, rows: list[dict], names: dict) -> list[dict]:
     if src.table == "tickets":
         guests = _guests(db, hotel_id, (r["created_by"] for r in rows))
+        # a walk-in's code names no stay: the guest is known by the name on the code (their session)
+        sids = sorted({r["session_id"] for r in rows if r["created_by"] not in guests and r.get("session_id")})
+        for i in range(0, len(sids), 500):
+            part = sids[i:i + 500]
+            guests |= {u: n or u for u, n in db.execute(
+                "SELECT user_id, display_name FROM sessions WHERE hotel_id = ? AND role = 'guest'"
+                f" AND id IN ({', '.join('?' * len(part))})", [hotel_id, *part])}
         follow = tickets.follow_ups(db, hotel_id, (r["ticket_id"] for r in rows))
         return [_ticket_item(r, names, guests, follow.get(r["ticket_id"])) for r in rows]
     if src.table == "tasks":
@@ -465,12 +472,8 @@ def change_task(db, hotel_id: str, task_id: str, *, by: str, now: float, node: s
                                     "reason": "staff at the kiosk", "by": by, "at": iso(now),
                                     "requiresApproval": False})
         new = dict(row) | wanted
-        db.execute("UPDATE tasks SET status = ?, assignee = ?, updated_at = ? WHERE hotel_id = ? AND task_id = ?",
-                   [new["status"], new["assignee"], now, hotel_id, task_id])
-        db.conn.executemany(
-            "INSERT INTO item_history (hotel_id, kind, item_id, field, old, new, by, at, hlc)"
-            " VALUES (?, 'task', ?, ?, ?, ?, ?, ?, ?)",
-            [(hotel_id, task_id, f, c["old"], c["new"], by, now, q.hlc) for f, c in changes.items()])
+        set_task(db, hotel_id, task_id, status=new["status"], assignee=new["assignee"], at=now)
+        tickets.record_history(db, hotel_id, "task", task_id, changes, by=by, at=now, hlc=q.hlc)
         audit.record(db, hotel_id=hotel_id, event="task.updated", outcome="success", at=now, actor=by,
                      details={"taskId": task_id, "fields": sorted(changes)})
     return {"syncStatus": "queued", "changes": changes, "outboxKey": q.idempotency_key}
@@ -551,3 +554,66 @@ def _done(db, hotel_id: str, kind: str, id_: str, action: str, by: str, result: 
     if result.get("outboxKey"):
         out["outboxKey"] = result["outboxKey"]
     return out
+
+
+# --- tasks: the one writer of the table -------------------------------------------------------
+
+def add_task(db, row: dict) -> None:
+    """A new task row (a model's, inside its caller's transaction); known columns only."""
+    known = _task_columns(db)
+    row = {k: v for k, v in row.items() if k in known}
+    db.execute(f"INSERT INTO tasks ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+
+
+def set_task(db, hotel_id: str, task_id: str, *, status: str, assignee=_UNSET, keep_assignee: bool = False,
+             at: float | None = None) -> None:
+    """A task's status and assignee (no outbox of its own: the caller queues what the cloud must
+    hear).  ``keep_assignee`` keeps one already set; ``at`` also sets ``updated_at``."""
+    if at is not None:
+        db.execute("UPDATE tasks SET status = ?, assignee = ?, updated_at = ? WHERE hotel_id = ? AND task_id = ?",
+                   [status, assignee, at, hotel_id, task_id])
+    elif assignee is _UNSET:
+        db.execute("UPDATE tasks SET status = ? WHERE hotel_id = ? AND task_id = ?", [status, hotel_id, task_id])
+    elif keep_assignee:
+        db.execute("UPDATE tasks SET status = ?, assignee = coalesce(assignee, ?) WHERE hotel_id = ? AND task_id = ?",
+                   [status, assignee, hotel_id, task_id])
+    else:
+        db.execute("UPDATE tasks SET status = ?, assignee = ? WHERE hotel_id = ? AND task_id = ?",
+                   [status, assignee, hotel_id, task_id])
+
+
+def _task_columns(db) -> set[str]:
+    cache = db.__dict__.setdefault("_table_columns", {})
+    if "tasks" not in cache:
+        cache["tasks"] = {r[1] for r in db.execute("PRAGMA table_info(tasks)")}
+    return cache["tasks"]
+
+
+def replace_row(db, hotel_id: str, data: dict) -> None:
+    """A task from the PMS (a reference change pulled, kiosk.property.tables hands it here)."""
+    row = {k: v for k, v in data.items() if k in _task_columns(db) - {"hotel_id"}} | {"hotel_id": hotel_id}
+    db.execute(f"INSERT OR REPLACE INTO tasks ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+               list(row.values()))
+
+
+def delete_rows(db, hotel_id: str, column: str | None, values: list | None) -> None:
+    """Delete the hotel's tasks: all, or those whose ``task_id`` is in ``values``."""
+    if values is None:
+        db.execute("DELETE FROM tasks WHERE hotel_id = ?", [hotel_id])
+        return
+    if column not in (None, "task_id"):
+        raise ValueError(f"tasks are deleted by task_id, not {column!r}")
+    for i in range(0, len(values), 500):
+        part = values[i:i + 500]
+        db.execute(f"DELETE FROM tasks WHERE hotel_id = ? AND task_id IN ({', '.join('?' * len(part))})",
+                   [hotel_id, *part])
+
+
+def insert_rows(db, hotel_id: str, rows: list[dict]) -> int:
+    """Tasks of a property's data (an import or the demo seed), inside the loader's transaction."""
+    if not rows:
+        return 0
+    cols = sorted({c for r in rows for c in r if c in _task_columns(db) - {"hotel_id"}})
+    db.conn.executemany(f"INSERT INTO tasks (hotel_id, {', '.join(cols)}) VALUES (?, {', '.join('?' * len(cols))})",
+                        [[hotel_id, *(r.get(c) for c in cols)] for r in rows])
+    return len(rows)

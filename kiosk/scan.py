@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
-from . import audit, outbox, sessions, store, tokens, workflows
+from . import audit, outbox, sessions, store, sync_status, tokens, workflows
 from .clock import iso
 from .config import ID_PATTERN
 from .errors import (
@@ -27,8 +27,6 @@ from .errors import (
     HotelMismatch,
     InvalidToken,
     KioskError,
-    TokenAlreadyUsed,
-    TokenRevoked,
 )
 from .ratelimit import FailureLimiter, code_key
 from .validation import parse
@@ -118,33 +116,13 @@ class ScanService:
 
     def _check_clock(self, db, now: float) -> None:
         """Refuse to verify with a wall clock earlier than a trust-list timestamp seen."""
-        row = db.execute("SELECT value FROM sync_state WHERE key = 'trust_newest_at'").fetchone()
-        newest = float(row[0]) if row and row[0] else 0.0
+        newest = float(sync_status.get(db, "trust_newest_at") or 0.0)
         if now + self.clock_tolerance < newest:
             raise ClockNotTrusted("this kiosk's clock is wrong; tokens cannot be checked until it is fixed",
                                   {"now": now, "newestTrusted": newest})
 
     def _usable(self, db, claims: tokens.Claims) -> str:
-        """Refuse a revoked or used token, else the name to show (inside the scan's transaction
-        when consuming)."""
-        hotel = claims.hotel_id
-        row = db.execute("SELECT revoked_at, display_name FROM qr_tokens WHERE jti = ? AND hotel_id = ?",
-                         [claims.jti, hotel]).fetchone()
-        if row is not None and row[0] is not None:
-            raise TokenRevoked("this code was revoked", {"revokedAt": iso(row[0])})
-        remote = db.execute("SELECT revoked_at FROM remote_revocations WHERE jti = ? AND hotel_id = ?",
-                            [claims.jti, hotel]).fetchone()
-        if remote is not None:  # revoked in the cloud or at another kiosk (pulled)
-            raise TokenRevoked("this code was revoked", {"revokedAt": iso(remote[0])})
-        if not claims.reusable:
-            used = db.execute("SELECT consumed_at FROM consumed_tokens WHERE jti = ?",
-                              [claims.jti]).fetchone()
-            if used is None:  # consumed at another kiosk (pulled)?
-                used = db.execute("SELECT min(consumed_at) FROM remote_consumptions WHERE jti = ?"
-                                  " AND hotel_id = ? HAVING count(*) > 0", [claims.jti, hotel]).fetchone()
-            if used is not None:
-                raise TokenAlreadyUsed("this code was already used", {"usedAt": iso(used[0])})
-        return (row[1] if row else None) or claims.subject
+        return tokens.usable(db, claims)
 
     def _peek(self, db, claims: tokens.Claims) -> dict:
         """What :meth:`check` answers: who the code is for; nothing written."""
@@ -161,8 +139,8 @@ class ScanService:
                                         entity_id=claims.jti, node=self.node, now=now,
                                         payload={"jti": claims.jti, "sessionId": s.id,
                                                  "kioskId": self.node, "consumedAt": now})
-                db.execute("INSERT INTO consumed_tokens (jti, hotel_id, consumed_at, kiosk_id, session_id, hlc)"
-                           " VALUES (?, ?, ?, ?, ?, ?)", [claims.jti, hotel, now, self.node, s.id, queued.hlc])
+                tokens.consume(db, hotel_id=hotel, jti=claims.jti, kiosk_id=self.node, session_id=s.id, now=now,
+                               hlc=queued.hlc)
 
             return self.open(db, hotel=hotel, subject=claims.subject, role=claims.role, name=name,
                              jti=claims.jti, scan_method=req.scanMethod, client=client, now=now,

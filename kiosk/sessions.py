@@ -259,3 +259,17 @@ def end_for_token(db, hotel_id: str, jti: str, *, now: float, reason: str, node:
             outbox.enqueue(db, hotel_id=hotel_id, kind="session.ended", entity_type="session", entity_id=sid,
                            payload={"sessionId": sid, "reason": reason, "endedAt": now}, node=node, now=now)
     return ids
+
+
+def expire_due(db, *, now: float, node: str) -> int:
+    """End the sessions past their expiry (audit + ``session.ended`` for the cloud); how many."""
+    with store.transaction(db):
+        rows = db.execute("SELECT id, hotel_id FROM sessions WHERE ended_at IS NULL AND expires_at <= ?",
+                          [now]).fetchall()
+        for sid, hotel in rows:
+            db.execute("UPDATE sessions SET ended_at = ?, end_reason = 'expired' WHERE id = ?", [now, sid])
+            audit.record(db, hotel_id=hotel, event="session.expired", outcome="success", at=now,
+                         actor="agent", session_id=sid)
+            outbox.enqueue(db, hotel_id=hotel, kind="session.ended", entity_type="session", entity_id=sid,
+                           payload={"sessionId": sid, "reason": "expired", "endedAt": now}, node=node, now=now)
+    return len(rows)

@@ -3,7 +3,7 @@
 One file per kiosk instance, opened through sqlite-utils with WAL,
 ``synchronous=FULL``, a busy timeout and foreign keys.  Migrations run when a
 store is opened.  Writes that must be atomic go through :func:`transaction`
-(``BEGIN IMMEDIATE`` … ``COMMIT``), so the consumed token, its session, the
+(``BEGIN IMMEDIATE`` … ``COMMIT``; a ``SAVEPOINT`` when already inside one), so the consumed token, its session, the
 workflow row, the audit row and the outbox rows land together or not at all.
 
 Connections are opened in autocommit mode (``isolation_level=None``); inside a
@@ -111,11 +111,22 @@ def run_migrations(db: sqlite_utils.Database, migrations: list[list[str]] = MIGR
 
 @contextlib.contextmanager
 def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``; rolls back on any exception."""
+    """``BEGIN IMMEDIATE`` … ``COMMIT``; rolls back on any exception.
+
+    Inside another transaction of the same connection (and thread: the writer lock is
+    re-entrant) it joins it as a ``SAVEPOINT``: an exception rolls back what this block
+    wrote and goes on up, and nothing is committed until the outermost block ends.  So a
+    function that owns a table (``workorders.create``, ``tokens.revoke_remote``…) opens its
+    own transaction and is still usable inside a larger one (a pulled page, a scan).
+    """
     lock = getattr(db, "writer_lock", None)
     if lock is not None and not lock.acquire(timeout=getattr(db, "busy_timeout_s", 5.0)):
         raise StoreBusy("the local store is busy; try again", {"reason": "in-process writer queue"})
     try:
+        if db.conn.in_transaction:
+            with _savepoint(db):
+                yield db
+            return
         try:
             db.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as e:
@@ -139,6 +150,25 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     finally:
         if lock is not None:
             lock.release()
+
+
+@contextlib.contextmanager
+def _savepoint(db: sqlite_utils.Database) -> Iterator[None]:
+    depth = db.__dict__.get("_savepoints", 0) + 1
+    db.__dict__["_savepoints"] = depth
+    name = f"sp_{depth}"
+    db.conn.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.execute(f"ROLLBACK TO {name}")
+            db.conn.execute(f"RELEASE {name}")
+        raise
+    else:
+        db.conn.execute(f"RELEASE {name}")
+    finally:
+        db.__dict__["_savepoints"] = depth - 1
 
 
 def _raise_if_full(exc: BaseException) -> None:

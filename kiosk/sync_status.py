@@ -1,4 +1,9 @@
-"""What the admin view shows about sync: staleness, backlog, conflicts, security events."""
+"""What the admin view shows about sync (staleness, backlog, conflicts, security events), and the
+one owner of ``sync_state``, the kiosk's small key/value table of sync bookkeeping: pull
+cursors, when the cloud was last heard from, a refused credential, the newest trust key, the
+demo seed's marker.  Everything else reads and writes it through :func:`get`, :func:`put`
+and :func:`forget`.  It also owns the records of what sync found: ``conflicts``
+(:func:`record_conflict`) and ``security_events`` (:func:`record_security_event`)."""
 
 from __future__ import annotations
 
@@ -7,9 +12,24 @@ import json
 from .clock import iso
 
 
-def _state(db, key: str) -> str | None:
+def get(db, key: str) -> str | None:
+    """The value stored under ``key`` (text), or None."""
     row = db.execute("SELECT value FROM sync_state WHERE key = ?", [key]).fetchone()
     return row[0] if row else None
+
+
+_state = get
+
+
+def put(db, values: dict) -> None:
+    """Store each key's value (as text; None stores NULL), inside or outside a transaction."""
+    db.conn.executemany("INSERT INTO sync_state(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE"
+                        " SET value = excluded.value", [(k, None if v is None else str(v)) for k, v in values.items()])
+
+
+def forget(db, prefix: str) -> int:
+    """Delete every key starting with ``prefix``; returns how many."""
+    return db.execute("DELETE FROM sync_state WHERE substr(key, 1, ?) = ?", [len(prefix), prefix]).rowcount
 
 
 #: sync_state keys: when the cloud last refused this kiosk's credential (401/403; cleared by
@@ -20,19 +40,32 @@ REFUSED_HINT = ("the cloud refused this kiosk's credential (revoked or replaced)
                 " (`kiosk-cloud device add KIOSK_ID --hotel … --rotate`) and run `kiosk-agent link` with it")
 
 
-def _put(db, values: dict) -> None:
-    db.conn.executemany("INSERT INTO sync_state(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE"
-                        " SET value = excluded.value", [(k, None if v is None else str(v)) for k, v in values.items()])
+def record_conflict(db, hotel_id: str, c: dict, *, source: str, now: float, key: str | None = None) -> None:
+    """Record a conflict (from a push result or a pull) on this kiosk; idempotent by ``key``."""
+    db.execute("INSERT INTO conflicts (hotel_id, entity_type, entity_id, field, rule, outcome, local_version,"
+               " remote_version, source, detected_at, key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+               " ON CONFLICT(key) DO NOTHING",
+               [hotel_id, c.get("entityType"), c.get("entityId"), c.get("field"), c.get("rule"), c.get("outcome"),
+                json.dumps(c.get("incoming")), json.dumps(c.get("current")), source, now, key])
+
+
+def record_security_event(db, hotel_id: str, *, kind: str, subject: str, details: dict, at: float,
+                          key: str) -> bool:
+    """A security event (a replayed token, say), once by ``key``; True when it is new here."""
+    cur = db.execute("INSERT INTO security_events (hotel_id, kind, subject, details, detected_at, key)"
+                     " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
+                     [hotel_id, kind, subject, json.dumps(details), at, key])
+    return cur.rowcount > 0
 
 
 def credential_refused(db, reason: str, now: float) -> None:
     """The cloud answered 401/403 to this kiosk's credential (inside or outside a transaction)."""
-    _put(db, {REFUSED_AT: now, REFUSED_REASON: reason[:300]})
+    put(db, {REFUSED_AT: now, REFUSED_REASON: reason[:300]})
 
 
 def heard(db, now: float) -> None:
     """A successful exchange with the cloud: "last heard", and the credential works."""
-    _put(db, {"last_heard_at": now, REFUSED_AT: None, REFUSED_REASON: None})
+    put(db, {"last_heard_at": now, REFUSED_AT: None, REFUSED_REASON: None})
 
 
 def credential(db) -> dict:

@@ -175,22 +175,31 @@ def change(db, hotel_id: str, ticket_id: str, *, by: str, now: float, node: str,
             wanted["assignee"] = assignee
         if not wanted:
             return {"ticket": to_json(row) | {"assignee": row["assignee"]}, "changes": {}, "syncStatus": "unchanged"}
-        changes = {f: {"old": normal(row[f]) if f == "status" else row[f], "new": v} for f, v in wanted.items()}
-        queued = outbox.enqueue(db, hotel_id=hotel_id, kind="ticket.updated", entity_type="ticket",
-                                entity_id=ticket_id, node=node, now=now,
-                                payload={"ticketId": ticket_id, "changes": changes, "by": by, "at": iso(now)})
-        new = dict(row) | wanted | {"updated_at": now, "status_hlc": queued.hlc}
-        db.execute("UPDATE tickets SET status = ?, assignee = ?, updated_at = ?, status_hlc = ?"
-                   " WHERE hotel_id = ? AND ticket_id = ?",
-                   [normal(new["status"]), new["assignee"], now, queued.hlc, hotel_id, ticket_id])
-        db.conn.executemany(
-            "INSERT INTO item_history (hotel_id, kind, item_id, field, old, new, by, at, hlc)"
-            " VALUES (?, 'ticket', ?, ?, ?, ?, ?, ?, ?)",
-            [(hotel_id, ticket_id, f, c["old"], c["new"], by, now, queued.hlc) for f, c in changes.items()])
-        audit.record(db, hotel_id=hotel_id, event="ticket.updated", outcome="success", at=now, actor=by,
-                     details={"ticketId": ticket_id, "fields": sorted(changes)})
+        new, changes, queued = _apply(db, row, wanted, by=by, now=now, node=node)
     return {"ticket": to_json(new) | {"assignee": new["assignee"]}, "changes": changes, "syncStatus": "queued",
             "outboxKey": queued.idempotency_key}
+
+
+def _apply(db, row: dict, wanted: dict, *, by: str, now: float, node: str):
+    """Inside the caller's transaction: the changed fields of ``row`` (status, assignee) to the
+    local row, one history row per field, audit and the outbox (``ticket.updated``).
+    Returns (the row as it is now, the changes, the outbox entry)."""
+    hotel_id, ticket_id = row["hotel_id"], row["ticket_id"]
+    changes = {f: {"old": normal(row[f]) if f == "status" else row[f], "new": v} for f, v in wanted.items()}
+    queued = outbox.enqueue(db, hotel_id=hotel_id, kind="ticket.updated", entity_type="ticket",
+                            entity_id=ticket_id, node=node, now=now,
+                            payload={"ticketId": ticket_id, "changes": changes, "by": by, "at": iso(now)})
+    new = dict(row) | wanted | {"updated_at": now, "status_hlc": queued.hlc}
+    db.execute("UPDATE tickets SET status = ?, assignee = ?, updated_at = ?, status_hlc = ?"
+               " WHERE hotel_id = ? AND ticket_id = ?",
+               [normal(new["status"]), new["assignee"], now, queued.hlc, hotel_id, ticket_id])
+    db.conn.executemany(
+        "INSERT INTO item_history (hotel_id, kind, item_id, field, old, new, by, at, hlc)"
+        " VALUES (?, 'ticket', ?, ?, ?, ?, ?, ?, ?)",
+        [(hotel_id, ticket_id, f, c["old"], c["new"], by, now, queued.hlc) for f, c in changes.items()])
+    audit.record(db, hotel_id=hotel_id, event="ticket.updated", outcome="success", at=now, actor=by,
+                 details={"ticketId": ticket_id, "fields": sorted(changes)})
+    return new, changes, queued
 
 
 def history(db, hotel_id: str, ticket_id: str) -> list[dict]:
@@ -254,7 +263,9 @@ def reply_text(text: Any) -> str:
 def reply(db, hotel_id: str, ticket_id: str, text: Any, *, by: str, now: float, node: str) -> dict:
     """A staff member's answer to the guest who asked: a history row (field ``reply``), audit
     and outbox (``ticket.updated`` with ``changes.reply``) in one transaction.  The same words
-    again change nothing."""
+    again change nothing.  The answer settles the question: a request still open becomes
+    ``done`` in the same transaction (its own ``ticket.updated`` with ``changes.status`` and a
+    history row) — except a fault report (:data:`WORK_ORDER_TYPES`), which words do not repair."""
     text = reply_text(text)
     with store.transaction(db):
         row = get(db, hotel_id, ticket_id)
@@ -271,13 +282,17 @@ def reply(db, hotel_id: str, ticket_id: str, text: Any, *, by: str, now: float, 
                    [hotel_id, ticket_id, changes["reply"]["old"], text, by, now, queued.hlc])
         audit.record(db, hotel_id=hotel_id, event="ticket.replied", outcome="success", at=now, actor=by,
                      details={"ticketId": ticket_id, "room": row["room_number"], "chars": len(text)})
+        if row["type"] not in WORK_ORDER_TYPES and can_move(row["status"], "done"):
+            changes |= _apply(db, row, {"status": "done"}, by=by, now=now, node=node)[1]
     return {"changes": changes, "syncStatus": "queued", "outboxKey": queued.idempotency_key}
 
 
 def make_work_order(db, hotel_id: str, ticket_id: str, *, by: str, now: float, node: str) -> dict:
     """A work order from a fault report, room and words carried over, in ONE transaction with
     the ticket's link to it (a history row, field ``work_order``); the work order is queued
-    for the PMS (``work_order.created``).  Once per ticket: again, the same work order."""
+    for the PMS (``work_order.created``).  Once per ticket: again, the same work order.  The
+    fault is being handled now: a ticket not yet in progress moves to ``in_progress`` in the
+    same transaction (``ticket.updated`` with ``changes.status``, a history row)."""
     from . import workorders
 
     with store.transaction(db):
@@ -303,5 +318,73 @@ def make_work_order(db, hotel_id: str, ticket_id: str, *, by: str, now: float, n
                    " VALUES (?, 'ticket', ?, 'work_order', NULL, ?, ?, ?, ?)",
                    [hotel_id, ticket_id, wo_id, by, now, made["hlc"]])
         db.execute("UPDATE tickets SET updated_at = ? WHERE hotel_id = ? AND ticket_id = ?", [now, hotel_id, ticket_id])
-    return {"changes": {"workOrder": {"old": None, "new": wo_id}}, "workOrderId": wo_id,
-            "syncStatus": "queued" if made["outboxKey"] else "unchanged", "outboxKey": made["outboxKey"]}
+        changes = {"workOrder": {"old": None, "new": wo_id}}
+        moved = None
+        if normal(row["status"]) != "in_progress" and can_move(row["status"], "in_progress"):
+            moved = _apply(db, row, {"status": "in_progress"}, by=by, now=now, node=node)
+            changes |= moved[1]
+    key = made["outboxKey"] or (moved[2].idempotency_key if moved else None)
+    return {"changes": changes, "workOrderId": wo_id, "syncStatus": "queued" if key else "unchanged",
+            "outboxKey": key}
+
+
+# --- changes that arrive: the cloud's copy of a ticket (pull) ----------------------------------
+
+def record_history(db, hotel_id: str, kind: str, item_id: str, changes: dict[str, dict], *, by: str, at: float,
+                   hlc: str | None) -> None:
+    """History rows of a ticket's or a task's fields (``item_history``): ``changes`` maps a field
+    to ``{"old", "new"}``.  Inside the caller's transaction."""
+    db.conn.executemany("INSERT INTO item_history (hotel_id, kind, item_id, field, old, new, by, at, hlc)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [(hotel_id, kind, item_id, f, c["old"], c["new"], by, at, hlc) for f, c in changes.items()])
+
+
+def _epoch(value) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    from datetime import datetime
+
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def apply_remote(db, hotel_id: str, ticket_id: str, d: dict, stamp: str, now: float) -> None:
+    """The cloud's copy of a ticket (pulled): inserted, or its merge and lifecycle step taken
+    when newer by stamp (last writer wins, so an older copy never undoes a newer local step);
+    a reply made at another kiosk becomes a history row like a local one."""
+    status = normal(d.get("status") or "received")
+    exists = db.execute("SELECT 1 FROM tickets WHERE hotel_id = ? AND ticket_id = ?", [hotel_id, ticket_id]).fetchone()
+    if d.get("reply"):
+        _apply_remote_reply(db, hotel_id, ticket_id, d, now)
+    if exists:
+        db.execute("UPDATE tickets SET merged_into = ? WHERE hotel_id = ? AND ticket_id = ?",
+                   [d.get("mergedInto"), hotel_id, ticket_id])
+        if d.get("reply") and d.get("replyHlc") == stamp:
+            return  # this change was a reply: the status it carries is not a newer step
+        db.execute("UPDATE tickets SET status = ?, assignee = ?, status_hlc = ?, updated_at = ?"
+                   " WHERE hotel_id = ? AND ticket_id = ? AND status_hlc < ?",
+                   [status, d.get("assignee"), stamp, now, hotel_id, ticket_id, stamp])
+        return
+    text_terms = terms(f"{d.get('title', '')} {d.get('description') or ''}")
+    db.execute("INSERT INTO tickets (hotel_id, ticket_id, type, title, description, room_number, priority, queue,"
+               " status, fingerprint, terms, created_at, created_by, merged_into, assignee, status_hlc, updated_at)"
+               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               [hotel_id, ticket_id, d.get("type") or "maintenance", d.get("title") or "",
+                d.get("description") or "", d.get("roomNumber"), d.get("priority") or "normal",
+                d.get("queue") or "", status, d.get("fingerprint") or "",
+                json.dumps(sorted(text_terms)), _epoch(d.get("createdAt")) or now, d.get("createdBy") or "cloud",
+                d.get("mergedInto"), d.get("assignee"), stamp, now])
+
+
+def _apply_remote_reply(db, hotel_id: str, ticket_id: str, d: dict, now: float) -> None:
+    """A reply to the guest made at another kiosk: a history row (field ``reply``) like a local
+    one, unless a reply with a later (or the same) stamp is here already."""
+    stamp = d.get("replyHlc") or ""
+    latest = db.execute("SELECT new, hlc FROM item_history WHERE hotel_id = ? AND kind = 'ticket' AND item_id = ?"
+                        " AND field = 'reply' ORDER BY id DESC LIMIT 1", [hotel_id, ticket_id]).fetchone()
+    if latest is not None and ((latest[1] or "") >= stamp or latest[0] == d["reply"]):
+        return
+    record_history(db, hotel_id, "ticket", ticket_id, {"reply": {"old": latest[0] if latest else None,
+                                                                 "new": d["reply"]}},
+                   by=d.get("replyBy") or "cloud", at=now, hlc=stamp)

@@ -29,7 +29,16 @@ from dataclasses import dataclass
 import jwt
 
 from . import audit, outbox, sessions, store
-from .errors import HotelMismatch, InvalidToken, NotFound, TokenExpired, ValidationError
+from .clock import iso
+from .errors import (
+    HotelMismatch,
+    InvalidToken,
+    NotFound,
+    TokenAlreadyUsed,
+    TokenExpired,
+    TokenRevoked,
+    ValidationError,
+)
 from .trust import TrustList
 
 ROLES = ("guest", "staff", "admin")
@@ -204,3 +213,76 @@ def revoke(db, jti: str, *, hotels: list[str], now: float, by: str, node: str) -
             sessions.end_for_token(db, hotel_id, jti, now=now, reason="revoked", node=node)
             revoked_at = now
     return {"jti": jti, "hotelId": hotel_id, "revokedAt": revoked_at}
+
+
+def consume(db, *, hotel_id: str, jti: str, kiosk_id: str, session_id: str, now: float, hlc: str) -> None:
+    """A one-time token used here (inside the scan's transaction, with its session)."""
+    db.execute("INSERT INTO consumed_tokens (jti, hotel_id, consumed_at, kiosk_id, session_id, hlc)"
+               " VALUES (?, ?, ?, ?, ?, ?)", [jti, hotel_id, now, kiosk_id, session_id, hlc])
+
+
+def revoke_remote(db, hotel_id: str, jti: str, *, revoked_at: float, hlc: str, now: float) -> list[str] | None:
+    """A revocation made elsewhere (pulled): the token stops here too and its open sessions end.
+    Returns the sessions ended, or None when this revocation was applied before (idempotent)."""
+    with store.transaction(db):
+        cur = db.execute("INSERT INTO remote_revocations (jti, hotel_id, revoked_at, hlc) VALUES (?, ?, ?, ?)"
+                         " ON CONFLICT(jti) DO NOTHING", [jti, hotel_id, revoked_at, hlc])
+        if cur.rowcount == 0:
+            return None
+        db.execute("UPDATE qr_tokens SET revoked_at = ?, revoked_by = 'cloud' WHERE jti = ? AND hotel_id = ?"
+                   " AND revoked_at IS NULL", [now, jti, hotel_id])
+        ended = sessions.end_for_token(db, hotel_id, jti, now=now, reason="revoked")
+        audit.record(db, hotel_id=hotel_id, event="token.revoked", outcome="success", at=now, actor="cloud",
+                     jti=jti, details={"source": "pull", "sessionsEnded": ended})
+    return ended
+
+
+def use_remote(db, hotel_id: str, jti: str, *, kiosk_id: str, session_id: str | None, used_at: float,
+               hlc: str, node: str) -> list[dict] | None:
+    """A one-time token consumed at another kiosk (pulled); merged by union, once.
+
+    Returns every known use of the token — this kiosk's first — when it was consumed here
+    as well (a replay for the caller to judge), else None."""
+    cur = db.execute("INSERT INTO remote_consumptions (jti, hotel_id, kiosk_id, session_id, consumed_at, one_time,"
+                     " hlc) VALUES (?, ?, ?, ?, ?, 1, ?) ON CONFLICT DO NOTHING",
+                     [jti, hotel_id, kiosk_id, session_id, used_at, hlc])
+    if cur.rowcount == 0:
+        return None
+    mine = db.execute("SELECT session_id, hlc FROM consumed_tokens WHERE jti = ? AND hotel_id = ?",
+                      [jti, hotel_id]).fetchone()
+    if mine is None:
+        return None
+    return [{"kioskId": node, "sessionId": mine[0], "hlc": mine[1]}] + [
+        {"kioskId": r[0], "sessionId": r[1], "hlc": r[2]} for r in db.execute(
+            "SELECT kiosk_id, session_id, hlc FROM remote_consumptions WHERE jti = ? AND hotel_id = ?",
+            [jti, hotel_id])]
+
+
+def purge_expired(db, *, before: float) -> int:
+    """Forget unused tokens that expired before ``before`` (refused anyway); used ones stay."""
+    with store.transaction(db):
+        return db.execute("DELETE FROM qr_tokens WHERE expires_at < ? AND jti NOT IN"
+                          " (SELECT jti FROM consumed_tokens) AND jti NOT IN (SELECT jti FROM sessions)",
+                          [before]).rowcount
+
+
+def usable(db, claims: Claims) -> str:
+    """Refuse a revoked or used token, else the name to show (the scan calls it inside its
+    transaction when consuming, so the answer holds until the use is written)."""
+    hotel = claims.hotel_id
+    row = db.execute("SELECT revoked_at, display_name FROM qr_tokens WHERE jti = ? AND hotel_id = ?",
+                     [claims.jti, hotel]).fetchone()
+    if row is not None and row[0] is not None:
+        raise TokenRevoked("this code was revoked", {"revokedAt": iso(row[0])})
+    remote = db.execute("SELECT revoked_at FROM remote_revocations WHERE jti = ? AND hotel_id = ?",
+                        [claims.jti, hotel]).fetchone()
+    if remote is not None:  # revoked in the cloud or at another kiosk (pulled)
+        raise TokenRevoked("this code was revoked", {"revokedAt": iso(remote[0])})
+    if not claims.reusable:
+        used = db.execute("SELECT consumed_at FROM consumed_tokens WHERE jti = ?", [claims.jti]).fetchone()
+        if used is None:  # consumed at another kiosk (pulled)?
+            used = db.execute("SELECT min(consumed_at) FROM remote_consumptions WHERE jti = ?"
+                              " AND hotel_id = ? HAVING count(*) > 0", [claims.jti, hotel]).fetchone()
+        if used is not None:
+            raise TokenAlreadyUsed("this code was already used", {"usedAt": iso(used[0])})
+    return (row[1] if row else None) or claims.subject

@@ -163,3 +163,122 @@ def history(db, hotel_id: str, work_order_id: str) -> list[dict]:
              "hlc": r["hlc"]}
             for r in db.query("SELECT * FROM work_order_history WHERE hotel_id = ? AND work_order_id = ?"
                               " ORDER BY id", [hotel_id, work_order_id])]
+
+
+# --- changes that arrive: the cloud's copy (pull) and a property's data (import, demo) ----------
+
+FIELDS = ("status", "assignee", "priority", "notes", "description")
+
+
+def _epoch(value) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    from datetime import datetime
+
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def _pending_fields(db, hotel_id: str, work_order_id: str) -> set[str]:
+    """Fields this kiosk changed and has not delivered yet."""
+    out: set[str] = set()
+    for (payload,) in db.execute("SELECT payload FROM outbox WHERE hotel_id = ? AND entity_type = 'work_order'"
+                                 " AND entity_id = ? AND kind = 'work_order.updated' AND state = 'pending'",
+                                 [hotel_id, work_order_id]):
+        out |= set(json.loads(payload).get("changes", {}))
+    return out
+
+
+def _cloud_stamps(d: dict) -> dict[str, str]:
+    """Per field, the newest write the cloud has judged (won or lost) for the value it sends."""
+    base = d.get("updatedHlc") or ""
+    judged, valued = d.get("judgedHlc") or {}, d.get("fieldHlc") or {}
+    return {f: max(judged.get(f, ""), valued.get(f, ""), "" if (judged or valued) else base) for f in FIELDS}
+
+
+def apply_remote(db, hotel_id: str, work_order_id: str, d: dict, now: float) -> None:
+    """The cloud's copy of a work order (pulled): adopt its fields, except those this kiosk
+    holds a newer write of (rule ``work-order-fields``, docs/conflicts.md).
+
+    A field is taken when the cloud has judged a write at least as new as the one this
+    kiosk holds (its stamp in ``field_hlc``) and none of this kiosk's writes to it is
+    still undelivered.  So a page fetched before this kiosk's latest push was judged
+    (pull and push run concurrently) cannot roll the field back, and once every write
+    has been judged every kiosk holds the cloud's value.  Each field changed gets a
+    history row.
+    """
+    row = db.execute("SELECT status, assignee, priority, notes, description, version, field_hlc FROM work_orders"
+                     " WHERE hotel_id = ? AND work_order_id = ?", [hotel_id, work_order_id]).fetchone()
+    cloud = _cloud_stamps(d)
+    if row is None:
+        db.execute("INSERT INTO work_orders (hotel_id, work_order_id, asset_id, room_number, type, description,"
+                   " status, assignee, priority, notes, opened_at, closed_at, updated_at, version, field_hlc)"
+                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   [hotel_id, work_order_id, d.get("assetId"), d.get("roomNumber"), d.get("type") or "failure",
+                    d.get("description") or "", d["status"], d.get("assignee"), d.get("priority") or "normal",
+                    d.get("notes") or "", _epoch(d.get("openedAt")) or now, _epoch(d.get("closedAt")), now,
+                    d.get("version") or 1, json.dumps(cloud, sort_keys=True)])
+        return
+    current = dict(zip(FIELDS, row[:5], strict=True))
+    mine = json.loads(row[6] or "{}")
+    keep = _pending_fields(db, hotel_id, work_order_id) | {f for f in FIELDS if mine.get(f, "") > cloud[f]}
+    take = [f for f in FIELDS if f not in keep]
+    changed = {f: d.get(f) for f in take if current[f] != d.get(f)
+               and not (f in ("notes", "description") and (current[f] or "") == (d.get(f) or ""))}
+    new = current | changed
+    stamps = mine | {f: cloud[f] for f in take}
+    version = row[5] if keep else max(row[5], d.get("version") or 1)
+    db.execute("UPDATE work_orders SET status = ?, assignee = ?, priority = ?, notes = ?, description = ?,"
+               " closed_at = CASE WHEN ? THEN ? ELSE closed_at END,"
+               " updated_at = CASE WHEN ? THEN ? ELSE updated_at END, version = ?, field_hlc = ?"
+               " WHERE hotel_id = ? AND work_order_id = ?",
+               [new["status"], new["assignee"], new["priority"], new["notes"] or "", new["description"] or "",
+                "status" in take, _epoch(d.get("closedAt")), bool(changed), now, version,
+                json.dumps(stamps, sort_keys=True), hotel_id, work_order_id])
+    db.conn.executemany(
+        "INSERT INTO work_order_history (hotel_id, work_order_id, field, old, new, by, at, hlc)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(hotel_id, work_order_id, f, current[f], v, "cloud", now, cloud[f]) for f, v in changed.items()])
+
+
+def replace_row(db, hotel_id: str, data: dict) -> None:
+    """A property data row (kiosk.property.tables hands work orders here)."""
+    delete_rows(db, hotel_id, "work_order_id", [data["work_order_id"]])
+    insert_rows(db, hotel_id, [data])
+
+
+def delete_rows(db, hotel_id: str, column: str | None, values: list | None) -> None:
+    """Delete the hotel's work orders (all, or those whose id is in ``values``) with their history."""
+    if values is None:
+        db.execute("DELETE FROM work_order_history WHERE hotel_id = ?", [hotel_id])
+        db.execute("DELETE FROM work_orders WHERE hotel_id = ?", [hotel_id])
+        return
+    if column not in (None, "work_order_id"):
+        raise ValueError(f"work orders are deleted by work_order_id, not {column!r}")
+    for i in range(0, len(values), 500):
+        part = values[i:i + 500]
+        marks = ", ".join("?" * len(part))
+        db.execute(f"DELETE FROM work_order_history WHERE hotel_id = ? AND work_order_id IN ({marks})",
+                   [hotel_id, *part])
+        db.execute(f"DELETE FROM work_orders WHERE hotel_id = ? AND work_order_id IN ({marks})", [hotel_id, *part])
+
+
+def insert_rows(db, hotel_id: str, rows: list[dict]) -> int:
+    """Work orders of a property's data (an import or the demo seed), inside the loader's transaction."""
+    if not rows:
+        return 0
+    known = {r[1] for r in db.execute("PRAGMA table_info(work_orders)")} - {"hotel_id"}
+    cols = sorted({c for r in rows for c in r if c in known})
+    db.conn.executemany(f"INSERT INTO work_orders (hotel_id, {', '.join(cols)}) VALUES (?, {', '.join('?' * len(cols))})",
+                        [[hotel_id, *(r.get(c) for c in cols)] for r in rows])
+    return len(rows)
+
+
+def add_preventive(db, *, hotel_id: str, work_order_id: str, asset_id: str | None, room_number: str | None,
+                   description: str, now: float) -> None:
+    """A preventive work order a model scheduled (its caller queues it for the cloud, keyed by
+    the model's action), inside the caller's transaction."""
+    db.execute("INSERT INTO work_orders (hotel_id, work_order_id, asset_id, room_number, type, description,"
+               " status, opened_at, updated_at) VALUES (?, ?, ?, ?, 'preventive', ?, 'open', ?, ?)",
+               [hotel_id, work_order_id, asset_id, room_number, description, now, now])

@@ -21,10 +21,9 @@ import json
 import random
 from dataclasses import dataclass, field
 
-from kiosk import store, sync_status
+from kiosk import outbox, store, sync_status
 from kiosk.outbox import list_dead, resolve_dead  # noqa: F401  (here too: the agent's CLI uses them)
 
-from . import pull
 from .transport import TransportError
 
 _DUE_SQL = """
@@ -60,14 +59,7 @@ def batch_key(keys: list[str]) -> str:
 
 
 def get_state(db, key: str) -> str | None:
-    row = db.execute("SELECT value FROM sync_state WHERE key = ?", [key]).fetchone()
-    return row[0] if row else None
-
-
-def _set_state(db, **values) -> None:
-    db.conn.executemany("INSERT INTO sync_state(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE"
-                        " SET value = excluded.value", [(k, None if v is None else str(v))
-                                                         for k, v in values.items()])
+    return sync_status.get(db, key)
 
 
 class Pusher:
@@ -124,14 +116,9 @@ class Pusher:
                 retry.append((reason, done_at + max(wait, self.backoff(row["attempts"] + 1)), row["id"]))
                 report.retried += 1
         with store.transaction(self.db):
-            self.db.conn.executemany("UPDATE outbox SET state = 'delivered', delivered_at = ?,"
-                                     " attempts = attempts + 1, last_error = NULL WHERE id = ?", delivered)
-            self.db.conn.executemany("UPDATE outbox SET state = 'dead', attempts = attempts + 1,"
-                                     " last_error = ? WHERE id = ?", dead)
-            self.db.conn.executemany("UPDATE outbox SET attempts = attempts + 1, last_error = ?,"
-                                     " next_attempt_at = ? WHERE id = ?", retry)
+            outbox.record_results(self.db, delivered=delivered, dead=dead, retry=retry)
             for row, i, c in lost:  # the cloud resolved a conflict against this entry: record why
-                pull.record_conflict(self.db, row["hotel_id"], c, source="push", now=done_at,
+                sync_status.record_conflict(self.db, row["hotel_id"], c, source="push", now=done_at,
                                      key=f"cloud:{c['conflictId']}" if "conflictId" in c
                                      else f"{row['idempotency_key']}:{i}")
             report.conflicts += len(lost)
@@ -141,7 +128,7 @@ class Pusher:
                 sync_status.heard(self.db, done_at)  # only a successful exchange is "heard"
             elif refused:
                 sync_status.credential_refused(self.db, report.error, done_at)
-            _set_state(self.db, **state)
+            sync_status.put(self.db, state)
         return report
 
     def drain(self, *, max_batches: int | None = None, on_batch=None) -> PushReport:

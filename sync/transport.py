@@ -2,7 +2,7 @@
 
 ``push(device_id, entries, idempotency_key) -> list[result]`` returns one result
 per entry as docs/sync-protocol.md says, ``pull(hotel_id, after, limit) -> page``
-one page of the hotel's change log (:class:`CursorExpired` when the cursor fell off
+one page of the hotel's change log (:class:`kiosk.errors.CursorExpired` when the cursor fell off
 the cloud's retained log), ``snapshot(hotel_id, page, limit) -> page`` one page of
 the hotel's current state to re-sync from; or raises :class:`TransportError` for
 anything that leaves the batch's fate unknown (timeout, connection drop, 5xx,
@@ -14,6 +14,8 @@ every request (:mod:`sync.health`).
 from __future__ import annotations
 
 import requests
+
+from kiosk.errors import CursorExpired
 
 
 class TransportError(Exception):
@@ -49,10 +51,6 @@ def retry_after(value: str | None, most: float = 3600.0) -> float | None:
     if seconds is None or seconds != seconds or seconds < 0:
         return None
     return min(seconds, most)
-
-
-class CursorExpired(TransportError):
-    """The pull's cursor is older than the cloud's retained change log (410 CURSOR_EXPIRED)."""
 
 
 def _health_headers(health) -> dict[str, str]:
@@ -107,7 +105,7 @@ class HttpTransport:
         except requests.RequestException as e:
             raise TransportError(f"{type(e).__name__}: {e}"[:300]) from None
         if r.status_code == 410:
-            raise CursorExpired(f"HTTP 410: {r.text[:200]}", status=410)
+            raise CursorExpired(f"HTTP 410: {r.text[:200]}", {"status": 410})
         if r.status_code != 200:
             raise _status_error(r)
         try:
@@ -172,8 +170,6 @@ class InMemoryTransport:
             raise TransportError(f"HTTP 403: not for hotel {hotel_id}")
 
     def pull(self, hotel_id: str, after: int, limit: int) -> dict:
-        from kiosk.errors import CursorExpired as Expired
-
         from .cloud import changelog, retention
 
         self._hotel(hotel_id)
@@ -181,8 +177,8 @@ class InMemoryTransport:
         page = changelog.page(self.db, hotel_id, after, limit)
         try:
             retention.check_cursor(self.db, hotel_id, after)  # after the page, as the cloud's app does
-        except Expired as e:
-            raise CursorExpired(f"HTTP 410: {e.message}") from None
+        except CursorExpired as e:
+            raise CursorExpired(f"HTTP 410: {e.message}", e.details) from None
         return page | {"serverTime": self.clock.now()}
 
     def snapshot(self, hotel_id: str, page: str | None, limit: int) -> dict:

@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kiosk import store
-from sync import outbox, pull
+from kiosk import store, sync_status
+from sync import outbox
 
 NOW = 1_780_000_000.0  # the FakeClock's start: 2026-05-28T20:26:40Z
 H = 3600.0
@@ -161,9 +161,9 @@ def history(anon, issue, instance, clock):
     with store.transaction(db):
         for key, value in (("last_push_ok_at", NOW - 600), ("last_push_at", NOW - 60),
                            ("last_pull_at", NOW - 120), ("last_heard_at", NOW - 60)):
-            pull.set_state(db, key, value)
+            sync_status.put(db, {key: value})
         for i, (hotel, at) in enumerate((("demo", NOW - H), ("demo", NOW - 50 * H), ("harbor", NOW - H))):
-            pull.record_conflict(db, hotel, {"entityType": "work_order", "entityId": "WO-1", "field": "notes",
+            sync_status.record_conflict(db, hotel, {"entityType": "work_order", "entityId": "WO-1", "field": "notes",
                                              "rule": "field-lww", "outcome": "kept", "incoming": {}, "current": {}},
                                  source="pull", now=at, key=f"c{i}")
             db.execute("INSERT INTO security_events (hotel_id, kind, subject, details, detected_at)"
@@ -426,9 +426,13 @@ def test_session_detail_and_timeline(anon, staff_day):
     d = detail(anon, staff_day["admin"], staff_day["sid"])
     t0 = staff_day["t0"]
     assert d["success"] is True
-    assert d["session"] == {"sessionId": staff_day["sid"], "userId": "s-7", "role": "staff", "name": "Sam",
-                            "scanMethod": "camera", "createdAt": iso(t0), "expiresAt": iso(t0 + 3600),
-                            "endedAt": iso(t0 + 90), "endReason": "terminated_by_admin", "status": "ended"}
+    names = ("personName", "staffName", "guestName", "roomNumber")  # kiosk/names.py: Sam is not on the staff list
+    assert {k: d["session"][k] for k in names} == {"personName": "Sam", "staffName": None, "guestName": None,
+                                                   "roomNumber": None}
+    assert {k: v for k, v in d["session"].items() if k not in names} == {
+        "sessionId": staff_day["sid"], "userId": "s-7", "role": "staff", "name": "Sam",
+        "scanMethod": "camera", "createdAt": iso(t0), "expiresAt": iso(t0 + 3600),
+        "endedAt": iso(t0 + 90), "endReason": "terminated_by_admin", "status": "ended"}
     got = [(e["at"], e["kind"]) for e in d["timeline"]]
     assert got == [(iso(t0), "scan"), (iso(t0), "workflow.started"),
                    (iso(t0 + 10), "model.run"), (iso(t0 + 10), "model.actions"),
@@ -461,7 +465,8 @@ def test_session_detail_and_timeline(anon, staff_day):
     assert e["approval"]["details"]["decision"] == "approve" and e["approval"]["details"]["taskId"] == \
         staff_day["approval"]
     assert e["session.ended"]["details"] == {"reason": "terminated_by_admin", "by": "admin:a-1"}
-    assert all(set(x) == {"at", "kind", "summary", "details"} and x["summary"] for x in d["timeline"])
+    assert all(set(x) == {"at", "kind", "summary", "details", "textKey", "params"} and x["summary"]
+               for x in d["timeline"])
 
 
 def test_session_workflow_steps(anon, staff_day):

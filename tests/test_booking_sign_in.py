@@ -11,7 +11,7 @@ import jwt
 import pytest
 from click.testing import CliRunner
 from conftest import SCREEN
-from test_screens import browser, kiosk  # noqa: F401  (fixtures: Chromium, a served kiosk)
+from test_screens import kiosk  # noqa: F401  (fixture: a served kiosk; Chromium is conftest's)
 
 from kiosk import booking
 from kiosk.cli import main

@@ -17,8 +17,9 @@ from click.testing import CliRunner
 from harness import Cloud
 
 from kiosk.clock import FakeClock
-from sync.cloud import apply, devices, storage
 from sync.cloud import db as cloud_db
+from sync.cloud import devices, storage
+from sync.cloud import tickets as cloud_tickets
 from sync.cloud.app import create_app
 from sync.cloud.apply import apply_push
 from sync.cloud.cli import main as cli
@@ -306,7 +307,7 @@ def test_size_limits_deviceid_and_unknown_routes(push, client, creds):
 def test_a_crash_mid_push_applies_nothing(push, db, monkeypatch):
     def boom(*a):
         raise RuntimeError("disk on fire")
-    monkeypatch.setitem(apply.HANDLERS, "ticket.created", boom)
+    monkeypatch.setattr(cloud_tickets, "create", boom)
     entries = [wo_created("WO-1"), ticket("T-1")]
     r = push(entries, key="crash")
     assert r.status_code == 500 and r.get_json()["error"]["code"] == "INTERNAL_ERROR"

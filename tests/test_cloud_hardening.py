@@ -24,8 +24,7 @@ from test_queue import count
 from kiosk import store
 from kiosk.clock import FakeClock
 from sync import delivery, outbox
-from sync.cloud import apply, devices, quota, retention, storage
-from sync.cloud import db as cloud_db
+from sync.cloud import apply, devices, quota, retention, schema, storage
 from sync.cloud.app import create_app
 from sync.cloud.cli import main as cli
 from sync.transport import HttpTransport, TransportError
@@ -95,7 +94,7 @@ def test_the_upgrade_drops_remembered_refusals_of_foreign_hotels(data_dir, datab
     demo's key (and another refusal of an entry naming demo) answers demo's real entry after
     the upgrade; applied keys and a device's own refusals stay remembered."""
     st = storage.open_storage(data_dir, database)
-    monkeypatch.setattr(cloud_db, "MIGRATIONS", cloud_db.MIGRATIONS[:7])
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:7])
     st.prepare()
     d = st.connect()
     devices.add_device(d, "k1", ["demo"], clock.now())

@@ -271,22 +271,23 @@ def test_a_page_is_applied_with_its_cursor_or_not_at_all(cloud, sites, monkeypat
     s = sites[0]
     refdata.import_tables(cloud.db, HOTEL, {"rooms": [dict(ROOMS[0], room_number=str(100 + i))
                                                       for i in range(120)]}, cloud.clock.now())
-    real = pull._reference
+    from kiosk.property import tables
+    real = tables.upsert
     calls = {"n": 0}
 
-    def crash_on_the_70th(db, hotel, ch):
+    def crash_on_the_70th(db, hotel, table, data):
         calls["n"] += 1
         if calls["n"] == 70:
             raise RuntimeError("power cut")
-        real(db, hotel, ch)
+        real(db, hotel, table, data)
 
-    monkeypatch.setattr(pull, "_reference", crash_on_the_70th)
+    monkeypatch.setattr(tables, "upsert", crash_on_the_70th)
     with pytest.raises(RuntimeError):
         s.puller.pull()
     # page 1 (50 rows) committed with its cursor; page 2 rolled back, rows and cursor
     assert s.db.execute("SELECT count(*) FROM rooms").fetchone()[0] == 50
-    assert int(pull.get_state(s.db, pull.cursor_key(HOTEL))) == 50
-    monkeypatch.setattr(pull, "_reference", real)
+    assert pull.cursor(s.db, HOTEL) == 50
+    monkeypatch.setattr(tables, "upsert", real)
     s.reopen()
     s.puller.pull()
     assert s.db.execute("SELECT count(*) FROM rooms").fetchone()[0] == 120

@@ -505,9 +505,9 @@ def test_real_responses_match_the_documented_schemas(check, issue, instance, clo
     assert dead["count"] == 1
     check("put", "/api/admin?endpoint=outbox", 200, headers=a, json={"id": dead["dead"][0]["id"], "action": "retry"})
 
-    from sync import pull
+    from kiosk import sync_status
     with store.transaction(db):
-        pull.record_conflict(db, "demo", {"entityType": "work_order", "entityId": "WO-1", "field": "notes",
+        sync_status.record_conflict(db, "demo", {"entityType": "work_order", "entityId": "WO-1", "field": "notes",
                                           "rule": "field-lww", "outcome": "kept the value with the later stamp",
                                           "incoming": {"value": "a", "hlc": "1-00000-k1"},
                                           "current": {"value": "b", "hlc": "2-00000-k2"}},
@@ -519,10 +519,10 @@ def test_real_responses_match_the_documented_schemas(check, issue, instance, clo
     assert check("get", "/api/admin?endpoint=sync", 200, headers=a)["stale"] is True  # never heard from a cloud
     check("post", "/api/admin?endpoint=sync", 405, code="METHOD_NOT_ALLOWED", headers=a, json={})
     with store.transaction(db):
-        pull.set_state(db, "trust_newest_at", clock.now() + 7200)  # a key from 2 h "in the future"
+        sync_status.put(db, {"trust_newest_at": clock.now() + 7200})  # a key from 2 h "in the future"
     check("post", "/api/qr/scan", 503, code="CLOCK_NOT_TRUSTED", json={"qrToken": issue("guest"), "hotelId": "demo"})
     with store.transaction(db):
-        pull.set_state(db, "trust_newest_at", None)
+        sync_status.put(db, {"trust_newest_at": None})
 
     # analytics, a staff session's timeline, exports
     check("get", "/api/admin?endpoint=analytics", 200, headers=a)
@@ -537,6 +537,31 @@ def test_real_responses_match_the_documented_schemas(check, issue, instance, clo
     check("post", "/api/admin?endpoint=export", 400, code="VALIDATION_ERROR", headers=a, json={"format": "xls"})
     check("delete", "/api/admin?endpoint=sessions", 200, headers=a, json={"sessionId": guest["sessionId"]})
     check("get", "/api/session", 401, code="SESSION_EXPIRED", headers=g)
+
+    # the admin API's routes (the `?endpoint=` form above is their compatibility form)
+    made = check("post", "/api/admin/tokens", 201, headers=a, json={"role": "staff", "expiresIn": "1d"})
+    check("get", "/api/admin/tokens?status=active&limit=50", 200, headers=a)
+    revoke = "/api/admin/tokens/{jti}/revoke"
+    check("post", f"/api/admin/tokens/{made['jti']}/revoke", 200, headers=a, path=revoke)
+    check("post", "/api/admin/tokens/nope/revoke", 404, code="NOT_FOUND", headers=a, path=revoke)
+    one = "/api/admin/sessions/{session_id}"
+    other = check("post", "/api/qr/scan", 200, json={"qrToken": issue("guest"), "hotelId": "demo"})["sessionId"]
+    check("get", "/api/admin/sessions?status=active&limit=10", 200, headers=a)
+    check("get", f"/api/admin/sessions/{other}", 200, headers=a, path=one)
+    check("delete", f"/api/admin/sessions/{other}", 200, headers=a, path=one)
+    check("get", "/api/admin/sessions/nope", 404, code="NOT_FOUND", headers=a, path=one)
+    check("get", "/api/admin/analytics?period=week", 200, headers=a)
+    check("get", "/api/admin/export?format=csv&kinds=audit", 200, headers=a)
+    check("post", "/api/admin/export", 200, headers=a, json={"format": "json", "kinds": ["sessions"]})
+    db.execute("UPDATE outbox SET state = 'dead', last_error = 'rejected: test'"
+               " WHERE id IN (SELECT id FROM outbox ORDER BY id DESC LIMIT 2)")
+    dead = check("get", "/api/admin/outbox?limit=10", 200, headers=a)["dead"]
+    check("post", f"/api/admin/outbox/{dead[0]['id']}/retry", 200, headers=a, path="/api/admin/outbox/{entry_id}/retry")
+    check("post", f"/api/admin/outbox/{dead[1]['id']}/drop", 200, headers=a, path="/api/admin/outbox/{entry_id}/drop")
+    assert check("get", "/api/admin/conflicts", 200, headers=a)["count"] == 1
+    assert check("get", "/api/admin/security", 200, headers=a)["count"] == 1
+    check("get", "/api/admin/sync", 200, headers=a)
+    check("get", "/api/admin/tokens", 403, code="FORBIDDEN", headers=s)
 
     # errors of the admin API
     check("get", "/api/admin?endpoint=tokens", 403, code="FORBIDDEN", headers=s)

@@ -374,7 +374,6 @@ def test_speech_becomes_the_guests_ticket(client, login, instance, clock, hotel,
 # --- sync and the demo seed ---------------------------------------------------------------------
 
 def test_ticket_updates_sync_last_writer_wins_in_the_cloud_and_on_pull(tmp_path, instance, clock):
-    from sync import pull
     from sync.cloud import db as cloud_db
     from sync.cloud import devices
     from sync.cloud.apply import apply_push
@@ -405,13 +404,11 @@ def test_ticket_updates_sync_last_writer_wins_in_the_cloud_and_on_pull(tmp_path,
     tickets.change(db, "demo", tid, status="accepted", assignee="s-ana", by="s-ana", now=clock.now(), node=NODE)
     local = tickets.get(db, "demo", tid)["status_hlc"]
     with store.transaction(db):
-        pull._ticket(db, "demo", {"entityId": tid, "hlc": t0, "data": {**created, "status": "received"}},
-                     clock.now())
+        tickets.apply_remote(db, "demo", tid, {**created, "status": "received"}, t0, clock.now())
     assert tickets.get(db, "demo", tid)["status"] == "accepted"
     newer = local[:-len("kiosk-test")] + "zz"
     with store.transaction(db):
-        pull._ticket(db, "demo", {"entityId": tid, "hlc": newer, "data": {**created, "status": "done",
-                                                                           "assignee": "s-bo"}}, clock.now())
+        tickets.apply_remote(db, "demo", tid, {**created, "status": "done", "assignee": "s-bo"}, newer, clock.now())
     row = tickets.get(db, "demo", tid)
     assert (row["status"], row["assignee"]) == ("done", "s-bo")
 

@@ -87,7 +87,7 @@ def test_a_kiosk_offline_past_the_retention_resyncs_and_keeps_its_outbox(cloud, 
     for s in sites:
         assert s.work_orders() == cloud.work_orders() and s.tickets() == cloud.tickets()
     assert cloud.work_orders()["WO-1"]["notes"] == "k0: offline note"
-    assert int(pull.get_state(k0.db, pull.cursor_key(HOTEL))) == \
+    assert pull.cursor(k0.db, HOTEL) == \
         cloud.db.execute("SELECT max(seq) FROM changes WHERE hotel_id = ?", [HOTEL]).fetchone()[0]
 
 

@@ -87,12 +87,13 @@ def test_a_reply_reaches_the_guests_screen_with_one_outbox_row(client, login, in
     assert not schema_errors(SPEC, schema("QueueActionResult"), body), schema_errors(
         SPEC, schema("QueueActionResult"), body)
     assert body["syncStatus"] == "queued" and body["item"]["reply"]["byName"] == "Ana Weber"
-    assert body["item"]["status"] == "received"  # a reply is not a lifecycle step: Done stays a tap away
+    assert body["item"]["status"] == "done"  # the answer settles the question (tests/test_front_desk_screens.py)
     rows = outbox_rows(instance, tid)
-    assert len(rows) == before + 1
-    kind, payload = rows[-1]
+    assert len(rows) == before + 2  # the reply, and the status step (the cloud takes them one by one)
+    kind, payload = rows[-2]
     assert kind == "ticket.updated" and payload["changes"] == {
         "reply": {"old": None, "new": "Yes — dogs are welcome, 15 EUR a night."}} and payload["by"] == "s-ana"
+    assert rows[-1][1]["changes"] == {"status": {"old": "received", "new": "done"}}
     assert body["outboxKey"]
 
     listed = client.get("/api/guest/requests", headers=ada).get_json()
@@ -108,12 +109,12 @@ def test_a_reply_reaches_the_guests_screen_with_one_outbox_row(client, login, in
     # the same words again change nothing; new words are a second row
     again = client.post(f"/api/staff/tasks/ticket/{tid}", headers=staff,
                         json={"action": "reply", "text": "Yes — dogs are welcome, 15 EUR a night."}).get_json()
-    assert again["syncStatus"] == "unchanged" and len(outbox_rows(instance, tid)) == before + 1
+    assert again["syncStatus"] == "unchanged" and len(outbox_rows(instance, tid)) == before + 2
     client.post(f"/api/staff/tasks/ticket/{tid}", headers=staff, json={"action": "reply",
                                                                            "text": "Ja, Hunde sind im Zimmer willkommen."})
     reply = client.get("/api/guest/requests", headers=ada).get_json()["requests"][0]["reply"]
     assert (reply["text"], reply["language"]) == ("Ja, Hunde sind im Zimmer willkommen.", "de")  # shown as typed, its language marked
-    assert len(outbox_rows(instance, tid)) == before + 2
+    assert len(outbox_rows(instance, tid)) == before + 3  # a done request: words only
 
 
 @pytest.mark.parametrize("body", [
@@ -145,7 +146,6 @@ def test_a_reply_is_only_for_a_guests_request(client, login, instance, clock, ho
 
 
 def test_a_reply_syncs_to_the_cloud_and_to_another_kiosk(tmp_path, client, login, instance, clock, hotel):
-    from sync import pull
     from sync.cloud import db as cloud_db
     from sync.cloud import devices
     from sync.cloud.apply import apply_push
@@ -160,22 +160,22 @@ def test_a_reply_syncs_to_the_cloud_and_to_another_kiosk(tmp_path, client, login
                 "payload": json.loads(r["payload"])}
                for r in instance.db().query("SELECT * FROM outbox WHERE entity_id = ? ORDER BY id", [tid])]
     res = apply_push(cloud, devices.Device("k1", ("demo",)), entries, clock.now())
-    assert [r["status"] for r in res] == ["applied"] * 3, res
+    assert [r["status"] for r in res] == ["applied"] * 4, res  # created, accepted, the reply, done
     row = cloud.execute("SELECT status, reply, reply_by FROM tickets WHERE ticket_id = ?", [tid]).fetchone()
-    assert tuple(row) == ("accepted", "Yes, gladly.", "s-ana")  # the reply did not undo the status
+    assert tuple(row) == ("done", "Yes, gladly.", "s-ana")  # the reply answered it
     # what another kiosk pulls: the ticket's latest snapshot, with the reply
     snap = json.loads(cloud.execute("SELECT data FROM changes WHERE entity_id = ? ORDER BY rowid DESC LIMIT 1",
                                     [tid]).fetchone()[0])
-    assert snap["reply"] == "Yes, gladly." and snap["status"] == "accepted"
+    assert snap["reply"] == "Yes, gladly." and snap["status"] == "done"
     db = instance.db()
     db.execute("DELETE FROM item_history WHERE item_id = ? AND field = 'reply'", [tid])  # as if made elsewhere
     stamp = snap["replyHlc"]
     with store.transaction(db):
-        pull._ticket(db, "demo", {"entityId": tid, "hlc": stamp, "data": snap | {"status": "received"}}, clock.now())
-    assert tickets.get(db, "demo", tid)["status"] == "accepted"  # a reply's snapshot is not a status step
+        tickets.apply_remote(db, "demo", tid, snap | {"status": "received"}, stamp, clock.now())
+    assert tickets.get(db, "demo", tid)["status"] == "done"  # a reply's (older) snapshot is not a status step
     assert client.get("/api/guest/requests", headers=ada).get_json()["requests"][0]["reply"]["text"] == "Yes, gladly."
     with store.transaction(db):  # the same again: nothing new
-        pull._ticket(db, "demo", {"entityId": tid, "hlc": stamp, "data": snap}, clock.now())
+        tickets.apply_remote(db, "demo", tid, snap, stamp, clock.now())
     assert db.execute("SELECT count(*) FROM item_history WHERE item_id = ? AND field = 'reply'",
                       [tid]).fetchone()[0] == 1
 
@@ -361,9 +361,9 @@ def test_in_the_browser_staff_reply_and_make_a_work_order_and_the_guest_sees_the
         dog.get_by_label("Answer for Ada Lovelace").fill(answer)
         dog.get_by_role("button", name="Send answer").click()
         wait_text(staff, "#message", "Answer sent to the guest")
-        staff.wait_for_function("""() => [...document.querySelectorAll('#queue li.item')].some(li =>
-            li.textContent.includes('Can I bring my dog') && li.textContent.includes('Answered by Grace Hopper'))""",
-                                timeout=WAIT_MS)
+        # the answer settled the question: done, so its card leaves the queue
+        staff.wait_for_function("""() => ![...document.querySelectorAll('#queue li.item')].some(li =>
+            li.textContent.includes('Can I bring my dog'))""", timeout=WAIT_MS)
         shower.get_by_role("button", name="Make a work order").click()
         wait_text(staff, "#message", "Work order made")
         staff.wait_for_function("""() => [...document.querySelectorAll('#queue li.item')].some(li =>

@@ -46,6 +46,61 @@ def test_transaction_rolls_back_everything_on_error(db):
     assert db.execute("SELECT count(*) FROM hlc_state").fetchone()[0] == 0
 
 
+def _enqueue(db, entity_id):
+    outbox.enqueue(db, hotel_id="demo", kind="k", entity_type="e", entity_id=entity_id, payload={}, node="n",
+                   now=1.0)
+
+
+def _ids(db):
+    return sorted(r[0] for r in db.execute("SELECT entity_id FROM outbox"))
+
+
+def test_a_transaction_inside_another_joins_it():
+    """An inner block is a savepoint of the outer one: nothing it wrote is visible to another
+    connection before the outermost block commits, and then all of it is."""
+    import tempfile
+    from pathlib import Path
+
+    path = Path(tempfile.mkdtemp()) / "k.db"
+    db, other = store.connect(path), store.connect(path)
+    with store.transaction(db):
+        _enqueue(db, "outer")
+        with store.transaction(db):
+            _enqueue(db, "inner")
+            with store.transaction(db):
+                _enqueue(db, "innermost")
+        assert _ids(other) == []  # not committed yet
+        assert db.conn.in_transaction
+    assert _ids(other) == ["inner", "innermost", "outer"]
+    assert not db.conn.in_transaction
+
+
+def test_an_inner_failure_rolls_back_only_the_inner_block_if_caught(db):
+    with store.transaction(db):
+        _enqueue(db, "kept")
+        with pytest.raises(RuntimeError):
+            with store.transaction(db):
+                _enqueue(db, "undone")
+                raise RuntimeError("boom")
+        _enqueue(db, "after")
+    assert _ids(db) == ["after", "kept"]
+
+
+def test_an_inner_failure_not_caught_rolls_back_everything(db):
+    with pytest.raises(RuntimeError):
+        with store.transaction(db):
+            _enqueue(db, "outer")
+            with store.transaction(db):
+                _enqueue(db, "inner")
+                raise RuntimeError("boom")
+    assert _ids(db) == []
+    assert not db.conn.in_transaction
+    with store.transaction(db):  # and the connection is usable again, savepoint names and all
+        with store.transaction(db):
+            _enqueue(db, "again")
+    assert _ids(db) == ["again"]
+
+
 def test_foreign_keys_enforced(db):
     with pytest.raises(sqlite3.IntegrityError):
         with store.transaction(db):

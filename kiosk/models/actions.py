@@ -27,7 +27,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 
-from .. import audit, outbox, store
+from .. import audit, outbox, queue, store, workorders
 from ..clock import local_date
 from .base import Action
 
@@ -71,7 +71,7 @@ def _task(db, hotel_id: str, p: dict, *, source: str, now: float, node: str, typ
            "required_skill": p.get("requiredSkill"), "created_at": _iso(now), "due_at": p.get("dueAt"),
            "status": "open", "assignee": p.get("assignee"), "description": str(p.get("description", ""))[:2000],
            "source": source}
-    db.execute(f"INSERT INTO tasks ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+    queue.add_task(db, row)
     outbox.enqueue(db, hotel_id=hotel_id, kind="task.created", entity_type="task", entity_id=row["task_id"],
                    payload={k: v for k, v in row.items() if k != "hotel_id"}, node=node, now=now,
                    idempotency_key=key)
@@ -116,8 +116,7 @@ def _do(db, hotel_id: str, type_: str, p: dict, *, key: str, model_id: str, now:
         return {"type": "UPDATE_PMS", "status": "awaiting_approval", "approvalTaskId": t["taskId"]}
     if type_ == "UPDATE_PMS":
         if p.get("entity") == "task" and "assignee" in p.get("changes", {}):  # local first
-            db.execute("UPDATE tasks SET assignee = ?, status = 'assigned' WHERE hotel_id = ? AND task_id = ?",
-                       [p["changes"]["assignee"], hotel_id, str(p.get("id"))])
+            queue.set_task(db, hotel_id, str(p.get("id")), status="assigned", assignee=p["changes"]["assignee"])
         q = outbox.enqueue(db, hotel_id=hotel_id, kind="pms.update", entity_type="pms",
                            entity_id=f"{p.get('entity', 'pms')}:{p.get('id', '?')}", payload=p, node=node, now=now,
                            idempotency_key=key)
@@ -130,10 +129,9 @@ def _do(db, hotel_id: str, type_: str, p: dict, *, key: str, model_id: str, now:
                 "content": p.get("text"), "templateId": p.get("templateId")}
     if type_ == "SCHEDULE_MAINTENANCE":
         wo_id = "PM-" + key[4:14]
-        db.execute("INSERT INTO work_orders (hotel_id, work_order_id, asset_id, room_number, type, description,"
-                   " status, opened_at, updated_at) VALUES (?, ?, ?, ?, 'preventive', ?, 'open', ?, ?)",
-                   [hotel_id, wo_id, p.get("assetId"), p.get("roomNumber"),
-                    str(p.get("description", "preventive maintenance"))[:2000], now, now])
+        workorders.add_preventive(db, hotel_id=hotel_id, work_order_id=wo_id, asset_id=p.get("assetId"),
+                                  room_number=p.get("roomNumber"),
+                                  description=str(p.get("description", "preventive maintenance"))[:2000], now=now)
         outbox.enqueue(db, hotel_id=hotel_id, kind="work_order.created", entity_type="work_order",
                        entity_id=wo_id, node=node, now=now, idempotency_key=key,
                        payload={"workOrderId": wo_id, "assetId": p.get("assetId"),
@@ -167,8 +165,8 @@ def decide(db, hotel_id: str, task_id: str, decision: str, *, by: str, now: floa
                                entity_id=f"{payload.get('entity', 'pms')}:{payload.get('id', '?')}", payload=payload,
                                node=node, now=now, idempotency_key=key)
             result["outboxKey"] = q.idempotency_key
-        db.execute("UPDATE tasks SET status = ?, assignee = coalesce(assignee, ?) WHERE hotel_id = ? AND task_id = ?",
-                   ["done" if decision == "approve" else "cancelled", by, hotel_id, task_id])
+        queue.set_task(db, hotel_id, task_id, status="done" if decision == "approve" else "cancelled", assignee=by,
+                       keep_assignee=True)
         audit.record(db, hotel_id=hotel_id, event=f"approval.{decision}", outcome="success", at=now, actor=by,
                      details={"taskId": task_id, "entity": proposal.get("entity"), "id": proposal.get("id")})
     return result

@@ -8,8 +8,8 @@ languages fall back to English.  A question is answered in the language it was a
 (:func:`detect_language`: common words and letters of English, German and French; the
 guest's profile language when the question gives no sign — a German guest who types in
 English gets the English answer).  It is answered by retrieval: TF-IDF vectors of the
-hotel's FAQ (question + answer, in the question's language if there are entries in it)
-against the question, cosine similarity as the confidence; below ``HANDOVER`` the guest
+hotel's FAQ (question + answer; per entry the one in the question's language, else the
+English one: ``fallback`` and ``answerLanguage`` say so) against the question, cosine similarity as the confidence; below ``HANDOVER`` the guest
 is told staff will answer, and a CREATE_TASK hands the question over (once per guest and
 question a day).  The message for the moment is sent once per reservation and moment.
 """
@@ -28,6 +28,8 @@ from ..validation import parse
 from .base import Action, Context, ModelSpec, Result, own_confirmation
 
 HANDOVER = 0.3
+#: the language of the hotel's own texts (the FAQ's ``language`` default)
+DEFAULT_LANGUAGE = "en"
 TEMPLATES = {
     "en": {"pre_arrival": "Dear {name}, we look forward to welcoming you on {arrival}.",
            "arrival": "Welcome, {name}! Your room {room} is {ready}. Enjoy your {nights}-night stay.",
@@ -108,6 +110,16 @@ def tokens(text: str) -> list[str]:
     return out
 
 
+def in_language(faq: list[dict], lang: str) -> list[dict]:
+    """One entry per question of the FAQ: the one in ``lang``; where the hotel wrote none in
+    it, the default language's (else any), which the answer then marks as a fallback."""
+    rank = {lang: 0, DEFAULT_LANGUAGE: 1}
+    best: dict[str, dict] = {}
+    for f in sorted(faq, key=lambda f: (rank.get(f.get("language") or DEFAULT_LANGUAGE, 2), f.get("language") or "")):
+        best.setdefault(f["faq_id"], f)
+    return sorted(best.values(), key=lambda f: f["faq_id"])
+
+
 def answer(faq: list[dict], question: str) -> tuple[dict | None, float]:
     """The best FAQ entry for ``question`` by TF-IDF cosine, and the similarity."""
     docs = [Counter(tokens(f"{f['question']} {f['question']} {f['answer']}")) for f in faq]
@@ -162,12 +174,13 @@ def run(ctx: Context, payload: dict) -> Result:
         asked = asked if asked in TEMPLATES else "en"
         outputs["questionLanguage"] = asked
         ta = TEMPLATES[asked]
-        faq = list(ctx.db.query("SELECT * FROM faq WHERE hotel_id = ? AND language = ?", [ctx.hotel_id, asked])) or \
-            list(ctx.db.query("SELECT * FROM faq WHERE hotel_id = ?", [ctx.hotel_id]))
+        faq = in_language(list(ctx.db.query("SELECT * FROM faq WHERE hotel_id = ?", [ctx.hotel_id])), asked)
         best, score = answer(faq, p.question)
         confidence = round(score, 3)
         if best is not None and score >= HANDOVER:
-            outputs |= {"answer": best["answer"], "faqId": best["faq_id"], "handover": False}
+            said = best.get("language") or DEFAULT_LANGUAGE
+            outputs |= {"answer": best["answer"], "faqId": best["faq_id"], "handover": False,
+                        "answerLanguage": said, "fallback": said != asked}
         else:
             outputs |= {"answer": ta["handover"], "handover": True}
             question = " ".join(p.question.lower().split())

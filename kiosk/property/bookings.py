@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .. import store
 from ..errors import ValidationError
+from . import tables as property_tables
 
 MONTHS = {m: i for i, m in enumerate(["January", "February", "March", "April", "May", "June", "July", "August",
                                       "September", "October", "November", "December"], start=1)}
@@ -65,13 +66,11 @@ def rows(path: str | Path, hotel_name: str):
 def import_bookings(db, path, hotel_id: str, hotel_name: str, progress=None, batch: int = 5000) -> int:
     """Replace the hotel's HB-* reservations with the dataset's rows for ``hotel_name``; one transaction."""
     data = list(rows(path, hotel_name))
-    cols = list(data[0]) + ["hotel_id"] if data else []
     with store.transaction(db):
-        db.execute("DELETE FROM reservations WHERE hotel_id = ? AND confirmation LIKE 'HB-%'", [hotel_id])
+        property_tables.clear(db, hotel_id, "reservations", column="confirmation", prefix="HB-")
         for i in range(0, len(data), batch):
             chunk = data[i:i + batch]
-            db.conn.executemany(f"INSERT INTO reservations ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                                [[r[c] for c in cols[:-1]] + [hotel_id] for r in chunk])
+            property_tables.insert_many(db, hotel_id, "reservations", chunk)
             if progress:
                 progress(len(chunk))
     return len(data)

@@ -3,7 +3,7 @@
 120 rooms on 4 floors (King, Twin, Suite), 90 days of history and 60 days on the books
 around "today" (the instance clock), folios with room, tax, food and minibar charges
 and payments, staff with skills and shifts, open tasks, assets with a failure history,
-offers with an acceptance history, and an FAQ in English and German.  The same seed
+offers (in English and German) with an acceptance history, and an FAQ in English and German.  The same seed
 and date give the same property.  Planted for the night audit of yesterday, so the
 staff screen has something to show: one duplicate food charge, one missing room
 charge and one checked-out folio with an open balance (their confirmations are in
@@ -20,7 +20,8 @@ import json
 import random
 from datetime import date, datetime, timedelta
 
-from .. import store
+from .. import store, sync_status
+from . import tables as property_tables
 
 FIRST = ["Ada", "Grace", "Karl", "Marie", "Jonas", "Lea", "Noah", "Emma", "Luca", "Sofia", "Omar", "Yuki", "Ines",
          "Pablo", "Nora", "Finn", "Mila", "Arjun", "Chloe", "Tariq", "Amélie", "Björn", "Camila", "Dmitri", "Elif",
@@ -163,13 +164,22 @@ def seed(db, hotel_id: str, today: date, *, seed_value: int = 7) -> dict:
                             "updated_at": t.timestamp()})
     offers = [
         {"hotel_id": hotel_id, "offer_id": "UPG-SUITE", "name": "Upgrade to a suite", "type": "upgrade", "price": 90,
-         "margin": 75, "room_type_from": "KING", "room_type_to": "SUITE", "inventory": 4},
+         "margin": 75, "room_type_from": "KING", "room_type_to": "SUITE", "inventory": 4,
+         "description": "A separate living room and a view of the harbour, per night.",
+         "name_de": "Upgrade auf eine Suite",
+         "description_de": "Mit eigenem Wohnzimmer und Blick auf den Hafen, pro Nacht."},
         {"hotel_id": hotel_id, "offer_id": "BREAKFAST", "name": "Breakfast buffet", "type": "addon", "price": 22,
-         "margin": 14, "room_type_from": None, "room_type_to": None, "inventory": None},
+         "margin": 14, "room_type_from": None, "room_type_to": None, "inventory": None,
+         "description": "6:30 to 10:30 in the Lighthouse restaurant.", "name_de": "Frühstücksbuffet",
+         "description_de": "Von 6:30 bis 10:30 Uhr im Restaurant Lighthouse."},
         {"hotel_id": hotel_id, "offer_id": "LATE-CO", "name": "Late checkout until 14:00", "type": "addon", "price": 25,
-         "margin": 23, "room_type_from": None, "room_type_to": None, "inventory": 15},
+         "margin": 23, "room_type_from": None, "room_type_to": None, "inventory": 15,
+         "description": "Keep your room until 14:00 on the day you leave.", "name_de": "Später Check-out bis 14:00 Uhr",
+         "description_de": "Behalten Sie Ihr Zimmer am Abreisetag bis 14:00 Uhr."},
         {"hotel_id": hotel_id, "offer_id": "SPA", "name": "Spa afternoon", "type": "addon", "price": 60, "margin": 30,
-         "room_type_from": None, "room_type_to": None, "inventory": 6}]
+         "room_type_from": None, "room_type_to": None, "inventory": 6,
+         "description": "Sauna, pool and a 30-minute massage.", "name_de": "Nachmittag im Spa",
+         "description_de": "Sauna, Pool und eine Massage von 30 Minuten."}]
     rates = {"UPG-SUITE": 0.08, "BREAKFAST": 0.45, "LATE-CO": 0.2, "SPA": 0.1}
     for r in res[:800]:
         for o in rng.sample(list(rates), 2):
@@ -182,34 +192,26 @@ def seed(db, hotel_id: str, today: date, *, seed_value: int = 7) -> dict:
         ("checkout", "en", "What time is checkout?", "Checkout is until 11:00; ask us for a late checkout."),
         ("parking", "en", "Where can I park my car?", "In the garage under the hotel, 18 EUR per night."),
         ("wifi", "de", "Wie lautet das WLAN-Passwort?", "Netz 'Harbor-Guest'; das Passwort steht auf der Kartenhülle."),
-        ("breakfast", "de", "Wann gibt es Frühstück?", "Von 6:30 bis 10:30 Uhr im Restaurant Lighthouse."))]
+        ("breakfast", "de", "Wann gibt es Frühstück?", "Von 6:30 bis 10:30 Uhr im Restaurant Lighthouse."),
+        ("checkout", "de", "Wann ist der Check-out?", "Check-out ist bis 11:00 Uhr; fragen Sie uns nach einem späten"
+                                                     " Check-out."),
+        ("parking", "de", "Wo kann ich mein Auto parken?", "In der Garage unter dem Hotel, 18 EUR pro Nacht."))]
     tables = {"rooms": rooms, "reservations": res, "charges": charges, "staff": staff, "tasks": tasks,
               "assets": assets, "work_orders": wos, "offers": offers, "offer_history": hist, "faq": faq}
     state_key = f"demo_seed:{hotel_id}"
     with store.transaction(db):
-        row = db.execute("SELECT value FROM sync_state WHERE key = ?", [state_key]).fetchone()
-        before = json.loads(row[0]) if row and row[0] else {}
+        saved = sync_status.get(db, state_key)
+        before = json.loads(saved) if saved else {}
         for table, rows in tables.items():
             if table in OWN_ROWS:  # only what a seed made: local work orders, tasks and approvals stay
                 column = OWN_ROWS[table]
-                ids = sorted(set(before.get(table, [])) | {r[column] for r in rows})
-                for i in range(0, len(ids), 500):
-                    part = ids[i:i + 500]
-                    marks = ", ".join("?" * len(part))
-                    if table == "work_orders":
-                        db.execute(f"DELETE FROM work_order_history WHERE hotel_id = ? AND work_order_id IN ({marks})",
-                                   [hotel_id, *part])
-                    db.execute(f"DELETE FROM {table} WHERE hotel_id = ? AND {column} IN ({marks})", [hotel_id, *part])
+                property_tables.clear(db, hotel_id, table, column=column,
+                                      values=sorted(set(before.get(table, [])) | {r[column] for r in rows}))
             else:
-                db.execute(f"DELETE FROM {table} WHERE hotel_id = ?", [hotel_id])
-            if not rows:
-                continue
-            cols = sorted({c for r in rows for c in r})
-            db.conn.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                                [[r.get(c) for c in cols] for r in rows])
+                property_tables.clear(db, hotel_id, table)
+            property_tables.insert_many(db, hotel_id, table, rows)
         made = json.dumps({t: sorted(r[c] for r in tables[t]) for t, c in OWN_ROWS.items()})
-        db.execute("INSERT INTO sync_state (key, value) VALUES (?, ?)"
-                   " ON CONFLICT(key) DO UPDATE SET value = excluded.value", [state_key, made])
+        sync_status.put(db, {state_key: made})
     guest = next(r["confirmation"] for r in res if r["status"] == "InHouse")
     return {"hotelId": hotel_id, "today": today.isoformat(), **{t: len(r) for t, r in tables.items()},
             "planted": planted, "guestConfirmation": guest, "staffId": "s01"}

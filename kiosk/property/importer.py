@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import store
 from ..errors import ValidationError
+from . import tables as property_tables
 
 ROOM_STATUSES = ("Dirty", "Pickup", "Clean", "Inspected", "OutOfOrder", "OutOfService")
 RES_STATUSES = ("Confirmed", "InHouse", "CheckedOut", "Canceled", "NoShow")
@@ -76,10 +77,11 @@ class Col:
     parse: Callable[[str], Any] = _text
     required: bool = False
     to: str | None = None  # the table column, when it differs
+    default: Any = None  # an empty cell's value, when it is not NULL (or the table's default)
 
 
-def C(name, parse=_text, required=False, to=None):  # noqa: N802 - reads like a table below
-    return Col(name, parse, required, to)
+def C(name, parse=_text, required=False, to=None, default=None):  # noqa: N802 - reads like a table below
+    return Col(name, parse, required, to, default)
 
 
 #: file stem -> (table, key columns, columns)
@@ -116,12 +118,12 @@ SPECS: dict[str, tuple[str, tuple[str, ...], tuple[Col, ...]]] = {
     "offers": ("offers", ("offer_id",), (
         C("offer_id", required=True), C("name", required=True), C("type", _enum("upgrade", "addon"), True),
         C("price", _float, True), C("margin", _float, True), C("room_type_from"), C("room_type_to"),
-        C("inventory", _int))),
+        C("inventory", _int), C("description"), C("name_de"), C("description_de"))),
     "offer_history": ("offer_history", (), (
         C("confirmation", required=True), C("offer_id", required=True), C("shown_at", _ts, True),
         C("accepted", _bool01, True))),
     "faq": ("faq", ("faq_id", "language"), (
-        C("faq_id", required=True), C("language"), C("question", required=True), C("answer", required=True))),
+        C("faq_id", required=True), C("language", default="en"), C("question", required=True), C("answer", required=True))),
 }
 
 
@@ -155,6 +157,8 @@ def parse_file(path: Path) -> list[dict]:
                 if not value:
                     if c.required:
                         raise _bad(path.name, line, c.name, "required")
+                    if c.default is not None:  # e.g. the FAQ's language, part of its key
+                        row[c.to or c.name] = c.default
                     continue
                 try:
                     row[c.to or c.name] = c.parse(value)
@@ -194,18 +198,14 @@ def import_dir(db, folder: str | Path, hotel_id: str, progress=None) -> dict[str
         for stem, rows in data.items():
             table = SPECS[stem][0]
             if table == "work_orders":
-                db.execute("DELETE FROM work_order_history WHERE hotel_id = ?", [hotel_id])
                 for r in rows:
                     r["opened_at"], r["closed_at"] = _epoch(r["opened_at"]), _epoch(r.get("closed_at"))
                     r.setdefault("type", "failure")
                     r["updated_at"] = r["opened_at"]
-            db.execute(f"DELETE FROM {table} WHERE hotel_id = ?", [hotel_id])
-            for r in rows:
-                r["hotel_id"] = hotel_id
-                names = list(r)
-                db.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-                           [r[n] for n in names])
+            property_tables.clear(db, hotel_id, table)
+            for i in range(0, len(rows), 500):
+                property_tables.insert_many(db, hotel_id, table, rows[i:i + 500])
                 if progress:
-                    progress(1)
+                    progress(len(rows[i:i + 500]))
             counts[stem] = len(rows)
     return counts

@@ -1,6 +1,22 @@
-"""GET|POST|PUT|DELETE /api/admin?endpoint=tokens|sessions|analytics|export|outbox|conflicts|security|sync
-— admin only, own hotel only.  A thin layer: the work is in kiosk.tokens, kiosk.sessions,
-kiosk.timeline, kiosk.analytics, kiosk.export and sync.*."""
+"""The admin API — admin only, own hotel only.  One route per resource and method:
+
+    GET  /api/admin/tokens                      list          POST /api/admin/tokens   issue
+    POST /api/admin/tokens/<jti>/revoke         revoke
+    GET  /api/admin/sessions                    list
+    GET  /api/admin/sessions/<session_id>       details       DELETE …/<session_id>    end it
+    GET  /api/admin/analytics
+    GET|POST /api/admin/export                  a download (GET: a plain link)
+    GET  /api/admin/outbox                      dead letters  POST …/<entry_id>/retry|drop
+    GET  /api/admin/conflicts | security | sync
+
+and the seed's form ``/api/admin?endpoint=tokens|sessions|…`` (ids in the JSON body), kept
+for the clients written for it: :func:`admin` dispatches each (endpoint, method) to the
+same work as its route, so both answer alike.  A thin layer: the work is in kiosk.tokens,
+kiosk.sessions, kiosk.timeline, kiosk.analytics, kiosk.export and sync.*.
+
+Every view is ``@roles("admin")`` (kiosk/web/rbac.py: deny by default) and under
+``/api/admin`` (kiosk/web/csrf.py: a cookie request that changes something needs the
+CSRF token)."""
 
 from __future__ import annotations
 
@@ -13,11 +29,13 @@ from .. import analytics, booking, export, outbox, qr, sessions, sync_status, ti
 from ..clock import iso, parse_duration
 from ..config import ID_PATTERN
 from ..errors import HotelMismatch, KioskError, NotFound, ValidationError
+from ..names import annotate as with_names
 from ..validation import JsonInt, parse
 from .rbac import roles
 from .responses import ok
 
 bp = Blueprint("admin", __name__)
+PREFIX = "/api/admin"
 
 
 Role = Literal["guest", "staff", "admin"]
@@ -53,6 +71,11 @@ class RevokeToken(BaseModel):
     action: Literal["revoke"] = "revoke"
 
 
+class NoBody(BaseModel):
+    """The body of a route whose path says everything: none, or ``{}``."""
+    model_config = ConfigDict(extra="forbid")
+
+
 class ResolveDead(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: JsonInt = Field(ge=1)
@@ -70,8 +93,18 @@ class ExportRequest(BaseModel):
     period: StrictStr | None = None
     from_: StrictStr | None = Field(None, alias="from")
     to: StrictStr | None = None
-    kinds: list[Literal["audit", "sessions", "modelRuns", "pmsChanges", "tickets"]] | None = Field(
-        None, min_length=1, max_length=5)
+    kinds: list[Literal["audit", "sessions", "modelRuns", "pmsChanges", "tickets", "scans", "workOrders",
+                        "offers"]] | None = Field(None, min_length=1, max_length=8)
+    columns: Literal["keys", "readable"] = "keys"  # readable: a CSV header people read (kiosk/export.py)
+    lang: Literal["en", "de"] = "en"  # the readable header's language
+
+
+def _inst():
+    return current_app.config["KIOSK_INSTANCE"]
+
+
+def _by() -> str:
+    return f"admin:{g.session.user_id}"
 
 
 def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
@@ -83,6 +116,13 @@ def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
     return int(raw)
 
 
+def _no_body() -> None:
+    """A route whose path names the thing and the action takes no fields: a body, if any,
+    must be ``{}`` (a mistaken field is VALIDATION_ERROR, not silently ignored)."""
+    if request.get_data(cache=True):
+        parse(NoBody, request.get_json(silent=True))
+
+
 def _token_json(row: dict) -> dict:
     return {"jti": row["jti"], "hotelId": row["hotel_id"], "userId": row["subject"],
             "role": row["role"], "name": row["display_name"], "reusable": bool(row["reusable"]),
@@ -92,71 +132,66 @@ def _token_json(row: dict) -> dict:
             "revokedAt": iso(row["revoked_at"]) if row["revoked_at"] else None}
 
 
-def _tokens(inst, method: str):
+# --- tokens -------------------------------------------------------------------------------------
+
+@bp.get(f"{PREFIX}/tokens")
+@roles("admin")
+def list_tokens():
+    inst = _inst()
+    rows = tokens.list_tokens(inst.db(), hotels=[g.session.hotel_id], now=inst.clock.now(),
+                              status=request.args.get("status"), role=request.args.get("role"),
+                              limit=_int_arg("limit", 200, 1, 1000))
+    return ok(tokens=with_names(inst.db(), g.session.hotel_id, [_token_json(r) for r in rows]),
+              count=len(rows))
+
+
+@bp.post(f"{PREFIX}/tokens")
+@roles("admin")
+def create_token():
+    inst = _inst()
     hotel = g.session.hotel_id
-    now = inst.clock.now()
-    node = inst.config.property.kiosk_id
-    if method == "GET":
-        rows = tokens.list_tokens(inst.db(), hotels=[hotel], now=now,
-                                  status=request.args.get("status"), role=request.args.get("role"),
-                                  limit=_int_arg("limit", 200, 1, 1000))
-        return ok(tokens=[_token_json(r) for r in rows], count=len(rows))
-    body = request.get_json(silent=True)
-    if method == "POST":
-        req = parse(CreateToken, body)
-        role = req.pick("role", "userRole", None)
-        if req.hotelId not in (None, hotel):
-            raise HotelMismatch("admins create tokens for their own hotel only",
-                                {"hotelId": req.hotelId})
-        lifetime = req.pick("expiresIn", "expiresInDays", "30d")
-        field = "expiresInDays" if isinstance(lifetime, int) else "expiresIn"
-        try:
-            ttl = lifetime * 86400 if isinstance(lifetime, int) else parse_duration(lifetime)
-        except ValueError as e:
-            raise ValidationError(str(e), {"field": field}) from None
-        if ttl > parse_duration(inst.config.tokens.max_ttl):
-            raise ValidationError(f"{field} is longer than allowed", {"field": field,
-                                                                       "max": inst.config.tokens.max_ttl})
-        booking.check_guest_code(inst.db(), hotel_id=hotel, role=role, user_id=req.userId, walk_in=req.walkIn,
-                                 walk_in_flag="walkIn")
-        token, row = tokens.issue(inst.db(), current_app.config["KIOSK_KEYS"], hotel_id=hotel,
-                                  role=role, now=now, ttl_seconds=ttl, user_id=req.userId,
-                                  name=req.name, reusable=req.reusable,
-                                  issuer=inst.config.property.issuer, node=node,
-                                  issued_by=f"admin:{g.session.user_id}")
-        code = qr.make(token)
-        fields = {"token": token, "jti": row["jti"], "userId": row["subject"], "role": row["role"],
-                  "expiresAt": iso(row["expires_at"]), "reusable": req.reusable}
-        return ok(201, **fields, data=fields,  # data: the seed's answer shape
-                  qr={"png": qr.png_data_uri(token), "version": code.version, "error": code.error})
-    if method == "PUT":
-        req = parse(RevokeToken, body)
-        return ok(**tokens.revoke(inst.db(), req.jti, hotels=[hotel], now=now,
-                                  by=f"admin:{g.session.user_id}", node=node))
-    raise ValidationError("tokens supports GET, POST and PUT", {"method": method})
+    req = parse(CreateToken, request.get_json(silent=True))
+    role = req.pick("role", "userRole", None)
+    if req.hotelId not in (None, hotel):
+        raise HotelMismatch("admins create tokens for their own hotel only", {"hotelId": req.hotelId})
+    lifetime = req.pick("expiresIn", "expiresInDays", "30d")
+    field = "expiresInDays" if isinstance(lifetime, int) else "expiresIn"
+    try:
+        ttl = lifetime * 86400 if isinstance(lifetime, int) else parse_duration(lifetime)
+    except ValueError as e:
+        raise ValidationError(str(e), {"field": field}) from None
+    if ttl > parse_duration(inst.config.tokens.max_ttl):
+        raise ValidationError(f"{field} is longer than allowed", {"field": field,
+                                                                   "max": inst.config.tokens.max_ttl})
+    booking.check_guest_code(inst.db(), hotel_id=hotel, role=role, user_id=req.userId, walk_in=req.walkIn,
+                             walk_in_flag="walkIn")
+    token, row = tokens.issue(inst.db(), current_app.config["KIOSK_KEYS"], hotel_id=hotel,
+                              role=role, now=inst.clock.now(), ttl_seconds=ttl, user_id=req.userId,
+                              name=req.name, reusable=req.reusable,
+                              issuer=inst.config.property.issuer, node=inst.config.property.kiosk_id,
+                              issued_by=_by())
+    code = qr.make(token)
+    fields = {"token": token, "jti": row["jti"], "userId": row["subject"], "role": row["role"],
+              "expiresAt": iso(row["expires_at"]), "reusable": req.reusable}
+    return ok(201, **fields, data=fields,  # data: the seed's answer shape
+              qr={"png": qr.png_data_uri(token), "version": code.version, "error": code.error})
 
 
-def _sessions(inst, method: str):
-    hotel = g.session.hotel_id
-    now = inst.clock.now()
-    if method == "GET":
-        status = _session_status()
-        rows = sessions.list_sessions(inst.db(), hotels=[hotel], now=now, active_only=status == "active",
-                                      expired_only=status == "expired", limit=_int_arg("limit", 200, 1, 1000))
-        return ok(sessions=[timeline.session_json(r, now) for r in rows], count=len(rows))
-    if method == "POST":
-        req = parse(TerminateSession, request.get_json(silent=True))
-        return ok(**timeline.detail(inst.db(), hotel, req.sessionId, now=now))
-    if method == "DELETE":
-        body = request.get_json(silent=True)
-        if body is None and "sessionId" in request.args:
-            body = {"sessionId": request.args["sessionId"]}
-        req = parse(TerminateSession, body)
-        return ok(**sessions.terminate(inst.db(), req.sessionId, hotels=[hotel], now=now,
-                                       by=f"admin:{g.session.user_id}", reason="terminated_by_admin",
-                                       node=inst.config.property.kiosk_id))
-    raise ValidationError("sessions supports GET, POST and DELETE", {"method": method})
+def _revoke(jti: str):
+    req = parse(RevokeToken, {"jti": jti})
+    inst = _inst()
+    return ok(**tokens.revoke(inst.db(), req.jti, hotels=[g.session.hotel_id], now=inst.clock.now(),
+                              by=_by(), node=inst.config.property.kiosk_id))
 
+
+@bp.post(f"{PREFIX}/tokens/<jti>/revoke")
+@roles("admin")
+def revoke_token(jti: str):
+    _no_body()
+    return _revoke(jti)
+
+
+# --- sessions -----------------------------------------------------------------------------------
 
 def _session_status() -> str:
     """``status=active|expired|all`` (the seed's filter) or the older ``active=1``."""
@@ -170,87 +205,186 @@ def _session_status() -> str:
     return status or ("active" if active == "1" else "all")
 
 
-def _analytics(inst, method: str):
-    if method != "GET":
-        raise ValidationError("analytics supports GET", {"method": method})
+@bp.get(f"{PREFIX}/sessions")
+@roles("admin")
+def list_sessions():
+    inst = _inst()
     now = inst.clock.now()
+    status = _session_status()
+    rows = sessions.list_sessions(inst.db(), hotels=[g.session.hotel_id], now=now, active_only=status == "active",
+                                  expired_only=status == "expired", limit=_int_arg("limit", 200, 1, 1000))
+    return ok(sessions=with_names(inst.db(), g.session.hotel_id,
+                                [timeline.session_json(r, now) for r in rows]), count=len(rows))
+
+
+@bp.get(f"{PREFIX}/sessions/<session_id>")
+@roles("admin")
+def session_detail(session_id: str):
+    req = parse(TerminateSession, {"sessionId": session_id})
+    inst = _inst()
+    return ok(**timeline.detail(inst.db(), g.session.hotel_id, req.sessionId, now=inst.clock.now()))
+
+
+def _end_session(session_id: str):
+    req = parse(TerminateSession, {"sessionId": session_id})
+    inst = _inst()
+    return ok(**sessions.terminate(inst.db(), req.sessionId, hotels=[g.session.hotel_id], now=inst.clock.now(),
+                                   by=_by(), reason="terminated_by_admin", node=inst.config.property.kiosk_id))
+
+
+@bp.delete(f"{PREFIX}/sessions/<session_id>")
+@roles("admin")
+def end_session(session_id: str):
+    _no_body()
+    return _end_session(session_id)
+
+
+# --- analytics and exports ----------------------------------------------------------------------
+
+@bp.get(f"{PREFIX}/analytics")
+@roles("admin")
+def get_analytics():
+    now = _inst().clock.now()
     a = request.args
     w = analytics.parse_window(period=a.get("period"), from_=a.get("from"), to=a.get("to"), now=now)
-    return ok(**analytics.summary(inst.db(), g.session.hotel_id, w, now=now))
+    return ok(**analytics.summary(_inst().db(), g.session.hotel_id, w, now=now))
 
 
-def _export(inst, method: str):
-    if method == "GET":  # a browser download link: the same fields as query parameters
-        a = request.args
-        body = {k: a[k] for k in ("format", "period", "from", "to") if k in a}
-        if "kinds" in a:
-            body["kinds"] = [k for v in a.getlist("kinds") for k in v.split(",") if k]
-    elif method == "POST":
-        body = request.get_json(silent=True)
-    else:
-        raise ValidationError("export supports GET and POST", {"method": method})
+def _export(body) -> Response:
+    inst = _inst()
     req = parse(ExportRequest, body)
     w = analytics.parse_window(period=req.period, from_=req.from_, to=req.to, now=inst.clock.now(),
                                max_days=None)
-    kinds = list(dict.fromkeys(req.kinds or export.KINDS))
+    kinds = list(dict.fromkeys(req.kinds or export.DEFAULT_KINDS))
     hotel = g.session.hotel_id
-    chunks = export.stream(lambda: export.reader(inst.db_path), hotel, w, kinds, req.format)
+    chunks = export.stream(lambda: export.reader(inst.db_path), hotel, w, kinds, req.format, columns=req.columns,
+                           lang=req.lang)
     return Response(stream_with_context(chunks), mimetype=None, content_type=export.FORMATS[req.format][0],
                     headers={"Content-Disposition": f'attachment; filename="{export.filename(hotel, w, req.format)}"'})
 
 
-def _outbox(inst, method: str):
-    hotel = g.session.hotel_id
-    if method == "GET":
-        rows = outbox.list_dead(inst.db(), [hotel], limit=_int_arg("limit", 200, 1, 1000))
-        return ok(dead=[{"id": r["id"], "kind": r["kind"], "entityType": r["entity_type"],
-                         "entityId": r["entity_id"], "attempts": r["attempts"], "reason": r["last_error"],
-                         "createdAt": iso(r["created_at"])} for r in rows],
-                  count=len(rows))
-    if method == "PUT":
-        req = parse(ResolveDead, request.get_json(silent=True))
-        return ok(**outbox.resolve_dead(inst.db(), req.id, req.action, hotels=[hotel],
-                                          by=f"admin:{g.session.user_id}", now=inst.clock.now()))
-    raise ValidationError("outbox supports GET and PUT", {"method": method})
+@bp.get(f"{PREFIX}/export")
+@roles("admin")
+def export_link():
+    """A browser download link: the export's fields as query parameters."""
+    a = request.args
+    body = {k: a[k] for k in ("format", "period", "from", "to", "columns", "lang") if k in a}
+    if "kinds" in a:
+        body["kinds"] = [k for v in a.getlist("kinds") for k in v.split(",") if k]
+    return _export(body)
 
 
-def _conflicts(inst, method: str):
-    if method != "GET":
-        raise ValidationError("conflicts supports GET", {"method": method})
-    rows = sync_status.conflicts(inst.db(), g.session.hotel_id, limit=_int_arg("limit", 200, 1, 1000))
+@bp.post(f"{PREFIX}/export")
+@roles("admin")
+def export_post():
+    return _export(request.get_json(silent=True))
+
+
+# --- the outbox and sync ------------------------------------------------------------------------
+
+@bp.get(f"{PREFIX}/outbox")
+@roles("admin")
+def list_dead():
+    rows = outbox.list_dead(_inst().db(), [g.session.hotel_id], limit=_int_arg("limit", 200, 1, 1000))
+    return ok(dead=[{"id": r["id"], "kind": r["kind"], "entityType": r["entity_type"],
+                     "entityId": r["entity_id"], "attempts": r["attempts"], "reason": r["last_error"],
+                     "createdAt": iso(r["created_at"])} for r in rows],
+              count=len(rows))
+
+
+def _resolve_dead(body):
+    req = parse(ResolveDead, body)
+    inst = _inst()
+    return ok(**outbox.resolve_dead(inst.db(), req.id, req.action, hotels=[g.session.hotel_id],
+                                    by=_by(), now=inst.clock.now()))
+
+
+@bp.post(f"{PREFIX}/outbox/<int:entry_id>/retry")
+@roles("admin")
+def retry_dead(entry_id: int):
+    _no_body()
+    return _resolve_dead({"id": entry_id, "action": "retry"})
+
+
+@bp.post(f"{PREFIX}/outbox/<int:entry_id>/drop")
+@roles("admin")
+def drop_dead(entry_id: int):
+    _no_body()
+    return _resolve_dead({"id": entry_id, "action": "drop"})
+
+
+@bp.get(f"{PREFIX}/conflicts")
+@roles("admin")
+def list_conflicts():
+    rows = sync_status.conflicts(_inst().db(), g.session.hotel_id, limit=_int_arg("limit", 200, 1, 1000))
     return ok(conflicts=rows, count=len(rows))
 
 
-def _security(inst, method: str):
-    if method != "GET":
-        raise ValidationError("security supports GET", {"method": method})
-    rows = sync_status.security_events(inst.db(), g.session.hotel_id, limit=_int_arg("limit", 200, 1, 1000))
+@bp.get(f"{PREFIX}/security")
+@roles("admin")
+def list_security_events():
+    rows = sync_status.security_events(_inst().db(), g.session.hotel_id, limit=_int_arg("limit", 200, 1, 1000))
     return ok(securityEvents=rows, count=len(rows))
 
 
-def _sync(inst, method: str):
-    if method != "GET":
-        raise ValidationError("sync supports GET", {"method": method})
+@bp.get(f"{PREFIX}/sync")
+@roles("admin")
+def sync_summary():
+    inst = _inst()
     return ok(**sync_status.summary(inst.db(), g.session.hotel_id, now=inst.clock.now(),
                                     stale_after=inst.config.sync.stale_after_seconds))
 
 
-ENDPOINTS = {"tokens": _tokens, "sessions": _sessions, "analytics": _analytics, "export": _export,
-             "outbox": _outbox, "conflicts": _conflicts, "security": _security, "sync": _sync}
-#: the methods each endpoint serves (docs/openapi.yaml lists the same per method)
-METHODS = {"tokens": ("GET", "POST", "PUT"), "sessions": ("GET", "POST", "DELETE"), "analytics": ("GET",),
-           "export": ("GET", "POST"), "outbox": ("GET", "PUT"), "conflicts": ("GET",), "security": ("GET",),
-           "sync": ("GET",)}
+# --- the seed's form: /api/admin?endpoint=… ------------------------------------------------------
+
+def _seed_revoke():
+    """``PUT ?endpoint=tokens {"jti": …}``."""
+    req = parse(RevokeToken, request.get_json(silent=True))
+    return _revoke(req.jti)
 
 
-@bp.route("/api/admin", methods=["GET", "POST", "PUT", "DELETE"])
+def _seed_session_detail():
+    """``POST ?endpoint=sessions {"sessionId": …}``."""
+    return session_detail(parse(TerminateSession, request.get_json(silent=True)).sessionId)
+
+
+def _seed_end_session():
+    """``DELETE ?endpoint=sessions``: the id in the JSON body or, without one, ``?sessionId=``."""
+    body = request.get_json(silent=True)
+    if body is None and "sessionId" in request.args:
+        body = {"sessionId": request.args["sessionId"]}
+    return _end_session(parse(TerminateSession, body).sessionId)
+
+
+def _seed_resolve_dead():
+    """``PUT ?endpoint=outbox {"id": …, "action": "retry" | "drop"}``."""
+    return _resolve_dead(request.get_json(silent=True))
+
+
+#: endpoint -> method -> the work; the methods are the ones docs/openapi.yaml lists per endpoint
+SEED_FORM: dict[str, dict[str, object]] = {
+    "tokens": {"GET": list_tokens, "POST": create_token, "PUT": _seed_revoke},
+    "sessions": {"GET": list_sessions, "POST": _seed_session_detail, "DELETE": _seed_end_session},
+    "analytics": {"GET": get_analytics},
+    "export": {"GET": export_link, "POST": export_post},
+    "outbox": {"GET": list_dead, "PUT": _seed_resolve_dead},
+    "conflicts": {"GET": list_conflicts},
+    "security": {"GET": list_security_events},
+    "sync": {"GET": sync_summary},
+}
+
+
+@bp.route(PREFIX, methods=["GET", "POST", "PUT", "DELETE"])
 @roles("admin")
 def admin():
+    """The seed's ``/api/admin?endpoint=…`` (a compatibility form of the routes above)."""
     name = request.args.get("endpoint", "")
-    handler = ENDPOINTS.get(name)
-    if handler is None:
-        raise NotFound(f"no admin endpoint {name!r}", {"endpoints": sorted(ENDPOINTS)})
-    if request.method not in METHODS[name]:
-        raise KioskError(f"{name} supports {', '.join(METHODS[name])}",
-                         {"method": request.method, "allowed": list(METHODS[name])}, code="METHOD_NOT_ALLOWED")
-    return handler(current_app.config["KIOSK_INSTANCE"], request.method)
+    methods = SEED_FORM.get(name)
+    if methods is None:
+        raise NotFound(f"no admin endpoint {name!r}", {"endpoints": sorted(SEED_FORM)})
+    view = methods.get(request.method)
+    if view is None:
+        allowed = list(methods)
+        raise KioskError(f"{name} supports {', '.join(allowed)}",
+                         {"method": request.method, "allowed": allowed}, code="METHOD_NOT_ALLOWED")
+    return view()

@@ -99,7 +99,7 @@ def guest_home():
     inst = _inst()
     today = local_date(inst.clock.now(), inst.config.property.timezone)
     return ok(**guest.home(inst.db(), g.session.hotel_id, g.session, today,
-                           currency=inst.config.property.currency))
+                           currency=inst.config.property.currency, lang=request.args.get("lang")))
 
 
 @bp.post("/api/guest/requests")

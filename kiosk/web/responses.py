@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from functools import cache
+from pathlib import Path
 
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify, make_response, render_template, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
@@ -21,6 +24,55 @@ _HTTP_CODES = {400: "VALIDATION_ERROR", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 4
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
        "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
        "form-action 'self'; frame-ancestors 'none'")
+
+
+#: the languages the screens speak (static/i18n.json); the first is the default
+LANGUAGES = ("en", "de")
+#: the statuses the browser's error page has its own words for; any other says "could not be shown"
+PAGE_STATUSES = (403, 404, 405, 500)
+
+
+@cache
+def _strings() -> dict:
+    return json.loads((Path(__file__).parent / "static" / "i18n.json").read_text(encoding="utf-8"))
+
+
+def wants_html() -> bool:
+    """Whether the error is for a person at a browser's address bar: a request that prefers
+    ``text/html`` (a navigation) outside the API and the screens' feeds, not a script's
+    ``fetch``/XHR.  Everything else (API clients, curl, no ``Accept``) gets the JSON body."""
+    path = request.path
+    if path == "/api" or path.startswith(("/api/", "/screen/", "/healthz")):
+        return False
+    if request.headers.get("X-Requested-With", "").lower() == "xmlhttprequest":
+        return False
+    if request.headers.get("Sec-Fetch-Mode", "navigate") != "navigate":  # a script's fetch
+        return False
+    return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
+
+
+def page_language() -> str:
+    """The error page's language: the browser's preference among the screens' (else English)."""
+    return request.accept_languages.best_match(LANGUAGES) or LANGUAGES[0]
+
+
+def error_page(err: KioskError):
+    """A small HTML page for a browser: the status, a sentence in the page's language and the
+    way back to the lobby; no message text from the code, no trace."""
+    lang = page_language()
+    strings = _strings().get(lang) or _strings()["en"]
+    status = err.http_status
+    which = str(status) if status in PAGE_STATUSES else "other"
+
+    def t(key: str) -> str:
+        return strings.get(key) or _strings()["en"][key]
+
+    resp = make_response(render_template(
+        "error.html", lang=lang, status=status, code=err.code, which=which,
+        title=t(f"errorpage.{which}.title"), text=t(f"errorpage.{which}.text"),
+        label=t("errorpage.status").replace("{status}", str(status)), back=t("errorpage.back")), status)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 def ok(status: int = 200, /, **body):
@@ -54,8 +106,16 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(KioskError)
     def _kiosk_error(err: KioskError):
-        resp = jsonify(error_body(err, clock.now()))
-        resp.status_code = err.http_status
+        resp = None
+        if wants_html():  # a browser's navigation: a page; API clients: the error body
+            try:
+                resp = error_page(err)
+            except Exception as exc:  # the page itself failed: the body below, never a bare 500
+                log.error("error page failed", exc_info=exc, extra={"path": request.path})
+        if resp is None:
+            resp = jsonify(error_body(err, clock.now()))
+            resp.status_code = err.http_status
+        resp.vary.update(("Accept", "Accept-Language"))
         if err.code in ("RATE_LIMITED", "BUSY") and "retryAfter" in err.details:
             resp.headers["Retry-After"] = str(err.details["retryAfter"])
         if err.code == "METHOD_NOT_ALLOWED" and err.details.get("allowed"):

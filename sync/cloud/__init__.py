@@ -1,6 +1,7 @@
 """The reference cloud: what docs/sync-protocol.md describes, on its own SQLite database.
 
-``db`` (schema), ``devices`` (credentials), ``validation`` (entry shapes),
-``apply`` (one push, one transaction), ``workorders`` / ``tickets`` / ``events``
-(the effect of each entry kind), ``app`` (HTTP) and ``cli`` (``kiosk-cloud``).
+``schema`` (migrations), ``storage`` (SQLite or PostgreSQL behind one interface),
+``devices`` (credentials), ``validation`` (entry shapes), ``apply`` (one push, one
+transaction), ``workorders`` / ``tickets`` / ``events`` (the effect of each entry kind),
+``app`` and ``routes`` (HTTP) and ``cli`` (``kiosk-cloud``).
 """

@@ -29,21 +29,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kiosk import hlc
 from kiosk.errors import ValidationError
-from sync import hlc
+from sync import kinds
 
-from . import changelog, events, results, storage, tickets, validation, workorders
+from . import changelog, results, storage, validation
 from .devices import Device
 from .results import Rejected
-
-HANDLERS = {
-    "work_order.created": workorders.create,
-    "work_order.updated": workorders.update,
-    "ticket.created": tickets.create,
-    "ticket.updated": tickets.update,
-    **{kind: events.record for kind in validation.KINDS if kind.startswith(("token.", "session.", "task.",
-                                                                              "message.", "pms."))},
-}
 
 
 def apply_push(db, device: Device, entries: list[dict], now: float,
@@ -134,12 +126,13 @@ def _apply_one(db, device: Device, raw: dict, now: float, max_skew: float) -> di
     db.execute("SAVEPOINT entry")
     try:
         e = validation.entry(raw, now, max_skew)
-        expected = validation.KINDS.get(e.kind)
-        if expected is None:
+        declared = kinds.pushed(e.kind)
+        if declared is None:
             raise Rejected("UNKNOWN_KIND", e.kind)
-        if e.entityType != expected:
-            raise Rejected("INVALID_ENTRY", f"{e.kind} needs entityType {expected}, not {e.entityType}")
-        conflicts = HANDLERS[e.kind](db, e, now) or []
+        kind, push = declared
+        if e.entityType != kind.push_entity:
+            raise Rejected("INVALID_ENTRY", f"{e.kind} needs entityType {kind.push_entity}, not {e.entityType}")
+        conflicts = kinds.resolve(push.cloud)(db, e, now) or []
         hlc.receive(db, changelog.clock(e.hotelId), e.hlc, now)  # the hotel's cloud stamps sort after it
         result = results.applied(key, conflicts)
     except Rejected as r:

@@ -26,6 +26,7 @@ import re
 from collections.abc import Callable
 
 from kiosk.errors import ValidationError
+from sync import kinds
 
 from . import events, retention, tickets, validation, workorders
 
@@ -37,7 +38,7 @@ def _change(etype: str, eid: str, data: dict, stamp: str | None) -> dict:
     return {"entityType": etype, "entityId": eid, "op": "upsert", "data": data, "hlc": stamp or ""}
 
 
-def _trust_keys(db, hotel_id, after, n, now):
+def trust_key_rows(db, hotel_id, after, n, now):
     rows = db.execute("SELECT kid, data FROM trust_keys WHERE kid > ? ORDER BY kid LIMIT ?",
                       [after[0] if after else "", n]).fetchall()
     out = [((kid,), _change("trust_key", kid, d, None)) for kid, text in rows
@@ -45,7 +46,7 @@ def _trust_keys(db, hotel_id, after, n, now):
     return out, [r[0] for r in rows[-1:]], len(rows) < n
 
 
-def _reference(db, hotel_id, after, n, now):
+def reference_rows(db, hotel_id, after, n, now):
     after = after or ["", ""]
     rows = db.execute("SELECT entity_type, entity_id, data, hlc FROM ref_data WHERE hotel_id = ?"
                       " AND (entity_type, entity_id) > (?, ?) ORDER BY entity_type, entity_id LIMIT ?",
@@ -54,7 +55,7 @@ def _reference(db, hotel_id, after, n, now):
             list(rows[-1][:2]) if rows else None, len(rows) < n)
 
 
-def _work_orders(db, hotel_id, after, n, now):
+def work_order_rows(db, hotel_id, after, n, now):
     rows = list(db.query("SELECT * FROM work_orders WHERE hotel_id = ? AND work_order_id > ?"
                          " ORDER BY work_order_id LIMIT ?", [hotel_id, after[0] if after else "", n]))
     return ([((r["work_order_id"],), _change("work_order", r["work_order_id"], workorders.snapshot(r),
@@ -62,7 +63,7 @@ def _work_orders(db, hotel_id, after, n, now):
             [rows[-1]["work_order_id"]] if rows else None, len(rows) < n)
 
 
-def _tickets(db, hotel_id, after, n, now):
+def ticket_rows(db, hotel_id, after, n, now):
     rows = list(db.query("SELECT * FROM tickets WHERE hotel_id = ? AND ticket_id > ? ORDER BY ticket_id LIMIT ?",
                          [hotel_id, after[0] if after else "", n]))
     return ([((r["ticket_id"],), _change("ticket", r["ticket_id"], tickets.snapshot(r),
@@ -70,14 +71,14 @@ def _tickets(db, hotel_id, after, n, now):
             [rows[-1]["ticket_id"]] if rows else None, len(rows) < n)
 
 
-def _revocations(db, hotel_id, after, n, now):
+def revocation_rows(db, hotel_id, after, n, now):
     rows = db.execute("SELECT jti, revoked_at, hlc FROM revocations WHERE hotel_id = ? AND jti > ?"
                       " ORDER BY jti LIMIT ?", [hotel_id, after[0] if after else "", n]).fetchall()
     return ([((r[0],), _change("token_revocation", r[0], {"jti": r[0], "revokedAt": r[1]}, r[2])) for r in rows],
             [rows[-1][0]] if rows else None, len(rows) < n)
 
 
-def _consumptions(db, hotel_id, after, n, now):
+def consumption_rows(db, hotel_id, after, n, now):
     after = after or ["", ""]
     rows = db.execute("SELECT jti, kiosk_id, session_id, consumed_at, hlc FROM consumptions WHERE hotel_id = ?"
                       " AND (jti, kiosk_id) > (?, ?) ORDER BY jti, kiosk_id LIMIT ?",
@@ -88,7 +89,7 @@ def _consumptions(db, hotel_id, after, n, now):
             list(rows[-1][:2]) if rows else None, len(rows) < n)
 
 
-def _conflicts(db, hotel_id, after, n, now):
+def conflict_rows(db, hotel_id, after, n, now):
     rows = db.execute("SELECT id, entity_type, entity_id, field, rule, outcome, incoming, current FROM conflicts"
                       " WHERE hotel_id = ? AND id > ? AND detected_at >= ? ORDER BY id LIMIT ?",
                       [hotel_id, int(after[0]) if after else 0, now - RECENT_SECONDS, n]).fetchall()
@@ -101,7 +102,7 @@ def _conflicts(db, hotel_id, after, n, now):
     return out, [str(rows[-1][0])] if rows else None, len(rows) < n
 
 
-def _security_events(db, hotel_id, after, n, now):
+def security_event_rows(db, hotel_id, after, n, now):
     rows = db.execute("SELECT id, kind, subject, details, detected_at, event_key FROM security_events"
                       " WHERE hotel_id = ? AND id > ? AND detected_at >= ? ORDER BY id LIMIT ?",
                       [hotel_id, int(after[0]) if after else 0, now - RECENT_SECONDS, n]).fetchall()
@@ -112,11 +113,10 @@ def _security_events(db, hotel_id, after, n, now):
     return out, [str(rows[-1][0])] if rows else None, len(rows) < n
 
 
-#: the sections, in the order they are served: (name, fetch(db, hotel, after_key, n, now))
-SECTIONS: list[tuple[str, Callable]] = [
-    ("trust_key", _trust_keys), ("reference", _reference), ("work_order", _work_orders), ("ticket", _tickets),
-    ("token_revocation", _revocations), ("token_consumption", _consumptions), ("conflict", _conflicts),
-    ("security_event", _security_events)]
+def sections() -> list[tuple[str, Callable]]:
+    """The sections, in the order they are served: (name, fetch(db, hotel, after_key, n, now)),
+    as the sync kinds declare them (:mod:`sync.kinds`)."""
+    return [(name, kinds.resolve(target)) for name, target in kinds.snapshot_sections()]
 
 
 def _encode(cursor: int, section: int, after: list | None) -> str:
@@ -139,10 +139,10 @@ def _decode(token: str) -> tuple[int, int, list | None]:
         cursor, section, after = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     except (ValueError, TypeError, binascii.Error):
         raise bad from None
-    ok = (type(cursor) is int and 0 <= cursor < 2**63 and type(section) is int and 0 <= section < len(SECTIONS)
+    ok = (type(cursor) is int and 0 <= cursor < 2**63 and type(section) is int and 0 <= section < len(sections())
           and (after is None or (isinstance(after, list) and 1 <= len(after) <= 2
                                  and all(isinstance(a, str) and validation.storable_text(a, 300) for a in after))))
-    if not ok or (after is not None and SECTIONS[section][0] in ("conflict", "security_event")
+    if not ok or (after is not None and sections()[section][0] in ("conflict", "security_event")
                   and not _ID_DIGITS.fullmatch(after[0])):
         raise bad
     return cursor, section, after
@@ -162,12 +162,13 @@ def page(db, hotel_id: str, token: str | None, limit: int, now: float) -> dict:
     else:
         cursor, section, after = head(db, hotel_id), 0, None
     changes: list[dict] = []
-    while section < len(SECTIONS) and len(changes) < limit:
-        items, last, done = SECTIONS[section][1](db, hotel_id, after, limit - len(changes), now)
+    served = sections()
+    while section < len(served) and len(changes) < limit:
+        items, last, done = served[section][1](db, hotel_id, after, limit - len(changes), now)
         changes += [c for _, c in items]
         if done:
             section, after = section + 1, None
         else:
             after = [str(a) for a in last]
-    nxt = _encode(cursor, section, after) if section < len(SECTIONS) else None
+    nxt = _encode(cursor, section, after) if section < len(served) else None
     return {"hotelId": hotel_id, "cursor": cursor, "changes": changes, "next": nxt}

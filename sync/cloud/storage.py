@@ -1,18 +1,24 @@
-"""Where the cloud keeps its data: one interface, two implementations.
+"""Where the cloud keeps its data: one declared interface, two implementations.
 
+* :class:`CloudStorage` — what the cloud needs of a database (the interface, an abstract
+  base class like huey's ``BaseStorage``; tests/test_cloud_storage.py is its contract,
+  run against every implementation).
 * :class:`SqliteStorage` — ``cloud.db`` in the data dir (the embedded default: a demo, the
   tests, one hotel; one process).
 * :class:`PostgresStorage` — ``--database postgresql://…`` (a chain: several stateless
   worker processes, on more machines, against one PostgreSQL), psycopg 3 with a
   connection pool.
 
-The cloud's modules speak to either through the same small surface, the one
-``sqlite_utils.Database`` already gave them: ``db.execute(sql, params)`` (a cursor with
+The cloud's modules speak to a connection of either through the same small surface, the
+one ``sqlite_utils.Database`` already gave them: ``db.execute(sql, params)`` (a cursor with
 ``fetchone``/``fetchall``/``rowcount``), ``db.conn.execute``, ``db.conn.executemany``,
-``db.query(sql, params)`` (dict rows), and :func:`transaction` around writes.  SQL is
-written once, portably: ``?`` placeholders, ``INSERT … ON CONFLICT``, ``RETURNING``,
-``GREATEST``/``LEAST`` (registered for SQLite), no SQLite date functions.  The schema is
-written once too (sync/cloud/db.py) and translated for PostgreSQL (:func:`pg_ddl`).
+``db.query(sql, params)`` (dict rows), and :func:`transaction` / :func:`lock_hotels`
+around writes (each connection knows its backend: ``db.backend``).  SQL is written once,
+portably, in the ``qmark`` parameter style (``?``; PostgreSQL's class turns it into
+psycopg's ``%s``), with ``INSERT … ON CONFLICT``, ``RETURNING``, ``GREATEST``/``LEAST``
+(registered for SQLite), no SQLite date functions.  The schema is written once too
+(sync/cloud/schema.py), its column types named; each backend gives their names in its own
+words (``column_types``).
 
 Ordering under concurrency (which one SQLite writer gave for free): every change-log row
 takes its sequence number from a per-hotel counter row in the same transaction
@@ -23,26 +29,115 @@ pushing the same entity are judged in one order and two workers given the same
 Idempotency-Key apply it once.  Hotels stay parallel.  A push locks only the hotels its
 device serves: its entries for any other hotel are refused without waiting for (or
 holding up) that hotel.
+
+Adding a backend: docs/architecture.md, "Cloud storage backends".
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import hashlib
 import logging
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from kiosk import store
-from kiosk.errors import ConfigError, DatabaseUnavailable
+from kiosk.errors import ConfigError, DatabaseUnavailable, KioskError
 from kiosk.files import fsync_dir, make_dirs
 
+from . import schema
+
 FILENAME = "cloud.db"
-_PLACEHOLDER = re.compile(r"\?")
+
+
+class CloudStorage(abc.ABC):
+    """What the cloud needs of a database.
+
+    A storage object is made once per process (``open_storage``), is safe to share
+    between threads, and hands out connections: :meth:`connect` (the calling thread's
+    own, kept) for commands and background jobs, :meth:`acquire` / :meth:`release` around
+    one HTTP request.  Connections have the surface described in the module docstring and
+    carry their backend's class as ``db.backend``, so :func:`transaction` and
+    :func:`lock_hotels` need only the connection.
+    """
+
+    #: the backend's name (``sqlite``, ``postgresql``)
+    dialect: ClassVar[str]
+    #: the parameter style the cloud's SQL is written in; a backend that speaks another
+    #: translates it in its connection's ``execute``
+    paramstyle: ClassVar[str] = "qmark"
+    #: the schema's column types in this backend's words (sync/cloud/schema.py)
+    column_types: ClassVar[dict[str, str]]
+    #: how many server processes may share the database (``None``: any number)
+    processes: int | None
+
+    @abc.abstractmethod
+    def prepare(self) -> None:
+        """Make the database ready for use: create it if missing, then :meth:`migrate`."""
+
+    @abc.abstractmethod
+    def migrate(self) -> int:
+        """Apply the pending migrations of sync/cloud/schema.py, each in its own
+        transaction; returns how many (0 when the schema is current).  Safe to run at once
+        from several processes, and again."""
+
+    @abc.abstractmethod
+    def connect(self, migrate: bool = False):
+        """A connection for the calling thread (``migrate``: :meth:`prepare` first)."""
+
+    @abc.abstractmethod
+    def acquire(self):
+        """A connection for one request; give it back with :meth:`release`."""
+
+    @abc.abstractmethod
+    def release(self, db) -> None:
+        """Give back a connection from :meth:`acquire` (what it left open is rolled back)."""
+
+    def ping(self) -> None:
+        """One round trip to the database (``DatabaseUnavailable`` if it does not answer)."""
+        d = self.acquire()
+        try:
+            d.execute("SELECT 1").fetchone()
+        except KioskError:
+            raise
+        except Exception as e:
+            raise self.unavailable(e) from None
+        finally:
+            self.release(d)
+
+    def unavailable(self, exc: BaseException) -> KioskError:
+        """``DATABASE_UNAVAILABLE``, in one line, for a database that did not answer."""
+        return KioskError(f"the database did not answer: {str(exc).splitlines()[0][:300] if str(exc) else exc!r}",
+                          {}, code="DATABASE_UNAVAILABLE")
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close what the storage holds open (a pool); connections handed out end with it."""
+
+    def schema(self) -> list[list[str]]:
+        """The migrations in this backend's words."""
+        return schema.migrations(self.column_types)
+
+    @classmethod
+    @abc.abstractmethod
+    def transaction(cls, db) -> AbstractContextManager:
+        """One write transaction on ``db``, committed at the end, rolled back on any
+        exception.  Inside another on the same connection it joins it as a savepoint: an
+        exception rolls back what the inner block wrote and goes on up; nothing is
+        committed before the outermost block ends."""
+
+    @classmethod
+    @abc.abstractmethod
+    def lock_hotels(cls, db, hotels: Iterable[str]) -> None:
+        """Inside a transaction: wait for, then hold until it ends, each hotel's lock, so
+        two writers of one hotel go one after the other (and writers of different hotels
+        need not)."""
 
 
 def _greatest(*args):
@@ -57,19 +152,23 @@ def _least(*args):
 
 # --- SQLite ----------------------------------------------------------------------------------
 
-class SqliteStorage:
+class SqliteStorage(CloudStorage):
+    """``cloud.db`` in the data dir, opened like the kiosk's store (kiosk/store.py: WAL,
+    ``synchronous=FULL``, busy timeout, ``BEGIN IMMEDIATE``); the schema version is
+    ``PRAGMA user_version``."""
+
     dialect = "sqlite"
+    column_types = schema.SQLITE_TYPES
     processes = 1  # one writer: more worker processes would only wait for each other
 
     def __init__(self, data_dir: str | Path):
         self.root = Path(data_dir)
         self.path = self.root / FILENAME
         self.url = f"sqlite:///{self.path}"
+        self._local = threading.local()
 
     def prepare(self) -> None:
         """Create the data dir (0700) and the database (0600), and migrate."""
-        from . import db as cloud_db
-
         make_dirs(self.root)  # each new directory fsync'ed into its parent: a power cut keeps it
         self.root.chmod(0o700)
         os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
@@ -80,40 +179,61 @@ class SqliteStorage:
             # power-cut suite found `serve` failing to start on exactly that race)
             with contextlib.suppress(FileNotFoundError):
                 extra.chmod(0o600)
+        self.migrate()
+
+    def migrate(self) -> int:
         d = self.connect(migrate=False)
         try:
-            store.run_migrations(d, cloud_db.MIGRATIONS)
+            return self.migrate_connection(d)
         finally:
             d.conn.close()
 
-    def connect(self, migrate: bool = False):
-        from . import db as cloud_db
+    @classmethod
+    def migrate_connection(cls, d) -> int:
+        """:meth:`migrate` on an open connection (kiosk/store.py's runner, the cloud's schema)."""
+        return store.run_migrations(d, schema.migrations(cls.column_types))
 
+    def connect(self, migrate: bool = False):
+        """A new connection to ``cloud.db`` (the caller closes it: ``d.conn.close()``)."""
         d = store.connect(self.path, migrate=False)
         d.conn.create_function("greatest", -1, _greatest, deterministic=True)
         d.conn.create_function("least", -1, _least, deterministic=True)
-        d.dialect = "sqlite"
+        d.dialect, d.backend = self.dialect, SqliteStorage
         if migrate:
-            store.run_migrations(d, cloud_db.MIGRATIONS)
+            self.migrate_connection(d)
         return d
 
+    def acquire(self):
+        """The calling thread's connection, opened on first use and kept (SQLite connections
+        are cheap to keep; one writer at a time whatever their number)."""
+        d = getattr(self._local, "db", None)
+        if d is None:
+            d = self._local.db = self.connect()
+        return d
+
+    def release(self, db) -> None:
+        pass  # kept for the thread's next request
+
     def close(self) -> None:
-        pass
+        pass  # nothing shared: each connection is its thread's
+
+    @classmethod
+    def transaction(cls, db) -> AbstractContextManager:
+        return store.transaction(db)  # BEGIN IMMEDIATE, or a SAVEPOINT inside one
+
+    @classmethod
+    def lock_hotels(cls, db, hotels: Iterable[str]) -> None:
+        """Nothing to do: ``BEGIN IMMEDIATE`` already made this the only writer."""
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------
 
+_PLACEHOLDER = re.compile(r"\?")
+
+
 def to_pg(sql: str) -> str:
     """``?`` placeholders to psycopg's ``%s`` (a literal ``%`` doubled first)."""
     return _PLACEHOLDER.sub("%s", sql.replace("%", "%%"))
-
-
-def pg_ddl(stmt: str) -> str:
-    """One statement of the SQLite schema, as PostgreSQL says it."""
-    s = stmt.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY")
-    s = re.sub(r"\bREAL\b", "DOUBLE PRECISION", s)
-    s = re.sub(r"\bINTEGER\b", "BIGINT", s)
-    return s
 
 
 class PgCursor:
@@ -146,7 +266,7 @@ class PgDatabase:
     def __init__(self, conn):
         self.raw = conn
         self.conn = self  # code written for sqlite_utils says db.conn.execute(...)
-        self.depth = 0
+        self.backend = PostgresStorage
 
     def execute(self, sql: str, params: Any = ()) -> PgCursor:
         cur = self.raw.cursor()
@@ -173,10 +293,17 @@ class PgDatabase:
 #: pooled connection, before the answer is DATABASE_UNAVAILABLE
 CONNECT_TIMEOUT_SECONDS = 5
 POOL_TIMEOUT_SECONDS = 8.0
+#: the advisory lock migrations run under (several workers may start at once)
+MIGRATION_LOCK = 727274
 
 
-class PostgresStorage:
+class PostgresStorage(CloudStorage):
+    """A PostgreSQL database behind a pool of autocommit connections; the schema version is
+    the ``schema_version`` table."""
+
     dialect = "postgresql"
+    paramstyle = "qmark"  # written so; PgDatabase.execute says it as psycopg's %s (to_pg)
+    column_types = schema.POSTGRES_TYPES
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 16):
         self.url = url
@@ -243,12 +370,15 @@ class PostgresStorage:
             self.release(d)
 
     def prepare(self) -> None:
-        """Migrate (under an advisory lock: several workers may start at once)."""
-        from . import db as cloud_db
+        """Migrate (the database itself is made by its administrator)."""
+        self.migrate()
 
+    def migrate(self) -> int:
+        """Under an advisory lock: several workers may start at once."""
+        applied = 0
         conn = self._getconn()
         try:
-            conn.execute("SELECT pg_advisory_lock(727274)")
+            conn.execute(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
             try:
                 conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
                 row = conn.execute("SELECT version FROM schema_version").fetchone()
@@ -257,15 +387,18 @@ class PostgresStorage:
                     current = 0
                 else:
                     current = row[0]
-                for i in range(current, len(cloud_db.MIGRATIONS)):
+                migrations = self.schema()
+                for i in range(current, len(migrations)):
                     with conn.transaction():
-                        for stmt in cloud_db.MIGRATIONS[i]:
-                            conn.execute(pg_ddl(stmt))
+                        for stmt in migrations[i]:
+                            conn.execute(stmt)
                         conn.execute("UPDATE schema_version SET version = %s", [i + 1])
+                    applied += 1
             finally:
-                conn.execute("SELECT pg_advisory_unlock(727274)")
+                conn.execute(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})")
         finally:
             self._pool_().putconn(conn)
+        return applied
 
     def acquire(self) -> PgDatabase:
         """A connection out of the pool for one request; give it back with :meth:`release`."""
@@ -289,10 +422,29 @@ class PostgresStorage:
                 self._pool.close()
                 self._pool = None
 
+    @classmethod
+    @contextlib.contextmanager
+    def transaction(cls, db: PgDatabase) -> Iterator[PgDatabase]:
+        # psycopg: BEGIN … COMMIT on the autocommit connection, a SAVEPOINT inside one
+        with db.raw.transaction():
+            yield db
+
+    @classmethod
+    def lock_hotels(cls, db: PgDatabase, hotels: Iterable[str]) -> None:
+        """Transaction-scoped advisory locks, taken sorted, so two pushes never deadlock."""
+        for h in sorted({h for h in hotels if isinstance(h, str)}):
+            db.execute("SELECT pg_advisory_xact_lock(?)", [_lock_key(h)])
+
+
+def _lock_key(hotel_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(b"hotel:" + hotel_id.encode(errors="surrogatepass")).digest()[:8], "big",
+                          signed=True)
+
 
 # --- one surface -----------------------------------------------------------------------------
 
-def open_storage(data_dir: str | Path | None = None, database: str | None = None, *, pool_size: int = 16):
+def open_storage(data_dir: str | Path | None = None, database: str | None = None, *,
+                 pool_size: int = 16) -> CloudStorage:
     """``database`` (a ``postgresql://`` URL) if given, else ``cloud.db`` in ``data_dir``.
     ``pool_size``: PostgreSQL connections per process (one per server thread)."""
     if database:
@@ -305,37 +457,16 @@ def open_storage(data_dir: str | Path | None = None, database: str | None = None
     return SqliteStorage(data_dir)
 
 
-@contextlib.contextmanager
-def transaction(db):
-    """One write transaction on either storage (nested calls join the outer one)."""
-    if getattr(db, "dialect", "sqlite") != "postgresql":
-        with store.transaction(db):
-            yield db
-        return
-    if db.depth:
-        db.depth += 1
-        try:
-            yield db
-        finally:
-            db.depth -= 1
-        return
-    db.depth = 1
-    try:
-        with db.raw.transaction():
-            yield db
-    finally:
-        db.depth = 0
+def backend(db) -> type[CloudStorage]:
+    """The storage class a connection belongs to (SQLite for a plain ``sqlite_utils`` one)."""
+    return getattr(db, "backend", SqliteStorage)
 
 
-def _lock_key(hotel_id: str) -> int:
-    return int.from_bytes(hashlib.sha256(b"hotel:" + hotel_id.encode(errors="surrogatepass")).digest()[:8], "big",
-                          signed=True)
+def transaction(db) -> AbstractContextManager:
+    """One write transaction on either storage (:meth:`CloudStorage.transaction`)."""
+    return backend(db).transaction(db)
 
 
-def lock_hotels(db, hotels) -> None:
-    """Inside a transaction: wait for, then hold until commit, each hotel's lock (sorted, so
-    two pushes never deadlock).  SQLite has one writer already: nothing to do."""
-    if getattr(db, "dialect", "sqlite") != "postgresql":
-        return
-    for h in sorted({h for h in hotels if isinstance(h, str)}):
-        db.execute("SELECT pg_advisory_xact_lock(?)", [_lock_key(h)])
+def lock_hotels(db, hotels: Iterable[str]) -> None:
+    """Inside a transaction: each hotel's lock (:meth:`CloudStorage.lock_hotels`)."""
+    backend(db).lock_hotels(db, hotels)

@@ -30,22 +30,6 @@ MAX_KEY_CHARS = 200
 HLC_PATTERN = r"^[0-9]{15}-[0-9]{5}-[A-Za-z0-9._:@-]{1,64}$"
 MAX_CLOCK_SKEW_SECONDS = 3600.0
 
-#: entry kind -> the entity type it must name
-KINDS: dict[str, str] = {
-    "work_order.created": "work_order",
-    "work_order.updated": "work_order",
-    "ticket.created": "ticket",
-    "ticket.updated": "ticket",
-    "token.issued": "qr_token",
-    "token.used": "qr_token",
-    "token.revoked": "qr_token",
-    "session.opened": "session",
-    "session.ended": "session",
-    # effects of the hotel models (kiosk/models/actions.py), recorded for the cloud's PMS side
-    "task.created": "task",
-    "message.send": "message",
-    "pms.update": "pms",
-}
 CHANGEABLE = ("status", "assignee", "priority", "notes", "description")
 
 

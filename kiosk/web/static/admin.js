@@ -29,7 +29,10 @@ const TIMELINE_KIND = {"scan": "admin.timeline.kind.scan", "workflow.started": "
                        "ticket.created": "admin.timeline.kind.ticket", "ticket.duplicate": "admin.timeline.kind.duplicate",
                        "pms.change": "admin.timeline.kind.pms", "session.ended": "admin.timeline.kind.ended",
                        "session.expired": "admin.timeline.kind.expired",
-                       "security.forbidden": "admin.timeline.kind.forbidden"};
+                       "security.forbidden": "admin.timeline.kind.forbidden",
+                       "security.rate_limited": "admin.timeline.kind.forbidden", "security.csrf": "admin.timeline.kind.forbidden",
+                       "ticket.updated": "admin.timeline.kind.ticketUpdated", "task.updated": "admin.timeline.kind.taskUpdated",
+                       "offer.accepted": "admin.timeline.kind.offer"};
 const OUTBOX_KIND = {"token.issued": "admin.outbox.token.issued", "token.revoked": "admin.outbox.token.revoked",
                      "token.used": "admin.outbox.token.used", "session.opened": "admin.outbox.session.opened",
                      "session.ended": "admin.outbox.session.ended", "pms.update": "admin.outbox.pms.update",
@@ -55,7 +58,8 @@ async function call(method, params, body) {
   if (method !== "GET") headers["X-CSRF-Token"] = CSRF;
   let r;
   try {
-    r = await fetch("/api/admin?" + new URLSearchParams(params), {
+    const {endpoint, ...query} = params;  // the route: /api/admin/<endpoint>, the rest its query
+    r = await fetch("/api/admin/" + endpoint + "?" + new URLSearchParams(query), {
       method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body)});
   } catch (e) {
     return {ok: false, status: 0, code: "NETWORK"};
@@ -128,16 +132,26 @@ function emptyState(key, vars) {
   return el("p", {class: "empty"}, t(key, vars));
 }
 
+// Where a list's data failed to load: say so, never "nothing here" (the panel's status line
+// above has the reason and "Try again")
+function failedState() {
+  return el("p", {class: "empty failed"}, t("admin.list.failed"));
+}
+
 // --- people by name where known: token holders by token id and by user id -------------------
 const names = {byJti: new Map(), byUser: new Map()};
 
 function learnNames(rows) {
   for (const r of rows || []) {
-    if (!r.name) continue;
-    if (r.jti) names.byJti.set(r.jti, r.name);
-    if (r.userId) names.byUser.set(r.userId, r.name);
+    const name = r.personName || r.name;  // the property data's name (staff list, reservation) first
+    if (!name) continue;
+    if (r.jti) names.byJti.set(r.jti, name);
+    if (r.userId) names.byUser.set(r.userId, name);
   }
 }
+
+// who a token or session row is: the name the kiosk knows, else the id
+const whoOf = r => r.personName || r.name || r.userId;
 
 // "Mia Keller (a-mia)" for a user id or an actor such as "admin:a-mia"; the id when unknown
 function person(id) {
@@ -370,8 +384,11 @@ function renderOverview() {
     card(t("admin.card.active"), num(sess.activeNow), t("admin.card.active.sub", {n: num(sess.total)})),
     card(t("admin.card.runs"), num(runs), t("admin.card.runs.sub", {errors: num(errors), timeouts: num(timeouts)}),
          errors + timeouts ? "warn" : ""),
-    card(t("admin.card.pending"), num(sync.pending),
-         sync.pending ? t("admin.card.pending.sub", {age: duration(sync.oldestPendingAgeSeconds)}) : t("admin.card.pending.none")),
+    // a refused credential holds everything back: the backlog is red and says why
+    (refused => card(t("admin.card.pending"), num(sync.pending),
+         refused ? t("admin.card.pending.refused") :
+         sync.pending ? t("admin.card.pending.sub", {age: duration(sync.oldestPendingAgeSeconds)}) : t("admin.card.pending.none"),
+         refused ? "bad" : ""))((overview.sync || {}).credential === "refused"),
     card(t("admin.card.dead"), num(sync.dead), sync.dead ? t("admin.card.dead.sub") : t("admin.card.dead.none"),
          sync.dead ? "bad" : ""),
     card(t("admin.card.approvals"), num(actions.approvalsPending),
@@ -396,7 +413,11 @@ function renderOverview() {
     categories: used.map(m => m.modelId),
     series: [{label: t("admin.series.success"), values: used.map(m => m.success || 0), cls: "s-ok"},
              {label: t("admin.series.error"), values: used.map(m => m.error || 0), cls: "s-bad"},
-             {label: t("admin.series.timeout"), values: used.map(m => m.timeout || 0), cls: "s-warn"}],
+             {label: t("admin.series.timeout"), values: used.map(m => m.timeout || 0), cls: "s-warn"},
+             // runs answered in a shape the kiosk refused are runs too: without them a period of only
+             // such runs would read "No model ran"
+             ...(used.some(m => m.invalid) ? [{label: t("admin.series.invalid"), values: used.map(m => m.invalid || 0),
+                                               cls: "s-muted"}] : [])],
   });
   const syncRows = [[t("admin.sync.row.pending"), sync.pending], [t("admin.sync.row.dead"), sync.dead],
                     [t("admin.sync.row.conflicts"), sync.conflicts], [t("admin.sync.row.security"), sync.securityEvents]];
@@ -419,7 +440,11 @@ async function loadTokens() {
     if ($("token-status").value) params.status = $("token-status").value;
     if ($("token-role").value) params.role = $("token-role").value;
     const r = await call("GET", params);
-    if (!r.ok) return r;
+    if (!r.ok) {
+      tokensState.rows = null;
+      $("token-list").replaceChildren(failedState());
+      return r;
+    }
     tokensState.rows = r.data.tokens;
     learnNames(r.data.tokens);
     renderTokens();
@@ -427,10 +452,19 @@ async function loadTokens() {
   });
 }
 
+// "Ada Lovelace" over "Room 412 · D02379": the name the kiosk knows (staff list, reservation,
+// else the code's name), the guest's room, and the id for support (also the title)
 function personOf(row, badge) {
-  const name = row.name && row.name !== row.userId ? row.name : null;
-  if (!name) return el("span", {}, el("span", {class: "name"}, row.userId || "—", badge));
-  return el("span", {}, el("span", {class: "name"}, name, badge), el("span", {class: "sub"}, row.userId));
+  const given = row.personName || row.name;
+  const name = given && given !== row.userId ? given : null;
+  const room = row.roomNumber ? t("admin.person.room", {room: row.roomNumber}) : null;
+  const title = row.userId ? {title: row.userId, "data-user": row.userId} : {};
+  if (!name) {
+    return el("span", title, el("span", {class: "name"}, row.userId || "—", badge),
+              ...(room ? [el("span", {class: "sub"}, room)] : []));
+  }
+  return el("span", title, el("span", {class: "name"}, name, badge),
+            el("span", {class: "sub"}, room ? `${room} · ${row.userId}` : row.userId));
 }
 
 function renderTokens() {
@@ -452,7 +486,7 @@ function renderTokens() {
             r.status === "active"
               ? el("div", {class: "actions-cell"},
                    button(t("admin.tokens.revoke"), () => confirmRevoke(r), "danger small",
-                          {"aria-label": t("admin.tokens.revoke.label", {who: r.name || r.userId})}))
+                          {"aria-label": t("admin.tokens.revoke.label", {who: whoOf(r)})}))
               : el("span", {class: "muted none"}, "—")],
   }))));
 }
@@ -467,12 +501,12 @@ function expiresCell(r) {
 function confirmRevoke(row) {
   confirmAction({
     title: t("admin.tokens.revoke.title"),
-    text: t("admin.tokens.revoke.text", {who: row.name || row.userId}),
+    text: t("admin.tokens.revoke.text", {who: whoOf(row)}),
     ok: t("admin.tokens.revoke"),
     action: async () => {
-      const r = await call("PUT", {endpoint: "tokens"}, {jti: row.jti});
+      const r = await call("POST", {endpoint: `tokens/${encodeURIComponent(row.jti)}/revoke`});
       if (!r.ok) return r;
-      say("admin.tokens.revoked", "ok", {who: row.name || row.userId});
+      say("admin.tokens.revoked", "ok", {who: whoOf(row)});
       await loadTokens();
       return null;
     },
@@ -608,7 +642,11 @@ async function loadSessions() {
   await run($("panel-sessions"), async () => {
     const filter = $("session-filter").value;
     const r = await call("GET", {endpoint: "sessions", status: filter, limit: 500});
-    if (!r.ok) return r;
+    if (!r.ok) {  // not the earlier list (or its empty text) under the new filter
+      sessionsState.rows = null;
+      $("session-list").replaceChildren(failedState());
+      return r;
+    }
     sessionsState.rows = r.data.sessions;
     learnNames(r.data.sessions);
     renderSessions();
@@ -631,7 +669,7 @@ function renderSessions() {
                 t("admin.col.state"), t("admin.col.actions")];
   host.replaceChildren(table(t("admin.tab.sessions"), cols, rows.map(s => {
     const state = sessionState(s);
-    const who = s.name || s.userId;
+    const who = whoOf(s);
     const stateText = state === "ended"
       ? t("admin.session.endedWhen", {when: relative(s.endedAt), why: label(END_REASON, s.endReason)})
       : state === "expired" ? t("admin.session.expiredWhen", {when: relative(s.expiresAt)})
@@ -651,13 +689,13 @@ function renderSessions() {
 }
 
 function confirmTerminate(s) {
-  const who = s.name || s.userId;
+  const who = whoOf(s);
   confirmAction({
     title: t("admin.sessions.end.title"),
     text: t("admin.sessions.end.text", {who}),
     ok: t("admin.sessions.end"),
     action: async () => {
-      const r = await call("DELETE", {endpoint: "sessions"}, {sessionId: s.sessionId});
+      const r = await call("DELETE", {endpoint: `sessions/${encodeURIComponent(s.sessionId)}`});
       if (!r.ok) return r;
       say("admin.sessions.ended", "ok", {who});
       await loadSessions();
@@ -668,7 +706,7 @@ function confirmTerminate(s) {
 
 async function openTimeline(s) {
   const dlg = $("session-dialog");
-  const who = s.name || s.userId;
+  const who = whoOf(s);
   $("session-dialog-title").textContent = t("admin.timeline.of", {who});
   $("session-facts").replaceChildren();
   $("session-timeline").replaceChildren();
@@ -676,7 +714,7 @@ async function openTimeline(s) {
   dlg.showModal();
   $("session-close").focus();
   await run(dlg, async () => {
-    const r = await call("POST", {endpoint: "sessions"}, {sessionId: s.sessionId});
+    const r = await call("GET", {endpoint: `sessions/${encodeURIComponent(s.sessionId)}`});
     if (!r.ok) return r;
     renderTimeline({...s, ...(r.data.session || {})}, r.data.timeline || [], r.data.workflow);
     return null;
@@ -687,9 +725,40 @@ function fact(term, value) {
   return [el("dt", {}, term), el("dd", {}, value)];
 }
 
+const ACTION_WORD = {CREATE_TASK: "admin.timeline.action.CREATE_TASK", UPDATE_PMS: "admin.timeline.action.UPDATE_PMS",
+                     SEND_MESSAGE: "admin.timeline.action.SEND_MESSAGE",
+                     SCHEDULE_MAINTENANCE: "admin.timeline.action.SCHEDULE_MAINTENANCE",
+                     OUTLIER_CHARGE: "admin.timeline.action.OUTLIER_CHARGE"};
+
+// "{who} accepted {what}" with its words, in one pass: a guest's words that look like a
+// placeholder ("{who}") or a replacement pattern ("$&") stay as they are
+function fill(key, vars) {
+  const text = (Kiosk.strings[Kiosk.lang] || {})[key] || (Kiosk.strings.en || {})[key] || key;
+  return text.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? vars[k] : m));
+}
+
+// A timeline entry as a sentence in the screen's language (its textKey and params from the
+// kiosk); the kiosk's English line when this screen does not know the key
+function sentence(it) {
+  if (!it.textKey || !(Kiosk.strings.en || {})[it.textKey]) return it.summary || "";
+  const p = it.params || {};
+  const vars = {};
+  for (const [k, v] of Object.entries(p)) {
+    if (k === "ms") vars.ms = ms(v);
+    else if (k === "entity") vars.entity = label(ENTITY, v);
+    else if (k === "reason") vars.reason = label(END_REASON, v);
+    else if (k === "status") vars.status = (Kiosk.strings.en || {})["status." + v] ? t("status." + v) : String(v || "—");
+    else if (k === "actions") vars.actions = (v || []).map(a => label(ACTION_WORD, a)).join(", ") || "—";
+    else if (Array.isArray(v)) vars[k] = v.join(", ") || "—";
+    else vars[k] = v === null || v === undefined || v === "" ? "—" : String(v);
+  }
+  if (p.what !== undefined) vars.what = fill(p.room ? "admin.timeline.what.room" : "admin.timeline.what", {what: p.what, room: p.room});
+  return fill(it.textKey, vars);
+}
+
 function renderTimeline(s, items, workflow) {
   $("session-workflow").textContent = workflow
-    ? t("admin.timeline.workflow", {name: workflow.workflow, done: workflow.completedSteps, total: workflow.totalSteps,
+    ? t("admin.timeline.workflow", {name: label(ROLE, workflow.workflow), done: workflow.completedSteps, total: workflow.totalSteps,
                                      models: (workflow.triggeredAIModels || []).join(", ") || "—"})
     : "";
   const state = sessionState(s);
@@ -718,9 +787,11 @@ function renderTimeline(s, items, workflow) {
     const li = el("li", {"data-kind": it.kind},
       el("time", {datetime: it.at, title: dateTime(d) + " · " + relative(it.at)}, stamp),
       el("span", {class: "kind"}, label(TIMELINE_KIND, it.kind)),
-      el("span", {class: "summary"}, it.summary || ""));
+      el("span", {class: "summary"}, sentence(it)));
+    // for support: the raw facts (ids, jti, workflowId, …) and the kiosk's own line, folded away
     const details = it.details && typeof it.details === "object"
       ? Object.entries(it.details).filter(([, v]) => v !== null && v !== undefined && v !== "") : [];
+    if (details.length && it.summary) details.push(["summary", it.summary]);
     if (details.length) {
       const dl = el("dl", {class: "facts small"});
       for (const [k, v] of details) {
@@ -770,6 +841,72 @@ async function loadAnalytics() {
   });
 }
 
+// --- the manager's figures: requests, how fast they were taken and done, offers, refused scans ------
+const REQTYPE = {maintenance: "admin.reqtype.maintenance", housekeeping: "admin.reqtype.housekeeping",
+                 guest_request: "admin.reqtype.guest_request", noise: "admin.reqtype.noise",
+                 billing: "admin.reqtype.billing", it: "admin.reqtype.it", security: "admin.reqtype.security"};
+const REFUSED_WHY = {...REFUSED, UNREADABLE: "admin.refused.UNREADABLE"};
+
+// 7.5 -> "7.5 min", 150 -> "2.5 h"; null -> "—"
+function minutes(m) {
+  if (m === null || m === undefined) return "—";
+  const one = n => new Intl.NumberFormat(locale(), {maximumFractionDigits: 1}).format(n);
+  return m < 120 ? t("admin.unit.min", {n: one(m)}) : t("admin.unit.h", {n: one(m / 60)});
+}
+
+// {"EUR": 65.5, "CHF": 10} -> "€65.50 + CHF 10.00"
+function money(revenue) {
+  const parts = Object.entries(revenue || {}).map(([cur, v]) => {
+    try { return new Intl.NumberFormat(locale(), {style: "currency", currency: cur}).format(v); }
+    catch (e) { return `${num(v)} ${cur}`; }
+  });
+  return parts.length ? parts.join(" + ") : new Intl.NumberFormat(locale(), {style: "currency", currency: "EUR"}).format(0);
+}
+
+function renderFigures(a) {
+  const req = a.requests, off = a.offersTaken, ref = a.refusedScans;
+  const box = $("an-figures").closest(".manager");
+  box.hidden = !req;  // an older kiosk without these figures: nothing false shown
+  if (!req) return;
+  const types = Object.entries(req.byType || {});
+  const top = types[0];
+  $("an-figures").replaceChildren(
+    card(t("admin.fig.requests"), num(req.total),
+         top ? t("admin.fig.requests.top", {type: label(REQTYPE, top[0]), n: num(top[1])}) : t("admin.fig.requests.none"),
+         "", {"data-figure": "requests"}),
+    card(t("admin.fig.accept"), minutes(req.medianMinutesToAccept),
+         req.accepted ? t("admin.fig.accept.sub", {n: num(req.accepted)}) :
+           t(req.total ? "admin.fig.accept.none" : "admin.fig.requests.none"), "", {"data-figure": "accept"}),
+    card(t("admin.fig.done"), minutes(req.medianMinutesToDone),
+         req.done ? t("admin.fig.done.sub", {n: num(req.done)}) :
+           t(req.total ? "admin.fig.done.none" : "admin.fig.requests.none"), "", {"data-figure": "done"}),
+    card(t("admin.fig.revenue"), money((off || {}).revenue),
+         off && off.taken ? t("admin.fig.revenue.sub", {n: num(off.taken)}) : t("admin.fig.revenue.none"),
+         "", {"data-figure": "revenue"}),
+    card(t("admin.fig.refused"), num((ref || {}).total),
+         ref && ref.total ? t("admin.fig.refused.sub", {n: num(ref.unreadable), camera: num(ref.unreadableByCamera)})
+                          : t("admin.fig.refused.none"),
+         ref && ref.unreadable ? "warn" : "", {"data-figure": "refused"}),
+  );
+  chart("chart-an-requests", {
+    kind: "hbar", title: t("admin.chart.requests"), empty: t("admin.fig.requests.none"),
+    summary: types.map(([k, n]) => `${label(REQTYPE, k)}: ${num(n)}`).join(", "),
+    xLabel: t("admin.axis.requests"), yLabel: t("admin.axis.reqtype"), format: num,
+    categories: types.map(([k]) => label(REQTYPE, k)),
+    series: [{label: t("admin.axis.requests"), values: types.map(([, n]) => n), cls: "s-info"}],
+  });
+  const timed = (req.types || []).filter(x => x.medianMinutesToAccept !== null || x.medianMinutesToDone !== null);
+  chart("chart-an-times", {
+    kind: "hbar", title: t("admin.chart.times"), empty: t("admin.chart.times.empty"),
+    summary: timed.map(x => `${label(REQTYPE, x.type)}: ${minutes(x.medianMinutesToAccept)} / ${minutes(x.medianMinutesToDone)}`).join(", "),
+    xLabel: t("admin.axis.minutes"), yLabel: t("admin.axis.reqtype"),
+    format: v => new Intl.NumberFormat(locale(), {maximumFractionDigits: 1}).format(v),
+    categories: timed.map(x => label(REQTYPE, x.type)),
+    series: [{label: t("admin.series.toAccept"), values: timed.map(x => x.medianMinutesToAccept || 0), cls: "s-info"},
+             {label: t("admin.series.toDone"), values: timed.map(x => x.medianMinutesToDone || 0), cls: "s-ok"}],
+  });
+}
+
 function renderAnalytics() {
   const a = analytics.data;
   if (!a) return;
@@ -778,6 +915,7 @@ function renderAnalytics() {
   if (period.from && period.to) {
     $("an-range").textContent = t("admin.period.showing", {from: dateTime(period.from), to: dateTime(period.to)});
   }
+  renderFigures(a);
   const scans = a.scans || {}, sess = a.sessions || {}, actions = a.actions || {};
   const models = (a.models || []).slice().sort((x, y) => (y.runs || 0) - (x.runs || 0));
   const refused = refusedTotal(scans);
@@ -821,7 +959,9 @@ function renderAnalytics() {
   });
   const timed = models.filter(m => m.runs);
   chart("chart-an-latency", {
-    kind: "hbar", title: t("admin.chart.latency"), empty: t("admin.chart.models.empty"),
+    kind: "hbar", title: t("admin.chart.latency"),
+    // runs whose durations were all 0 ms are not "no model ran"
+    empty: t(timed.length ? "admin.chart.latency.zero" : "admin.chart.models.empty"),
     summary: timed.map(m => `${m.modelId}: ${ms(m.meanMs)} / ${ms(m.p95Ms)}`).join(", "),
     xLabel: t("admin.axis.ms"), yLabel: t("admin.axis.model"), format: v => num(Math.round(v)),
     categories: timed.map(m => m.modelId),
@@ -832,18 +972,21 @@ function renderAnalytics() {
     kind: "hbar", title: t("admin.chart.errorRate"),
     summary: timed.map(m => `${m.modelId}: ${pct(((m.error || 0) + (m.timeout || 0)) / m.runs)}`).join(", "),
     xLabel: t("admin.axis.percent"), yLabel: t("admin.axis.model"), format: v => pct(v / 100),
-    empty: t("admin.chart.models.empty"),
+    // every rate 0 %: models ran and none failed (the chart has nothing to draw, the table has the runs)
+    empty: t(timed.length ? "admin.chart.errors.none" : "admin.chart.models.empty"),
     categories: timed.map(m => m.modelId),
     series: [{label: t("admin.axis.percent"), values: timed.map(m => 100 * ((m.error || 0) + (m.timeout || 0)) / m.runs),
               cls: "s-bad"}],
   });
-  const reasons = Object.entries(scans.refused || {}).filter(([, n]) => n).sort((x, y) => y[1] - x[1]);
+  // unreadable codes apart where the kiosk says so (refusedScans), else by error code
+  const reasons = Object.entries((a.refusedScans || {}).byReason || scans.refused || {})
+    .filter(([, n]) => n).sort((x, y) => y[1] - x[1]);
   chart("chart-an-refused", {
     kind: "hbar", title: t("admin.chart.refused"),
-    summary: reasons.map(([c, n]) => `${label(REFUSED, c)}: ${num(n)}`).join(", "),
+    summary: reasons.map(([c, n]) => `${label(REFUSED_WHY, c)}: ${num(n)}`).join(", "),
     xLabel: t("admin.axis.scans"), yLabel: t("admin.axis.reason"), format: num,
     empty: t("admin.chart.refused.empty"),
-    categories: reasons.map(([c]) => label(REFUSED, c)),
+    categories: reasons.map(([c]) => label(REFUSED_WHY, c)),
     series: [{label: t("admin.axis.scans"), values: reasons.map(([, n]) => n), cls: "s-bad"}],
   });
   const host = $("an-models");
@@ -862,7 +1005,7 @@ function renderAnalytics() {
 }
 
 // --- Sync ---------------------------------------------------------------------------------------------
-const syncState = {summary: null, dead: null, conflicts: null, security: null};
+const syncState = {summary: null, dead: null, conflicts: null, security: null, loaded: false};
 
 async function loadSync() {
   await run($("panel-sync"), async () => {
@@ -874,6 +1017,7 @@ async function loadSync() {
     syncState.dead = d.ok ? d.data.dead : null;
     syncState.conflicts = c.ok ? c.data.conflicts : null;
     syncState.security = x.ok ? x.data.securityEvents : null;
+    syncState.loaded = true;  // from now on a list without data is one that failed to load
     renderSync();
     return [s, d, c, x].find(r => !r.ok) || null;
   });
@@ -895,7 +1039,8 @@ function renderSync() {
          s.newestTrustedAt ? t("admin.card.keys.sub") : t("admin.card.keys.none")),
   ] : []));
   const dead = syncState.dead;
-  if (dead) {
+  if (!dead) { if (syncState.loaded) $("sy-dead").replaceChildren(failedState()); }
+  else {
     $("sy-dead").replaceChildren(!dead.length ? emptyState("admin.sync.dead.empty") : table(t("admin.sync.dead"),
       [t("admin.col.what"), t("admin.col.item"), t("admin.col.attempts"), t("admin.col.reason"), t("admin.col.since"),
        t("admin.col.actions")],
@@ -909,14 +1054,16 @@ function renderSync() {
                   {"aria-label": t("admin.sync.drop.label", {what: label(OUTBOX_KIND, e.kind), id: e.entityId})}))]}))));
   }
   const conflicts = syncState.conflicts;
-  if (conflicts) {
+  if (!conflicts) { if (syncState.loaded) $("sy-conflicts").replaceChildren(failedState()); }
+  else {
     $("sy-conflicts").replaceChildren(!conflicts.length ? emptyState("admin.sync.conflicts.empty") : table(t("admin.sync.conflicts"),
       [t("admin.col.item"), t("admin.col.field"), t("admin.col.outcome"), t("admin.col.rule"), t("admin.col.when")],
       conflicts.map(c => ({cells: [`${label(ENTITY, c.entityType)} ${c.entityId}`, c.field, c.outcome, c.rule,
                                    when(c.detectedAt)]}))));
   }
   const sec = syncState.security;
-  if (sec) {
+  if (!sec) { if (syncState.loaded) $("sy-security").replaceChildren(failedState()); }
+  else {
     $("sy-security").replaceChildren(!sec.length ? emptyState("admin.sync.security.empty") : table(t("admin.sync.security"),
       [t("admin.col.what"), t("admin.col.subject"), t("admin.col.when")],
       sec.map(e => ({cells: [label(SECURITY_KIND, e.kind), holder(e.subject), when(e.detectedAt)]}))));
@@ -924,7 +1071,7 @@ function renderSync() {
 }
 
 async function resolveDead(e, action) {
-  const r = await call("PUT", {endpoint: "outbox"}, {id: e.id, action});
+  const r = await call("POST", {endpoint: `outbox/${encodeURIComponent(e.id)}/${action}`});
   if (!r.ok) { Kiosk.say(msg, ""); msg.textContent = errorText(r); msg.className = "message error"; return r; }
   say(action === "retry" ? "admin.sync.retried" : "admin.sync.dropped", "ok", {what: label(OUTBOX_KIND, e.kind), id: e.entityId});
   await loadSync();
@@ -955,20 +1102,21 @@ async function download(ev) {
     return;
   }
   const format = document.querySelector('input[name="format"]:checked').value;
-  const params = {endpoint: "export", format, ...rangeOf(from, to)};
-  const kinds = [...document.querySelectorAll('#export-kinds input:checked')].map(i => i.value);
-  if (!kinds.length) {
+  const params = {format, ...rangeOf(from, to)};
+  const kind = (document.querySelector('#export-kinds input:checked') || {}).value;
+  if (!kind) {
     st.className = "panel-status error";
     st.textContent = t("admin.export.nokinds");
     return;
   }
-  params.kinds = kinds.join(",");
+  params.kinds = kind;  // one kind per file
+  if (format === "csv") Object.assign(params, {columns: "readable", lang: Kiosk.lang === "de" ? "de" : "en"});
   $("export-go").disabled = true;
   let saved = null;
   await run($("panel-export"), async () => {
     let r;
     try {
-      r = await fetch("/api/admin?" + new URLSearchParams(params), {credentials: "same-origin", headers: Kiosk.headers()});
+      r = await fetch("/api/admin/export?" + new URLSearchParams(params), {credentials: "same-origin", headers: Kiosk.headers()});
     } catch (e) {
       return {code: "NETWORK"};
     }
@@ -984,7 +1132,7 @@ async function download(ev) {
     const blob = await r.blob();
     // named by the local dates chosen (the kiosk's name has the UTC instants)
     const hotel = document.body.dataset.hotel || "hotel";
-    const name = `kiosk-export-${hotel}-${from}-to-${to}.${format}`;
+    const name = `kiosk-export-${hotel}-${kind}-${from}-to-${to}.${format}`;
     const url = URL.createObjectURL(blob);
     const a = el("a", {href: url, download: name, class: "visually-hidden"}, name);
     document.body.append(a);

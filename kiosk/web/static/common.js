@@ -123,11 +123,44 @@ const Kiosk = {
     events.forEach(t => document.addEventListener(t, activity, true));
     const timer = setInterval(tick, 1000);
     tick();
+    const unwatch = lobby ? this.watchLobby() : () => {};
     this.idle = {lobby, end, stop: () => {
       clearInterval(timer);
       events.forEach(t => document.removeEventListener(t, activity, true));
       el.hidden = true;
+      unwatch();
     }};
+  },
+
+  // A staff or admin visit from the lobby keeps the lobby's camera in view: a guest holding a
+  // code up meanwhile is told about on this page (a banner: "A guest is waiting …").  The
+  // scan's one-time claim is left for the lobby, which takes it when the visit ends (the
+  // code is not consumed before; a claim gone stale is dropped and the code still works).
+  WAITING_ITEM: "kiosk.waitingClaim",
+  watchLobby() {
+    const es = new EventSource("/screen/events");  // the kiosk's own screen only (else refused: nothing shown)
+    es.addEventListener("scan", ev => {
+      const e = JSON.parse(ev.data);
+      if (!e.ok) return;
+      sessionStorage.setItem(this.WAITING_ITEM, e.claim);
+      let note = document.getElementById("lobby-waiting");
+      if (!note) {
+        note = document.createElement("p");
+        note.id = "lobby-waiting";
+        note.className = "notice lobby-waiting";
+        note.setAttribute("role", "status");
+        note.dataset.i18n = "visit.waiting";
+        const main = document.querySelector("main");
+        if (main) main.prepend(note); else document.body.prepend(note);
+      }
+      note.textContent = this.t("visit.waiting");
+      note.hidden = false;
+    });
+    return () => {
+      es.close();
+      const note = document.getElementById("lobby-waiting");
+      if (note) note.hidden = true;
+    };
   },
 
   stopIdle() {

@@ -7,6 +7,7 @@ const Guest = {
   POLL_MS: 3000,
   home: null,
   requests: null,
+  requestsFailed: false,  // the requests never loaded (the last try failed): not "nothing yet"
   stages: {},        // requestId -> the stage last shown (to announce changes)
   replies: {},       // requestId -> the staff reply last shown (to announce a new one)
   pollTimer: null,
@@ -19,6 +20,7 @@ const Guest = {
   show(home) {
     this.home = home;
     this.requests = null;
+    this.requestsFailed = false;
     this.stages = {};
     this.replies = {};
     this.render();
@@ -29,6 +31,14 @@ const Guest = {
     this.pollTimer = setInterval(() => this.refresh(), this.POLL_MS);
   },
 
+  // The same guest's screen again, in another language (the property's texts in it): their
+  // requests, answers and what is being announced stay.
+  update(home) {
+    if (!this.home) return;
+    this.home = home;
+    this.render();
+  },
+
   // Everything the guest's session put on the page goes; forms are emptied.
   clear() {
     clearInterval(this.pollTimer);
@@ -36,6 +46,7 @@ const Guest = {
     Voice.cancel();
     this.home = null;
     this.requests = null;
+    this.requestsFailed = false;
     this.stages = {};
     this.replies = {};
     this.answer = null;
@@ -53,9 +64,10 @@ const Guest = {
       ? home.welcome : Kiosk.t("guest.welcome", {name: home.guest.name});
     const room = home.room;
     this.el("room").textContent = room
-      ? Kiosk.t(room.ready ? "guest.room.ready" : "guest.room.notready", {room: room.roomNumber})
+      ? Kiosk.t(this.roomKey(room), {room: room.roomNumber})
       : Kiosk.t(home.stay ? "guest.room.none" : "guest.room.walkin");
     this.el("request-room-field").hidden = !!home.stay;  // a walk-in's code names no room: the guest says it
+    this.el("request-room").required = !home.stay;
     this.el("stay").textContent = home.stay ? Kiosk.t("guest.stay.dates", {
       arrival: Fmt.date(home.stay.arrival), departure: Fmt.date(home.stay.departure),
       nights: home.stay.nights}) : "";
@@ -63,6 +75,22 @@ const Guest = {
     this.renderRequests();
     this.renderAnswer();
     this.el("voice-status").textContent = this.voiceState ? Kiosk.t(this.voiceState.key, this.voiceState.vars) : "";
+  },
+
+  // What is true about the room today, as the server tells it (room.state): "being prepared"
+  // is for an arrival; a guest in house reads that housekeeping is looking after it.
+  ROOM_KEYS: {ready: "guest.room.ready", preparing: "guest.room.notready", upcoming: "guest.room.upcoming",
+              service: "guest.room.service", unavailable: "guest.room.unavailable",
+              checked_out: "guest.room.checked_out"},
+  roomKey(room) {
+    return this.ROOM_KEYS[room.state] || (room.ready ? "guest.room.ready" : "guest.room.notready");
+  },
+
+  // Words the hotel wrote (an offer, an FAQ answer) in the language they are in: lang= so a
+  // screen reader reads English words as English on a German screen.
+  inLang(el, lang) {
+    if (lang) el.lang = lang;
+    return el;
   },
 
   renderOffers() {
@@ -74,12 +102,30 @@ const Guest = {
       li.className = "offer";
       li.dataset.offer = o.offerId;
       const what = document.createElement("div");
-      const name = document.createElement("strong");
+      const name = this.inLang(document.createElement("strong"), o.lang);
       name.textContent = o.name;
       const price = document.createElement("span");
       price.className = "price";
       price.textContent = Fmt.money(o.price, o.currency);
       what.append(name, " ", price);
+      const other = o.lang !== Kiosk.lang && {en: "guest.reply.in.en", de: "guest.reply.in.de"}[o.lang];
+      if (o.description || other) {  // the hotel wrote none in the screen's language: said so
+        const d = document.createElement("div");
+        d.className = "hint offer-desc";
+        if (o.description) {
+          const words = this.inLang(document.createElement("span"), o.lang);
+          words.textContent = o.description;
+          d.append(words);
+        }
+        if (other) {
+          const mark = document.createElement("span");
+          mark.className = "offer-lang";
+          mark.textContent = (o.description ? " " : "") + `(${Kiosk.t(other)})`;
+          d.append(mark);
+        }
+        what.append(d);
+      }
+      if (o.fallback) li.classList.add("fallback");
       li.append(what);
       if (o.accepted) {
         const done = document.createElement("span");
@@ -102,7 +148,10 @@ const Guest = {
   renderRequests() {
     const list = this.el("requests");
     list.replaceChildren();
-    if (this.requests === null) return;
+    if (this.requests === null) {  // not loaded: say so only when loading failed
+      if (this.requestsFailed) list.append(this.li(Kiosk.t("guest.requests.failed"), "empty failed"));
+      return;
+    }
     if (!this.requests.length) {
       list.append(this.li(Kiosk.t("guest.requests.none"), "empty"));
       return;
@@ -118,7 +167,8 @@ const Guest = {
       when.className = "when";
       when.textContent = Fmt.ago(r.createdAt);
       const badge = document.createElement("span");
-      const answered = r.reply && r.stage === "received";  // a question answered is not just "received"
+      // a question answered is not just "received", and its "done" is the answer
+      const answered = r.reply && (r.stage === "received" || r.stage === "done");
       badge.className = "badge stage-" + (answered ? "done" : r.stage);
       badge.textContent = answered ? Kiosk.t("guest.reply.badge") : Kiosk.t("guest.stage." + r.stage);
       li.append(text, badge, when);
@@ -154,7 +204,21 @@ const Guest = {
     if (!this.answer) return;
     const p = document.createElement("p");
     p.className = "answer-text " + this.answer.kind;
-    p.textContent = this.answer.key ? Kiosk.t(this.answer.key) : this.answer.text;
+    if (this.answer.key) {
+      p.textContent = Kiosk.t(this.answer.key);
+    } else {  // the FAQ's words; in another language than the screen's (none in it): said so
+      const words = this.inLang(document.createElement("span"), this.answer.lang);
+      words.className = "answer-words";
+      words.textContent = this.answer.text;
+      p.append(words);
+      const other = {en: "guest.reply.in.en", de: "guest.reply.in.de", fr: "guest.reply.in.fr"}[this.answer.lang];
+      if (other && this.answer.lang !== Kiosk.lang) {
+        const mark = document.createElement("span");
+        mark.className = "answer-lang";
+        mark.textContent = ` (${Kiosk.t(other)})`;
+        p.append(mark);
+      }
+    }
     box.append(p);
   },
 
@@ -171,8 +235,10 @@ const Guest = {
     if (!this.home) return;  // logged out meanwhile
     if (!r.ok) {
       if (r.code === "SESSION_EXPIRED" || r.code === "UNAUTHORIZED") clearInterval(this.pollTimer);
+      else if (this.requests === null && !this.requestsFailed) { this.requestsFailed = true; this.renderRequests(); }
       return;
     }
+    this.requestsFailed = false;
     const changed = [], answered = [];
     for (const q of r.data.requests) {
       if (this.stages[q.requestId] && this.stages[q.requestId] !== q.stage) changed.push(q);
@@ -255,7 +321,7 @@ const Guest = {
   },
 
   showAnswer(a) {
-    if (a.answered) this.answer = {kind: "answered", text: a.answer};
+    if (a.answered) this.answer = {kind: "answered", text: a.answer, lang: a.answerLanguage};
     else this.answer = {kind: "handover", key: a.reason === "unavailable" ? "guest.question.unavailable"
                                                                         : "guest.question.handover"};
     this.renderAnswer();

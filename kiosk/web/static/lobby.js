@@ -57,8 +57,16 @@ async function logout(key) {
   showIdle(key || "session.ended");
 }
 
-function renderGuest() {
-  if (home) Guest.render();
+// Another language chosen while a guest uses the screen: the screen's words at once, the
+// property's texts (offers) in it as soon as the kiosk answers.
+async function renderGuest() {
+  if (!home) return;
+  Guest.render();
+  const was = home, lang = Kiosk.lang;
+  const r = await Kiosk.api("GET", "/api/guest/home?lang=" + encodeURIComponent(lang));
+  if (!r.ok || home !== was || Kiosk.lang !== lang) return;  // logged out or changed again meanwhile
+  home = r.data;
+  Guest.update(home);
 }
 
 async function opened(result) {
@@ -67,7 +75,8 @@ async function opened(result) {
     location.href = result.user.role === "admin" ? "/admin" : "/staff";  // admins: the dashboard
     return;
   }
-  const r = await Kiosk.api("GET", "/api/guest/home");
+  // the property's texts (offers) in the language the person chose here, else the reservation's
+  const r = await Kiosk.api("GET", "/api/guest/home" + (langChosen ? "?lang=" + encodeURIComponent(Kiosk.lang) : ""));
   if (!r.ok) return showError(r.code);
   home = r.data;
   // the reservation's language, unless the person at the screen chose one just now
@@ -173,5 +182,9 @@ function listen() {
   }
   ["pointerdown", "keydown", "input"].forEach(t => document.addEventListener(t, touch));
   listen();
+  // a code read while a staff or admin visit from here was on (common.js watchLobby): theirs now
+  waiting = sessionStorage.getItem(Kiosk.WAITING_ITEM);
+  sessionStorage.removeItem(Kiosk.WAITING_ITEM);
+  await handOver();
   document.body.dataset.ready = "yes";
 })();

@@ -5,6 +5,7 @@
 "use strict";
 const Queue = {
   data: null,
+  failed: false,       // the last load of the list did not get through (not the same as an empty list)
   filters: {scope: localStorage.getItem("kiosk.staff.scope") || "all", room: "", kind: ""},
   feed: null,
   pollTimer: null,     // polling instead of the live feed while the kiosk refuses it (429 BUSY)
@@ -33,8 +34,10 @@ const Queue = {
       const r = await Kiosk.api("GET", "/api/staff/tasks?" + q);
       if (!r.ok) {
         if (r.code === "SESSION_EXPIRED" || r.code === "UNAUTHORIZED") return this.onSignedOut && this.onSignedOut();
+        if (!this.data) { this.failed = true; this.render(); }  // nothing loaded yet: not "no requests"
         return this.say && this.say("error." + (Kiosk.strings.en["error." + r.code] ? r.code : "INTERNAL_ERROR"), "error");
       }
+      this.failed = false;
       this.data = r.data;
       Fmt.setServerNow(r.data.now);
       this.render();
@@ -61,7 +64,12 @@ const Queue = {
     this.renderFilters();
     list.replaceChildren();
     const items = this.data ? this.data.items : [];
-    if (!items.length) {
+    if (!this.data && this.failed) {  // the list did not load: say that, not "no requests"
+      const li = document.createElement("li");
+      li.className = "empty failed";
+      li.textContent = Kiosk.t("staff.queue.failed");
+      list.append(li);
+    } else if (this.data && !items.length) {  // before the first answer: nothing to say yet
       const li = document.createElement("li");
       li.className = "empty";
       const filtered = this.filters.scope !== "all" || this.filters.room || this.filters.kind;
@@ -144,7 +152,13 @@ const Queue = {
     const meta = document.createElement("p");
     meta.className = "item-meta";
     const bits = [];
-    if (it.requestedByName && it.kind === "ticket") bits.push(Kiosk.t("staff.from", {name: it.requestedByName}));
+    if (it.requestedByName && it.kind === "ticket") {  // the name; the id (a confirmation, a badge) for support
+      const from = document.createElement("span");
+      from.className = "requester";
+      from.title = it.requestedBy || "";
+      from.textContent = Kiosk.t("staff.from", {name: it.requestedByName});
+      bits.push(from);
+    }
     const ago = document.createElement("time");
     ago.dateTime = it.createdAt || "";
     ago.title = Fmt.clock(it.createdAt);
@@ -160,6 +174,7 @@ const Queue = {
     }
     const who = document.createElement("span");
     who.className = it.assignee ? "assignee" : "assignee none";
+    if (it.assignee) who.title = it.assignee;  // the staff id, for support
     who.textContent = it.assignee ? Kiosk.t("staff.assignee", {name: it.assigneeName || it.assignee})
                                   : Kiosk.t("staff.assignee.none");
     meta.append(" · ", who);
@@ -407,6 +422,7 @@ const Queue = {
   clear() {
     this.stop();
     this.data = null;
+    this.failed = false;
     this.el("queue").replaceChildren();
     this.el("live").textContent = "";
   },

@@ -68,7 +68,10 @@ async function loadFindings() {
   const day = new Date(Date.now() - 86400000).toISOString().slice(0, 10);
   const r = await Kiosk.api("POST", "/api/ai/trigger", {sessionId, modelId: "night-audit", requestPayload: {businessDate: day}});
   const ran = r.ok && String(r.data.status).toLowerCase() === "success";
-  audit = ran ? {date: day, findings: r.data.findings || []} : {date: day, error: r.ok ? "UNAVAILABLE" : r.code};
+  // no night-audit model here (NOT_FOUND) is "not available"; a run that failed or a call that did not
+  // get through is a failure, said as one: neither is "no findings"
+  audit = ran ? {date: day, findings: r.data.findings || []}
+    : {date: day, error: r.ok ? "FAILED" : r.code === "NOT_FOUND" ? "UNAVAILABLE" : r.code};
   renderFindings();
 }
 
@@ -78,8 +81,9 @@ function renderFindings() {
   const ul = $("findings");
   ul.replaceChildren();
   if (audit.error) {
-    const li = item(Kiosk.t(audit.error === "FORBIDDEN" ? "error.FORBIDDEN" : "staff.findings.unavailable"));
-    li.className = "empty";
+    const li = item(Kiosk.t(audit.error === "FORBIDDEN" ? "error.FORBIDDEN"
+      : audit.error === "UNAVAILABLE" ? "staff.findings.unavailable" : "staff.findings.failed"));
+    li.className = audit.error === "UNAVAILABLE" ? "empty" : "empty failed";
     ul.append(li);
   }
   else if (!audit.findings.length) ul.append(item(Kiosk.t("staff.findings.none", {date: audit.date})));

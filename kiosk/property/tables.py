@@ -1,0 +1,109 @@
+"""The one writer of the property's data: the tables the PMS owns (rooms, reservations, staff,
+rate plans, offers, assets, charges, the FAQ, offer history), filled by a PMS export
+(:mod:`.importer`), the demo seed (:mod:`.demo`), the bookings dataset (:mod:`.bookings`) and
+the cloud's reference changes (pull).  Rows of tables another module owns go to that owner:
+work orders (:mod:`kiosk.workorders`) and tasks (:mod:`kiosk.queue`).
+
+Table and column names never come from the data: a table must be one of :data:`OWNED`
+(or an owner's), and only the table's own columns reach the SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+#: tables written here, and their key columns (besides hotel_id)
+OWNED: dict[str, tuple[str, ...]] = {
+    "rooms": ("room_number",), "reservations": ("confirmation",), "staff": ("staff_id",),
+    "rate_plans": ("code", "room_type"), "offers": ("offer_id",), "assets": ("asset_id",),
+    "charges": ("charge_id",), "faq": ("faq_id", "language"), "offer_history": ("id",),
+}
+
+
+def _owner(table: str):
+    """The module owning ``table`` when it is not this one (imported late: they import the store)."""
+    if table == "work_orders":
+        from kiosk import workorders
+        return workorders
+    if table == "tasks":
+        from kiosk import queue
+        return queue
+    if table not in OWNED:
+        raise ValueError(f"not a property data table: {table!r}")
+    return None
+
+
+def columns(db, table: str) -> set[str]:
+    """The table's columns, asked once per connection (a re-sync applies thousands of rows)."""
+    cache = db.__dict__.setdefault("_table_columns", {})
+    if table not in cache:
+        cache[table] = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+    return cache[table]
+
+
+def upsert(db, hotel_id: str, table: str, data: dict) -> None:
+    """Insert or replace one row (a reference change from the cloud); unknown fields are dropped."""
+    owner = _owner(table)
+    if owner is not None:
+        return owner.replace_row(db, hotel_id, data)
+    row = {k: v for k, v in data.items() if k in columns(db, table) - {"hotel_id"}}
+    row["hotel_id"] = hotel_id
+    names = list(row)
+    db.execute(f"INSERT OR REPLACE INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+               [row[n] for n in names])
+
+
+def delete(db, hotel_id: str, table: str, keys: tuple[str, ...], values: list) -> None:
+    """Delete one row by its key columns (a reference change from the cloud)."""
+    owner = _owner(table)
+    if owner is not None:
+        return owner.delete_rows(db, hotel_id, keys[0], [values[0]])
+    db.execute(f"DELETE FROM {table} WHERE hotel_id = ? AND " + " AND ".join(f"{k} = ?" for k in keys),
+               [hotel_id, *values])
+
+
+def clear(db, hotel_id: str, table: str, *, column: str | None = None, values: Iterable | None = None,
+          prefix: str | None = None) -> None:
+    """Delete the hotel's rows of ``table``: all, those whose ``column`` is one of ``values``, or
+    whose ``column`` starts with ``prefix``.  Call inside the loader's transaction."""
+    owner = _owner(table)
+    if owner is not None:
+        return owner.delete_rows(db, hotel_id, column, None if values is None else list(values))
+    if column is not None and column not in columns(db, table):
+        raise ValueError(f"no column {column!r} in {table}")
+    if prefix is not None:
+        db.execute(f"DELETE FROM {table} WHERE hotel_id = ? AND substr({column}, 1, ?) = ?",
+                   [hotel_id, len(prefix), prefix])
+    elif values is None:
+        db.execute(f"DELETE FROM {table} WHERE hotel_id = ?", [hotel_id])
+    else:
+        ids = list(values)
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            db.execute(f"DELETE FROM {table} WHERE hotel_id = ? AND {column} IN ({', '.join('?' * len(part))})",
+                       [hotel_id, *part])
+
+
+def insert_many(db, hotel_id: str, table: str, rows: list[dict]) -> int:
+    """Insert rows (a loader's, inside its transaction); every row gets ``hotel_id``."""
+    owner = _owner(table)
+    if owner is not None:
+        return owner.insert_rows(db, hotel_id, rows)
+    if not rows:
+        return 0
+    cols = sorted({c for r in rows for c in r if c in columns(db, table) - {"hotel_id"}})
+    db.conn.executemany(f"INSERT INTO {table} (hotel_id, {', '.join(cols)}) VALUES (?, {', '.join('?' * len(cols))})",
+                        [[hotel_id, *(r.get(c) for c in cols)] for r in rows])
+    return len(rows)
+
+
+def take_offer_unit(db, hotel_id: str, offer_id: str) -> None:
+    """One unit of an offer's inventory taken (an accepted offer, in its transaction)."""
+    db.execute("UPDATE offers SET inventory = inventory - 1 WHERE hotel_id = ? AND offer_id = ?"
+               " AND inventory IS NOT NULL AND inventory > 0", [hotel_id, offer_id])
+
+
+def record_offer_shown(db, hotel_id: str, confirmation: str, offer_id: str, shown_at, accepted: int) -> None:
+    """An offer shown to a guest and whether it was taken (the upsell model learns from it)."""
+    db.execute("INSERT INTO offer_history (hotel_id, confirmation, offer_id, shown_at, accepted)"
+               " VALUES (?, ?, ?, ?, ?)", [hotel_id, confirmation, offer_id, shown_at, accepted])

@@ -1,0 +1,9 @@
+"""Tasks a hotel model created at a kiosk: recorded in the cloud for the PMS side.  (Tasks the
+PMS sends down are reference data: see :mod:`.reference`.)"""
+
+from __future__ import annotations
+
+from . import Kind, Push
+
+KIND = Kind("task", "tasks the hotel models made (kiosk -> cloud)",
+            push_entity="task", push=(Push("task.created", "sync.cloud.events:record"),))

@@ -19,7 +19,7 @@ import sys
 
 import click
 
-from kiosk import logs, sync_status
+from kiosk import logs, outbox, sync_status
 from kiosk.cli import Ctx, KioskGroup
 from kiosk.clock import iso
 from kiosk.files import private_umask
@@ -175,7 +175,7 @@ def dead():
 def dead_list(obj: Ctx, as_json):
     """Dead entries of this kiosk's hotels with the cloud's reason, oldest first."""
     inst = obj.initialised()
-    for r in delivery.list_dead(inst.connect(), list(inst.config.property.hotels)):
+    for r in outbox.list_dead(inst.connect(), list(inst.config.property.hotels)):
         click.echo(json.dumps(r) if as_json else
                    f"{r['id']:>8}  {r['hotel_id']:<10} {r['kind']:<20} {r['entity_id']:<16} {r['last_error']}")
 
@@ -186,7 +186,7 @@ def dead_list(obj: Ctx, as_json):
 def dead_retry(obj: Ctx, entry_id):
     """Put dead entry ENTRY_ID back in the queue (after fixing what the cloud refused)."""
     inst = obj.initialised()
-    click.echo(json.dumps(delivery.resolve_dead(inst.connect(), entry_id, "retry",
+    click.echo(json.dumps(outbox.resolve_dead(inst.connect(), entry_id, "retry",
                                                 hotels=list(inst.config.property.hotels), by="cli",
                                                 now=inst.clock.now())))
 
@@ -197,6 +197,6 @@ def dead_retry(obj: Ctx, entry_id):
 def dead_drop(obj: Ctx, entry_id):
     """Give up on dead entry ENTRY_ID for good (kept, marked dropped, audited)."""
     inst = obj.initialised()
-    click.echo(json.dumps(delivery.resolve_dead(inst.connect(), entry_id, "drop",
+    click.echo(json.dumps(outbox.resolve_dead(inst.connect(), entry_id, "drop",
                                                 hotels=list(inst.config.property.hotels), by="cli",
                                                 now=inst.clock.now())))

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from kiosk import store
+from kiosk import store, sync_status
 from sync.delivery import Pusher
 
 from . import housekeeping, sdnotify
@@ -134,7 +134,7 @@ class Agent:
                 if self._puller_url != self._link_url:  # another cloud: its change log, from its start
                     db = self.instance.db()
                     with store.transaction(db):
-                        db.execute("DELETE FROM sync_state WHERE key LIKE 'pull_cursor:%'")
+                        sync_status.forget(db, "pull_cursor:")
                     log.info("pulling the new cloud's changes from its start", extra={"cloud": self._link_url})
                     self._puller_url = self._link_url
                 self._puller = puller_for(self.instance, self.transport)

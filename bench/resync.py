@@ -33,10 +33,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from kiosk import config as config_mod  # noqa: E402
-from kiosk import store  # noqa: E402
+from kiosk import outbox, store  # noqa: E402
 from kiosk.clock import FakeClock  # noqa: E402
 from kiosk.instance import Instance  # noqa: E402
-from sync import health, outbox, pull  # noqa: E402
+from sync import health, pull  # noqa: E402
 from sync.cloud import devices, fleet, retention, snapshot, storage  # noqa: E402
 from sync.transport import InMemoryTransport  # noqa: E402
 

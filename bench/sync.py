@@ -2,7 +2,7 @@
 
 Side by side in one run:
 
-1. **Durable enqueue**: our ``sync.outbox.enqueue`` (one transaction per entry,
+1. **Durable enqueue**: our ``kiosk.outbox.enqueue`` (one transaction per entry,
    WAL + ``synchronous=FULL``, HLC stamp included) against persist-queue's
    ``SQLiteAckQueue`` with the same durability (WAL, ``synchronous=FULL`` read back
    from both connections, one commit per ``put``).  Ours also batched, 100 entries
@@ -42,10 +42,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from kiosk import config as config_mod  # noqa: E402
-from kiosk import store  # noqa: E402
+from kiosk import outbox, store  # noqa: E402
 from kiosk.clock import iso  # noqa: E402
 from kiosk.instance import Instance  # noqa: E402
-from sync import outbox  # noqa: E402
 
 BIN = Path(sys.executable).parent
 HOTEL = "demo"
@@ -304,7 +303,7 @@ def bench_converge(root: Path, cloud: CloudProc, n_kiosks: int, edits: int, n_wo
     import random
 
     from kiosk import workorders
-    from sync.workflow_rules import allowed_from
+    from kiosk.workflow_rules import allowed_from
 
     rng = random.Random(7)
     dirs = [root / f"conv-{i}" for i in range(n_kiosks)]

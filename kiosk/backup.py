@@ -209,9 +209,6 @@ def restore(inst, src: str | Path) -> dict:
 
 def _move_paths(db, old: Path, new: Path) -> None:
     """Rows that name a file inside the old data directory name it inside the new one."""
-    with store.transaction(db):
-        for hotel, room, path in db.execute("SELECT hotel_id, room_number, path FROM room_photos").fetchall():
-            p = Path(path)
-            if p.is_relative_to(old):
-                db.execute("UPDATE room_photos SET path = ? WHERE hotel_id = ? AND room_number = ?",
-                           [str(new / p.relative_to(old)), hotel, room])
+    from .models.room_status import move_references
+
+    move_references(db, old, new)

@@ -312,8 +312,7 @@ def room_reference(obj: Ctx, room_number, image, hotel):
     """Set IMAGE as ROOM_NUMBER's reference photo (what the room looks like when ready)."""
     import cv2
 
-    from . import store
-    from .models.room_status import reference_path
+    from .models.room_status import reference_path, set_reference
 
     inst = obj.initialised()
     hotel = hotel or inst.config.property.hotels[0]
@@ -330,10 +329,7 @@ def room_reference(obj: Ctx, room_number, image, hotel):
     # on disk (fsync'ed, renamed, directory fsync'ed) before the row that points at it commits
     write_private(path, cv2.imencode(".png", img)[1].tobytes())
     db = inst.connect()
-    with store.transaction(db):
-        db.execute("INSERT INTO room_photos (hotel_id, room_number, path, updated_at) VALUES (?, ?, ?, ?)"
-                   " ON CONFLICT(hotel_id, room_number) DO UPDATE SET path = excluded.path,"
-                   " updated_at = excluded.updated_at", [hotel, room_number, str(path), inst.clock.now()])
+    set_reference(db, hotel, room_number, path, inst.clock.now())
     click.echo(json.dumps({"hotelId": hotel, "roomNumber": room_number, "path": str(path),
                            "width": img.shape[1], "height": img.shape[0]}))
 

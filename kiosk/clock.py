@@ -32,6 +32,15 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ts * 1000) % 1000:03d}Z"
 
 
+def from_iso(value) -> float | None:
+    """Seconds since the epoch from a number or an ISO 8601 text (``Z`` for UTC); None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
 def local(ts: float, tz: str = "UTC") -> datetime:
     """The hotel's wall-clock time at ``ts``: ``tz`` is an IANA zone (``property.timezone``),
     so summer time comes from the zone database, never from a fixed offset."""

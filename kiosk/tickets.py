@@ -26,7 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from . import audit, outbox, store
-from .clock import iso
+from .clock import from_iso, iso
 from .errors import InvalidTransition, NotFound, ValidationError
 from .validation import parse
 
@@ -339,16 +339,6 @@ def record_history(db, hotel_id: str, kind: str, item_id: str, changes: dict[str
                         [(hotel_id, kind, item_id, f, c["old"], c["new"], by, at, hlc) for f, c in changes.items()])
 
 
-def _epoch(value) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    from datetime import datetime
-
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
 def apply_remote(db, hotel_id: str, ticket_id: str, d: dict, stamp: str, now: float) -> None:
     """The cloud's copy of a ticket (pulled): inserted, or its merge and lifecycle step taken
     when newer by stamp (last writer wins, so an older copy never undoes a newer local step);
@@ -373,7 +363,7 @@ def apply_remote(db, hotel_id: str, ticket_id: str, d: dict, stamp: str, now: fl
                [hotel_id, ticket_id, d.get("type") or "maintenance", d.get("title") or "",
                 d.get("description") or "", d.get("roomNumber"), d.get("priority") or "normal",
                 d.get("queue") or "", status, d.get("fingerprint") or "",
-                json.dumps(sorted(text_terms)), _epoch(d.get("createdAt")) or now, d.get("createdBy") or "cloud",
+                json.dumps(sorted(text_terms)), from_iso(d.get("createdAt")) or now, d.get("createdBy") or "cloud",
                 d.get("mergedInto"), d.get("assignee"), stamp, now])
 
 

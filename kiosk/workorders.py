@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
 from . import audit, outbox, store
-from .clock import iso
+from .clock import from_iso, iso
 from .errors import InvalidTransition, NotFound, ValidationError, VersionConflict
 from .validation import JsonInt, parse
 from .workflow_rules import STATUSES, allowed_from, can_move
@@ -170,16 +170,6 @@ def history(db, hotel_id: str, work_order_id: str) -> list[dict]:
 FIELDS = ("status", "assignee", "priority", "notes", "description")
 
 
-def _epoch(value) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    from datetime import datetime
-
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
 def _pending_fields(db, hotel_id: str, work_order_id: str) -> set[str]:
     """Fields this kiosk changed and has not delivered yet."""
     out: set[str] = set()
@@ -217,7 +207,7 @@ def apply_remote(db, hotel_id: str, work_order_id: str, d: dict, now: float) -> 
                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    [hotel_id, work_order_id, d.get("assetId"), d.get("roomNumber"), d.get("type") or "failure",
                     d.get("description") or "", d["status"], d.get("assignee"), d.get("priority") or "normal",
-                    d.get("notes") or "", _epoch(d.get("openedAt")) or now, _epoch(d.get("closedAt")), now,
+                    d.get("notes") or "", from_iso(d.get("openedAt")) or now, from_iso(d.get("closedAt")), now,
                     d.get("version") or 1, json.dumps(cloud, sort_keys=True)])
         return
     current = dict(zip(FIELDS, row[:5], strict=True))
@@ -234,7 +224,7 @@ def apply_remote(db, hotel_id: str, work_order_id: str, d: dict, now: float) -> 
                " updated_at = CASE WHEN ? THEN ? ELSE updated_at END, version = ?, field_hlc = ?"
                " WHERE hotel_id = ? AND work_order_id = ?",
                [new["status"], new["assignee"], new["priority"], new["notes"] or "", new["description"] or "",
-                "status" in take, _epoch(d.get("closedAt")), bool(changed), now, version,
+                "status" in take, from_iso(d.get("closedAt")), bool(changed), now, version,
                 json.dumps(stamps, sort_keys=True), hotel_id, work_order_id])
     db.conn.executemany(
         "INSERT INTO work_order_history (hotel_id, work_order_id, field, old, new, by, at, hlc)"

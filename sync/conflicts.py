@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .workflow_rules import can_move, reachable
+from kiosk.workflow_rules import can_move, reachable
 
 CLOSED = ("done", "cancelled")
 RULES = ("reference-authoritative", "field-lww", "work-order-state", "ticket-fingerprint", "token-replay")

@@ -22,7 +22,6 @@ import random
 from dataclasses import dataclass, field
 
 from kiosk import outbox, store, sync_status
-from kiosk.outbox import list_dead, resolve_dead  # noqa: F401  (here too: the agent's CLI uses them)
 
 from .transport import TransportError
 

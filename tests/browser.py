@@ -30,3 +30,17 @@ def shot(page, name: str) -> None:
     """A full-page screenshot named ``name`` among the test artifacts."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def sign_in_as_admin(page, kiosk, *, user: str = "a-mia", name: str = "Mia Keller") -> None:
+    """At the kiosk's lobby, type an admin code and wait for the admin screen."""
+    import re
+
+    from playwright.sync_api import expect
+
+    page.goto(kiosk.url + "/")
+    page.wait_for_selector("body[data-ready=yes]")
+    page.locator("#token").fill(kiosk.token("admin", user=user, name=name))
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/admin(#overview)?$"))
+    page.wait_for_selector("body[data-ready=yes]")

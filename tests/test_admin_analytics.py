@@ -14,8 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kiosk import store, sync_status
-from sync import outbox
+from kiosk import outbox, store, sync_status
 
 NOW = 1_780_000_000.0  # the FakeClock's start: 2026-05-28T20:26:40Z
 H = 3600.0

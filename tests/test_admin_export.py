@@ -9,8 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from kiosk import audit, export, store, workorders
-from sync import outbox
+from kiosk import audit, export, outbox, store, workorders
 
 NOW = 1_780_000_000.0  # 2026-05-28T20:26:40Z
 DAY = 86400.0

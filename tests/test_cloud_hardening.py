@@ -21,9 +21,9 @@ from click.testing import CliRunner
 from test_cloud import entry, read, statuses, ticket, wo_created
 from test_queue import count
 
-from kiosk import store
+from kiosk import outbox, store
 from kiosk.clock import FakeClock
-from sync import delivery, outbox
+from sync import delivery
 from sync.cloud import apply, devices, quota, retention, schema, storage
 from sync.cloud.app import create_app
 from sync.cloud.cli import main as cli

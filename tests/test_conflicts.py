@@ -256,7 +256,7 @@ def test_reference_data_from_the_pms_is_authoritative_and_deletions_come_down(cl
 
 
 def test_staleness_is_reported_after_the_configured_age(cloud, sites, monkeypatch):
-    from sync import status
+    from kiosk import sync_status as status
 
     s = sites[0]
     assert status.summary(s.db, HOTEL, now=s.clock.now(), stale_after=3600)["stale"] is True  # never heard

@@ -9,9 +9,9 @@ import random
 
 import pytest
 
-from kiosk import store
+from kiosk import outbox, store
 from kiosk.clock import FakeClock
-from sync import delivery, outbox
+from sync import delivery
 from sync.transport import TransportError
 
 
@@ -119,22 +119,22 @@ def test_rejection_goes_to_dead_letters_with_reason_then_retry_or_drop(db, clock
     p = pusher(db, t, clock)
     p.drain()
     assert states(db) == {"dead": 1, "delivered": 1}
-    dead = delivery.list_dead(db, ["demo"])
+    dead = outbox.list_dead(db, ["demo"])
     assert [(d["idempotency_key"], d["last_error"]) for d in dead] == [(bad, "INVALID_TRANSITION: done -> open")]
-    assert delivery.list_dead(db, ["harbor"]) == []
+    assert outbox.list_dead(db, ["harbor"]) == []
     assert p.push_once().sent == 0  # dead entries are not pushed again
-    delivery.resolve_dead(db, dead[0]["id"], "retry", hotels=["demo"], by="admin:a", now=clock.now())
+    outbox.resolve_dead(db, dead[0]["id"], "retry", hotels=["demo"], by="admin:a", now=clock.now())
     t.rule = lambda e: {"status": "applied"}
     assert p.push_once().applied == 1
     assert states(db) == {"delivered": 2}
     add(db, clock, "z")
     t.rule = lambda e: {"status": "rejected", "reason": "nope"}
     p.push_once()
-    z = delivery.list_dead(db, ["demo"])[0]["id"]
+    z = outbox.list_dead(db, ["demo"])[0]["id"]
     with pytest.raises(Exception) as e:
-        delivery.resolve_dead(db, z, "drop", hotels=["harbor"], by="admin:h", now=clock.now())
+        outbox.resolve_dead(db, z, "drop", hotels=["harbor"], by="admin:h", now=clock.now())
     assert e.value.code == "NOT_FOUND"
-    delivery.resolve_dead(db, z, "drop", hotels=["demo"], by="admin:a", now=clock.now())
+    outbox.resolve_dead(db, z, "drop", hotels=["demo"], by="admin:a", now=clock.now())
     assert states(db) == {"delivered": 2, "dropped": 1}
     events = [r[0] for r in db.execute("SELECT event FROM audit_log ORDER BY id")]
     assert events == ["outbox.retry", "outbox.drop"]

@@ -18,7 +18,7 @@ import re
 import time
 
 import pytest
-from browser import ARTIFACTS, needs_chromium
+from browser import ARTIFACTS, needs_chromium, sign_in_as_admin
 from harness import Kiosk
 
 from kiosk import config as config_mod
@@ -232,17 +232,6 @@ def new_page(browser, width=1920, height=1080, locale="en-GB"):
     page.add_init_script("window.__csp = []; document.addEventListener('securitypolicyviolation',"
                          " e => window.__csp.push(e.violatedDirective + ' ' + (e.blockedURI || e.sample)));")
     return ctx, page
-
-
-def sign_in_as_admin(page, kiosk) -> None:
-    from playwright.sync_api import expect
-
-    page.goto(kiosk.url + "/")
-    page.wait_for_selector("body[data-ready=yes]")
-    page.locator("#token").fill(kiosk.token("admin", user="a-mia", name="Mia Keller"))
-    page.keyboard.press("Enter")
-    expect(page).to_have_url(re.compile(r"/admin(#overview)?$"))
-    page.wait_for_selector("body[data-ready=yes]")
 
 
 def open_analytics(page):

@@ -15,9 +15,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from kiosk import store
+from kiosk import outbox, store
 from kiosk.clock import FakeClock
-from sync import health, outbox
+from sync import health
 from sync.cloud import devices, fleet, storage
 from sync.cloud.app import create_app
 from sync.cloud.cli import main as cloud_cli

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from kiosk import guest, queue, tickets
-from sync.workflow_rules import STATUSES as WO_STATUSES
+from kiosk.workflow_rules import STATUSES as WO_STATUSES
 
 WEB = Path(__file__).resolve().parents[1] / "kiosk" / "web"
 STRINGS = json.loads((WEB / "static" / "i18n.json").read_text())

@@ -192,14 +192,9 @@ def test_the_check_sees_relative_and_late_imports(tmp_path):
     assert "kiosk.models.runner" in imports(ROOT / "agent" / "runner.py")  # inside a method
 
 
-def test_the_old_import_paths_still_work():
-    from kiosk import hlc, outbox, sync_status, workflow_rules
-    from sync import hlc as sync_hlc
-    from sync import outbox as sync_outbox
-    from sync import status
-    from sync import workflow_rules as sync_rules
-    from sync.delivery import list_dead, resolve_dead
-
-    assert (sync_hlc.tick, sync_outbox.enqueue, status.summary, sync_rules.can_move) == (
-        hlc.tick, outbox.enqueue, sync_status.summary, workflow_rules.can_move)
-    assert (list_dead, resolve_dead) == (outbox.list_dead, outbox.resolve_dead)
+def test_no_module_only_re_exports_another():
+    """Imports point at the module that defines a thing: no shim modules of star imports."""
+    shims = [str(p.relative_to(ROOT)) for d in ("kiosk", "sync", "agent") for p in sorted((ROOT / d).rglob("*.py"))
+             if any(isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names)
+                    for n in ast.walk(ast.parse(p.read_text())))]
+    assert shims == []

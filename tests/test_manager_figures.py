@@ -16,7 +16,7 @@ import re
 import time
 
 import pytest
-from browser import needs_chromium, shot
+from browser import needs_chromium, shot, sign_in_as_admin
 from harness import Kiosk
 
 from kiosk import analytics, audit, export, store, tickets
@@ -337,12 +337,7 @@ def test_the_analytics_tab_shows_the_manager_figures(kiosk, browser):
     try:
         page = ctx.new_page()
         page.set_default_timeout(60_000)
-        page.goto(kiosk.url + "/")
-        page.wait_for_selector("body[data-ready=yes]")
-        page.locator("#token").fill(kiosk.token("admin", user="a-mia", name="Mia Keller"))
-        page.keyboard.press("Enter")
-        expect(page).to_have_url(re.compile(r"/admin(#overview)?$"))
-        page.wait_for_selector("body[data-ready=yes]")
+        sign_in_as_admin(page, kiosk)
         page.get_by_role("tab", name="Analytics").click()
         panel = page.locator("[data-panel=analytics]")
         expect(panel).to_have_attribute("data-state", "ready")

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 from browser import ARTIFACTS as SHOTS
-from browser import needs_chromium
+from browser import needs_chromium, sign_in_as_admin
 from test_docs import schema_errors
 
 from kiosk import timeline
@@ -277,12 +277,7 @@ def test_in_the_browser_the_session_detail_and_a_staff_card_read_names(kiosk, br
         ctx, page = new_page(browser, size)
         try:
             page.set_default_timeout(WAIT_MS)
-            page.goto(kiosk.url + "/")
-            page.wait_for_selector("body[data-ready=yes]")
-            page.locator("#token").fill(kiosk.token("admin", user="a-mia", name="Mia Keller"))
-            page.keyboard.press("Enter")
-            expect(page).to_have_url(re.compile(r"/admin(#overview)?$"))
-            page.wait_for_selector("body[data-ready=yes]")
+            sign_in_as_admin(page, kiosk)
             expect(page.locator(".admin-head .who")).not_to_contain_text("Hotel demo")
             page.get_by_role("tab", name="Sessions").click()
             row = page.locator("#session-list tr", has_text="Ada Lovelace")

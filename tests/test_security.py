@@ -265,8 +265,7 @@ def test_an_idempotency_key_reused_for_another_body_is_422_and_applies_nothing(c
 
 
 def test_the_hlc_counter_keeps_five_digits(tmp_path):
-    from kiosk import store
-    from sync import hlc
+    from kiosk import hlc, store
 
     db = store.connect(tmp_path / "k.db")
     with store.transaction(db):

@@ -4,9 +4,8 @@ import sqlite3
 
 import pytest
 
-from kiosk import store
+from kiosk import hlc, outbox, store
 from kiosk.migrations import SCHEMA_VERSION
-from sync import hlc, outbox
 
 
 @pytest.fixture

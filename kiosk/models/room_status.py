@@ -99,6 +99,28 @@ def inspect(ref_gray: np.ndarray, photo_gray: np.ndarray) -> tuple[list[dict], d
     return regions, how
 
 
+def set_reference(db, hotel: str, room: str, path: Path, now: float) -> None:
+    """Record a room's reference photo (the one writer of ``room_photos``); its own transaction."""
+    from .. import store
+
+    with store.transaction(db):
+        db.execute("INSERT INTO room_photos (hotel_id, room_number, path, updated_at) VALUES (?, ?, ?, ?)"
+                   " ON CONFLICT(hotel_id, room_number) DO UPDATE SET path = excluded.path,"
+                   " updated_at = excluded.updated_at", [hotel, room, str(path), now])
+
+
+def move_references(db, old: Path, new: Path) -> None:
+    """Photos recorded inside the old data directory are inside the new one (a restore elsewhere)."""
+    from .. import store
+
+    with store.transaction(db):
+        for hotel, room, path in db.execute("SELECT hotel_id, room_number, path FROM room_photos").fetchall():
+            p = Path(path)
+            if p.is_relative_to(old):
+                db.execute("UPDATE room_photos SET path = ? WHERE hotel_id = ? AND room_number = ?",
+                           [str(new / p.relative_to(old)), hotel, room])
+
+
 def reference_path(data_dir: str, hotel: str, room: str) -> Path:
     """Where a room's reference photo lives: always inside ``DATA_DIR/rooms``."""
     base = (Path(data_dir) / "rooms").resolve()

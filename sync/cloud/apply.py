@@ -37,6 +37,10 @@ from . import changelog, results, storage, validation
 from .devices import Device
 from .results import Rejected
 
+#: the purge of remembered answers older than a cutoff, a chunk at a time (:mod:`.retention`)
+PURGE_SQL = ("DELETE FROM applied_entries WHERE (hotel_id, key) IN (SELECT hotel_id, key"
+             " FROM applied_entries WHERE applied_at < ? ORDER BY applied_at LIMIT ?)")
+
 
 def apply_push(db, device: Device, entries: list[dict], now: float,
                max_skew: float = validation.MAX_CLOCK_SKEW_SECONDS) -> list[dict]:

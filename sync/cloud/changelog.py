@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sync import hlc
+from kiosk import hlc
 
 NODE = "cloud"
 MAX_PAGE = 1000
@@ -88,3 +88,13 @@ def security_events_for_hotel(db, hotel_id: str, limit: int = 1000) -> list[dict
             for r in db.conn.execute(
                 "SELECT id, kind, subject, details, detected_at FROM security_events WHERE hotel_id = ?"
                 " ORDER BY id DESC LIMIT ?", [hotel_id, limit])]
+
+
+def purge_through(db, hotel_id: str, through: int, now: float) -> None:
+    """Forget the hotel's changes up to ``through`` and remember how far the log was purged
+    (a cursor before it is CURSOR_EXPIRED: :mod:`.retention`).  Inside the caller's transaction."""
+    db.execute("DELETE FROM changes WHERE hotel_id = ? AND seq <= ?", [hotel_id, through])
+    db.execute("INSERT INTO changelog_horizon (hotel_id, purged_through, purged_at) VALUES (?, ?, ?)"
+               " ON CONFLICT (hotel_id) DO UPDATE SET purged_through ="
+               " GREATEST(changelog_horizon.purged_through, excluded.purged_through),"
+               " purged_at = excluded.purged_at", [hotel_id, through, now])

@@ -107,9 +107,7 @@ def _create(db, hotel_id: str, view: dict, stamp: str, now: float) -> None:
            **{col: getattr(payload, field) for field, col in workorders._COLUMNS.items()},
            "created_payload": json.dumps(payload.model_dump(), sort_keys=True, separators=(",", ":")),
            "version": 1, "updated_at": now, "updated_hlc": stamp, "field_hlc": stamps, "judged_hlc": stamps}
-    db.execute(f"INSERT INTO work_orders ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-               list(row.values()))
-    workorders._log(db, hotel_id, payload.workOrderId, stamp, now)
+    workorders.insert(db, row, stamp, now)
 
 
 def _value(view: dict, field: str):
@@ -142,12 +140,7 @@ def _change(db, hotel_id: str, row: dict, view: dict, before: dict | None, stamp
         sets = {**{f: new[f] for f in validation.CHANGEABLE}, **fixed, "closed_at": closed_at,
                 "field_hlc": json.dumps(field_hlc, sort_keys=True),
                 "judged_hlc": json.dumps(judged_new, sort_keys=True), "updated_at": now}
-        db.execute(f"UPDATE work_orders SET {', '.join(f'{c} = ?' for c in sets)}, version = version + 1,"
-                   " updated_hlc = GREATEST(updated_hlc, ?) WHERE hotel_id = ? AND work_order_id = ?",
-                   [*sets.values(), stamp, hotel_id, wo_id])
-        db.conn.executemany(
-            "INSERT INTO work_order_history (hotel_id, work_order_id, field, old, new, by, at, hlc, entry_key)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(hotel_id, wo_id, f, row[f], v, "pms", iso(now), stamp, f"pms:{stamp}") for f, v in to_apply.items()])
-        workorders._log(db, hotel_id, wo_id, stamp, now)
+        workorders.write_judged(db, hotel_id, wo_id, sets, stamp,
+                                [(f, row[f], v, "pms", iso(now), stamp, f"pms:{stamp}") for f, v in to_apply.items()],
+                                now)
     return len(lost)

@@ -18,6 +18,10 @@ from .apply import apply_entries, served_hotels
 from .devices import Device
 from .validation import MAX_CLOCK_SKEW_SECONDS
 
+#: the purge of remembered pushes older than a cutoff, a chunk at a time (:mod:`.retention`)
+PURGE_SQL = ("DELETE FROM push_requests WHERE (device_id, idempotency_key) IN (SELECT device_id,"
+             " idempotency_key FROM push_requests WHERE at < ? ORDER BY at LIMIT ?)")
+
 
 def digest(entries: list[dict]) -> str:
     """What a push said, independent of key order and spacing."""

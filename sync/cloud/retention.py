@@ -24,7 +24,7 @@ import threading
 
 from kiosk.errors import CursorExpired
 
-from . import storage
+from . import apply, changelog, pushes, storage
 
 log = logging.getLogger("kiosk.cloud")
 
@@ -59,11 +59,9 @@ def purge(db, now: float, retention: float = DEFAULT_RETENTION_SECONDS, *, chunk
     cutoff = now - retention
     hotels = {h: n for h in [r[0] for r in db.execute(_HOTELS).fetchall()]
               if (n := _purge_log(db, h, cutoff, now, chunk))}
-    entries = _purge_chunks(db, "DELETE FROM applied_entries WHERE (hotel_id, key) IN (SELECT hotel_id, key"
-                                " FROM applied_entries WHERE applied_at < ? ORDER BY applied_at LIMIT ?)", cutoff, chunk)
-    pushes = _purge_chunks(db, "DELETE FROM push_requests WHERE (device_id, idempotency_key) IN (SELECT device_id,"
-                               " idempotency_key FROM push_requests WHERE at < ? ORDER BY at LIMIT ?)", cutoff, chunk)
-    out = {"changes": sum(hotels.values()), "hotels": hotels, "appliedEntries": entries, "pushRequests": pushes,
+    entries = _purge_chunks(db, apply.PURGE_SQL, cutoff, chunk)
+    requests = _purge_chunks(db, pushes.PURGE_SQL, cutoff, chunk)
+    out = {"changes": sum(hotels.values()), "hotels": hotels, "appliedEntries": entries, "pushRequests": requests,
            "before": cutoff}
     log.info("purge", extra=out)
     return out
@@ -82,11 +80,7 @@ def _purge_log(db, hotel_id: str, cutoff: float, now: float, chunk: int) -> int:
             if not old:
                 return total
             through = rows[old - 1][0]
-            db.execute("DELETE FROM changes WHERE hotel_id = ? AND seq <= ?", [hotel_id, through])
-            db.execute("INSERT INTO changelog_horizon (hotel_id, purged_through, purged_at) VALUES (?, ?, ?)"
-                       " ON CONFLICT (hotel_id) DO UPDATE SET purged_through ="
-                       " GREATEST(changelog_horizon.purged_through, excluded.purged_through),"
-                       " purged_at = excluded.purged_at", [hotel_id, through, now])
+            changelog.purge_through(db, hotel_id, through, now)
         total += old
         if old < len(rows) or len(rows) < chunk:
             return total

@@ -18,7 +18,7 @@ from pydantic import (
 from pydantic import ValidationError as PydanticError
 
 from kiosk.errors import KioskError, ValidationError
-from sync.workflow_rules import STATUSES
+from kiosk.workflow_rules import STATUSES
 
 from .results import Rejected
 
@@ -26,7 +26,7 @@ MAX_ENTRIES = 1000
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_KEY_CHARS = 200
-#: sync.hlc.Stamp's form: 15-digit wall milliseconds, 5-digit counter, the node
+#: kiosk.hlc.Stamp's form: 15-digit wall milliseconds, 5-digit counter, the node
 HLC_PATTERN = r"^[0-9]{15}-[0-9]{5}-[A-Za-z0-9._:@-]{1,64}$"
 MAX_CLOCK_SKEW_SECONDS = 3600.0
 

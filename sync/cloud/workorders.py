@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 
 from kiosk.clock import iso
+from kiosk.workflow_rules import can_move
 from sync import conflicts as rules
-from sync.workflow_rules import can_move
 
 from . import changelog, validation
 from .results import Rejected
@@ -47,9 +47,27 @@ def create(db, e: Entry, now: float) -> None:
            # every field starts stamped with the creation, so LWW compares field by field
            "field_hlc": json.dumps({f: e.hlc for f in validation.CHANGEABLE}, sort_keys=True),
            "judged_hlc": json.dumps({f: e.hlc for f in validation.CHANGEABLE}, sort_keys=True)}
+    insert(db, row, e.hlc, now)
+
+
+def insert(db, row: dict, stamp: str, now: float) -> None:
+    """A new work order row (a kiosk's, or the PMS's: :mod:`.pms`) and its change for the kiosks."""
     db.execute(f"INSERT INTO work_orders ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                list(row.values()))
-    _log(db, e.hotelId, p.workOrderId, e.hlc, now)
+    _log(db, row["hotel_id"], row["work_order_id"], stamp, now)
+
+
+def write_judged(db, hotel_id: str, work_order_id: str, sets: dict, stamp: str, history: list[tuple],
+                 now: float) -> None:
+    """What the PMS's view changed after judging (:mod:`.pms`): the columns in ``sets``, the
+    history rows (field, old, new, by, at, hlc, entry_key), and the change for the kiosks."""
+    db.execute(f"UPDATE work_orders SET {', '.join(f'{c} = ?' for c in sets)}, version = version + 1,"
+               " updated_hlc = GREATEST(updated_hlc, ?) WHERE hotel_id = ? AND work_order_id = ?",
+               [*sets.values(), stamp, hotel_id, work_order_id])
+    db.conn.executemany(
+        "INSERT INTO work_order_history (hotel_id, work_order_id, field, old, new, by, at, hlc, entry_key)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [(hotel_id, work_order_id, *h) for h in history])
+    _log(db, hotel_id, work_order_id, stamp, now)
 
 
 def update(db, e: Entry, now: float) -> list[dict]:

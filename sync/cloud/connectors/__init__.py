@@ -1,0 +1,1 @@
+"""Connectors from the cloud to hotels' property-management systems (PMS)."""

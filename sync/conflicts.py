@@ -24,6 +24,10 @@ Rule ids (stable; they appear in conflict records and the admin view):
                              two kiosks is a replay: the earliest consumption by HLC
                              keeps its session, the later one is ended and recorded
                              as a security event.
+``pms-authoritative``        an action for the hotel's PMS (a charge, a service
+                             request) that the PMS refuses for good, or that names a
+                             reservation the PMS cancelled: the PMS's state stands and
+                             the action is a dead letter with the PMS's words.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ from typing import Any
 from kiosk.workflow_rules import can_move, reachable
 
 CLOSED = ("done", "cancelled")
-RULES = ("reference-authoritative", "field-lww", "work-order-state", "ticket-fingerprint", "token-replay")
+RULES = ("reference-authoritative", "field-lww", "work-order-state", "ticket-fingerprint", "token-replay",
+         "pms-authoritative")
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from kiosk import hlc
 from kiosk.errors import ValidationError
 from sync import kinds
 
-from . import changelog, results, storage, validation
+from . import changelog, pms_outbox, results, storage, validation
 from .devices import Device
 from .results import Rejected
 
@@ -137,6 +137,7 @@ def _apply_one(db, device: Device, raw: dict, now: float, max_skew: float) -> di
         if e.entityType != kind.push_entity:
             raise Rejected("INVALID_ENTRY", f"{e.kind} needs entityType {kind.push_entity}, not {e.entityType}")
         conflicts = kinds.resolve(push.cloud)(db, e, now) or []
+        pms_outbox.queue_for_entry(db, e, device.device_id, now)  # what it means for the PMS, same transaction
         hlc.receive(db, changelog.clock(e.hotelId), e.hlc, now)  # the hotel's cloud stamps sort after it
         result = results.applied(key, conflicts)
     except Rejected as r:

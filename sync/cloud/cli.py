@@ -8,6 +8,8 @@ Scripts depend on these forms::
     kiosk-cloud device list --data-dir DIR
     kiosk-cloud tickets --hotel H --json --data-dir DIR                      (a JSON array)
     kiosk-cloud work-orders --hotel H --json --data-dir DIR                  (a JSON array, with history)
+    kiosk-cloud pms link --hotel H --kind opera|cloudbeds --url URL --pms-hotel CODE --credentials FILE
+    kiosk-cloud pms status --hotel H [--json]        kiosk-cloud pms unlink --hotel H
 
 ``--data-dir`` goes before or after the subcommand; default ``$KIOSK_CLOUD_DATA_DIR``
 or ``var/cloud``.  ``--database postgresql://user@host:5432/cloud`` (or
@@ -36,6 +38,8 @@ from . import (
     devices,
     fleet,
     keys,
+    pms_links,
+    pms_outbox,
     quota,
     refdata,
     retention,
@@ -200,17 +204,21 @@ def quota_options(f):
 @retention_option
 @click.option("--purge-every", default="1h", show_default=True, envvar="KIOSK_CLOUD_PURGE_EVERY",
               help="Purge what is older than --retention this often (off: never; run `kiosk-cloud purge`).")
+@click.option("--pms-poll", default="60s", show_default=True, envvar="KIOSK_CLOUD_PMS_POLL",
+              help="Read linked hotels' reservations from their PMS this often (off: never; the PMS outbox is"
+                   " delivered every few seconds either way).")
 @quota_options
 @fleet_options
 @data_dir_option
-def serve(host, port, threads, log_level, max_clock_skew, workers, retention_, purge_every, push_quota_entries,
-          push_quota_bytes, push_quota_window):
+def serve(host, port, threads, log_level, max_clock_skew, workers, retention_, purge_every, pms_poll,
+          push_quota_entries, push_quota_bytes, push_quota_window):
     """Serve the sync and read API until SIGTERM / Ctrl-C."""
     from .app import create_app
 
     skew = _duration(max_clock_skew, "--max-clock-skew")
     keep = _duration(retention_, "--retention")
     purge_interval = None if purge_every.strip().lower() == "off" else _duration(purge_every, "--purge-every")
+    poll = 10 ** 9 if pms_poll.strip().lower() == "off" else _duration(pms_poll, "--pms-poll")
     policy = fleet_policy()
     limits = push_quota(push_quota_entries, push_quota_bytes, push_quota_window)
     root, url = data_dir(), database()
@@ -227,7 +235,8 @@ def serve(host, port, threads, log_level, max_clock_skew, workers, retention_, p
         log.info("serving", extra={"host": host, "port": port, "workers": workers, "database": "postgresql",
                                    "purge": "run `kiosk-cloud purge` from a timer"})
         serve_workers(host=host, port=port, workers=workers, threads=threads, database=url, data_dir=root,
-                      max_clock_skew=skew, log_level=log_level, fleet_policy=policy, push_quota=limits)
+                      max_clock_skew=skew, log_level=log_level, fleet_policy=policy, push_quota=limits,
+                      pms_poll=poll)
         return
     app = create_app(root, max_clock_skew=skew, database=url, fleet_policy=policy, pool_size=threads,
                      push_quota=limits)
@@ -238,9 +247,14 @@ def serve(host, port, threads, log_level, max_clock_skew, workers, retention_, p
                            max_request_body_size=MAX_BODY_BYTES)
     if purge_interval:
         retention.Purger(st.connect, SystemClock(), keep, purge_interval).start()
+    from .pms_delivery import PmsRunner
+
+    runner = PmsRunner(app.config["CLOUD_STORAGE"], root, SystemClock(), poll=poll)
+    runner.start()  # the connectors of linked hotels (one per hotel across workers: a lease)
     log.info("serving", extra={"host": host, "port": server.effective_port, "dataDir": str(root)})
     # until SIGTERM / Ctrl-C (any mix): the handlers only record the signal (kiosk.cliutil)
     serve_until_signal(server, log, "cloud")
+    runner.stop()
 
 
 @main.group()
@@ -434,6 +448,80 @@ conflicts_cmd = _listing("conflicts", changelog.conflicts_for_hotel,
                                    f" {c['rule']:<18} {c['outcome']}")
 security_cmd = _listing("security-events", changelog.security_events_for_hotel,
                         lambda e: f"{e['id']:>6}  {e['kind']:<14} {e['subject']}")
+
+
+
+@main.group()
+def pms():
+    """Link hotels to their PMS (OPERA Cloud, Cloudbeds): reservations in; charges, service
+    requests and room statuses out, exactly once (docs/pms.md)."""
+
+
+@pms.command("link")
+@click.option("--hotel", required=True, help="The hotel (as kiosks name it).")
+@click.option("--kind", type=click.Choice(sorted(pms_links.connectors.KINDS)), required=True, help="The PMS.")
+@click.option("--url", required=True, help="The PMS API's base URL (OPERA: the OHIP gateway).")
+@click.option("--pms-hotel", required=True, help="The hotel's id in the PMS (OPERA hotel code, Cloudbeds property id).")
+@click.option("--credentials", "credentials_file", required=True, type=click.Path(dir_okay=False),
+              help="A JSON file with the vendor's secrets (OPERA: app_key, client_id, client_secret, username,"
+                   " password; Cloudbeds: api_key). Copied 0600 into the data directory; never printed.")
+@click.option("--charge-code", default="KIOSK", show_default=True,
+              help="The PMS transaction code offers are charged with (set up in the PMS).")
+@data_dir_option
+def pms_link(hotel, kind, url, pms_hotel, credentials_file, charge_code):
+    """Link HOTEL to its PMS; `serve` runs the connector from its next pass."""
+    creds = pms_links.read_credentials(credentials_file, kind)
+    db = open_db()
+    with storage.transaction(db):
+        link = pms_links.link(db, data_dir(), hotel, kind=kind, url=url, pms_hotel=pms_hotel, credentials=creds,
+                              charge_code=charge_code, now=SystemClock().now())
+    click.echo(json.dumps({"hotel": link.hotel_id, "kind": link.kind, "url": link.url, "pmsHotel": link.pms_hotel,
+                           "chargeCode": link.charge_code, "linked": True}))
+
+
+@pms.command("unlink")
+@click.option("--hotel", required=True)
+@data_dir_option
+def pms_unlink(hotel):
+    """Stop the hotel's connector and forget its secrets (its PMS outbox stays, for the record)."""
+    db = open_db()
+    with storage.transaction(db):
+        pms_links.unlink(db, data_dir(), hotel)
+    click.echo(json.dumps({"hotel": hotel, "linked": False}))
+
+
+@pms.command("status")
+@click.option("--hotel", required=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@data_dir_option
+def pms_status(hotel, as_json):
+    """Linked or not, the last read, the actions waiting, delivered and dead (with the PMS's words)."""
+    db = open_db()
+    link = pms_links.get(db, hotel)
+    n = pms_outbox.counts(db, hotel)
+    dead = [a.to_json() for a in pms_outbox.listed(db, hotel, "dead", 20)]
+    out = {"hotel": hotel, "linked": link is not None, "kind": link and link.kind, "url": link and link.url,
+           "pmsHotel": link and link.pms_hotel, "lastReadAt": link and link.last_read_at,
+           "lastReadCount": link and link.last_read_count, "lastError": link and link.last_error,
+           "lastErrorAt": link and link.last_error_at, "waiting": n["pending"], "delivered": n["delivered"],
+           "dead": n["dead"], "deadLetters": dead}
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    if link is None:
+        click.echo(f"{hotel}: not linked to a PMS" + (f" ({n['pending']} actions waiting)" if n["pending"] else ""))
+        return
+    from kiosk.clock import iso
+
+    click.echo(printable(f"{hotel}: linked to {pms_links.connectors.NAMES[link.kind]} at {link.url}"
+                         f" (hotel {link.pms_hotel})"))
+    click.echo("last read: " + (f"{iso(link.last_read_at)}, {link.last_read_count} reservations"
+                                if link.last_read_at else "never"))
+    click.echo(f"actions: {n['pending']} waiting, {n['delivered']} delivered, {n['dead']} dead")
+    if link.last_error:
+        click.echo(printable(f"last error ({iso(link.last_error_at)}): {link.last_error}"))
+    for a in dead:
+        click.echo(printable(f"  dead {a['action']} {a['entity']} ({a['reference']}): {a['lastError']}"))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -58,6 +58,35 @@ def import_tables(db, hotel_id: str, tables: dict[str, list[dict]], now: float, 
     return out
 
 
+def merge_rows(db, hotel_id: str, table: str, rows: list[dict], now: float) -> dict:
+    """Overlay a connected PMS's rows on what the cloud holds for ``table`` (inside the caller's
+    transaction): each row's fields replace the same fields of the row with its key (the
+    columns the PMS does not send, from an earlier export, stay); rows it does not send are
+    left alone (a PMS is read a window at a time: arrivals, in-house, departures).  Every
+    row that changed is one change in the log; the same rows again log nothing."""
+    etype = TABLES[table][0]
+    counts = {"added": 0, "changed": 0, "unchanged": 0}
+    stamp = None
+    for row in rows:
+        eid = entity_id(table, row)
+        old = db.execute("SELECT data FROM ref_data WHERE hotel_id = ? AND entity_type = ? AND entity_id = ?",
+                         [hotel_id, etype, eid]).fetchone()
+        merged = (json.loads(old[0]) if old is not None else {}) | row
+        data = json.dumps(merged, sort_keys=True, separators=(",", ":"), default=str)
+        if old is not None and old[0] == data:
+            counts["unchanged"] += 1
+            continue
+        counts["changed" if old is not None else "added"] += 1
+        stamp = stamp or changelog.stamp(db, now, hotel_id)
+        db.execute("INSERT INTO ref_data (hotel_id, entity_type, entity_id, data, hlc, updated_at)"
+                   " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (hotel_id, entity_type, entity_id) DO UPDATE SET"
+                   " data = excluded.data, hlc = excluded.hlc, updated_at = excluded.updated_at",
+                   [hotel_id, etype, eid, data, stamp, now])
+        changelog.record(db, hotel_id=hotel_id, entity_type=etype, entity_id=eid, data=json.loads(data),
+                         hlc_stamp=stamp, now=now)
+    return counts
+
+
 def read_export(folder) -> dict[str, list[dict]]:
     """The reference tables of a PMS export folder, parsed and checked by the kiosk's own
     importer (docs/property-data.md): a bad cell raises ValidationError naming file, line

@@ -329,6 +329,55 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE tickets ADD COLUMN reply_by TEXT",
         "ALTER TABLE tickets ADD COLUMN reply_hlc TEXT NOT NULL DEFAULT ''",
     ],
+    # 10: hotels linked to their PMS (credentials in a 0600 file beside, never here), the
+    # lease that lets one connector per hotel run, the PMS outbox (filled in the transaction
+    # that applies a kiosk's entry) and the PMS's ids of the reservations it sent
+    [
+        """CREATE TABLE pms_links (
+            hotel_id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            url TEXT NOT NULL,
+            pms_hotel TEXT NOT NULL,
+            charge_code TEXT NOT NULL,
+            linked_at $REAL NOT NULL,
+            last_read_at $REAL,
+            last_read_count $INT,
+            last_error TEXT,
+            last_error_at $REAL,
+            lease_owner TEXT,
+            lease_until $REAL NOT NULL DEFAULT 0
+        )""",
+        """CREATE TABLE pms_actions (
+            id $SERIAL,
+            hotel_id TEXT NOT NULL,
+            action_key TEXT NOT NULL,
+            action TEXT NOT NULL,
+            entity TEXT NOT NULL,
+            data TEXT NOT NULL,
+            source_key TEXT,
+            device_id TEXT,
+            status TEXT NOT NULL,
+            attempts $INT NOT NULL DEFAULT 0,
+            maybe_sent $INT NOT NULL DEFAULT 0,
+            next_at $REAL NOT NULL,
+            last_error TEXT,
+            pms_ref TEXT,
+            created_at $REAL NOT NULL,
+            done_at $REAL
+        )""",
+        "CREATE UNIQUE INDEX pms_actions_key ON pms_actions(hotel_id, action_key)",
+        "CREATE INDEX pms_actions_due ON pms_actions(hotel_id, status, next_at)",
+        "CREATE INDEX pms_actions_entity ON pms_actions(hotel_id, entity)",
+        """CREATE TABLE pms_reservations (
+            hotel_id TEXT NOT NULL,
+            confirmation TEXT NOT NULL,
+            pms_id TEXT NOT NULL,
+            status TEXT,
+            room TEXT,
+            PRIMARY KEY (hotel_id, confirmation)
+        )""",
+        "CREATE INDEX pms_reservations_room ON pms_reservations(hotel_id, room)",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -28,12 +28,20 @@ class _CloudApp(BaseApplication):
 
 
 def serve_workers(*, host: str, port: int, workers: int, threads: int, database: str, data_dir: Path,
-                  max_clock_skew: float, log_level: str, fleet_policy=None, push_quota=None) -> None:
+                  max_clock_skew: float, log_level: str, fleet_policy=None, push_quota=None,
+                  pms_poll: float = 60.0) -> None:
     def factory():
         from .app import create_app
 
-        return create_app(data_dir, max_clock_skew=max_clock_skew, database=database, fleet_policy=fleet_policy,
-                          pool_size=threads, push_quota=push_quota)
+        from kiosk.clock import SystemClock
+
+        from .pms_delivery import PmsRunner
+
+        app = create_app(data_dir, max_clock_skew=max_clock_skew, database=database, fleet_policy=fleet_policy,
+                         pool_size=threads, push_quota=push_quota)
+        # every worker runs the PMS connectors; the lease in the database lets one per hotel send
+        PmsRunner(app.config["CLOUD_STORAGE"], data_dir, SystemClock(), poll=pms_poll).start()
+        return app
 
     _CloudApp({"bind": f"{host}:{port}", "workers": workers, "threads": threads, "worker_class": "gthread",
                "preload_app": False, "loglevel": log_level.lower(), "accesslog": None, "graceful_timeout": 10,

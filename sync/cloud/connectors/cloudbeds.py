@@ -158,6 +158,29 @@ class CloudbedsConnector:
             "pms_id": row["reservationID"],
         }
 
+    #: the actions of the cloud's PMS outbox it sends (sync/cloud/pms_outbox.py); all of them
+    #: are safe to send again (the folio check by its Idempotency-Key, the status as a state).
+    #: Cloudbeds' public API has no service requests, so guest requests stay in the cloud.
+    ACTIONS = frozenset({"charge", "room_status"})
+    IDEMPOTENT = frozenset({"charge", "room_status"})
+
+    @classmethod
+    def from_link(cls, url: str, pms_hotel: str, credentials: dict, clock=None, session=None):
+        return cls(url, pms_hotel, credentials, clock, session=session)
+
+    def send(self, action: str, data: dict, reference: str) -> str | None:
+        if action == "charge":
+            out = self.post_item(data["pmsId"], amount=data["amount"], currency=data["currency"],
+                                 name=data["description"], reference=reference)
+            return out.get("check_id") or reference
+        if action == "room_status":
+            self.set_room_status(data["room"], data["status"])
+            return data["room"]
+        raise PmsError(f"Cloudbeds connector cannot send {action!r}", permanent=True)
+
+    def find(self, action: str, data: dict, reference: str) -> str | None:
+        return None  # every action is idempotent: sent again, never looked up
+
     # -- folio -------------------------------------------------------------------------------
     def post_item(self, reservation_id: str, *, amount, currency: str, name: str, reference: str,
                   sku: str = "KIOSK-OFFER") -> dict:

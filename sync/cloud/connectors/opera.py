@@ -51,6 +51,12 @@ class _WallClock:
         return time.time()
 
 
+def _text(value) -> str | None:
+    if value is None:
+        return None
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
 def _ref_tag(reference: str) -> str:
     return f"[ref:{reference}]"
 
@@ -67,6 +73,12 @@ def _parse_retry_after(value: str | None) -> float | None:
 class OperaConnector:
     """A client for one OPERA property (`pms_hotel_id`)."""
 
+    #: the actions of the cloud's PMS outbox it sends (sync/cloud/pms_outbox.py), and those
+    #: the PMS itself makes safe to send twice (a PUT of a state); the others are looked up
+    #: with :meth:`find` before they are sent again after an answer that never came
+    ACTIONS = frozenset({"charge", "service_request", "service_request_status", "room_status"})
+    IDEMPOTENT = frozenset({"service_request_status", "room_status"})
+
     def __init__(self, base_url: str, pms_hotel_id: str, credentials: dict,
                  clock=None, session: requests.Session | None = None,
                  timeout: float | tuple[float, float] = (5.0, 30.0)):
@@ -80,6 +92,40 @@ class OperaConnector:
         self.timeout = timeout
         self._token: str | None = None
         self._token_expires = 0.0
+
+    @classmethod
+    def from_link(cls, url: str, pms_hotel: str, credentials: dict, clock=None, session=None):
+        return cls(url, pms_hotel, credentials, clock=clock, session=session)
+
+    # ---- the outbox's actions ----------------------------------------------------------
+
+    def send(self, action: str, data: dict, reference: str) -> str | None:
+        """Send one action of the cloud's PMS outbox; returns OPERA's id of what it made."""
+        if action == "charge":
+            out = self.post_charge(data["pmsId"], amount=data["amount"], currency=data["currency"],
+                                   code=data["code"], description=data["description"], reference=reference)
+            return _text(out.get("transaction_no")) or reference
+        if action == "service_request":
+            return self.post_service_request(room=data["room"], code=data["code"], comment=data["comment"],
+                                             reference=reference, reservation_pms_id=data.get("pmsId"),
+                                             priority=data.get("priority")) or reference
+        if action == "service_request_status":
+            self.update_service_request(data["pmsRef"], data["status"])
+            return data["pmsRef"]
+        if action == "room_status":
+            self.set_room_status(data["room"], data["status"])
+            return data["room"]
+        raise PmsError(f"OPERA connector cannot send {action!r}", None, None, True)
+
+    def find(self, action: str, data: dict, reference: str) -> str | None:
+        """What an earlier send of this action made, if it reached OPERA (its id), else None."""
+        if action == "charge":
+            found = self.find_charge(data["pmsId"], reference)
+            return (_text(found.get("transaction_no")) or reference) if found else None
+        if action == "service_request":
+            found = self.find_service_request(reference, room=data["room"])
+            return (found.get("id") or reference) if found else None
+        return None
 
     # ---- transport -------------------------------------------------------------------
 

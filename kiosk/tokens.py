@@ -285,4 +285,10 @@ def usable(db, claims: Claims) -> str:
                               " AND hotel_id = ? HAVING count(*) > 0", [claims.jti, hotel]).fetchone()
         if used is not None:
             raise TokenAlreadyUsed("this code was already used", {"usedAt": iso(used[0])})
+    if claims.role == "guest":  # the PMS cancelled the stay (pulled): its codes open nothing
+        res = db.execute("SELECT status FROM reservations WHERE hotel_id = ? AND confirmation = ?",
+                         [hotel, claims.subject]).fetchone()
+        if res is not None and res[0] in ("Canceled", "NoShow"):
+            raise TokenRevoked("this stay was cancelled", {"reason": "reservation", "status": res[0]},
+                               hint="ask at the front desk")
     return (row[1] if row else None) or claims.subject

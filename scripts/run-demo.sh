@@ -7,15 +7,23 @@
 # The demo property is seeded on the first run only; later runs keep what happened
 # (requests, work orders, approvals, sessions).  --reseed seeds it again (the kiosk's
 # own work orders and approvals are kept even then).
+# --pms opera runs a fake OPERA Cloud (built from its published API specs, ../shared/pms)
+# as the demo hotel's PMS on port ${PMS_PORT:-8095}: the cloud reads its stays and posts the
+# charges of offers guests take there, and the fake says what lands.
 set -euo pipefail
 RESEED=no
-for arg in "$@"; do
-  case $arg in
+PMS=none
+while [ $# -gt 0 ]; do
+  case $1 in
     --reseed) RESEED=yes ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
-    *) echo "unknown option $arg (use --reseed)" >&2; exit 2 ;;
+    --pms) shift; PMS=${1:-} ;;
+    --pms=*) PMS=${1#--pms=} ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) echo "unknown option $1 (use --reseed, --pms opera)" >&2; exit 2 ;;
   esac
+  shift
 done
+case $PMS in none|opera) ;; *) echo "unknown PMS '$PMS' (the demo has: opera)" >&2; exit 2 ;; esac
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 ROOT=${DEMO_DIR:-var/demo}
@@ -87,11 +95,21 @@ done
 
 pids=()
 trap 'kill -TERM "${pids[@]}" 2>/dev/null; wait' INT TERM EXIT
+if [ "$PMS" = opera ]; then
+  PMS_PORT=${PMS_PORT:-8095}
+  $BIN/python -m tests.fakepms.opera_demo --port "$PMS_PORT" --kiosk-db "$KIOSK_DATA_DIR/kiosk.db" \
+    --credentials "$ROOT/opera-credentials.json" & pids+=($!)
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PMS_PORT") 2>/dev/null && break; sleep 0.1; done
+  $BIN/kiosk-cloud pms link --hotel demo --kind opera --url "http://127.0.0.1:$PMS_PORT" --pms-hotel DEMO \
+    --credentials "$ROOT/opera-credentials.json" --charge-code 2010 --data-dir "$CLOUD_DIR" >/dev/null
+  export KIOSK_CLOUD_PMS_POLL=${KIOSK_CLOUD_PMS_POLL:-15s}
+  echo "the demo hotel's PMS: a fake OPERA Cloud on http://127.0.0.1:$PMS_PORT (what lands there is printed here)"
+fi
 $BIN/kiosk-cloud serve --data-dir "$CLOUD_DIR" --port "$CLOUD_PORT" & pids+=($!)
 $BIN/kiosk-agent run & pids+=($!)
 $BIN/kiosk serve --port "$PORT" & pids+=($!)
 # Say where the demo is only once it answers there; if a program stops before that, say so and stop.
-if ! $BIN/python - "${pids[@]}" "http://127.0.0.1:$CLOUD_PORT/healthz" "http://127.0.0.1:$PORT/healthz" <<'PY'
+if ! $BIN/python - "${pids[@]: -3}" "http://127.0.0.1:$CLOUD_PORT/healthz" "http://127.0.0.1:$PORT/healthz" <<'PY'
 import os, sys, time, urllib.request
 pids, urls = [int(p) for p in sys.argv[1:4]], sys.argv[4:]
 deadline = time.monotonic() + 120

@@ -42,15 +42,28 @@ def columns(db, table: str) -> set[str]:
 
 
 def upsert(db, hotel_id: str, table: str, data: dict) -> None:
-    """Insert or replace one row (a reference change from the cloud); unknown fields are dropped."""
+    """Insert one row or update the fields the change names (a reference change from the cloud;
+    a PMS read through a connector names only the fields it has, the rest stay); unknown
+    fields are dropped."""
     owner = _owner(table)
     if owner is not None:
         return owner.replace_row(db, hotel_id, data)
     row = {k: v for k, v in data.items() if k in columns(db, table) - {"hotel_id"}}
     row["hotel_id"] = hotel_id
     names = list(row)
-    db.execute(f"INSERT OR REPLACE INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-               [row[n] for n in names])
+    keys = ("hotel_id", *OWNED[table])
+    sets = [n for n in names if n not in keys]
+    if table == "offer_history" or not sets or not set(keys) <= set(names):
+        db.execute(f"INSERT OR REPLACE INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                   [row[n] for n in names])
+        return
+    # an UPDATE first: a partial row would fail the table's NOT NULL columns as an INSERT
+    cur = db.execute(f"UPDATE {table} SET {', '.join(f'{n} = ?' for n in sets)}"
+                     f" WHERE {' AND '.join(f'{k} = ?' for k in keys)}", [*(row[n] for n in sets),
+                                                                        *(row[k] for k in keys)])
+    if cur.rowcount == 0:
+        db.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                   [row[n] for n in names])
 
 
 def delete(db, hotel_id: str, table: str, keys: tuple[str, ...], values: list) -> None:

@@ -34,7 +34,8 @@ def test_link_keeps_the_secrets_in_a_private_file_and_status_says_what_waits(tmp
             "--pms-hotel", "HOTEL1", "--credentials", str(creds))
     assert r.exit_code == 0, r.output
     assert json.loads(r.output) == {"hotel": "demo", "kind": "opera", "url": "https://ohip.example.com",
-                                    "pmsHotel": "HOTEL1", "chargeCode": "KIOSK", "linked": True}
+                                    "pmsHotel": "HOTEL1", "chargeCode": "KIOSK", "maintenanceCode": "KIOSK",
+                                    "linked": True}
     stored = data / "pms" / "demo.json"
     assert stat.S_IMODE(stored.stat().st_mode) == 0o600
     assert json.loads(stored.read_text()) == OPERA  # only the fields OPERA needs

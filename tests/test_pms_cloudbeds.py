@@ -138,7 +138,7 @@ def test_retry_after_as_http_date_reads_the_clock(cb, clock):
     assert cb._retry_after("garbage") is None
 
 
-def test_other_5xx_retryable_other_4xx_permanent(fake, cb):
+def test_other_5xx_and_401_retryable_other_4xx_permanent(fake, cb):
     fake.fail_next(1, status=500, retry_after=None)
     with pytest.raises(PmsError) as err:
         list(cb.read_reservations())
@@ -146,7 +146,11 @@ def test_other_5xx_retryable_other_4xx_permanent(fake, cb):
     bad = CloudbedsConnector(fake.base_url, PROPERTY, {"api_key": "wrong"}, clock=FakeClock())
     with pytest.raises(PmsError) as err:
         list(bad.read_reservations())
-    assert err.value.status == 401 and err.value.permanent
+    assert err.value.status == 401 and not err.value.permanent  # a rotated key: nothing waiting goes dead
+    fake.fail_next(1, status=404, retry_after=None)
+    with pytest.raises(PmsError) as err:
+        list(cb.read_reservations())
+    assert err.value.status == 404 and err.value.permanent
 
 
 def test_down_and_timeout_are_retryable(fake, cb, clock):

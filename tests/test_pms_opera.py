@@ -267,3 +267,133 @@ def test_fake_checks_its_own_answers(fake, opera):
     list(opera.read_reservations())
     assert any("not in enum" in e for e in fake.response_violations)
     fake.response_violations.clear()
+
+
+# ---- room maintenances (hsk) ----------------------------------------------------------
+
+def _maintenance_posts(fake):
+    return [p for m, p in fake.requests if m == "POST" and "/maintenanceCodes/" in p]
+
+
+def test_maintenance_posted_and_found_by_reference(fake, opera):
+    mid = opera.post_maintenance("305", "LEAK", "Tap drips in bathroom", "kiosk-wo-1")
+    assert mid in fake.maintenances
+    stored = fake.maintenances[mid]
+    assert stored["room"] == "305" and stored["code"] == "LEAK" and not stored["resolved"]
+    assert stored["remarks"] == "Tap drips in bathroom [ref:kiosk-wo-1]"
+    assert _maintenance_posts(fake) == ["/hsk/v1/hotels/HOTEL1/rooms/maintenanceCodes/LEAK"]
+    found = opera.find_maintenance("kiosk-wo-1", "305")
+    assert found == {"id": mid, "room": "305", "code": "LEAK",
+                     "remarks": "Tap drips in bathroom [ref:kiosk-wo-1]", "resolved": False}
+    assert opera.find_maintenance("kiosk-wo-1")["id"] == mid  # without the room too
+    assert opera.find_maintenance("kiosk-wo-1", "306") is None  # OPERA answers 204
+    assert opera.find_maintenance("other", "305") is None
+    assert opera.send("maintenance", {"room": "306", "code": "AC", "remark": "Noisy"},
+                      "kiosk-wo-2") == opera.find("maintenance", {"room": "306"}, "kiosk-wo-2")
+    assert opera.find("maintenance", {"room": "306"}, "kiosk-wo-3") is None
+
+
+def test_maintenance_long_remark_keeps_its_tag(fake, opera):
+    mid = opera.post_maintenance("305", "LEAK", "x" * 3000, "kiosk-wo-long")
+    remarks = fake.maintenances[mid]["remarks"]
+    assert len(remarks) == 2000 and remarks.endswith(" [ref:kiosk-wo-long]")
+
+
+def test_maintenance_lost_answer_is_found_not_posted_twice(fake, opera):
+    fake.lose_answer_next()
+    data = {"room": "412", "code": "TV", "remark": "No signal"}
+    with pytest.raises(PmsError) as e:
+        opera.send("maintenance", data, "kiosk-wo-4")
+    assert e.value.status == 504 and not e.value.permanent
+    assert "maintenance" in opera.ACTIONS and "maintenance" not in opera.IDEMPOTENT
+    # what the retrying outbox does for a non-idempotent action: find before sending again
+    ref = opera.find("maintenance", data, "kiosk-wo-4")
+    assert ref in fake.maintenances and fake.maintenances[ref]["room"] == "412"
+    assert len(fake.maintenances) == 1 and len(_maintenance_posts(fake)) == 1
+
+
+def test_maintenance_resolve(fake, opera):
+    mid = opera.post_maintenance("305", "LEAK", "Tap drips", "kiosk-wo-5")
+    opera.resolve_maintenance(mid)
+    assert fake.maintenances[mid]["resolved"]
+    found = opera.find_maintenance("kiosk-wo-5", "305")  # resolved ones are found too
+    assert found["id"] == mid and found["resolved"]
+    puts = [p for m, p in fake.requests if m == "PUT"]
+    assert puts == [f"/hsk/v1/hotels/HOTEL1/maintenances/{mid}/resolve"]
+    # resolving again (OPERA refuses: already resolved) is no error
+    opera.resolve_maintenance(mid)
+    assert opera.send("maintenance_resolve", {"pmsRef": mid}, "kiosk-wo-5-done") == mid
+    assert fake.maintenances[mid]["resolved"]
+
+
+def test_maintenance_resolve_with_remark_keeps_the_tag(fake, opera):
+    mid = opera.post_maintenance("305", "LEAK", "Tap drips", "kiosk-wo-6")
+    opera.resolve_maintenance(mid, remark="Washer replaced")
+    assert fake.maintenances[mid]["remarks"] == "Tap drips [ref:kiosk-wo-6] Washer replaced"
+    assert fake.maintenances[mid]["resolved"]
+    assert opera.find_maintenance("kiosk-wo-6", "305")["resolved"]
+    opera.resolve_maintenance(mid, remark="again")  # already resolved: nothing sent
+    assert fake.maintenances[mid]["remarks"].endswith("Washer replaced")
+
+
+def test_maintenance_resolve_answer_lost_then_sent_again(fake, opera):
+    mid = opera.post_maintenance("305", "LEAK", "Tap drips", "kiosk-wo-7")
+    fake.lose_answer_next()
+    with pytest.raises(PmsError) as e:
+        opera.send("maintenance_resolve", {"pmsRef": mid}, "kiosk-wo-7-done")
+    assert e.value.status == 504 and not e.value.permanent
+    assert "maintenance_resolve" in opera.IDEMPOTENT  # the outbox just sends it again
+    assert opera.send("maintenance_resolve", {"pmsRef": mid}, "kiosk-wo-7-done") == mid
+    assert fake.maintenances[mid]["resolved"]
+
+
+def test_maintenance_resolve_by_reference_when_no_id_was_found(fake, opera):
+    # the create's id was never found (send answered the reference): resolve finds it by tag
+    opera.post_maintenance("305", "LEAK", "Tap drips", "kiosk-wo-8")
+    mid = opera.find_maintenance("kiosk-wo-8")["id"]
+    assert opera.send("maintenance_resolve", {"pmsRef": "kiosk-wo-8", "room": "305"}, "r") == mid
+    assert fake.maintenances[mid]["resolved"]
+
+
+def test_maintenance_resolve_unknown_is_permanent(fake, opera):
+    with pytest.raises(PmsError) as e:
+        opera.resolve_maintenance("999999")
+    assert e.value.status == 404 and e.value.permanent
+    with pytest.raises(PmsError) as e:
+        opera.send("maintenance_resolve", {"pmsRef": "999999"}, "r")
+    assert e.value.status == 404 and e.value.permanent
+
+
+def test_maintenance_faults_are_retryable(fake, opera):
+    fake.fail_next(1, status=503, retry_after=4)
+    with pytest.raises(PmsError) as e:
+        opera.post_maintenance("305", "LEAK", "Tap drips", "kiosk-wo-9")
+    assert e.value.status == 503 and e.value.retry_after == 4.0 and not e.value.permanent
+    assert fake.maintenances == {}
+    fake.down = True
+    with pytest.raises(PmsError) as e:
+        opera.find_maintenance("kiosk-wo-9", "305")
+    assert e.value.status == 503 and not e.value.permanent
+
+
+def test_fake_checks_maintenance_requests_against_the_spec(fake, opera):
+    base = "/hsk/v1/hotels/HOTEL1"
+    bad = [
+        ("POST", f"{base}/rooms/maintenanceCodes/LEAK",
+         {"json": {"criteria": {"roomIds": ["305"], "maintenanceCode": "L" * 21}}}, "maxLength 20"),
+        ("POST", f"{base}/rooms/maintenanceCodes/LEAK",
+         {"json": {"criteria": {"roomIds": ["305"], "remarks": "r" * 2001}}}, "maxLength 2000"),
+        ("POST", f"{base}/rooms/maintenanceCodes/LEAK",
+         {"json": {"criteria": {"roomIds": ["305"], "assignedUserInfo": {
+             "expectedByDate": "2026-12-06"}}}}, "maxLength 8"),
+        ("GET", f"{base}/rooms/maintenances", {"params": {"roomMaintenanceStatus": "Open"}},
+         "not in enum"),
+        ("PUT", f"{base}/maintenances/1001/resolve", {}, "body: missing"),
+    ]
+    for method, p, kw, why in bad:
+        before = len(fake.violations)
+        r = _raw(fake, opera, method, p, **kw)
+        assert r.status_code == 400, (method, p, kw)
+        assert why in " ".join(fake.violations[before:]), (why, fake.violations[before:])
+    assert fake.maintenances == {}
+    fake.violations.clear()  # they were the point of this test

@@ -240,3 +240,32 @@ def test_an_unlinked_hotel_queues_nothing_and_the_lease_is_one_owners(cloud, ope
     assert not pms_links.credentials_path(tmp_path / "cloud", HOTEL).exists()
     push(db, clock, offer_taken(clock))
     assert pms_outbox.counts(db, HOTEL)["pending"] == 0
+
+
+def work_order(clock, wo="WO-7", room="204", type_="failure"):
+    return entry("work_order.created", "work_order", wo, {
+        "workOrderId": wo, "assetId": "AC-204", "roomNumber": room, "type": type_,
+        "description": "air conditioning blows warm", "status": "open", "assignee": None, "priority": "high",
+        "notes": "", "openedAt": "2026-12-06T08:00:00Z", "closedAt": None}, clock)
+
+
+def work_order_step(clock, wo="WO-7", old="open", new="done"):
+    return entry("work_order.updated", "work_order", wo, {
+        "workOrderId": wo, "changes": {"status": {"old": old, "new": new}}, "by": "s-tom",
+        "at": "2026-12-06T09:00:00Z"}, clock)
+
+
+def test_a_rooms_fault_is_one_maintenance_resolved_when_the_work_order_is_done(cloud, opera, clock):
+    st, db, runner = cloud
+    runner.run_hotel(HOTEL)
+    opera.lose_answer_next()  # the maintenance is made, its answer lost: looked up, not made twice
+    push(db, clock, work_order(clock), work_order(clock, "WO-8", type_="preventive"))
+    settle(runner, clock)
+    [m] = opera.maintenances.values()
+    assert m["room"] == "204" and m["code"] == "KIOSK" and "blows warm" in m["remarks"] and not m["resolved"]
+    push(db, clock, work_order_step(clock, new="in_progress"))
+    assert pms_outbox.counts(db, HOTEL)["pending"] == 0  # only a close is sent
+    push(db, clock, work_order_step(clock, old="in_progress", new="done"))
+    settle(runner, clock)
+    assert [x["resolved"] for x in opera.maintenances.values()] == [True]
+    assert sum(1 for m, p in opera.requests if m == "POST" and "maintenanceCodes" in p) == 1

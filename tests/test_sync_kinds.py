@@ -39,6 +39,12 @@ def kiosk_apply(ctx, hotel_id, ch):
                    [hotel_id, ch["entityId"], ch["data"]["what"]])
 
 
+def hub_apply(db, hotel_id, ch, now):
+    """A hub's side: the change the chain's cloud sent, logged for the hub's kiosks."""
+    changelog.record(db, hotel_id=hotel_id, entity_type="lost_item", entity_id=ch["entityId"], data=ch["data"],
+                     hlc_stamp=ch.get("hlc") or "", now=now)
+
+
 def snapshot_rows(db, hotel_id, after, n, now):
     rows = db.execute("SELECT seq, entity_id, data, hlc FROM changes WHERE hotel_id = ? AND entity_type = 'lost_item'"
                       " AND seq > ? ORDER BY seq LIMIT ?", [hotel_id, int(after[0]) if after else 0, n]).fetchall()
@@ -50,7 +56,8 @@ def snapshot_rows(db, hotel_id, after, n, now):
 LOST_ITEM = kinds.Kind("lost_item", "lost items reported by guests (both ways)", push_entity="lost_item",
                        push=(kinds.Push("lost_item.reported", f"{__name__}:cloud_apply"),),
                        pull_entities=("lost_item",), pull=kiosk_apply,
-                       snapshot=(("lost_item", f"{__name__}:snapshot_rows"),))
+                       snapshot=(("lost_item", f"{__name__}:snapshot_rows"),),
+                       relay=f"{__name__}:hub_apply")
 
 
 @pytest.fixture
@@ -126,6 +133,9 @@ def test_a_kind_cannot_claim_what_another_declares():
                                   push=(kinds.Push("ticket.created", "sync.cloud.tickets:create"),)))
     with pytest.raises(ValueError, match="declared twice"):
         kinds.register(kinds.Kind("ticket", "again"))
+    with pytest.raises(ValueError, match="no relay function"):
+        kinds.register(kinds.Kind("hubless", "sent down, but a hub could not pass it on",
+                                  pull_entities=("hubless",), pull=kiosk_apply))
     assert kinds.get("ticket").push[0].cloud == "sync.cloud.tickets:create"
 
 

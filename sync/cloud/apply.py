@@ -33,7 +33,7 @@ from kiosk import hlc
 from kiosk.errors import ValidationError
 from sync import kinds
 
-from . import changelog, pms_outbox, results, storage, validation
+from . import changelog, pms_outbox, relay_outbox, results, storage, upstream, validation
 from .devices import Device
 from .results import Rejected
 
@@ -64,6 +64,7 @@ def apply_entries(db, device: Device, entries: list[dict], now: float,
     """:func:`apply_push` inside the caller's transaction (entries must have valid keys)."""
     blocked: set[tuple] = set()
     out = []
+    relayed = upstream.get(db) is not None  # a hub: what it applies goes on to the chain's cloud
     for raw in entries:
         entity = _entity(raw)
         result = _refused(device, raw)
@@ -73,6 +74,8 @@ def apply_entries(db, device: Device, entries: list[dict], now: float,
             result = results.retry(raw["key"], f"blocked by an earlier entry of {entity[1]} {entity[2]}")
         elif result is None:
             result = _apply_one(db, device, raw, now, max_skew)
+            if relayed and result["status"] == "applied":
+                relay_outbox.queue(db, device.device_id, raw, now)
         if result["status"] not in ("applied", "duplicate") and entity is not None:
             blocked.add(entity)
         out.append(result)

@@ -48,6 +48,29 @@ def record(db, *, hotel_id: str, entity_type: str, entity_id: str, data: dict | 
          None if data is None else json.dumps(data, separators=(",", ":"), sort_keys=True), hlc_stamp, now])
 
 
+def latest(db, hotel_id: str, entity_type: str, entity_id: str) -> tuple[str, dict | None] | None:
+    """(op, data) of the newest change logged for the entity, or None."""
+    row = db.conn.execute("SELECT op, data FROM changes WHERE hotel_id = ? AND entity_type = ? AND entity_id = ?"
+                          " ORDER BY seq DESC LIMIT 1", [hotel_id, entity_type, entity_id]).fetchone()
+    return (row[0], None if row[1] is None else json.loads(row[1])) if row is not None else None
+
+
+def put_record(db, hotel_id: str, ch: dict, now: float) -> None:
+    """A record the chain's cloud sent down (a conflict it resolved, a security event), logged
+    for a hub's kiosks as it came; a conflict's id is the chain's, kept apart from the hub's own."""
+    eid = ch["entityId"] if ch["entityType"] != "conflict" else f"chain:{ch['entityId']}"
+    record(db, hotel_id=hotel_id, entity_type=ch["entityType"], entity_id=eid, data=ch.get("data"),
+           hlc_stamp=ch.get("hlc") or "", now=now, op=ch.get("op") or "upsert")
+
+
+def head(db, hotel_id: str) -> int:
+    """The hotel's newest committed sequence number in the log (0 when it holds none): one
+    seek on the ``(hotel_id, seq)`` index, cheap enough for a waiting pull to ask every
+    ~100 ms.  A change still in flight (its transaction not committed) is not counted."""
+    row = db.execute("SELECT max(seq) FROM changes WHERE hotel_id = ?", [hotel_id]).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
 def page(db, hotel_id: str, after: int, limit: int) -> dict[str, Any]:
     """Changes of ``hotel_id`` with ``seq > after``, oldest first, at most ``limit``."""
     limit = max(1, min(limit, MAX_PAGE))

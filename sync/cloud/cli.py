@@ -10,6 +10,8 @@ Scripts depend on these forms::
     kiosk-cloud work-orders --hotel H --json --data-dir DIR                  (a JSON array, with history)
     kiosk-cloud pms link --hotel H --kind opera|cloudbeds --url URL --pms-hotel CODE --credentials FILE
     kiosk-cloud pms status --hotel H [--json]        kiosk-cloud pms unlink --hotel H
+    kiosk-cloud link --cloud URL --device-id ID --credential CRED   (a property hub: relay to the chain)
+    kiosk-cloud upstream [--json]                    (the hub's link and what waits for the chain)
 
 ``--data-dir`` goes before or after the subcommand; default ``$KIOSK_CLOUD_DATA_DIR``
 or ``var/cloud``.  ``--database postgresql://user@host:5432/cloud`` (or
@@ -42,9 +44,11 @@ from . import (
     pms_outbox,
     quota,
     refdata,
+    relay_outbox,
     retention,
     storage,
     tickets,
+    upstream,
     workorders,
 )
 
@@ -251,9 +255,14 @@ def serve(host, port, threads, log_level, max_clock_skew, workers, retention_, p
 
     runner = PmsRunner(app.config["CLOUD_STORAGE"], root, SystemClock(), poll=poll)
     runner.start()  # the connectors of linked hotels (one per hotel across workers: a lease)
+    from .relay import Relay
+
+    relay = Relay(app.config["CLOUD_STORAGE"], root, SystemClock())
+    relay.start()  # a hub (`kiosk-cloud link`): its kiosks' entries up, the chain's changes down
     log.info("serving", extra={"host": host, "port": server.effective_port, "dataDir": str(root)})
     # until SIGTERM / Ctrl-C (any mix): the handlers only record the signal (kiosk.cliutil)
     serve_until_signal(server, log, "cloud")
+    relay.stop()
     runner.stop()
 
 
@@ -467,16 +476,19 @@ def pms():
                    " password; Cloudbeds: api_key). Copied 0600 into the data directory; never printed.")
 @click.option("--charge-code", default="KIOSK", show_default=True,
               help="The PMS transaction code offers are charged with (set up in the PMS).")
+@click.option("--maintenance-code", default="KIOSK", show_default=True,
+              help="The PMS maintenance code a room's fault is opened with (OPERA; set up in the PMS).")
 @data_dir_option
-def pms_link(hotel, kind, url, pms_hotel, credentials_file, charge_code):
+def pms_link(hotel, kind, url, pms_hotel, credentials_file, charge_code, maintenance_code):
     """Link HOTEL to its PMS; `serve` runs the connector from its next pass."""
     creds = pms_links.read_credentials(credentials_file, kind)
     db = open_db()
     with storage.transaction(db):
         link = pms_links.link(db, data_dir(), hotel, kind=kind, url=url, pms_hotel=pms_hotel, credentials=creds,
-                              charge_code=charge_code, now=SystemClock().now())
+                              charge_code=charge_code, maintenance_code=maintenance_code, now=SystemClock().now())
     click.echo(json.dumps({"hotel": link.hotel_id, "kind": link.kind, "url": link.url, "pmsHotel": link.pms_hotel,
-                           "chargeCode": link.charge_code, "linked": True}))
+                           "chargeCode": link.charge_code, "maintenanceCode": link.maintenance_code,
+                           "linked": True}))
 
 
 @pms.command("unlink")
@@ -522,6 +534,52 @@ def pms_status(hotel, as_json):
         click.echo(printable(f"last error ({iso(link.last_error_at)}): {link.last_error}"))
     for a in dead:
         click.echo(printable(f"  dead {a['action']} {a['entity']} ({a['reference']}): {a['lastError']}"))
+
+
+
+@main.command("link")
+@click.option("--cloud", "cloud_url", required=True, help="The chain cloud's URL.")
+@click.option("--device-id", required=True, help="This hub's device id at the chain cloud.")
+@click.option("--credential", required=True, envvar="KIOSK_CLOUD_UPSTREAM_CREDENTIAL",
+              help="Its credential (`kiosk-cloud device add ID --hotel H` there); or the environment variable.")
+@data_dir_option
+def link_cmd(cloud_url, device_id, credential):
+    """Make this cloud a property hub: relay its kiosks' entries to the chain cloud and its
+    changes down to them.  Again: replaces the link (a running hub picks it up)."""
+    db = open_db()
+    with storage.transaction(db):
+        link = upstream.link(db, data_dir(), url=cloud_url, device_id=device_id, credential=credential,
+                             now=SystemClock().now())
+    click.echo(json.dumps({"cloud": link.url, "deviceId": link.device_id, "linked": True}))
+
+
+@main.command("upstream")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@data_dir_option
+def upstream_cmd(as_json):
+    """A hub's link to the chain cloud: last push and pull, what waits, what the chain refused."""
+    db = open_db()
+    link = upstream.get(db)
+    n = relay_outbox.counts(db)
+    out = {"linked": link is not None, "cloud": link and link.url, "deviceId": link and link.device_id,
+           "lastPushAt": link and link.last_push_at, "lastPullAt": link and link.last_pull_at,
+           "lastError": link and link.last_error, "waiting": n["pending"], "delivered": n["delivered"],
+           "dead": n["dead"], "oldestWaitingAt": relay_outbox.oldest_waiting(db), "cursors": upstream.cursors(db),
+           "deadEntries": relay_outbox.dead(db)}
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    if link is None:
+        click.echo("not linked to a chain cloud (this is the chain's cloud, or a single hotel's)")
+        return
+    from kiosk.clock import iso
+
+    click.echo(printable(f"a hub of {link.url} as {link.device_id}"))
+    click.echo(f"last push: {iso(link.last_push_at) if link.last_push_at else 'never'};"
+               f" last pull: {iso(link.last_pull_at) if link.last_pull_at else 'never'}")
+    click.echo(f"entries: {n['pending']} waiting, {n['delivered']} delivered, {n['dead']} refused by the chain")
+    if link.last_error:
+        click.echo(printable(f"last error ({iso(link.last_error_at)}): {link.last_error}"))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -49,6 +49,22 @@ def revoke(db, hotel_id: str, jti: str, stamp: str, now: float, *, source: str) 
     return True
 
 
+def put_token_change(db, hotel_id: str, ch: dict, now: float) -> None:
+    """A revocation or a one-time token's use the chain's cloud sent a hub (made at another
+    property's box, or in the chain): recorded at the hub and logged for its kiosks."""
+    d = ch["data"] or {}
+    if ch["entityType"] == "token_revocation":
+        revoke(db, hotel_id, ch["entityId"], ch.get("hlc") or "", now, source="chain")
+        return
+    cur = db.execute("INSERT INTO consumptions (jti, hotel_id, kiosk_id, session_id, consumed_at, hlc)"
+                     " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                     [d.get("jti"), hotel_id, d.get("kioskId"), d.get("sessionId"), d.get("consumedAt") or now,
+                      d.get("hlc") or ch.get("hlc") or ""])
+    if cur.rowcount:
+        changelog.record(db, hotel_id=hotel_id, entity_type="token_consumption", entity_id=ch["entityId"], data=d,
+                         hlc_stamp=ch.get("hlc") or "", now=now)
+
+
 def consumed(db, e: Entry, now: float) -> list[dict]:
     p = e.payload
     kiosk = str(p.get("kioskId") or "?")[:64]
@@ -76,6 +92,38 @@ def consumed(db, e: Entry, now: float) -> list[dict]:
                    {"keeper": keeper, "ended": loser, "consumptions": all_uses}, e.hlc, now)
     c = Conflict("qr_token", e.entityId, None, "token-replay", outcome, mine, keeper)
     return [changelog.conflict(db, e.hotelId, c, e.key, now)]
+
+
+def claim(db, hotel_id: str, jti: str, kiosk_id: str, session_id: str | None, at: float, now: float) -> dict:
+    """A kiosk claims a one-time token before it consumes it (``POST /sync/v1/claims``).
+
+    Call inside a transaction holding the hotel's lock (:func:`sync.cloud.storage.lock_hotels`),
+    so two kiosks claiming one token go one after the other.  The claim is the consumption row
+    that kiosk's later ``token.used`` entry would write (same ``(jti, kiosk)``; that entry is
+    then a no-op, so a kiosk's own claim is never a replay), stamped by the cloud's clock and
+    logged for pull as :func:`consumed` logs a new one.  Returns ``{"claimed": True, "new",
+    "hlc"}`` when no other kiosk holds the token (a repeat by the same kiosk: ``new`` false;
+    ``hlc``: the consumption's stamp, which the kiosk records as its own so that it judges a
+    later replay as the cloud and the other kiosks do), else ``{"claimed": False, "kioskId",
+    "consumedAt"}`` of the use that came first."""
+    uses = [{"kioskId": r[0], "sessionId": r[1], "consumedAt": r[2], "hlc": r[3]} for r in db.execute(
+        "SELECT kiosk_id, session_id, consumed_at, hlc FROM consumptions WHERE hotel_id = ? AND jti = ?",
+        [hotel_id, jti])]
+    if uses:
+        first = replay_order(uses)[0]
+        if first["kioskId"] != kiosk_id:  # held by another kiosk (consumed, claimed, or the replay's keeper)
+            return {"claimed": False, "kioskId": first["kioskId"], "consumedAt": first["consumedAt"]}
+        return {"claimed": True, "new": False, "hlc": first["hlc"]}
+    stamp = changelog.stamp(db, now, hotel_id)
+    cur = db.execute("INSERT INTO consumptions (jti, hotel_id, kiosk_id, session_id, consumed_at, hlc)"
+                     " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                     [jti, hotel_id, kiosk_id, session_id, at, stamp])
+    if cur.rowcount == 0:  # (jti, kiosk) already held in another hotel: nothing new to log
+        return {"claimed": True, "new": False, "hlc": None}
+    changelog.record(db, hotel_id=hotel_id, entity_type="token_consumption", entity_id=f"{jti}@{kiosk_id}",
+                     data={"jti": jti, "kioskId": kiosk_id, "sessionId": session_id, "consumedAt": at,
+                           "hlc": stamp}, hlc_stamp=stamp, now=now)
+    return {"claimed": True, "new": True, "hlc": stamp}
 
 
 def security_event(db, hotel_id: str, kind: str, subject: str, key: str, details: dict, stamp: str,

@@ -35,6 +35,19 @@ def _publish(db, key: TrustedKey, now: float) -> None:
                          hlc_stamp=stamp, now=now)
 
 
+def put_public(db, hotel_id: str, ch: dict, now: float) -> None:
+    """A signing key the chain's cloud made, sent down to a hub: its public half kept (the
+    private one stays in the chain) and logged for the hub's kiosks of ``hotel_id``."""
+    d = ch["data"] or {}
+    key = TrustedKey.from_json(d)  # a key that does not parse is refused here, not at the kiosks
+    db.execute("INSERT INTO trust_keys (kid, data, private_pem, status, added_at, retired_at)"
+               " VALUES (?, ?, NULL, ?, ?, ?) ON CONFLICT (kid) DO UPDATE SET data = excluded.data,"
+               " status = excluded.status, retired_at = excluded.retired_at",
+               [key.kid, json.dumps(d, sort_keys=True), key.status, now, now if key.status == "retired" else None])
+    changelog.record(db, hotel_id=hotel_id, entity_type="trust_key", entity_id=key.kid, data=d,
+                     hlc_stamp=ch.get("hlc") or "", now=now)
+
+
 def create(db, hotels: list[str], now: float) -> dict:
     """A new active signing key for ``hotels``; returns its public description."""
     if not hotels:
@@ -70,6 +83,7 @@ def sign(db, *, hotel_id: str, role: str, now: float, ttl_seconds: int, user_id:
          reusable: bool = False) -> str:
     """A token signed with the newest active cloud key of ``hotel_id``."""
     for data, pem in db.execute("SELECT data, private_pem FROM trust_keys WHERE status = 'active'"
+                                " AND private_pem IS NOT NULL"  # a hub holds the chain's public halves only
                                 " ORDER BY added_at DESC").fetchall():
         key = TrustedKey.from_json(json.loads(data))
         if hotel_id in key.hotels:

@@ -67,9 +67,17 @@ class PmsRunner:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread and give up its leases, so a restarted cloud carries on at once."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                return  # still sending: its lease runs out by itself
+        for hotel_id in list(self._connectors):
+            try:
+                self.release(hotel_id)
+            except Exception:  # the database is gone: the lease runs out by itself
+                log.exception("could not give up the PMS lease", extra={"hotelId": hotel_id})
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -214,6 +222,11 @@ class PmsRunner:
             pms_id = res[0] if res is not None else pms_links.in_house(db, a.hotel_id, data["room"])
             if pms_id:
                 data["pmsId"] = pms_id
+        elif a.action == "maintenance_resolve":
+            ref = pms_outbox.delivered_ref(db, a.hotel_id, "maintenance", a.entity)
+            if ref is None:
+                return None, "no maintenance was opened in the PMS for this work order"
+            data["pmsRef"] = ref
         elif a.action == "service_request_status":
             ref = pms_outbox.delivered_ref(db, a.hotel_id, "service_request", a.entity)
             if ref is None:

@@ -36,6 +36,7 @@ class Link:
     url: str
     pms_hotel: str
     charge_code: str
+    maintenance_code: str
     linked_at: float
     last_read_at: float | None
     last_read_count: int | None
@@ -45,7 +46,7 @@ class Link:
     lease_until: float
 
 
-_COLUMNS = ("hotel_id", "kind", "url", "pms_hotel", "charge_code", "linked_at", "last_read_at",
+_COLUMNS = ("hotel_id", "kind", "url", "pms_hotel", "charge_code", "maintenance_code", "linked_at", "last_read_at",
             "last_read_count", "last_error", "last_error_at", "lease_owner", "lease_until")
 
 
@@ -75,7 +76,7 @@ def read_credentials(path: str | Path, kind: str) -> dict:
 
 
 def link(db, data_dir: str | Path, hotel_id: str, *, kind: str, url: str, pms_hotel: str, credentials: dict,
-         charge_code: str, now: float) -> Link:
+         charge_code: str, now: float, maintenance_code: str = "KIOSK") -> Link:
     """Link (or re-link) a hotel: the secrets to their file first, then the row."""
     if kind not in connectors.KINDS:
         raise ValidationError(f"unknown PMS kind {kind!r}", {"field": "kind", "allowed": sorted(connectors.KINDS)})
@@ -84,14 +85,18 @@ def link(db, data_dir: str | Path, hotel_id: str, *, kind: str, url: str, pms_ho
     if not pms_hotel or len(pms_hotel) > 64:
         raise ValidationError("the hotel's id in the PMS is required (at most 64 characters)",
                               {"field": "pms_hotel"})
+    for field, code in (("charge_code", charge_code), ("maintenance_code", maintenance_code)):
+        if not code or len(code) > 20:
+            raise ValidationError(f"{field}: 1-20 characters (a code set up in the PMS)", {"field": field})
     path = credentials_path(data_dir, hotel_id)
     make_dirs(path.parent)
     write_private(path, json.dumps(credentials, sort_keys=True).encode())
-    db.execute("INSERT INTO pms_links (hotel_id, kind, url, pms_hotel, charge_code, linked_at, lease_until)"
-               " VALUES (?, ?, ?, ?, ?, ?, 0) ON CONFLICT (hotel_id) DO UPDATE SET kind = excluded.kind,"
-               " url = excluded.url, pms_hotel = excluded.pms_hotel, charge_code = excluded.charge_code,"
+    db.execute("INSERT INTO pms_links (hotel_id, kind, url, pms_hotel, charge_code, maintenance_code, linked_at,"
+               " lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT (hotel_id) DO UPDATE SET"
+               " kind = excluded.kind, url = excluded.url, pms_hotel = excluded.pms_hotel,"
+               " charge_code = excluded.charge_code, maintenance_code = excluded.maintenance_code,"
                " linked_at = excluded.linked_at, last_error = NULL, last_error_at = NULL",
-               [hotel_id, kind, url.rstrip("/"), pms_hotel, charge_code, now])
+               [hotel_id, kind, url.rstrip("/"), pms_hotel, charge_code, maintenance_code, now])
     return get(db, hotel_id)
 
 

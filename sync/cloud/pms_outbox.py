@@ -9,7 +9,10 @@ What goes in (:func:`queue_for_entry`), for a hotel linked to a PMS whose connec
   merged into an earlier ticket makes none), and ``service_request_status`` — its later
   states (``ticket.updated`` with a status);
 * ``room_status`` — a cleaning or inspection task done at a kiosk (``pms.update`` on a
-  task): the room Clean or Inspected.
+  task): the room Clean or Inspected;
+* ``maintenance`` — a fault in a room made a work order at a kiosk (``work_order.created``,
+  not a preventive one), and ``maintenance_resolve`` — that work order done or cancelled
+  (``work_order.updated``, as the cloud judged it).
 
 An action's key is derived from the kiosk entry's key (``charge:<key>``), so the entry
 pushed again adds nothing; the reference the PMS is given is derived from the action's key
@@ -126,6 +129,23 @@ def _derive(db, e, link) -> list[tuple[str, str, dict]]:
             if task and task.get("room") and (status := ROOM_AFTER.get(task.get("kind") or "")):
                 return [("room_status", f"room:{task['room']}", {"room": task["room"], "status": status,
                                                                   "taskId": str(p.get("id"))})]
+        return []
+    if e.kind == "work_order.created":
+        room = p.get("roomNumber")
+        if not room or p.get("type") == "preventive":
+            return []  # a fault in a room is the PMS's business; a planned check is the house's own
+        words = " - ".join(x for x in (p.get("description"), p.get("assetId") and f"asset {p['assetId']}") if x)
+        return [("maintenance", f"work_order:{p.get('workOrderId')}", {
+            "workOrderId": str(p.get("workOrderId")), "room": str(room), "code": link.maintenance_code,
+            "remark": words[:1500]})]
+    if e.kind == "work_order.updated":
+        wo = str(p.get("workOrderId"))
+        row = db.execute("SELECT status FROM work_orders WHERE hotel_id = ? AND work_order_id = ?",
+                         [e.hotelId, wo]).fetchone()
+        change = (p.get("changes") or {}).get("status")
+        if row is not None and row[0] in ("done", "cancelled") and isinstance(change, dict) \
+                and change.get("new") == row[0]:  # the close the cloud kept, not one it refused
+            return [("maintenance_resolve", f"work_order:{wo}", {"workOrderId": wo, "remark": f"{row[0]} at the kiosk"})]
         return []
     if e.kind == "ticket.created":
         ticket = str(p.get("ticketId"))

@@ -87,6 +87,25 @@ def merge_rows(db, hotel_id: str, table: str, rows: list[dict], now: float) -> d
     return counts
 
 
+def put_change(db, hotel_id: str, ch: dict, now: float) -> None:
+    """A reference change the chain's cloud sent a hub: the hub's row replaced (or deleted) and
+    logged for its kiosks, with the chain's stamp."""
+    etype, eid = ch["entityType"], ch["entityId"]
+    if ch.get("op") == "delete":
+        db.execute("DELETE FROM ref_data WHERE hotel_id = ? AND entity_type = ? AND entity_id = ?",
+                   [hotel_id, etype, eid])
+        changelog.record(db, hotel_id=hotel_id, entity_type=etype, entity_id=eid, data=None,
+                         hlc_stamp=ch.get("hlc") or "", now=now, op="delete")
+        return
+    data = json.dumps(ch["data"], sort_keys=True, separators=(",", ":"), default=str)
+    db.execute("INSERT INTO ref_data (hotel_id, entity_type, entity_id, data, hlc, updated_at)"
+               " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (hotel_id, entity_type, entity_id) DO UPDATE SET"
+               " data = excluded.data, hlc = excluded.hlc, updated_at = excluded.updated_at",
+               [hotel_id, etype, eid, data, ch.get("hlc") or "", now])
+    changelog.record(db, hotel_id=hotel_id, entity_type=etype, entity_id=eid, data=ch["data"],
+                     hlc_stamp=ch.get("hlc") or "", now=now)
+
+
 def read_export(folder) -> dict[str, list[dict]]:
     """The reference tables of a PMS export folder, parsed and checked by the kiosk's own
     importer (docs/property-data.md): a bad cell raises ValidationError naming file, line

@@ -339,6 +339,7 @@ MIGRATIONS: list[list[str]] = [
             url TEXT NOT NULL,
             pms_hotel TEXT NOT NULL,
             charge_code TEXT NOT NULL,
+            maintenance_code TEXT NOT NULL DEFAULT 'KIOSK',
             linked_at $REAL NOT NULL,
             last_read_at $REAL,
             last_read_count $INT,
@@ -377,6 +378,44 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (hotel_id, confirmation)
         )""",
         "CREATE INDEX pms_reservations_room ON pms_reservations(hotel_id, room)",
+    ],
+    # 11: a cloud run as a property hub, linked to the chain's cloud upstream (the
+    # credential in a 0600 file beside, never here): what its kiosks pushed waits in the
+    # relay outbox (filled in the transaction that applied it) until the chain took it,
+    # and how far it has pulled each hotel's changes from the chain
+    [
+        """CREATE TABLE upstream_link (
+            id $INT PRIMARY KEY,
+            url TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            linked_at $REAL NOT NULL,
+            lease_owner TEXT,
+            lease_until $REAL NOT NULL DEFAULT 0,
+            last_push_at $REAL,
+            last_pull_at $REAL,
+            last_error TEXT,
+            last_error_at $REAL
+        )""",
+        """CREATE TABLE relay_outbox (
+            id $SERIAL,
+            hotel_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            origin TEXT NOT NULL,
+            entry TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts $INT NOT NULL DEFAULT 0,
+            next_at $REAL NOT NULL,
+            result TEXT,
+            created_at $REAL NOT NULL,
+            done_at $REAL
+        )""",
+        "CREATE UNIQUE INDEX relay_outbox_key ON relay_outbox(hotel_id, key)",
+        "CREATE INDEX relay_outbox_due ON relay_outbox(status, next_at, id)",
+        """CREATE TABLE upstream_cursors (
+            hotel_id TEXT PRIMARY KEY,
+            after $INT NOT NULL,
+            pulled_at $REAL
+        )""",
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -87,6 +87,36 @@ def update(db, e: Entry, now: float) -> list[dict]:
     return []
 
 
+def put_snapshot(db, hotel_id: str, ch: dict, now: float) -> None:
+    """A ticket as the chain's cloud holds it, sent down to a hub: the hub's row becomes it and
+    is logged for the hub's kiosks."""
+    d = ch["data"] or {}
+    tid = ch["entityId"]
+    stamp = ch.get("hlc") or ""
+    fields = {col: d.get(field) for field, col in _COLUMNS.items()}
+    fields["type"] = fields["type"] or "request"
+    fields["title"] = fields["title"] or tid
+    extra = {"merged_into": d.get("mergedInto"), "assignee": d.get("assignee"), "reply": d.get("reply"),
+             "reply_by": d.get("replyBy"), "reply_hlc": d.get("replyHlc") or "", "status_hlc": stamp}
+    existing = db.execute("SELECT status_hlc, hlc FROM tickets WHERE hotel_id = ? AND ticket_id = ?",
+                          [hotel_id, tid]).fetchone()
+    if existing is not None and max(existing[0] or "", existing[1] or "") > stamp:
+        return  # the hub holds a later step, still on its way to the chain: the chain's answer follows
+    if existing is None:
+        created = {f: d.get(f) for f in ("ticketId", *_COLUMNS)}
+        row = {"hotel_id": hotel_id, "ticket_id": tid, **fields, **extra, "hlc": stamp, "received_at": now,
+               "payload": json.dumps(created, sort_keys=True, separators=(",", ":"))}
+        db.execute(f"INSERT INTO tickets ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                   list(row.values()))
+    else:
+        sets = {**fields, **extra}
+        db.execute(f"UPDATE tickets SET {', '.join(f'{k} = ?' for k in sets)} WHERE hotel_id = ? AND ticket_id = ?",
+                   [*sets.values(), hotel_id, tid])
+    row = next(iter(db.query("SELECT * FROM tickets WHERE hotel_id = ? AND ticket_id = ?", [hotel_id, tid])))
+    changelog.record(db, hotel_id=hotel_id, entity_type="ticket", entity_id=tid, data=snapshot(row),
+                     hlc_stamp=stamp, now=now)
+
+
 def snapshot(row: dict) -> dict:
     return {"ticketId": row["ticket_id"], **{field: row[col] for field, col in _COLUMNS.items()},
             "mergedInto": row["merged_into"], "assignee": row.get("assignee"),

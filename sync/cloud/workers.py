@@ -40,7 +40,16 @@ def serve_workers(*, host: str, port: int, workers: int, threads: int, database:
         app = create_app(data_dir, max_clock_skew=max_clock_skew, database=database, fleet_policy=fleet_policy,
                          pool_size=threads, push_quota=push_quota)
         # every worker runs the PMS connectors; the lease in the database lets one per hotel send
-        PmsRunner(app.config["CLOUD_STORAGE"], data_dir, SystemClock(), poll=pms_poll).start()
+        import atexit
+
+        from .relay import Relay
+
+        runner = PmsRunner(app.config["CLOUD_STORAGE"], data_dir, SystemClock(), poll=pms_poll)
+        relay = Relay(app.config["CLOUD_STORAGE"], data_dir, SystemClock())  # a hub: one worker relays (a lease)
+        runner.start()
+        relay.start()
+        atexit.register(runner.stop)  # a worker's leases given up as it exits
+        atexit.register(relay.stop)
         return app
 
     _CloudApp({"bind": f"{host}:{port}", "workers": workers, "threads": threads, "worker_class": "gthread",

@@ -119,6 +119,35 @@ def snapshot(row: dict) -> dict:
             "fieldHlc": json.loads(row["field_hlc"] or "{}"), "judgedHlc": json.loads(row["judged_hlc"] or "{}")}
 
 
+def put_snapshot(db, hotel_id: str, ch: dict, now: float) -> None:
+    """A work order as the chain's cloud holds it, sent down to a hub: the hub's row becomes it
+    (the chain judged every write, the hub's kiosks' too) and is logged for the hub's kiosks."""
+    d = ch["data"] or {}
+    wo_id = ch["entityId"]
+    existing = _row(db, hotel_id, wo_id)
+    incoming = str(d.get("updatedHlc") or ch.get("hlc") or "")
+    if existing is not None and existing["updated_hlc"] > incoming:
+        return  # the hub holds a later write, still on its way to the chain: the chain's answer follows
+    row = {"hotel_id": hotel_id, "work_order_id": wo_id,
+           **{col: d.get(field) for field, col in _COLUMNS.items()},
+           "version": int(d.get("version") or 1), "updated_at": now,
+           "updated_hlc": str(d.get("updatedHlc") or ch.get("hlc") or ""),
+           "field_hlc": json.dumps(d.get("fieldHlc") or {}, sort_keys=True),
+           "judged_hlc": json.dumps(d.get("judgedHlc") or {}, sort_keys=True)}
+    row["type"] = row["type"] or "failure"
+    row["status"] = row["status"] or "open"
+    if existing is None:
+        row["created_payload"] = json.dumps({f: d.get(f) for f in ("workOrderId", *_COLUMNS)}, sort_keys=True,
+                                            separators=(",", ":"))
+        db.execute(f"INSERT INTO work_orders ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                   list(row.values()))
+    else:
+        sets = {k: v for k, v in row.items() if k not in ("hotel_id", "work_order_id")}
+        db.execute(f"UPDATE work_orders SET {', '.join(f'{k} = ?' for k in sets)}"
+                   " WHERE hotel_id = ? AND work_order_id = ?", [*sets.values(), hotel_id, wo_id])
+    _log(db, hotel_id, wo_id, row["updated_hlc"], now)
+
+
 def _log(db, hotel_id: str, work_order_id: str, stamp: str, now: float) -> None:
     row = _row(db, hotel_id, work_order_id)
     changelog.record(db, hotel_id=hotel_id, entity_type="work_order", entity_id=work_order_id,

@@ -51,6 +51,11 @@ class Kind:
     snapshot: tuple[tuple[str, str], ...] = ()
     #: the rule conflicts of this kind are resolved by (docs/conflicts.md), if any
     conflict_rule: str | None = None
+    #: how a cloud run as a property hub applies a change of ``pull_entities`` it pulled from
+    #: the chain's cloud: ``fn(db, hotel_id, change, now)`` (``"module:function"``), inside the
+    #: page's transaction; it writes the hub's own state through the table's owner and logs
+    #: the change for the hub's kiosks (sync/cloud/relay.py)
+    relay: str | None = None
 
 
 @dataclass
@@ -102,6 +107,8 @@ def _add(kind: Kind) -> None:
         {s for s, _ in kind.snapshot} & sections)
     if clash:
         raise ValueError(f"sync kind {kind.name!r} claims what another kind declares: {sorted(clash)}")
+    if kind.pull_entities and not kind.relay:
+        raise ValueError(f"sync kind {kind.name!r} sends changes down but names no relay function for a hub")
     if kind.push and not kind.push_entity:
         raise ValueError(f"sync kind {kind.name!r} pushes entries but names no push_entity")
     _KINDS[kind.name] = kind

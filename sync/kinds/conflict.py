@@ -12,4 +12,5 @@ def pull(ctx, hotel_id: str, ch: dict) -> None:
 
 
 KIND = Kind("conflict", "conflicts the cloud resolved (cloud -> kiosks)",
-            pull_entities=("conflict",), pull=pull, snapshot=(("conflict", "sync.cloud.snapshot:conflict_rows"),))
+            pull_entities=("conflict",), pull=pull, snapshot=(("conflict", "sync.cloud.snapshot:conflict_rows"),),
+            relay="sync.cloud.changelog:put_record")

@@ -20,4 +20,4 @@ def pull(ctx, hotel_id: str, ch: dict) -> None:
 KIND = Kind("reference", "the PMS's reference data (cloud -> kiosks)",
             pull_entities=tuple(BY_ENTITY), pull=pull,
             snapshot=(("reference", "sync.cloud.snapshot:reference_rows"),),
-            conflict_rule="reference-authoritative")
+            conflict_rule="reference-authoritative", relay="sync.cloud.refdata:put_change")

@@ -17,4 +17,5 @@ def pull(ctx, hotel_id: str, ch: dict) -> None:
 
 KIND = Kind("security_event", "security events (cloud -> kiosks)",
             pull_entities=("security_event",), pull=pull,
-            snapshot=(("security_event", "sync.cloud.snapshot:security_event_rows"),))
+            snapshot=(("security_event", "sync.cloud.snapshot:security_event_rows"),),
+            relay="sync.cloud.changelog:put_record")

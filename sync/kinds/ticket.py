@@ -18,4 +18,4 @@ KIND = Kind("ticket", "guest requests and faults (both ways)",
                   Push("ticket.updated", "sync.cloud.tickets:update")),
             pull_entities=("ticket",), pull=pull,
             snapshot=(("ticket", "sync.cloud.snapshot:ticket_rows"),),
-            conflict_rule="ticket-fingerprint")
+            conflict_rule="ticket-fingerprint", relay="sync.cloud.tickets:put_snapshot")

@@ -53,4 +53,4 @@ KIND = Kind("token", "QR tokens: issued, used, revoked (kiosk -> cloud); revocat
             pull_entities=("token_revocation", "token_consumption"), pull=pull,
             snapshot=(("token_revocation", "sync.cloud.snapshot:revocation_rows"),
                       ("token_consumption", "sync.cloud.snapshot:consumption_rows")),
-            conflict_rule="token-replay")
+            conflict_rule="token-replay", relay="sync.cloud.events:put_token_change")

@@ -22,4 +22,5 @@ def pull(ctx, hotel_id: str, ch: dict) -> None:
 
 KIND = Kind("trust_key", "token-signing keys the kiosks trust (cloud -> kiosks)",
             pull_entities=("trust_key",), pull=pull,
-            snapshot=(("trust_key", "sync.cloud.snapshot:trust_key_rows"),))
+            snapshot=(("trust_key", "sync.cloud.snapshot:trust_key_rows"),),
+            relay="sync.cloud.keys:put_public")

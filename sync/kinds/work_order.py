@@ -18,4 +18,4 @@ KIND = Kind("work_order", "maintenance work orders (both ways)",
                   Push("work_order.updated", "sync.cloud.workorders:update")),
             pull_entities=("work_order",), pull=pull,
             snapshot=(("work_order", "sync.cloud.snapshot:work_order_rows"),),
-            conflict_rule="work-order-state")
+            conflict_rule="work-order-state", relay="sync.cloud.workorders:put_snapshot")

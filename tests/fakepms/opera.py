@@ -8,7 +8,14 @@ Contract:
 - Answers it builds are checked against the operation's response schema; mismatches land in
   `fake.response_violations` (a bug in the fake, not in the client).
 - State: reservations (`add_reservation`), charges per reservation, service requests, room
-  statuses, tokens with expiry by the injected clock.
+  statuses, room maintenances (`maintenances`: id -> {"id", "room", "code", "remarks",
+  "resolved", "resolved_by", "created"}), tokens with expiry by the injected clock.
+- Room maintenances (hsk): the create answers no id (`status` body), so it is found again
+  by its remarks; the search answers 204 with no body when nothing matches and, unless
+  `roomMaintenanceStatus` says otherwise (`All`, `Resolved`), lists only unresolved ones;
+  resolving an unknown id answers 404, resolving a resolved one 400 (`already resolved`);
+  remarks sent with a resolve replace the maintenance's remarks. `resolveInfo` carries
+  only `resolveUser`: `resolveDate` is `format: date` with `maxLength: 8`, so no value fits.
 - Faults: `fail_next(n, status, retry_after)`, `lose_answer_next()` (apply the write, answer
   504), `expire_tokens()`, `down = True` (every call answers 503).
 """
@@ -251,6 +258,7 @@ class FakeOpera:
         self.charges: dict[str, list[dict]] = {}
         self.service_requests: dict[str, dict] = {}
         self.room_status: dict[str, str] = {}
+        self.maintenances: dict[str, dict] = {}
         self.down = False
         self._fail: list[tuple[int, float | None]] = []
         self._lose = 0
@@ -460,4 +468,63 @@ class FakeOpera:
         for room in body.get("roomList", []):
             if status:
                 self.room_status[room["roomId"]] = status
+        return self._json(op, 200, {})
+
+    # -- room maintenances (hsk)
+    def _maintenance_body(self, m: dict) -> dict:
+        """A stored maintenance as the spec's roomMaintenanceType."""
+        out = {"maintenanceId": {"id": m["id"], "type": "Maintenance"},
+               "maintenanceCode": m["code"], "roomInfo": {"roomId": m["room"]},
+               "createDateTime": m["created"], "creatorId": self.user[0]}
+        if m["remarks"]:
+            out["remarks"] = m["remarks"]
+        if m["resolved"]:  # no resolveDate: format date with maxLength 8 fits no date
+            out["resolveInfo"] = {"resolveUser": m["resolved_by"]}
+        return out
+
+    def _op_postRoomMaintenance(self, op, args):
+        crit = (request.get_json() or {}).get("criteria") or {}
+        code = args["maintenanceCode"]
+        if crit.get("maintenanceCode") not in (None, code):
+            return self._problem(op, 400, "maintenanceCode differs from the path's")
+        rooms = crit.get("roomIds") or []
+        if not rooms:
+            return self._problem(op, 400, "roomIds are required")
+        created = dt.datetime.fromtimestamp(self.clock.now(), dt.UTC).isoformat()
+        for room in rooms:
+            mid = str(next(self._ids))
+            self.maintenances[mid] = {"id": mid, "room": room, "code": code,
+                                      "remarks": crit.get("remarks") or "", "resolved": False,
+                                      "resolved_by": None, "created": created}
+        return self._json(op, 201, {})
+
+    def _op_getRoomMaintenance(self, op, args):
+        room = request.args.get("roomId")
+        mid = request.args.get("maintenanceId")
+        codes = request.args.getlist("maintenanceCodes")
+        status = request.args.get("roomMaintenanceStatus", "UnResolved")
+        found = [m for m in self.maintenances.values()
+                 if (room is None or m["room"] == room)
+                 and (mid is None or m["id"] == mid)
+                 and (not codes or m["code"] in codes)
+                 and (status == "All" or m["resolved"] == (status == "Resolved"))]
+        if not found:
+            return Response("", 204)
+        return self._json(op, 200, {"roomMaintenance": {
+            "hotelId": self.hotel_id,
+            "roomMaintenance": [self._maintenance_body(m) for m in found]}})
+
+    def _op_resolveRoomMaintenance(self, op, args):
+        mid = args["mainteananceId"]  # sic: the spec's spelling
+        m = self.maintenances.get(mid)
+        if m is None:
+            return self._problem(op, 404, f"maintenance {mid} not found")
+        crit = (request.get_json() or {}).get("criteria") or {}
+        if (crit.get("maintenanceId") or {}).get("id") not in (None, mid):
+            return self._problem(op, 400, "maintenanceId differs from the path's")
+        if m["resolved"]:
+            return self._problem(op, 400, f"maintenance {mid} already resolved")
+        if crit.get("remarks"):
+            m["remarks"] = crit["remarks"]
+        m["resolved"], m["resolved_by"] = True, self.user[0]
         return self._json(op, 200, {})

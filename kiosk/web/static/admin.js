@@ -42,7 +42,7 @@ const OUTBOX_KIND = {"token.issued": "admin.outbox.token.issued", "token.revoked
                      "task.created": "admin.outbox.task.created", "message.send": "admin.outbox.message.send"};
 const ENTITY = {work_order: "admin.entity.work_order", ticket: "admin.entity.ticket", qr_token: "admin.entity.qr_token",
                 session: "admin.entity.session", task: "admin.entity.task", reservation: "admin.entity.reservation",
-                room: "admin.entity.room"};
+                room: "admin.entity.room", pms_action: "admin.entity.pms_action"};
 const SECURITY_KIND = {TOKEN_REPLAY: "admin.security.TOKEN_REPLAY"};
 const ERRORS = {NETWORK: "admin.error.NETWORK", FORBIDDEN: "admin.error.FORBIDDEN", NOT_FOUND: "admin.error.NOT_FOUND",
                 UNAVAILABLE: "admin.error.UNAVAILABLE", VALIDATION_ERROR: "admin.error.VALIDATION_ERROR",

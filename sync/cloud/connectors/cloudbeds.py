@@ -18,7 +18,8 @@ Contract:
 - Housekeeping status is v1.3 `POST /postHousekeepingStatus` (form-encoded).
 - Failures raise `PmsError`; the connector never sleeps or retries: the caller's outbox
   decides when. 429/503 carry Retry-After (seconds or an HTTP date, read against the
-  injected clock); timeouts, lost connections and other 5xx are retryable; other 4xx, and
+  injected clock); timeouts, lost connections, other 5xx and 401 (an API key rotated or revoked: the hotel
+  fixes the link, and nothing waiting is lost) are retryable; other 4xx, and
   a v1.3 answer `success: false`, are permanent.
 """
 
@@ -118,7 +119,7 @@ class CloudbedsConnector:
             text = f"{what}: HTTP {status}" + (f" {code}" if code else "") + f": {detail}"
             if status in (429, 503):
                 raise PmsError(text, status, self._retry_after(resp.headers.get("Retry-After")), permanent=False)
-            permanent = 400 <= status < 500 and status != 408
+            permanent = 400 <= status < 500 and status not in (401, 408)  # a key rotated: fix it, lose nothing
             raise PmsError(text, status, permanent=permanent)
         if body.get("success") is False:
             raise PmsError(f"{what}: {body.get('message') or 'success: false'}", status, permanent=True)

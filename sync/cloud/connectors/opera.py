@@ -1,5 +1,5 @@
-"""Oracle OPERA Cloud (OHIP) connector: reservations in; charges, service requests and
-room statuses out.
+"""Oracle OPERA Cloud (OHIP) connector: reservations in; charges, service requests, room
+statuses and room maintenances out.
 
 Contract:
 - One OAuth token (password grant, `POST /oauth/v1/tokens`) is shared by all calls; it is
@@ -8,17 +8,25 @@ Contract:
 - Every call carries `Authorization: Bearer`, `x-app-key` and `x-hotelid`.
 - OPERA takes no idempotency key. A write whose answer was lost is looked up before it is
   sent again: charges by `postingReference` (`find_charge`), service requests by a
-  `[ref:...]` tag in their comment (`find_service_request`).
+  `[ref:...]` tag in their comment (`find_service_request`), room maintenances by a
+  `[ref:...]` tag in their remarks (`find_maintenance`; OPERA answers their create with no
+  id, so `post_maintenance` finds its id the same way).
+- Resolving a maintenance is safe to send twice: when OPERA refuses a resolve (400/409/422)
+  the maintenance is looked up, and one already resolved counts as done.
 - Failures raise `PmsError`; the connector itself never sleeps or retries (except the one
   token renewal on 401): the caller's outbox decides when to try again.
 - Bodies follow the published Swagger specs. Fields typed `format: date` with
-  `maxLength: 8` (e.g. `incomeAuditDate`) can hold no valid value, so they are never sent.
+  `maxLength: 8` (e.g. `incomeAuditDate`, a maintenance's `resolveDate`) can hold no valid
+  value, so they are never sent nor relied on: a maintenance is resolved when OPERA lists
+  `resolveInfo` for it. Its remarks hold at most 2,000 characters: a long remark is cut,
+  never the `[ref:...]` tag.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import requests
 
@@ -44,6 +52,7 @@ STATUS_MAP = {
 
 SERVICE_REQUEST_STATUSES = ("Open", "PendingFollowUp", "Closed", "DoNotDisturb", "MakeUpRoom")
 ROOM_STATUSES = ("Clean", "Dirty", "Pickup", "Inspected", "OutOfOrder", "OutOfService")
+REMARKS_MAX = 2000  # roomMaintenanceRequestType / roomMaintenanceChangeType .remarks maxLength
 
 
 class _WallClock:
@@ -61,6 +70,13 @@ def _ref_tag(reference: str) -> str:
     return f"[ref:{reference}]"
 
 
+def _with_tag(text: str | None, reference: str, limit: int = REMARKS_MAX) -> str:
+    """`text` and the reference's tag within `limit` characters: the text is cut, not the tag."""
+    tag = _ref_tag(reference)
+    text = (text or "").strip()[:max(0, limit - len(tag) - 1)].rstrip()
+    return f"{text} {tag}".strip()
+
+
 def _parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -76,8 +92,9 @@ class OperaConnector:
     #: the actions of the cloud's PMS outbox it sends (sync/cloud/pms_outbox.py), and those
     #: the PMS itself makes safe to send twice (a PUT of a state); the others are looked up
     #: with :meth:`find` before they are sent again after an answer that never came
-    ACTIONS = frozenset({"charge", "service_request", "service_request_status", "room_status"})
-    IDEMPOTENT = frozenset({"service_request_status", "room_status"})
+    ACTIONS = frozenset({"charge", "service_request", "service_request_status", "room_status",
+                         "maintenance", "maintenance_resolve"})
+    IDEMPOTENT = frozenset({"service_request_status", "room_status", "maintenance_resolve"})
 
     def __init__(self, base_url: str, pms_hotel_id: str, credentials: dict,
                  clock=None, session: requests.Session | None = None,
@@ -115,6 +132,11 @@ class OperaConnector:
         if action == "room_status":
             self.set_room_status(data["room"], data["status"])
             return data["room"]
+        if action == "maintenance":
+            return self.post_maintenance(data["room"], data["code"], data.get("remark") or "",
+                                         reference) or reference
+        if action == "maintenance_resolve":
+            return self._resolve_ref(data["pmsRef"], data.get("remark"), data.get("room"))
         raise PmsError(f"OPERA connector cannot send {action!r}", None, None, True)
 
     def find(self, action: str, data: dict, reference: str) -> str | None:
@@ -124,6 +146,9 @@ class OperaConnector:
             return (_text(found.get("transaction_no")) or reference) if found else None
         if action == "service_request":
             found = self.find_service_request(reference, room=data["room"])
+            return (found.get("id") or reference) if found else None
+        if action == "maintenance":
+            found = self.find_maintenance(reference, data.get("room"))
             return (found.get("id") or reference) if found else None
         return None
 
@@ -316,3 +341,94 @@ class OperaConnector:
             raise PmsError(f"unknown room status {status!r}", None, None, True)
         self._call("PUT", f"/hsk/v1/hotels/{self.hotel_id}/rooms/status",
                    json={"roomList": [{"roomId": room}], "housekeepingRoomStatus": status})
+
+    # ---- room maintenances -----------------------------------------------------------
+
+    def post_maintenance(self, room: str, code: str, remark: str | None,
+                         reference: str) -> str | None:
+        """Open a maintenance (a work order for a fault) on `room` with OPERA's maintenance
+        `code`; returns its OPERA id, looked up by the reference tagged onto its remarks
+        (OPERA's answer carries no id), or None if the lookup did not find it."""
+        criteria = {"hotelId": self.hotel_id, "maintenanceCode": code, "roomIds": [room],
+                    "remarks": _with_tag(remark, reference)}
+        self._call("POST", f"/hsk/v1/hotels/{self.hotel_id}/rooms/maintenanceCodes/"
+                           f"{quote(str(code), safe='')}",
+                   json={"criteria": criteria}, expect=(200, 201))
+        found = self.find_maintenance(reference, room)
+        return found["id"] if found else None
+
+    def find_maintenance(self, reference: str, room: str | None = None) -> dict | None:
+        """The maintenance (resolved or not) tagged with `reference`, or None."""
+        params = {"roomMaintenanceStatus": "All"}
+        if room:
+            params["roomId"] = room
+        tag = _ref_tag(reference)
+        for m in self._maintenances(params):
+            if tag in (m.get("remarks") or ""):
+                return self._maintenance_row(m)
+        return None
+
+    def get_maintenance(self, maintenance_id: str) -> dict | None:
+        """The maintenance with OPERA's id `maintenance_id` (resolved or not), or None."""
+        for m in self._maintenances({"roomMaintenanceStatus": "All",
+                                     "maintenanceId": str(maintenance_id)}):
+            row = self._maintenance_row(m)
+            if row["id"] == str(maintenance_id):
+                return row
+        return None
+
+    def resolve_maintenance(self, maintenance_id: str, remark: str | None = None) -> None:
+        """Resolve a maintenance; one already resolved is left as it is (no error). A
+        `remark` is added to its remarks, which keep their `[ref:...]` tag."""
+        mid = str(maintenance_id)
+        criteria: dict = {"hotelId": self.hotel_id,
+                          "maintenanceId": {"id": mid, "type": "Maintenance"}}
+        if remark:  # the resolve's remarks replace the maintenance's: carry the old ones on
+            current = self.get_maintenance(mid)
+            if current is not None and current["resolved"]:
+                return
+            old = (current or {}).get("remarks") or ""
+            room_left = REMARKS_MAX - len(old) - 1 if old else REMARKS_MAX
+            if room_left > 0:
+                criteria["remarks"] = f"{old} {remark.strip()[:room_left]}".strip()
+            if current is not None and current.get("room"):
+                criteria["roomId"] = current["room"]
+        try:
+            self._call("PUT", f"/hsk/v1/hotels/{self.hotel_id}/maintenances/"
+                              f"{quote(mid, safe='')}/resolve",
+                       json={"criteria": criteria})
+        except PmsError as e:
+            if e.status not in (400, 409, 422):
+                raise
+            current = self.get_maintenance(mid)  # resolved already (a retry, a lost answer)?
+            if current is None or not current["resolved"]:
+                raise e from None
+
+    def _resolve_ref(self, pms_ref: str, remark: str | None, room: str | None) -> str:
+        """Resolve the maintenance the outbox knows as `pms_ref`: OPERA's id, or the
+        reference itself when its id was never found after the create (then looked up by
+        its tag now)."""
+        try:
+            self.resolve_maintenance(pms_ref, remark)
+            return pms_ref
+        except PmsError as e:
+            if e.status != 404:
+                raise
+            found = self.find_maintenance(pms_ref, room)
+            if found is None or not found.get("id") or found["id"] == pms_ref:
+                raise e from None
+        self.resolve_maintenance(found["id"], remark)
+        return found["id"]
+
+    def _maintenances(self, params: dict) -> list[dict]:
+        # 204 (none found) comes back from _call as {}
+        out = self._call("GET", f"/hsk/v1/hotels/{self.hotel_id}/rooms/maintenances",
+                         params=params, expect=(200, 204))
+        return (out.get("roomMaintenance") or {}).get("roomMaintenance") or []
+
+    @staticmethod
+    def _maintenance_row(m: dict) -> dict:
+        return {"id": _text((m.get("maintenanceId") or {}).get("id")),
+                "room": (m.get("roomInfo") or {}).get("roomId"),
+                "code": m.get("maintenanceCode"), "remarks": m.get("remarks"),
+                "resolved": bool(m.get("resolveInfo"))}

@@ -1,0 +1,79 @@
+"""A hub's relay outbox: what its kiosks pushed, on its way to the chain's cloud.
+
+An entry the hub applied (``applied``; a ``duplicate`` was queued the first time) is
+queued here in the same transaction, as the kiosk sent it, with the kiosk that sent it
+(``origin``).  The relay (:mod:`.relay`) pushes it upstream under its own key, so the
+chain cloud applies it once however often the relay sends it; ``applied`` and
+``duplicate`` answers deliver it, a refusal is kept as ``dead`` with the chain's words,
+``retry`` and transport failures leave it waiting.
+"""
+
+from __future__ import annotations
+
+import json
+
+BACKOFF = (1.0, 2.0, 5.0, 15.0, 30.0, 60.0)
+
+
+def backoff(attempts: int) -> float:
+    return BACKOFF[min(max(attempts, 1), len(BACKOFF)) - 1]
+
+
+def queue(db, origin: str, raw: dict, now: float) -> None:
+    """Queue one applied entry (inside the transaction that applied it)."""
+    db.execute("INSERT INTO relay_outbox (hotel_id, key, origin, entry, status, attempts, next_at, created_at)"
+               " VALUES (?, ?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT (hotel_id, key) DO NOTHING",
+               [raw["hotelId"], raw["key"], origin, json.dumps(raw, sort_keys=True, separators=(",", ":")), now, now])
+
+
+def due(db, now: float, limit: int = 200) -> list[tuple[int, dict, str]]:
+    """(id, entry, origin) of waiting entries whose time has come, oldest first."""
+    return [(r[0], json.loads(r[1]), r[2]) for r in db.execute(
+        "SELECT id, entry, origin FROM relay_outbox WHERE status = 'pending' AND next_at <= ? ORDER BY id LIMIT ?",
+        [now, limit])]
+
+
+def settle(db, results: list[tuple[int, dict]], now: float) -> dict[str, int]:
+    """Record the chain's answer to each sent entry: (id, result)."""
+    counts = {"delivered": 0, "dead": 0, "waiting": 0}
+    for entry_id, result in results:
+        status = result.get("status")
+        if status in ("applied", "duplicate"):
+            db.execute("UPDATE relay_outbox SET status = 'delivered', result = ?, done_at = ? WHERE id = ?",
+                       [json.dumps(result), now, entry_id])
+            counts["delivered"] += 1
+        elif status == "rejected":
+            db.execute("UPDATE relay_outbox SET status = 'dead', result = ?, done_at = ? WHERE id = ?",
+                       [json.dumps(result), now, entry_id])
+            counts["dead"] += 1
+        else:
+            wait(db, [entry_id], str(result.get("reason") or status), now)
+            counts["waiting"] += 1
+    return counts
+
+
+def wait(db, ids: list[int], why: str, now: float) -> None:
+    for entry_id in ids:
+        row = db.execute("SELECT attempts FROM relay_outbox WHERE id = ?", [entry_id]).fetchone()
+        attempts = (row[0] if row else 0) + 1
+        db.execute("UPDATE relay_outbox SET attempts = ?, next_at = ?, result = ? WHERE id = ?",
+                   [attempts, now + backoff(attempts), json.dumps({"status": "waiting", "reason": why[:500]}),
+                    entry_id])
+
+
+def counts(db) -> dict[str, int]:
+    out = {"pending": 0, "delivered": 0, "dead": 0}
+    for status, n in db.execute("SELECT status, COUNT(*) FROM relay_outbox GROUP BY status"):
+        out[status] = n
+    return out
+
+
+def oldest_waiting(db) -> float | None:
+    row = db.execute("SELECT MIN(created_at) FROM relay_outbox WHERE status = 'pending'").fetchone()
+    return row[0] if row else None
+
+
+def dead(db, limit: int = 20) -> list[dict]:
+    return [{"id": r[0], "hotelId": r[1], "key": r[2], "origin": r[3], "result": json.loads(r[4] or "{}")}
+            for r in db.execute("SELECT id, hotel_id, key, origin, result FROM relay_outbox WHERE status = 'dead'"
+                                " ORDER BY id DESC LIMIT ?", [limit])]

@@ -144,3 +144,12 @@ def test_what_the_chain_has_for_the_hotel_comes_down_through_the_hub(property_, 
         what="the hub to pull the chain's log")
     logged = cloud_rows(hub, "SELECT COUNT(*) FROM changes WHERE entity_type = 'ticket' AND entity_id = ?", [tid])
     assert logged[0][0] == 1  # the chain's echo of the hub's own change is not logged again
+    # the chain's fleet view: the hub, and the kiosks behind it with their own reports
+    def fleet():
+        return {d["deviceId"]: d for d in json.loads(chain.cli("fleet", "--json").stdout)["devices"]}
+    wait_for(lambda: {"lobby", "office"} <= set(fleet()), timeout=60, what="the kiosks behind the hub in the fleet")
+    seen = fleet()
+    assert seen["hub-1"]["via"] is None and seen["hub-1"]["version"] and seen["hub-1"]["pending"] is not None
+    for name in ("lobby", "office"):
+        assert seen[name]["via"] == "hub-1" and seen[name]["hotels"] == ["demo"] and seen[name]["version"]
+    assert "(via hub-1)" in chain.cli("fleet").stdout

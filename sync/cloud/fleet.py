@@ -14,6 +14,13 @@ latest report per device (``device_health``) and, when asked, flags devices that
 
 Old agents send no headers: they are still served, and flagged only by silence.
 Telemetry never fails a sync: a malformed header is ignored.
+
+Kiosks behind a property hub talk to the hub, not to the chain: the hub reports them
+(:func:`relayed`, ``POST /sync/v1/fleet/relayed``, every few seconds while it relays),
+and the chain lists them with ``via`` naming the hub, flagged by the same rules (silent
+counts from when the hub last heard from them; a hub that stops reporting leaves its
+kiosks' last word, which grows old and silent).  The hub itself is a device like any
+other: its backlog is what waits in its relay outbox.
 """
 
 from __future__ import annotations
@@ -96,6 +103,53 @@ def seen(db, device_id: str, rep: dict, *, kind: str, now: float) -> None:
                     rep.get("dead"), now, now])
 
 
+_RELAYED = ("deviceId", "hotels", "version", "clockOffsetSeconds", "pending", "oldestPendingAgeSeconds",
+            "deadLetters", "lastSeenAt", "lastPushAt", "lastPullAt")
+MAX_RELAYED = 1000
+
+
+def relayed(db, via: str, served: tuple[str, ...], reported: list, now: float) -> int:
+    """Keep a hub's report of the kiosks behind it (only the hotels the hub serves); the
+    number kept.  Malformed rows are skipped: telemetry never fails."""
+    kept = 0
+    with storage.transaction(db):
+        for d in reported[:MAX_RELAYED]:
+            if not isinstance(d, dict) or not isinstance(d.get("deviceId"), str) or not d["deviceId"][:64].isprintable():
+                continue
+            hotels = [h for h in d.get("hotels") or [] if isinstance(h, str) and h in served]
+            if not hotels or d["deviceId"] == via:
+                continue
+            num = {k: (v if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) else None)
+                   for k in ("clockOffsetSeconds", "pending", "oldestPendingAgeSeconds", "deadLetters",
+                             "lastSeenAt", "lastPushAt", "lastPullAt") for v in [d.get(k)]}
+            version = d.get("version") if isinstance(d.get("version"), str) and d["version"].isprintable() else None
+            db.execute("INSERT INTO relayed_health (device_id, via, hotels, version, clock_offset, pending,"
+                       " oldest_pending_age, dead, last_seen_at, last_push_at, last_pull_at, reported_at)"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET"
+                       " via = excluded.via, hotels = excluded.hotels, version = excluded.version,"
+                       " clock_offset = excluded.clock_offset, pending = excluded.pending,"
+                       " oldest_pending_age = excluded.oldest_pending_age, dead = excluded.dead,"
+                       " last_seen_at = excluded.last_seen_at, last_push_at = excluded.last_push_at,"
+                       " last_pull_at = excluded.last_pull_at, reported_at = excluded.reported_at",
+                       [d["deviceId"][:64], via, json.dumps(sorted(hotels)), version and version[:64],
+                        num["clockOffsetSeconds"], num["pending"], num["oldestPendingAgeSeconds"], num["deadLetters"],
+                        num["lastSeenAt"], num["lastPushAt"], num["lastPullAt"], now])
+            kept += 1
+    return kept
+
+
+def report_for_upstream(db, policy: Policy, now: float) -> list[dict]:
+    """What a hub tells the chain about the kiosks behind it (times as epoch seconds)."""
+    rows = db.query("SELECT d.device_id, d.hotels, h.version, h.clock_offset, h.pending, h.oldest_pending_age,"
+                    " h.dead, h.last_seen_at, h.last_push_at, h.last_pull_at FROM devices d"
+                    " LEFT JOIN device_health h ON h.device_id = d.device_id WHERE d.revoked_at IS NULL")
+    return [{"deviceId": r["device_id"], "hotels": json.loads(r["hotels"]), "version": r["version"],
+             "clockOffsetSeconds": r["clock_offset"], "pending": r["pending"],
+             "oldestPendingAgeSeconds": r["oldest_pending_age"], "deadLetters": r["dead"],
+             "lastSeenAt": r["last_seen_at"], "lastPushAt": r["last_push_at"], "lastPullAt": r["last_pull_at"]}
+            for r in rows]
+
+
 def _flags(d: dict, policy: Policy, now: float) -> list[str]:
     out = []
     # the row may be up to WRITE_EVERY_SECONDS old for a device that is heard from all along
@@ -133,7 +187,21 @@ def devices(db, hotels: list[str] | None, policy: Policy, now: float) -> list[di
                     "lastPushAt": _at(d["last_push_at"]), "lastPullAt": _at(d["last_pull_at"]),
                     "clockOffsetSeconds": d["clock_offset"], "pending": d["pending"],
                     "oldestPendingAgeSeconds": d["oldest_pending_age"], "deadLetters": d["dead"],
-                    "flags": flags, "healthy": not flags})
+                    "flags": flags, "healthy": not flags, "via": None})
+    for d in db.query("SELECT r.*, r.reported_at AS created_at FROM relayed_health r"
+                      " JOIN devices hub ON hub.device_id = r.via AND hub.revoked_at IS NULL ORDER BY r.device_id"):
+        served = json.loads(d["hotels"])
+        if hotels is not None and not set(served) & set(hotels):
+            continue
+        flags = _flags(d, policy, now)
+        shown = served if hotels is None else [h for h in served if h in hotels]
+        out.append({"deviceId": d["device_id"], "hotels": shown, "version": d["version"],
+                    "lastSeenAt": _at(d["last_seen_at"]),
+                    "secondsSinceSeen": None if d["last_seen_at"] is None else round(now - d["last_seen_at"], 1),
+                    "lastPushAt": _at(d["last_push_at"]), "lastPullAt": _at(d["last_pull_at"]),
+                    "clockOffsetSeconds": d["clock_offset"], "pending": d["pending"],
+                    "oldestPendingAgeSeconds": d["oldest_pending_age"], "deadLetters": d["dead"],
+                    "flags": flags, "healthy": not flags, "via": d["via"]})
     return out
 
 
@@ -153,8 +221,9 @@ def table(overview_: dict) -> list[str]:
         ago = "never" if d["secondsSinceSeen"] is None else _span(d["secondsSinceSeen"]) + " ago"
         oldest = "-" if d["oldestPendingAgeSeconds"] is None else _span(d["oldestPendingAgeSeconds"])
         clock = "-" if d["clockOffsetSeconds"] is None else f"{d['clockOffsetSeconds']:+.0f}s"
+        via = f"  (via {d['via']})" if d.get("via") else ""
         lines.append(f"{d['deviceId']:<16} {d['version'] or '-':<9} {ago:>10} {_n(d['pending']):>8} {oldest:>9}"
-                     f" {_n(d['deadLetters']):>5} {clock:>9}  {','.join(d['flags']) or 'ok'}")
+                     f" {_n(d['deadLetters']):>5} {clock:>9}  {','.join(d['flags']) or 'ok'}{via}")
     s = overview_["summary"]
     lines.append(f"{s['devices']} devices, {s['healthy']} healthy"
                  + "".join(f", {s[f]} {f.replace('_', ' ')}" for f in FLAGS if s[f]))

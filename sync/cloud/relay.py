@@ -33,7 +33,7 @@ from kiosk.errors import CursorExpired
 from sync import kinds
 from sync.transport import HttpTransport, TransportError
 
-from . import changelog, devices, relay_outbox, storage, upstream
+from . import changelog, devices, fleet, relay_outbox, storage, upstream
 
 log = logging.getLogger("kiosk.cloud.relay")
 
@@ -41,6 +41,7 @@ TICK = 0.5            # seconds between passes
 BATCH = 200           # entries per push up
 PAGE = 500            # changes per page down
 MAX_BATCHES = 20      # per pass, so a long backlog does not hold the pull back
+FLEET_EVERY = 15.0    # seconds between reports of the kiosks behind the hub
 
 
 class Relay:
@@ -51,6 +52,7 @@ class Relay:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.wake = threading.Event()  # set when kiosks pushed: relay at once
+        self._fleet_at = float("-inf")
 
     # ---- the thread ----------------------------------------------------------------------
 
@@ -106,6 +108,7 @@ class Relay:
             try:
                 self._push(db, transport, device_id, out)
                 self._pull(db, transport, out)
+                self._report_fleet(db, transport)
             except TransportError as e:
                 out["error"] = e.reason
                 self._error(db, f"the chain cloud: {e.reason}")
@@ -119,12 +122,41 @@ class Relay:
             return None
         ident = (data["url"], data["deviceId"], data["credential"])
         if self._transport is None or self._transport[0] != ident:  # `link` again: the new one from now on
-            self._transport = (ident, HttpTransport(data["url"], data["credential"]))
+            self._transport = (ident, HttpTransport(data["url"], data["credential"], health=self._health))
         return self._transport[1], data["deviceId"]
 
     def _error(self, db, why: str) -> None:
         with storage.transaction(db):
             upstream.record(db, now=self.clock.now(), error=why)
+
+    def _health(self) -> dict[str, str]:
+        """The hub's own fleet report to the chain: its version, clock and relay backlog."""
+        from kiosk import __version__
+
+        db = self.store.acquire()
+        try:
+            n = relay_outbox.counts(db)
+            oldest = relay_outbox.oldest_waiting(db)
+        finally:
+            self.store.release(db)
+        now = self.clock.now()
+        return {fleet.VERSION: __version__, fleet.CLOCK: f"{now:.3f}", fleet.PENDING: str(n["pending"]),
+                fleet.OLDEST: f"{max(0.0, now - oldest) if oldest else 0:.1f}", fleet.DEAD: str(n["dead"])}
+
+    def _report_fleet(self, db, transport: HttpTransport) -> None:
+        now = self.clock.now()
+        if now - self._fleet_at < FLEET_EVERY:
+            return
+        with storage.transaction(db):
+            report = fleet.report_for_upstream(db, fleet.Policy(), now)
+        try:
+            r = transport.session.post(f"{transport.url}/sync/v1/fleet/relayed", json={"devices": report},
+                                       headers=self._health(), timeout=transport.timeout)
+        except Exception as e:  # telemetry never stops a relay
+            log.info("fleet report not delivered", extra={"reason": str(e)[:200]})
+            return
+        if r.status_code == 200:
+            self._fleet_at = now
 
     # ---- up ------------------------------------------------------------------------------
 

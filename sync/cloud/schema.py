@@ -416,6 +416,21 @@ MIGRATIONS: list[list[str]] = [
             after $INT NOT NULL,
             pulled_at $REAL
         )""",
+        # the kiosks behind a hub, as the hub reports them (the chain's fleet view)
+        """CREATE TABLE relayed_health (
+            device_id TEXT PRIMARY KEY,
+            via TEXT NOT NULL,
+            hotels TEXT NOT NULL,
+            version TEXT,
+            clock_offset $REAL,
+            pending $INT,
+            oldest_pending_age $REAL,
+            dead $INT,
+            last_seen_at $REAL,
+            last_push_at $REAL,
+            last_pull_at $REAL,
+            reported_at $REAL NOT NULL
+        )""",
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

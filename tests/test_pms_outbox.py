@@ -144,8 +144,8 @@ def test_a_lost_answer_is_looked_up_not_sent_again(cloud, opera, clock):
     runner.run_hotel(HOTEL)  # reads the reservations
     push(db, clock, offer_taken(clock), guest_request(clock))
     opera.lose_answer_next()
-    runner.run_hotel(HOTEL)  # the charge reaches OPERA, its answer is lost; the request goes out
-    assert pms_outbox.counts(db, HOTEL) == {"pending": 1, "delivered": 1, "dead": 0}
+    out = runner.run_hotel(HOTEL)  # the charge reaches OPERA, its answer is lost (a 504): the pass stops there
+    assert out["unreachable"] == 1 and pms_outbox.counts(db, HOTEL) == {"pending": 2, "delivered": 0, "dead": 0}
     settle(runner, clock)
     assert len(opera.charges["50001"]) == 1
     assert len(opera.service_requests) == 1
@@ -269,3 +269,66 @@ def test_a_rooms_fault_is_one_maintenance_resolved_when_the_work_order_is_done(c
     settle(runner, clock)
     assert [x["resolved"] for x in opera.maintenances.values()] == [True]
     assert sum(1 for m, p in opera.requests if m == "POST" and "maintenanceCodes" in p) == 1
+
+
+def test_a_refused_login_waits_and_a_dead_action_can_be_sent_again(cloud, opera, clock, tmp_path):
+    from click.testing import CliRunner
+
+    from sync.cloud.cli import main
+
+    st, db, runner = cloud
+    runner.run_hotel(HOTEL)
+    opera.user = ("kiosk", "changed")  # the integration user's password changed in OPERA
+    opera.expire_tokens()
+    runner._connectors.clear()  # a fresh connector must log in again
+    push(db, clock, offer_taken(clock))
+    runner.run_hotel(HOTEL)
+    [a] = pms_outbox.listed(db, HOTEL, "pending")
+    assert "token" in a.last_error and pms_outbox.counts(db, HOTEL)["dead"] == 0  # waits, never dead
+    opera.user = ("kiosk", "pw")
+    settle(runner, clock)
+    assert len(opera.charges["50001"]) == 1
+    opera.fail_next(1, 422, retry_after=None)  # a refusal for good ...
+    push(db, clock, offer_taken(clock, offer="SPA", price=40))
+    runner.run_hotel(HOTEL)
+    [dead] = pms_outbox.listed(db, HOTEL, "dead")
+    out = CliRunner().invoke(main, ["pms", "status", "--hotel", HOTEL, "--data-dir", str(tmp_path / "cloud")])
+    assert f"dead #{dead.id} charge" in out.output
+    r = CliRunner().invoke(main, ["pms", "retry", "--hotel", HOTEL, "--action", str(dead.id),
+                                  "--data-dir", str(tmp_path / "cloud")])
+    assert r.exit_code == 0, r.output  # ... fixed in the PMS, sent again
+    settle(runner, clock)
+    assert len(opera.charges["50001"]) == 2
+    r = CliRunner().invoke(main, ["pms", "retry", "--hotel", HOTEL, "--action", str(dead.id),
+                                  "--data-dir", str(tmp_path / "cloud")])
+    assert r.exit_code != 0 and "NOT_FOUND" in r.output
+
+
+def test_steps_of_what_the_pms_never_heard_of_send_nothing_and_a_down_pms_stops_the_pass(cloud, opera, clock):
+    st, db, runner = cloud
+    runner.run_hotel(HOTEL)
+    push(db, clock, guest_request(clock, "T-NR", room=None), ticket_step(clock, "T-NR", "open", "done"),
+         work_order(clock, "WO-P", type_="preventive"), work_order_step(clock, "WO-P", "open", "cancelled"))
+    assert pms_outbox.counts(db, HOTEL) == {"pending": 0, "delivered": 0, "dead": 0}
+    opera.down = True
+    push(db, clock, *(offer_taken(clock, offer=f"O{i}", price=i + 1) for i in range(5)))
+    out = runner.run_hotel(HOTEL)
+    assert out["unreachable"] == 1 and out["retrying"] == 0  # one attempt, not five, while it is down
+    posts = sum(1 for m, p in opera.requests if m == "POST" and "/charges" in p)
+    assert posts == 1
+    opera.down = False
+    settle(runner, clock)
+    assert len(opera.charges["50001"]) == 5
+
+
+def test_pms_poll_off_never_reads(tmp_path, opera, clock):
+    st = storage.open_storage(tmp_path / "c2")
+    st.prepare()
+    db = st.connect()
+    with storage.transaction(db):
+        pms_links.link(db, tmp_path / "c2", HOTEL, kind="opera", url=opera.base_url, pms_hotel="HOTEL1",
+                       credentials=CREDS, charge_code="2010", now=clock.now())
+    runner = PmsRunner(st, tmp_path / "c2", clock, poll=10 ** 9)
+    assert runner.run_hotel(HOTEL)["read"] is None
+    assert not any("/reservations" in p for _, p in opera.requests)
+    st.close()

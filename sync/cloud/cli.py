@@ -502,6 +502,20 @@ def pms_unlink(hotel):
     click.echo(json.dumps({"hotel": hotel, "linked": False}))
 
 
+@pms.command("retry")
+@click.option("--hotel", required=True)
+@click.option("--action", "action_id", type=int, required=True, help="The dead action's id (`pms status`).")
+@data_dir_option
+def pms_retry(hotel, action_id):
+    """Send a dead action again (after the hotel fixed what the PMS refused)."""
+    db = open_db()
+    with storage.transaction(db):
+        ok = pms_outbox.requeue(db, hotel, action_id, SystemClock().now())
+    if not ok:
+        raise KioskError(f"no dead action {action_id} for hotel {hotel}", {"action": action_id}, code="NOT_FOUND")
+    click.echo(json.dumps({"hotel": hotel, "action": action_id, "status": "pending"}))
+
+
 @pms.command("status")
 @click.option("--hotel", required=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
@@ -512,11 +526,12 @@ def pms_status(hotel, as_json):
     link = pms_links.get(db, hotel)
     n = pms_outbox.counts(db, hotel)
     dead = [a.to_json() for a in pms_outbox.listed(db, hotel, "dead", 20)]
+    failing = [a.to_json() for a in pms_outbox.listed(db, hotel, "pending", 20) if a.last_error]
     out = {"hotel": hotel, "linked": link is not None, "kind": link and link.kind, "url": link and link.url,
            "pmsHotel": link and link.pms_hotel, "lastReadAt": link and link.last_read_at,
            "lastReadCount": link and link.last_read_count, "lastError": link and link.last_error,
            "lastErrorAt": link and link.last_error_at, "waiting": n["pending"], "delivered": n["delivered"],
-           "dead": n["dead"], "deadLetters": dead}
+           "dead": n["dead"], "deadLetters": dead, "waitingWithErrors": failing}
     if as_json:
         click.echo(json.dumps(out))
         return
@@ -532,8 +547,10 @@ def pms_status(hotel, as_json):
     click.echo(f"actions: {n['pending']} waiting, {n['delivered']} delivered, {n['dead']} dead")
     if link.last_error:
         click.echo(printable(f"last error ({iso(link.last_error_at)}): {link.last_error}"))
+    for a in failing:
+        click.echo(printable(f"  waiting {a['action']} {a['entity']} (attempt {a['attempts']}): {a['lastError']}"))
     for a in dead:
-        click.echo(printable(f"  dead {a['action']} {a['entity']} ({a['reference']}): {a['lastError']}"))
+        click.echo(printable(f"  dead #{a['id']} {a['action']} {a['entity']} ({a['reference']}): {a['lastError']}"))
 
 
 

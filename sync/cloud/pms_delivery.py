@@ -57,6 +57,7 @@ class PmsRunner:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._connectors: dict[str, tuple[tuple, object]] = {}
         self._read_at: dict[str, float] = {}
+        self._never_read = poll >= 10 ** 8  # --pms-poll off
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -99,7 +100,7 @@ class PmsRunner:
 
     def run_hotel(self, hotel_id: str, *, read: bool | None = None) -> dict:
         """One pass for one hotel; returns what it did (``skipped`` when another holds the lease)."""
-        out = {"read": None, "delivered": 0, "retrying": 0, "dead": 0, "skipped": False}
+        out = {"read": None, "delivered": 0, "retrying": 0, "dead": 0, "unreachable": 0, "skipped": False}
         db = self.store.acquire()
         try:
             now = self.clock.now()
@@ -111,13 +112,19 @@ class PmsRunner:
                 return out
             try:
                 conn = self._connector(link)
-            except PmsError as e:  # its credentials file is missing or wrong
+            except PmsError as e:  # its credentials file is missing or wrong here: another machine may have it
                 self._error(db, hotel_id, e.message)
+                with storage.transaction(db):
+                    pms_links.release_lease(db, hotel_id, self.owner)
+                out["skipped"] = True
                 return out
-            if read if read is not None else now >= self._read_at.get(hotel_id, 0.0):
+            if read if read is not None else (not self._never_read and now >= self._read_at.get(hotel_id, 0.0)):
                 out["read"] = self._read(db, link, conn)
             for action in self._due(db, hotel_id):
-                out[self._deliver(db, link, conn, action)] += 1
+                result = self._deliver(db, link, conn, action)
+                out[result] += 1
+                if result == "unreachable":  # the PMS timed out or is down: the others wait for the next pass
+                    break
         finally:
             self.store.release(db)
         return out
@@ -189,6 +196,10 @@ class PmsRunner:
                 ref = conn.find(a.action, data, a.reference)
             if ref is None:
                 ref = conn.send(a.action, data, a.reference)
+        except (ValueError, KeyError, TypeError) as e:  # the action cannot be put in the PMS's words
+            with storage.transaction(db):
+                self._dead(db, a, f"the action cannot be sent: {type(e).__name__}: {e}"[:500], self.clock.now())
+            return "dead"
         except PmsError as e:
             now = self.clock.now()
             with storage.transaction(db):
@@ -198,7 +209,7 @@ class PmsRunner:
                 wait = e.retry_after if e.retry_after is not None else pms_outbox.backoff(a.attempts + 1)
                 pms_outbox.retry(db, a.id, e.message, now + wait)
                 pms_links.record_error(db, link.hotel_id, e.message, now)
-            return "retrying"
+            return "unreachable" if e.status is None or e.status >= 500 or e.status == 429 else "retrying"
         with storage.transaction(db):
             pms_outbox.delivered(db, a.id, ref, self.clock.now())
         return "delivered"

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from . import connectors, pms_links
 
 #: the kiosk's ticket status -> OPERA's service request status
-SR_STATUS = {"open": "Open", "new": "Open", "reopened": "Open", "assigned": "Open", "in_progress": "PendingFollowUp",
+SR_STATUS = {"open": "Open", "new": "Open", "reopened": "Open", "received": "Open", "accepted": "Open", "assigned": "Open", "in_progress": "PendingFollowUp",
              "waiting": "PendingFollowUp", "done": "Closed", "resolved": "Closed", "closed": "Closed",
              "cancelled": "Closed"}
 #: a task's type or skill -> the room status its completion means
@@ -144,7 +144,8 @@ def _derive(db, e, link) -> list[tuple[str, str, dict]]:
                          [e.hotelId, wo]).fetchone()
         change = (p.get("changes") or {}).get("status")
         if row is not None and row[0] in ("done", "cancelled") and isinstance(change, dict) \
-                and change.get("new") == row[0]:  # the close the cloud kept, not one it refused
+                and change.get("new") == row[0] and _opened(db, e.hotelId, f"work_order:{wo}"):
+            # the close the cloud kept (not one it refused) of a work order the PMS was told of
             return [("maintenance_resolve", f"work_order:{wo}", {"workOrderId": wo, "remark": f"{row[0]} at the kiosk"})]
         return []
     if e.kind == "ticket.created":
@@ -160,10 +161,16 @@ def _derive(db, e, link) -> list[tuple[str, str, dict]]:
     if e.kind == "ticket.updated":
         change = (p.get("changes") or {}).get("status")
         status = SR_STATUS.get((change or {}).get("new") or "") if isinstance(change, dict) else None
-        if status:
-            ticket = str(p.get("ticketId"))
+        ticket = str(p.get("ticketId"))
+        if status and _opened(db, e.hotelId, f"ticket:{ticket}"):  # only a request the PMS was told of
             return [("service_request_status", f"ticket:{ticket}", {"ticketId": ticket, "status": status})]
     return []
+
+
+def _opened(db, hotel_id: str, entity: str) -> bool:
+    """Whether the PMS was (or will be) told of the entity: its opening action is queued."""
+    return db.execute("SELECT 1 FROM pms_actions WHERE hotel_id = ? AND entity = ? AND action IN"
+                      " ('service_request', 'maintenance') LIMIT 1", [hotel_id, entity]).fetchone() is not None
 
 
 def _merged(db, hotel_id: str, ticket_id: str) -> bool:

@@ -181,8 +181,10 @@ class OperaConnector:
             auth=self._client,
             headers={"x-app-key": self.app_key, "Accept": "application/json"},
         )
-        if resp.status_code != 200:
-            raise self._error(resp, "token")
+        if resp.status_code != 200:  # a refused login is the hotel's to fix: nothing waiting goes dead
+            err = self._error(resp, "token")
+            err.permanent = False
+            raise err
         body = resp.json()
         self._token = body["access_token"]
         self._token_expires = self.clock.now() + float(body.get("expires_in") or 3600)

@@ -153,3 +153,44 @@ def test_what_the_chain_has_for_the_hotel_comes_down_through_the_hub(property_, 
     for name in ("lobby", "office"):
         assert seen[name]["via"] == "hub-1" and seen[name]["hotels"] == ["demo"] and seen[name]["version"]
     assert "(via hub-1)" in chain.cli("fleet").stdout
+
+
+# --- the exactly-once suite's scenarios with a hub in the path ------------------------------
+
+def test_chain_down_then_back_every_action_arrives_exactly_once_through_the_hub(property_):
+    """tests/test_sync_integration.py's backlog (tickets and work-order steps made while
+    nothing upstream answers), with the hub between the kiosk and the chain: the hub up, the
+    chain down; then the chain back.  The chain ends with what the kiosk made, each once."""
+    from test_sync_integration import assert_cloud_matches, fill_backlog
+
+    chain, hub, (lobby, office) = property_
+    chain.stop()
+    fill_backlog(lobby, n_tickets=60, n_wo=10)
+    wait_for(lambda: lobby.status()["pending"] == 0, timeout=90, what="the lobby to hand everything to the hub")
+    assert upstream(hub)["waiting"] >= 110
+    assert_cloud_matches(hub, lobby)
+    chain.start()
+    wait_for(lambda: upstream(hub)["waiting"] == 0, timeout=120, what="the hub's backlog to reach the chain")
+    assert_cloud_matches(chain, lobby)
+    assert upstream(hub)["dead"] == 0
+
+
+def test_the_chains_answer_lost_after_it_applied_a_relayed_batch_doubles_nothing(property_):
+    """Between hub and chain, a proxy that forwards each push and then drops the answer: the
+    hub sends the batch again under the same keys, and the chain applies it once."""
+    from faultproxy import FaultProxy
+    from test_sync_integration import assert_cloud_matches, fill_backlog
+
+    chain, hub, (lobby, office) = property_
+    with FaultProxy(chain.url) as proxy:
+        cred = chain.device("hub-1", "demo", rotate=True)
+        hub.cli("link", "--cloud", proxy.url, "--device-id", "hub-1", "--credential", cred)
+        proxy.mode = "drop_after_forward"
+        fill_backlog(lobby, n_tickets=40, n_wo=4)
+        wait_for(lambda: len(chain.list("tickets", "demo")) == 40, timeout=90,
+                 what="the chain to apply the relayed batch")
+        assert upstream(hub)["waiting"] > 0  # ... while the hub never heard so
+        proxy.mode = "pass"
+        wait_for(lambda: upstream(hub)["waiting"] == 0, timeout=120, what="the hub to hear the chain's answers")
+    assert any(path.startswith("/sync/v1/push") and mode == "drop_after_forward" for path, mode in proxy.seen)
+    assert_cloud_matches(chain, lobby)

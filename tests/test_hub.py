@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
-
 import pytest
 from harness import Cloud, Kiosk, wait_for
-
 
 
 def kiosk_rows(k: Kiosk, sql: str, params=()) -> list[tuple]:
@@ -106,8 +104,8 @@ def test_a_hub_killed_mid_relay_loses_and_doubles_nothing(property_):
         more = [request(lobby, staff, 100 * (round_ + 1) + i) for i in range(20)]
         tids += more
         # the moment the hub holds them (applied, maybe relaying): power off
-        wait_for(lambda m=more: len(cloud_rows(hub, "SELECT 1 FROM tickets WHERE ticket_id IN (%s)"
-                                               % ",".join("?" * len(m)), m)) >= 10,
+        marks = ",".join("?" * len(more))
+        wait_for(lambda m=more: len(cloud_rows(hub, f"SELECT 1 FROM tickets WHERE ticket_id IN ({marks})", m)) >= 10,
                  timeout=60, what="the hub to take the pushes")
         hub.proc.kill()
         hub.start()

@@ -31,10 +31,9 @@ def serve_workers(*, host: str, port: int, workers: int, threads: int, database:
                   max_clock_skew: float, log_level: str, fleet_policy=None, push_quota=None,
                   pms_poll: float = 60.0) -> None:
     def factory():
-        from .app import create_app
-
         from kiosk.clock import SystemClock
 
+        from .app import create_app
         from .pms_delivery import PmsRunner
 
         app = create_app(data_dir, max_clock_skew=max_clock_skew, database=database, fleet_policy=fleet_policy,

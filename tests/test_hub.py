@@ -105,7 +105,7 @@ def test_a_hub_killed_mid_relay_loses_and_doubles_nothing(property_):
         tids += more
         # the moment the hub holds them (applied, maybe relaying): power off
         marks = ",".join("?" * len(more))
-        wait_for(lambda m=more: len(cloud_rows(hub, f"SELECT 1 FROM tickets WHERE ticket_id IN ({marks})", m)) >= 10,
+        wait_for(lambda m=more, q=marks: len(cloud_rows(hub, f"SELECT 1 FROM tickets WHERE ticket_id IN ({q})", m)) >= 10,
                  timeout=60, what="the hub to take the pushes")
         hub.proc.kill()
         hub.start()

@@ -99,10 +99,11 @@ const Kiosk = {
     const end = async () => {
       if (ended) return;
       ended = true;
+      this.idleEnding = true;  // the live feed's "ended" for this DELETE is ours: the screen says why
       this.stopIdle();
       await this.api("DELETE", "/api/session");
       this.forget();
-      onEnd(lobby);
+      try { onEnd(lobby); } finally { this.idleEnding = false; }
     };
     const activity = () => {
       if (ended) return;

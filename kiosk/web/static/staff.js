@@ -41,6 +41,9 @@ function showWho() {
 
 function signedOut(key) {
   if (!Kiosk.signedIn) return;  // once: the idle timer and the live feed may both notice
+  // the idle timer's own DELETE ends the live feed too: that echo must not say "logged out"
+  // before the timer says "signed out after a while without activity"
+  if (Kiosk.idleEnding && key !== "session.idle.ended") return;
   const lobby = Boolean(Kiosk.idle && Kiosk.idle.lobby);  // opened at the lobby: its visit is over
   Kiosk.stopIdle();
   Kiosk.idle = null;

@@ -7,6 +7,9 @@ the comparison) a fresh instance is initialised in a temporary data dir and
 ``n`` one-time guest tokens are scanned in each of three ways:
 
 * ``in-process``  -- ``ScanService.scan`` on one connection, no HTTP;
+* ``in-process +claim`` -- the same, the kiosk linked to a real ``kiosk-cloud serve`` on
+                     127.0.0.1 (SQLite): each one-time code is claimed there first
+                     (``POST /sync/v1/claims``, kiosk/claims.py);
 * ``http x1``     -- a real ``kiosk serve`` subprocess, one ``requests.Session``;
 * ``http xC``     -- the same server, C concurrent clients (threads), each with
                      its own session, n scans in total.
@@ -41,12 +44,14 @@ import yaml
 # the `sync` package; the project's own packages come first
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+from agent import link as agent_link  # noqa: E402
 from kiosk import config as config_mod  # noqa: E402
 from kiosk import tokens  # noqa: E402
 from kiosk.instance import Instance  # noqa: E402
 from kiosk.scan import ScanService  # noqa: E402
 
 KIOSK = Path(sys.executable).parent / "kiosk"
+KIOSK_CLOUD = Path(sys.executable).parent / "kiosk-cloud"
 HOTEL = "demo"
 TARGET_P99_MS = 20.0
 MODES = ("FULL", "NORMAL")
@@ -129,6 +134,55 @@ class Server:
                 self.proc.wait(10)
 
 
+class CloudServer:
+    """``kiosk-cloud serve`` (SQLite) on a free port, for the claim row; :meth:`stop` kills it."""
+
+    def __init__(self, root: Path, log: Path):
+        self.dir = root / "cloud"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK")}
+        with open(log, "ab") as f:
+            self.proc = subprocess.Popen(
+                [str(KIOSK_CLOUD), "serve", "--data-dir", str(self.dir), "--port", str(self.port)],
+                stdout=f, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"kiosk-cloud serve exited {self.proc.returncode}; see {log}")
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise SystemExit(f"kiosk-cloud serve did not come up; see {log}")
+
+    def device(self, device_id: str, hotel: str) -> str:
+        p = subprocess.run([str(KIOSK_CLOUD), "--data-dir", str(self.dir), "device", "add", device_id,
+                            "--hotel", hotel], capture_output=True, text=True, env=self.env, timeout=60)
+        if p.returncode != 0:
+            raise SystemExit(f"kiosk-cloud device add failed: {p.stderr}")
+        return p.stdout.strip()
+
+    def consumptions(self) -> int:
+        db = sqlite3.connect(str(self.dir / "cloud.db"))
+        try:
+            return db.execute("SELECT count(*) FROM consumptions").fetchone()[0]
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
 # --- one synchronous mode -------------------------------------------------------------------------
 
 
@@ -148,13 +202,13 @@ def issue_tokens(inst: Instance, count: int, label: str) -> list[str]:
     return out
 
 
-def bench_in_process(inst: Instance, toks: list[str], warm: int, mode: str) -> dict:
+def bench_in_process(inst: Instance, toks: list[str], warm: int, mode: str, how: str = "in-process") -> dict:
     svc = ScanService(inst, inst.load_keys())
     db = inst.connect()
     for tok in toks[:warm]:
         svc.scan(db, {"qrToken": tok, "hotelId": HOTEL})
     lat = []
-    with Progress(len(toks) - warm, f"{mode} in-process") as bar:
+    with Progress(len(toks) - warm, f"{mode} {how}") as bar:
         t0 = time.perf_counter()
         for tok in toks[warm:]:
             s = time.perf_counter()
@@ -163,7 +217,23 @@ def bench_in_process(inst: Instance, toks: list[str], warm: int, mode: str) -> d
             bar.advance()
         wall = time.perf_counter() - t0
     db.conn.close()
-    return summarise("in-process", mode, lat, wall)
+    return summarise(how, mode, lat, wall)
+
+
+def bench_claim(inst: Instance, root: Path, toks: list[str], warm: int, mode: str) -> dict:
+    """The in-process row with the kiosk linked to a cloud on 127.0.0.1: every scan claims its
+    code there first.  Checks that the cloud holds one consumption per scan."""
+    cloud = CloudServer(root, root / "cloud.log")
+    try:
+        kiosk_id = inst.config.property.kiosk_id
+        agent_link.save(inst.root, cloud=cloud.url, device_id=kiosk_id, credential=cloud.device(kiosk_id, HOTEL))
+        row = bench_in_process(inst, toks, warm, mode, how="in-process +claim")
+        held = cloud.consumptions()
+    finally:
+        cloud.stop()
+        agent_link.path(inst.root).unlink(missing_ok=True)
+    assert held == len(toks), f"the cloud holds {held} claims for {len(toks)} scans"
+    return row
 
 
 def bench_http(url: str, toks: list[str], warm: int, clients: int, mode: str) -> dict:
@@ -214,7 +284,7 @@ def run_mode(base: Path, mode: str, n: int, clients: int, serialize: bool = True
     inst = Instance(config_mod.load(None, env={}, overrides={"data_dir": str(data_dir), **over}))
     inst.init()
     warm = min(50, max(1, n // 20))
-    rows = 3 if serialize else 1
+    rows = 4 if serialize else 1
     toks = issue_tokens(inst, rows * (n + warm), f"{mode} issuing tokens")
     batches = [toks[i * (n + warm):(i + 1) * (n + warm)] for i in range(rows)]
 
@@ -226,6 +296,7 @@ def run_mode(base: Path, mode: str, n: int, clients: int, serialize: bool = True
             results.append(bench_http(server.url, batches[2], warm, clients, mode))
         finally:
             server.stop()
+        results.append(bench_claim(inst, root, batches[3], warm, mode))
     else:  # the alternative to the in-process writer queue: only SQLite's busy handler
         try:
             results = [bench_http(server.url, batches[0], warm, clients, mode)]
@@ -246,8 +317,8 @@ def run_mode(base: Path, mode: str, n: int, clients: int, serialize: bool = True
 def table(results: list[dict]) -> str:
     head = f"{'how':<22} {'sync':<7} {'n':>6} {'scans/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
     lines = [head, "-" * len(head)]
-    order = {"in-process": 0}
-    for r in sorted(results, key=lambda r: (order.get(r["how"], 1), r["how"], MODES.index(r["sync"]))):
+    order = {"in-process": 0, "in-process +claim": 1}
+    for r in sorted(results, key=lambda r: (order.get(r["how"], 2), r["how"], MODES.index(r["sync"]))):
         lines.append(f"{r['how']:<22} {r['sync']:<7} {r['n']:>6} {r['rate']:>9.0f} {r['p50']:>8.2f} "
                      f"{r['p99']:>8.2f} {r['max']:>8.2f}")
     return "\n".join(lines)

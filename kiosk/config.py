@@ -146,6 +146,9 @@ class AgentConfig(_Section):
     delivered_retention_days: int = Field(7, ge=0)
     pull_interval_seconds: float = Field(5.0, gt=0)
     pull_page_size: int = Field(500, ge=1, le=1000)
+    # the live pull: a long-poll (GET /sync/v1/pull?wait=) of this many seconds, always open
+    # while linked, so another kiosk's change arrives within a second; 0: only the scheduled pull
+    live_pull_wait_seconds: int = Field(20, ge=0, le=25)
     # models run on a schedule: "HH:MM model-id" (property.timezone), daily, for every hotel (payload {})
     scheduled_models: list[str] = ["03:00 night-audit", "03:10 billing-detection", "06:00 housekeeping",
                                    "06:05 task-routing", "04:00 maintenance"]
@@ -218,6 +221,9 @@ class ModelsConfig(_Section):
 class SyncConfig(_Section):
     stale_after_seconds: int = Field(3600, ge=1)
     clock_tolerance_seconds: int = Field(300, ge=0)
+    # a one-time code is claimed at the linked cloud before it is consumed (kiosk/claims.py);
+    # no answer within this budget: the kiosk decides alone, as offline.  0: never claim
+    claim_timeout_ms: int = Field(300, ge=0, le=10_000)
 
 
 class StoreConfig(_Section):

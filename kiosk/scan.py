@@ -10,6 +10,11 @@ counted by the failure limiter.
 :meth:`ScanService.check` runs the same checks and consumes nothing: the camera loop uses it,
 so a code held up to a screen that shows nobody (busy, or no lobby listening) stays usable;
 the session opens (:meth:`ScanService.scan`) when the lobby redeems the scan's claim.
+
+A one-time code is claimed at the kiosk's upstream (the cloud it is linked to,
+kiosk/claims.py) before the transaction that consumes it, never inside it: used at another
+kiosk of the hotel, it is refused here at once (``TOKEN_ALREADY_USED`` with that kiosk);
+no answer within ``sync.claim_timeout_ms``, or not linked: the kiosk decides alone.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from . import audit, outbox, sessions, store, sync_status, tokens, workflows
+from .claims import Upstream
 from .clock import iso
 from .config import ID_PATTERN
 from .errors import (
@@ -27,6 +33,7 @@ from .errors import (
     HotelMismatch,
     InvalidToken,
     KioskError,
+    TokenAlreadyUsed,
 )
 from .ratelimit import FailureLimiter, code_key
 from .validation import parse
@@ -66,6 +73,8 @@ class ScanService:
                                       penalty_seconds=cfg.scan.penalty_seconds)
         self.refusals = audit.Refusals()
         self.clock_tolerance = cfg.sync.clock_tolerance_seconds
+        self.upstream = Upstream(instance.root, kiosk_id=self.node, timeout_ms=cfg.sync.claim_timeout_ms,
+                                 ca_bundle=cfg.cloud.ca_bundle)
 
     def scan(self, db, body, *, client: str = "local") -> dict:
         """Verify and consume; returns the seed's success body or raises a KioskError."""
@@ -129,8 +138,23 @@ class ScanService:
         name = self._usable(db, claims)
         return {"hotelId": claims.hotel_id, "user": {"id": claims.subject, "role": claims.role, "name": name}}
 
+    def _claim(self, db, claims: tokens.Claims, now: float) -> str | None:
+        """Claim a one-time code at the upstream before consuming it (kiosk/claims.py); refuse
+        it if another kiosk holds it.  Outside the scan's transaction: no write lock is held
+        while the cloud answers.  Returns the stamp the cloud gave the consumption, if any."""
+        link = self.upstream.current()
+        if claims.reusable or link is None or db.conn.in_transaction:
+            return None  # nothing to claim, or nobody to ask: decide alone, as offline
+        self._usable(db, claims)  # refused here anyway (used, revoked): nothing to claim
+        out = self.upstream.claim(link, hotel_id=claims.hotel_id, jti=claims.jti, at=now)
+        if out.used_elsewhere:
+            raise TokenAlreadyUsed("this code was already used at another kiosk",
+                                   {"usedAt": out.used_at, "kioskId": out.kiosk_id})
+        return out.hlc
+
     def _consume(self, db, req: ScanRequest, claims: tokens.Claims, client: str, now: float) -> dict:
         hotel = claims.hotel_id
+        claimed_hlc = self._claim(db, claims, now)
         with store.transaction(db):
             name = self._usable(db, claims)
 
@@ -139,8 +163,10 @@ class ScanService:
                                         entity_id=claims.jti, node=self.node, now=now,
                                         payload={"jti": claims.jti, "sessionId": s.id,
                                                  "kioskId": self.node, "consumedAt": now})
+                # claimed: recorded with the cloud's stamp for it, so this kiosk judges a later
+                # replay as the cloud and the other kiosks do
                 tokens.consume(db, hotel_id=hotel, jti=claims.jti, kiosk_id=self.node, session_id=s.id, now=now,
-                               hlc=queued.hlc)
+                               hlc=claimed_hlc or queued.hlc)
 
             return self.open(db, hotel=hotel, subject=claims.subject, role=claims.role, name=name,
                              jti=claims.jti, scan_method=req.scanMethod, client=client, now=now,

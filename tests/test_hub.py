@@ -70,7 +70,17 @@ def request(k: Kiosk, staff, i: int) -> str:
 
 def test_the_hotel_works_as_one_with_the_chain_away_and_the_chain_gets_everything_once(property_, tmp_path):
     chain, hub, (lobby, office) = property_
+    chain.cli("key", "create", "--hotel", "demo")  # a key the chain signs guests' codes with, at booking
+    wait_for(lambda: all("cloud" in (k.dir / "keys" / "trust.json").read_text() for k in (lobby, office)),
+             timeout=60, what="the chain's key to reach both boxes through the hub")
+    code = chain.cli("token", "create", "--role", "guest", "--hotel", "demo").stdout.strip()
     chain.stop()  # the hotel's internet is down for the whole scenario
+    # a one-time code used at the lobby is refused at the back office: the hub holds the claim
+    assert lobby.scan(code).status_code == 200
+    refused = office.scan(code)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "TOKEN_ALREADY_USED"
+    assert refused.json()["error"]["details"]["kioskId"] == "lobby"
     staff = lobby.session("staff")
     tids = [request(lobby, staff, i) for i in range(5)]
     wait_for(lambda: len(kiosk_rows(office, "SELECT ticket_id FROM tickets WHERE ticket_id IN (?, ?, ?, ?, ?)",
@@ -88,7 +98,10 @@ def test_the_hotel_works_as_one_with_the_chain_away_and_the_chain_gets_everythin
     got = cloud_rows(chain, "SELECT ticket_id, status FROM tickets WHERE hotel_id = 'demo'")
     assert sorted(t for t, _ in got) == sorted(tids)
     hub_state = dict(cloud_rows(hub, "SELECT ticket_id, status FROM tickets WHERE hotel_id = 'demo'"))
-    assert dict(got) == hub_state
+    assert dict(got) == hub_state, (
+        cloud_rows(chain, "SELECT key, kind, entity_id, hlc, result FROM applied_entries ORDER BY applied_at"),
+        cloud_rows(hub, "SELECT key, kind, entity_id, hlc, result FROM applied_entries ORDER BY applied_at"),
+        cloud_rows(chain, "SELECT ticket_id, status, status_hlc, hlc FROM tickets"))
     # every key once at the chain, pushed by the hub
     keys = cloud_rows(chain, "SELECT key, device_id FROM applied_entries WHERE hotel_id = 'demo'")
     assert len(keys) == len({k for k, _ in keys}) and {d for _, d in keys} == {"hub-1"}

@@ -115,3 +115,23 @@ def test_a_hubs_fleet_report_names_only_the_hotels_it_serves(hub, clock):
     assert listed["lobby"]["via"] == "hub-1" and listed["lobby"]["pending"] == 3 and listed["lobby"]["healthy"]
     assert listed["mixed"]["hotels"] == [HOTEL] and listed["mixed"]["pending"] is None
     assert fleet.devices(db, ["other"], fleet.Policy(), clock.now()) == []
+
+
+def test_an_entitys_entries_go_up_in_order_whatever_their_backoff(hub, clock):
+    db, root = hub
+    with storage.transaction(db):
+        upstream.link(db, root, url="http://chain.example", device_id="hub-1", credential="x", now=clock.now())
+    lobby, office = devices.Device("lobby", (HOTEL,)), devices.Device("office", (HOTEL,))
+    apply_push(db, lobby, [ticket_entry(clock, "T-1", "k-1", 1)], clock.now())
+    [(first, _, _)] = relay_outbox.due(db, clock.now())
+    with storage.transaction(db):  # the chain was away a while: the ticket's entry waits long
+        for _ in range(5):
+            relay_outbox.wait(db, [first], "HTTP 503", clock.now())
+    step = {"key": "k-2", "hotelId": HOTEL, "kind": "ticket.updated", "entityType": "ticket", "entityId": "T-1",
+            "hlc": f"{int(clock.now() * 1000):015d}-00009-office", "createdAt": clock.now(),
+            "payload": {"ticketId": "T-1", "changes": {"status": {"old": "received", "new": "accepted"}}}}
+    assert apply_push(db, office, [step], clock.now())[0]["status"] == "applied"
+    apply_push(db, office, [ticket_entry(clock, "T-2", "k-3", 3)], clock.now())
+    assert [raw["key"] for _, raw, _ in relay_outbox.due(db, clock.now())] == ["k-3"]  # T-1's step waits for T-1
+    clock.advance(120)
+    assert [raw["key"] for _, raw, _ in relay_outbox.due(db, clock.now())] == ["k-1", "k-2", "k-3"]

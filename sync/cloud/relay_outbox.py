@@ -2,7 +2,7 @@
 
 An entry the hub applied (``applied``; a ``duplicate`` was queued the first time) is
 queued here in the same transaction, as the kiosk sent it, with the kiosk that sent it
-(``origin``).  The relay (:mod:`.relay`) pushes it upstream under its own key, so the
+(``origin``); one entity's entries go up in the order the hub applied them (:func:`due`).  The relay (:mod:`.relay`) pushes it upstream under its own key, so the
 chain cloud applies it once however often the relay sends it; ``applied`` and
 ``duplicate`` answers deliver it, a refusal is kept as ``dead`` with the chain's words,
 ``retry`` and transport failures leave it waiting.
@@ -21,16 +21,30 @@ def backoff(attempts: int) -> float:
 
 def queue(db, origin: str, raw: dict, now: float) -> None:
     """Queue one applied entry (inside the transaction that applied it)."""
-    db.execute("INSERT INTO relay_outbox (hotel_id, key, origin, entry, status, attempts, next_at, created_at)"
-               " VALUES (?, ?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT (hotel_id, key) DO NOTHING",
-               [raw["hotelId"], raw["key"], origin, json.dumps(raw, sort_keys=True, separators=(",", ":")), now, now])
+    db.execute("INSERT INTO relay_outbox (hotel_id, key, origin, entity, entry, status, attempts, next_at,"
+               " created_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT (hotel_id, key) DO NOTHING",
+               [raw["hotelId"], raw["key"], origin, f"{raw['entityType']}:{raw['entityId']}",
+                json.dumps(raw, sort_keys=True, separators=(",", ":")), now, now])
 
 
 def due(db, now: float, limit: int = 200) -> list[tuple[int, dict, str]]:
-    """(id, entry, origin) of waiting entries whose time has come, oldest first."""
-    return [(r[0], json.loads(r[1]), r[2]) for r in db.execute(
-        "SELECT id, entry, origin FROM relay_outbox WHERE status = 'pending' AND next_at <= ? ORDER BY id LIMIT ?",
-        [now, limit])]
+    """(id, entry, origin) of waiting entries whose time has come, oldest first, none behind an
+    earlier waiting entry of the same entity (a ticket's step never reaches the chain before
+    the ticket, whatever each one's backoff)."""
+    out: list[tuple[int, dict, str]] = []
+    blocked: set[tuple[str, str]] = set()
+    for entry_id, hotel, entity, entry, origin, next_at in db.execute(
+            "SELECT id, hotel_id, entity, entry, origin, next_at FROM relay_outbox WHERE status = 'pending'"
+            " ORDER BY id LIMIT ?", [limit * 5]):
+        if (hotel, entity) in blocked:
+            continue
+        if next_at > now:  # not yet: nor anything of its entity after it
+            blocked.add((hotel, entity))
+            continue
+        out.append((entry_id, json.loads(entry), origin))
+        if len(out) == limit:
+            break
+    return out
 
 
 def settle(db, results: list[tuple[int, dict]], now: float) -> dict[str, int]:

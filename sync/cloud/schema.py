@@ -401,6 +401,7 @@ MIGRATIONS: list[list[str]] = [
             hotel_id TEXT NOT NULL,
             key TEXT NOT NULL,
             origin TEXT NOT NULL,
+            entity TEXT NOT NULL,
             entry TEXT NOT NULL,
             status TEXT NOT NULL,
             attempts $INT NOT NULL DEFAULT 0,
@@ -411,6 +412,7 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE UNIQUE INDEX relay_outbox_key ON relay_outbox(hotel_id, key)",
         "CREATE INDEX relay_outbox_due ON relay_outbox(status, next_at, id)",
+        "CREATE INDEX relay_outbox_entity ON relay_outbox(hotel_id, entity, status, id)",
         """CREATE TABLE upstream_cursors (
             hotel_id TEXT PRIMARY KEY,
             after $INT NOT NULL,
@@ -431,6 +433,31 @@ MIGRATIONS: list[list[str]] = [
             last_pull_at $REAL,
             reported_at $REAL NOT NULL
         )""",
+    ],
+    # 12: every audit checkpoint kiosks pushed (sync/cloud/audit_chain.py, docs/audit-log.md):
+    # accepted ones form each kiosk's sequence; refused ones are kept as evidence
+    [
+        """CREATE TABLE audit_checkpoints (
+            id $SERIAL,
+            kiosk_id TEXT NOT NULL,
+            hotel_id TEXT NOT NULL,
+            hotels TEXT NOT NULL,
+            length $INT NOT NULL,
+            head_hash TEXT NOT NULL,
+            prev_length $INT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            made_at $REAL NOT NULL,
+            kid TEXT NOT NULL,
+            public_key TEXT NOT NULL,
+            body TEXT NOT NULL,
+            signature TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('accepted', 'refused')),
+            reason TEXT,
+            entry_key TEXT NOT NULL,
+            received_at $REAL NOT NULL
+        )""",
+        "CREATE INDEX audit_checkpoints_kiosk ON audit_checkpoints(kiosk_id, status, id)",
+        "CREATE INDEX audit_checkpoints_hotel ON audit_checkpoints(hotel_id, kiosk_id)",
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

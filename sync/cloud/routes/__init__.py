@@ -4,6 +4,7 @@ Flask blueprint per area; sync/cloud/app.py only wires them.
 * :mod:`.health` — ``GET /healthz`` (no credential: for load balancers);
 * :mod:`.sync_api` — the kiosks' protocol: ``POST /sync/v1/push``, ``GET /sync/v1/pull``,
   ``GET /sync/v1/snapshot``, ``GET /sync/v1/health``;
+* :mod:`.claims` — ``POST /sync/v1/claims`` (a kiosk claims a one-time token before using it);
 * :mod:`.fleet` — fleet health: ``GET /v1/hotels/<hotel>/fleet``, ``GET /v1/fleet``;
 * :mod:`.hotels` — the central office's read side: ``GET /v1/hotels/<hotel>/tickets``,
   ``.../work-orders``, ``.../conflicts``, ``.../security-events``.
@@ -17,9 +18,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import fleet, health, hotels, sync_api
+from . import claims, fleet, health, hotels, sync_api
 
-BLUEPRINTS = (health.bp, sync_api.bp, fleet.bp, hotels.bp)
+BLUEPRINTS = (health.bp, sync_api.bp, claims.bp, fleet.bp, hotels.bp)
 
 
 def register(app: Flask) -> None:

@@ -8,6 +8,7 @@ Scripts depend on these forms::
                        [--reusable] [--png FILE] [--svg FILE]
     kiosk token list [--hotel H] [--status active|used|revoked|expired]
     kiosk token revoke JTI
+    kiosk audit verify [--expect LENGTH:HASH] [--json]
 
 Global options: ``--config FILE`` (or ``KIOSK_CONFIG``) and ``--data-dir DIR``
 (or ``KIOSK_DATA_DIR``).
@@ -461,6 +462,52 @@ def token_revoke(obj: Ctx, jti):
     result = tokens.revoke(inst.connect(), jti, hotels=list(inst.config.property.hotels),
                            now=inst.clock.now(), by="cli", node=inst.config.property.kiosk_id)
     click.echo(json.dumps(result))
+
+
+@main.group()
+def audit():
+    """The audit log: check its hash chain."""
+
+
+@audit.command("verify")
+@click.option("--expect", "expected", multiple=True, metavar="LENGTH:HASH",
+              help="Also check the chain's hash after LENGTH rows is HASH (e.g. the cloud's last checkpoint"
+                   " of this kiosk); repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@click.pass_obj
+def audit_verify(obj: Ctx, expected, as_json):
+    """Recompute the audit log's hash chain and check it against this kiosk's checkpoints; exit 1
+    naming the first row (its id) that does not fit."""
+    from . import audit as audit_mod
+
+    expect = []
+    for text in expected:
+        length, _, value = text.partition(":")
+        if not length.isdigit() or not re.fullmatch(r"[0-9a-f]{64}", value):
+            raise click.BadParameter(f"{text!r}: give LENGTH:HASH (a row count, a 64-digit hex hash)",
+                                     param_hint="--expect")
+        expect.append((int(length), value))
+    inst = obj.initialised()
+    result = audit_mod.verify(inst.connect(), inst.load_keys().signing_key.public_key(), expect)
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        last = result["lastCheckpoint"]
+        click.echo(f"{result['rows']} audit rows: {result['preChain']} from before the chain, a chain of"
+                   f" {result['length']} (head {result['headHash'][:16] or '-'})")
+        click.echo(f"{result['checkpoints']} checkpoints" + (
+            f"; the last at {last['length']} rows, {iso(last['at'])}" if last else ""))
+        for p in result["problems"]:
+            if "id" in p:
+                where = f"row {p['id']}" + (f" (chain row {p['seq']})" if p.get("seq") else "")
+            else:
+                where = f"checkpoint {p['checkpoint']}"
+            click.echo(f"{where}: {p['reason']}")
+        click.echo("ok: the chain and its checkpoints fit" if result["ok"] else
+                   f"FAILED: the first row that does not fit is {result['firstBadRow']}"
+                   if result["firstBadRow"] is not None else "FAILED")
+    if not result["ok"]:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

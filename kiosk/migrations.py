@@ -443,6 +443,29 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE offers ADD COLUMN name_de TEXT",
         "ALTER TABLE offers ADD COLUMN description_de TEXT",
     ],
+    # 13: the audit log as a hash chain (kiosk/audit.py, docs/audit-log.md): each row written
+    # from now on has its place in the chain (``seq``), the hash of the row before it and its
+    # own; rows written before stay as they are (NULL) and the chain starts after them.  The
+    # checkpoints this kiosk signed of its chain and queued for the cloud (``audit.checkpoint``,
+    # under ``hotel_id``, the first hotel it serves: the chain is the kiosk's, all hotels')
+    [
+        "ALTER TABLE audit_log ADD COLUMN seq INTEGER",
+        "ALTER TABLE audit_log ADD COLUMN prev_hash TEXT",
+        "ALTER TABLE audit_log ADD COLUMN row_hash TEXT",
+        "CREATE UNIQUE INDEX audit_chain ON audit_log(seq) WHERE seq IS NOT NULL",
+        """CREATE TABLE audit_checkpoints (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            hotel_id TEXT NOT NULL,
+            length INTEGER NOT NULL,
+            head_hash TEXT NOT NULL,
+            prev_length INTEGER NOT NULL,
+            prev_hash TEXT NOT NULL,
+            at REAL NOT NULL,
+            body TEXT NOT NULL,
+            signature TEXT NOT NULL,
+            outbox_key TEXT NOT NULL
+        )""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -133,7 +133,7 @@ def test_a_faq_answer_in_german_and_the_english_one_marked_when_there_is_none(cl
 def test_the_migration_adds_the_language_columns_to_an_existing_database(tmp_path):
     path = tmp_path / "old.db"
     db = store.connect(path, migrate=False)
-    store.run_migrations(db, MIGRATIONS[:SCHEMA_VERSION - 1])  # the store as the version before made it
+    store.run_migrations(db, MIGRATIONS[:11])  # the store as the version before the language columns made it
     assert "name_de" not in {r[1] for r in db.execute("PRAGMA table_info(offers)")}
     db["offers"].insert({"hotel_id": "demo", "offer_id": "SPA", "name": "Spa afternoon", "type": "addon",
                          "price": 60.0, "margin": 30.0})

@@ -145,6 +145,8 @@ def _apply_one(db, device: Device, raw: dict, now: float, max_skew: float) -> di
         result = results.applied(key, conflicts)
     except Rejected as r:
         db.execute("ROLLBACK TO entry")
+        if r.after_rollback is not None:
+            r.after_rollback(r.reason)
         result = results.rejected(key, r.reason)
     db.execute("RELEASE entry")
     _remember(db, device, raw, result, now)

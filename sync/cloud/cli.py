@@ -12,6 +12,7 @@ Scripts depend on these forms::
     kiosk-cloud pms status --hotel H [--json]        kiosk-cloud pms unlink --hotel H
     kiosk-cloud link --cloud URL --device-id ID --credential CRED   (a property hub: relay to the chain)
     kiosk-cloud upstream [--json]                    (the hub's link and what waits for the chain)
+    kiosk-cloud audit verify --hotel H [--json]      (kiosks' audit checkpoints; exit 1 on a break)
 
 ``--data-dir`` goes before or after the subcommand; default ``$KIOSK_CLOUD_DATA_DIR``
 or ``var/cloud``.  ``--database postgresql://user@host:5432/cloud`` (or
@@ -597,6 +598,39 @@ def upstream_cmd(as_json):
     click.echo(f"entries: {n['pending']} waiting, {n['delivered']} delivered, {n['dead']} refused by the chain")
     if link.last_error:
         click.echo(printable(f"last error ({iso(link.last_error_at)}): {link.last_error}"))
+
+
+@main.group()
+def audit():
+    """Kiosks' audit checkpoints (docs/audit-log.md)."""
+
+
+@audit.command("verify")
+@click.option("--hotel", required=True, help="The hotel whose kiosks to check.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@data_dir_option
+def audit_verify(hotel, as_json):
+    """Check each kiosk's stored audit checkpoints for the hotel are one consistent sequence with
+    valid signatures; exit 1 if one is not, or if the cloud refused a kiosk's checkpoint."""
+    from kiosk.clock import iso
+
+    from . import audit_chain
+
+    result = audit_chain.verify_hotel(open_db(), hotel)
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        if not result["kiosks"]:
+            click.echo(printable(f"{hotel}: no audit checkpoints yet"))
+        for k in result["kiosks"]:
+            last = (f"the last at {k['length']} rows (head {k['headHash'][:16]}), {iso(k['lastAt'])}, key {k['kid']}"
+                    if k["accepted"] else "none accepted")
+            click.echo(printable(f"{k['kioskId']}: {'ok' if k['ok'] else 'FAILED'}: {k['accepted']} accepted,"
+                                 f" {k['refused']} refused; {last}"))
+            for p in k["problems"]:
+                click.echo(printable(f"  checkpoint {p['checkpoint']}: {p['reason']}"))
+    if not result["ok"]:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

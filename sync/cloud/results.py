@@ -4,12 +4,17 @@ from __future__ import annotations
 
 
 class Rejected(Exception):
-    """A permanent refusal of one entry; ``reason`` is ``CODE: text``."""
+    """A permanent refusal of one entry; ``reason`` is ``CODE: text``.
 
-    def __init__(self, code: str, text: str):
+    ``after_rollback(reason)``, if given, is called once the entry's own writes were rolled
+    back, in the push's transaction: what a refusal must keep (evidence of a rewritten audit
+    log, a security event) is written there and outlives the refused entry."""
+
+    def __init__(self, code: str, text: str, after_rollback=None):
         super().__init__(f"{code}: {text}")
         self.code = code
         self.reason = f"{code}: {text}"[:500]
+        self.after_rollback = after_rollback
 
 
 def applied(key: str, conflicts: list[dict] | None = None) -> dict:

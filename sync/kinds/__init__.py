@@ -25,7 +25,7 @@ from typing import Any
 
 #: the kinds, in order: a kind's snapshot sections are served in this order
 MODULES = ("trust_key", "reference", "work_order", "ticket", "token", "session", "task", "message", "pms",
-           "conflict", "security_event")
+           "conflict", "security_event", "audit_checkpoint")
 
 
 @dataclass(frozen=True)

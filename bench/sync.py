@@ -13,9 +13,17 @@ Side by side in one run:
    entry (``batch_size=1``, on ``--single`` entries and extrapolated: it is too slow to
    run on all of them).  Every entry is checked to be in the cloud exactly once.
 3. **Memory**: the agent's resident set size sampled every 0.2 s while it drains.
+4. **Convergence** after a partition, 5. **pull throughput** (``--only down``).
+6. **Cross-box latency** (``--only latency``): two kiosks of one hotel, each with a real
+   ``kiosk-agent run`` (default settings) against the cloud; a ticket is written at kiosk A
+   (the row and its outbox entry in one transaction, as the API does) and the time until
+   it is in kiosk B's database is measured, ``--latency-changes`` times at random moments;
+   with the live pull (``agent.live_pull_wait_seconds`` 20, the default) and with the
+   scheduled 5 s pull only (``live_pull_wait_seconds: 0``).
 
     python bench/sync.py                      # the full run (a few minutes)
     python bench/sync.py --entries 20000 --enqueue 2000 --single 1000   # quick
+    python bench/sync.py --only latency       # the cross-box latency alone (about 10 minutes)
 
 Figures are printed as a table; see bench/README.md for the last recorded run.
 """
@@ -404,6 +412,68 @@ def bench_pull(root: Path, cloud: CloudProc, rooms: int, reservations: int, page
     return out
 
 
+# --- 6. cross-box latency -------------------------------------------------------------------
+
+def bench_latency(root: Path, cloud: CloudProc, changes: int, *, live: bool) -> dict:
+    """Seconds from a ticket committed at kiosk A to its row in kiosk B's database, ``changes``
+    times, with both kiosks' agents running (``live``: the live pull on, else the 5 s pull only)."""
+    import random
+
+    from kiosk import tickets
+
+    mode = "live" if live else "poll"
+    extra = {} if live else {"KIOSK__AGENT__LIVE_PULL_WAIT_SECONDS": "0"}
+    envs, agents, logs = [], [], []
+    for name in (f"lat-{mode}-a", f"lat-{mode}-b"):
+        d = root / name
+        kiosk_instance(d, name).init()
+        env = link(cloud, d, name) | extra
+        envs.append(env)
+        log = open(root / f"{name}.log", "w")  # noqa: SIM115 - closed below
+        logs.append(log)
+        agents.append(subprocess.Popen([str(BIN / "kiosk-agent"), "run"], env={**os.environ, **env},
+                                       stdout=log, stderr=subprocess.STDOUT))
+    a_db = kiosk_instance(root / f"lat-{mode}-a", f"lat-{mode}-a").connect()
+    b_db = sqlite3.connect(f"file:{root / f'lat-{mode}-b' / 'kiosk.db'}?mode=ro", uri=True)
+    rng = random.Random(5)
+    out: list[float] = []
+    try:
+        time.sleep(3)  # both agents started, their first pull done
+        with click.progressbar(range(changes), label=f"cross-box latency ({mode})", file=sys.stderr) as bar:
+            for i in bar:
+                time.sleep(rng.uniform(0.2, 5.2))  # at a random moment of the 5 s pull schedule
+                t0 = time.time()
+                tid = tickets.create(a_db, {"type": "housekeeping", "title": f"Latency probe {i} {uuid.uuid4().hex}"},
+                                     hotel_id=HOTEL, by="bench", now=t0, node=f"lat-{mode}-a",
+                                     window=0)["ticket"]["ticketId"]
+                deadline = t0 + 60
+                while b_db.execute("SELECT 1 FROM tickets WHERE ticket_id = ?", [tid]).fetchone() is None:
+                    if time.time() > deadline:
+                        raise SystemExit(f"ticket {tid} did not reach kiosk B in 60 s; see lat-*.log")
+                    time.sleep(0.005)
+                out.append(time.time() - t0)
+    finally:
+        for p in agents:
+            p.terminate()
+            p.wait(timeout=30)
+        for f in logs:
+            f.close()
+        a_db.conn.close()
+        b_db.close()
+    q = statistics.quantiles(out, n=100, method="inclusive")
+    return {"mode": mode, "n": len(out), "median": statistics.median(out), "p99": q[98], "max": max(out),
+            "min": min(out)}
+
+
+def report_latency(args, rows: list[dict]) -> None:
+    print(f"\nCross-box latency: a ticket written at kiosk A until it is in kiosk B's database "
+          f"({args.latency_changes} changes each; two `kiosk-agent run`, one `kiosk-cloud serve`, loopback)")
+    print(f"{'pull':34} {'median s':>9} {'p99 s':>7} {'min s':>7} {'max s':>7}")
+    names = {"live": "live pull (wait 20 s) + 5 s pull", "poll": "5 s scheduled pull only"}
+    for r in rows:
+        print(f"{names[r['mode']]:34} {r['median']:>9.3f} {r['p99']:>7.3f} {r['min']:>7.3f} {r['max']:>7.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--entries", type=int, default=100_000, help="backlog drained batched")
@@ -413,30 +483,36 @@ def main() -> None:
     ap.add_argument("--edits", type=int, default=1_000, help="offline edits per kiosk in the convergence run")
     ap.add_argument("--rooms", type=int, default=500)
     ap.add_argument("--reservations", type=int, default=50_000)
-    ap.add_argument("--only", choices=["push", "down"], help="only the push side (1-3) or the sync-down side (4-5)")
+    ap.add_argument("--latency-changes", type=int, default=50, help="changes timed in each cross-box latency run")
+    ap.add_argument("--only", choices=["push", "down", "latency"],
+                    help="only the push side (1-3), the sync-down side (4-5) or the cross-box latency (6)")
     ap.add_argument("--dir", help="where to put the databases (default: a temp dir on the data disk)")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-sync-", dir=args.dir))
     try:
         cloud = CloudProc(root)
         try:
-            if args.only != "down":
+            if args.only in (None, "latency"):
+                latency = [bench_latency(root, cloud, args.latency_changes, live=live) for live in (True, False)]
+            if args.only not in ("down", "latency"):
                 enq = bench_enqueue(root, args.enqueue)
                 batched_dir = fill(root, "kiosk-batched", args.entries)
                 single_dir = fill(root, "kiosk-single", args.single)
                 batched = drain(cloud, batched_dir, args.entries, 500, f"{args.entries:,} entries, batches of 500")
                 single = drain(cloud, single_dir, args.single, 1, f"{args.single:,} entries, one request each")
-            if args.only != "push":
+            if args.only not in ("push", "latency"):
                 conv = bench_converge(root, cloud, args.kiosks, args.edits)
                 pulls = bench_pull(root, cloud, args.rooms, args.reservations)
         finally:
             cloud.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    if args.only != "down":
+    if args.only not in ("down", "latency"):
         report_push(args, enq, batched, single)
-    if args.only != "push":
+    if args.only not in ("push", "latency"):
         report_down(args, conv, pulls)
+    if args.only in (None, "latency"):
+        report_latency(args, latency)
 
 
 def report_down(args, conv: dict, pulls: list) -> None:

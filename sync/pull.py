@@ -74,16 +74,30 @@ class Puller:
         self.db, self.transport, self.hotels, self.node = db, transport, hotels, node
         self.clock, self.trust_path, self.page_size = clock, Path(trust_path), page_size
 
-    def pull(self, *, max_pages: int | None = None, on_page=None) -> PullReport:
-        """Pull every hotel until the cloud says there is no more (or an error)."""
+    def pull(self, *, max_pages: int | None = None, on_page=None, hotels: list[str] | None = None,
+             wait: float = 0, lock=None, guard=None) -> PullReport:
+        """Pull every hotel (or ``hotels``) until the cloud says there is no more (or an error).
+
+        ``wait``: the first request for each hotel is a long-poll of that many seconds (the
+        cloud answers when a change arrives; the live pull, agent/runner.py).  ``lock``: another
+        puller works on the same database (the agent's scheduled pull beside its live pull):
+        pages are asked for without it, and each is applied under it only if the hotel's cursor
+        is still the one the page was asked after — else it is dropped and asked again from
+        the new cursor, so no page is applied twice and the cursor never moves back.
+        ``guard``, if given, is asked under the lock before a page is applied: False drops the
+        page and ends the run (the cloud link changed meanwhile).  With a ``lock`` an expired
+        cursor is not re-synced here (``report.error``): the lock's other holder does that."""
         report = PullReport()
-        for hotel_id in self.hotels:
+        for hotel_id in self.hotels if hotels is None else hotels:
+            first = True
             while max_pages is None or report.pages < max_pages:
                 after = cursor(self.db, hotel_id)
                 try:
-                    page = self.transport.pull(hotel_id, after, self.page_size)
+                    page = self.transport.pull(hotel_id, after, self.page_size, wait=wait) if first and wait \
+                        else self.transport.pull(hotel_id, after, self.page_size)
                 except CursorExpired as e:
-                    if hotel_id in report.resynced:  # expired again right after a re-sync: try later
+                    if lock is not None or hotel_id in report.resynced:
+                        # expired again right after a re-sync (try later), or not this puller's to re-sync
                         report.error = e.message
                         return report
                     log.warning("cursor expired: re-syncing from a snapshot",
@@ -111,7 +125,17 @@ class Puller:
                         break
                     report.error = e.reason
                     return report
-                n, replays = self.apply_page(hotel_id, page)
+                first = False
+                if lock is None:
+                    n, replays = self.apply_page(hotel_id, page)
+                else:
+                    with lock:
+                        if guard is not None and not guard():
+                            report.error = "dropped a page: the puller is out of date"
+                            return report
+                        if cursor(self.db, hotel_id) != after:  # the other puller applied it meanwhile
+                            continue
+                        n, replays = self.apply_page(hotel_id, page)
                 report.pages += 1
                 report.changes += n
                 report.replays += replays

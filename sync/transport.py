@@ -1,9 +1,10 @@
 """How the outbox reaches a cloud: one narrow interface, an HTTP and an in-memory implementation.
 
 ``push(device_id, entries, idempotency_key) -> list[result]`` returns one result
-per entry as docs/sync-protocol.md says, ``pull(hotel_id, after, limit) -> page``
+per entry as docs/sync-protocol.md says, ``pull(hotel_id, after, limit, wait=0) -> page``
 one page of the hotel's change log (:class:`kiosk.errors.CursorExpired` when the cursor fell off
-the cloud's retained log), ``snapshot(hotel_id, page, limit) -> page`` one page of
+the cloud's retained log; ``wait`` > 0: a long-poll, the cloud answers when a change arrives or
+after ``wait`` seconds), ``snapshot(hotel_id, page, limit) -> page`` one page of
 the hotel's current state to re-sync from; or raises :class:`TransportError` for
 anything that leaves the batch's fate unknown (timeout, connection drop, 5xx,
 401, 429) — those entries are simply retried later, which the cloud's idempotency
@@ -98,10 +99,10 @@ class HttpTransport:
             raise TransportError("the cloud answered a different number of results")
         return results
 
-    def _get_page(self, path: str, params: dict, what: str) -> dict:
+    def _get_page(self, path: str, params: dict, what: str, timeout=None) -> dict:
         try:
             r = self.session.get(f"{self.url}{path}", params=params, headers=_health_headers(self.health_headers),
-                                 timeout=self.timeout)
+                                 timeout=timeout or self.timeout)
         except requests.RequestException as e:
             raise TransportError(f"{type(e).__name__}: {e}"[:300]) from None
         if r.status_code == 410:
@@ -117,10 +118,19 @@ class HttpTransport:
             raise TransportError(f"the cloud's answer is not a {what} page")
         return page
 
-    def pull(self, hotel_id: str, after: int, limit: int) -> dict:
+    def pull(self, hotel_id: str, after: int, limit: int, wait: float = 0) -> dict:
         """One page of the hotel's changes after ``after``; TransportError if no usable answer,
-        CursorExpired if the cloud no longer keeps the changes after ``after``."""
-        return self._get_page("/sync/v1/pull", {"hotel": hotel_id, "after": after, "limit": limit}, "pull")
+        CursorExpired if the cloud no longer keeps the changes after ``after``.
+
+        ``wait`` (whole seconds, at most the protocol's 25): a long-poll — with nothing after
+        ``after`` the cloud holds the answer until a change arrives or ``wait`` passes; the
+        read timeout is the wait plus the usual one, so a quiet hotel is no timeout."""
+        params = {"hotel": hotel_id, "after": after, "limit": limit}
+        timeout = None
+        if wait > 0:
+            params["wait"] = int(wait)
+            timeout = (self.timeout[0], self.timeout[1] + int(wait))
+        return self._get_page("/sync/v1/pull", params, "pull", timeout)
 
     def snapshot(self, hotel_id: str, page: str | None, limit: int) -> dict:
         """One page of the hotel's current state (``page``: the previous page's ``next``)."""
@@ -169,7 +179,8 @@ class InMemoryTransport:
         if not self.device.serves(hotel_id):
             raise TransportError(f"HTTP 403: not for hotel {hotel_id}")
 
-    def pull(self, hotel_id: str, after: int, limit: int) -> dict:
+    def pull(self, hotel_id: str, after: int, limit: int, wait: float = 0) -> dict:
+        """``wait`` is accepted and not honoured: the in-memory cloud answers at once."""
         from .cloud import changelog, retention
 
         self._hotel(hotel_id)

@@ -212,6 +212,49 @@ def run_case(label: str, server: Server, n_kiosks: int, batches: int, batch: int
             "pullProblems": sum(len(p[1]) for p in pulls)}
 
 
+def statements_per_push(url: str | None, batch: int) -> tuple[int, float]:
+    """(statements, ms) of one push of ``batch`` new tickets applied in this process (the
+    cloud's own code, a counting wrapper around the connection; each executemany counts once)."""
+    from sync.cloud import apply, devices, storage
+
+    st = storage.open_storage(Path(tempfile.mkdtemp(prefix="kiosk-stmts-")), url)
+    st.prepare()
+    db = st.connect()
+    try:
+        devices.add_device(db, "k0", [hotel_of(0)], NOW)
+        dev = devices.Device("k0", (hotel_of(0),))
+        apply.apply_push(db, dev, [entry(0, i, hotel_of(0)) for i in range(batch)], NOW)  # warm
+        count = [0]
+        target = db if url else db.conn
+
+        class Counting:
+            def __getattr__(self, name):
+                return getattr(target, name)
+
+            def execute(self, *a, **kw):
+                count[0] += 1
+                return target.execute(*a, **kw)
+
+            def executemany(self, *a, **kw):
+                count[0] += 1
+                return target.executemany(*a, **kw)
+
+        counting = Counting()
+        if url:
+            counting.conn, counting.backend, counting.dialect = counting, db.backend, db.dialect
+            probe = counting
+        else:
+            probe = db
+            db.conn = counting  # sqlite_utils goes through .conn for every statement
+        t0 = time.perf_counter()
+        apply.apply_push(probe, dev, [entry(0, batch + i, hotel_of(0)) for i in range(batch)], NOW)
+        return count[0], (time.perf_counter() - t0) * 1000
+    finally:
+        if not url:
+            db.conn = target
+        st.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--kiosks", type=int, nargs="+", default=[50, 200])
@@ -244,10 +287,15 @@ def main() -> None:
                 print(f"… {label}, {kiosks} kiosks", file=sys.stderr, flush=True)
                 rows.append(run_case(label, Server(base / f"c{n}", url, workers), kiosks, args.batches,
                                      args.batch, args.procs))
+        stmts = [("sqlite", *statements_per_push(None, args.batch))]
+        if pg:
+            stmts.append(("postgresql", *statements_per_push(pg.new_database("stmts"), args.batch)))
     finally:
         if pg:
             pg.stop()
         shutil.rmtree(base, ignore_errors=True)
+    print(f"statements per push of {args.batch} new tickets, in process: " + "; ".join(
+        f"{name} {n} ({ms:.1f} ms)" for name, n, ms in stmts))
     print(f"cloud benchmark: {args.batches} batches x {args.batch} entries per kiosk, 4 kiosks per hotel,"
           f" {os.cpu_count()} CPUs, {args.procs} client processes")
     print(f"{'backend':24} {'kiosks':>6} {'entries':>8} {'applied/s':>10} {'p50 ms':>8} {'p99 ms':>8}"

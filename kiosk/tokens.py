@@ -173,7 +173,7 @@ def verify(token: str, trust: TrustList, *, now: float, leeway: int = 30) -> Cla
 
 _STATUS_SQL = """CASE
     WHEN t.revoked_at IS NOT NULL THEN 'revoked'
-    WHEN t.reusable = 0 AND c.jti IS NOT NULL THEN 'used'
+    WHEN t.reusable = 0 AND coalesce(c.consumed_at, rc.consumed_at) IS NOT NULL THEN 'used'
     WHEN t.expires_at < :now THEN 'expired'
     ELSE 'active' END"""
 
@@ -188,8 +188,11 @@ def list_tokens(db, *, hotels: list[str], now: float, status: str | None = None,
     marks = ", ".join(f":h{i}" for i in range(len(hotels)))
     params = {f"h{i}": h for i, h in enumerate(hotels)} | {"now": now, "status": status,
                                                            "role": role, "limit": limit}
-    sql = (f"SELECT * FROM (SELECT t.*, c.consumed_at AS used_at, {_STATUS_SQL} AS status"
+    # used here, or at another kiosk of the hotel (a pulled consumption: the first one)
+    sql = (f"SELECT * FROM (SELECT t.*, coalesce(c.consumed_at, rc.consumed_at) AS used_at, {_STATUS_SQL} AS status"
            " FROM qr_tokens t LEFT JOIN consumed_tokens c ON c.jti = t.jti"
+           " LEFT JOIN (SELECT jti, hotel_id, min(consumed_at) AS consumed_at FROM remote_consumptions"
+           " GROUP BY jti, hotel_id) rc ON rc.jti = t.jti AND rc.hotel_id = t.hotel_id"
            f" WHERE t.hotel_id IN ({marks})) WHERE (:status IS NULL OR status = :status)"
            " AND (:role IS NULL OR role = :role) ORDER BY issued_at DESC, jti LIMIT :limit")
     return list(db.query(sql, params))
@@ -279,12 +282,12 @@ def usable(db, claims: Claims) -> str:
     if remote is not None:  # revoked in the cloud or at another kiosk (pulled)
         raise TokenRevoked("this code was revoked", {"revokedAt": iso(remote[0])})
     if not claims.reusable:
-        used = db.execute("SELECT consumed_at FROM consumed_tokens WHERE jti = ?", [claims.jti]).fetchone()
-        if used is None:  # consumed at another kiosk (pulled)?
-            used = db.execute("SELECT min(consumed_at) FROM remote_consumptions WHERE jti = ?"
-                              " AND hotel_id = ? HAVING count(*) > 0", [claims.jti, hotel]).fetchone()
-        if used is not None:
-            raise TokenAlreadyUsed("this code was already used", {"usedAt": iso(used[0])})
+        used = db.execute("SELECT consumed_at, kiosk_id FROM consumed_tokens WHERE jti = ?", [claims.jti]).fetchone()
+        if used is None:  # consumed at another kiosk (pulled)? the first use names the kiosk
+            used = db.execute("SELECT consumed_at, kiosk_id FROM remote_consumptions WHERE jti = ? AND hotel_id = ?"
+                              " ORDER BY consumed_at, kiosk_id LIMIT 1", [claims.jti, hotel]).fetchone()
+        if used is not None:  # where, as when the upstream refuses a claim (kiosk/claims.py)
+            raise TokenAlreadyUsed("this code was already used", {"usedAt": iso(used[0]), "kioskId": used[1]})
     if claims.role == "guest":  # the PMS cancelled the stay (pulled): its codes open nothing
         res = db.execute("SELECT status FROM reservations WHERE hotel_id = ? AND confirmation = ?",
                          [hotel, claims.subject]).fetchone()

@@ -316,7 +316,9 @@ def test_in_the_browser_the_session_detail_and_a_staff_card_read_names(kiosk, br
             expect(card).to_contain_text("from Ada Lovelace")
             expect(card).to_contain_text("Assigned to Grace Hopper")
             expect(card.locator(".assignee")).to_have_attribute("title", "s-grace")
-            card.scroll_into_view_if_needed()
+            # the live queue re-renders its cards (a feed event): scroll in one step inside the page,
+            # not by a handle that a re-render may detach between Playwright's checks
+            card.evaluate("e => e.scrollIntoView({block: 'center'})")
             staff.screenshot(path=str(SHOTS / f"names-staff-card-{tag}.png"))
         finally:
             sctx.close()

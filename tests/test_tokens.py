@@ -127,8 +127,25 @@ def test_one_time_token_scans_once_then_is_refused_with_used_at(client, issue, c
     err = refused(client, tok)
     assert err["code"] == "TOKEN_ALREADY_USED"
     assert err["details"]["usedAt"] == iso(used_at)
+    assert err["details"]["kioskId"] == instance.config.property.kiosk_id  # used here: this kiosk
     listed = tokens.list_tokens(instance.db(), hotels=["demo"], now=clock.now())
     assert listed[0]["status"] == "used"
+
+
+def test_a_code_used_at_another_kiosk_is_refused_naming_that_kiosk(client, issue, clock, instance):
+    tok = issue("guest", name="Ana")
+    jti = jwt.decode(tok, options={"verify_signature": False})["jti"]
+    db = instance.db()
+    with db.conn:  # what a pull brought: the code was used at the lobby box, then at the bar
+        db.execute("INSERT INTO remote_consumptions (jti, hotel_id, kiosk_id, session_id, consumed_at, one_time, hlc)"
+                   " VALUES (?, 'demo', 'bar', 's2', ?, 1, 'x'), (?, 'demo', 'lobby', 's1', ?, 1, 'x')",
+                   [jti, clock.now() - 5, jti, clock.now() - 60])
+    err = refused(client, tok)
+    assert err["code"] == "TOKEN_ALREADY_USED"
+    assert err["details"] == {"usedAt": iso(clock.now() - 60), "kioskId": "lobby"}  # the first use
+    listed = tokens.list_tokens(instance.db(), hotels=["demo"], now=clock.now())
+    assert (listed[0]["status"], listed[0]["used_at"]) == ("used", clock.now() - 60)  # the admin sees it used
+    assert tokens.list_tokens(instance.db(), hotels=["demo"], now=clock.now(), status="active") == []
 
 
 def test_reusable_token_scans_twice(client, issue, clock):

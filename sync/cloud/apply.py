@@ -22,6 +22,12 @@ Entry keys are scoped to their hotel (``applied_entries`` is keyed by hotel and 
 Applied and rejected answers for the device's own hotels are remembered under the
 hotel and key; ``retry`` and the three refusals above are not (they are worked out
 again, the same way, on every repeat).
+
+A push costs a bounded number of statements whatever its size where its entries' kinds
+allow it (:func:`apply_entries`): a kind may declare a set-wise function (``Push.many``)
+that checks a run of entries in Python and a few reads, then writes the accepted ones
+together and nothing of a refused one (so it needs no savepoint); every other entry is
+applied alone in its savepoint.  Both paths give the same answers (tests/test_apply_setwise.py).
 """
 
 from __future__ import annotations
@@ -61,25 +67,196 @@ def served_hotels(device: Device, entries: list) -> list[str]:
 
 def apply_entries(db, device: Device, entries: list[dict], now: float,
                   max_skew: float = validation.MAX_CLOCK_SKEW_SECONDS) -> list[dict]:
-    """:func:`apply_push` inside the caller's transaction (entries must have valid keys)."""
-    blocked: set[tuple] = set()
-    out = []
-    relayed = upstream.get(db) is not None  # a hub: what it applies goes on to the chain's cloud
-    for raw in entries:
-        entity = _entity(raw)
-        result = _refused(device, raw)
-        if result is None:
-            result = _remembered(db, device, raw)
-        if result is None and entity in blocked:
-            result = results.retry(raw["key"], f"blocked by an earlier entry of {entity[1]} {entity[2]}")
-        elif result is None:
-            result = _apply_one(db, device, raw, now, max_skew)
-            if relayed and result["status"] == "applied":
-                relay_outbox.queue(db, device.device_id, raw, now)
-        if result["status"] not in ("applied", "duplicate") and entity is not None:
-            blocked.add(entity)
-        out.append(result)
+    """:func:`apply_push` inside the caller's transaction (entries must have valid keys).
+
+    Set-wise where it can be, so a push costs a handful of statements whatever its size: the
+    keys' first answers are read in one query, each hotel's clock takes the push's stamps in
+    one step, a run of entries of one kind that declares a set-wise function (``Push.many``)
+    is applied by it in a few statements, the change log is numbered and written once
+    (:func:`.changelog.deferred`), and the answers are remembered in one ``executemany``.
+    Every other entry is applied alone in its savepoint, as before."""
+    p = _Push(db, device, now, max_skew)
+    with changelog.deferred(db):
+        out = p.apply(entries)
+        p.finish()
     return out
+
+
+class _Push:
+    def __init__(self, db, device: Device, now: float, max_skew: float):
+        self.db, self.device, self.now, self.max_skew = db, device, now, max_skew
+        self.relayed = upstream.get(db) is not None  # a hub: what it applies goes on to the chain's cloud
+        self.links: dict = {}        # the PMS link of each hotel, read once a push
+        self.rows: dict[str, list] = {}  # key -> (hotel, device, answer, device's hotels) of its first answers
+        self.remember: list[list] = []
+        self.relay: list[dict] = []
+
+    def apply(self, entries: list[dict]) -> list[dict]:
+        refused = [_refused(self.device, raw) for raw in entries]
+        self._load_answers([raw["key"] for raw, r in zip(entries, refused, strict=True) if r is None])
+        checked: dict[int, Any] = {}
+        for i, raw in enumerate(entries):
+            if refused[i] is None:
+                try:
+                    checked[i] = validation.entry(raw, self.now, self.max_skew)
+                except Rejected as r:
+                    checked[i] = r
+        self._receive(e for e in checked.values() if not isinstance(e, Rejected))
+        blocked: set[tuple] = set()
+        out: list[dict] = []
+        i = 0
+        while i < len(entries):
+            raw = entries[i]
+            entity = _entity(raw)
+            result = refused[i] or self._answer(raw)
+            if result is None and entity in blocked:
+                result = results.retry(raw["key"], f"blocked by an earlier entry of {entity[1]} {entity[2]}")
+            if result is None:
+                run = self._run(entries, checked, i, blocked)
+                if len(run) > 1:
+                    for j, result in zip(run, self._apply_many(entries, checked, run), strict=True):
+                        if result["status"] != "applied":
+                            blocked.add(_entity(entries[j]))
+                        out.append(result)
+                    i += len(run)
+                    continue
+                result = self._apply_one(raw, checked[i])
+            if result["status"] not in ("applied", "duplicate") and entity is not None:
+                blocked.add(entity)
+            out.append(result)
+            i += 1
+        return out
+
+    def finish(self) -> None:
+        """Remember the answers and queue the hub's relay, one ``executemany`` each."""
+        if self.remember:
+            # ON CONFLICT: a refusal remembered for this hotel from a device that does not serve it
+            # (ignored by _decide) gives way to this answer
+            self.db.conn.executemany(
+                "INSERT INTO applied_entries (key, device_id, hotel_id, kind, entity_type, entity_id, hlc,"
+                " result, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hotel_id, key) DO UPDATE SET"
+                " device_id = excluded.device_id, kind = excluded.kind, entity_type = excluded.entity_type,"
+                " entity_id = excluded.entity_id, hlc = excluded.hlc, result = excluded.result,"
+                " applied_at = excluded.applied_at", self.remember)
+        if self.relay:
+            relay_outbox.queue_many(self.db, self.device.device_id, self.relay, self.now)
+
+    # --- the keys' first answers -------------------------------------------------------------
+
+    def _load_answers(self, keys: list[str]) -> None:
+        """The remembered answers of every key of the push, in one query a chunk of 500."""
+        unique = sorted(set(keys))
+        for at in range(0, len(unique), 500):
+            chunk = unique[at:at + 500]
+            for key, row_hotel, row_device, text, hotels in self.db.execute(
+                    "SELECT a.key, a.hotel_id, a.device_id, a.result, d.hotels FROM applied_entries a"
+                    " LEFT JOIN devices d ON d.device_id = a.device_id"
+                    f" WHERE a.key IN ({', '.join('?' * len(chunk))})", chunk).fetchall():
+                self.rows.setdefault(key, []).append(
+                    (row_hotel, row_device, json.loads(text), None if hotels is None else json.loads(hotels)))
+
+    def _answer(self, raw: dict) -> dict | None:
+        """The first answer to this hotel's key (remembered, or given earlier in this push)."""
+        return _decide(self.device, raw, self.rows.get(raw["key"], ()))
+
+    def _remember(self, raw: dict, result: dict) -> None:
+        stored = {k: v for k, v in result.items() if k != "key"}
+        self.rows.setdefault(raw["key"], []).append((raw["hotelId"], self.device.device_id, stored,
+                                                     list(self.device.hotels)))
+        self.remember.append([raw["key"], self.device.device_id, raw["hotelId"],
+                              *(_short(raw.get(f)) for f in ("kind", "entityType", "entityId", "hlc")),
+                              json.dumps(stored), self.now])
+
+    # --- clocks --------------------------------------------------------------------------------
+
+    def _receive(self, checked) -> None:
+        """Each hotel's cloud clock takes the latest stamp of the push's entries of known kinds,
+        once (the receive rule is a maximum: taking them one by one ends in the same state)."""
+        latest: dict[str, str] = {}
+        for e in checked:
+            declared = kinds.pushed(e.kind)
+            if declared is not None and e.entityType == declared[0].push_entity:
+                latest[e.hotelId] = max(latest.get(e.hotelId, ""), e.hlc)
+        for hotel_id in sorted(latest):
+            hlc.receive(self.db, changelog.clock(hotel_id), latest[hotel_id], self.now)
+
+    # --- applying ------------------------------------------------------------------------------
+
+    def _run(self, entries: list[dict], checked: dict, i: int, blocked: set) -> list[int]:
+        """The entries from ``i`` on that one set-wise call may apply: valid, of one entry kind
+        whose declaration names a ``many`` function, not answered before, not blocked, and
+        each of its own entity."""
+        first = checked.get(i)
+        if isinstance(first, Rejected) or first is None:
+            return [i]
+        declared = kinds.pushed(first.kind)
+        if declared is None or declared[1].many is None or first.entityType != declared[0].push_entity:
+            return [i]
+        run, entities, keys = [i], {_entity(entries[i])}, {entries[i]["key"]}
+        for j in range(i + 1, len(entries)):
+            e, raw = checked.get(j), entries[j]
+            entity = _entity(raw)
+            if (isinstance(e, Rejected) or e is None or e.kind != first.kind or e.entityType != first.entityType
+                    or entity in entities or entity in blocked or raw["key"] in keys or self._answer(raw) is not None):
+                break
+            run.append(j)
+            entities.add(entity)
+            keys.add(raw["key"])
+        return run
+
+    def _apply_many(self, entries: list[dict], checked: dict, run: list[int]) -> list[dict]:
+        es = [checked[i] for i in run]
+        _, push = kinds.pushed(es[0].kind)
+        answers = kinds.resolve(push.many)(self.db, es, self.now)
+        out = []
+        for i, e, answer in zip(run, es, answers, strict=True):
+            raw = entries[i]
+            if isinstance(answer, Rejected):  # a set-wise function wrote nothing for it
+                if answer.after_rollback is not None:
+                    answer.after_rollback(answer.reason)
+                result = results.rejected(raw["key"], answer.reason)
+            else:
+                self._effects(raw, e)
+                result = results.applied(raw["key"], answer or [])
+            self._remember(raw, result)
+            out.append(result)
+        return out
+
+    def _apply_one(self, raw: dict, e) -> dict:
+        key = raw["key"]
+        if isinstance(e, Rejected):  # its envelope was refused: nothing to roll back
+            result = results.rejected(key, e.reason)
+            self._remember(raw, result)
+            return result
+        db = self.db
+        db.execute("SAVEPOINT entry")
+        held = changelog.mark(db)
+        try:
+            declared = kinds.pushed(e.kind)
+            if declared is None:
+                raise Rejected("UNKNOWN_KIND", e.kind)
+            kind, push = declared
+            if e.entityType != kind.push_entity:
+                raise Rejected("INVALID_ENTRY", f"{e.kind} needs entityType {kind.push_entity}, not {e.entityType}")
+            conflicts = kinds.resolve(push.cloud)(db, e, self.now) or []
+            self._effects(raw, e)
+            result = results.applied(key, conflicts)
+        except Rejected as r:
+            db.execute("ROLLBACK TO entry")
+            changelog.rollback_to(db, held)
+            if r.after_rollback is not None:
+                r.after_rollback(r.reason)
+            result = results.rejected(key, r.reason)
+        db.execute("RELEASE entry")
+        self._remember(raw, result)
+        return result
+
+    def _effects(self, raw: dict, e) -> None:
+        """What an applied entry means beyond its own tables: the PMS's outbox (same
+        transaction), the hub's relay to the chain."""
+        pms_outbox.queue_for_entry(self.db, e, self.device.device_id, self.now, links=self.links)
+        if self.relayed:
+            self.relay.append(raw)
 
 
 def _entity(raw: dict) -> tuple | None:
@@ -104,21 +281,19 @@ def _refused(device: Device, raw: dict) -> dict | None:
 _CONFLICT = "KEY_CONFLICT: this key was used by another device for another hotel"
 
 
-def _remembered(db, device: Device, raw: dict) -> dict | None:
-    """The first answer to this hotel's key; KEY_CONFLICT if the key names another hotel's effect."""
+def _decide(device: Device, raw: dict, rows) -> dict | None:
+    """The first answer to this hotel's key from its remembered ``rows`` (hotel, device, answer,
+    the device's hotels); KEY_CONFLICT if the key names another hotel's effect."""
     key, hotel = raw["key"], raw["hotelId"]
-    rows = db.execute("SELECT a.hotel_id, a.device_id, a.result, d.hotels FROM applied_entries a"
-                      " LEFT JOIN devices d ON d.device_id = a.device_id WHERE a.key = ?", [key]).fetchall()
     answer = None
-    for row_hotel, row_device, text, hotels in rows:
-        original = json.loads(text)
+    for row_hotel, row_device, original, hotels in rows:
         applied = original.get("status") == "applied"
         if row_hotel != hotel:
             if applied:  # the key already means an effect in another hotel
                 return results.rejected(key, _CONFLICT if row_device != device.device_id else
                                         "KEY_CONFLICT: this device used this key for another hotel")
             continue  # another hotel's refusal takes nothing from this one
-        if row_device != device.device_id and hotels is not None and hotel not in json.loads(hotels):
+        if row_device != device.device_id and hotels is not None and hotel not in hotels:
             # remembered for this hotel from a device that does not serve it (a version before
             # hotel-scoped keys remembered such refusals, or the device moved to other hotels)
             if applied:
@@ -128,44 +303,5 @@ def _remembered(db, device: Device, raw: dict) -> dict | None:
     return answer
 
 
-def _apply_one(db, device: Device, raw: dict, now: float, max_skew: float) -> dict:
-    key = raw["key"]
-    db.execute("SAVEPOINT entry")
-    try:
-        e = validation.entry(raw, now, max_skew)
-        declared = kinds.pushed(e.kind)
-        if declared is None:
-            raise Rejected("UNKNOWN_KIND", e.kind)
-        kind, push = declared
-        if e.entityType != kind.push_entity:
-            raise Rejected("INVALID_ENTRY", f"{e.kind} needs entityType {kind.push_entity}, not {e.entityType}")
-        conflicts = kinds.resolve(push.cloud)(db, e, now) or []
-        pms_outbox.queue_for_entry(db, e, device.device_id, now)  # what it means for the PMS, same transaction
-        hlc.receive(db, changelog.clock(e.hotelId), e.hlc, now)  # the hotel's cloud stamps sort after it
-        result = results.applied(key, conflicts)
-    except Rejected as r:
-        db.execute("ROLLBACK TO entry")
-        if r.after_rollback is not None:
-            r.after_rollback(r.reason)
-        result = results.rejected(key, r.reason)
-    db.execute("RELEASE entry")
-    _remember(db, device, raw, result, now)
-    return result
-
-
 def _short(value: Any) -> str | None:
     return value[:200] if isinstance(value, str) else None
-
-
-def _remember(db, device: Device, raw: dict, result: dict, now: float) -> None:
-    stored = {k: v for k, v in result.items() if k != "key"}
-    # ON CONFLICT: a refusal remembered for this hotel from a device that does not serve it
-    # (ignored by _remembered) gives way to this answer
-    db.execute("INSERT INTO applied_entries (key, device_id, hotel_id, kind, entity_type, entity_id, hlc,"
-               " result, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hotel_id, key) DO UPDATE SET"
-               " device_id = excluded.device_id, kind = excluded.kind, entity_type = excluded.entity_type,"
-               " entity_id = excluded.entity_id, hlc = excluded.hlc, result = excluded.result,"
-               " applied_at = excluded.applied_at",
-               [raw["key"], device.device_id, raw["hotelId"], *(_short(raw.get(f)) for f in
-                                                                ("kind", "entityType", "entityId", "hlc")),
-                json.dumps(stored), now])

@@ -10,7 +10,10 @@ A kiosk receives its own changes back too; applying them is a no-op.
 
 from __future__ import annotations
 
+import contextvars
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kiosk import hlc
@@ -33,23 +36,81 @@ def stamp(db, now: float, hotel_id: str | None = None) -> str:
     return str(hlc.tick(db, NODE, now, state=clock(hotel_id)))
 
 
+_INSERT = "INSERT INTO changes (hotel_id, seq, entity_type, entity_id, op, data, hlc, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+#: (db, changes recorded on it and not yet written) while a push is applied set-wise (:func:`deferred`)
+_held: contextvars.ContextVar[tuple[Any, list] | None] = contextvars.ContextVar("changelog_held", default=None)
+
+
 def record(db, *, hotel_id: str, entity_type: str, entity_id: str, data: dict | None, hlc_stamp: str,
            now: float, op: str = "upsert") -> None:
     """Append one change; call inside the transaction that made it.
 
     Its sequence number comes from the hotel's counter row, taken in this transaction: on
     PostgreSQL the row stays locked until commit, so changes of one hotel commit in
-    sequence order and a pull never passes over one that is still in flight."""
+    sequence order and a pull never passes over one that is still in flight.  Inside
+    :func:`deferred` the change is held and written with the others at its end."""
+    row = [hotel_id, entity_type, entity_id, op,
+           None if data is None else json.dumps(data, separators=(",", ":"), sort_keys=True), hlc_stamp, now]
+    held = _held.get()
+    if held is not None and held[0] is db:
+        held[1].append(row)
+        return
     seq = db.execute("INSERT INTO hotel_seq (hotel_id, seq) VALUES (?, 1) ON CONFLICT (hotel_id)"
                      " DO UPDATE SET seq = hotel_seq.seq + 1 RETURNING seq", [hotel_id]).fetchone()[0]
-    db.conn.execute(
-        "INSERT INTO changes (hotel_id, seq, entity_type, entity_id, op, data, hlc, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [hotel_id, seq, entity_type, entity_id, op,
-         None if data is None else json.dumps(data, separators=(",", ":"), sort_keys=True), hlc_stamp, now])
+    db.conn.execute(_INSERT, [hotel_id, seq, *row[1:]])
+
+
+@contextmanager
+def deferred(db) -> Iterator[None]:
+    """Within: the changes :func:`record` gets for ``db`` are held, then numbered and written
+    together at the end (:func:`flush`): one step of each hotel's counter and one
+    ``executemany`` instead of two statements a change.  Numbers follow the order of the
+    calls, as without it.  Anything that reads the log flushes first.  On an exception the
+    held changes are dropped (the caller's transaction is rolled back)."""
+    token = _held.set((db, []))
+    try:
+        yield
+        flush(db)
+    finally:
+        _held.reset(token)
+
+
+def mark(db) -> int:
+    """Where the held changes stand (for :func:`rollback_to` after a savepoint's rollback)."""
+    held = _held.get()
+    return len(held[1]) if held is not None and held[0] is db else 0
+
+
+def rollback_to(db, at: int) -> None:
+    """Forget the changes held since :func:`mark` said ``at`` (their entry was rolled back)."""
+    held = _held.get()
+    if held is not None and held[0] is db:
+        del held[1][at:]
+
+
+def flush(db) -> None:
+    """Write the held changes: each hotel's counter moves once by its count (the row stays
+    locked until commit, as with :func:`record`), then every row in one ``executemany``."""
+    held = _held.get()
+    if held is None or held[0] is not db or not held[1]:
+        return
+    rows, by_hotel = held[1][:], {}
+    del held[1][:]
+    for row in rows:
+        by_hotel.setdefault(row[0], []).append(row)
+    numbered = []
+    for hotel_id in sorted(by_hotel):
+        mine = by_hotel[hotel_id]
+        last = db.execute("INSERT INTO hotel_seq (hotel_id, seq) VALUES (?, ?) ON CONFLICT (hotel_id)"
+                          " DO UPDATE SET seq = hotel_seq.seq + excluded.seq RETURNING seq",
+                          [hotel_id, len(mine)]).fetchone()[0]
+        numbered += [[hotel_id, last - len(mine) + 1 + i, *row[1:]] for i, row in enumerate(mine)]
+    db.conn.executemany(_INSERT, numbered)
 
 
 def latest(db, hotel_id: str, entity_type: str, entity_id: str) -> tuple[str, dict | None] | None:
     """(op, data) of the newest change logged for the entity, or None."""
+    flush(db)
     row = db.conn.execute("SELECT op, data FROM changes WHERE hotel_id = ? AND entity_type = ? AND entity_id = ?"
                           " ORDER BY seq DESC LIMIT 1", [hotel_id, entity_type, entity_id]).fetchone()
     return (row[0], None if row[1] is None else json.loads(row[1])) if row is not None else None
@@ -67,12 +128,14 @@ def head(db, hotel_id: str) -> int:
     """The hotel's newest committed sequence number in the log (0 when it holds none): one
     seek on the ``(hotel_id, seq)`` index, cheap enough for a waiting pull to ask every
     ~100 ms.  A change still in flight (its transaction not committed) is not counted."""
+    flush(db)
     row = db.execute("SELECT max(seq) FROM changes WHERE hotel_id = ?", [hotel_id]).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
 
 
 def page(db, hotel_id: str, after: int, limit: int) -> dict[str, Any]:
     """Changes of ``hotel_id`` with ``seq > after``, oldest first, at most ``limit``."""
+    flush(db)
     limit = max(1, min(limit, MAX_PAGE))
     rows = db.conn.execute(
         "SELECT seq, entity_type, entity_id, op, data, hlc FROM changes WHERE hotel_id = ? AND seq > ?"
@@ -116,6 +179,7 @@ def security_events_for_hotel(db, hotel_id: str, limit: int = 1000) -> list[dict
 def purge_through(db, hotel_id: str, through: int, now: float) -> None:
     """Forget the hotel's changes up to ``through`` and remember how far the log was purged
     (a cursor before it is CURSOR_EXPIRED: :mod:`.retention`).  Inside the caller's transaction."""
+    flush(db)
     db.execute("DELETE FROM changes WHERE hotel_id = ? AND seq <= ?", [hotel_id, through])
     db.execute("INSERT INTO changelog_horizon (hotel_id, purged_through, purged_at) VALUES (?, ?, ?)"
                " ON CONFLICT (hotel_id) DO UPDATE SET purged_through ="

@@ -93,10 +93,16 @@ def backoff(attempts: int) -> float:
 
 # ---- in: derived from a kiosk entry, in its transaction ---------------------------------
 
-def queue_for_entry(db, e, device_id: str | None, now: float) -> int:
+def queue_for_entry(db, e, device_id: str | None, now: float, links: dict | None = None) -> int:
     """Queue what the applied entry ``e`` (a validated :class:`~.validation.Entry`) means for
-    the hotel's PMS; returns how many actions were added.  Nothing for an unlinked hotel."""
-    link = pms_links.get(db, e.hotelId)
+    the hotel's PMS; returns how many actions were added.  Nothing for an unlinked hotel.
+    ``links``: a cache of each hotel's link for the length of one push (read once)."""
+    if links is None:
+        link = pms_links.get(db, e.hotelId)
+    elif e.hotelId in links:
+        link = links[e.hotelId]
+    else:
+        link = links[e.hotelId] = pms_links.get(db, e.hotelId)
     if link is None:
         return 0
     sends = connectors.connector_class(link.kind).ACTIONS

@@ -19,12 +19,14 @@ def backoff(attempts: int) -> float:
     return BACKOFF[min(max(attempts, 1), len(BACKOFF)) - 1]
 
 
-def queue(db, origin: str, raw: dict, now: float) -> None:
-    """Queue one applied entry (inside the transaction that applied it)."""
-    db.execute("INSERT INTO relay_outbox (hotel_id, key, origin, entity, entry, status, attempts, next_at,"
-               " created_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT (hotel_id, key) DO NOTHING",
-               [raw["hotelId"], raw["key"], origin, f"{raw['entityType']}:{raw['entityId']}",
-                json.dumps(raw, sort_keys=True, separators=(",", ":")), now, now])
+def queue_many(db, origin: str, raws: list[dict], now: float) -> None:
+    """Queue applied entries in their order, one ``executemany`` (inside the transaction that
+    applied them)."""
+    db.conn.executemany(
+        "INSERT INTO relay_outbox (hotel_id, key, origin, entity, entry, status, attempts, next_at,"
+        " created_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT (hotel_id, key) DO NOTHING",
+        [[raw["hotelId"], raw["key"], origin, f"{raw['entityType']}:{raw['entityId']}",
+          json.dumps(raw, sort_keys=True, separators=(",", ":")), now, now] for raw in raws])
 
 
 def due(db, now: float, limit: int = 200) -> list[tuple[int, dict, str]]:

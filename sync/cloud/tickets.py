@@ -53,9 +53,70 @@ def create(db, e: Entry, now: float) -> list[dict]:
                      data=snapshot(row), hlc_stamp=e.hlc, now=now)
     if twin is None:
         return []
-    c = Conflict("ticket", p.ticketId, None, "ticket-fingerprint", f"merged into {twin[0]}",
-                 {"value": p.ticketId, "hlc": e.hlc}, {"value": twin[0], "hlc": twin[1]})
-    return [changelog.conflict(db, e.hotelId, c, e.key, now)]
+    return [changelog.conflict(db, e.hotelId, _merged(p, e, twin), e.key, now)]
+
+
+def create_many(db, es: list[Entry], now: float) -> list:
+    """:func:`create` for a run of entries, each of its own ticket, set-wise: per hotel one
+    read of the ids and one of the open twins' fingerprints, then one ``executemany``.  A
+    twin may be a ticket created earlier in the same run, as one by one.  Writes nothing
+    for an entry it refuses."""
+    out: list = [None] * len(es)
+    parsed = []
+    for i, e in enumerate(es):
+        try:
+            p = validation.payload(TicketCreated, e, "ticketId")
+        except Rejected as r:
+            out[i] = r
+            continue
+        parsed.append((i, e, p, json.dumps(p.model_dump(), sort_keys=True, separators=(",", ":"))))
+    existing: dict[tuple, str] = {}
+    twins: dict[tuple, tuple] = {}
+    for hotel_id in sorted({e.hotelId for _, e, _, _ in parsed}):
+        mine = [p for _, e, p, _ in parsed if e.hotelId == hotel_id]
+        for chunk in _chunks(sorted(p.ticketId for p in mine)):
+            for tid, payload in db.execute(f"SELECT ticket_id, payload FROM tickets WHERE hotel_id = ? AND ticket_id"
+                                           f" IN ({', '.join('?' * len(chunk))})", [hotel_id, *chunk]).fetchall():
+                existing[(hotel_id, tid)] = payload
+        for chunk in _chunks(sorted({p.fingerprint for p in mine if p.fingerprint})):
+            for fp, tid, stamp in db.execute(
+                    f"SELECT fingerprint, ticket_id, hlc FROM tickets WHERE hotel_id = ? AND fingerprint IN"
+                    f" ({', '.join('?' * len(chunk))}) AND merged_into IS NULL AND status IN ('open', 'received')"
+                    " ORDER BY received_at, ticket_id", [hotel_id, *chunk]).fetchall():
+                twins.setdefault((hotel_id, fp), (tid, stamp))
+    made = []
+    for i, e, p, canonical in parsed:
+        before = existing.get((e.hotelId, p.ticketId))
+        if before is not None:
+            out[i] = [] if before == canonical else Rejected(
+                "DUPLICATE_TICKET_ID", f"{p.ticketId} was created before with other fields")
+            continue
+        twin = twins.get((e.hotelId, p.fingerprint)) if p.fingerprint else None
+        row = {"hotel_id": e.hotelId, "ticket_id": p.ticketId,
+               **{col: getattr(p, field) for field, col in _COLUMNS.items()},
+               "payload": canonical, "received_at": now, "merged_into": twin[0] if twin else None, "hlc": e.hlc}
+        if twin is None and p.fingerprint and p.status in ("open", "received"):
+            twins[(e.hotelId, p.fingerprint)] = (p.ticketId, e.hlc)  # a twin for the run's later tickets
+        made.append((i, e, p, row, twin))
+    if made:
+        cols = list(made[0][3])
+        db.conn.executemany(f"INSERT INTO tickets ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                            [[row[c] for c in cols] for _, _, _, row, _ in made])
+    for i, e, p, row, twin in made:
+        changelog.record(db, hotel_id=e.hotelId, entity_type="ticket", entity_id=p.ticketId,
+                         data=snapshot(row), hlc_stamp=e.hlc, now=now)
+        out[i] = [] if twin is None else [changelog.conflict(db, e.hotelId, _merged(p, e, twin), e.key, now)]
+    return out
+
+
+def _chunks(values: list, size: int = 500):
+    for at in range(0, len(values), size):
+        yield values[at:at + size]
+
+
+def _merged(p, e: Entry, twin: tuple) -> Conflict:
+    return Conflict("ticket", p.ticketId, None, "ticket-fingerprint", f"merged into {twin[0]}",
+                    {"value": p.ticketId, "hlc": e.hlc}, {"value": twin[0], "hlc": twin[1]})
 
 
 def update(db, e: Entry, now: float) -> list[dict]:

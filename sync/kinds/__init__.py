@@ -31,9 +31,15 @@ MODULES = ("trust_key", "reference", "work_order", "ticket", "token", "session",
 @dataclass(frozen=True)
 class Push:
     """An outbox entry kind kiosks push (``ticket.created``) and the cloud's function for it:
-    ``fn(db, entry, now) -> list of conflicts | None`` (``"module:function"``)."""
+    ``fn(db, entry, now) -> list of conflicts | None`` (``"module:function"``).
+
+    ``many``, if given, applies a run of such entries (each of its own entity) set-wise:
+    ``fn(db, entries, now) -> [list of conflicts | Rejected, ...]`` in their order, the same
+    answers ``cloud`` would give one by one, writing nothing for a refused one (the cloud
+    calls it without savepoints; sync/cloud/apply.py)."""
     name: str
     cloud: str
+    many: str | None = None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ def pull(ctx, hotel_id: str, ch: dict) -> None:
 
 KIND = Kind("ticket", "guest requests and faults (both ways)",
             push_entity="ticket",
-            push=(Push("ticket.created", "sync.cloud.tickets:create"),
+            push=(Push("ticket.created", "sync.cloud.tickets:create", many="sync.cloud.tickets:create_many"),
                   Push("ticket.updated", "sync.cloud.tickets:update")),
             pull_entities=("ticket",), pull=pull,
             snapshot=(("ticket", "sync.cloud.snapshot:ticket_rows"),),

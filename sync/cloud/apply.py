@@ -183,31 +183,37 @@ class _Push:
     # --- applying ------------------------------------------------------------------------------
 
     def _run(self, entries: list[dict], checked: dict, i: int, blocked: set) -> list[int]:
-        """The entries from ``i`` on that one set-wise call may apply: valid, of one entry kind
-        whose declaration names a ``many`` function, not answered before, not blocked, and
-        each of its own entity."""
-        first = checked.get(i)
-        if isinstance(first, Rejected) or first is None:
-            return [i]
-        declared = kinds.pushed(first.kind)
-        if declared is None or declared[1].many is None or first.entityType != declared[0].push_entity:
+        """The entries from ``i`` on that one set-wise call may apply: valid, of entry kinds
+        that declare the same ``many`` function (a scan's ``token.used`` and ``session.opened``
+        go together), not answered before, not blocked, and each of its own entity."""
+        many = self._many(checked.get(i))
+        if many is None:
             return [i]
         run, entities, keys = [i], {_entity(entries[i])}, {entries[i]["key"]}
         for j in range(i + 1, len(entries)):
-            e, raw = checked.get(j), entries[j]
+            raw = entries[j]
             entity = _entity(raw)
-            if (isinstance(e, Rejected) or e is None or e.kind != first.kind or e.entityType != first.entityType
-                    or entity in entities or entity in blocked or raw["key"] in keys or self._answer(raw) is not None):
+            if (self._many(checked.get(j)) != many or entity in entities or entity in blocked or raw["key"] in keys
+                    or self._answer(raw) is not None):
                 break
             run.append(j)
             entities.add(entity)
             keys.add(raw["key"])
         return run
 
+    @staticmethod
+    def _many(e) -> str | None:
+        """The set-wise function of a valid entry's kind, if it declares one."""
+        if e is None or isinstance(e, Rejected):
+            return None
+        declared = kinds.pushed(e.kind)
+        if declared is None or e.entityType != declared[0].push_entity:
+            return None
+        return declared[1].many
+
     def _apply_many(self, entries: list[dict], checked: dict, run: list[int]) -> list[dict]:
         es = [checked[i] for i in run]
-        _, push = kinds.pushed(es[0].kind)
-        answers = kinds.resolve(push.many)(self.db, es, self.now)
+        answers = kinds.resolve(self._many(es[0]))(self.db, es, self.now)
         out = []
         for i, e, answer in zip(run, es, answers, strict=True):
             raw = entries[i]

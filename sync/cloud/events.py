@@ -38,6 +38,76 @@ def record(db, e: Entry, now: float) -> list[dict]:
     return []
 
 
+def record_many(db, es: list[Entry], now: float) -> list:
+    """:func:`record` for a run of entries, each of its own entity, set-wise: the events in
+    one multi-row ``INSERT ... RETURNING`` a chunk, the keys it skipped looked up in one
+    query, the one-time tokens' uses in another multi-row insert and their other uses in one
+    read.  The same answers as one by one; nothing written for a refused entry."""
+    out: list = [None] * len(es)
+    inserted: set[str] = set()
+    for chunk in _chunks(es, 100):
+        rows = db.execute("INSERT INTO events (key, hotel_id, kind, entity_type, entity_id, payload, hlc, received_at)"
+                          f" VALUES {', '.join(['(?, ?, ?, ?, ?, ?, ?, ?)'] * len(chunk))}"
+                          " ON CONFLICT (key) DO NOTHING RETURNING key",
+                          [v for e in chunk for v in (e.key, e.hotelId, e.kind, e.entityType, e.entityId,
+                                                      json.dumps(e.payload, sort_keys=True, separators=(",", ":")),
+                                                      e.hlc, now)]).fetchall()
+        inserted |= {r[0] for r in rows}
+    owners: dict[str, str] = {}
+    for chunk in _chunks([e.key for e in es if e.key not in inserted], 500):
+        owners |= dict(db.execute(f"SELECT key, hotel_id FROM events WHERE key IN ({', '.join('?' * len(chunk))})",
+                                  chunk).fetchall())
+    used = []
+    for i, e in enumerate(es):
+        if owners.get(e.key, e.hotelId) != e.hotelId:
+            out[i] = Rejected("KEY_CONFLICT", "this key was used by another device for another hotel")
+        elif e.kind == "token.used":
+            used.append((i, e, *_use(e, now)))
+    new_uses, uses = _consume_many(db, [(e.hotelId, e.entityId, kiosk, session, at, e.hlc)
+                                        for _, e, kiosk, session, at in used])
+    use_of = {i: rest for i, _, *rest in used}
+    for i, e in enumerate(es):  # the change log in the entries' order, as one by one
+        if out[i] is not None:
+            continue
+        out[i] = []
+        if e.kind == "token.revoked":
+            revoke(db, e.hotelId, e.entityId, e.hlc, now, source="kiosk")
+        elif i in use_of and (e.hotelId, e.entityId, use_of[i][0]) in new_uses:
+            out[i] = _logged_use(db, e, *use_of[i], uses.get((e.hotelId, e.entityId), []), now)
+    return out
+
+
+def _chunks(values: list, size: int):
+    for at in range(0, len(values), size):
+        yield values[at:at + size]
+
+
+def _use(e: Entry, now: float) -> tuple[str, str | None, float]:
+    """(kiosk, session, consumedAt) of a ``token.used`` entry."""
+    p = e.payload
+    return (str(p.get("kioskId") or "?")[:64], p.get("sessionId") if isinstance(p.get("sessionId"), str) else None,
+            p.get("consumedAt") if isinstance(p.get("consumedAt"), int | float) else now)
+
+
+def _consume_many(db, rows: list[tuple]) -> tuple[set, dict]:
+    """Insert uses (hotel, jti, kiosk, session, at, hlc); returns the (hotel, jti, kiosk) that
+    were new and, for their tokens, every use the cloud holds: (hotel, jti) -> [use, ...]."""
+    new: set[tuple] = set()
+    for chunk in _chunks(rows, 100):
+        new |= {tuple(r) for r in db.execute(
+            "INSERT INTO consumptions (hotel_id, jti, kiosk_id, session_id, consumed_at, hlc)"
+            f" VALUES {', '.join(['(?, ?, ?, ?, ?, ?)'] * len(chunk))} ON CONFLICT DO NOTHING"
+            " RETURNING hotel_id, jti, kiosk_id", [v for r in chunk for v in r]).fetchall()}
+    uses: dict[tuple, list] = {}
+    tokens = sorted({(h, j) for h, j, _ in new})
+    for chunk in _chunks(sorted({j for _, j in tokens}), 500):
+        for hotel, jti, kiosk, session, stamp in db.execute(
+                "SELECT hotel_id, jti, kiosk_id, session_id, hlc FROM consumptions"
+                f" WHERE jti IN ({', '.join('?' * len(chunk))}) ORDER BY jti, kiosk_id", chunk).fetchall():
+            uses.setdefault((hotel, jti), []).append({"kioskId": kiosk, "sessionId": session, "hlc": stamp})
+    return new, uses
+
+
 def revoke(db, hotel_id: str, jti: str, stamp: str, now: float, *, source: str) -> bool:
     """Record a revocation (the first one counts) and log it for pull; False if known."""
     cur = db.execute("INSERT INTO revocations (jti, hotel_id, revoked_at, hlc, source) VALUES (?, ?, ?, ?, ?)"
@@ -66,21 +136,25 @@ def put_token_change(db, hotel_id: str, ch: dict, now: float) -> None:
 
 
 def consumed(db, e: Entry, now: float) -> list[dict]:
-    p = e.payload
-    kiosk = str(p.get("kioskId") or "?")[:64]
-    session = p.get("sessionId") if isinstance(p.get("sessionId"), str) else None
-    at = p.get("consumedAt") if isinstance(p.get("consumedAt"), int | float) else now
+    kiosk, session, at = _use(e, now)
     cur = db.execute("INSERT INTO consumptions (jti, hotel_id, kiosk_id, session_id, consumed_at, hlc)"
                      " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                      [e.entityId, e.hotelId, kiosk, session, at, e.hlc])
     if cur.rowcount == 0:
         return []
+    all_uses = [{"kioskId": r[0], "sessionId": r[1], "hlc": r[2]} for r in db.execute(
+        "SELECT kiosk_id, session_id, hlc FROM consumptions WHERE hotel_id = ? AND jti = ? ORDER BY kiosk_id",
+        [e.hotelId, e.entityId])]
+    return _logged_use(db, e, kiosk, session, at, all_uses, now)
+
+
+def _logged_use(db, e: Entry, kiosk: str, session: str | None, at: float, all_uses: list[dict],
+                now: float) -> list[dict]:
+    """Log a new use of a one-time token for pull; a second use is a replay (a security event
+    and a conflict)."""
     changelog.record(db, hotel_id=e.hotelId, entity_type="token_consumption", entity_id=f"{e.entityId}@{kiosk}",
                      data={"jti": e.entityId, "kioskId": kiosk, "sessionId": session, "consumedAt": at,
                            "hlc": e.hlc}, hlc_stamp=e.hlc, now=now)
-    all_uses = [{"kioskId": r[0], "sessionId": r[1], "hlc": r[2]} for r in db.execute(
-        "SELECT kiosk_id, session_id, hlc FROM consumptions WHERE hotel_id = ? AND jti = ?",
-        [e.hotelId, e.entityId])]
     if len(all_uses) < 2:
         return []
     keeper, *others = replay_order(all_uses)

@@ -42,6 +42,11 @@ class Push:
     many: str | None = None
 
 
+def recorded(name: str) -> Push:
+    """An entry the cloud keeps in its event log as the kiosk wrote it (sync/cloud/events.py)."""
+    return Push(name, "sync.cloud.events:record", many="sync.cloud.events:record_many")
+
+
 @dataclass(frozen=True)
 class Kind:
     name: str

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import Kind, Push
+from . import Kind, recorded
 
 KIND = Kind("message", "guest messages to send (kiosk -> cloud)",
-            push_entity="message", push=(Push("message.send", "sync.cloud.events:record"),))
+            push_entity="message", push=(recorded("message.send"),))

@@ -3,7 +3,7 @@ cloud, which hands them to the hotel's PMS."""
 
 from __future__ import annotations
 
-from . import Kind, Push
+from . import Kind, recorded
 
 KIND = Kind("pms", "changes for the hotel's PMS (kiosk -> cloud)",
-            push_entity="pms", push=(Push("pms.update", "sync.cloud.events:record"),))
+            push_entity="pms", push=(recorded("pms.update"),))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import Kind, Push
+from . import Kind, recorded
 
 KIND = Kind("session", "sessions opened and ended (kiosk -> cloud)",
             push_entity="session",
-            push=(Push("session.opened", "sync.cloud.events:record"), Push("session.ended", "sync.cloud.events:record")))
+            push=(recorded("session.opened"), recorded("session.ended")))

@@ -3,7 +3,7 @@ PMS sends down are reference data: see :mod:`.reference`.)"""
 
 from __future__ import annotations
 
-from . import Kind, Push
+from . import Kind, recorded
 
 KIND = Kind("task", "tasks the hotel models made (kiosk -> cloud)",
-            push_entity="task", push=(Push("task.created", "sync.cloud.events:record"),))
+            push_entity="task", push=(recorded("task.created"),))

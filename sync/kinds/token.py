@@ -7,7 +7,7 @@ from __future__ import annotations
 from kiosk import audit, sessions, sync_status, tokens
 
 from ..conflicts import Conflict, replay_order
-from . import Kind, Push
+from . import Kind, recorded
 
 
 def pull(ctx, hotel_id: str, ch: dict) -> None:
@@ -48,8 +48,8 @@ def _replay(ctx, hotel_id: str, d: dict) -> bool:
 
 KIND = Kind("token", "QR tokens: issued, used, revoked (kiosk -> cloud); revocations and uses (cloud -> kiosks)",
             push_entity="qr_token",
-            push=(Push("token.issued", "sync.cloud.events:record"), Push("token.used", "sync.cloud.events:record"),
-                  Push("token.revoked", "sync.cloud.events:record")),
+            push=(recorded("token.issued"), recorded("token.used"),
+                  recorded("token.revoked")),
             pull_entities=("token_revocation", "token_consumption"), pull=pull,
             snapshot=(("token_revocation", "sync.cloud.snapshot:revocation_rows"),
                       ("token_consumption", "sync.cloud.snapshot:consumption_rows")),

@@ -28,16 +28,13 @@ One pass for a hotel (:meth:`PmsRunner.run_hotel`):
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
-import uuid
 
 import requests
 
 from sync.conflicts import Conflict
 
-from . import changelog, connectors, pms_links, pms_outbox, refdata, storage
+from . import changelog, connectors, leases, pms_links, pms_outbox, refdata, storage
 from .connectors.errors import PmsError
 
 log = logging.getLogger("kiosk.cloud.pms")
@@ -54,7 +51,7 @@ class PmsRunner:
                  owner: str | None = None, batch: int = 50):
         self.store, self.data_dir, self.clock = store, data_dir, clock
         self.poll, self.batch = poll, batch
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = owner or leases.owner()
         self._connectors: dict[str, tuple[tuple, object]] = {}
         self._read_at: dict[str, float] = {}
         self._never_read = poll >= 10 ** 8  # --pms-poll off

@@ -23,7 +23,7 @@ from pathlib import Path
 from kiosk.errors import NotFound, ValidationError
 from kiosk.files import make_dirs, write_private
 
-from . import connectors
+from . import connectors, leases
 
 _HOTEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LEASE_SECONDS = 120.0
@@ -122,10 +122,12 @@ def credentials(data_dir: str | Path, link_: Link) -> dict:
 
 
 def take_lease(db, hotel_id: str, owner: str, now: float, seconds: float = LEASE_SECONDS) -> bool:
-    """The hotel's connector lease for ``owner`` until now + seconds, if nobody else holds it."""
+    """The hotel's connector lease for ``owner`` until now + seconds, if nobody else holds it
+    (free, run out, or held by a process of this host that is gone: ``leases.gone``)."""
+    dead = leases.holder_if_gone(db, "SELECT lease_owner FROM pms_links WHERE hotel_id = ?", [hotel_id])
     cur = db.execute("UPDATE pms_links SET lease_owner = ?, lease_until = ? WHERE hotel_id = ?"
-                     " AND (lease_owner IS NULL OR lease_owner = ? OR lease_until < ?)",
-                     [owner, now + seconds, hotel_id, owner, now])
+                     " AND (lease_owner IS NULL OR lease_owner = ? OR lease_owner = ? OR lease_until < ?)",
+                     [owner, now + seconds, hotel_id, owner, dead, now])
     return cur.rowcount == 1
 
 

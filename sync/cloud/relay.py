@@ -24,16 +24,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import socket
 import threading
-import uuid
 
 from kiosk.errors import CursorExpired
 from sync import kinds
 from sync.transport import HttpTransport, TransportError
 
-from . import changelog, devices, fleet, relay_outbox, storage, upstream
+from . import changelog, devices, fleet, leases, relay_outbox, storage, upstream
 
 log = logging.getLogger("kiosk.cloud.relay")
 
@@ -47,7 +44,7 @@ FLEET_EVERY = 15.0    # seconds between reports of the kiosks behind the hub
 class Relay:
     def __init__(self, store: storage.CloudStorage, data_dir, clock, *, owner: str | None = None):
         self.store, self.data_dir, self.clock = store, data_dir, clock
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = owner or leases.owner()
         self._transport: tuple[tuple, HttpTransport] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

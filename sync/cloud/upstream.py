@@ -21,6 +21,8 @@ from pathlib import Path
 from kiosk.errors import NotFound, ValidationError
 from kiosk.files import make_dirs, write_private
 
+from . import leases
+
 FILE = "upstream.json"
 LEASE_SECONDS = 60.0
 _DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
@@ -89,9 +91,13 @@ def read_file(data_dir: str | Path) -> dict | None:
 
 
 def take_lease(db, owner: str, now: float, seconds: float = LEASE_SECONDS) -> bool:
+    """The relay's lease for ``owner`` until now + seconds, if nobody else holds it: free, run
+    out, or held by a process of this host that is gone (``leases.gone``: a hub restarted after
+    a kill or a power cut relays at once instead of waiting for its dead self's lease)."""
+    dead = leases.holder_if_gone(db, "SELECT lease_owner FROM upstream_link WHERE id = 1", [])
     cur = db.execute("UPDATE upstream_link SET lease_owner = ?, lease_until = ? WHERE id = 1"
-                     " AND (lease_owner IS NULL OR lease_owner = ? OR lease_until < ?)",
-                     [owner, now + seconds, owner, now])
+                     " AND (lease_owner IS NULL OR lease_owner = ? OR lease_owner = ? OR lease_until < ?)",
+                     [owner, now + seconds, owner, dead, now])
     return cur.rowcount == 1
 
 

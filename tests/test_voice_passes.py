@@ -324,6 +324,7 @@ def test_a_request_the_grammar_lacks_is_read_by_the_classifier(monkeypatch):
     monkeypatch.setattr(voice_ai, "_search", lambda d, clip: (said, 0.9))
     monkeypatch.setattr(voice_ai, "_grammar", lambda pcm, clip: ("our lights doesn't work in room one oh one seven", 1.0))
     monkeypatch.setattr(voice_ai, "flatness", lambda pcm: 0.01)
+    monkeypatch.setattr(voice_ai, "whisper_ready", lambda: False)  # pocketsphinx's path (the fallback)
     assert voice_ai.hear(b"\0\0" * 16000) == (said, 0.72, "question")
     r = voice_ai.run(Context(db=None, hotel_id="demo", now=0.0),
                      {"audio": base64.b64encode(wav_of(b"\0\0" * 16000)).decode()})

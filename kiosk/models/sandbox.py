@@ -83,6 +83,12 @@ def _worker(conn, memory_limit_bytes: int) -> None:  # pragma: no cover - runs i
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         except (OSError, ValueError) as e:  # a syscall filter without setrlimit: the unit's MemoryMax still holds
             logging.getLogger("kiosk.models").warning("model worker without a memory limit: %s", e)
+    try:  # per-worker state the forkserver cannot hold (voice-ai's Whisper), within the budget just set
+        from . import preload
+
+        preload.in_worker()
+    except Exception:  # noqa: BLE001  # pragma: no cover - the models still run, loading on first use
+        pass
     dbs: dict[str, Any] = {}
     while True:
         try:

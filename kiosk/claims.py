@@ -17,6 +17,13 @@ The link is the agent's file (``kiosk-agent link`` writes DATA_DIR/keys/cloud.js
 deviceId, credential); the kiosk reads it itself — it never imports the agent — and again
 whenever the file changes (one ``stat`` per claim).  The HTTP request is made outside any
 SQLite transaction: nothing waits on the store's write lock while the cloud answers.
+
+The request goes through urllib3 directly (a kept-alive connection per thread), not a
+``requests.Session``: on 127.0.0.1 requests' own work per call (preparing the request,
+hooks, cookies, merging the environment's settings) was about a third of a claim's round
+trip (bench/scan.py, ``+claim``).  What requests would take from the environment is taken
+the same way once per connection: a proxy (``HTTPS_PROXY`` … and ``NO_PROXY``) and, when
+``cloud.ca_bundle`` is not set, ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` or certifi's bundle.
 """
 
 from __future__ import annotations
@@ -31,6 +38,10 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import requests
+import urllib3
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util import Timeout
 
 log = logging.getLogger("kiosk.claims")
@@ -108,8 +119,8 @@ class LinkFile:
 
 
 class Upstream:
-    """The claim client of one kiosk: thread-safe (a ``requests.Session`` per thread, so the
-    connection to the cloud is kept alive between scans)."""
+    """The claim client of one kiosk: thread-safe (a urllib3 pool of one connection per thread,
+    so the connection to the cloud is kept alive between scans)."""
 
     def __init__(self, data_dir: str | os.PathLike, *, kiosk_id: str, timeout_ms: int,
                  ca_bundle: str | None = None):
@@ -131,35 +142,48 @@ class Upstream:
         if session_id is not None:
             body["sessionId"] = session_id
         try:
-            r = self._session(link).post(link.url + PATH, json=body, timeout=Timeout(total=self.budget),
-                                         allow_redirects=False)
-        except requests.Timeout:
-            return self._alone("timeout", f"no answer within {self.budget * 1000:g} ms")
-        except requests.RequestException as e:
+            r = self._pool(link).request("POST", link.url + PATH, body=json.dumps(body).encode(),
+                                         timeout=Timeout(total=self.budget), redirect=False, retries=False)
+        except NewConnectionError as e:  # refused, no such host (urllib3 makes it a kind of timeout)
             return self._alone("unreachable", f"{type(e).__name__}: {e}"[:200])
-        answer = _json(r)
-        if r.status_code == 200 and isinstance(answer, dict) and answer.get("claimed") is True:
+        except Urllib3Timeout:
+            return self._alone("timeout", f"no answer within {self.budget * 1000:g} ms")
+        except (Urllib3Error, OSError, ValueError) as e:  # reset, TLS, a proxy that failed
+            return self._alone("unreachable", f"{type(e).__name__}: {e}"[:200])
+        answer = _json(r.data)
+        if r.status == 200 and isinstance(answer, dict) and answer.get("claimed") is True:
             stamp = answer.get("hlc")
             return self._decided(Outcome("claimed", hlc=stamp if isinstance(stamp, str) and STAMP.fullmatch(stamp)
                                          else None))
         error = answer.get("error") if isinstance(answer, dict) else None
-        if r.status_code == 409 and isinstance(error, dict) and error.get("code") == "TOKEN_ALREADY_USED":
+        if r.status == 409 and isinstance(error, dict) and error.get("code") == "TOKEN_ALREADY_USED":
             details = error.get("details") if isinstance(error.get("details"), dict) else {}
             return self._decided(Outcome("used", kiosk_id=_short(details.get("kioskId")),
                                          used_at=_short(details.get("usedAt"))))
         code = error.get("code") if isinstance(error, dict) else None
-        return self._alone(f"http_{r.status_code}", str(code or r.text[:120]))
+        return self._alone(f"http_{r.status}", str(code or r.data[:120].decode(errors="replace")))
 
-    def _session(self, link: Link) -> requests.Session:
+    def _pool(self, link: Link) -> urllib3.PoolManager:
+        """This thread's connection to ``link``'s cloud (a new one when the link changed)."""
         held = getattr(self._local, "held", None)
         if held is None or held[0] != link:
             if held is not None:
-                held[1].close()
-            http = requests.Session()
-            http.headers["Authorization"] = f"Bearer {link.credential}"
-            http.verify = self.verify
-            held = self._local.held = (link, http)
+                held[1].clear()
+            held = self._local.held = (link, self._new_pool(link))
         return held[1]
+
+    def _new_pool(self, link: Link) -> urllib3.PoolManager:
+        """What ``requests`` would use for ``link``: the environment's proxy, the CA bundle."""
+        kw: dict = {"num_pools": 1, "maxsize": 1, "retries": False,
+                    "headers": {"Authorization": f"Bearer {link.credential}", "Content-Type": "application/json",
+                                "Accept": "application/json"}}
+        if link.url.startswith("https:"):
+            ca = self.verify if isinstance(self.verify, str) else (
+                os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+                or requests.utils.extract_zipped_paths(requests.utils.DEFAULT_CA_BUNDLE_PATH))
+            kw.update(cert_reqs="CERT_REQUIRED", **({"ca_cert_dir": ca} if os.path.isdir(ca) else {"ca_certs": ca}))
+        proxy = requests.utils.select_proxy(link.url, requests.utils.get_environ_proxies(link.url))
+        return urllib3.ProxyManager(proxy, **kw) if proxy else urllib3.PoolManager(**kw)
 
     def _decided(self, out: Outcome) -> Outcome:
         if self._last_alone is not None:
@@ -176,10 +200,10 @@ class Upstream:
         return Outcome("alone", reason=reason)
 
 
-def _json(r: requests.Response):
+def _json(data: bytes):
     try:
-        return r.json()
-    except ValueError:
+        return json.loads(data)
+    except ValueError:  # not JSON, or not UTF-8
         return None
 
 

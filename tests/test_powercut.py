@@ -30,16 +30,34 @@ that does not come up is a failed start), and used tokens are scanned again (a s
 is a replay).  Every few cuts the load pauses, the backlog drains, and the cloud must
 hold every acknowledged action exactly once and agree with the kiosk.
 
+With a hub in the path (``World(hub=True)``): the kiosk box's agent links to a property
+hub (``kiosk-cloud serve`` linked upstream with ``kiosk-cloud link``) on a third LazyFS
+mount, whose relay pushes on to the chain cloud ("cloud") through a second recording
+proxy.  The hub is a machine of its own on the property (the back office's PC, the comms
+room's server: docs/deployment.md), so it has its own disk and its own power: cuts hit the
+box, the hub or the chain alone, the box and the hub together (the property's power
+fails), the hub and the chain, or all three; and they are aimed at the hub's moments too
+(the chain answered a relayed push and the hub has not heard, the hub marking relayed
+entries delivered, the hub applying a page of the chain's log, the hub's WAL fsync).  After
+a cut of the hub: every push it answered is on its disk and queued for the chain in the
+same transaction; every entry its relay marked delivered was answered by the chain and
+the chain holds it; its cursor on the chain's log covers nothing it lacks; its link file
+is whole.  At a drain the hub's relay outbox must be empty (none waiting, none dead) and
+the chain must hold every acknowledged action exactly once: its entry keys are the
+kiosk's outbox keys, no more, no fewer, each once (at the hub too).
+
 Figures go to stdout and test-artifacts/powercut-<label>.json.  CI runs a short run
-(``POWERCUT_CUTS`` cuts, default 6) and a control with ``store.synchronous: NORMAL``
-that must lose acknowledged writes (else the suite could not see a loss).  The long run
-is marked slow (``pytest -m slow tests/test_powercut.py``; ``POWERCUT_LONG_CUTS``,
-default 200, and ``POWERCUT_NORMAL_CUTS``, default 50, for its NORMAL comparison).
-docs/durability.md has the figures and what each setting promises.
+(``POWERCUT_CUTS`` cuts, default 6), a short run with a hub (``POWERCUT_HUB_CUTS``, default
+4) and a control with ``store.synchronous: NORMAL`` that must lose acknowledged writes
+(else the suite could not see a loss).  The long runs are marked slow (``pytest -m slow
+tests/test_powercut.py``; ``POWERCUT_LONG_CUTS``, default 200, ``POWERCUT_HUB_LONG_CUTS``,
+default 100, for the one with a hub, and ``POWERCUT_NORMAL_CUTS``, default 50, for the
+NORMAL comparison).  docs/durability.md has the figures and what each setting promises.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import errno
 import json
@@ -76,11 +94,14 @@ from kiosk.trust import key_id
 SEED = int(os.environ.get("POWERCUT_SEED", "20261201"))
 SHORT_CUTS = int(os.environ.get("POWERCUT_CUTS", "6"))
 LONG_CUTS = int(os.environ.get("POWERCUT_LONG_CUTS", "200"))
+HUB_CUTS = int(os.environ.get("POWERCUT_HUB_CUTS", "4"))
+HUB_LONG_CUTS = int(os.environ.get("POWERCUT_HUB_LONG_CUTS", "100"))
 NORMAL_CUTS = int(os.environ.get("POWERCUT_NORMAL_CUTS", "50"))
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 HOTEL = "demo"
 KIOSK_ID = "lobby"
+HUB_ID = "hub-1"  # the hub's device at the chain cloud
 WORK_ORDERS = 6
 START_DEADLINE = 180.0  # seconds a program may take to come up after a cut (a loaded 2-core box)
 
@@ -98,6 +119,33 @@ MOMENTS: dict[str, tuple[float, str | None]] = {
     "cloud commit (WAL fsync)": (0.08, "cloud"),
     "init/link file operation": (0.14, "box"),
 }
+#: with a hub: the box pushes to the hub, whose relay pushes to the chain cloud ("cloud")
+HUB_MOMENTS: dict[str, tuple[float, str | None]] = {
+    "random": (0.30, None),
+    "push answered by the hub, not yet relayed": (0.07, None),
+    "push answer relayed (agent marking delivered)": (0.07, "box"),
+    "pull page relayed (agent applying it)": (0.05, "box"),
+    "kiosk commit (WAL fsync)": (0.05, "box"),
+    "relay push answered by the chain, not yet relayed": (0.09, None),
+    "relay push answer relayed (hub marking delivered)": (0.09, "hub"),
+    "chain pull page relayed (hub applying it)": (0.07, "hub"),
+    "hub commit (WAL fsync)": (0.09, "hub"),
+    "chain commit (WAL fsync)": (0.05, "cloud"),
+    "trust list written by a pull": (0.03, "box"),
+    "init/link file operation": (0.04, "box"),
+}
+#: the moments that come only while the hub's relay runs
+RELAY_MOMENTS = ("relay push", "chain pull")
+#: the sides a cut hits, and their shares: without a hub, and with one (box + hub: the
+#: property's power fails)
+SIDES = ((("box",), 0.45), (("cloud",), 0.25), (("box", "cloud"), 0.30))
+HUB_SIDES = ((("box",), 0.20), (("hub",), 0.30), (("cloud",), 0.10), (("box", "hub"), 0.20),
+             (("hub", "cloud"), 0.05), (("box", "hub", "cloud"), 0.15))
+#: a cut aimed at a commit: the LazyFS crash fault at the fsync of that database's WAL
+WAL_FSYNCS = {"kiosk commit (WAL fsync)": ("box", "kiosk/kiosk.db-wal"),
+              "cloud commit (WAL fsync)": ("cloud", "cloud/cloud.db-wal"),
+              "chain commit (WAL fsync)": ("cloud", "cloud/cloud.db-wal"),
+              "hub commit (WAL fsync)": ("hub", "hub/cloud.db-wal")}
 INIT_FILES = ("issuer.pem", "trust.json", "session.secret", "cloud.json", "kiosk.db")
 
 _UNUSABLE = lazyfs.unusable()
@@ -107,13 +155,15 @@ needs_lazyfs = pytest.mark.skipif(_UNUSABLE is not None, reason=_UNUSABLE or "")
 # --- the network: a proxy that remembers what the cloud answered ------------------------------
 
 class Recorder:
-    """HTTP proxy agent -> cloud on 127.0.0.1; ``answers`` maps every entry key the cloud
-    answered ``applied`` or ``duplicate`` to that status (noted before the agent sees it)."""
+    """HTTP proxy agent -> cloud (or hub -> chain cloud) on 127.0.0.1; ``answers`` maps every
+    entry key the cloud answered ``applied`` or ``duplicate`` to that status (noted before the
+    agent sees it); ``seen_at``: when each request came (monotonic)."""
 
     def __init__(self, upstream: str):
         self.upstream = upstream.rstrip("/")
         self.answers: dict[str, str] = {}
         self.in_flight: Counter = Counter()
+        self.seen_at: list[float] = []
         self.lock = threading.Lock()
         self.armed: tuple | None = None  # (what, when, predicate, event): see arm()
         self.released = threading.Event()
@@ -133,6 +183,7 @@ class Recorder:
                            if k.lower() not in ("host", "content-length", "connection", "transfer-encoding")}
                 with rec.lock:
                     rec.in_flight[what] += 1
+                    rec.seen_at.append(time.monotonic())
                 try:
                     r = requests.request(self.command, rec.upstream + self.path, data=body, headers=headers,
                                          timeout=60)
@@ -256,26 +307,42 @@ def opened(path: Path):
 # --- the world: two disks, three programs, clients ----------------------------------------
 
 class World:
+    """The programs, their disks, the clients and the ledger.  ``hub``: the box syncs through a
+    property hub (side "hub", its own disk) to the chain cloud (side "cloud"); without it,
+    straight to the cloud.  ``self.proxy`` is always the agent's way to its upstream (the hub
+    or the cloud); ``self.relay_proxy`` the hub's way to the chain."""
+
     def __init__(self, base: Path, *, synchronous: str = "FULL", label: str = "full", seed: int = SEED,
-                 sides: tuple[tuple[str, ...], ...] = (("box",), ("cloud",), ("box", "cloud")),
-                 side_weights: tuple[float, ...] = (0.45, 0.25, 0.30), init_share: float = 0.25,
+                 hub: bool = False, sides: tuple[tuple[str, ...], ...] | None = None,
+                 side_weights: tuple[float, ...] | None = None, init_share: float = 0.25,
                  drain_every: int = 10, moments: dict | None = None):
-        self.base, self.label, self.synchronous = base, label, synchronous
+        self.base, self.label, self.synchronous, self.hub = base, label, synchronous, hub
         self.rng = random.Random(seed)
         self.seed = seed
-        self.sides, self.side_weights = sides, side_weights
+        default_sides = HUB_SIDES if hub else SIDES
+        self.sides = sides or tuple(s for s, _ in default_sides)
+        self.side_weights = side_weights or tuple(w for _, w in default_sides)
         self.init_share, self.drain_every = init_share, drain_every
-        self.moments = moments or MOMENTS
+        self.moments = moments or (HUB_MOMENTS if hub else MOMENTS)
         self.box_crash = False  # a crash fault is armed on the box: 5xx answers may come after the cut
-        self.disks = {"box": lazyfs.LazyFS(base, "box"), "cloud": lazyfs.LazyFS(base, "cloud")}
+        self.side_names = ("box", "hub", "cloud") if hub else ("box", "cloud")
+        self.disks = {s: lazyfs.LazyFS(base, s) for s in self.side_names}
         self.kdir = self.disks["box"].mnt / "kiosk"
         self.cdir = self.disks["cloud"].mnt / "cloud"
+        self.hdir = self.disks["hub"].mnt / "hub" if hub else None
         self.logs = base / "logs"
         self.logs.mkdir(exist_ok=True)
-        self.cloud_port, self.kiosk_port = free_port(), free_port()
+        self.cloud_port, self.kiosk_port, self.hub_port = free_port(), free_port(), free_port()
         self.cloud_url = f"http://127.0.0.1:{self.cloud_port}"
         self.kiosk_url = f"http://127.0.0.1:{self.kiosk_port}"
+        self.hub_url = f"http://127.0.0.1:{self.hub_port}"
+        # the agent's upstream: the hub, or the cloud
+        self.up_side, self.up_dir, self.up_url = ("hub", self.hdir, self.hub_url) if hub else \
+            ("cloud", self.cdir, self.cloud_url)
+        self.program_names = ("cloud", "hub", "kiosk", "agent") if hub else ("cloud", "kiosk", "agent")
         self.proxy: Recorder | None = None
+        self.relay_proxy: Recorder | None = None
+        self.hub_back_at: list[float] = []  # when the hub had power again (monotonic), for relayResume
         self.notify: NotifySocket | None = None
         self.kenv = {
             "KIOSK_DATA_DIR": str(self.kdir), "KIOSK__PROPERTY__HOTELS": json.dumps([HOTEL]),
@@ -288,9 +355,9 @@ class World:
             "KIOSK__AGENT__PULL_PAGE_SIZE": "16", "KIOSK__AGENT__SCHEDULED_MODELS": "[]",
             "NOTIFY_SOCKET": "", "KIOSK_DEBUG": "1"}
         self.lock = threading.RLock()
-        self.power = {"box": True, "cloud": True}
+        self.power = dict.fromkeys(self.side_names, True)
         self.programs: dict[str, subprocess.Popen] = {}
-        self.short: dict[str, set[subprocess.Popen]] = {"box": set(), "cloud": set()}
+        self.short: dict[str, set[subprocess.Popen]] = {s: set() for s in self.side_names}
         self.kiosk_up = threading.Event()
         self.load_on = threading.Event()
         self.stopping = threading.Event()
@@ -316,7 +383,8 @@ class World:
         self.fig: dict = {"label": label, "synchronous": synchronous, "seed": seed, "cuts": 0,
                           "cutsBySide": Counter(), "moments": Counter(), "aimedAt": Counter(), "acknowledged": Counter(),
                           "noAnswer": Counter(), "recoverySeconds": [], "recoveryBySide": {}, "failedStarts": [],
-                          "drains": 0, "deadLetters": 0, "lazyfsIoErrors": 0}
+                          "drains": 0, "drainSeconds": [], "deadLetters": 0, "lazyfsIoErrors": 0,
+                          "hub": hub}
         self.problems: dict[str, set] = {k: set() for k in (
             "lost", "duplicates", "replayed", "refusedLeftTrace", "halfScans", "deliveredUnanswered",
             "tornFiles", "diverged")}
@@ -376,18 +444,21 @@ class World:
         return True
 
     def program_args(self, name: str) -> tuple[str, list[str], dict]:
-        if name == "cloud":
-            return "cloud", ["kiosk-cloud", "serve", "--data-dir", str(self.cdir), "--port", str(self.cloud_port),
-                             "--threads", "4", "--log-level", "WARNING"], {"KIOSK_DEBUG": "1"}
+        if name in ("cloud", "hub"):  # the hub is the same program, linked upstream: it relays
+            root, port = (self.cdir, self.cloud_port) if name == "cloud" else (self.hdir, self.hub_port)
+            return name, ["kiosk-cloud", "serve", "--data-dir", str(root), "--port", str(port),
+                          "--threads", "4", "--log-level", "WARNING"], {"KIOSK_DEBUG": "1"}
         if name == "kiosk":
             return "box", ["kiosk", "serve", "--port", str(self.kiosk_port)], self.kenv
         return "box", ["kiosk-agent", "run"], {**self.kenv, "NOTIFY_SOCKET": str(self.notify.path)}
 
     def ready(self, name: str, since: float) -> bool:
         try:
-            if name == "cloud":
-                return requests.get(self.cloud_url + "/sync/v1/health", timeout=2,
-                                    headers={"Authorization": f"Bearer {self.credential}"}).status_code == 200
+            if name in ("cloud", "hub"):  # each with the credential of the device that talks to it
+                url, cred = (self.cloud_url, self.cloud_credential) if name == "cloud" else \
+                    (self.hub_url, self.credential)
+                return requests.get(url + "/sync/v1/health", timeout=2,
+                                    headers={"Authorization": f"Bearer {cred}"}).status_code == 200
             if name == "kiosk":
                 return requests.get(self.kiosk_url + "/healthz", timeout=2).status_code == 200
         except requests.RequestException:
@@ -463,16 +534,29 @@ class World:
             self.disks["box"].mount()
         except RuntimeError as e:
             pytest.skip(f"LazyFS does not mount here: {e}"[:500])
-        self.disks["cloud"].mount()
-        self.proxy = Recorder(self.cloud_url)
+        for side in self.side_names[1:]:
+            self.disks[side].mount()
+        self.proxy = Recorder(self.up_url)
         self.notify = NotifySocket(self.base / "notify.sock")
         rc, out, err = self.cli_retrying("box", ["kiosk", "init"], self.kenv)
         assert rc == 0, err
         # --rotate: a try the EIO retry repeats may have registered the device already (not linked yet)
-        rc, out, err = self.cli_retrying("cloud", ["kiosk-cloud", "device", "add", KIOSK_ID, "--hotel", HOTEL,
-                                                   "--rotate", "--data-dir", str(self.cdir)], {})
+        if self.hub:  # the hub's identity at the chain, and its link there (through the relay proxy)
+            self.relay_proxy = Recorder(self.cloud_url)
+            rc, out, err = self.cli_retrying("cloud", ["kiosk-cloud", "device", "add", HUB_ID, "--hotel", HOTEL,
+                                                       "--rotate", "--data-dir", str(self.cdir)], {})
+            assert rc == 0, err
+            self.cloud_credential = out.strip()
+            rc, out, err = self.cli_retrying("hub", ["kiosk-cloud", "link", "--cloud", self.relay_proxy.url,
+                                                     "--device-id", HUB_ID, "--credential", self.cloud_credential,
+                                                     "--data-dir", str(self.hdir)], {})
+            assert rc == 0, err
+        rc, out, err = self.cli_retrying(self.up_side, ["kiosk-cloud", "device", "add", KIOSK_ID, "--hotel", HOTEL,
+                                                        "--rotate", "--data-dir", str(self.up_dir)], {})
         assert rc == 0, err
         self.credential = out.strip()
+        if not self.hub:
+            self.cloud_credential = self.credential
         rc, out, err = self.cli_retrying("box", ["kiosk-agent", "link", "--cloud", self.proxy.url,
                                                  "--device-id", KIOSK_ID, "--credential", self.credential], self.kenv)
         assert rc == 0, err
@@ -480,7 +564,7 @@ class World:
         self.key = load_pem_private_key((self.kdir / "keys" / "issuer.pem").read_bytes(), password=None)
         self.kid = key_id(self.key.public_key())
         self.stranger = Ed25519PrivateKey.generate()
-        assert self.start_programs(["cloud", "kiosk", "agent"]) is not None, self.fig["failedStarts"]
+        assert self.start_programs(list(self.program_names)) is not None, self.fig["failedStarts"]
 
     @eio_retried
     def make_work_orders(self) -> None:
@@ -498,11 +582,12 @@ class World:
         self.stopping.set()
         self.load_on.set()
         self.kiosk_up.set()
-        self.kill(("box", "cloud"))
+        self.kill(self.side_names)
         for t in self.threads:
             t.join(30)
-        if self.proxy:
-            self.proxy.close()
+        for proxy in (self.proxy, self.relay_proxy):
+            if proxy:
+                proxy.close()
         if self.notify:
             self.notify.close()
         for d in self.disks.values():
@@ -645,8 +730,6 @@ class World:
         while self.wait_load():
             if self.stopping.wait(rng.uniform(0.2, 1.5)):
                 return
-            if not self.load_on.is_set():
-                continue
             with self.lock:
                 active = [k for k, s in self.cloud_keys.items() if s == "active"]
             r = rng.random()
@@ -658,13 +741,16 @@ class World:
             else:
                 _, jti = self.token("fresh")
                 op, args = "token revoke", ["kiosk-cloud", "token", "revoke", jti, "--hotel", HOTEL]
-            with self.lock:
+            with self.lock:  # a pause (load_on cleared, then a look at what is in flight) sees this one
+                if not self.load_on.is_set():
+                    continue
                 self.in_flight["cloud " + op] += 1
             try:
                 rc, out, _ = self.cli("cloud", [*args, "--data-dir", str(self.cdir)], {})
             finally:
                 with self.lock:
                     self.in_flight["cloud " + op] -= 1
+                    self.idle.notify_all()  # a pause waits for it
             if rc != 0:
                 continue
             data = json.loads(out)
@@ -701,9 +787,18 @@ class World:
     def moment(self) -> list[str]:
         with self.lock:
             now = [k for k, v in self.in_flight.items() if v > 0]
-        with self.proxy.lock:
-            now += [f"{k} at the cloud" for k, v in self.proxy.in_flight.items() if v > 0]
+        for proxy, at in ((self.proxy, self.up_side), (self.relay_proxy, "chain")):
+            if proxy is not None:
+                with proxy.lock:
+                    now += [f"{k} at the {at}" for k, v in proxy.in_flight.items() if v > 0]
         return now
+
+    def relay_running(self) -> bool:
+        """The hub's relay asked the chain for something in the last 2 s.  (After a cut of the hub
+        its relay waits for the dead process's lease to run out, up to a minute: a moment on the
+        relay's answers is aimed at only while it runs, or the wait for it would time out.)"""
+        with self.relay_proxy.lock:
+            return bool(self.relay_proxy.seen_at) and time.monotonic() - self.relay_proxy.seen_at[-1] < 2.0
 
     def pick_sides(self, moment: str) -> tuple[str, ...]:
         own = self.moments[moment][1]
@@ -718,18 +813,17 @@ class World:
             typical = statistics.median(self.init_seconds) if self.init_seconds else 10.0
             delay = rng.uniform(0.0, 1.5 * typical) if extra is not None else rng.uniform(0.3, 3.0)
             return None, delay, moment
-        if moment.startswith("push"):
-            when = "before" if "not yet" in moment else "after"
-            ev = self.proxy.arm("push", when, lambda b: any(x.get("status") == "applied" for x in b["results"]))
-            return ev.is_set, 30.0, moment
-        if moment.startswith("pull"):
-            ev = self.proxy.arm("pull", "after", lambda b: bool(b.get("changes")))
+        if "push answer" in moment or "pull page" in moment:  # on an answer the hub's relay (or the agent) gets
+            proxy = self.relay_proxy if moment.startswith(("relay", "chain")) else self.proxy
+            if "push answer" in moment:
+                when = "before" if "not yet" in moment else "after"
+                ev = proxy.arm("push", when, lambda b: any(x.get("status") == "applied" for x in b["results"]))
+            else:
+                ev = proxy.arm("pull", "after", lambda b: bool(b.get("changes")))
             return ev.is_set, 30.0, moment
         timing = rng.choice(["before", "after"])
-        if moment == "kiosk commit (WAL fsync)":
-            side, op, path, to = "box", "fsync", "kiosk/kiosk.db-wal", None
-        elif moment == "cloud commit (WAL fsync)":
-            side, op, path, to = "cloud", "fsync", "cloud/cloud.db-wal", None
+        if moment in WAL_FSYNCS:
+            (side, path), op, to = WAL_FSYNCS[moment], "fsync", None
         elif moment == "trust list written by a pull":
             side, op = "box", rng.choice(["write", "fsync", "rename"])
             path, to = "kiosk/keys/.trust.json.", "kiosk/keys/trust.json"
@@ -782,10 +876,21 @@ class World:
     # -- what the disks hold after a cut ---------------------------------------------------------
 
     @eio_retried
-    def cloud_view(self) -> dict:
-        with opened(self.cdir / "cloud.db") as c:
+    def cloud_view(self, root: Path | None = None) -> dict:
+        """What a cloud's disk holds: the chain cloud's (or the only one's), or the hub's (``root``)."""
+        with opened((root or self.cdir) / "cloud.db") as c:
             return {
                 "applied": {r[0] for r in c.execute("SELECT key FROM applied_entries")},
+                "answered": {k for k, result in c.execute("SELECT key, result FROM applied_entries")
+                             if json.loads(result).get("status") in ("applied", "duplicate")},
+                "entries": c.execute("SELECT count(*) FROM applied_entries WHERE hotel_id = ?", [HOTEL]).fetchone()[0],
+                "key_dupes": c.execute("SELECT key, count(*) FROM applied_entries GROUP BY key HAVING count(*) > 1"
+                                       ).fetchall(),
+                "pushed_by": {r[0] for r in c.execute("SELECT DISTINCT device_id FROM applied_entries")},
+                # a hub's: its relay outbox, and how far it pulled the chain's log
+                "relay": dict(c.execute("SELECT key, status FROM relay_outbox WHERE hotel_id = ?", [HOTEL]).fetchall()),
+                "upstream_cursor": (c.execute("SELECT after FROM upstream_cursors WHERE hotel_id = ?", [HOTEL])
+                                    .fetchone() or [0])[0],
                 "keys": dict(c.execute("SELECT kid, status FROM trust_keys").fetchall()),
                 "revoked": {r[0] for r in c.execute("SELECT jti FROM revocations WHERE hotel_id = ?", [HOTEL])},
                 "changes": c.execute("SELECT seq, entity_type, entity_id, data FROM changes WHERE hotel_id = ?"
@@ -820,6 +925,10 @@ class World:
                                           " AND by != 'cloud' GROUP BY work_order_id", [HOTEL]).fetchall()),
             }
 
+    def up_view(self) -> dict:
+        """The disk of the agent's upstream: the hub's, or the cloud's."""
+        return self.cloud_view(self.up_dir)
+
     def complete_files(self, root: Path, *, link: dict | None) -> list[str]:
         """Names of the instance's key and link files that exist but are not whole."""
         torn = []
@@ -841,7 +950,8 @@ class World:
         return torn
 
     def check_box(self, cloud: dict) -> None:
-        """The box's disk after a cut, before anything on it starts again."""
+        """The box's disk after a cut, before anything on it starts again (``cloud``: the view of
+        the agent's upstream, the hub's with a hub)."""
         k = self.kiosk_view()
         lost, p = self.problems["lost"], self.problems
         with self.lock:
@@ -882,29 +992,34 @@ class World:
             p["tornFiles"].add(f)
 
     def check_pull(self, k: dict, cloud: dict) -> None:
-        """A page and its cursor together: no change at or below the cursor is missing here."""
-        if k["cursor"] > cloud["max_seq"]:
-            self.problems["lost"].add(("cloud change log behind a kiosk cursor", k["cursor"]))
+        """A page and its cursor together: no change at or below the kiosk's cursor is missing here."""
         try:
             trust = {t["kid"]: t["status"] for t in json.loads((self.kdir / "keys" / "trust.json").read_text())["keys"]}
         except (OSError, ValueError, KeyError):  # counted as a torn file
             trust = {}
+        self.check_cursor("kiosk", k["cursor"], trust, k["revoked"], cloud)
+
+    def check_cursor(self, who: str, cursor: int, trust: dict[str, str], revoked: set[str], cloud: dict) -> None:
+        """No trust key or revocation at or below ``who``'s cursor on ``cloud``'s log is missing at ``who``."""
+        if cursor > cloud["max_seq"]:
+            self.problems["lost"].add((f"change log behind the {who}'s cursor", cursor))
         as_of: dict[str, str] = {}
         for seq, kind, entity, data in cloud["changes"]:
-            if seq > k["cursor"]:
+            if seq > cursor:
                 break
             if kind == "trust_key":
                 as_of[entity] = json.loads(data).get("status", "active")
-            elif entity not in k["revoked"]:
-                self.problems["lost"].add(("pulled revocation", entity))
-        for kid, status in as_of.items():  # a later page may already be in the file, never an earlier one missing
+            elif entity not in revoked:
+                self.problems["lost"].add((f"revocation pulled by the {who}", entity))
+        for kid, status in as_of.items():  # a later page may already be there, never an earlier one missing
             if kid not in trust or (status == "retired" and trust[kid] != "retired"):
-                self.problems["lost"].add(("pulled trust key", kid, status))
+                self.problems["lost"].add((f"trust key pulled by the {who}", kid, status))
 
     def check_cloud(self, cloud: dict) -> None:
-        """The cloud's disk after a cut: what it answered and what its CLI acknowledged."""
+        """The cloud's disk after a cut (the chain's, with a hub): what it answered (the agent,
+        or the hub's relay) and what its CLI acknowledged."""
         with self.lock:
-            answers = dict(self.proxy.answers)
+            answers = dict((self.relay_proxy or self.proxy).answers)
             keys = dict(self.cloud_keys)
             revoked = set(self.cloud_revoked)
         for key in answers:
@@ -915,10 +1030,47 @@ class World:
                 self.problems["lost"].add(("cloud key", kid, status))
         for jti in revoked - cloud["revoked"]:
             self.problems["lost"].add(("cloud revocation", jti))
-        # the kiosk (cut too, or still running) holds nothing as delivered that the cloud lost
-        for key, state in self.kiosk_view()["outbox"].items():
-            if state == "delivered" and key not in cloud["applied"]:
+        # what pushes to it (cut too, or still running) holds nothing as delivered that the cloud lost
+        if self.hub:
+            delivered = [key for key, state in self.up_view()["relay"].items() if state == "delivered"]
+        else:
+            delivered = [key for key, state in self.kiosk_view()["outbox"].items() if state == "delivered"]
+        for key in delivered:
+            if key not in cloud["applied"]:
                 self.problems["lost"].add(("delivered, not in the cloud", key))
+
+    def check_hub(self, hub: dict, chain: dict) -> None:
+        """The hub's disk after a cut, before it starts again: every push it answered is there and
+        queued for the chain (one transaction); every entry its relay marked delivered was
+        answered by the chain, which holds it; its cursor on the chain's log covers nothing it
+        lacks; its link file is whole."""
+        lost = self.problems["lost"]
+        with self.lock:
+            answers = dict(self.proxy.answers)
+            relayed = dict(self.relay_proxy.answers)
+        for key in answers:
+            if key not in hub["applied"]:
+                lost.add(("answered by the hub", key))
+        for key, state in self.kiosk_view()["outbox"].items():
+            if state == "delivered" and key not in hub["applied"]:
+                lost.add(("delivered, not in the hub", key))
+        for key in hub["answered"] - set(hub["relay"]):
+            lost.add(("applied at the hub, never queued for the chain", key))
+        for key, state in hub["relay"].items():
+            if state != "delivered":
+                continue
+            if key not in relayed:
+                self.problems["deliveredUnanswered"].add(key)
+            if key not in chain["applied"]:
+                lost.add(("relayed, not in the chain", key))
+        self.check_cursor("hub", hub["upstream_cursor"], hub["keys"], hub["revoked"], chain)
+        link = {"url": self.relay_proxy.url, "deviceId": HUB_ID, "credential": self.cloud_credential}
+        try:
+            whole = json.loads((self.hdir / "upstream.json").read_bytes()) == link
+        except (OSError, ValueError):
+            whole = False
+        if not whole:
+            self.problems["tornFiles"].add("hub/upstream.json")
 
     def check_extra(self, extra: dict) -> None:
         """A second instance cut during (or after) init + link: whole files, then it starts."""
@@ -965,14 +1117,22 @@ class World:
         self.pause()
         self.events.append(f"{time.monotonic() - self.t0:7.1f} s: draining")
 
-        def settled():
-            k = self.kiosk_view()
-            return (all(s != "pending" for s in k["outbox"].values())
-                    and k["cursor"] >= self.cloud_view()["max_seq"])
+        def settled():  # read in the order things flow: the kiosk's outbox, the hub's relay, the pulls
+            if any(s == "pending" for s in self.kiosk_view()["outbox"].values()):
+                return False
+            if self.hub:
+                if any(s == "pending" for s in self.up_view()["relay"].values()):
+                    return False
+                if self.up_view()["upstream_cursor"] < self.cloud_view()["max_seq"]:
+                    return False
+            return self.kiosk_view()["cursor"] >= self.up_view()["max_seq"]
+        began = time.monotonic()
         wait_for(settled, timeout=300, interval=0.2, what="the outbox to drain and the pull to catch up")
+        self.fig["drainSeconds"].append(round(time.monotonic() - began, 1))
         k, cloud = self.kiosk_view(), self.cloud_view()
         self.fig["drains"] += 1
         self.fig["deadLetters"] = sum(1 for s in k["outbox"].values() if s == "dead")
+        self.check_exactly_once(k, cloud)
         with self.lock:
             writes = dict(self.acked_writes)
             acked_scans = dict(self.acked_scans)
@@ -998,6 +1158,33 @@ class World:
                 self.problems["diverged"].add(("trust list", kid, status, trust.get(kid)))
         self.load_on.set()
 
+    def check_exactly_once(self, k: dict, cloud: dict) -> None:
+        """Drained: the cloud (and the hub) hold exactly the kiosk's outbox entries, each key
+        once, all from the one device that pushes to each; the hub's relay outbox is empty."""
+        keys = set(k["outbox"])
+        views = [("cloud", cloud, HUB_ID if self.hub else KIOSK_ID)]
+        if self.hub:
+            hub = self.up_view()
+            views.append(("hub", hub, KIOSK_ID))
+            relay = Counter(hub["relay"].values())
+            self.fig["relayOutbox"] = dict(relay)
+            if relay["dead"]:
+                self.problems["lost"].add(("refused by the chain", relay["dead"]))
+            if set(hub["relay"]) != keys:
+                self.problems["diverged"].add(("relay outbox and kiosk outbox", len(set(hub["relay"]) ^ keys)))
+        for who, view, pusher in views:
+            for key in keys - view["applied"]:
+                self.problems["lost"].add((f"kiosk entry not at the {who}", key))
+            for key in view["applied"] - keys:
+                self.problems["duplicates"].add((f"an entry at the {who} the kiosk never made", key))
+            for key, n in view["key_dupes"]:
+                self.problems["duplicates"].add((f"one key {n} times at the {who}", key))
+            if view["entries"] != len(keys):
+                self.problems["diverged"].add((f"entries at the {who}", view["entries"], len(keys)))
+            if view["pushed_by"] - {pusher}:
+                self.problems["diverged"].add((f"pushed to the {who} by", *sorted(view["pushed_by"])))
+        self.fig["entriesAtTheCloud"] = cloud["entries"]
+
     # -- the run --------------------------------------------------------------------------------
 
     def run(self, cuts: int, *, final_drain: bool = True) -> dict:
@@ -1011,7 +1198,7 @@ class World:
         started = time.monotonic()
         for i in range(cuts):
             self.cycle = i
-            names = list(self.moments)
+            names = [m for m in self.moments if not m.startswith(RELAY_MOMENTS) or self.relay_running()]
             moment = self.rng.choices(names, [self.moments[m][0] for m in names])[0]
             sides = self.pick_sides(moment)
             extra, chain = None, None
@@ -1032,13 +1219,18 @@ class World:
             elif "relayed" in moment:
                 self.stopping.wait(self.rng.uniform(0.0, 0.05))  # somewhere in what the agent does next
             self.cut(sides, extra, label)
-            self.proxy.release()
+            for proxy in (self.proxy, self.relay_proxy):
+                if proxy is not None:
+                    proxy.release()
             self.box_crash = False
             if chain is not None:
                 chain.join(60)
             cloud = self.cloud_view()
+            up = self.up_view() if self.hub else cloud
             if "box" in sides:
-                self.check_box(cloud)
+                self.check_box(up)
+            if "hub" in sides:
+                self.check_hub(up, cloud)
             if "cloud" in sides:
                 self.check_cloud(cloud)
             if extra is not None:
@@ -1048,7 +1240,9 @@ class World:
                     self.power[s] = True
             if extra is not None:
                 checker.start()
-            names = [n for n in ("cloud", "kiosk", "agent") if self.program_args(n)[0] in sides]
+            names = [n for n in self.program_names if self.program_args(n)[0] in sides]
+            if "hub" in sides:
+                self.hub_back_at.append(time.monotonic())
             took = self.start_programs(names)
             if extra is not None:
                 checker.join(300)
@@ -1087,13 +1281,32 @@ class World:
                          "linkAcknowledged": sum(1 for e in self.extras if e.get("link"))}
         for k in ("cutsBySide", "moments", "aimedAt", "acknowledged", "noAnswer"):
             out[k] = dict(sorted(self.fig[k].items()))
+        if self.hub:
+            out["relayResume"] = self.relay_resume()
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / f"powercut-{self.label}.json").write_text(json.dumps(out, indent=2, default=str))
-        print(f"\npower cuts ({self.label}, synchronous={self.synchronous}):",
-              json.dumps({k: out[k] for k in ("cuts", "acknowledgedThenLost", "lostByKind", "duplicates",
-                                               "failedStarts", "recovery", "problems", "acknowledged",
-                                               "cutsBySide", "lazyfsIoErrors")}))
+        shown = ("cuts", "acknowledgedThenLost", "lostByKind", "duplicates", "failedStarts", "recovery",
+                 "recoveryBySide", "problems", "acknowledged", "cutsBySide", "lazyfsIoErrors", "drainSeconds",
+                 "seconds") + (("relayResume", "relayOutbox", "entriesAtTheCloud") if self.hub else ())
+        print(f"\npower cuts ({self.label}, synchronous={self.synchronous}{', with a hub' if self.hub else ''}):",
+              json.dumps({k: out.get(k) for k in shown}))
         return out
+
+    def relay_resume(self) -> dict:
+        """Seconds from the hub's power coming back to its relay's first request to the chain,
+        for each cut of the hub (``stalled``: none before the hub's next cut or the end)."""
+        seen = sorted(self.relay_proxy.seen_at)
+        took, stalled = [], 0
+        for i, back in enumerate(self.hub_back_at):
+            until = self.hub_back_at[i + 1] if i + 1 < len(self.hub_back_at) else math.inf
+            at = bisect.bisect_left(seen, back)
+            if at < len(seen) and seen[at] < until:
+                took.append(seen[at] - back)
+            else:
+                stalled += 1
+        return {"cutsOfTheHub": len(self.hub_back_at), "stalled": stalled,
+                "median": round(statistics.median(took), 2) if took else None,
+                "max": round(max(took), 2) if took else None}
 
 
 def powercut_run(cuts: int, final_drain: bool = True, **kw) -> dict:
@@ -1218,3 +1431,30 @@ def test_power_cuts_long_run():
 def test_power_cuts_long_run_with_synchronous_normal():
     fig = powercut_run(NORMAL_CUTS, synchronous="NORMAL", label="long-normal")
     assert fig["acknowledgedThenLost"] > 0, fig
+
+
+@needs_lazyfs
+@pytest.mark.timeout(900)
+def test_power_cuts_with_a_hub_in_the_path_lose_and_double_nothing():
+    """The box syncs through a hub to the chain cloud; every cut here hits the hub (alone, with
+    the box: the property's power, with the chain, or all three).  Every acknowledged action
+    reaches the chain exactly once and the hub's relay outbox drains."""
+    sides = tuple((s, w) for s, w in HUB_SIDES if "hub" in s)
+    fig = powercut_run(HUB_CUTS, hub=True, label="hub-short", drain_every=max(HUB_CUTS, 1),
+                       sides=tuple(s for s, _ in sides), side_weights=tuple(w for _, w in sides))
+    _assert_nothing_lost(fig, HUB_CUTS)
+    assert fig["relayOutbox"] == {"delivered": fig["entriesAtTheCloud"]}, fig["relayOutbox"]
+    assert fig["relayResume"]["cutsOfTheHub"] == HUB_CUTS
+    # the restarted hub took its dead self's relay lease over instead of waiting for it to run out
+    from sync.cloud.upstream import LEASE_SECONDS
+    assert fig["relayResume"]["max"] is not None and fig["relayResume"]["max"] < LEASE_SECONDS, fig["relayResume"]
+
+
+@pytest.mark.slow
+@needs_lazyfs
+@pytest.mark.timeout(6 * 3600)
+def test_power_cuts_with_a_hub_long_run():
+    """Cuts of every side and combination (box, hub, chain), at every moment of HUB_MOMENTS."""
+    fig = powercut_run(HUB_LONG_CUTS, hub=True, label="hub-long")
+    _assert_nothing_lost(fig, HUB_LONG_CUTS)
+    assert fig["relayOutbox"] == {"delivered": fig["entriesAtTheCloud"]}, fig["relayOutbox"]

@@ -394,11 +394,12 @@ def test_pull_pages_the_change_log_and_conflicts_come_back_in_push_results(push,
     r = push([e2], device="hq").get_json()["results"][0]
     assert r["status"] == "applied" and [c["rule"] for c in r["conflicts"]] == ["field-lww"]
     h = {"Authorization": f"Bearer {creds['k1']}"}
-    first = client.get("/sync/v1/pull?hotel=demo&after=0&limit=2", headers=h).get_json()
-    assert first["more"] is True and [c["seq"] for c in first["changes"]] == [1, 2]
+    first = client.get("/sync/v1/pull?hotel=demo&after=0&limit=1", headers=h).get_json()
+    assert first["more"] is True and len(first["changes"]) == 1 and first["cursor"] == first["changes"][0]["seq"]
     rest = client.get(f"/sync/v1/pull?hotel=demo&after={first['cursor']}", headers=h).get_json()
     kinds = [c["entityType"] for c in first["changes"] + rest["changes"]]
-    assert kinds.count("work_order") >= 2 and "conflict" in kinds and rest["more"] is False
+    # three changes of the work order, one row: the log keeps an entity's newest state only
+    assert kinds.count("work_order") == 1 and "conflict" in kinds and rest["more"] is False
     wo = [c for c in rest["changes"] if c["entityType"] == "work_order"][-1]["data"]
     assert wo["notes"] == "from a" and wo["judgedHlc"]["notes"] == e1["hlc"]
     assert read(client, creds, "conflicts").get_json()["conflicts"][0]["rule"] == "field-lww"

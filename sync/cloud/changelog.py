@@ -6,6 +6,13 @@ consumed token, a trust key) appends one row with the entity's full new state
 (``upsert``) or its id (``delete``).  Kiosks pull the rows after their cursor,
 page by page, and apply each page in one transaction with the new cursor.
 A kiosk receives its own changes back too; applying them is a no-op.
+
+The log is compacted as it is written, as CouchDB's ``_changes`` lists a document once, at
+its latest sequence: a row carries the whole state, so the entity's older rows say nothing
+a puller needs, and the transaction that writes a change deletes them.  A kiosk behind both
+gets the newest only; a kiosk between them already has the older.  Sequence numbers keep
+their order and leave gaps; a pull never needs them to be consecutive.  A fresh kiosk pulls
+one row per entity, not every edit ever made to it.
 """
 
 from __future__ import annotations
@@ -37,6 +44,10 @@ def stamp(db, now: float, hotel_id: str | None = None) -> str:
 
 
 _INSERT = "INSERT INTO changes (hotel_id, seq, entity_type, entity_id, op, data, hlc, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+#: the older changes of the entities whose changes were just written (seq >= the first new one)
+_SUPERSEDED_BY_NEWER = (
+    "DELETE FROM changes WHERE hotel_id = ? AND seq < ? AND (entity_type, entity_id) IN"
+    " (SELECT entity_type, entity_id FROM changes WHERE hotel_id = ? AND seq >= ?)")
 #: (db, changes recorded on it and not yet written) while a push is applied set-wise (:func:`deferred`)
 _held: contextvars.ContextVar[tuple[Any, list] | None] = contextvars.ContextVar("changelog_held", default=None)
 
@@ -58,6 +69,8 @@ def record(db, *, hotel_id: str, entity_type: str, entity_id: str, data: dict | 
     seq = db.execute("INSERT INTO hotel_seq (hotel_id, seq) VALUES (?, 1) ON CONFLICT (hotel_id)"
                      " DO UPDATE SET seq = hotel_seq.seq + 1 RETURNING seq", [hotel_id]).fetchone()[0]
     db.conn.execute(_INSERT, [hotel_id, seq, *row[1:]])
+    db.conn.execute("DELETE FROM changes WHERE hotel_id = ? AND entity_type = ? AND entity_id = ? AND seq < ?",
+                    [hotel_id, entity_type, entity_id, seq])
 
 
 @contextmanager
@@ -98,14 +111,19 @@ def flush(db) -> None:
     del held[1][:]
     for row in rows:
         by_hotel.setdefault(row[0], []).append(row)
-    numbered = []
+    numbered, firsts = [], []
     for hotel_id in sorted(by_hotel):
         mine = by_hotel[hotel_id]
         last = db.execute("INSERT INTO hotel_seq (hotel_id, seq) VALUES (?, ?) ON CONFLICT (hotel_id)"
                           " DO UPDATE SET seq = hotel_seq.seq + excluded.seq RETURNING seq",
                           [hotel_id, len(mine)]).fetchone()[0]
-        numbered += [[hotel_id, last - len(mine) + 1 + i, *row[1:]] for i, row in enumerate(mine)]
+        first = last - len(mine) + 1
+        newest = {(row[1], row[2]): i for i, row in enumerate(mine)}  # an entity twice here: its last only
+        numbered += [[hotel_id, first + i, *row[1:]] for i, row in enumerate(mine) if newest[(row[1], row[2])] == i]
+        firsts.append((hotel_id, first))
     db.conn.executemany(_INSERT, numbered)
+    for hotel_id, first in firsts:  # what the rows just written supersede: one statement a hotel
+        db.conn.execute(_SUPERSEDED_BY_NEWER, [hotel_id, first, hotel_id, first])
 
 
 def latest(db, hotel_id: str, entity_type: str, entity_id: str) -> tuple[str, dict | None] | None:

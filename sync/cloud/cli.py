@@ -13,6 +13,7 @@ Scripts depend on these forms::
     kiosk-cloud link --cloud URL --device-id ID --credential CRED   (a property hub: relay to the chain)
     kiosk-cloud upstream [--json]                    (the hub's link and what waits for the chain)
     kiosk-cloud audit verify --hotel H [--json]      (kiosks' audit checkpoints; exit 1 on a break)
+    kiosk-cloud guest export --hotel H --confirmation C [--output FILE]   (one guest's data, JSON)
 
 ``--data-dir`` goes before or after the subcommand; default ``$KIOSK_CLOUD_DATA_DIR``
 or ``var/cloud``.  ``--database postgresql://user@host:5432/cloud`` (or
@@ -34,12 +35,13 @@ from kiosk import logs
 from kiosk.cliutil import ErrorGroup, create_server, serve_until_signal
 from kiosk.clock import SystemClock, parse_duration
 from kiosk.errors import KioskError
-from kiosk.files import private_umask
+from kiosk.files import private_umask, write_private
 
 from . import (
     changelog,
     devices,
     fleet,
+    guest_data,
     keys,
     pms_links,
     pms_outbox,
@@ -631,6 +633,31 @@ def audit_verify(hotel, as_json):
                 click.echo(printable(f"  checkpoint {p['checkpoint']}: {p['reason']}"))
     if not result["ok"]:
         raise SystemExit(1)
+
+
+@main.group()
+def guest():
+    """A guest's data at the cloud: the right of access (docs/privacy.md)."""
+
+
+@guest.command("export")
+@click.option("--hotel", required=True, help="The guest's hotel.")
+@click.option("--confirmation", required=True, help="The reservation's confirmation number.")
+@click.option("--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the document to FILE (mode 0600, atomically) instead of standard output.")
+@data_dir_option
+def guest_export(hotel, confirmation, output):
+    """Everything the cloud holds about one guest (the reservation, their requests, sessions and
+    codes, offers taken, what went to the PMS) as one JSON document; NOT_FOUND when the hotel
+    holds nothing under the confirmation."""
+    doc = guest_data.export(open_db(), hotel, confirmation, SystemClock().now())
+    if output is None:  # escaped: a terminal acts on no control or direction character in it
+        click.echo(json.dumps(doc, indent=2))
+        return
+    write_private(Path(output), (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode())
+    click.echo(json.dumps({"output": output, "hotelId": doc["hotelId"], "confirmation": doc["confirmation"],
+                           "reservations": len(doc["reservations"]), "requests": len(doc["requests"]),
+                           "events": len(doc["events"])}))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,6 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # the sync package, not bench/sync.py beside this file
 BIN = Path(sys.executable).parent
 NOW = time.time()
 
@@ -290,10 +291,17 @@ def main() -> None:
         stmts = [("sqlite", *statements_per_push(None, args.batch))]
         if pg:
             stmts.append(("postgresql", *statements_per_push(pg.new_database("stmts"), args.batch)))
+    except BaseException:
+        report(args, rows, [])  # what was measured is not lost with a later failure
+        raise
     finally:
         if pg:
             pg.stop()
         shutil.rmtree(base, ignore_errors=True)
+    report(args, rows, stmts)
+
+
+def report(args, rows: list[dict], stmts: list) -> None:
     print(f"statements per push of {args.batch} new tickets, in process: " + "; ".join(
         f"{name} {n} ({ms:.1f} ms)" for name, n, ms in stmts))
     print(f"cloud benchmark: {args.batches} batches x {args.batch} entries per kiosk, 4 kiosks per hotel,"

@@ -21,9 +21,18 @@ Side by side in one run:
    with the live pull (``agent.live_pull_wait_seconds`` 20, the default) and with the
    scheduled 5 s pull only (``live_pull_wait_seconds: 0``).
 
-    python bench/sync.py                      # the full run (a few minutes)
-    python bench/sync.py --entries 20000 --enqueue 2000 --single 1000   # quick
-    python bench/sync.py --only latency       # the cross-box latency alone (about 10 minutes)
+With a property hub (a second ``kiosk-cloud serve`` linked to a chain cloud of its own with
+``kiosk-cloud link``: docs/deployment.md), beside the direct rows: the drain through the hub
+(the agent pushes to the hub, the hub's relay to the chain; timed until the chain holds every
+entry, each once), and the cross-box latency between two kiosks linked to the hub (and the
+time until the chain holds the change).  ``--no-hub`` leaves them out, ``--only hub`` runs
+only them.
+
+    python bench/sync.py                      # the full run (about 20 minutes)
+    python bench/sync.py --n 20000 --enqueue 2000 --single 1000 --latency-changes 20   # quick
+    python bench/sync.py --only drain         # the drain table alone: direct and through a hub
+    python bench/sync.py --only latency       # the cross-box latency alone, direct and through a hub
+    python bench/sync.py --only hub           # only the rows with a hub
 
 Figures are printed as a table; see bench/README.md for the last recorded run.
 """
@@ -167,12 +176,15 @@ def run(*args: str, env: dict | None = None) -> str:
 
 
 class CloudProc:
-    def __init__(self, root: Path):
-        self.dir, self.port = root / "cloud", free_port()
+    def __init__(self, root: Path, name: str = "cloud"):
+        self.dir, self.port = root / name, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(root / "cloud.log", "w")  # noqa: SIM115 - closed in stop()
+        self.log = open(root / f"{name}.log", "w")  # noqa: SIM115 - closed in stop()
+        # the push quota off: a drain is timed here, not the quota (at its default, 20,000 entries per
+        # device per minute, a 100,000-entry backlog takes at least 4 minutes; a hub is one device)
         self.proc = subprocess.Popen([str(BIN / "kiosk-cloud"), "serve", "--data-dir", str(self.dir),
-                                      "--port", str(self.port)], stdout=self.log, stderr=subprocess.STDOUT)
+                                      "--port", str(self.port), "--push-quota-entries", "off"],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
         import requests
         for _ in range(200):
             try:
@@ -195,6 +207,19 @@ class CloudProc:
         self.proc.terminate()
         self.proc.wait(timeout=30)
         self.log.close()
+
+    def upstream(self) -> dict:
+        """A hub's link and relay backlog (``kiosk-cloud upstream --json``)."""
+        return json.loads(run("kiosk-cloud", "upstream", "--json", "--data-dir", str(self.dir)))
+
+
+def start_hub(root: Path, chain: CloudProc, name: str = "hub") -> CloudProc:
+    """A property hub: a cloud linked to ``chain`` (as the device ``bench-hub``) before it starts."""
+    cred = run("kiosk-cloud", "device", "add", f"bench-{name}", "--hotel", HOTEL, "--rotate",
+               "--data-dir", str(chain.dir)).strip()
+    run("kiosk-cloud", "link", "--cloud", chain.url, "--device-id", f"bench-{name}", "--credential", cred,
+        "--data-dir", str(root / name))
+    return CloudProc(root, name)
 
 
 def rss_mb(pid: int) -> float | None:
@@ -223,6 +248,9 @@ def fill(root: Path, name: str, n: int) -> Path:
 
 
 def drain(cloud: CloudProc, data: Path, n: int, batch_size: int, label: str) -> dict:
+    """``kiosk-agent sync --once`` until the backlog is delivered.  A transient refusal (503, 429)
+    ends a ``sync --once`` where a running agent would back off and go on: it is started
+    again at once (``transient``: what ended each earlier one)."""
     cred = run("kiosk-cloud", "device", "add", data.name, "--hotel", HOTEL, "--rotate",  # linked right below
                "--data-dir", str(cloud.dir)).strip()
     env = {"KIOSK_DATA_DIR": str(data), "KIOSK__PROPERTY__HOTELS": json.dumps([HOTEL]),
@@ -231,26 +259,59 @@ def drain(cloud: CloudProc, data: Path, n: int, batch_size: int, label: str) -> 
     before, _ = cloud.tickets()
     db = sqlite3.connect(f"file:{data / 'kiosk.db'}?mode=ro", uri=True)
     samples: list[tuple[float, float, int]] = []  # (t, rss MB, delivered)
+    applied, transient = 0, []
     t0 = time.perf_counter()
-    proc = subprocess.Popen([str(BIN / "kiosk-agent"), "sync", "--once"], env={**os.environ, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     with click.progressbar(length=n, label=f"drain: {label}", file=sys.stderr) as bar:
         seen = 0
-        while proc.poll() is None:
-            mb = rss_mb(proc.pid)
-            done = db.execute("SELECT count(*) FROM outbox WHERE state = 'delivered'").fetchone()[0]
-            if mb is not None:
-                samples.append((time.perf_counter() - t0, mb, done))
-            bar.update(done - seen)
-            seen = done
-            time.sleep(0.2)
+        while True:
+            proc = subprocess.Popen([str(BIN / "kiosk-agent"), "sync", "--once"], env={**os.environ, **env},
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            while proc.poll() is None:
+                mb = rss_mb(proc.pid)
+                done = db.execute("SELECT count(*) FROM outbox WHERE state = 'delivered'").fetchone()[0]
+                if mb is not None:
+                    samples.append((time.perf_counter() - t0, mb, done))
+                bar.update(done - seen)
+                seen = done
+                time.sleep(0.2)
+            out = json.loads(proc.stdout.read())
+            applied += out["applied"]
+            if out["error"] is None:
+                break
+            if not out["error"].startswith(("HTTP 503", "HTTP 429")) or time.perf_counter() - t0 > 3600:
+                raise SystemExit(f"the drain failed: {out}")
+            transient.append(out["error"][:120])
+            time.sleep(0.5)  # agent.backoff_base_seconds' order
     elapsed = time.perf_counter() - t0
-    out = json.loads(proc.stdout.read())
     db.close()
     rows, distinct = cloud.tickets()
-    assert out["error"] is None and out["applied"] == n, out
+    assert applied == n, (applied, out)
     assert (rows - before, distinct - before) == (n, n), "every entry exactly once in the cloud"
-    return {"elapsed": elapsed, "rate": n / elapsed, "samples": samples}
+    return {"elapsed": elapsed, "rate": n / elapsed, "samples": samples, "t0": t0, "transient": transient}
+
+
+def drain_via_hub(chain: CloudProc, hub: CloudProc, data: Path, n: int) -> dict:
+    """The batched drain to the hub, timed on until the chain holds every entry (each once) and
+    the hub's relay outbox is empty."""
+    before, _ = chain.tickets()
+    to_hub = drain(hub, data, n, 500, f"{n:,} entries to the hub")
+    deadline = time.perf_counter() + 1800
+    with click.progressbar(length=n, label="relay: the hub to the chain", file=sys.stderr) as bar:
+        seen = 0
+        while True:
+            rows, distinct = chain.tickets()
+            bar.update(rows - before - seen)
+            seen = rows - before
+            if seen >= n:
+                break
+            if time.perf_counter() > deadline:
+                raise SystemExit(f"the chain has {seen:,} of {n:,} entries after 30 minutes; see hub.log")
+            time.sleep(0.05)
+    elapsed = time.perf_counter() - to_hub["t0"]
+    assert (rows - before, distinct - before) == (n, n), "every entry exactly once at the chain"
+    state = hub.upstream()
+    assert state["waiting"] == 0 and state["dead"] == 0, state
+    return {"elapsed": elapsed, "rate": n / elapsed, "to_hub": to_hub}
 
 
 def memory_line(samples: list[tuple[float, float, int]], n: int) -> dict:
@@ -371,6 +432,10 @@ def bench_converge(root: Path, cloud: CloudProc, n_kiosks: int, edits: int, n_wo
     return {"kiosks": n_kiosks, "edits": total, "seconds": elapsed, "rounds": rounds, "conflicts": conflicts}
 
 
+#: entity type -> (changes in the hotel's log, distinct entities) when the pull bench ran
+BREAKDOWN: dict[str, tuple[int, int]] = {}
+
+
 def bench_pull(root: Path, cloud: CloudProc, rooms: int, reservations: int, page_sizes=(100, 500, 1000)) -> list:
     import random
 
@@ -394,6 +459,12 @@ def bench_pull(root: Path, cloud: CloudProc, rooms: int, reservations: int, page
     with click.progressbar(length=rooms + reservations, label="cloud: import rooms + reservations",
                            file=sys.stderr) as bar:
         refdata.import_tables(cdb, HOTEL, hotel_rows, time.time(), progress=bar.update)
+    # what a fresh kiosk of the hotel pulls: the log also holds what earlier parts of this run
+    # pushed for the same hotel (the drain's tickets, every edit of the convergence run)
+    BREAKDOWN.clear()
+    BREAKDOWN.update({r[0]: (r[1], r[2]) for r in cdb.conn.execute(
+        "SELECT entity_type, count(*), count(DISTINCT entity_id) FROM changes WHERE hotel_id = ?"
+        " GROUP BY entity_type ORDER BY 2 DESC", [HOTEL]).fetchall()})
     cdb.conn.close()
     out = []
     for size in page_sizes:
@@ -414,17 +485,20 @@ def bench_pull(root: Path, cloud: CloudProc, rooms: int, reservations: int, page
 
 # --- 6. cross-box latency -------------------------------------------------------------------
 
-def bench_latency(root: Path, cloud: CloudProc, changes: int, *, live: bool) -> dict:
+def bench_latency(root: Path, cloud: CloudProc, changes: int, *, live: bool,
+                  chain: CloudProc | None = None) -> dict:
     """Seconds from a ticket committed at kiosk A to its row in kiosk B's database, ``changes``
-    times, with both kiosks' agents running (``live``: the live pull on, else the 5 s pull only)."""
+    times, with both kiosks' agents running (``live``: the live pull on, else the 5 s pull only).
+    ``chain``: ``cloud`` is a hub linked to it; also timed until the chain holds the ticket."""
     import random
 
     from kiosk import tickets
 
     mode = "live" if live else "poll"
+    tag = f"hub-{mode}" if chain else mode
     extra = {} if live else {"KIOSK__AGENT__LIVE_PULL_WAIT_SECONDS": "0"}
     envs, agents, logs = [], [], []
-    for name in (f"lat-{mode}-a", f"lat-{mode}-b"):
+    for name in (f"lat-{tag}-a", f"lat-{tag}-b"):
         d = root / name
         kiosk_instance(d, name).init()
         env = link(cloud, d, name) | extra
@@ -433,25 +507,31 @@ def bench_latency(root: Path, cloud: CloudProc, changes: int, *, live: bool) -> 
         logs.append(log)
         agents.append(subprocess.Popen([str(BIN / "kiosk-agent"), "run"], env={**os.environ, **env},
                                        stdout=log, stderr=subprocess.STDOUT))
-    a_db = kiosk_instance(root / f"lat-{mode}-a", f"lat-{mode}-a").connect()
-    b_db = sqlite3.connect(f"file:{root / f'lat-{mode}-b' / 'kiosk.db'}?mode=ro", uri=True)
+    a_db = kiosk_instance(root / f"lat-{tag}-a", f"lat-{tag}-a").connect()
+    b_db = sqlite3.connect(f"file:{root / f'lat-{tag}-b' / 'kiosk.db'}?mode=ro", uri=True)
+    c_db = sqlite3.connect(f"file:{chain.dir / 'cloud.db'}?mode=ro", uri=True) if chain else None
     rng = random.Random(5)
     out: list[float] = []
+    at_chain: list[float] = []
     try:
         time.sleep(3)  # both agents started, their first pull done
-        with click.progressbar(range(changes), label=f"cross-box latency ({mode})", file=sys.stderr) as bar:
+        with click.progressbar(range(changes), label=f"cross-box latency ({tag})", file=sys.stderr) as bar:
             for i in bar:
                 time.sleep(rng.uniform(0.2, 5.2))  # at a random moment of the 5 s pull schedule
                 t0 = time.time()
                 tid = tickets.create(a_db, {"type": "housekeeping", "title": f"Latency probe {i} {uuid.uuid4().hex}"},
-                                     hotel_id=HOTEL, by="bench", now=t0, node=f"lat-{mode}-a",
+                                     hotel_id=HOTEL, by="bench", now=t0, node=f"lat-{tag}-a",
                                      window=0)["ticket"]["ticketId"]
                 deadline = t0 + 60
-                while b_db.execute("SELECT 1 FROM tickets WHERE ticket_id = ?", [tid]).fetchone() is None:
+                where = [(b_db, out)] + ([(c_db, at_chain)] if c_db else [])
+                while where:
+                    for db, times in list(where):
+                        if db.execute("SELECT 1 FROM tickets WHERE ticket_id = ?", [tid]).fetchone() is not None:
+                            times.append(time.time() - t0)
+                            where.remove((db, times))
                     if time.time() > deadline:
-                        raise SystemExit(f"ticket {tid} did not reach kiosk B in 60 s; see lat-*.log")
+                        raise SystemExit(f"ticket {tid} did not reach kiosk B (or the chain) in 60 s; see lat-*.log")
                     time.sleep(0.005)
-                out.append(time.time() - t0)
     finally:
         for p in agents:
             p.terminate()
@@ -460,23 +540,35 @@ def bench_latency(root: Path, cloud: CloudProc, changes: int, *, live: bool) -> 
             f.close()
         a_db.conn.close()
         b_db.close()
-    q = statistics.quantiles(out, n=100, method="inclusive")
-    return {"mode": mode, "n": len(out), "median": statistics.median(out), "p99": q[98], "max": max(out),
-            "min": min(out)}
+        if c_db:
+            c_db.close()
+    return {"mode": mode, "via": "hub" if chain else "cloud", **spread(out),
+            "chain": spread(at_chain) if at_chain else None}
+
+
+def spread(times: list[float]) -> dict:
+    q = statistics.quantiles(times, n=100, method="inclusive")
+    return {"n": len(times), "median": statistics.median(times), "p99": q[98], "max": max(times), "min": min(times)}
 
 
 def report_latency(args, rows: list[dict]) -> None:
     print(f"\nCross-box latency: a ticket written at kiosk A until it is in kiosk B's database "
-          f"({args.latency_changes} changes each; two `kiosk-agent run`, one `kiosk-cloud serve`, loopback)")
-    print(f"{'pull':34} {'median s':>9} {'p99 s':>7} {'min s':>7} {'max s':>7}")
+          f"({args.latency_changes} changes each; two `kiosk-agent run` linked to one `kiosk-cloud serve`, "
+          f"or to a hub linked to a chain cloud; loopback)")
+    print(f"{'kiosks linked to':18} {'pull':34} {'median s':>9} {'p99 s':>7} {'min s':>7} {'max s':>7}"
+          f"   {'at the chain: median s':>22} {'p99 s':>7}")
     names = {"live": "live pull (wait 20 s) + 5 s pull", "poll": "5 s scheduled pull only"}
     for r in rows:
-        print(f"{names[r['mode']]:34} {r['median']:>9.3f} {r['p99']:>7.3f} {r['min']:>7.3f} {r['max']:>7.3f}")
+        chain = f"   {r['chain']['median']:>22.3f} {r['chain']['p99']:>7.3f}" if r["chain"] else ""
+        via = "a hub" if r["via"] == "hub" else "the cloud"
+        print(f"{via:18} {names[r['mode']]:34} {r['median']:>9.3f} {r['p99']:>7.3f} {r['min']:>7.3f} "
+              f"{r['max']:>7.3f}{chain}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--entries", type=int, default=100_000, help="backlog drained batched")
+    ap.add_argument("--entries", "--n", type=int, default=100_000,
+                    help="backlog drained batched (direct and through a hub)")
     ap.add_argument("--single", type=int, default=3_000, help="backlog drained one request per entry")
     ap.add_argument("--enqueue", type=int, default=5_000, help="entries enqueued by each contender")
     ap.add_argument("--kiosks", type=int, default=5, help="kiosks partitioned in the convergence run")
@@ -484,34 +576,64 @@ def main() -> None:
     ap.add_argument("--rooms", type=int, default=500)
     ap.add_argument("--reservations", type=int, default=50_000)
     ap.add_argument("--latency-changes", type=int, default=50, help="changes timed in each cross-box latency run")
-    ap.add_argument("--only", choices=["push", "down", "latency"],
-                    help="only the push side (1-3), the sync-down side (4-5) or the cross-box latency (6)")
+    ap.add_argument("--only", choices=["push", "drain", "down", "latency", "hub"],
+                    help="only the push side (1-3), the drain table (2-3), the sync-down side (4-5), the "
+                         "cross-box latency (6), or only the rows with a hub (its drain and latency)")
+    ap.add_argument("--no-hub", action="store_true", help="leave out the rows with a hub")
     ap.add_argument("--dir", help="where to put the databases (default: a temp dir on the data disk)")
     args = ap.parse_args()
+    if args.only == "hub" and args.no_hub:
+        ap.error("--only hub and --no-hub leave nothing to run")
+    only = args.only
+    direct = only != "hub"
+    with_hub = not args.no_hub and only in (None, "push", "drain", "latency", "hub")
+    do_latency = only in (None, "latency", "hub")
+    do_enqueue = only in (None, "push")
+    do_drain = only in (None, "push", "drain", "hub")
+    do_down = only in (None, "down")
+    enq = batched = single = via_hub = None
+    latency: list[dict] = []
     root = Path(tempfile.mkdtemp(prefix="bench-sync-", dir=args.dir))
+    procs: list[CloudProc] = []
     try:
         cloud = CloudProc(root)
-        try:
-            if args.only in (None, "latency"):
-                latency = [bench_latency(root, cloud, args.latency_changes, live=live) for live in (True, False)]
-            if args.only not in ("down", "latency"):
-                enq = bench_enqueue(root, args.enqueue)
-                batched_dir = fill(root, "kiosk-batched", args.entries)
-                single_dir = fill(root, "kiosk-single", args.single)
-                batched = drain(cloud, batched_dir, args.entries, 500, f"{args.entries:,} entries, batches of 500")
-                single = drain(cloud, single_dir, args.single, 1, f"{args.single:,} entries, one request each")
-            if args.only not in ("push", "latency"):
-                conv = bench_converge(root, cloud, args.kiosks, args.edits)
-                pulls = bench_pull(root, cloud, args.rooms, args.reservations)
-        finally:
-            cloud.stop()
+        procs.append(cloud)
+        if with_hub:  # a chain cloud of its own (empty, as the direct one is), and the hub linked to it
+            chain = CloudProc(root, "chain")
+            procs.append(chain)
+            hub = start_hub(root, chain)
+            procs.append(hub)
+        # the latency runs first: each kiosk's first pull is then short (nothing drained yet)
+        if do_latency:
+            for live in (True, False):
+                if direct:
+                    latency.append(bench_latency(root, cloud, args.latency_changes, live=live))
+                if with_hub:
+                    latency.append(bench_latency(root, hub, args.latency_changes, live=live, chain=chain))
+        if do_enqueue:
+            enq = bench_enqueue(root, args.enqueue)
+        if do_drain:
+            if direct:
+                batched = drain(cloud, fill(root, "kiosk-batched", args.entries), args.entries, 500,
+                                f"{args.entries:,} entries, batches of 500")
+                single = drain(cloud, fill(root, "kiosk-single", args.single), args.single, 1,
+                               f"{args.single:,} entries, one request each")
+            if with_hub:
+                via_hub = drain_via_hub(chain, hub, fill(root, "kiosk-hub", args.entries), args.entries)
+        if do_down:
+            conv = bench_converge(root, cloud, args.kiosks, args.edits)
+            pulls = bench_pull(root, cloud, args.rooms, args.reservations)
     finally:
+        for proc in procs:
+            proc.stop()
         shutil.rmtree(root, ignore_errors=True)
-    if args.only not in ("down", "latency"):
-        report_push(args, enq, batched, single)
-    if args.only not in ("push", "latency"):
+    if enq:
+        report_enqueue(args, enq)
+    if do_drain:
+        report_drain(args, batched, single, via_hub)
+    if do_down:
         report_down(args, conv, pulls)
-    if args.only in (None, "latency"):
+    if latency:
         report_latency(args, latency)
 
 
@@ -524,9 +646,12 @@ def report_down(args, conv: dict, pulls: list) -> None:
     print(f"{'page size':>10} {'changes':>9} {'seconds':>9} {'changes/s':>10}")
     for p in pulls:
         print(f"{p['page']:>10} {p['changes']:>9,} {p['seconds']:>9.1f} {p['rate']:>10,.0f}")
+    if BREAKDOWN:
+        print("what the hotel's log held (a fresh kiosk pulls all of it): " + ", ".join(
+            f"{etype} {n:,} ({d:,} distinct)" for etype, (n, d) in BREAKDOWN.items()))
 
 
-def report_push(args, enq, batched, single) -> None:
+def report_enqueue(args, enq) -> None:
     print(f"\nDurable enqueue, {args.enqueue:,} ticket entries each (python {sys.version.split()[0]}, "
           f"sqlite {sqlite3.sqlite_version})")
     print(f"{'contender':52} {'journal':>8} {'sync':>5} {'median/s':>9} {'min/s':>9} {'max/s':>9}")
@@ -535,21 +660,38 @@ def report_push(args, enq, batched, single) -> None:
     print(f"synchronous 2 = FULL on both.  Ours / persist-queue: enqueue alone {enq[0][3] / enq[1][3]:.2f}x; "
           f"local change + enqueue {enq[3][3] / enq[4][3]:.2f}x")
 
-    extrapolated = args.entries / single["rate"]
-    print("\nDraining to the reference cloud over loopback (kiosk-agent sync --once -> kiosk-cloud serve)")
-    print(f"{'mode':32} {'entries':>9} {'seconds':>9} {'entries/s':>10} {'100k would take':>16}")
-    print(f"{'batched (500 per request)':32} {args.entries:>9,} {batched['elapsed']:>9.1f} "
-          f"{batched['rate']:>10,.0f} {100_000 / batched['rate']:>15.1f}s")
-    print(f"{'one request per entry':32} {args.single:>9,} {single['elapsed']:>9.1f} "
-          f"{single['rate']:>10,.0f} {100_000 / single['rate']:>15.1f}s")
-    print(f"batched is {batched['rate'] / single['rate']:.0f}x faster; "
-          f"{args.entries:,} entries one by one would take ~{extrapolated:.0f} s")
 
-    m = memory_line(batched["samples"], args.entries)
-    print(f"\nAgent RSS while draining {args.entries:,} entries (MB): at 10% of the drain {m['p10']:.1f}, "
-          f"50% {m['p50']:.1f}, 90% {m['p90']:.1f}, peak {m['peak']:.1f}; "
-          f"growth 10%->90%: {m['p90'] - m['p10']:+.1f} MB")
-    print("RSS over time: " + spark([mb for _, mb, _ in batched["samples"]]))
+def report_drain(args, batched: dict | None, single: dict | None, via_hub: dict | None) -> None:
+    print("\nDraining a kiosk's backlog over loopback (kiosk-agent sync --once -> kiosk-cloud serve; through a hub:"
+          " -> the hub, whose relay pushes on to the chain cloud)")
+    print(f"{'mode':46} {'entries':>9} {'seconds':>9} {'entries/s':>10} {'100k would take':>16}")
+
+    def row(name: str, n: int, r: dict) -> None:
+        print(f"{name:46} {n:>9,} {r['elapsed']:>9.1f} {r['rate']:>10,.0f} {100_000 / r['rate']:>15.1f}s")
+    if batched:
+        row("batched (500 per request), to the cloud", args.entries, batched)
+    if single:
+        row("one request per entry, to the cloud", args.single, single)
+    if via_hub:
+        row("batched, kiosk -> hub (the agent done)", args.entries, via_hub["to_hub"])
+        row("batched, kiosk -> hub -> chain (all at chain)", args.entries, via_hub)
+    if batched and single:
+        print(f"batched is {batched['rate'] / single['rate']:.0f}x faster; "
+              f"{args.entries:,} entries one by one would take ~{args.entries / single['rate']:.0f} s")
+    for name, r in (("to the cloud", batched), ("to the hub", via_hub and via_hub["to_hub"])):
+        if r and r["transient"]:
+            print(f"the agent's `sync --once` {name} was ended {len(r['transient'])} time(s) by a transient "
+                  f"refusal and started again at once (a running agent backs off): {r['transient'][0]}")
+    if batched and via_hub:
+        print(f"through a hub the chain has them all {via_hub['elapsed'] / batched['elapsed']:.1f}x as late as "
+              f"the cloud does when the kiosk pushes to it directly; every entry once at the chain, "
+              f"the hub's relay outbox empty")
+    if batched:
+        m = memory_line(batched["samples"], args.entries)
+        print(f"\nAgent RSS while draining {args.entries:,} entries (MB): at 10% of the drain {m['p10']:.1f}, "
+              f"50% {m['p50']:.1f}, 90% {m['p90']:.1f}, peak {m['peak']:.1f}; "
+              f"growth 10%->90%: {m['p90'] - m['p10']:+.1f} MB")
+        print("RSS over time: " + spark([mb for _, mb, _ in batched["samples"]]))
 
 
 if __name__ == "__main__":

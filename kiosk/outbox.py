@@ -88,3 +88,13 @@ def purge_delivered(db, *, before: float) -> int:
     """Forget entries delivered before ``before``; returns how many."""
     with store.transaction(db):
         return db.execute("DELETE FROM outbox WHERE state = 'delivered' AND delivered_at < ?", [before]).rowcount
+
+
+def rewrite_payloads(db, payloads: dict[int, dict]) -> int:
+    """Replace the payloads of entries named by id, keeping each entry, its key, stamp, place and
+    state (a guest's erasure, pulled: their words taken out of what waits or was delivered; a
+    pending one goes up as it now reads, so nothing is lost or sent twice).  Inside the caller's
+    transaction; how many changed."""
+    return sum(db.execute("UPDATE outbox SET payload = ? WHERE id = ?",
+                          [json.dumps(p, separators=(",", ":"), sort_keys=True), entry_id]).rowcount
+               for entry_id, p in sorted(payloads.items()))

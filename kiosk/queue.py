@@ -617,3 +617,16 @@ def insert_rows(db, hotel_id: str, rows: list[dict]) -> int:
     db.conn.executemany(f"INSERT INTO tasks (hotel_id, {', '.join(cols)}) VALUES (?, {', '.join('?' * len(cols))})",
                         [[hotel_id, *(r.get(c) for c in cols)] for r in rows])
     return len(rows)
+
+
+def erase_questions(db, hotel_id: str, confirmation: str, text: str) -> list[str]:
+    """A guest's erasure (pulled): the tasks a hotel model made of their questions (type
+    ``guest_question``, described ``"CONF: the question"``) keep the confirmation and lose the
+    words (``"CONF: <text>"``).  Inside the caller's transaction; returns the tasks' ids."""
+    prefix = f"{confirmation}: "
+    ids = [r[0] for r in db.execute("SELECT task_id FROM tasks WHERE hotel_id = ? AND type = 'guest_question'"
+                                    " AND substr(description, 1, ?) = ?", [hotel_id, len(prefix), prefix])]
+    for task_id in ids:
+        db.execute("UPDATE tasks SET description = ? WHERE hotel_id = ? AND task_id = ?",
+                   [prefix + text, hotel_id, task_id])
+    return ids

@@ -273,3 +273,10 @@ def expire_due(db, *, now: float, node: str) -> int:
             outbox.enqueue(db, hotel_id=hotel, kind="session.ended", entity_type="session", entity_id=sid,
                            payload={"sessionId": sid, "reason": "expired", "endedAt": now}, node=node, now=now)
     return len(rows)
+
+
+def erase_names(db, hotel_id: str, user_id: str, name: str) -> int:
+    """A guest's erasure (pulled): the display name of their sessions (the user is the
+    confirmation) becomes ``name``; inside the caller's transaction.  How many changed."""
+    return db.execute("UPDATE sessions SET display_name = ? WHERE hotel_id = ? AND user_id = ?"
+                      " AND display_name IS NOT NULL AND display_name <> ?", [name, hotel_id, user_id, name]).rowcount

@@ -55,6 +55,11 @@ def connect(path: str | Path, *, busy_timeout_ms: int = 5000, synchronous: str =
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA foreign_keys = ON")
+    if conn.execute("PRAGMA secure_delete").fetchone()[0] == 0:
+        # deleted and overwritten content is zeroed in the pages written anyway (a guest's data
+        # must not outlive its erasure in a page's free space, docs/privacy.md); many builds
+        # (Debian's) default to ON already, which is kept
+        conn.execute("PRAGMA secure_delete = FAST")
     db = sqlite_utils.Database(conn)
     db.writer_lock = writer_lock(path) if serialize_writers else None
     db.busy_timeout_s = busy_timeout_ms / 1000
@@ -169,6 +174,39 @@ def _savepoint(db: sqlite_utils.Database) -> Iterator[None]:
         db.conn.execute(f"RELEASE {name}")
     finally:
         db.__dict__["_savepoints"] = depth - 1
+
+
+#: ``PRAGMA secure_delete``'s answer -> the word that sets it again
+SECURE_DELETE_WORDS = {0: "OFF", 1: "ON", 2: "FAST"}
+
+
+@contextlib.contextmanager
+def secure_delete(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """Within (call outside a transaction): what this connection deletes or overwrites is zeroed
+    in the file, freed pages included (``PRAGMA secure_delete=ON``); then the setting as it
+    was.  A guest's erasure is applied in it (sync/kinds/guest_erasure.py)."""
+    before = db.conn.execute("PRAGMA secure_delete").fetchone()[0]
+    db.conn.execute("PRAGMA secure_delete = ON")
+    try:
+        yield db
+    finally:
+        db.conn.execute(f"PRAGMA secure_delete = {SECURE_DELETE_WORDS.get(before, 'FAST')}")
+
+
+def checkpoint_truncate(db: sqlite_utils.Database, attempts: int = 5) -> bool:
+    """Copy the write-ahead log into the database and truncate it to nothing (``PRAGMA
+    wal_checkpoint(TRUNCATE)``, outside a transaction), so no older copy of a page stays in
+    the ``-wal`` file: after a commit whose old bytes must be gone (a guest's erasure).  A
+    reader of an older snapshot (another process) can keep it from finishing: tried again a
+    few times; False if it never finished (the next checkpoint will)."""
+    import time
+
+    for i in range(attempts):
+        busy, _log, _done = db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if not busy:
+            return True
+        time.sleep(0.05 * (i + 1))
+    return False
 
 
 def _raise_if_full(exc: BaseException) -> None:

@@ -378,3 +378,23 @@ def _apply_remote_reply(db, hotel_id: str, ticket_id: str, d: dict, now: float) 
     record_history(db, hotel_id, "ticket", ticket_id, {"reply": {"old": latest[0] if latest else None,
                                                                  "new": d["reply"]}},
                    by=d.get("replyBy") or "cloud", at=now, hlc=stamp)
+
+
+def erase_texts(db, hotel_id: str, created_by: str, text: str) -> list[str]:
+    """A guest's erasure (pulled): the words of the requests their sessions made (``created_by``
+    is the confirmation) become ``text`` — title, description, the content terms kept for
+    duplicate detection — and so do the replies written to them (history rows of field
+    ``reply``).  Ids, type, room, status, times and the fingerprint (a hash) stay, so counts do
+    not change.  Inside the caller's transaction; returns the tickets' ids."""
+    ids = [r[0] for r in db.execute("SELECT ticket_id FROM tickets WHERE hotel_id = ? AND created_by = ?"
+                                    " ORDER BY ticket_id", [hotel_id, created_by])]
+    if not ids:
+        return ids
+    db.execute("UPDATE tickets SET title = ?, description = CASE WHEN description = '' THEN '' ELSE ? END,"
+               " terms = '[]' WHERE hotel_id = ? AND created_by = ?", [text, text, hotel_id, created_by])
+    for i in range(0, len(ids), 500):
+        part = ids[i:i + 500]
+        db.execute("UPDATE item_history SET old = CASE WHEN old IS NULL OR old = '' THEN old ELSE ? END,"
+                   " new = CASE WHEN new IS NULL OR new = '' THEN new ELSE ? END WHERE hotel_id = ? AND kind = 'ticket'"
+                   f" AND field = 'reply' AND item_id IN ({', '.join('?' * len(part))})", [text, text, hotel_id, *part])
+    return ids

@@ -295,3 +295,11 @@ def usable(db, claims: Claims) -> str:
             raise TokenRevoked("this stay was cancelled", {"reason": "reservation", "status": res[0]},
                                hint="ask at the front desk")
     return (row[1] if row else None) or claims.subject
+
+
+def erase_names(db, hotel_id: str, subject: str, name: str) -> int:
+    """A guest's erasure (pulled): the display name of the codes issued here for them (their
+    subject is the confirmation, kept: it ties the code to the stay) becomes ``name``; inside the
+    caller's transaction.  How many changed."""
+    return db.execute("UPDATE qr_tokens SET display_name = ? WHERE hotel_id = ? AND subject = ?"
+                      " AND display_name IS NOT NULL AND display_name <> ?", [name, hotel_id, subject, name]).rowcount

@@ -16,6 +16,8 @@ nothing (every apply below is idempotent).  What comes down and how it merges
   here as well is a replay: the earliest by HLC keeps its session, the other
   session is ended, and both kiosks record a security event and a conflict;
 * security events the cloud recorded reach every kiosk of the hotel (once, by key);
+* a guest's erasure scrubs what the kiosk holds of them (sync/kinds/guest_erasure.py), with
+  SQLite's ``secure_delete`` on and the write-ahead log truncated after the page;
 * trust keys are added, or retired, in ``keys/trust.json``.
 
 Every HLC stamp seen moves the local clock forward (``hlc.receive``), so local
@@ -24,6 +26,7 @@ changes made after a pull sort after what was pulled, whatever the wall clock.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,12 +151,27 @@ class Puller:
     def apply_page(self, hotel_id: str, page: dict) -> tuple[int, list[str]]:
         """Apply one page and save its cursor, in one transaction."""
         now = self.clock.now()
-        with store.transaction(self.db):
+        with self._erasing(page["changes"]), store.transaction(self.db):
             replays = self._apply(hotel_id, page["changes"], now)
             sync_status.put(self.db, {cursor_key(hotel_id): int(page["cursor"]),
                                       "last_pull_at": now})  # the admin analytics' sync.lastPullAt
             sync_status.heard(self.db, now)
         return len(page["changes"]), replays
+
+    @contextlib.contextmanager
+    def _erasing(self, changes: list[dict]):
+        """Around a page's transaction: a page that erases a guest (a kind that ``erases``) is
+        applied with ``secure_delete`` on (what it overwrites or deletes is zeroed in the file) and
+        the write-ahead log is truncated after its commit, so the erased bytes are gone from
+        ``kiosk.db`` and ``kiosk.db-wal``.  Other pages as they are."""
+        if not kinds.erasing(changes):
+            yield
+            return
+        with store.secure_delete(self.db):
+            yield
+        if not store.checkpoint_truncate(self.db):
+            log.warning("the write-ahead log could not be truncated after an erasure: a reader held it;"
+                        " the next checkpoint will")
 
     def resync(self, hotel_id: str) -> ResyncReport:
         """Re-sync ``hotel_id`` from the cloud's snapshot of its current state, then let pull go on
@@ -171,7 +189,7 @@ class Puller:
         while True:
             page = self.transport.snapshot(hotel_id, token, self.page_size)
             now = self.clock.now()
-            with store.transaction(self.db):
+            with self._erasing(page["changes"]), store.transaction(self.db):
                 report.replays += self._apply(hotel_id, page["changes"], now)
                 sync_status.heard(self.db, now)
             for ch in page["changes"]:

@@ -124,7 +124,7 @@ def test_the_registry_declares_each_kind_once_and_whole():
     # the snapshot serves its sections in the order page tokens were numbered by before the registry
     assert [s for s, _ in kinds.snapshot_sections()] == [
         "trust_key", "reference", "work_order", "ticket", "token_revocation", "token_consumption", "conflict",
-        "security_event"]
+        "security_event", "guest_erasure"]
 
 
 def test_a_kind_cannot_claim_what_another_declares():

@@ -170,3 +170,33 @@ def decide(db, hotel_id: str, task_id: str, decision: str, *, by: str, now: floa
         audit.record(db, hotel_id=hotel_id, event=f"approval.{decision}", outcome="success", at=now, actor=by,
                      details={"taskId": task_id, "entity": proposal.get("entity"), "id": proposal.get("id")})
     return result
+
+
+def erase_for(db, hotel_id: str, confirmation: str, text: str) -> int:
+    """A guest's erasure (pulled): the actions models took for them keep their keys (so none is
+    taken again) and lose the guest's words: a message's text in what the action did
+    (``result``), a question's words in its subject.  Found by subject: the confirmation, a
+    message's ``CONF:moment``, a question's ``question CONF …``, or a whole proposal naming the
+    confirmation.  Inside the caller's transaction; how many changed."""
+    from kiosk import erased
+
+    named = f'"confirmation":{json.dumps(confirmation)}'
+    n = 0
+    for key, subject_, result in db.execute(
+            "SELECT action_key, subject, result FROM model_actions WHERE hotel_id = ? AND (subject = ?"
+            " OR substr(subject, 1, ?) = ? OR substr(subject, 1, ?) = ? OR instr(subject, ?) > 0)",
+            [hotel_id, confirmation, len(confirmation) + 1, confirmation + ":", len(confirmation) + 10,
+             f"question {confirmation} ", named]).fetchall():
+        about = subject_
+        if subject_.startswith(f"question {confirmation} "):
+            about = f"question {confirmation} {text}"
+        elif named in subject_:
+            about = f"{confirmation}:{text}"
+        done = json.loads(result) if result else None
+        scrubbed = erased.scrub(done) if done is not None else None
+        if about == subject_ and scrubbed == done:
+            continue
+        db.execute("UPDATE model_actions SET subject = ?, result = ? WHERE hotel_id = ? AND action_key = ?",
+                   [about, json.dumps(scrubbed, sort_keys=True) if scrubbed is not None else result, hotel_id, key])
+        n += 1
+    return n

@@ -120,3 +120,21 @@ def record_offer_shown(db, hotel_id: str, confirmation: str, offer_id: str, show
     """An offer shown to a guest and whether it was taken (the upsell model learns from it)."""
     db.execute("INSERT INTO offer_history (hotel_id, confirmation, offer_id, shown_at, accepted)"
                " VALUES (?, ?, ?, ?, ?)", [hotel_id, confirmation, offer_id, shown_at, accepted])
+
+
+def erase_reservation(db, hotel_id: str, confirmation: str) -> bool:
+    """A guest's erasure (pulled): the reservation's personal fields replaced as the cloud
+    replaces them (:func:`kiosk.erased.reservation`: the name an erased marker, e-mail and phone
+    null; dates, room, rate and amounts kept), whether or not the cloud's erased copy came
+    first.  False when the kiosk holds no such reservation.  Inside the caller's transaction."""
+    from kiosk import erased
+
+    rows = list(db.query("SELECT * FROM reservations WHERE hotel_id = ? AND confirmation = ?",
+                         [hotel_id, confirmation]))
+    if not rows:
+        return False
+    row = {k: v for k, v in rows[0].items() if k != "hotel_id"}
+    new = erased.reservation(row)
+    if new != row:
+        upsert(db, hotel_id, "reservations", new)
+    return True

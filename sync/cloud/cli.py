@@ -14,6 +14,7 @@ Scripts depend on these forms::
     kiosk-cloud upstream [--json]                    (the hub's link and what waits for the chain)
     kiosk-cloud audit verify --hotel H [--json]      (kiosks' audit checkpoints; exit 1 on a break)
     kiosk-cloud guest export --hotel H --confirmation C [--output FILE]   (one guest's data, JSON)
+    kiosk-cloud guest erase --hotel H --confirmation C --yes     (erase one guest; prints counts)
 
 ``--data-dir`` goes before or after the subcommand; default ``$KIOSK_CLOUD_DATA_DIR``
 or ``var/cloud``.  ``--database postgresql://user@host:5432/cloud`` (or
@@ -637,7 +638,7 @@ def audit_verify(hotel, as_json):
 
 @main.group()
 def guest():
-    """A guest's data at the cloud: the right of access (docs/privacy.md)."""
+    """A guest's data at the cloud: the right of access and the right to be forgotten (docs/privacy.md)."""
 
 
 @guest.command("export")
@@ -658,6 +659,26 @@ def guest_export(hotel, confirmation, output):
     click.echo(json.dumps({"output": output, "hotelId": doc["hotelId"], "confirmation": doc["confirmation"],
                            "reservations": len(doc["reservations"]), "requests": len(doc["requests"]),
                            "events": len(doc["events"])}))
+
+
+
+@guest.command("erase")
+@click.option("--hotel", required=True, help="The guest's hotel.")
+@click.option("--confirmation", required=True, help="The reservation's confirmation number.")
+@click.option("--yes", is_flag=True, help="Erase: without it nothing is changed (the erasure cannot be undone).")
+@data_dir_option
+def guest_erase(hotel, confirmation, yes):
+    """Erase one guest (the right to be forgotten): their name, contact details and words at the
+    cloud, in one transaction, and by pull at every hub and kiosk; ids, dates, rooms, rates and
+    amounts stay.  Prints what changed, as counts.  NOT_FOUND when the hotel holds nothing
+    under the confirmation."""
+    from . import erasure
+
+    if not yes:  # before the database is even opened: nothing changed
+        raise KioskError("erasing a guest cannot be undone: nothing was changed; add --yes to erase",
+                         {"field": "yes"}, code="VALIDATION_ERROR",
+                         hint="export the guest's data first (kiosk-cloud guest export) if they asked for it")
+    click.echo(json.dumps(erasure.erase(open_db(), hotel, confirmation, SystemClock().now(), confirmed=True)))
 
 
 if __name__ == "__main__":  # pragma: no cover

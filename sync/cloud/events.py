@@ -200,6 +200,16 @@ def claim(db, hotel_id: str, jti: str, kiosk_id: str, session_id: str | None, at
     return {"claimed": True, "new": True, "hlc": stamp}
 
 
+def rewrite_payloads(db, hotel_id: str, payloads: dict[str, dict]) -> int:
+    """Replace the payloads of the hotel's events named by key (a guest's erasure,
+    sync/cloud/erasure.py: the same event with the guest's words taken out); returns how many."""
+    n = 0
+    for key, payload in sorted(payloads.items()):
+        n += db.execute("UPDATE events SET payload = ? WHERE hotel_id = ? AND key = ?",
+                        [json.dumps(payload, sort_keys=True, separators=(",", ":")), hotel_id, key]).rowcount
+    return n
+
+
 def security_event(db, hotel_id: str, kind: str, subject: str, key: str, details: dict, stamp: str,
                    now: float) -> dict:
     """Record a security event in the cloud and log it for pull: every kiosk of the hotel shows

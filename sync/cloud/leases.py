@@ -62,6 +62,6 @@ def gone(holder: str | None) -> bool:
 
 def holder_if_gone(db, sql: str, params: list) -> str | None:
     """The lease's holder read by ``sql`` (one row, one column) when it is gone (``gone``), else None:
-    the value a conditional take-over UPDATE may match."""
+    the value a conditional take-over may match."""
     row = db.execute(sql, params).fetchone()
     return row[0] if row and gone(row[0]) else None

@@ -253,6 +253,17 @@ def delivered_ref(db, hotel_id: str, action: str, entity: str) -> str | None:
     return row[0] if row is not None else None
 
 
+def rewrite_data(db, hotel_id: str, data: dict[int, dict]) -> int:
+    """Replace what the PMS is (or was) sent for the hotel's actions named by id (a guest's
+    erasure, sync/cloud/erasure.py: a service request's words taken out); a pending action
+    goes to the PMS as it now reads.  Returns how many."""
+    n = 0
+    for action_id, d in sorted(data.items()):
+        n += db.execute("UPDATE pms_actions SET data = ? WHERE hotel_id = ? AND id = ?",
+                        [json.dumps(d, sort_keys=True), hotel_id, action_id]).rowcount
+    return n
+
+
 def counts(db, hotel_id: str) -> dict[str, int]:
     out = {"pending": 0, "delivered": 0, "dead": 0}
     for status, n in db.execute("SELECT status, COUNT(*) FROM pms_actions WHERE hotel_id = ? GROUP BY status",

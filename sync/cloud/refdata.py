@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 
+from kiosk import erased
+
 from ..reference import TABLES, entity_id
 from . import changelog, pms, storage
 
@@ -28,6 +30,8 @@ def import_tables(db, hotel_id: str, tables: dict[str, list[dict]], now: float, 
             if table not in TABLES:
                 continue
             etype = TABLES[table][0]
+            if table == "reservations":
+                rows = _kept_erased(table, rows, erased_confirmations(db, hotel_id))
             old = {r[0]: r[1] for r in db.execute(
                 "SELECT entity_id, data FROM ref_data WHERE hotel_id = ? AND entity_type = ?", [hotel_id, etype])}
             counts = {"added": 0, "changed": 0, "removed": 0, "unchanged": 0}
@@ -67,11 +71,14 @@ def merge_rows(db, hotel_id: str, table: str, rows: list[dict], now: float) -> d
     etype = TABLES[table][0]
     counts = {"added": 0, "changed": 0, "unchanged": 0}
     stamp = None
+    gone = erased_confirmations(db, hotel_id) if table == "reservations" else set()
     for row in rows:
         eid = entity_id(table, row)
         old = db.execute("SELECT data FROM ref_data WHERE hotel_id = ? AND entity_type = ? AND entity_id = ?",
                          [hotel_id, etype, eid]).fetchone()
         merged = (json.loads(old[0]) if old is not None else {}) | row
+        if eid in gone:
+            merged = erased.reservation(merged)
         data = json.dumps(merged, sort_keys=True, separators=(",", ":"), default=str)
         if old is not None and old[0] == data:
             counts["unchanged"] += 1
@@ -104,6 +111,41 @@ def put_change(db, hotel_id: str, ch: dict, now: float) -> None:
                [hotel_id, etype, eid, data, ch.get("hlc") or "", now])
     changelog.record(db, hotel_id=hotel_id, entity_type=etype, entity_id=eid, data=ch["data"],
                      hlc_stamp=ch.get("hlc") or "", now=now)
+
+
+def erase_reservation(db, hotel_id: str, confirmation: str, stamp: str, now: float) -> bool:
+    """A guest's erasure (sync/cloud/erasure.py): the reservation's personal fields replaced
+    (:func:`kiosk.erased.reservation`: the name an erased marker, contact details and any other
+    field null; dates, room, rate and amounts kept) and the new state logged for pull, which
+    deletes the reservation's older changes (the ones with the name).  False when the hotel
+    holds no such reservation, or it is erased already."""
+    row = db.execute("SELECT data FROM ref_data WHERE hotel_id = ? AND entity_type = 'reservation' AND entity_id = ?",
+                     [hotel_id, confirmation]).fetchone()
+    if row is None:
+        return False
+    new = erased.reservation(json.loads(row[0]))
+    data = json.dumps(new, sort_keys=True, separators=(",", ":"), default=str)
+    if data == row[0]:
+        return False
+    db.execute("UPDATE ref_data SET data = ?, hlc = ?, updated_at = ? WHERE hotel_id = ? AND entity_type = 'reservation'"
+               " AND entity_id = ?", [data, stamp, now, hotel_id, confirmation])
+    changelog.record(db, hotel_id=hotel_id, entity_type="reservation", entity_id=confirmation, data=new,
+                     hlc_stamp=stamp, now=now)
+    return True
+
+
+def erased_confirmations(db, hotel_id: str) -> set[str]:
+    """The hotel's erased guests (``guest_erasures``, written by sync/cloud/erasure.py): their
+    reservations stay erased whatever a later import or PMS read says of them."""
+    return {r[0] for r in db.execute("SELECT confirmation FROM guest_erasures WHERE hotel_id = ?", [hotel_id])}
+
+
+def _kept_erased(table: str, rows: list[dict], gone: set[str]) -> list[dict]:
+    """``rows`` with the reservations of erased guests erased again (an import brings them back
+    with the name the PMS still has)."""
+    if table != "reservations" or not gone:
+        return rows
+    return [erased.reservation(r) if str(r.get("confirmation")) in gone else r for r in rows]
 
 
 def read_export(folder) -> dict[str, list[dict]]:

@@ -22,6 +22,7 @@ at it), and the relay catches up when the chain is back.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -222,12 +223,15 @@ class Relay:
 
     def _apply(self, db, hotel: str, changes: list[dict], cursor: int | None) -> None:
         now = self.clock.now()
-        with storage.transaction(db):
+        erasing = kinds.erasing(changes)  # a guest's erasure: no old bytes left in the hub's files
+        with storage.secure_delete(db) if erasing else contextlib.nullcontext(), storage.transaction(db):
             storage.lock_hotels(db, [hotel])  # in order with the hub's own pushes for the hotel
             for ch in changes:
                 apply_change(db, hotel, ch, now)
             if cursor is not None:
                 upstream.set_cursor(db, hotel, cursor, now)
+        if erasing:
+            storage.checkpoint(db)
 
 
 def apply_change(db, hotel: str, ch: dict, now: float) -> bool:

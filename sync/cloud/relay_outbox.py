@@ -77,6 +77,17 @@ def wait(db, ids: list[int], why: str, now: float) -> None:
                     entry_id])
 
 
+def rewrite_entries(db, hotel_id: str, entries: dict[int, dict]) -> int:
+    """Replace the hotel's queued (or delivered) entries named by id, keeping their keys and
+    places (a guest's erasure, sync/cloud/erasure.py: the guest's words taken out of the
+    payload; one still waiting goes up to the chain as it now reads).  Returns how many."""
+    n = 0
+    for entry_id, raw in sorted(entries.items()):
+        n += db.execute("UPDATE relay_outbox SET entry = ? WHERE hotel_id = ? AND id = ?",
+                        [json.dumps(raw, sort_keys=True, separators=(",", ":")), hotel_id, entry_id]).rowcount
+    return n
+
+
 def counts(db) -> dict[str, int]:
     out = {"pending": 0, "delivered": 0, "dead": 0}
     for status, n in db.execute("SELECT status, COUNT(*) FROM relay_outbox GROUP BY status"):

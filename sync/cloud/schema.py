@@ -459,12 +459,25 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX audit_checkpoints_kiosk ON audit_checkpoints(kiosk_id, status, id)",
         "CREATE INDEX audit_checkpoints_hotel ON audit_checkpoints(hotel_id, kiosk_id)",
     ],
-    # 14: the change log compacted: an entity's older changes go when a newer one is written
+    # 13: the change log compacted: an entity's older changes go when a newer one is written
     # (changelog.py), found by this index; the log as it stands compacted once
     [
         "CREATE INDEX changes_entity ON changes(hotel_id, entity_type, entity_id, seq)",
         "DELETE FROM changes WHERE EXISTS (SELECT 1 FROM changes n WHERE n.hotel_id = changes.hotel_id"
         " AND n.entity_type = changes.entity_type AND n.entity_id = changes.entity_id AND n.seq > changes.seq)",
+    ],
+    # 14: guests erased at their request
+    # (sync/cloud/erasure.py, docs/privacy.md): which confirmation of which hotel, when and by
+    # whom; never the guest's name.  An import keeps such a reservation erased, and the
+    # snapshot sends each erasure to a kiosk that re-syncs
+    [
+        """CREATE TABLE guest_erasures (
+            hotel_id TEXT NOT NULL,
+            confirmation TEXT NOT NULL,
+            erased_at $REAL NOT NULL,
+            erased_by TEXT NOT NULL,
+            PRIMARY KEY (hotel_id, confirmation)
+        )""",
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -470,3 +470,33 @@ def transaction(db) -> AbstractContextManager:
 def lock_hotels(db, hotels: Iterable[str]) -> None:
     """Inside a transaction: each hotel's lock (:meth:`CloudStorage.lock_hotels`)."""
     backend(db).lock_hotels(db, hotels)
+
+
+@contextlib.contextmanager
+def secure_delete(db) -> Iterator[None]:
+    """Within: what the connection deletes or overwrites is zeroed in the database file, freed
+    pages included (SQLite ``PRAGMA secure_delete=ON``; set outside a transaction), then the
+    connection's setting as it was.  A guest's erasure runs in it (sync/cloud/erasure.py).
+    PostgreSQL has no such switch: an old row version stays in the table's file as a dead
+    tuple until ``VACUUM`` reclaims it (autovacuum, or ``VACUUM`` by hand)."""
+    if backend(db) is not SqliteStorage:
+        yield
+        return
+    before = db.conn.execute("PRAGMA secure_delete").fetchone()[0]
+    db.conn.execute("PRAGMA secure_delete = ON")
+    try:
+        yield
+    finally:
+        db.conn.execute(f"PRAGMA secure_delete = {store.SECURE_DELETE_WORDS.get(before, 'FAST')}")
+
+
+def checkpoint(db) -> bool:
+    """After a commit that must leave no old bytes behind (a guest's erasure): SQLite's
+    write-ahead log copied into the database and truncated to nothing (``PRAGMA
+    wal_checkpoint(TRUNCATE)``), so the log's older copies of the pages are gone from disk.
+    False if a reader kept it from finishing (the next checkpoint does).  PostgreSQL: nothing
+    (True)."""
+    if backend(db) is not SqliteStorage:
+        return True
+    return store.checkpoint_truncate(db)
+

@@ -178,6 +178,42 @@ def put_snapshot(db, hotel_id: str, ch: dict, now: float) -> None:
                      hlc_stamp=stamp, now=now)
 
 
+def erase(db, hotel_id: str, ticket_ids: list[str], now: float) -> list[str]:
+    """A guest's erasure (sync/cloud/erasure.py): the words of the hotel's tickets named, the
+    guest's (title, description) and the reply written to them, become :data:`kiosk.erased.TEXT`
+    in the row and in its ``payload`` (the ``ticket.created`` as applied, so the kiosk's entry
+    scrubbed the same way still matches it); ids, type, room, status and times stay, so counts
+    do not change.  Each ticket that changed is logged for pull with its latest stamp (the same
+    state as before but for the words: kiosks and hubs take no step from it), which deletes
+    its older changes, the ones with the words.  Returns the tickets changed."""
+    from kiosk import erased
+
+    changed = []
+    ids = sorted(set(ticket_ids))
+    for at in range(0, len(ids), 500):
+        chunk = ids[at:at + 500]
+        for row in list(db.query(f"SELECT * FROM tickets WHERE hotel_id = ? AND ticket_id IN"
+                                 f" ({', '.join('?' * len(chunk))}) ORDER BY ticket_id", [hotel_id, *chunk])):
+            words = {f: erased.TEXT if row.get(f) else row.get(f) for f in ("title", "description", "reply")}
+            words["title"] = erased.TEXT  # never empty (NOT NULL)
+            created = json.loads(row["payload"])
+            payload = json.dumps(created | {f: erased.TEXT for f in ("title", "description") if created.get(f)},
+                                 sort_keys=True, separators=(",", ":"))
+            if all(row.get(f) == v for f, v in words.items()) and payload == row["payload"]:
+                continue
+            db.execute("UPDATE tickets SET title = ?, description = ?, reply = ?, payload = ? WHERE hotel_id = ?"
+                       " AND ticket_id = ?", [words["title"], words["description"], words["reply"], payload,
+                                              hotel_id, row["ticket_id"]])
+            before = snapshot(row)
+            row |= words
+            if snapshot(row) != before:
+                stamp = max(row.get("hlc") or "", row.get("status_hlc") or "", row.get("reply_hlc") or "")
+                changelog.record(db, hotel_id=hotel_id, entity_type="ticket", entity_id=row["ticket_id"],
+                                 data=snapshot(row), hlc_stamp=stamp, now=now)
+            changed.append(row["ticket_id"])
+    return changed
+
+
 def snapshot(row: dict) -> dict:
     return {"ticketId": row["ticket_id"], **{field: row[col] for field, col in _COLUMNS.items()},
             "mergedInto": row["merged_into"], "assignee": row.get("assignee"),

@@ -25,7 +25,7 @@ from typing import Any
 
 #: the kinds, in order: a kind's snapshot sections are served in this order
 MODULES = ("trust_key", "reference", "work_order", "ticket", "token", "session", "task", "message", "pms",
-           "conflict", "security_event", "audit_checkpoint")
+           "conflict", "security_event", "audit_checkpoint", "guest_erasure")
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,17 @@ class Kind:
     #: page's transaction; it writes the hub's own state through the table's owner and logs
     #: the change for the hub's kiosks (sync/cloud/relay.py)
     relay: str | None = None
+    #: its changes erase data (a guest's erasure): a page holding one is applied with SQLite's
+    #: ``secure_delete`` on and the write-ahead log truncated after it (sync/pull.py, and a hub's
+    #: relay, sync/cloud/relay.py), so the erased bytes are gone from the files
+    erases: bool = False
+
+
+def erasing(changes: list[dict]) -> bool:
+    """Whether a page of changes holds one of a kind that :attr:`Kind.erases` (a set lookup a
+    change: pages of thousands pass through here)."""
+    types = {e for k in _load().values() if k.erases for e in k.pull_entities}
+    return bool(types) and any(ch.get("entityType") in types for ch in changes)
 
 
 @dataclass

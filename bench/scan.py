@@ -192,10 +192,12 @@ def issue_tokens(inst: Instance, count: int, label: str) -> list[str]:
     prop = inst.config.property
     out = []
     with Progress(count, label) as bar:
-        for _ in range(count):
+        for i in range(count):
+            # a guest's name on every code: the scan reads it and writes it to the session (sealed
+            # under the guest's key where the kiosk keeps personal fields sealed, kiosk/guest_keys.py)
             tok, _row = tokens.issue(db, keys, hotel_id=HOTEL, role="guest", now=time.time(),
                                      ttl_seconds=3600, issuer=prop.issuer, node=prop.kiosk_id,
-                                     issued_by="bench")
+                                     issued_by="bench", name=f"Bench Guest {i}")
             out.append(tok)
             bar.advance()
     db.conn.close()

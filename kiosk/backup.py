@@ -10,6 +10,12 @@ new hardware (docs/operations.md)::
     keys/         signing key, trust list, session secret, the cloud link (0600)
     rooms/ …      reference photos and the other files of the data directory
 
+The guests' keys are NOT in it (kiosk/guest_keys.py): the copy's ``guest_keys`` rows are
+deleted and zeroed before it is written, so the personal fields in a backup are readable only
+with the keys of a live kiosk.  A restore takes them from the data directory it replaces
+(``--keys-from``: a guest erased since has none, and stays erased), or without it forgets
+its pull cursors so the kiosk pulls its hotels' data (names included) again.
+
 Logs, the demo's camera folder and SQLite's -wal/-shm files are left out.  Both sides
 are all or nothing: the backup is written to ``DEST.partial`` and renamed when
 complete; a restore checks every checksum, copies into a folder next to the target
@@ -25,7 +31,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from . import store
+from . import guest_keys, store, sync_status
 from .clock import iso
 from .errors import ValidationError
 
@@ -107,6 +113,7 @@ def backup(inst, dest: str | Path) -> dict:
         finally:
             copy.close()
             src.conn.close()
+        stripped = guest_keys.strip(str(work / "kiosk.db"))  # personal fields: unreadable without this box
         (work / "kiosk.db").chmod(0o600)
         files = {}
         for rel in _files(inst.root):
@@ -118,7 +125,7 @@ def backup(inst, dest: str | Path) -> dict:
         files["kiosk.db"] = _sha256(work / "kiosk.db")
         manifest = {"format": FORMAT, "createdAt": iso(inst.clock.now()), "dataDir": str(inst.root.resolve()),
                     "kioskId": inst.config.property.kiosk_id, "hotels": list(inst.config.property.hotels),
-                    "schemaVersion": schema, "outbox": outbox, "files": files}
+                    "schemaVersion": schema, "outbox": outbox, "files": files, "guestKeysLeftOut": stripped}
         (work / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
         (work / MANIFEST).chmod(0o600)
         _fsync_tree(work)
@@ -146,8 +153,12 @@ def read_manifest(src: Path) -> dict:
     return manifest
 
 
-def restore(inst, src: str | Path) -> dict:
+def restore(inst, src: str | Path, *, keys_from: str | Path | None = None) -> dict:
     """Restore the backup in ``src`` into ``inst``'s data directory, which must not hold a kiosk yet.
+
+    ``keys_from``: the data directory the backup replaces (moved aside), whose guests' keys the
+    restored store takes (the backup holds none); without it, the pull cursors are forgotten
+    so the kiosk pulls its hotels' data again (personal fields the backup held read as erased).
 
     The kiosk id and hotels of this instance's configuration must be the backup's: the
     outbox's entries are stamped with that kiosk id and the cloud knows the device by it.
@@ -184,9 +195,17 @@ def restore(inst, src: str | Path) -> dict:
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             shutil.copy2(src / rel, target)
             target.chmod(0o600)
+        old_db = Path(keys_from) / "kiosk.db" if keys_from else None
+        if old_db is not None and not old_db.is_file():
+            raise ValidationError(f"{keys_from} holds no kiosk.db to take the guests' keys from",
+                                  {"field": "--keys-from"}, hint="name the data directory this backup replaces")
+        keys = guest_keys.merge_live(str(work / "kiosk.db"), str(old_db)) if old_db else None
         db = store.connect(work / "kiosk.db", migrate=False)
         try:
             _move_paths(db, Path(manifest["dataDir"]), root.resolve())
+            if keys is None:
+                with store.transaction(db):
+                    sync_status.forget(db, "pull_cursor:")
         finally:
             db.conn.close()
         _fsync_tree(work)
@@ -204,7 +223,8 @@ def restore(inst, src: str | Path) -> dict:
     inst.load_keys()
     return {"dataDir": str(root), "kioskId": prop.kiosk_id, "hotels": list(prop.hotels),
             "schemaVersion": {"backup": manifest["schemaVersion"], "now": store.schema_version(db)},
-            "outbox": _outbox(db), "backupCreatedAt": manifest["createdAt"]}
+            "outbox": _outbox(db), "backupCreatedAt": manifest["createdAt"],
+            "guestKeys": {"takenOver": keys} if keys is not None else {"takenOver": 0, "pullAgain": True}}
 
 
 def _move_paths(db, old: Path, new: Path) -> None:

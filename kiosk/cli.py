@@ -94,13 +94,17 @@ def backup(obj: Ctx, dest):
 
 @main.command()
 @click.argument("backup", type=click.Path(file_okay=False))
+@click.option("--keys-from", type=click.Path(file_okay=False, exists=True), default=None,
+              help="The data directory this backup replaces (moved aside): its guests' keys are taken over"
+                   " (a backup holds none; a guest erased since stays erased). Without it the kiosk pulls"
+                   " its hotels' data again.")
 @click.pass_obj
-def restore(obj: Ctx, backup):
+def restore(obj: Ctx, backup, keys_from):
     """Restore BACKUP (a folder `kiosk backup` wrote) into --data-dir, which must not hold a kiosk
     yet; checks every file, brings an older schema up to date, and prints what waits in the outbox."""
     from . import backup as backup_mod
 
-    click.echo(json.dumps(backup_mod.restore(obj.instance(), backup)))
+    click.echo(json.dumps(backup_mod.restore(obj.instance(), backup, keys_from=keys_from)))
 
 
 @main.command()

@@ -55,6 +55,7 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from . import guest_keys
 from .analytics import Window
 
 log = logging.getLogger("kiosk.export")
@@ -373,7 +374,10 @@ def stream(connect: Callable, hotel_id: str, w: Window, kinds: list[str], fmt: s
 
 
 def reader(path) -> sqlite3.Connection:
-    """A read-only connection of the export's own (autocommit, so ``BEGIN`` starts the snapshot)."""
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=5)
+    """A read-only connection of the export's own (autocommit, so ``BEGIN`` starts the snapshot);
+    guests' sealed names and words read as the screens show them (kiosk/guest_keys.py)."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=5,
+                           factory=guest_keys.Connection)
+    conn.row_factory = guest_keys.row_factory
     conn.execute("PRAGMA query_only = ON")
     return conn

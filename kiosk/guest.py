@@ -215,7 +215,7 @@ def _ticket(db, kind: str, words: str, channel: str, *, hotel_id: str, session, 
     return tickets.create(db, {"type": kind, "title": _title(words), "description": words,
                                "roomNumber": res.get("room_number") if res else room},
                           hotel_id=hotel_id, by=session.user_id, now=now, node=node, window=window,
-                          session_id=session.id, channel=channel)
+                          session_id=session.id, channel=channel, guest=session.role == "guest")
 
 
 def request_json(row: dict, follow: dict | None = None) -> dict:

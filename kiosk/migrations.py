@@ -466,6 +466,19 @@ MIGRATIONS: list[list[str]] = [
             outbox_key TEXT NOT NULL
         )""",
     ],
+    # 14: a key per guest (kiosk/guest_keys.py, docs/privacy.md): personal fields are sealed under
+    # their guest's key; the keys live here, never in a backup, and an erasure deletes one.
+    # The row ('', '') is the blind index's key (a request's content terms)
+    [
+        """CREATE TABLE guest_keys (
+            kid TEXT PRIMARY KEY,
+            hotel_id TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            key BLOB NOT NULL,
+            created_at REAL NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS REAL)),
+            UNIQUE (hotel_id, subject)
+        )""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

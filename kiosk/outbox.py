@@ -13,7 +13,7 @@ import json
 import uuid
 from typing import Any, NamedTuple
 
-from . import audit, hlc, store
+from . import audit, guest_keys, hlc, store
 from .errors import NotFound
 
 
@@ -24,9 +24,15 @@ class Queued(NamedTuple):
 
 def enqueue(db, *, hotel_id: str, kind: str, entity_type: str, entity_id: str,
             payload: dict[str, Any], node: str, now: float,
-            idempotency_key: str | None = None) -> Queued:
-    """Add one pending entry; returns its key and HLC stamp.  Call inside a transaction."""
+            idempotency_key: str | None = None, subject: str | None = None) -> Queued:
+    """Add one pending entry; returns its key and HLC stamp.  Call inside a transaction.
+
+    ``subject``: the guest the payload's names, contact details and words are about (the
+    confirmation, or whoever wrote them); they are kept sealed under that guest's key
+    (kiosk/guest_keys.py) and opened when the entry is pushed."""
     key = idempotency_key or str(uuid.uuid4())
+    if subject:
+        payload = guest_keys.seal_fields(db, hotel_id, subject, payload)
     stamp = hlc.tick(db, node, now)
     db.conn.execute(
         "INSERT INTO outbox (idempotency_key, hotel_id, kind, entity_type, entity_id, payload,"

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from . import audit, outbox, store
+from . import audit, guest_keys, outbox, store
 from .errors import NotFound, SessionExpired, Unauthorized
 
 REQUIRED = ["sid", "sub", "hid", "rol", "iat", "exp"]
@@ -81,7 +81,8 @@ def open_session(db, *, hotel_id: str, user_id: str, role: str, display_name: st
     db.execute(
         "INSERT INTO sessions (id, hotel_id, user_id, role, display_name, jti, scan_method, client,"
         " created_at, expires_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [sid, hotel_id, user_id, role, display_name, jti, scan_method, client, now, now + ttl, now],
+        [sid, hotel_id, user_id, role, guest_keys.seal(db, hotel_id, user_id if role == "guest" else None, display_name, "n"), jti, scan_method,
+         client, now, now + ttl, now],
     )
     return Session(sid, hotel_id, user_id, role, display_name, now + ttl)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from . import guest_keys
 from .errors import SchemaTooNew, StorageFull, StoreBusy
 from .files import PRIVATE_FILE, make_private
 from .migrations import MIGRATIONS
@@ -38,19 +39,25 @@ def writer_lock(path: str | Path) -> threading.RLock:
 
 
 def connect(path: str | Path, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL",
-            migrate: bool = True, serialize_writers: bool = True) -> sqlite_utils.Database:
+            migrate: bool = True, serialize_writers: bool = True, sealed: bool = True) -> sqlite_utils.Database:
     """Open (and if needed create and migrate) the store at ``path``.
 
     With ``serialize_writers`` the connection's write transactions also take a
     process-wide lock for the file, so threads of one process queue for the write
     lock in order instead of sleeping in SQLite's busy handler (which backs off in
     steps up to 100 ms); other processes (the agent) still meet the busy timeout.
+    With ``sealed`` (a kiosk's store) personal fields sealed under their guest's key are
+    opened as rows are read (kiosk/guest_keys.py); the cloud's store holds none.
     """
     if synchronous not in ("FULL", "EXTRA", "NORMAL"):
         raise ValueError(f"synchronous={synchronous!r}")
     private_files(path)
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
-                           timeout=busy_timeout_ms / 1000)
+                           timeout=busy_timeout_ms / 1000, factory=guest_keys.Connection)
+    if sealed:
+        conn.row_factory = guest_keys.row_factory  # sealed personal fields read as plain text
+    else:
+        conn.sealing = False
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {synchronous}")

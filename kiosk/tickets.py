@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from . import audit, outbox, store
+from . import audit, guest_keys, outbox, store
 from .clock import from_iso, iso
 from .errors import InvalidTransition, NotFound, ValidationError
 from .validation import parse
@@ -109,20 +109,22 @@ def to_json(row: dict) -> dict:
 
 
 def create(db, body: Any, *, hotel_id: str, by: str, now: float, node: str, window: float,
-           session_id: str | None = None, channel: str | None = None) -> dict:
+           session_id: str | None = None, channel: str | None = None, guest: bool = False) -> dict:
     """Create (or find the duplicate of) a ticket; returns the response body without ``success``.
+    ``guest``: ``by`` is a guest, whose words are kept sealed under their key (kiosk/guest_keys.py).
 
     A duplicate is one still being worked on (received, accepted, assigned, in progress)."""
     req = parse(TicketRequest, body)
     t = terms(f"{req.title} {req.description}")
     with store.transaction(db):
+        blind = frozenset(guest_keys.blind(db, t))  # as the content terms are kept
         candidates = db.query(
             "SELECT * FROM tickets WHERE hotel_id = ? AND room_number IS ? AND type = ?"
             f" AND status IN ({', '.join('?' * len(ACTIVE))}) AND merged_into IS NULL"
             " AND created_at >= ? ORDER BY created_at",
             [hotel_id, req.roomNumber, req.type, *ACTIVE, now - window])
         for row in candidates:
-            if jaccard(t, frozenset(json.loads(row["terms"]))) >= SIMILARITY:
+            if jaccard(blind, frozenset(json.loads(row["terms"]))) >= SIMILARITY:
                 audit.record(db, hotel_id=hotel_id, event="ticket.duplicate", outcome="success", at=now,
                              actor=by, details={"ticketId": row["ticket_id"]})
                 return {"ticket": to_json(row), "queue": row["queue"], "duplicateOf": row["ticket_id"],
@@ -131,14 +133,16 @@ def create(db, body: Any, *, hotel_id: str, by: str, now: float, node: str, wind
                "title": req.title, "description": req.description, "room_number": req.roomNumber,
                "priority": req.priority, "queue": QUEUES[req.type], "status": "received",
                "fingerprint": fingerprint(hotel_id, req.roomNumber, req.type, t),
-               "terms": json.dumps(sorted(t)), "created_at": now, "created_by": by, "session_id": session_id,
+               "terms": json.dumps(sorted(blind)), "created_at": now, "created_by": by, "session_id": session_id,
                "updated_at": now, "channel": channel}
         payload = {k: v for k, v in to_json(row).items() if k != "hotelId"}  # channel: a local detail
         queued = outbox.enqueue(db, hotel_id=hotel_id, kind="ticket.created", entity_type="ticket",
-                                entity_id=row["ticket_id"], payload=payload, node=node, now=now)
+                                entity_id=row["ticket_id"], payload=payload, node=node, now=now,
+                                subject=by if guest else None)
         row["status_hlc"] = queued.hlc
-        db.execute(f"INSERT INTO tickets ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                   list(row.values()))
+        stored = row | {f: guest_keys.seal(db, hotel_id, by if guest else None, row[f]) for f in ("title", "description")}
+        db.execute(f"INSERT INTO tickets ({', '.join(stored)}) VALUES ({', '.join('?' * len(stored))})",
+                   list(stored.values()))
         audit.record(db, hotel_id=hotel_id, event="ticket.created", outcome="success", at=now, actor=by,
                      details={"ticketId": row["ticket_id"], "queue": row["queue"]})
     return {"ticket": to_json(row), "queue": row["queue"], "duplicateOf": None, "syncStatus": "queued",
@@ -273,13 +277,16 @@ def reply(db, hotel_id: str, ticket_id: str, text: Any, *, by: str, now: float, 
         if old is not None and old["text"] == text:
             return {"changes": {}, "syncStatus": "unchanged"}
         changes = {"reply": {"old": old["text"] if old else None, "new": text}}
+        # the words are written to the guest who asked: under their key (if they have one: a guest)
+        guest = row["created_by"] if guest_keys.has_key(db, hotel_id, row["created_by"]) else None
         queued = outbox.enqueue(db, hotel_id=hotel_id, kind="ticket.updated", entity_type="ticket",
-                                entity_id=ticket_id, node=node, now=now,
+                                entity_id=ticket_id, node=node, now=now, subject=guest,
                                 payload={"ticketId": ticket_id, "changes": changes, "by": by, "at": iso(now)})
         db.execute("UPDATE tickets SET updated_at = ? WHERE hotel_id = ? AND ticket_id = ?", [now, hotel_id, ticket_id])
         db.execute("INSERT INTO item_history (hotel_id, kind, item_id, field, old, new, by, at, hlc)"
                    " VALUES (?, 'ticket', ?, 'reply', ?, ?, ?, ?, ?)",
-                   [hotel_id, ticket_id, changes["reply"]["old"], text, by, now, queued.hlc])
+                   [hotel_id, ticket_id, guest_keys.seal(db, hotel_id, guest, changes["reply"]["old"]),
+                    guest_keys.seal(db, hotel_id, guest, text), by, now, queued.hlc])
         audit.record(db, hotel_id=hotel_id, event="ticket.replied", outcome="success", at=now, actor=by,
                      details={"ticketId": ticket_id, "room": row["room_number"], "chars": len(text)})
         if row["type"] not in WORK_ORDER_TYPES and can_move(row["status"], "done"):
@@ -356,14 +363,17 @@ def apply_remote(db, hotel_id: str, ticket_id: str, d: dict, stamp: str, now: fl
                    " WHERE hotel_id = ? AND ticket_id = ? AND status_hlc < ?",
                    [status, d.get("assignee"), stamp, now, hotel_id, ticket_id, stamp])
         return
-    text_terms = terms(f"{d.get('title', '')} {d.get('description') or ''}")
+    text_terms = guest_keys.blind(db, terms(f"{d.get('title', '')} {d.get('description') or ''}"))
+    by = d.get("createdBy") or "cloud"
+    sealed_by = by if guest_keys.has_key(db, hotel_id, by) else None  # a guest known here
     db.execute("INSERT INTO tickets (hotel_id, ticket_id, type, title, description, room_number, priority, queue,"
                " status, fingerprint, terms, created_at, created_by, merged_into, assignee, status_hlc, updated_at)"
                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-               [hotel_id, ticket_id, d.get("type") or "maintenance", d.get("title") or "",
-                d.get("description") or "", d.get("roomNumber"), d.get("priority") or "normal",
-                d.get("queue") or "", status, d.get("fingerprint") or "",
-                json.dumps(sorted(text_terms)), from_iso(d.get("createdAt")) or now, d.get("createdBy") or "cloud",
+               [hotel_id, ticket_id, d.get("type") or "maintenance",
+                guest_keys.seal(db, hotel_id, sealed_by, d.get("title") or ""),
+                guest_keys.seal(db, hotel_id, sealed_by, d.get("description") or ""), d.get("roomNumber"),
+                d.get("priority") or "normal", d.get("queue") or "", status, d.get("fingerprint") or "",
+                json.dumps(text_terms), from_iso(d.get("createdAt")) or now, by,
                 d.get("mergedInto"), d.get("assignee"), stamp, now])
 
 
@@ -375,8 +385,10 @@ def _apply_remote_reply(db, hotel_id: str, ticket_id: str, d: dict, now: float) 
                         " AND field = 'reply' ORDER BY id DESC LIMIT 1", [hotel_id, ticket_id]).fetchone()
     if latest is not None and ((latest[1] or "") >= stamp or latest[0] == d["reply"]):
         return
-    record_history(db, hotel_id, "ticket", ticket_id, {"reply": {"old": latest[0] if latest else None,
-                                                                 "new": d["reply"]}},
+    guest = d.get("createdBy")  # the words were written to the guest who asked: under their key
+    record_history(db, hotel_id, "ticket", ticket_id, {"reply": {
+        "old": guest_keys.seal(db, hotel_id, guest, latest[0] if latest else None, create=False),
+        "new": guest_keys.seal(db, hotel_id, guest, d["reply"], create=False)}},
                    by=d.get("replyBy") or "cloud", at=now, hlc=stamp)
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from . import audit, outbox, sessions, store
+from . import audit, guest_keys, outbox, sessions, store
 from .clock import iso
 from .errors import (
     HotelMismatch,
@@ -114,7 +114,8 @@ def issue(db, keys, *, hotel_id: str, role: str, now: float, ttl_seconds: int,
         db.execute(
             "INSERT INTO qr_tokens (jti, hotel_id, kid, subject, role, display_name, reusable,"
             " issued_at, expires_at, issued_by) VALUES (:jti, :hotel_id, :kid, :subject, :role,"
-            " :display_name, :reusable, :issued_at, :expires_at, :issued_by)", row)
+            " :display_name, :reusable, :issued_at, :expires_at, :issued_by)",
+            row | {"display_name": guest_keys.seal(db, hotel_id, user_id if role == "guest" else None, name, "n")})
         audit.record(db, hotel_id=hotel_id, event="token.created", outcome="success", at=now,
                      actor=issued_by, jti=jti, details={"role": role, "reusable": reusable})
         outbox.enqueue(db, hotel_id=hotel_id, kind="token.issued", entity_type="qr_token",

@@ -22,8 +22,9 @@ PKGS="python3 python3-venv libzbar0 tzdata"
 # test tools: faketime (clock skew), chromium (screens), espeak-ng and flite (speech: synthetic
 # voices, and CMU voices built from recordings of people), postgresql (the cloud on PostgreSQL:
 # throwaway servers), systemd (systemd-analyze verify / security of the units), gcc and
-# python3-dev (a wheel a test package may lack)
-[ "$TEST" = yes ] && PKGS="$PKGS python3-dev gcc systemd faketime chromium espeak-ng flite postgresql"
+# python3-dev (a wheel a test package may lack), sqlite3 (the shell: an audit row edited behind
+# the kiosk's back)
+[ "$TEST" = yes ] && PKGS="$PKGS python3-dev gcc systemd faketime chromium espeak-ng flite postgresql sqlite3"
 missing=$(for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 # Another apt-get (unattended-upgrades on a fresh machine, often) may hold the dpkg lock:
 # wait for it, up to APT_LOCK_WAIT seconds, instead of failing at once.

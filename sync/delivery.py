@@ -21,7 +21,7 @@ import json
 import random
 from dataclasses import dataclass, field
 
-from kiosk import outbox, store, sync_status
+from kiosk import guest_keys, outbox, store, sync_status
 
 from .transport import TransportError
 
@@ -35,6 +35,15 @@ WHERE o.state = 'pending' AND o.next_attempt_at <= :now
                     AND p.state = 'pending' AND p.id < o.id AND p.next_attempt_at > :now)
 ORDER BY o.id LIMIT :limit
 """
+
+
+def entries_of(db, rows: list[dict]) -> list[dict]:
+    """Outbox rows as the push sends them (docs/sync-protocol.md): a guest's sealed names and
+    words opened (plain text over TLS; a key destroyed since: as erased, kiosk/guest_keys.py)."""
+    return [{"key": r["idempotency_key"], "hotelId": r["hotel_id"], "kind": r["kind"],
+             "entityType": r["entity_type"], "entityId": r["entity_id"], "hlc": r["hlc"],
+             "createdAt": r["created_at"], "payload": guest_keys.open_tree(db, json.loads(r["payload"]))}
+            for r in rows]
 
 
 @dataclass
@@ -83,9 +92,7 @@ class Pusher:
         report = PushReport(sent=len(rows))
         if not rows:
             return report
-        entries = [{"key": r["idempotency_key"], "hotelId": r["hotel_id"], "kind": r["kind"],
-                    "entityType": r["entity_type"], "entityId": r["entity_id"], "hlc": r["hlc"],
-                    "createdAt": r["created_at"], "payload": json.loads(r["payload"])} for r in rows]
+        entries = entries_of(self.db, rows)
         wait = 0.0  # the cloud's Retry-After: no entry of this batch is tried again sooner
         refused = False
         try:

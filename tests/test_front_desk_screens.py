@@ -20,7 +20,6 @@ named ``front-desk-*``.
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -155,6 +154,7 @@ def test_a_work_order_from_a_fault_already_in_progress_makes_no_step(client, log
 
 @pytest.mark.usefixtures("hotel")
 def test_the_steps_sync_to_the_cloud(tmp_path, client, login, instance, clock):
+    from sync import delivery
     from sync.cloud import db as cloud_db
     from sync.cloud import devices
     from sync.cloud.apply import apply_push
@@ -164,10 +164,7 @@ def test_the_steps_sync_to_the_cloud(tmp_path, client, login, instance, clock):
     client.post(f"/api/staff/tasks/ticket/{question}", headers=staff, json={"action": "reply", "text": "Until 22:00."})
     client.post(f"/api/staff/tasks/ticket/{broken}", headers=staff, json={"action": "make_work_order"})
     cloud = cloud_db.connect(tmp_path / "cloud.db")
-    entries = [{"key": r["idempotency_key"], "hotelId": "demo", "kind": r["kind"], "entityType": r["entity_type"],
-                "entityId": r["entity_id"], "hlc": r["hlc"], "createdAt": r["created_at"],
-                "payload": json.loads(r["payload"])}
-               for r in instance.db().query("SELECT * FROM outbox ORDER BY id")]
+    entries = delivery.entries_of(instance.db(), list(instance.db().query("SELECT * FROM outbox ORDER BY id")))
     res = apply_push(cloud, devices.Device("k1", ("demo",)), entries, clock.now())
     assert {r["status"] for r in res} == {"applied"}, res
     got = {r[0]: (r[1], r[2]) for r in cloud.execute("SELECT ticket_id, status, reply FROM tickets")}

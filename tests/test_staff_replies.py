@@ -22,7 +22,7 @@ import yaml
 from browser import ARTIFACTS as SHOTS
 from test_docs import schema_errors
 
-from kiosk import store, tickets
+from kiosk import guest_keys, store, tickets
 from kiosk.clock import iso
 
 NODE = "kiosk-test"
@@ -54,7 +54,9 @@ def hotel(instance, clock):
 
 
 def outbox_rows(instance, entity_id):
-    return [(r[0], json.loads(r[1])) for r in instance.db().execute(
+    """The entries as they are pushed (a guest's words are kept sealed: opened for the push)."""
+    db = instance.db()
+    return [(r[0], guest_keys.open_tree(db, json.loads(r[1]))) for r in db.execute(
         "SELECT kind, payload FROM outbox WHERE entity_id = ? ORDER BY id", [entity_id])]
 
 
@@ -146,6 +148,7 @@ def test_a_reply_is_only_for_a_guests_request(client, login, instance, clock, ho
 
 
 def test_a_reply_syncs_to_the_cloud_and_to_another_kiosk(tmp_path, client, login, instance, clock, hotel):
+    from sync import delivery
     from sync.cloud import db as cloud_db
     from sync.cloud import devices
     from sync.cloud.apply import apply_push
@@ -155,10 +158,8 @@ def test_a_reply_syncs_to_the_cloud_and_to_another_kiosk(tmp_path, client, login
     client.post(f"/api/staff/tasks/ticket/{tid}", headers=staff, json={"action": "accept"})
     client.post(f"/api/staff/tasks/ticket/{tid}", headers=staff, json={"action": "reply", "text": "Yes, gladly."})
     cloud = cloud_db.connect(tmp_path / "cloud.db")
-    entries = [{"key": r["idempotency_key"], "hotelId": "demo", "kind": r["kind"], "entityType": r["entity_type"],
-                "entityId": r["entity_id"], "hlc": r["hlc"], "createdAt": r["created_at"],
-                "payload": json.loads(r["payload"])}
-               for r in instance.db().query("SELECT * FROM outbox WHERE entity_id = ? ORDER BY id", [tid])]
+    entries = delivery.entries_of(instance.db(), list(instance.db().query(
+        "SELECT * FROM outbox WHERE entity_id = ? ORDER BY id", [tid])))
     res = apply_push(cloud, devices.Device("k1", ("demo",)), entries, clock.now())
     assert [r["status"] for r in res] == ["applied"] * 4, res  # created, accepted, the reply, done
     row = cloud.execute("SELECT status, reply, reply_by FROM tickets WHERE ticket_id = ?", [tid]).fetchone()

@@ -27,7 +27,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 
-from .. import audit, outbox, queue, store, workorders
+from .. import audit, guest_keys, outbox, queue, store, workorders
 from ..clock import local_date
 from .base import Action
 
@@ -52,29 +52,42 @@ def action_key(hotel_id: str, model_id: str, type_: str, about: str) -> str:
     return "act-" + digest[:32]
 
 
-def _claim(db, hotel_id: str, key: str, model_id: str, type_: str, about: str, now: float) -> dict | None:
+def guest_of(a: Action) -> str | None:
+    """The guest an action is about (its payload's confirmation, or a question's ``CONF: …``):
+    what it keeps of their words is sealed under their key (kiosk/guest_keys.py)."""
+    conf = a.payload.get("confirmation")
+    if conf:
+        return str(conf)
+    words = a.payload.get("description")
+    if a.payload.get("type") == "guest_question" and isinstance(words, str) and ": " in words:
+        return words.split(": ", 1)[0]
+    return None
+
+
+def _claim(db, hotel_id: str, key: str, model_id: str, type_: str, about: str, now: float,
+           guest: str | None = None) -> dict | None:
     """Take ``key`` for this action; None if taken, else what the first run did (inside the transaction)."""
     cur = db.execute("INSERT INTO model_actions (hotel_id, action_key, model_id, type, subject, created_at)"
                      " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                     [hotel_id, key, model_id, type_, about[:500], now])
+                     [hotel_id, key, model_id, type_, guest_keys.seal(db, hotel_id, guest, about[:500]), now])
     if cur.rowcount:
         return None
     row = db.execute("SELECT result FROM model_actions WHERE hotel_id = ? AND action_key = ?", [hotel_id, key]).fetchone()
-    return json.loads(row[0]) if row and row[0] else {}
+    return guest_keys.open_tree(db, json.loads(row[0])) if row and row[0] else {}
 
 
 def _task(db, hotel_id: str, p: dict, *, source: str, now: float, node: str, type_: str | None = None,
-          key: str | None = None) -> dict:
+          key: str | None = None, guest: str | None = None) -> dict:
     task_id = "T-" + (key[4:14] if key else uuid.uuid4().hex[:10])
     row = {"hotel_id": hotel_id, "task_id": task_id, "type": type_ or p.get("type", "general"),
            "room_number": p.get("roomNumber"), "priority": p.get("priority", "normal"),
            "required_skill": p.get("requiredSkill"), "created_at": _iso(now), "due_at": p.get("dueAt"),
            "status": "open", "assignee": p.get("assignee"), "description": str(p.get("description", ""))[:2000],
            "source": source}
-    queue.add_task(db, row)
+    queue.add_task(db, row | {"description": guest_keys.seal(db, hotel_id, guest, row["description"])})
     outbox.enqueue(db, hotel_id=hotel_id, kind="task.created", entity_type="task", entity_id=row["task_id"],
                    payload={k: v for k, v in row.items() if k != "hotel_id"}, node=node, now=now,
-                   idempotency_key=key)
+                   idempotency_key=key, subject=guest)
     return {"type": "CREATE_TASK", "taskId": row["task_id"], "status": "queued"}
 
 
@@ -90,25 +103,28 @@ def apply(db, hotel_id: str, actions: list[Action], *, model_id: str, by: str | 
             p = dict(a.payload)
             about = subject(a, now, tz)
             key = action_key(hotel_id, model_id, a.type, about)
-            first = _claim(db, hotel_id, key, model_id, a.type, about, now)
+            guest = guest_of(a)
+            first = _claim(db, hotel_id, key, model_id, a.type, about, now, guest)
             if first is not None:  # done before, by an earlier run here or one that came down
                 status = "already_sent" if a.type == "SEND_MESSAGE" else "already_done"
                 done.append({**first, "type": a.type, "status": status, "actionKey": key})
                 continue
-            result = _do(db, hotel_id, a.type, p, key=key, model_id=model_id, now=now, node=node)
+            result = _do(db, hotel_id, a.type, p, key=key, model_id=model_id, now=now, node=node, guest=guest)
             result["actionKey"] = key
             db.execute("UPDATE model_actions SET result = ? WHERE hotel_id = ? AND action_key = ?",
-                       [json.dumps(result, sort_keys=True), hotel_id, key])
+                       [json.dumps(guest_keys.seal_fields(db, hotel_id, guest, result), sort_keys=True), hotel_id, key])
             done.append(result)
         audit.record(db, hotel_id=hotel_id, event="model.actions", outcome="success", at=now, actor=by,
                      details={"modelId": model_id, "actions": [d["type"] for d in done]})
     return done
 
 
-def _do(db, hotel_id: str, type_: str, p: dict, *, key: str, model_id: str, now: float, node: str) -> dict:
-    """One action, applied locally and queued under ``key`` (inside the caller's transaction)."""
+def _do(db, hotel_id: str, type_: str, p: dict, *, key: str, model_id: str, now: float, node: str,
+        guest: str | None = None) -> dict:
+    """One action, applied locally and queued under ``key`` (inside the caller's transaction);
+    the words of a guest's (``guest``) kept sealed under their key."""
     if type_ == "CREATE_TASK":
-        return _task(db, hotel_id, p, source=model_id, now=now, node=node, key=key)
+        return _task(db, hotel_id, p, source=model_id, now=now, node=node, key=key, guest=guest)
     if type_ == "UPDATE_PMS" and p.get("requiresApproval"):
         t = _task(db, hotel_id, {"priority": "normal", "requiredSkill": "front_office",
                                  "description": json.dumps(p, sort_keys=True)},
@@ -124,7 +140,7 @@ def _do(db, hotel_id: str, type_: str, p: dict, *, key: str, model_id: str, now:
     if type_ == "SEND_MESSAGE":
         entity = str(p.get("confirmation", "?")) + (f":{p['templateId']}" if p.get("templateId") else "")
         q = outbox.enqueue(db, hotel_id=hotel_id, kind="message.send", entity_type="message",
-                           entity_id=entity, payload=p, node=node, now=now, idempotency_key=key)
+                           entity_id=entity, payload=p, node=node, now=now, idempotency_key=key, subject=guest)
         return {"type": "SEND_MESSAGE", "status": "queued", "outboxKey": q.idempotency_key,
                 "content": p.get("text"), "templateId": p.get("templateId")}
     if type_ == "SCHEDULE_MAINTENANCE":

@@ -12,12 +12,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from kiosk import guest_keys
+
 #: tables written here, and their key columns (besides hotel_id)
 OWNED: dict[str, tuple[str, ...]] = {
     "rooms": ("room_number",), "reservations": ("confirmation",), "staff": ("staff_id",),
     "rate_plans": ("code", "room_type"), "offers": ("offer_id",), "assets": ("asset_id",),
     "charges": ("charge_id",), "faq": ("faq_id", "language"), "offer_history": ("id",),
 }
+
+
+#: personal fields of a table, sealed under the guest's key (kiosk/guest_keys.py): column -> tag
+SEALED: dict[str, dict[str, str]] = {"reservations": {"guest_name": "n", "email": "c", "phone": "c"}}
+
+
+def _sealed(db, hotel_id: str, table: str, row: dict) -> dict:
+    """``row`` with its personal fields sealed under its guest's key (the confirmation)."""
+    fields = SEALED.get(table)
+    if not fields or not row.get("confirmation"):
+        return row
+    conf = str(row["confirmation"])
+    return row | {c: guest_keys.seal(db, hotel_id, conf, row[c], tag) for c, tag in fields.items() if c in row}
 
 
 def _owner(table: str):
@@ -48,7 +63,7 @@ def upsert(db, hotel_id: str, table: str, data: dict) -> None:
     owner = _owner(table)
     if owner is not None:
         return owner.replace_row(db, hotel_id, data)
-    row = {k: v for k, v in data.items() if k in columns(db, table) - {"hotel_id"}}
+    row = _sealed(db, hotel_id, table, {k: v for k, v in data.items() if k in columns(db, table) - {"hotel_id"}})
     row["hotel_id"] = hotel_id
     names = list(row)
     keys = ("hotel_id", *OWNED[table])
@@ -105,6 +120,8 @@ def insert_many(db, hotel_id: str, table: str, rows: list[dict]) -> int:
     if not rows:
         return 0
     cols = sorted({c for r in rows for c in r if c in columns(db, table) - {"hotel_id"}})
+    if table in SEALED:
+        rows = [_sealed(db, hotel_id, table, r) for r in rows]
     db.conn.executemany(f"INSERT INTO {table} (hotel_id, {', '.join(cols)}) VALUES (?, {', '.join('?' * len(cols))})",
                         [[hotel_id, *(r.get(c) for c in cols)] for r in rows])
     return len(rows)

@@ -15,6 +15,7 @@ Scripts depend on these forms::
     kiosk-cloud audit verify --hotel H [--json]      (kiosks' audit checkpoints; exit 1 on a break)
     kiosk-cloud guest export --hotel H --confirmation C [--output FILE]   (one guest's data, JSON)
     kiosk-cloud guest erase --hotel H --confirmation C --yes     (erase one guest; prints counts)
+    kiosk-cloud purge [--retention 30d] [--privacy-retention 30d|off]   (prints counts)
 
 ``--data-dir`` goes before or after the subcommand; default ``$KIOSK_CLOUD_DATA_DIR``
 or ``var/cloud``.  ``--database postgresql://user@host:5432/cloud`` (or
@@ -43,6 +44,7 @@ from . import (
     devices,
     fleet,
     guest_data,
+    guest_retention,
     keys,
     pms_links,
     pms_outbox,
@@ -118,6 +120,24 @@ def retention_option(f):
                         envvar="KIOSK_CLOUD_RETENTION",
                         help="Keep the change log and idempotency keys this long (at least the longest a"
                              " kiosk may be offline; older cursors get CURSOR_EXPIRED and re-sync).")(f)
+
+
+def privacy_retention_option(f):
+    return click.option("--privacy-retention", "privacy_retention", default=f"{guest_retention.DEFAULT_DAYS}d",
+                        show_default=True, envvar="KIOSK_CLOUD_PRIVACY_RETENTION",
+                        help="Erase a guest (as `guest erase` does) this long after their reservation's departure"
+                             " date: whole days; off: never (docs/privacy.md).")(f)
+
+
+def privacy_days(text: str) -> int | None:
+    """``--privacy-retention`` in days (``off``: None); a whole number of days, at least one."""
+    if text.strip().lower() == "off":
+        return None
+    seconds = _duration(text, "--privacy-retention")
+    if seconds % 86400:
+        raise KioskError(f"--privacy-retention: {text!r} is not a whole number of days (use e.g. 30d, or off)",
+                         {"field": "privacy-retention"}, code="VALIDATION_ERROR")
+    return seconds // 86400
 
 
 #: the fleet-health flags' options (name, default, environment variable, help)
@@ -210,6 +230,7 @@ def quota_options(f):
 @click.option("--max-clock-skew", default="1h", show_default=True, envvar="KIOSK_CLOUD_MAX_CLOCK_SKEW",
               help="Refuse entries stamped further ahead of this server's clock (HLC_AHEAD).")
 @retention_option
+@privacy_retention_option
 @click.option("--purge-every", default="1h", show_default=True, envvar="KIOSK_CLOUD_PURGE_EVERY",
               help="Purge what is older than --retention this often (off: never; run `kiosk-cloud purge`).")
 @click.option("--pms-poll", default="60s", show_default=True, envvar="KIOSK_CLOUD_PMS_POLL",
@@ -218,13 +239,14 @@ def quota_options(f):
 @quota_options
 @fleet_options
 @data_dir_option
-def serve(host, port, threads, log_level, max_clock_skew, workers, retention_, purge_every, pms_poll,
-          push_quota_entries, push_quota_bytes, push_quota_window):
+def serve(host, port, threads, log_level, max_clock_skew, workers, retention_, privacy_retention, purge_every,
+          pms_poll, push_quota_entries, push_quota_bytes, push_quota_window):
     """Serve the sync and read API until SIGTERM / Ctrl-C."""
     from .app import create_app
 
     skew = _duration(max_clock_skew, "--max-clock-skew")
     keep = _duration(retention_, "--retention")
+    erase_after = privacy_days(privacy_retention)
     purge_interval = None if purge_every.strip().lower() == "off" else _duration(purge_every, "--purge-every")
     poll = 10 ** 9 if pms_poll.strip().lower() == "off" else _duration(pms_poll, "--pms-poll")
     policy = fleet_policy()
@@ -255,6 +277,8 @@ def serve(host, port, threads, log_level, max_clock_skew, workers, retention_, p
                            max_request_body_size=MAX_BODY_BYTES)
     if purge_interval:
         retention.Purger(st.connect, SystemClock(), keep, purge_interval).start()
+        if erase_after:  # guests erased automatically after their stay (sync/cloud/guest_retention.py)
+            guest_retention.Retainer(st.connect, SystemClock(), erase_after, purge_interval).start()
     from .pms_delivery import PmsRunner
 
     runner = PmsRunner(app.config["CLOUD_STORAGE"], root, SystemClock(), poll=poll)
@@ -443,11 +467,18 @@ def fleet_cmd(hotel, as_json):
 
 @main.command("purge")
 @retention_option
+@privacy_retention_option
 @data_dir_option
-def purge_cmd(retention_):
-    """Delete change-log rows, entry keys and push answers older than --retention (what `serve` does
-    every --purge-every); prints what was deleted as JSON."""
-    click.echo(json.dumps(retention.purge(open_db(), SystemClock().now(), _duration(retention_, "--retention"))))
+def purge_cmd(retention_, privacy_retention):
+    """Delete change-log rows, entry keys and push answers older than --retention, and erase the
+    guests whose stay ended at least --privacy-retention ago (what `serve` does every
+    --purge-every); prints what was deleted and erased as JSON."""
+    keep = _duration(retention_, "--retention")
+    erase_after = privacy_days(privacy_retention)
+    db, now = open_db(), SystemClock().now()
+    out = retention.purge(db, now, keep)
+    out["privacyRetention"] = guest_retention.run(db, now, erase_after) if erase_after else None
+    click.echo(json.dumps(out))
 
 
 tickets_cmd = _listing("tickets", tickets.list_for_hotel,

@@ -195,7 +195,7 @@ class SqliteStorage(CloudStorage):
 
     def connect(self, migrate: bool = False):
         """A new connection to ``cloud.db`` (the caller closes it: ``d.conn.close()``)."""
-        d = store.connect(self.path, migrate=False)
+        d = store.connect(self.path, migrate=False, sealed=False)
         d.conn.create_function("greatest", -1, _greatest, deterministic=True)
         d.conn.create_function("least", -1, _least, deterministic=True)
         d.dialect, d.backend = self.dialect, SqliteStorage

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 
-from kiosk import audit, erased, outbox, queue, sessions, tickets, tokens
+from kiosk import audit, erased, guest_keys, outbox, queue, sessions, tickets, tokens
 from kiosk.models import actions
 from kiosk.property import tables
 
@@ -43,6 +43,9 @@ def erase(db, hotel_id: str, confirmation: str, now: float) -> dict:
     out["tasks"] = len(queue.erase_questions(db, hotel_id, confirmation, erased.TEXT))
     out["modelActions"] = actions.erase_for(db, hotel_id, confirmation, erased.TEXT)
     out["outbox"] = outbox.rewrite_payloads(db, _entries(db, hotel_id, confirmation, ticket_ids))
+    # the key: every sealed copy of the guest's data (here, in the outbox, in every backup made
+    # before) is unreadable from now on (kiosk/guest_keys.py)
+    out["keys"] = guest_keys.destroy(db, hotel_id, confirmation)
     if any(out.values()):
         audit.record(db, hotel_id=hotel_id, event="guest.erased", outcome="success", at=now, actor="cloud",
                      details={"confirmation": confirmation, **out})

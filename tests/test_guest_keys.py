@@ -1,0 +1,261 @@
+"""A key per guest at the kiosk (kiosk/guest_keys.py): personal fields sealed at rest, never in
+a backup in clear, and unreadable everywhere — backups made before included — once the guest is
+erased and their key destroyed.
+
+In-process on a real SQLite file: what a field reads as and what its file holds; a key
+destroyed by another connection; a tampered or moved value; the outbox sealed and opened for
+the push; content terms kept as a blind index that still finds a twin request.
+
+With real processes: a guest with a unique name imported at the cloud, pulled by two kiosks,
+one of them backed up and then offline at the moment of the erasure; the name is in no backup
+file before, in no file of any kiosk or backup after, a restore of the old backup shows an
+erased guest (with the live keys taken over, and without them), and `kiosk audit verify`
+passes after the erasure and names the row edited with the sqlite3 shell.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from harness import Cloud, Kiosk, run, wait_for
+from test_guest_erasure import (
+    CONF,
+    EMAIL,
+    NAME,
+    export_dir,
+    kiosk_rows,
+    reservation,
+    sign_in,
+    where_found,
+)
+
+from kiosk import erased, guest_keys, outbox, store, tickets
+from kiosk.property import tables
+
+SECRET = "Quillon Marrowgate"
+NOW = time.time()
+
+
+def stay(conf: str = "R-1", name: str = SECRET, email: str | None = "quillon@example.org") -> dict:
+    return {"confirmation": conf, "guest_name": name, "email": email, "phone": "+44 20 7946 0777",
+            "room_number": "101", "arrival": "2026-12-05", "departure": "2026-12-08", "status": "InHouse"}
+
+
+@pytest.fixture
+def db(tmp_path):
+    d = store.connect(tmp_path / "kiosk.db")
+    yield d
+    d.conn.close()
+
+
+def file_bytes(folder: Path) -> bytes:
+    return b"".join(f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file())
+
+
+def raw(path: Path, sql: str, params=()) -> list[tuple]:
+    con = sqlite3.connect(path)
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+def test_a_sealed_field_reads_plain_and_is_in_no_file_in_clear(db, tmp_path):
+    with store.transaction(db):
+        tables.upsert(db, "demo", "reservations", stay())
+    assert db.execute("SELECT guest_name, email, phone, room_number FROM reservations").fetchone() == (
+        SECRET, "quillon@example.org", "+44 20 7946 0777", "101")
+    assert list(db.query("SELECT guest_name FROM reservations")) == [{"guest_name": SECRET}]
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    stored = raw(tmp_path / "kiosk.db", "SELECT guest_name, email, room_number FROM reservations")[0]
+    assert stored[0].startswith("pii1.n.") and stored[1].startswith("pii1.c.") and stored[2] == "101"
+    assert b"Marrowgate" not in file_bytes(tmp_path) and b"quillon@" not in file_bytes(tmp_path)
+    # the same text sealed twice is two different values (a fresh nonce each time)
+    with store.transaction(db):
+        assert guest_keys.seal(db, "demo", "R-1", SECRET, "n") != guest_keys.seal(db, "demo", "R-1", SECRET, "n")
+
+
+def test_a_destroyed_key_reads_as_erased_at_every_connection(db, tmp_path):
+    with store.transaction(db):
+        tables.upsert(db, "demo", "reservations", stay())
+        tables.upsert(db, "demo", "reservations", stay("R-2", "Other Person", "other@example.org"))
+        words = guest_keys.seal(db, "demo", "R-1", "Quillon asks for a crib")
+    other = store.connect(tmp_path / "kiosk.db")
+    try:
+        assert other.execute("SELECT guest_name FROM reservations WHERE confirmation = 'R-1'").fetchone()[0] == SECRET
+        with store.transaction(db):
+            assert guest_keys.destroy(db, "demo", "R-1") == 1
+            assert guest_keys.destroy(db, "demo", "R-1") == 0
+        # the other connection had the key cached: it must not read the guest any more
+        for conn in (db, other):
+            assert conn.execute("SELECT guest_name, email, phone FROM reservations WHERE confirmation = 'R-1'"
+                                ).fetchone() == (erased.NAME, None, None)
+            assert guest_keys.open_value(conn, words) == erased.TEXT
+            assert conn.execute("SELECT guest_name FROM reservations WHERE confirmation = 'R-2'").fetchone() == (
+                "Other Person",)
+    finally:
+        other.conn.close()
+
+
+def test_a_tampered_or_moved_value_reads_as_erased_never_as_an_error(db):
+    with store.transaction(db):
+        name = guest_keys.seal(db, "demo", "R-1", SECRET, "n")
+        other = guest_keys.seal(db, "demo", "R-2", "Other Person", "n")
+    assert guest_keys.open_value(db, name) == SECRET
+    flipped = name[:-6] + ("A" if name[-6] != "A" else "B") + name[-5:]
+    assert guest_keys.open_value(db, flipped) == erased.NAME
+    as_words = name.replace("pii1.n.", "pii1.t.", 1)  # the tag is bound to the value
+    assert guest_keys.open_value(db, as_words) == erased.TEXT
+    kid_other = other.split(".")[2]
+    moved = ".".join([*name.split(".")[:2], kid_other, name.split(".")[3]])  # under another guest's key
+    assert guest_keys.open_value(db, moved) == erased.NAME
+    assert guest_keys.open_value(db, "pii1.n.nokey.@@@") == erased.NAME
+    assert guest_keys.open_value(db, "pii1 is just words") == "pii1 is just words"
+
+
+def test_the_outbox_holds_a_guests_words_sealed_and_pushes_them_plain(db, tmp_path):
+    body = {"type": "housekeeping", "title": "Quillon needs two towels", "description": "write to quillon@example.org",
+            "roomNumber": "101"}
+    made = tickets.create(db, body, hotel_id="demo", by="R-1", now=NOW, node="k", window=600, guest=True)
+    staff = tickets.create(db, {"type": "maintenance", "title": "Lamp broken in 101", "roomNumber": "101"},
+                           hotel_id="demo", by="s-7", now=NOW, node="k", window=600)
+    assert made["ticket"]["title"] == "Quillon needs two towels"  # the answer is plain
+    entries = {r["entity_id"]: r for r in outbox.pending(db, "demo")}
+    sealed = json.loads(entries[made["ticket"]["ticketId"]]["payload"])
+    assert sealed["title"].startswith("pii1.t.") and sealed["roomNumber"] == "101"
+    assert guest_keys.open_tree(db, sealed)["title"] == "Quillon needs two towels"
+    # a staff member's words are not a guest's: plain, and readable on any machine
+    assert json.loads(entries[staff["ticket"]["ticketId"]]["payload"])["title"] == "Lamp broken in 101"
+    assert tickets.get(db, "demo", made["ticket"]["ticketId"])["title"] == "Quillon needs two towels"
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert b"Quillon" not in file_bytes(tmp_path) and b"quillon@" not in file_bytes(tmp_path)
+    assert b"Lamp broken" in file_bytes(tmp_path)
+    # the staff member's reply is written to the guest: sealed too
+    tickets.reply(db, "demo", made["ticket"]["ticketId"], "Quillon, they are on their way", by="s-7", now=NOW + 1,
+                  node="k")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert b"on their way" not in file_bytes(tmp_path)
+    replies = [json.loads(r["payload"]) for r in outbox.pending(db, "demo") if "reply" in r["payload"]]
+    assert [guest_keys.open_tree(db, p)["changes"]["reply"]["new"] for p in replies] == [
+        "Quillon, they are on their way"]
+
+
+def test_content_terms_are_a_blind_index_that_still_finds_the_twin_request(db, tmp_path):
+    first = tickets.create(db, {"type": "housekeeping", "title": "two more towels please", "roomNumber": "101"},
+                           hotel_id="demo", by="R-1", now=NOW, node="k", window=600, guest=True)
+    twin = tickets.create(db, {"type": "housekeeping", "title": "please bring two more towels", "roomNumber": "101"},
+                          hotel_id="demo", by="R-1", now=NOW + 5, node="k", window=600, guest=True)
+    assert twin["duplicateOf"] == first["ticket"]["ticketId"]
+    other = tickets.create(db, {"type": "housekeeping", "title": "an ironing board", "roomNumber": "101"},
+                           hotel_id="demo", by="R-1", now=NOW + 9, node="k", window=600, guest=True)
+    assert other["duplicateOf"] is None
+    terms = json.loads(db.execute("SELECT terms FROM tickets WHERE ticket_id = ?",
+                                  [first["ticket"]["ticketId"]]).fetchone()[0])
+    assert terms and all(len(t) == 16 and t not in ("towel", "towels") for t in terms)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert b"towel" not in file_bytes(tmp_path)
+
+
+# --- real processes: erasure, backup and restore ----------------------------------------------------
+
+@pytest.fixture
+def site(tmp_path):
+    made: list = []
+    yield made
+    for m in made:
+        (m.stop_all if isinstance(m, Kiosk) else m.stop)()
+
+
+def restored(k: Kiosk, backup: Path, target: Path, *extra: str) -> dict:
+    return json.loads(run("kiosk", "restore", str(backup), *extra,
+                          env={**k.agent_env, "KIOSK_DATA_DIR": str(target)}).stdout)
+
+
+def read(db_file: Path, sql: str, params=()) -> list[tuple]:
+    con = guest_keys.reader(str(db_file))
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+def test_an_erased_guest_is_gone_from_every_kiosk_and_every_backup_made_before(site, tmp_path):
+    cloud = Cloud(tmp_path)
+    site.append(cloud.start())
+    r = cloud.cli("data", "import", str(export_dir(tmp_path)), "--hotel", "demo")
+    assert json.loads(r.stdout)["reservations"]["added"] == 2, r.stdout
+    a, b = Kiosk(tmp_path, "kiosk-a"), Kiosk(tmp_path, "kiosk-b")
+    for k in (a, b):
+        site.append(k)
+        k.link(cloud.url, cloud.device(k.name, "demo"))
+        k.serve()
+        k.start_agent()
+    for k in (a, b):
+        wait_for(lambda k=k: (reservation(k) or (None,))[0] == NAME, timeout=60, what=f"the stay at {k.name}")
+    sign_in(b)
+    guest = sign_in(a)
+    r = guest.post(a.url + "/api/guest/requests", timeout=60,
+                   json={"text": f"{NAME} here: two more towels please, and write to {EMAIL}"})
+    assert r.status_code == 201, r.text
+    tid = r.json()["ticket"]["ticketId"]
+    wait_for(lambda: kiosk_rows(b, "SELECT title FROM tickets WHERE ticket_id = ?", [tid]), timeout=60,
+             what="the request at kiosk B")
+    assert NAME in kiosk_rows(b, "SELECT description FROM tickets WHERE ticket_id = ?", [tid])[0][0]
+
+    usb = tmp_path / "usb" / "kiosk-b"
+    made = json.loads(b.cli("kiosk", "backup", str(usb)).stdout)
+    assert made["files"] > 0
+    # before the erasure: the backup holds the guest only sealed, and none of the keys
+    assert where_found(usb) == []
+    assert raw(usb / "kiosk.db", "SELECT count(*) FROM guest_keys") == [(0,)]
+    assert b.dir.joinpath("kiosk.db").exists() and where_found(a.dir, b.dir) == []
+
+    b.agent.stop()  # B is offline at the moment of the erasure
+    out = json.loads(cloud.cli("guest", "erase", "--hotel", "demo", "--confirmation", CONF, "--yes").stdout)
+    assert out["reservations"] == 1, out
+    wait_for(lambda: (reservation(a) or (None,))[0] == erased.NAME, timeout=60, what="the erasure at kiosk A")
+    assert (reservation(b) or (None,))[0] == NAME  # B still has the key: offline, not yet
+    b.start_agent()
+    wait_for(lambda: kiosk_rows(b, "SELECT COUNT(*) FROM audit_log WHERE event = 'guest.erased'")[0][0] == 1,
+             timeout=60, what="kiosk B to apply the erasure once back")
+    for k in (a, b):
+        assert raw(k.dir / "kiosk.db", "SELECT count(*) FROM guest_keys WHERE hotel_id = 'demo' AND subject = ?",
+                   [CONF]) == [(0,)]
+        assert reservation(k, "R-7002")[:2] == ("Bob Brown", "bob@example.org")
+    assert where_found(cloud.dir, a.dir, b.dir, usb) == []
+
+    # the old backup restored: once with this box's keys taken over (the guest has none any more),
+    # once on "new hardware" without them; the guest is erased in both, Bob only in the first
+    b.stop_all()
+    aside = tmp_path / "kiosk-b.old"
+    shutil.move(b.dir, aside)
+    got = restored(b, usb, b.dir, "--keys-from", str(aside))
+    assert got["guestKeys"]["takenOver"] >= 1, got
+    db_file = b.dir / "kiosk.db"
+    assert read(db_file, "SELECT guest_name, email FROM reservations WHERE confirmation = ?", [CONF]) == [
+        (erased.NAME, None)]
+    assert read(db_file, "SELECT guest_name FROM reservations WHERE confirmation = 'R-7002'") == [("Bob Brown",)]
+    assert read(db_file, "SELECT title, description FROM tickets WHERE ticket_id = ?", [tid]) == [
+        (erased.TEXT, erased.TEXT)]
+    assert read(db_file, "SELECT DISTINCT display_name FROM sessions WHERE user_id = ?", [CONF]) == [(erased.NAME,)]
+    fresh = tmp_path / "new-machine" / "kiosk-b"
+    got = restored(b, usb, fresh)
+    assert got["guestKeys"] == {"takenOver": 0, "pullAgain": True}, got
+    assert read(fresh / "kiosk.db", "SELECT guest_name FROM reservations WHERE confirmation = ?", [CONF]) == [
+        (erased.NAME,)]
+    assert read(fresh / "kiosk.db", "SELECT value FROM sync_state WHERE key LIKE 'pull_cursor:%'") == []
+
+    # the audit chain survives the erasure, and still names a row edited behind its back
+    assert a.cli("kiosk", "audit", "verify", check=False).returncode == 0
+    seq = raw(a.dir / "kiosk.db", "SELECT max(seq) FROM audit_log")[0][0]
+    target = raw(a.dir / "kiosk.db", "SELECT id FROM audit_log WHERE seq = ?", [max(1, seq - 1)])[0][0]
+    subprocess.run(["sqlite3", str(a.dir / "kiosk.db"),
+                    f"UPDATE audit_log SET outcome = 'failure' WHERE id = {int(target)}"], check=True, timeout=60)
+    bad = a.cli("kiosk", "audit", "verify", check=False)
+    assert bad.returncode == 1 and f"first row that does not fit is {target}" in bad.stdout, bad.stdout + bad.stderr

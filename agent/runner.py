@@ -54,6 +54,8 @@ MAX_PULL_PAGES_PER_RUN = 20
 #: how often the agent looks whether the audit chain needs a checkpoint (at most one per
 #: kiosk.audit.CHECKPOINT_INTERVAL_SECONDS)
 AUDIT_CHECKPOINT_POLL_SECONDS = 60
+#: how often the agent looks for a hotel backup key it lacks or guest keys waiting to be unwrapped
+GUEST_KEYS_POLL_SECONDS = 60
 #: the live pull's pause after an error: backoff_base_seconds, doubled each time, at most this
 #: (the scheduled pull goes on meanwhile)
 LIVE_BACKOFF_MAX_SECONDS = 30.0
@@ -279,6 +281,18 @@ class Agent:
         except Exception:
             log.exception("audit checkpoint failed")
 
+    def guest_keys_job(self) -> None:
+        """The hotels' backup keys from the upstream, and a restored backup's guest keys unwrapped
+        (sync/key_escrow.py)."""
+        from sync import key_escrow
+
+        try:
+            self.link_generation()
+            if self.transport is not None:
+                key_escrow.refresh(self.instance.db(), self.transport, list(self.instance.config.property.hotels))
+        except Exception:
+            log.exception("guest keys failed")
+
     def scheduler(self) -> BackgroundScheduler:
         """The scheduler with every job added, not started (a model no registry knows: ConfigError)."""
         sched = BackgroundScheduler(executors={"default": ThreadPoolExecutor(3)},
@@ -292,6 +306,8 @@ class Agent:
                       id="housekeeping", next_run_time=start)
         sched.add_job(self.audit_checkpoint_job, "interval", seconds=AUDIT_CHECKPOINT_POLL_SECONDS,
                       id="audit-checkpoint", next_run_time=start)
+        sched.add_job(self.guest_keys_job, "interval", seconds=GUEST_KEYS_POLL_SECONDS, id="guest-keys",
+                      next_run_time=start)
         from kiosk.errors import ConfigError
         from kiosk.models import registry
 

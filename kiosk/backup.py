@@ -10,11 +10,14 @@ new hardware (docs/operations.md)::
     keys/         signing key, trust list, session secret, the cloud link (0600)
     rooms/ …      reference photos and the other files of the data directory
 
-The guests' keys are NOT in it (kiosk/guest_keys.py): the copy's ``guest_keys`` rows are
-deleted and zeroed before it is written, so the personal fields in a backup are readable only
-with the keys of a live kiosk.  A restore takes them from the data directory it replaces
-(``--keys-from``: a guest erased since has none, and stays erased), or without it forgets
-its pull cursors so the kiosk pulls its hotels' data (names included) again.
+The guests' keys are in it only wrapped under each hotel's backup key, which the kiosk's
+upstream holds and the backup does not (kiosk/guest_keys.py): the copy's ``guest_keys`` rows
+are deleted and zeroed before it is written, so the personal fields in a backup cannot be
+read from the backup alone.  A restore takes the keys from the data directory it replaces
+(``--keys-from``: a guest erased since has none, and stays erased); without it the agent
+asks the upstream for the backup key and the hotel's erasures and unwraps every key but the
+erased guests' (sync/key_escrow.py).  A backup with keys it could not wrap (a kiosk never
+linked) makes the restored kiosk pull its hotels' data again.
 
 Logs, the demo's camera folder and SQLite's -wal/-shm files are left out.  Both sides
 are all or nothing: the backup is written to ``DEST.partial`` and renamed when
@@ -113,7 +116,8 @@ def backup(inst, dest: str | Path) -> dict:
         finally:
             copy.close()
             src.conn.close()
-        stripped = guest_keys.strip(str(work / "kiosk.db"))  # personal fields: unreadable without this box
+        # the guests' keys only wrapped under each hotel's backup key, which the upstream holds
+        keys = guest_keys.for_backup(str(work / "kiosk.db"))
         (work / "kiosk.db").chmod(0o600)
         files = {}
         for rel in _files(inst.root):
@@ -125,7 +129,7 @@ def backup(inst, dest: str | Path) -> dict:
         files["kiosk.db"] = _sha256(work / "kiosk.db")
         manifest = {"format": FORMAT, "createdAt": iso(inst.clock.now()), "dataDir": str(inst.root.resolve()),
                     "kioskId": inst.config.property.kiosk_id, "hotels": list(inst.config.property.hotels),
-                    "schemaVersion": schema, "outbox": outbox, "files": files, "guestKeysLeftOut": stripped}
+                    "schemaVersion": schema, "outbox": outbox, "files": files, "guestKeys": keys}
         (work / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
         (work / MANIFEST).chmod(0o600)
         _fsync_tree(work)
@@ -200,10 +204,11 @@ def restore(inst, src: str | Path, *, keys_from: str | Path | None = None) -> di
             raise ValidationError(f"{keys_from} holds no kiosk.db to take the guests' keys from",
                                   {"field": "--keys-from"}, hint="name the data directory this backup replaces")
         keys = guest_keys.merge_live(str(work / "kiosk.db"), str(old_db)) if old_db else None
+        left_out = (manifest.get("guestKeys") or {}).get("leftOut", 0)
         db = store.connect(work / "kiosk.db", migrate=False)
         try:
             _move_paths(db, Path(manifest["dataDir"]), root.resolve())
-            if keys is None:
+            if keys is None and left_out:
                 with store.transaction(db):
                     sync_status.forget(db, "pull_cursor:")
         finally:
@@ -224,7 +229,8 @@ def restore(inst, src: str | Path, *, keys_from: str | Path | None = None) -> di
     return {"dataDir": str(root), "kioskId": prop.kiosk_id, "hotels": list(prop.hotels),
             "schemaVersion": {"backup": manifest["schemaVersion"], "now": store.schema_version(db)},
             "outbox": _outbox(db), "backupCreatedAt": manifest["createdAt"],
-            "guestKeys": {"takenOver": keys} if keys is not None else {"takenOver": 0, "pullAgain": True}}
+            "guestKeys": {"takenOver": keys} if keys is not None else
+            {"takenOver": 0, "wrapped": (manifest.get("guestKeys") or {}).get("wrapped", 0), "pullAgain": bool(left_out)}}
 
 
 def _move_paths(db, old: Path, new: Path) -> None:

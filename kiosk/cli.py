@@ -95,9 +95,9 @@ def backup(obj: Ctx, dest):
 @main.command()
 @click.argument("backup", type=click.Path(file_okay=False))
 @click.option("--keys-from", type=click.Path(file_okay=False, exists=True), default=None,
-              help="The data directory this backup replaces (moved aside): its guests' keys are taken over"
-                   " (a backup holds none; a guest erased since stays erased). Without it the kiosk pulls"
-                   " its hotels' data again.")
+              help="The data directory this backup replaces (moved aside): its guests' keys are taken over at"
+                   " once (a guest erased since stays erased). Without it the agent unwraps the backup's keys"
+                   " with the hotel's backup key from the cloud.")
 @click.pass_obj
 def restore(obj: Ctx, backup, keys_from):
     """Restore BACKUP (a folder `kiosk backup` wrote) into --data-dir, which must not hold a kiosk

@@ -13,10 +13,12 @@ guest", null, "(erased)"). ``kid`` names the key; the key's id and the tag are t
 associated data, so a sealed value cannot be moved to another key or kind.
 
 The keys live in the ``guest_keys`` table of the kiosk's own database, written in the same
-transaction as the data they seal (so no crash can leave data whose key was never stored),
-and are **never in a backup**: ``kiosk backup`` deletes them from its copy
-(:func:`strip`), and ``kiosk restore`` gives the restored database this box's live keys
-(:func:`merge_live`). A guest's erasure deletes their key (:func:`destroy`, with
+transaction as the data they seal (so no crash can leave data whose key was never stored).
+A backup holds them **only wrapped** under the hotel's backup key, which the kiosk's upstream
+keeps (:func:`for_backup`; sync/cloud/backup_keys.py); a restored kiosk takes the live keys
+of the directory it replaces (:func:`merge_live`) or unwraps the backup's with the key and
+the hotel's erasures from the upstream, leaving the erased guests' out (:func:`unwrap`,
+sync/key_escrow.py). A guest's erasure deletes their key (:func:`destroy`, with
 ``secure_delete`` and a truncated WAL, sync/pull.py): every copy of their data — in the
 database, in the outbox, in every backup made before — is then unreadable for good.
 
@@ -207,7 +209,10 @@ def destroy(db, hotel_id: str, subject: str) -> int:
     """Delete the guest's key (inside the caller's transaction): what it sealed, wherever a copy
     is, reads as erased from then on.  Returns the number of keys deleted (0 or 1)."""
     conn = _conn(db)
+    if not subject:
+        return 0  # never a hotel's backup key nor the index key
     n = conn.execute("DELETE FROM guest_keys WHERE hotel_id = ? AND subject = ?", [hotel_id, subject]).rowcount
+    conn.execute("DELETE FROM guest_keys_wrapped WHERE hotel_id = ? AND subject = ?", [hotel_id, subject])
     if isinstance(conn, Connection):
         kid = conn._subjects.pop((hotel_id, subject), None)
         if kid is not None:
@@ -232,37 +237,114 @@ def blind(db, terms: Iterable[str]) -> list[str]:
     return sorted({hmac.new(key, t.encode(), hashlib.sha256).hexdigest()[:16] for t in terms})
 
 
-def strip(path: str) -> int:
-    """Delete every key from the database file ``path`` (a backup's copy) so that no byte of
-    them stays in it: ``secure_delete`` zeroes what is deleted, and the journal is kept in
-    memory.  Returns the number of keys deleted."""
+def _wrap_aad(hotel_id: str, subject: str, kid: str) -> bytes:
+    return f"{VERSION}.wrap.{hotel_id}.{subject}.{kid}".encode()
+
+
+def hotel_key(db, hotel_id: str) -> tuple[str, bytes] | None:
+    """The hotel's backup key as this kiosk last had it from its upstream (id, bytes), or None."""
+    row = _conn(db).execute("SELECT kid, key FROM guest_keys WHERE hotel_id = ? AND subject = ''",
+                            [hotel_id]).fetchone()
+    return (row[0].removeprefix("hotel."), bytes(row[1])) if row else None
+
+
+def keep_hotel_key(db, hotel_id: str, kid: str, key: bytes) -> None:
+    """Keep the hotel's backup key (from the upstream; inside the caller's transaction)."""
+    if len(key) != 32 or not hotel_id:
+        raise ValueError("a hotel's backup key is 32 bytes, for a named hotel")
+    _conn(db).execute("INSERT INTO guest_keys (kid, hotel_id, subject, key) VALUES (?, ?, '', ?)"
+                      " ON CONFLICT (hotel_id, subject) DO UPDATE SET kid = excluded.kid, key = excluded.key",
+                      ["hotel." + kid, hotel_id, key])
+
+
+def for_backup(path: str) -> dict:
+    """Make the database file ``path`` (a backup's fresh copy) hold no guest key in a form it can
+    open alone: each guest's key is wrapped (AES-256-GCM) under its hotel's backup key, which the
+    upstream holds and the copy does not, and every key row is deleted with ``secure_delete``
+    on and the journal in memory (no byte of them stays in the file).  A guest of a hotel whose
+    backup key this kiosk never had (never linked) is left out.  Returns the counts."""
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode = MEMORY")
         conn.execute("PRAGMA secure_delete = ON")
         if not _has_table(conn):
-            return 0
-        return conn.execute("DELETE FROM guest_keys").rowcount
+            return {"wrapped": 0, "leftOut": 0}
+        hotels = {h: (kid.removeprefix("hotel."), AESGCM(bytes(k))) for kid, h, k in conn.execute(
+            "SELECT kid, hotel_id, key FROM guest_keys WHERE subject = '' AND hotel_id <> ''")}
+        wrapped, left = [], 0
+        for kid, hotel_id, subject, key in conn.execute(
+                "SELECT kid, hotel_id, subject, key FROM guest_keys WHERE subject <> ''").fetchall():
+            if hotel_id not in hotels:
+                left += 1
+                continue
+            hkid, cipher = hotels[hotel_id]
+            nonce = os.urandom(12)
+            wrapped.append((kid, hotel_id, subject, nonce + cipher.encrypt(nonce, bytes(key),
+                                                                          _wrap_aad(hotel_id, subject, kid)), hkid))
+        conn.execute("BEGIN")
+        conn.executemany("INSERT OR REPLACE INTO guest_keys_wrapped (kid, hotel_id, subject, wrapped, hotel_kid)"
+                         " VALUES (?, ?, ?, ?, ?)", wrapped)
+        conn.execute("DELETE FROM guest_keys")
+        conn.execute("COMMIT")
+        return {"wrapped": len(wrapped), "leftOut": left}
     finally:
         conn.close()
 
 
+def wrapped_hotels(db) -> list[str]:
+    """The hotels whose guests' keys wait wrapped (a restored backup)."""
+    return [r[0] for r in _conn(db).execute("SELECT DISTINCT hotel_id FROM guest_keys_wrapped ORDER BY hotel_id")]
+
+
+def unwrap(db, hotel_id: str, kid: str, key: bytes, erased: set[str]) -> dict:
+    """A restored backup's wrapped keys of ``hotel_id`` unwrapped under its backup key (``kid``,
+    ``key``, from the upstream) into the live keys, but those of guests in ``erased`` (erased
+    since the backup: they stay unreadable); every wrapped row of the hotel deleted.  Inside the
+    caller's transaction (with ``secure_delete`` on).  Returns the counts."""
+    conn = _conn(db)
+    cipher = AESGCM(key)
+    out = {"unwrapped": 0, "erased": 0, "unreadable": 0}
+    for wkid, subject, blob, hkid in conn.execute("SELECT kid, subject, wrapped, hotel_kid FROM guest_keys_wrapped"
+                                                  " WHERE hotel_id = ?", [hotel_id]).fetchall():
+        if subject in erased:
+            out["erased"] += 1
+            continue
+        try:
+            if hkid != kid:
+                raise InvalidTag
+            raw = cipher.decrypt(bytes(blob)[:12], bytes(blob)[12:], _wrap_aad(hotel_id, subject, wkid))
+        except (InvalidTag, ValueError):
+            out["unreadable"] += 1  # wrapped under another key (another upstream): stays unreadable
+            continue
+        conn.execute("INSERT OR IGNORE INTO guest_keys (kid, hotel_id, subject, key) VALUES (?, ?, ?, ?)",
+                     [wkid, hotel_id, subject, raw])
+        out["unwrapped"] += 1
+    conn.execute("DELETE FROM guest_keys_wrapped WHERE hotel_id = ?", [hotel_id])
+    if isinstance(conn, Connection):
+        conn._keys.clear()
+        conn._subjects.clear()
+    return out
+
+
 def merge_live(restored: str, live: str) -> int:
     """Give a restored database (``restored``, not yet in place) the keys this box holds now
-    (``live``, the database it replaces): the guests erased since the backup have none, so
-    they stay erased.  Returns the number of keys copied."""
-    if not os.path.exists(live):
-        return 0
+    (``live``, the database it replaces) instead of its wrapped ones: the guests erased since
+    the backup have none, so they stay erased.  Returns the number of keys taken over."""
     conn = sqlite3.connect(restored, isolation_level=None)
     try:
+        conn.execute("PRAGMA secure_delete = ON")
         if not _has_table(conn):
             return 0
         conn.execute("ATTACH DATABASE ? AS live", [live])
         try:
             if conn.execute("SELECT 1 FROM live.sqlite_master WHERE name = 'guest_keys'").fetchone() is None:
                 return 0
-            return conn.execute("INSERT OR IGNORE INTO guest_keys (kid, hotel_id, subject, key, created_at)"
-                                " SELECT kid, hotel_id, subject, key, created_at FROM live.guest_keys").rowcount
+            conn.execute("BEGIN")
+            n = conn.execute("INSERT OR IGNORE INTO guest_keys (kid, hotel_id, subject, key, created_at)"
+                             " SELECT kid, hotel_id, subject, key, created_at FROM live.guest_keys").rowcount
+            conn.execute("DELETE FROM guest_keys_wrapped")
+            conn.execute("COMMIT")
+            return n
         finally:
             conn.execute("DETACH DATABASE live")
     finally:

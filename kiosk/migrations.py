@@ -467,8 +467,9 @@ MIGRATIONS: list[list[str]] = [
         )""",
     ],
     # 14: a key per guest (kiosk/guest_keys.py, docs/privacy.md): personal fields are sealed under
-    # their guest's key; the keys live here, never in a backup, and an erasure deletes one.
-    # The row ('', '') is the blind index's key (a request's content terms)
+    # their guest's key; the keys live here, in a backup only wrapped under the hotel's backup
+    # key (held upstream), and an erasure deletes one.  The row ('', '') is the blind index's
+    # key (a request's content terms); a row (hotel, '') is that hotel's backup key
     [
         """CREATE TABLE guest_keys (
             kid TEXT PRIMARY KEY,
@@ -477,6 +478,15 @@ MIGRATIONS: list[list[str]] = [
             key BLOB NOT NULL,
             created_at REAL NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS REAL)),
             UNIQUE (hotel_id, subject)
+        )""",
+        # a restored backup's guest keys, wrapped under the hotel's backup key (its upstream
+        # holds it): unwrapped by the agent once it has the key, erased guests' left out
+        """CREATE TABLE guest_keys_wrapped (
+            kid TEXT PRIMARY KEY,
+            hotel_id TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            wrapped BLOB NOT NULL,
+            hotel_kid TEXT NOT NULL
         )""",
     ],
 ]

@@ -137,6 +137,19 @@ class HttpTransport:
         params = {"hotel": hotel_id, "limit": limit} | ({"page": page} if page else {})
         return self._get_page("/sync/v1/snapshot", params, "snapshot")
 
+    def backup_key(self, hotel_id: str) -> dict:
+        """The hotel's backup key and erasures (``POST /sync/v1/backup-key``, sync/key_escrow.py)."""
+        try:
+            r = self.session.post(f"{self.url}/sync/v1/backup-key", json={"hotelId": hotel_id}, timeout=self.timeout)
+        except requests.RequestException as e:
+            raise TransportError(f"{type(e).__name__}: {e}"[:300]) from None
+        if r.status_code != 200:
+            raise _status_error(r)
+        try:
+            return r.json()
+        except ValueError:
+            raise TransportError("the cloud's answer is not a backup key") from None
+
     def health(self) -> dict:
         try:
             r = self.session.get(f"{self.url}/sync/v1/health", timeout=self.timeout)
@@ -198,6 +211,12 @@ class InMemoryTransport:
         self._hotel(hotel_id)
         self._seen("pull")
         return snapshot.page(self.db, hotel_id, page, limit, self.clock.now()) | {"serverTime": self.clock.now()}
+
+    def backup_key(self, hotel_id: str) -> dict:
+        from .cloud import backup_keys
+
+        self._hotel(hotel_id)
+        return backup_keys.answer(self.db, hotel_id, self.clock.now())
 
     def health(self) -> dict:
         return {"reachable": not self.down}

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import Cloud, Kiosk, run, wait_for
+from harness import Cloud, Kiosk, Proc, run, wait_for
 from test_guest_erasure import (
     CONF,
     EMAIL,
@@ -169,7 +169,7 @@ def site(tmp_path):
     made: list = []
     yield made
     for m in made:
-        (m.stop_all if isinstance(m, Kiosk) else m.stop)()
+        (m.stop_all if isinstance(m, Kiosk) else m.kill if isinstance(m, Proc) else m.stop)()
 
 
 def restored(k: Kiosk, backup: Path, target: Path, *extra: str) -> dict:
@@ -208,12 +208,19 @@ def test_an_erased_guest_is_gone_from_every_kiosk_and_every_backup_made_before(s
              what="the request at kiosk B")
     assert NAME in kiosk_rows(b, "SELECT description FROM tickets WHERE ticket_id = ?", [tid])[0][0]
 
+    # B's agent has the hotel's backup key from the cloud (asked for at its start)
+    wait_for(lambda: raw(b.dir / "kiosk.db", "SELECT count(*) FROM guest_keys WHERE hotel_id = 'demo'"
+                                             " AND subject = ''") == [(1,)], timeout=60, what="the backup key at B")
     usb = tmp_path / "usb" / "kiosk-b"
     made = json.loads(b.cli("kiosk", "backup", str(usb)).stdout)
     assert made["files"] > 0
-    # before the erasure: the backup holds the guest only sealed, and none of the keys
+    # before the erasure: the backup holds the guest only sealed, and their key only wrapped
+    # under the hotel's backup key, which it does not hold
     assert where_found(usb) == []
     assert raw(usb / "kiosk.db", "SELECT count(*) FROM guest_keys") == [(0,)]
+    assert raw(usb / "kiosk.db", "SELECT count(*) FROM guest_keys_wrapped WHERE subject = ?", [CONF]) == [(1,)]
+    manifest = json.loads((usb / "backup.json").read_text())
+    assert manifest["guestKeys"]["wrapped"] >= 2 and manifest["guestKeys"]["leftOut"] == 0, manifest
     assert b.dir.joinpath("kiosk.db").exists() and where_found(a.dir, b.dir) == []
 
     b.agent.stop()  # B is offline at the moment of the erasure
@@ -244,12 +251,24 @@ def test_an_erased_guest_is_gone_from_every_kiosk_and_every_backup_made_before(s
     assert read(db_file, "SELECT title, description FROM tickets WHERE ticket_id = ?", [tid]) == [
         (erased.TEXT, erased.TEXT)]
     assert read(db_file, "SELECT DISTINCT display_name FROM sessions WHERE user_id = ?", [CONF]) == [(erased.NAME,)]
+    assert raw(db_file, "SELECT count(*) FROM guest_keys_wrapped") == [(0,)]
+    # on new hardware: the keys come back from the cloud (the backup key), the erased guest's not
     fresh = tmp_path / "new-machine" / "kiosk-b"
     got = restored(b, usb, fresh)
-    assert got["guestKeys"] == {"takenOver": 0, "pullAgain": True}, got
-    assert read(fresh / "kiosk.db", "SELECT guest_name FROM reservations WHERE confirmation = ?", [CONF]) == [
-        (erased.NAME,)]
-    assert read(fresh / "kiosk.db", "SELECT value FROM sync_state WHERE key LIKE 'pull_cursor:%'") == []
+    assert got["guestKeys"]["takenOver"] == 0 and got["guestKeys"]["pullAgain"] is False, got
+    assert read(fresh / "kiosk.db", "SELECT guest_name FROM reservations WHERE confirmation = 'R-7002'") == [
+        (erased.NAME,)]  # nothing readable until the agent has the key
+    agent = Proc(["kiosk-agent", "run"], tmp_path / "fresh-agent.log",
+                 env={**b.agent_env, "KIOSK_DATA_DIR": str(fresh)}).start()
+    site.append(agent)
+    wait_for(lambda: read(fresh / "kiosk.db", "SELECT guest_name FROM reservations WHERE confirmation = 'R-7002'")
+             == [("Bob Brown",)], timeout=60, what="the restored kiosk's keys from the cloud")
+    assert read(fresh / "kiosk.db", "SELECT guest_name, email FROM reservations WHERE confirmation = ?", [CONF]) == [
+        (erased.NAME, None)]
+    assert read(fresh / "kiosk.db", "SELECT title FROM tickets WHERE ticket_id = ?", [tid]) == [(erased.TEXT,)]
+    assert raw(fresh / "kiosk.db", "SELECT count(*) FROM guest_keys_wrapped") == [(0,)]
+    assert raw(fresh / "kiosk.db", "SELECT count(*) FROM guest_keys WHERE subject = ?", [CONF]) == [(0,)]
+    assert where_found(fresh, usb) == []
 
     # the audit chain survives the erasure, and still names a row edited behind its back
     assert a.cli("kiosk", "audit", "verify", check=False).returncode == 0
@@ -259,3 +278,78 @@ def test_an_erased_guest_is_gone_from_every_kiosk_and_every_backup_made_before(s
                     f"UPDATE audit_log SET outcome = 'failure' WHERE id = {int(target)}"], check=True, timeout=60)
     bad = a.cli("kiosk", "audit", "verify", check=False)
     assert bad.returncode == 1 and f"first row that does not fit is {target}" in bad.stdout, bad.stdout + bad.stderr
+
+
+# --- the hotels' backup keys: wrapping, unwrapping, and the cloud's endpoint -----------------------
+
+def test_a_backup_copy_holds_the_keys_only_wrapped_and_a_restore_unwraps_all_but_the_erased(db, tmp_path):
+    hotel_key = bytes(range(32))
+    with store.transaction(db):
+        guest_keys.keep_hotel_key(db, "demo", "hk1", hotel_key)
+        tables.upsert(db, "demo", "reservations", stay("R-1"))
+        tables.upsert(db, "demo", "reservations", stay("R-2", "Other Person", "other@example.org"))
+    copy = tmp_path / "copy.db"
+    db.conn.backup(sqlite3.connect(copy))
+    assert guest_keys.for_backup(str(copy)) == {"wrapped": 2, "leftOut": 0}
+    assert raw(copy, "SELECT count(*) FROM guest_keys") == [(0,)]
+    assert hotel_key not in copy.read_bytes()
+    assert all(bytes(k) not in copy.read_bytes() for (k,) in raw(tmp_path / "kiosk.db",
+                                                                  "SELECT key FROM guest_keys"))
+    restored = store.connect(copy)
+    try:
+        assert restored.execute("SELECT guest_name FROM reservations ORDER BY confirmation").fetchall() == [
+            (erased.NAME,), (erased.NAME,)]  # nothing readable without the keys
+        with store.transaction(restored):
+            wrong = guest_keys.unwrap(restored, "demo", "hk0", bytes(32), set())
+        assert wrong == {"unwrapped": 0, "erased": 0, "unreadable": 2}
+    finally:
+        restored.conn.close()
+    copy = tmp_path / "copy-2.db"  # again, and now with the right key
+    db.conn.backup(sqlite3.connect(copy))
+    guest_keys.for_backup(str(copy))
+    restored = store.connect(copy)
+    try:
+        with store.transaction(restored):
+            done = guest_keys.unwrap(restored, "demo", "hk1", hotel_key, {"R-1"})
+        assert done == {"unwrapped": 1, "erased": 1, "unreadable": 0}
+        assert restored.execute("SELECT confirmation, guest_name FROM reservations ORDER BY confirmation").fetchall(
+        ) == [("R-1", erased.NAME), ("R-2", "Other Person")]
+        assert restored.execute("SELECT count(*) FROM guest_keys_wrapped").fetchone() == (0,)
+    finally:
+        restored.conn.close()
+
+
+def test_a_kiosk_never_linked_leaves_its_keys_out_of_a_backup(db, tmp_path):
+    with store.transaction(db):
+        tables.upsert(db, "demo", "reservations", stay())
+    copy = tmp_path / "copy.db"
+    db.conn.backup(sqlite3.connect(copy))
+    assert guest_keys.for_backup(str(copy)) == {"wrapped": 0, "leftOut": 1}
+    assert raw(copy, "SELECT count(*) FROM guest_keys") == [(0,)] == raw(copy, "SELECT count(*) FROM guest_keys_wrapped")
+
+
+@pytest.fixture(scope="module")
+def backup_cloud(tmp_path_factory):
+    c = Cloud(tmp_path_factory.mktemp("backup-keys")).start()
+    yield c
+    c.stop()
+
+
+def test_the_cloud_gives_a_hotels_kiosks_its_backup_key_and_erasures(backup_cloud):
+    import requests
+
+    demo, harbor = backup_cloud.device("k-demo", "demo"), backup_cloud.device("k-harbor", "harbor")
+
+    def ask(credential, body):
+        return requests.post(backup_cloud.url + "/sync/v1/backup-key", json=body, timeout=60,
+                             headers={"Authorization": f"Bearer {credential}"} if credential else {})
+
+    first, again = ask(demo, {"hotelId": "demo"}), ask(demo, {"hotelId": "demo"})
+    assert first.status_code == 200 and first.json() == again.json(), first.text
+    assert len(__import__("base64").b64decode(first.json()["key"])) == 32 and first.json()["erased"] == []
+    assert ask(harbor, {"hotelId": "harbor"}).json()["key"] != first.json()["key"]  # a key per hotel
+    assert ask(harbor, {"hotelId": "demo"}).status_code == 403  # another hotel's device
+    assert ask(None, {"hotelId": "demo"}).status_code == 401
+    for bad in ({}, {"hotelId": ""}, {"hotelId": 7}, ["demo"]):
+        r = ask(demo, bad)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "VALIDATION_ERROR", (bad, r.text)

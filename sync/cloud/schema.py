@@ -479,6 +479,16 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (hotel_id, confirmation)
         )""",
     ],
+    # 15: each hotel's backup key (sync/cloud/backup_keys.py): a kiosk's backup holds its
+    # guests' keys wrapped under it, and a restored kiosk asks for it again
+    [
+        """CREATE TABLE hotel_backup_keys (
+            hotel_id TEXT PRIMARY KEY,
+            kid TEXT NOT NULL,
+            key TEXT NOT NULL,
+            created_at $REAL NOT NULL
+        )""",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -4,7 +4,8 @@ Flask blueprint per area; sync/cloud/app.py only wires them.
 * :mod:`.health` — ``GET /healthz`` (no credential: for load balancers);
 * :mod:`.sync_api` — the kiosks' protocol: ``POST /sync/v1/push``, ``GET /sync/v1/pull``,
   ``GET /sync/v1/snapshot``, ``GET /sync/v1/health``;
-* :mod:`.claims` — ``POST /sync/v1/claims`` (a kiosk claims a one-time token before using it);
+* :mod:`.claims` — ``POST /sync/v1/claims`` (a kiosk claims a one-time token before using it),
+  ``POST /sync/v1/backup-key`` (the hotel's backup key for its kiosks' guest keys);
 * :mod:`.fleet` — fleet health: ``GET /v1/hotels/<hotel>/fleet``, ``GET /v1/fleet``;
 * :mod:`.hotels` — the central office's read side: ``GET /v1/hotels/<hotel>/tickets``,
   ``.../work-orders``, ``.../conflicts``, ``.../security-events``.

@@ -1,6 +1,9 @@
 """``POST /sync/v1/claims``: a kiosk claims a one-time token before it consumes it, so a code
 used at one box of a hotel is refused at the others at once, not only after their next pull
-(docs/sync-protocol.md, "Claims").  The work is :func:`sync.cloud.events.claim`'s."""
+(docs/sync-protocol.md, "Claims").  The work is :func:`sync.cloud.events.claim`'s.
+
+``POST /sync/v1/backup-key``: the hotel's backup key and erasures, which a kiosk's backup and
+restore need for its guests' keys (:mod:`sync.cloud.backup_keys`)."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from pydantic import ValidationError as PydanticError
 from kiosk.clock import iso
 from kiosk.errors import KioskError, TokenAlreadyUsed, ValidationError
 
-from .. import events, storage, validation
+from .. import backup_keys, events, storage, validation
 from .common import device, json_body, now
 
 log = logging.getLogger("kiosk.cloud")
@@ -80,6 +83,33 @@ def claim():
         raise TokenAlreadyUsed("this code was already used at another kiosk",
                                {"usedAt": _when(out["consumedAt"]), "kioskId": out["kioskId"]})
     return jsonify({"claimed": True, "new": out["new"], "hlc": out["hlc"]})
+
+
+class BackupKeyBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    hotelId: StrictStr = Field(min_length=1, max_length=64)
+
+
+@bp.post("/backup-key")
+def backup_key():
+    """The hotel's backup key and erasures (sync/cloud/backup_keys.py): a kiosk wraps its guests'
+    keys under it in a backup, and a restored kiosk unwraps them with it."""
+    data = flask_request.get_data(cache=False)
+    if len(data) > MAX_BODY_BYTES:
+        raise KioskError(f"a backup-key request is at most {MAX_BODY_BYTES} bytes", {"max": MAX_BODY_BYTES},
+                         code="PAYLOAD_TOO_LARGE")
+    raw = json_body(data)
+    try:
+        body = BackupKeyBody.model_validate(raw if isinstance(raw, dict) else None)
+    except PydanticError:
+        raise ValidationError("invalid backup-key request: hotelId", {"fields": [{"field": "hotelId"}]}) from None
+    dev = device()
+    if not dev.serves(body.hotelId):
+        raise KioskError(f"this credential is not for hotel {body.hotelId}", {"hotelId": body.hotelId},
+                         code="FORBIDDEN")
+    out = backup_keys.answer(g.db, body.hotelId, now())
+    log.info("backup key", extra={"deviceId": dev.device_id, "hotelId": body.hotelId, "erased": len(out["erased"])})
+    return jsonify(out)
 
 
 def _when(at: float) -> str | float:

@@ -9,6 +9,7 @@ Scripts depend on these forms::
     kiosk token list [--hotel H] [--status active|used|revoked|expired]
     kiosk token revoke JTI
     kiosk audit verify [--expect LENGTH:HASH] [--json]
+    kiosk guest export --hotel H --confirmation C [--output FILE]
 
 Global options: ``--config FILE`` (or ``KIOSK_CONFIG``) and ``--data-dir DIR``
 (or ``KIOSK_DATA_DIR``).
@@ -512,6 +513,35 @@ def audit_verify(obj: Ctx, expected, as_json):
                    if result["firstBadRow"] is not None else "FAILED")
     if not result["ok"]:
         raise SystemExit(1)
+
+
+@main.group()
+def guest():
+    """A guest's data at this kiosk: the right of access (docs/privacy.md)."""
+
+
+@guest.command("export")
+@click.option("--hotel", required=True, help="The guest's hotel.")
+@click.option("--confirmation", required=True, help="The reservation's confirmation number.")
+@click.option("--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the document to FILE (mode 0600, atomically) instead of standard output.")
+@click.pass_obj
+def guest_export(obj: Ctx, hotel, confirmation, output):
+    """Everything this kiosk holds about one guest (the reservation, their sessions and codes,
+    requests and replies, offers, questions, model runs, audit rows and outbox entries) as one
+    JSON document; NOT_FOUND when the hotel holds no guest under the confirmation here."""
+    from . import guest_export as guest_export_mod
+    from .files import write_private
+
+    inst = obj.initialised()
+    doc = guest_export_mod.export(inst.connect(), hotel, confirmation, inst.clock.now())
+    if output is None:  # escaped: a terminal acts on no control or direction character in it
+        click.echo(json.dumps(doc, indent=2))
+        return
+    write_private(Path(output), (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode())
+    click.echo(json.dumps({"output": output, "hotelId": doc["hotelId"], "confirmation": doc["confirmation"],
+                           "reservations": len(doc["reservations"]), "sessions": len(doc["sessions"]),
+                           "requests": len(doc["requests"]), "outbox": len(doc["outbox"])}))
 
 
 if __name__ == "__main__":  # pragma: no cover

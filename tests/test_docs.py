@@ -561,6 +561,8 @@ def test_real_responses_match_the_documented_schemas(check, issue, instance, clo
     assert check("get", "/api/admin/conflicts", 200, headers=a)["count"] == 1
     assert check("get", "/api/admin/security", 200, headers=a)["count"] == 1
     check("get", "/api/admin/sync", 200, headers=a)
+    check("post", "/api/admin/guests/erase", 200, headers=a,
+          json={"hotelId": "demo", "confirmation": "R-1042", "confirm": "R-1042"})
     check("get", "/api/admin/tokens", 403, code="FORBIDDEN", headers=s)
 
     # errors of the admin API

@@ -270,6 +270,10 @@ def test_an_erased_guest_is_gone_from_every_kiosk_and_every_backup_made_before(s
     assert raw(fresh / "kiosk.db", "SELECT count(*) FROM guest_keys WHERE subject = ?", [CONF]) == [(0,)]
     assert where_found(fresh, usb) == []
 
+    # no process ever logged the guest (logs are not erased: they must never hold a name or words)
+    logs = sorted(tmp_path.glob("*.log")) + sorted(tmp_path.rglob("logs/*"))
+    assert len(logs) >= 4 and not [f for f in logs if f.is_file() and any(
+        n in f.read_bytes().lower() for n in (b"zyxquorra", b"vendelbrook", EMAIL.encode()))]
     # the audit chain survives the erasure, and still names a row edited behind its back
     assert a.cli("kiosk", "audit", "verify", check=False).returncode == 0
     seq = raw(a.dir / "kiosk.db", "SELECT max(seq) FROM audit_log")[0][0]

@@ -112,7 +112,7 @@ def test_the_registry_declares_each_kind_once_and_whole():
     entries = kinds.entry_kinds()
     assert {"work_order.created", "work_order.updated", "ticket.created", "ticket.updated", "token.issued",
             "token.used", "token.revoked", "session.opened", "session.ended", "task.created", "message.send",
-            "pms.update", "audit.checkpoint"} == set(entries)
+            "pms.update", "audit.checkpoint", "guest.erase_requested"} == set(entries)
     for k in declared:
         for p in k.push:
             assert callable(kinds.resolve(p.cloud)), p

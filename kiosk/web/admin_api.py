@@ -8,6 +8,7 @@
     GET|POST /api/admin/export                  a download (GET: a plain link)
     GET  /api/admin/outbox                      dead letters  POST …/<entry_id>/retry|drop
     GET  /api/admin/conflicts | security | sync
+    POST /api/admin/guests/erase                erase a guest: here at once, the cloud everywhere
 
 and the seed's form ``/api/admin?endpoint=tokens|sessions|…`` (ids in the JSON body), kept
 for the clients written for it: :func:`admin` dispatches each (endpoint, method) to the
@@ -25,7 +26,18 @@ from typing import Literal
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from .. import analytics, booking, export, outbox, qr, sessions, sync_status, timeline, tokens
+from .. import (
+    analytics,
+    booking,
+    erasure,
+    export,
+    outbox,
+    qr,
+    sessions,
+    sync_status,
+    timeline,
+    tokens,
+)
 from ..clock import iso, parse_duration
 from ..config import ID_PATTERN
 from ..errors import HotelMismatch, KioskError, NotFound, ValidationError
@@ -97,6 +109,14 @@ class ExportRequest(BaseModel):
                         "offers"]] | None = Field(None, min_length=1, max_length=8)
     columns: Literal["keys", "readable"] = "keys"  # readable: a CSV header people read (kiosk/export.py)
     lang: Literal["en", "de"] = "en"  # the readable header's language
+
+
+class EraseGuest(BaseModel):
+    """``confirm``: the booking number typed a second time; it must be ``confirmation`` exactly."""
+    model_config = ConfigDict(extra="forbid")
+    hotelId: StrictStr = Field(pattern=ID_PATTERN)
+    confirmation: StrictStr = Field(min_length=1, max_length=64)
+    confirm: StrictStr = Field(min_length=1, max_length=64)
 
 
 def _inst():
@@ -333,6 +353,27 @@ def sync_summary():
     inst = _inst()
     return ok(**sync_status.summary(inst.db(), g.session.hotel_id, now=inst.clock.now(),
                                     stale_after=inst.config.sync.stale_after_seconds))
+
+
+# --- guest data -----------------------------------------------------------------------------------
+
+@bp.post(f"{PREFIX}/guests/erase")
+@roles("admin")
+def erase_guest():
+    """The right to be forgotten from the dashboard (docs/privacy.md, "Erasure"): the guest is
+    erased here at once and the cloud is asked to erase them everywhere (kiosk/erasure.py)."""
+    inst = _inst()
+    req = parse(EraseGuest, request.get_json(silent=True))
+    if req.confirm != req.confirmation:
+        raise ValidationError("the booking number typed again does not match: nothing was erased",
+                              {"fields": [{"field": "confirm", "problem": "must equal confirmation"}]})
+    if req.hotelId != g.session.hotel_id or req.hotelId not in inst.config.property.hotels:
+        raise HotelMismatch("admins erase guests of their own hotel only", {"hotelId": req.hotelId})
+    out = erasure.request(inst.db(), hotel_id=req.hotelId, confirmation=req.confirmation,
+                          user_id=g.session.user_id, actor=_by(), node=inst.config.property.kiosk_id,
+                          now=inst.clock.now(), session_id=g.session.id, client=request.remote_addr)
+    return ok(confirmation=out["confirmation"], erasedHere=out["erasedHere"], syncStatus="queued",
+              outboxKey=out["outboxKey"])
 
 
 # --- the seed's form: /api/admin?endpoint=… ------------------------------------------------------

@@ -1,4 +1,5 @@
-"""A guest's right to be forgotten: ``kiosk-cloud guest erase`` (docs/privacy.md).
+"""A guest's right to be forgotten: ``kiosk-cloud guest erase`` (docs/privacy.md), or an admin's
+erasure at a kiosk, pushed as a ``guest.erase_requested`` entry (:func:`apply_request`).
 
 The guest is known as :mod:`.guest_data` knows them for the export: the hotel and the
 reservation's confirmation number; their requests are the tickets whose ``created_by`` is the
@@ -37,11 +38,24 @@ from __future__ import annotations
 
 import json
 
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
 from kiosk import erased
 from kiosk.clock import iso
 from kiosk.errors import NotFound, ValidationError
 
-from . import changelog, events, guest_data, pms_outbox, refdata, relay_outbox, storage, tickets
+from . import (
+    changelog,
+    events,
+    guest_data,
+    pms_outbox,
+    refdata,
+    relay_outbox,
+    storage,
+    tickets,
+    validation,
+)
+from .results import Rejected
 
 ENTITY = "guest_erasure"
 
@@ -139,6 +153,39 @@ def _relayed(db, hotel_id: str, confirmation: str, entities: set[str]) -> dict[i
 
 
 # ---- the sync kind's cloud side (sync/kinds/guest_erasure.py) --------------------------------
+
+class EraseRequested(BaseModel):
+    """A ``guest.erase_requested`` entry's payload: the confirmation, the admin who asked at the
+    kiosk and when; never a name."""
+    model_config = ConfigDict(extra="ignore")
+    confirmation: StrictStr = Field(min_length=1, max_length=128)
+    requestedBy: StrictStr = Field(min_length=1, max_length=128)
+    requestedAt: StrictStr | None = Field(None, max_length=40)
+
+
+def apply_request(db, e: validation.Entry, now: float) -> list[dict]:
+    """An admin erased a guest at a kiosk (``POST /api/admin/guests/erase``, which erased it there
+    at once): the cloud erases what it holds of the guest as ``kiosk-cloud guest erase`` does,
+    inside the push's transaction (its savepoint), ``erased_by`` ``admin <user> at <kiosk>`` (the
+    kiosk: the node of the entry's clock stamp, which a hub's relay keeps), and logs the
+    ``guest_erasure`` change for every kiosk of the hotel.  A confirmation the cloud holds
+    nothing under is no error, and changes nothing here: no erasure is recorded, so a mistyped
+    booking number never erases a stay that arrives later under it (the kiosk erased what it
+    held).  A repeated entry is a duplicate (sync/cloud/apply.py); a new request for the same
+    guest erases again, changing nothing more.
+
+    Not here: ``secure_delete`` and the checkpoint after (a push's transaction holds other
+    entries; every connection runs with ``secure_delete`` at least ``FAST``)."""
+    p = validation.payload(EraseRequested, e, "confirmation")
+    try:
+        hotel_id, typed = guest_data.check(e.hotelId, p.confirmation)
+    except ValidationError as err:
+        raise Rejected("INVALID_ENTRY", f"payload.confirmation: {err}") from None
+    device = e.hlc.split("-", 2)[2]
+    apply(db, hotel_id, guest_data.resolve(db, hotel_id, typed), now, by=f"admin {p.requestedBy} at {device}",
+          require=True)
+    return []
+
 
 def put_change(db, hotel_id: str, ch: dict, now: float) -> None:
     """A ``guest_erasure`` the chain's cloud sent a hub: the hub erases what it holds of the guest

@@ -1149,6 +1149,73 @@ async function download(ev) {
   }
 }
 
+// --- Guest data: erase a guest (the right to be forgotten, docs/privacy.md) ----------------------------
+// The booking number, then a dialog that says what happens and asks for it again: "Erase" is
+// enabled only when the two match.  The kiosk erases at once and queues the request for the cloud.
+const ERASE_ERRORS = {VALIDATION_ERROR: "admin.guest.error.VALIDATION_ERROR",
+                      HOTEL_MISMATCH: "admin.guest.error.HOTEL_MISMATCH"};
+const erasing = {conf: "", status: null};
+
+function eraseStatus(key, kind, vars) {
+  erasing.status = key ? {key, kind, vars} : null;
+  const st = $("erase-status");
+  st.className = "erase-status" + (kind ? " " + kind : "");
+  st.textContent = key ? t(key, vars) : "";
+}
+
+function openErase(ev) {
+  ev.preventDefault();
+  const conf = $("erase-conf").value.trim();
+  if (!conf) {
+    eraseStatus("admin.guest.needsConf", "error");
+    $("erase-conf").focus();
+    return;
+  }
+  eraseStatus(null);
+  erasing.conf = conf;
+  $("erase-which").textContent = conf;
+  $("erase-confirm").reset();
+  $("erase-go").disabled = true;
+  $("erase-cancel").disabled = false;
+  Kiosk.say($("erase-dialog-message"), "");
+  $("erase-dialog").showModal();
+  $("erase-again").focus();
+}
+
+function eraseMatches() {
+  $("erase-go").disabled = $("erase-again").value.trim() !== erasing.conf;
+}
+
+async function eraseGuest(ev) {
+  ev.preventDefault();
+  const conf = erasing.conf, again = $("erase-again").value.trim();
+  if (!conf || again !== conf) return;
+  $("erase-go").disabled = true;
+  $("erase-cancel").disabled = true;
+  Kiosk.say($("erase-dialog-message"), "admin.guest.erasing", "info");
+  const r = await call("POST", {endpoint: "guests/erase"},
+                       {hotelId: document.body.dataset.hotel || "", confirmation: conf, confirm: again});
+  $("erase-cancel").disabled = false;
+  if (!r.ok) {
+    eraseMatches();
+    const m = $("erase-dialog-message");
+    m.className = "message error";
+    m.textContent = ERASE_ERRORS[r.code] ? t(ERASE_ERRORS[r.code]) : errorText(r);
+    return;
+  }
+  $("erase-dialog").close();
+  $("erase-conf").value = "";
+  eraseStatus("admin.guest.erased", "ok", {conf: r.data.confirmation || conf});
+}
+
+function initErase() {
+  $("erase-form").addEventListener("submit", openErase);
+  $("erase-confirm").addEventListener("submit", eraseGuest);
+  $("erase-again").addEventListener("input", eraseMatches);
+  $("erase-cancel").addEventListener("click", () => $("erase-dialog").close());
+  $("erase-dialog").addEventListener("close", () => $("erase-open").focus());
+}
+
 // --- page set-up ----------------------------------------------------------------------------------------
 function translateExtras() {
   for (const e of document.querySelectorAll("[data-i18n-label]")) e.setAttribute("aria-label", t(e.dataset.i18nLabel));
@@ -1167,6 +1234,7 @@ function rerender() {
   renderSessions();
   renderAnalytics();
   renderSync();
+  if (erasing.status) eraseStatus(erasing.status.key, erasing.status.kind, erasing.status.vars);
 }
 
 async function logout() {
@@ -1251,6 +1319,7 @@ async function login(ev) {
     $("period-to").value = isoDate(today);
     $("period-from").value = isoDate(new Date(today.getFullYear(), today.getMonth(), today.getDate() - 6));
     initExport();
+    initErase();
     selectTab(location.hash.slice(1) || "overview", false);
     setInterval(translateExtras, 30000);  // "session ends in 12 min" stays true
     await watchIdle();

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from . import audit, outbox, store, tickets, workorders
+from . import audit, guest_keys, outbox, store, tickets, workorders
 from .clock import iso, local_hhmm
 from .errors import InvalidTransition, NotFound, ValidationError
 from .shifts import on_shift
@@ -617,6 +617,19 @@ def insert_rows(db, hotel_id: str, rows: list[dict]) -> int:
     db.conn.executemany(f"INSERT INTO tasks (hotel_id, {', '.join(cols)}) VALUES (?, {', '.join('?' * len(cols))})",
                         [[hotel_id, *(r.get(c) for c in cols)] for r in rows])
     return len(rows)
+
+
+def seal_existing(db, limit: int) -> int:
+    """Guests' questions handed to staff written in clear (``"CONF: the question"``, by an older
+    version): up to ``limit`` sealed now under the guest's key; inside the caller's
+    transaction; how many."""
+    found = db.execute("SELECT hotel_id, task_id, description FROM tasks WHERE type = 'guest_question'"
+                       " AND instr(description, ': ') > 1 AND substr(description, 1, 5) <> 'pii1.' LIMIT ?",
+                       [limit]).fetchall()
+    for hotel_id, task_id, words in found:
+        db.execute("UPDATE tasks SET description = ? WHERE hotel_id = ? AND task_id = ?",
+                   [guest_keys.seal(db, hotel_id, words.split(": ", 1)[0], words), hotel_id, task_id])
+    return len(found)
 
 
 def erase_questions(db, hotel_id: str, confirmation: str, text: str) -> list[str]:

@@ -74,6 +74,20 @@ class IdlePolicy:
         return min(base, self.lobby) if visit == LOBBY else base
 
 
+def seal_existing(db, limit: int) -> int:
+    """Guests' session display names written in clear (by an older version): up to ``limit``
+    sealed now under the guest's key, inside the caller's transaction; how many."""
+    from .erased import NAME, TEXT
+
+    found = db.execute("SELECT id, hotel_id, user_id, display_name FROM sessions WHERE role = 'guest'"
+                       " AND display_name NOT IN ('', ?, ?) AND substr(display_name, 1, 5) <> 'pii1.' LIMIT ?",
+                       [NAME, TEXT, limit]).fetchall()
+    for sid, hotel_id, user_id, name in found:
+        db.execute("UPDATE sessions SET display_name = ? WHERE id = ?",
+                   [guest_keys.seal(db, hotel_id, user_id, name, "n"), sid])
+    return len(found)
+
+
 def open_session(db, *, hotel_id: str, user_id: str, role: str, display_name: str | None,
                  jti: str, scan_method: str, client: str | None, now: float, ttl: int) -> Session:
     """Insert the session row; call inside the scan transaction."""

@@ -392,6 +392,28 @@ def _apply_remote_reply(db, hotel_id: str, ticket_id: str, d: dict, now: float) 
                    by=d.get("replyBy") or "cloud", at=now, hlc=stamp)
 
 
+def seal_existing(db, limit: int) -> int:
+    """Guests' requests written in clear (by an older version; a guest: one with a key here):
+    up to ``limit`` of them sealed now under the guest's key, with their content terms as a
+    blind index and the replies written to them; inside the caller's transaction; how many."""
+    from .erased import NAME, TEXT
+
+    found = db.execute(
+        "SELECT hotel_id, ticket_id, created_by, title, description FROM tickets t WHERE"
+        " title NOT IN ('', ?, ?) AND substr(title, 1, 5) <> 'pii1.' AND EXISTS (SELECT 1 FROM guest_keys k"
+        " WHERE k.hotel_id = t.hotel_id AND k.subject = t.created_by) LIMIT ?", [TEXT, NAME, limit]).fetchall()
+    for hotel_id, ticket_id, by, title, description in found:
+        blind = guest_keys.blind(db, terms(f"{title} {description}"))
+        db.execute("UPDATE tickets SET title = ?, description = ?, terms = ? WHERE hotel_id = ? AND ticket_id = ?",
+                   [guest_keys.seal(db, hotel_id, by, title), guest_keys.seal(db, hotel_id, by, description),
+                    json.dumps(blind), hotel_id, ticket_id])
+        for hid, old, new in db.execute("SELECT id, old, new FROM item_history WHERE hotel_id = ? AND kind = 'ticket'"
+                                        " AND item_id = ? AND field = 'reply'", [hotel_id, ticket_id]).fetchall():
+            db.execute("UPDATE item_history SET old = ?, new = ? WHERE id = ?",
+                       [guest_keys.seal(db, hotel_id, by, old), guest_keys.seal(db, hotel_id, by, new), hid])
+    return len(found)
+
+
 def erase_texts(db, hotel_id: str, created_by: str, text: str) -> list[str]:
     """A guest's erasure (pulled): the words of the requests their sessions made (``created_by``
     is the confirmation) become ``text`` — title, description, the content terms kept for

@@ -90,6 +90,20 @@ def sign(signing_key, kid: str, *, issuer: str, hotel_id: str, role: str, user_i
     return token, claims
 
 
+def seal_existing(db, limit: int) -> int:
+    """Guests' code display names written in clear (by an older version): up to ``limit`` sealed
+    now under the guest's key, inside the caller's transaction; how many."""
+    from .erased import NAME, TEXT
+
+    found = db.execute("SELECT jti, hotel_id, subject, display_name FROM qr_tokens WHERE role = 'guest'"
+                       " AND display_name NOT IN ('', ?, ?) AND substr(display_name, 1, 5) <> 'pii1.' LIMIT ?",
+                       [NAME, TEXT, limit]).fetchall()
+    for jti, hotel_id, subject, name in found:
+        db.execute("UPDATE qr_tokens SET display_name = ? WHERE jti = ? AND hotel_id = ?",
+                   [guest_keys.seal(db, hotel_id, subject, name, "n"), jti, hotel_id])
+    return len(found)
+
+
 def issue(db, keys, *, hotel_id: str, role: str, now: float, ttl_seconds: int,
           user_id: str | None = None, name: str | None = None, reusable: bool = False,
           issuer: str, node: str, issued_by: str = "cli", before_commit=None) -> tuple[str, dict]:

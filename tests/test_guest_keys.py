@@ -357,3 +357,47 @@ def test_the_cloud_gives_a_hotels_kiosks_its_backup_key_and_erasures(backup_clou
     for bad in ({}, {"hotelId": ""}, {"hotelId": 7}, ["demo"]):
         r = ask(demo, bad)
         assert r.status_code == 400 and r.json()["error"]["code"] == "VALIDATION_ERROR", (bad, r.text)
+
+
+def test_personal_fields_an_older_version_wrote_in_clear_are_sealed_by_the_agents_housekeeping(db, tmp_path):
+    from agent import housekeeping
+
+    # rows as a version before the keys wrote them: in clear
+    plain = sqlite3.connect(tmp_path / "kiosk.db", isolation_level=None)
+    plain.execute("INSERT INTO reservations (hotel_id, confirmation, guest_name, email, phone, arrival, departure,"
+                  " status) VALUES ('demo', 'R-1', ?, 'quillon@example.org', '', '2026-12-05', '2026-12-08',"
+                  " 'InHouse')", [SECRET])
+    plain.execute("INSERT INTO reservations (hotel_id, confirmation, guest_name, arrival, departure, status)"
+                  " VALUES ('demo', 'R-0', '', '2026-12-05', '2026-12-08', 'InHouse')")  # no name: nothing to seal
+    plain.execute("INSERT INTO sessions (id, hotel_id, user_id, role, display_name, jti, scan_method, created_at,"
+                  " expires_at, last_seen_at) VALUES ('s1', 'demo', 'R-1', 'guest', ?, 'j1', 'qr', 1, 2, 1)", [SECRET])
+    plain.execute("INSERT INTO sessions (id, hotel_id, user_id, role, display_name, jti, scan_method, created_at,"
+                  " expires_at, last_seen_at) VALUES ('s2', 'demo', 's-ana', 'staff', 'Ana Weber', 'j2', 'qr', 1, 2, 1)")
+    plain.execute("INSERT INTO qr_tokens (jti, hotel_id, kid, subject, role, display_name, issued_at, expires_at)"
+                  " VALUES ('j1', 'demo', 'k', 'R-1', 'guest', ?, 1, 2)", [SECRET])
+    plain.execute("INSERT INTO tickets (hotel_id, ticket_id, type, title, description, priority, queue, status,"
+                  " fingerprint, terms, created_at, created_by) VALUES ('demo', 'T-1', 'housekeeping',"
+                  " 'Quillon wants towels', 'towels for Quillon', 'normal', 'housekeeping', 'received', 'f',"
+                  " '[\"quillon\", \"towel\"]', 1, 'R-1')")
+    plain.execute("INSERT INTO tasks (hotel_id, task_id, type, created_at, description) VALUES"
+                  " ('demo', 'Q-1', 'guest_question', '2026-12-06', 'R-1: may Quillon bring a dog?')")
+    plain.close()
+
+    sealed = housekeeping.seal_existing(db, batch=2)  # batches smaller than the work: it goes on to the end
+    assert sealed == 5, sealed  # the reservation, the guest's session and code, the request, the question
+    assert housekeeping.seal_existing(db) == 0  # nothing left: the next run does nothing
+    assert db.execute("SELECT guest_name, email FROM reservations WHERE confirmation = 'R-1'").fetchone() == (
+        SECRET, "quillon@example.org")
+    assert db.execute("SELECT display_name FROM sessions ORDER BY id").fetchall() == [(SECRET,), ("Ana Weber",)]
+    assert db.execute("SELECT title, description FROM tickets").fetchone() == ("Quillon wants towels",
+                                                                               "towels for Quillon")
+    assert db.execute("SELECT description FROM tasks").fetchone() == ("R-1: may Quillon bring a dog?",)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    held = file_bytes(tmp_path).lower()
+    assert b"quillon" not in held and b"marrowgate" not in held
+    assert b"Ana Weber" in file_bytes(tmp_path)  # staff's names are not sealed
+    # and the guest's erasure now reaches them through the key
+    with store.transaction(db):
+        guest_keys.destroy(db, "demo", "R-1")
+    assert db.execute("SELECT title FROM tickets").fetchone() == (erased.TEXT,)
+    assert db.execute("SELECT display_name FROM qr_tokens").fetchone() == (erased.NAME,)

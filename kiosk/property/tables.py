@@ -139,6 +139,24 @@ def record_offer_shown(db, hotel_id: str, confirmation: str, offer_id: str, show
                " VALUES (?, ?, ?, ?, ?)", [hotel_id, confirmation, offer_id, shown_at, accepted])
 
 
+def seal_existing(db, limit: int) -> int:
+    """Reservations written in clear (by a version before personal fields were sealed): up to
+    ``limit`` of them sealed now, inside the caller's transaction; how many."""
+    from kiosk import erased
+
+    found = db.execute(
+        "SELECT hotel_id, confirmation, guest_name, email, phone FROM reservations WHERE"
+        " (guest_name NOT IN ('', ?) AND substr(guest_name, 1, 5) <> 'pii1.')"
+        " OR (email <> '' AND substr(email, 1, 5) <> 'pii1.') OR (phone <> '' AND substr(phone, 1, 5) <> 'pii1.')"
+        " LIMIT ?", [erased.NAME, limit]).fetchall()
+    for hotel_id, conf, name, email, phone in found:
+        row = _sealed(db, hotel_id, "reservations", {"confirmation": conf, "guest_name": name, "email": email,
+                                                     "phone": phone})
+        db.execute("UPDATE reservations SET guest_name = ?, email = ?, phone = ? WHERE hotel_id = ? AND confirmation = ?",
+                   [row["guest_name"], row["email"], row["phone"], hotel_id, conf])
+    return len(found)
+
+
 def erase_reservation(db, hotel_id: str, confirmation: str) -> bool:
     """A guest's erasure (pulled): the reservation's personal fields replaced as the cloud
     replaces them (:func:`kiosk.erased.reservation`: the name an erased marker, e-mail and phone

@@ -401,3 +401,31 @@ def test_personal_fields_an_older_version_wrote_in_clear_are_sealed_by_the_agent
         guest_keys.destroy(db, "demo", "R-1")
     assert db.execute("SELECT title FROM tickets").fetchone() == (erased.TEXT,)
     assert db.execute("SELECT display_name FROM qr_tokens").fetchone() == (erased.NAME,)
+
+
+def test_an_admins_erasure_at_a_kiosk_leaves_the_guest_in_no_file_of_the_cloud(site, tmp_path):
+    cloud = Cloud(tmp_path)
+    site.append(cloud.start())
+    cloud.cli("data", "import", str(export_dir(tmp_path)), "--hotel", "demo")
+    k = Kiosk(tmp_path, "kiosk-a")
+    site.append(k)
+    k.link(cloud.url, cloud.device(k.name, "demo"))
+    k.serve()
+    k.start_agent()
+    wait_for(lambda: (reservation(k) or (None,))[0] == NAME, timeout=60, what="the stay at the kiosk")
+    r = sign_in(k).post(k.url + "/api/guest/requests", timeout=60, json={"text": f"{NAME} needs a crib"})
+    assert r.status_code == 201, r.text
+    tid = r.json()["ticket"]["ticketId"]
+    wait_for(lambda: any(t["ticketId"] == tid for t in cloud.list("tickets", "demo")), timeout=60,
+             what="the request at the cloud")
+    assert where_found(cloud.dir)  # the cloud holds the guest in clear until erased
+
+    admin = k.session("admin")
+    r = admin.post(k.url + "/api/admin/guests/erase", timeout=60,
+                   json={"hotelId": "demo", "confirmation": CONF, "confirm": CONF})
+    assert r.status_code == 200, r.text
+    wait_for(lambda: raw(cloud.dir / "cloud.db", "SELECT erased_by FROM guest_erasures"), timeout=60,
+             what="the erasure at the cloud")
+    assert raw(cloud.dir / "cloud.db", "SELECT erased_by FROM guest_erasures")[0][0].startswith("admin ")
+    # applied by push, with secure_delete on and the WAL truncated after: no old bytes anywhere
+    wait_for(lambda: where_found(cloud.dir, k.dir) == [], timeout=60, what="no file holding the guest")

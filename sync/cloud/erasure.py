@@ -174,8 +174,8 @@ def apply_request(db, e: validation.Entry, now: float) -> list[dict]:
     held).  A repeated entry is a duplicate (sync/cloud/apply.py); a new request for the same
     guest erases again, changing nothing more.
 
-    Not here: ``secure_delete`` and the checkpoint after (a push's transaction holds other
-    entries; every connection runs with ``secure_delete`` at least ``FAST``)."""
+    ``secure_delete`` and the checkpoint after are the push route's: it applies a push holding
+    such an entry with them (sync/cloud/routes/sync_api.py, ``kinds.erasing_push``)."""
     p = validation.payload(EraseRequested, e, "confirmation")
     try:
         hotel_id, typed = guest_data.check(e.hotelId, p.confirmation)

@@ -73,6 +73,14 @@ class Kind:
     erases: bool = False
 
 
+def erasing_push(entries: list) -> bool:
+    """Whether a push holds an entry of a kind that :attr:`Kind.erases` (an admin's erasure
+    request): the cloud applies such a push with ``secure_delete`` on and truncates its WAL
+    after (sync/cloud/routes/sync_api.py)."""
+    names = {p.name for k in _load().values() if k.erases for p in k.push}
+    return bool(names) and any(isinstance(e, dict) and e.get("kind") in names for e in entries)
+
+
 def erasing(changes: list[dict]) -> bool:
     """Whether a page of changes holds one of a kind that :attr:`Kind.erases` (a set lookup a
     change: pages of thousands pass through here)."""

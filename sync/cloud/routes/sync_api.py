@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -11,8 +12,9 @@ import time
 from flask import Blueprint, current_app, g, jsonify, request
 
 from kiosk.errors import KioskError, ValidationError
+from sync import kinds
 
-from .. import changelog, pushes, quota, retention, snapshot, validation
+from .. import changelog, pushes, quota, retention, snapshot, storage, validation
 from .common import device, hotel, json_body, now, seen
 
 log = logging.getLogger("kiosk.cloud")
@@ -36,7 +38,11 @@ def push():
         raise ValidationError("Idempotency-Key must be 1-200 printable ASCII characters",
                               {"field": "Idempotency-Key"})
     quota.charge(g.db, current_app.config["CLOUD_QUOTA"], dev.device_id, len(entries), len(data), now())
-    body, replayed = pushes.respond(g.db, dev, entries, now(), key, current_app.config["CLOUD_MAX_SKEW"])
+    erasing = kinds.erasing_push(entries)
+    with storage.secure_delete(g.db) if erasing else contextlib.nullcontext():
+        body, replayed = pushes.respond(g.db, dev, entries, now(), key, current_app.config["CLOUD_MAX_SKEW"])
+    if erasing:
+        storage.checkpoint(g.db)  # an erased guest's old bytes leave the WAL too
     counts: dict[str, int] = {}
     for r in body["results"]:
         counts[r["status"]] = counts.get(r["status"], 0) + 1

@@ -231,6 +231,45 @@ class SqliteStorage(CloudStorage):
 _PLACEHOLDER = re.compile(r"\?")
 
 
+#: parameters a multi-row INSERT carries at most (PostgreSQL's limit is 65,535 per statement)
+MULTI_ROW_PARAMS = 20000
+_MULTI_ROW = re.compile(r"(INSERT INTO \w+ \(([^()]*)\) VALUES )(\([^()]*\))(.*)", re.S)
+_DO_UPDATE = re.compile(r"ON CONFLICT \(([^()]*)\) DO UPDATE", re.I)
+
+
+def multi_row(sql: str, rows: list[list]) -> list[tuple[str, list]] | None:
+    """``INSERT INTO t (cols) VALUES (?, …) [ON CONFLICT …]`` for ``rows`` as multi-row
+    statements in PostgreSQL's own placeholders (``$1``…) with their flattened parameters;
+    None when it is not that form (or has ``RETURNING``, or a parameter outside the row), or
+    when an ``ON CONFLICT (key) DO UPDATE`` would meet one key twice in a statement
+    (PostgreSQL refuses a row updated twice by one command; row by row it is not)."""
+    m = _MULTI_ROW.fullmatch(sql.strip())
+    if m is None or len(rows) < 2 or "RETURNING" in m.group(4).upper():
+        return None
+    head, group, tail = m.group(1), m.group(3), m.group(4)
+    width = group.count("?")
+    if width == 0 or "?" in head or "?" in tail or "$" in sql or any(len(r) != width for r in rows):
+        return None
+    conflict = _DO_UPDATE.search(tail)
+    if conflict is not None:
+        cols = [c.strip() for c in m.group(2).split(",")]
+        try:
+            where = [cols.index(c.strip()) for c in conflict.group(1).split(",")]
+        except ValueError:
+            return None
+        if len({tuple(r[i] for i in where) for r in rows}) != len(rows):
+            return None
+    parts = group.split("?")
+    per = max(1, MULTI_ROW_PARAMS // width)
+    out = []
+    for i in range(0, len(rows), per):
+        chunk = rows[i:i + per]
+        groups = ["".join(p + (f"${j * width + k + 1}" if k < width else "") for k, p in enumerate(parts))
+                  for j in range(len(chunk))]
+        out.append((head + ", ".join(groups) + tail, [v for r in chunk for v in r]))
+    return out
+
+
 def to_pg(sql: str) -> str:
     """``?`` placeholders to psycopg's ``%s`` (a literal ``%`` doubled first)."""
     return _PLACEHOLDER.sub("%s", sql.replace("%", "%%"))
@@ -274,8 +313,22 @@ class PgDatabase:
         return PgCursor(cur)
 
     def executemany(self, sql: str, seq) -> None:
-        with self.raw.cursor() as cur:
-            cur.executemany(to_pg(sql), [list(p) for p in seq])
+        """``sql`` for each row of ``seq``.  An ``INSERT … VALUES (…)`` goes as ONE multi-row
+        statement per :data:`MULTI_ROW_PARAMS` parameters (:func:`multi_row`), which the server
+        executes once instead of once per row (psycopg's pipelined ``executemany`` still costs
+        an execution per row: bench/README.md).  Anything else, and an ``ON CONFLICT … DO
+        UPDATE`` whose rows name one key twice, goes row by row."""
+        rows = [list(p) for p in seq]
+        batched = multi_row(sql, rows)
+        if batched is None:
+            with self.raw.cursor() as cur:
+                cur.executemany(to_pg(sql), rows)
+            return
+        from psycopg import RawCursor  # imported with the pool: a SQLite cloud needs no psycopg
+
+        with RawCursor(self.raw) as cur:  # $n placeholders, sent as they are (no client-side parse)
+            for text, params in batched:
+                cur.execute(text, params)
 
     def query(self, sql: str, params: Any = ()) -> Iterator[dict]:
         cur = self.raw.cursor()

@@ -238,11 +238,11 @@ _DO_UPDATE = re.compile(r"ON CONFLICT \(([^()]*)\) DO UPDATE", re.I)
 
 
 def multi_row(sql: str, rows: list[list]) -> list[tuple[str, list]] | None:
-    """``INSERT INTO t (cols) VALUES (?, …) [ON CONFLICT …]`` for ``rows`` as multi-row
-    statements in PostgreSQL's own placeholders (``$1``…) with their flattened parameters;
-    None when it is not that form (or has ``RETURNING``, or a parameter outside the row), or
-    when an ``ON CONFLICT (key) DO UPDATE`` would meet one key twice in a statement
-    (PostgreSQL refuses a row updated twice by one command; row by row it is not)."""
+    """An insert of the form ``INSERT`` ``INTO`` *table* ``(cols) VALUES (?, …) [ON CONFLICT …]``
+    for ``rows`` as multi-row statements in PostgreSQL's own placeholders (``$1``…) with their
+    flattened parameters; None when it is not that form (or has ``RETURNING``, or a parameter
+    outside the row), or when an ``ON CONFLICT (key) DO UPDATE`` would meet one key twice in a
+    statement (PostgreSQL refuses a row updated twice by one command; row by row it is not)."""
     m = _MULTI_ROW.fullmatch(sql.strip())
     if m is None or len(rows) < 2 or "RETURNING" in m.group(4).upper():
         return None

@@ -27,7 +27,13 @@ import click
 
 from . import booking, logs, qr, tokens
 from . import config as config_mod
-from .cliutil import ErrorGroup, create_server, serve_until_signal
+from .cliutil import (
+    ErrorGroup,
+    create_server,
+    guest_export_options,
+    serve_until_signal,
+    write_guest_export,
+)
 from .clock import iso, parse_duration
 from .errors import CameraUnavailable, StorageFull, ValidationError
 from .files import private_umask
@@ -521,27 +527,17 @@ def guest():
 
 
 @guest.command("export")
-@click.option("--hotel", required=True, help="The guest's hotel.")
-@click.option("--confirmation", required=True, help="The reservation's confirmation number.")
-@click.option("--output", type=click.Path(dir_okay=False), default=None,
-              help="Write the document to FILE (mode 0600, atomically) instead of standard output.")
+@guest_export_options
 @click.pass_obj
 def guest_export(obj: Ctx, hotel, confirmation, output):
     """Everything this kiosk holds about one guest (the reservation, their sessions and codes,
     requests and replies, offers, questions, model runs, audit rows and outbox entries) as one
     JSON document; NOT_FOUND when the hotel holds no guest under the confirmation here."""
     from . import guest_export as guest_export_mod
-    from .files import write_private
 
     inst = obj.initialised()
     doc = guest_export_mod.export(inst.connect(), hotel, confirmation, inst.clock.now())
-    if output is None:  # escaped: a terminal acts on no control or direction character in it
-        click.echo(json.dumps(doc, indent=2))
-        return
-    write_private(Path(output), (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode())
-    click.echo(json.dumps({"output": output, "hotelId": doc["hotelId"], "confirmation": doc["confirmation"],
-                           "reservations": len(doc["reservations"]), "sessions": len(doc["sessions"]),
-                           "requests": len(doc["requests"]), "outbox": len(doc["outbox"])}))
+    write_guest_export(doc, output, ("reservations", "sessions", "requests", "outbox"))
 
 
 if __name__ == "__main__":  # pragma: no cover

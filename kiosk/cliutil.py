@@ -144,3 +144,27 @@ def serve_until_signal(server, log, name: str, *, on_stop=None) -> str:
             server.task_dispatcher.shutdown(timeout=STOP_GRACE_SECONDS)
     log.info(f"{name} stopped")
     return which
+
+
+def guest_export_options(f):
+    """The options of ``kiosk guest export`` and ``kiosk-cloud guest export``."""
+    f = click.option("--output", type=click.Path(dir_okay=False), default=None,
+                     help="Write the document to FILE (mode 0600, atomically) instead of standard output.")(f)
+    f = click.option("--confirmation", required=True, help="The reservation's confirmation number.")(f)
+    return click.option("--hotel", required=True, help="The guest's hotel.")(f)
+
+
+def write_guest_export(doc: dict, output: str | None, counted: tuple[str, ...]) -> None:
+    """A guest export (a kiosk's or the cloud's): to standard output, or to ``output`` (0600,
+    atomically) with one JSON line saying where and how many of each of ``counted``."""
+    import json
+    from pathlib import Path
+
+    from .files import write_private
+
+    if output is None:  # escaped: a terminal acts on no control or direction character in it
+        click.echo(json.dumps(doc, indent=2))
+        return
+    write_private(Path(output), (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode())
+    click.echo(json.dumps({"output": output, "hotelId": doc["hotelId"], "confirmation": doc["confirmation"],
+                           **{k: len(doc[k]) for k in counted}}))

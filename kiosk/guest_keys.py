@@ -125,10 +125,6 @@ def has_key(db, hotel_id: str, subject: str | None) -> bool:
     return bool(subject) and _key_for(_conn(db), hotel_id, str(subject), create=False) is not None
 
 
-def is_sealed(value: Any) -> bool:
-    return value.__class__ is str and value.startswith(PREFIX)
-
-
 def seal(db, hotel_id: str, subject: str | None, value: Any, tag: str = "t", *, create: bool = True) -> Any:
     """``value`` sealed under the guest's key (made, in the caller's transaction, if the guest
     has none yet; with ``create=False`` only under a key the guest has: words written to

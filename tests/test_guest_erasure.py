@@ -21,15 +21,14 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import cloud_cli as cloud_cli_helper
 import pytest
-from click.testing import CliRunner
 from harness import Cloud, Kiosk, wait_for
 
 from kiosk import guest_keys
 from kiosk.clock import iso
 from sync.cloud import devices, storage
 from sync.cloud.apply import apply_push
-from sync.cloud.cli import main as cloud_cli
 
 NOW = time.time()
 _seq = iter(range(1, 10**9))
@@ -90,19 +89,7 @@ def cloud(request, tmp_path):
     """A cloud holding two hotels' stays; ``cloud(*args)`` runs ``kiosk-cloud`` on it (CliRunner),
     ``cloud.dump()`` reads every table."""
     url = None if request.param == "sqlite" else request.getfixturevalue("pg").new_database(f"er{next(_seq)}")
-    data_dir = tmp_path / "cloud"
-    where = ["--data-dir", str(data_dir), *(["--database", url] if url else [])]
-
-    def run(*args: str):
-        return CliRunner().invoke(cloud_cli, [*where, *args])
-
-    for hotel, reservations in (("demo", DEMO), ("harbor", HARBOR)):
-        export = tmp_path / f"export-{hotel}"
-        export.mkdir()
-        (export / "rooms.csv").write_text(ROOMS)
-        (export / "reservations.csv").write_text(reservations)
-        r = run("data", "import", str(export), "--hotel", hotel)
-        assert r.exit_code == 0, r.output
+    run, data_dir = cloud_cli_helper.imported(tmp_path, url, ROOMS, {"demo": DEMO, "harbor": HARBOR})
     st = storage.open_storage(data_dir, url)
     st.prepare()
     db = st.connect()
@@ -281,19 +268,27 @@ def site(tmp_path):
         (m.stop_all if isinstance(m, Kiosk) else m.stop)()
 
 
-def test_an_erased_guest_is_in_no_file_of_the_cloud_or_of_either_kiosk(site, tmp_path):
-    cloud = Cloud(tmp_path)  # SQLite: its files are what is searched
+def linked(site: list, tmp_path: Path, *names: str) -> tuple[Cloud, list[Kiosk]]:
+    """A cloud (SQLite: its files are what is searched) holding :func:`export_dir`'s stays, and
+    kiosks of those names linked to it, serving, their agents running, each holding the
+    guest's stay; all stopped by ``site``."""
+    cloud = Cloud(tmp_path)
     site.append(cloud.start())
     r = cloud.cli("data", "import", str(export_dir(tmp_path)), "--hotel", "demo")
     assert json.loads(r.stdout)["reservations"]["added"] == 2, r.stdout
-    a, b = Kiosk(tmp_path, "kiosk-a"), Kiosk(tmp_path, "kiosk-b")
-    for k in (a, b):
+    kiosks = [Kiosk(tmp_path, name) for name in names]
+    for k in kiosks:
         site.append(k)
         k.link(cloud.url, cloud.device(k.name, "demo"))
         k.serve()
         k.start_agent()
-    for k in (a, b):
+    for k in kiosks:
         wait_for(lambda k=k: (reservation(k) or (None,))[0] == NAME, timeout=60, what=f"the stay at {k.name}")
+    return cloud, kiosks
+
+
+def test_an_erased_guest_is_in_no_file_of_the_cloud_or_of_either_kiosk(site, tmp_path):
+    cloud, (a, b) = linked(site, tmp_path, "kiosk-a", "kiosk-b")
     sign_in(b)  # a session at B too: its display name is the guest's
     guest = sign_in(a)
     r = guest.post(a.url + "/api/guest/requests", timeout=60,

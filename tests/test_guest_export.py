@@ -17,13 +17,12 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import cloud_cli as cloud_cli_helper
 import pytest
-from click.testing import CliRunner
 
 from kiosk.clock import iso
 from sync.cloud import devices, pms_links, storage
 from sync.cloud.apply import apply_push
-from sync.cloud.cli import main as cloud_cli
 
 REPO = Path(__file__).resolve().parents[1]
 NOW = time.time()
@@ -117,19 +116,7 @@ def history(hotel: str) -> list[dict]:
 def cloud(request, tmp_path):
     """A cloud holding both hotels' stays; ``cloud(*args)`` runs ``kiosk-cloud`` on it (CliRunner)."""
     url = None if request.param == "sqlite" else request.getfixturevalue("pg").new_database(f"ge{next(_seq)}")
-    data_dir = tmp_path / "cloud"
-    where = ["--data-dir", str(data_dir), *(["--database", url] if url else [])]
-
-    def run(*args: str):
-        return CliRunner().invoke(cloud_cli, [*where, *args])
-
-    for hotel, reservations in (("demo", DEMO), ("harbor", HARBOR)):
-        export = tmp_path / f"export-{hotel}"
-        export.mkdir()
-        (export / "rooms.csv").write_text(ROOMS)
-        (export / "reservations.csv").write_text(reservations)
-        r = run("data", "import", str(export), "--hotel", hotel)
-        assert r.exit_code == 0, r.output
+    run, data_dir = cloud_cli_helper.imported(tmp_path, url, ROOMS, {"demo": DEMO, "harbor": HARBOR})
     creds = tmp_path / "opera.json"
     creds.write_text(json.dumps(OPERA_SECRETS))
     r = run("pms", "link", "--hotel", "demo", "--kind", "opera", "--url", "https://opera.example",

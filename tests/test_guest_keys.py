@@ -28,8 +28,8 @@ from test_guest_erasure import (
     CONF,
     EMAIL,
     NAME,
-    export_dir,
     kiosk_rows,
+    linked,
     reservation,
     sign_in,
     where_found,
@@ -186,18 +186,7 @@ def read(db_file: Path, sql: str, params=()) -> list[tuple]:
 
 
 def test_an_erased_guest_is_gone_from_every_kiosk_and_every_backup_made_before(site, tmp_path):
-    cloud = Cloud(tmp_path)
-    site.append(cloud.start())
-    r = cloud.cli("data", "import", str(export_dir(tmp_path)), "--hotel", "demo")
-    assert json.loads(r.stdout)["reservations"]["added"] == 2, r.stdout
-    a, b = Kiosk(tmp_path, "kiosk-a"), Kiosk(tmp_path, "kiosk-b")
-    for k in (a, b):
-        site.append(k)
-        k.link(cloud.url, cloud.device(k.name, "demo"))
-        k.serve()
-        k.start_agent()
-    for k in (a, b):
-        wait_for(lambda k=k: (reservation(k) or (None,))[0] == NAME, timeout=60, what=f"the stay at {k.name}")
+    cloud, (a, b) = linked(site, tmp_path, "kiosk-a", "kiosk-b")
     sign_in(b)
     guest = sign_in(a)
     r = guest.post(a.url + "/api/guest/requests", timeout=60,
@@ -404,15 +393,7 @@ def test_personal_fields_an_older_version_wrote_in_clear_are_sealed_by_the_agent
 
 
 def test_an_admins_erasure_at_a_kiosk_leaves_the_guest_in_no_file_of_the_cloud(site, tmp_path):
-    cloud = Cloud(tmp_path)
-    site.append(cloud.start())
-    cloud.cli("data", "import", str(export_dir(tmp_path)), "--hotel", "demo")
-    k = Kiosk(tmp_path, "kiosk-a")
-    site.append(k)
-    k.link(cloud.url, cloud.device(k.name, "demo"))
-    k.serve()
-    k.start_agent()
-    wait_for(lambda: (reservation(k) or (None,))[0] == NAME, timeout=60, what="the stay at the kiosk")
+    cloud, (k,) = linked(site, tmp_path, "kiosk-a")
     r = sign_in(k).post(k.url + "/api/guest/requests", timeout=60, json={"text": f"{NAME} needs a crib"})
     assert r.status_code == 201, r.text
     tid = r.json()["ticket"]["ticketId"]

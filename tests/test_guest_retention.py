@@ -15,8 +15,8 @@ import json
 import threading
 from datetime import UTC, date, datetime, timedelta
 
+import cloud_cli as cloud_cli_helper
 import pytest
-from click.testing import CliRunner
 from harness import wait_for
 from test_guest_erasure import HEADER, ROOMS, ticket
 
@@ -24,7 +24,6 @@ from kiosk.clock import FakeClock
 from sync.cloud import cli as cloud_cli_module
 from sync.cloud import devices, guest_retention, refdata, storage
 from sync.cloud.apply import apply_push
-from sync.cloud.cli import main as cloud_cli
 
 NOW = datetime(2027, 3, 10, 15, 30, tzinfo=UTC).timestamp()
 TODAY = date(2027, 3, 10)
@@ -58,19 +57,7 @@ def cloud(request, tmp_path, monkeypatch):
     url = None if request.param == "sqlite" else request.getfixturevalue("pg").new_database(f"gr{next(_seq)}")
     clock = FakeClock(NOW)
     monkeypatch.setattr(cloud_cli_module, "SystemClock", lambda: clock)
-    data_dir = tmp_path / "cloud"
-    where = ["--data-dir", str(data_dir), *(["--database", url] if url else [])]
-
-    def run(*args: str):
-        return CliRunner().invoke(cloud_cli, [*where, *args])
-
-    for hotel, reservations in (("demo", DEMO), ("harbor", HARBOR)):
-        export = tmp_path / f"export-{hotel}"
-        export.mkdir()
-        (export / "rooms.csv").write_text(ROOMS)
-        (export / "reservations.csv").write_text(reservations)
-        r = run("data", "import", str(export), "--hotel", hotel)
-        assert r.exit_code == 0, r.output
+    run, data_dir = cloud_cli_helper.imported(tmp_path, url, ROOMS, {"demo": DEMO, "harbor": HARBOR})
     st = storage.open_storage(data_dir, url)
     st.prepare()
     db = st.connect()

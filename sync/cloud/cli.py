@@ -34,10 +34,16 @@ from pathlib import Path
 import click
 
 from kiosk import logs
-from kiosk.cliutil import ErrorGroup, create_server, serve_until_signal
+from kiosk.cliutil import (
+    ErrorGroup,
+    create_server,
+    guest_export_options,
+    serve_until_signal,
+    write_guest_export,
+)
 from kiosk.clock import SystemClock, parse_duration
 from kiosk.errors import KioskError
-from kiosk.files import private_umask, write_private
+from kiosk.files import private_umask
 
 from . import (
     changelog,
@@ -673,23 +679,14 @@ def guest():
 
 
 @guest.command("export")
-@click.option("--hotel", required=True, help="The guest's hotel.")
-@click.option("--confirmation", required=True, help="The reservation's confirmation number.")
-@click.option("--output", type=click.Path(dir_okay=False), default=None,
-              help="Write the document to FILE (mode 0600, atomically) instead of standard output.")
+@guest_export_options
 @data_dir_option
 def guest_export(hotel, confirmation, output):
     """Everything the cloud holds about one guest (the reservation, their requests, sessions and
     codes, offers taken, what went to the PMS) as one JSON document; NOT_FOUND when the hotel
     holds nothing under the confirmation."""
     doc = guest_data.export(open_db(), hotel, confirmation, SystemClock().now())
-    if output is None:  # escaped: a terminal acts on no control or direction character in it
-        click.echo(json.dumps(doc, indent=2))
-        return
-    write_private(Path(output), (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode())
-    click.echo(json.dumps({"output": output, "hotelId": doc["hotelId"], "confirmation": doc["confirmation"],
-                           "reservations": len(doc["reservations"]), "requests": len(doc["requests"]),
-                           "events": len(doc["events"])}))
+    write_guest_export(doc, output, ("reservations", "requests", "events"))
 
 
 

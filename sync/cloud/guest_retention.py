@@ -27,10 +27,9 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from datetime import UTC, date, datetime, timedelta
 
-from . import erasure, storage, upstream
+from . import erasure, retention, storage, upstream
 
 log = logging.getLogger("kiosk.cloud")
 
@@ -135,24 +134,9 @@ def run(db, now: float, days: int, *, limit: int | None = None) -> dict:
     return out
 
 
-class Retainer:
-    """``kiosk-cloud serve``'s periodic privacy retention, beside :class:`.retention.Purger`: a
-    daemon thread, every ``every`` seconds (the first after one interval)."""
+class Retainer(retention.Periodic):
+    """``kiosk-cloud serve``'s periodic privacy retention (:func:`run`), beside
+    :class:`.retention.Purger`."""
 
     def __init__(self, connect, clock, days: int, every: float):
-        self.connect, self.clock, self.days, self.every = connect, clock, days, every
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="privacy-retention", daemon=True)
-
-    def start(self) -> Retainer:
-        self.thread.start()
-        return self
-
-    def _run(self) -> None:
-        db = None
-        while not self.stop.wait(self.every):
-            try:
-                db = db or self.connect()
-                run(db, self.clock.now(), self.days)
-            except Exception:  # the next run tries again; serving goes on
-                log.exception("privacy retention failed")
+        super().__init__("privacy-retention", connect, clock, every, lambda db, now: run(db, now, days))

@@ -96,17 +96,17 @@ def _purge_chunks(db, sql: str, cutoff: float, chunk: int) -> int:
             return total
 
 
-class Purger:
-    """``kiosk-cloud serve``'s periodic purge: a daemon thread, every ``every`` seconds (the
-    first after one interval).  With several worker processes, run ``kiosk-cloud purge`` from
-    a timer instead (docs/deployment.md)."""
+class Periodic:
+    """A daemon thread of ``kiosk-cloud serve`` that runs ``work(db, now)`` every ``every``
+    seconds (the first after one interval) on a connection of its own; a failure is logged and
+    the next run tries again (serving goes on).  ``stop`` (an event) ends it."""
 
-    def __init__(self, connect, clock, retention: float, every: float):
-        self.connect, self.clock, self.retention, self.every = connect, clock, retention, every
+    def __init__(self, name: str, connect, clock, every: float, work):
+        self.connect, self.clock, self.every, self.work = connect, clock, every, work
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="purge", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def start(self) -> Purger:
+    def start(self) -> Periodic:
         self.thread.start()
         return self
 
@@ -115,6 +115,14 @@ class Purger:
         while not self.stop.wait(self.every):
             try:
                 db = db or self.connect()
-                purge(db, self.clock.now(), self.retention)
-            except Exception:  # the next run tries again; serving goes on
-                log.exception("purge failed")
+                self.work(db, self.clock.now())
+            except Exception:
+                log.exception("%s failed", self.thread.name)
+
+
+class Purger(Periodic):
+    """``kiosk-cloud serve``'s periodic purge (:func:`purge`).  With several worker processes,
+    run ``kiosk-cloud purge`` from a timer instead (docs/deployment.md)."""
+
+    def __init__(self, connect, clock, retention: float, every: float):
+        super().__init__("purge", connect, clock, every, lambda db, now: purge(db, now, retention))

@@ -170,25 +170,33 @@ def row_factory(cursor: sqlite3.Cursor, row: tuple) -> tuple:
     return row
 
 
-def seal_fields(db, hotel_id: str, subject: str | None, payload: Any) -> Any:
+def seal_fields(db, hotel_id: str, subject: str | None, payload: Any, *, sealer=None) -> Any:
     """A payload (an outbox entry's) with every name, contact and free-text field sealed under
-    the guest's key, at any depth (the fields :mod:`kiosk.erased` scrubs)."""
+    the guest's key, at any depth (the fields :mod:`kiosk.erased` scrubs).  ``sealer(value,
+    tag)``: how one value is sealed (the cloud's keys: sync/cloud/guest_vault.py)."""
     if not subject:
         return payload
+    if sealer is None:
+        def sealer(v, tag):
+            return seal(db, hotel_id, subject, v, tag)
+    return _sealed_tree(payload, sealer)
+
+
+def _sealed_tree(payload: Any, sealer) -> Any:
     if isinstance(payload, dict):
         out = {}
         for k, v in payload.items():
             if isinstance(v, str):
                 tag = "n" if k in erased.NAME_KEYS else "c" if k in erased.CONTACT_KEYS else \
                     "t" if k in erased.TEXT_KEYS else None
-                out[k] = seal(db, hotel_id, subject, v, tag) if tag else v
+                out[k] = sealer(v, tag) if tag else v
             elif k in erased.TEXT_KEYS and isinstance(v, dict) and set(v) <= {"old", "new"}:
-                out[k] = {f: seal(db, hotel_id, subject, t, "t") for f, t in v.items()}
+                out[k] = {f: sealer(t, "t") for f, t in v.items()}
             else:
-                out[k] = seal_fields(db, hotel_id, subject, v)
+                out[k] = _sealed_tree(v, sealer)
         return out
     if isinstance(payload, list):
-        return [seal_fields(db, hotel_id, subject, v) for v in payload]
+        return [_sealed_tree(v, sealer) for v in payload]
     return payload
 
 
@@ -199,6 +207,27 @@ def open_tree(db, value: Any) -> Any:
     if isinstance(value, list):
         return [open_tree(db, v) for v in value]
     return open_value(db, value)
+
+
+def subject_of(db, value: Any) -> str | None:
+    """The guest whose key sealed the first sealed string in ``value`` (an outbox payload), if
+    this box still holds it: what the push names as the entry's ``subject``, so the cloud seals
+    the same fields under its own key for that guest (sync/cloud/guest_vault.py)."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        for v in value:
+            found = subject_of(db, v)
+            if found:
+                return found
+        return None
+    if value.__class__ is not str or not value.startswith(PREFIX):
+        return None
+    parts = value.split(".", 3)
+    if len(parts) != 4:
+        return None
+    row = _conn(db).execute("SELECT subject FROM guest_keys WHERE kid = ?", [parts[2]]).fetchone()
+    return row[0] if row and row[0] else None
 
 
 def destroy(db, hotel_id: str, subject: str) -> int:

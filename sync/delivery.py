@@ -40,10 +40,18 @@ ORDER BY o.id LIMIT :limit
 def entries_of(db, rows: list[dict]) -> list[dict]:
     """Outbox rows as the push sends them (docs/sync-protocol.md): a guest's sealed names and
     words opened (plain text over TLS; a key destroyed since: as erased, kiosk/guest_keys.py)."""
-    return [{"key": r["idempotency_key"], "hotelId": r["hotel_id"], "kind": r["kind"],
-             "entityType": r["entity_type"], "entityId": r["entity_id"], "hlc": r["hlc"],
-             "createdAt": r["created_at"], "payload": guest_keys.open_tree(db, json.loads(r["payload"]))}
-            for r in rows]
+    out = []
+    for r in rows:
+        sealed = json.loads(r["payload"])
+        entry = {"key": r["idempotency_key"], "hotelId": r["hotel_id"], "kind": r["kind"],
+                 "entityType": r["entity_type"], "entityId": r["entity_id"], "hlc": r["hlc"],
+                 "createdAt": r["created_at"], "payload": guest_keys.open_tree(db, sealed)}
+        if "pii1." in r["payload"]:
+            subject = guest_keys.subject_of(db, sealed)
+            if subject:
+                entry["subject"] = subject  # the cloud seals the guest's fields under its key for them
+        out.append(entry)
+    return out
 
 
 @dataclass

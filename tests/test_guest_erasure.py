@@ -17,6 +17,8 @@ and -shm, logs), and everything else is where it was.  The same through a proper
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -27,7 +29,7 @@ from harness import Cloud, Kiosk, wait_for
 
 from kiosk import guest_keys
 from kiosk.clock import iso
-from sync.cloud import devices, storage
+from sync.cloud import devices, guest_vault, storage
 from sync.cloud.apply import apply_push
 
 NOW = time.time()
@@ -195,6 +197,37 @@ def test_the_erasure_takes_the_guest_out_and_keeps_everything_else(cloud, tmp_pa
     assert "Ada" not in json.dumps(cloud.dump())
 
 
+def test_postgresql_files_hold_a_guest_only_sealed(pg, tmp_path):
+    """The cloud on PostgreSQL: the guest's name, e-mail and words are in no file of the cluster
+    (tables, WAL) as plain bytes, but read as plain through the cloud; an entry whose kiosk
+    names no guest is stored as it came (and the search finds it: the control)."""
+    url = pg.new_database(f"sealed{next(_seq)}")
+    stays = HEADER + "R-5001,Quillibrand Zotz,101,2026-11-24,2026-11-26,InHouse,1,0,zotz@example.org,+44 1,99\n"
+    run, data_dir = cloud_cli_helper.imported(tmp_path, url, ROOMS, {"demo": stays})
+    st = storage.open_storage(data_dir, url)
+    st.prepare()
+    db = st.connect()
+    try:
+        device = devices.authenticate(db, devices.add_device(db, "kiosk-demo", ["demo"], NOW))
+        named = ticket("T-Z1", "R-5001", "Quillibrand needs a Frobnitzel", "101") | {"subject": "R-5001"}
+        plain = entry("message.send", "message", "R-5001:x", {"confirmation": "R-5001", "text": "Plonkwhistle"})
+        assert {r["status"] for r in apply_push(db, device, [named, plain], NOW)} == {"applied"}
+        assert db.execute("SELECT title FROM tickets WHERE ticket_id = 'T-Z1'").fetchone()[0] == (
+            "Quillibrand needs a Frobnitzel")
+        assert db.execute("SELECT data FROM ref_data WHERE entity_id = 'R-5001'").fetchone()[0].count("Zotz") == 1
+        db.execute("CHECKPOINT")  # the pages written to the table files, not only to the WAL
+    finally:
+        st.close()
+    found: set[bytes] = set()
+    for f in (pg.dir / "data").rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            found |= {n for n in (b"Quillibrand", b"Zotz", b"zotz@example", b"Frobnitzel", b"Plonkwhistle")
+                      if n in data}
+    assert found == {b"Plonkwhistle"}, found
+    assert (data_dir / guest_vault.FILENAME).stat().st_mode & 0o777 == 0o600
+
+
 # --- real processes --------------------------------------------------------------------------
 
 NAME = "Zyxquorra Vendelbrook"
@@ -301,10 +334,12 @@ def test_an_erased_guest_is_in_no_file_of_the_cloud_or_of_either_kiosk(site, tmp
              what="the request at kiosk B")
     wait_for(lambda: a.status()["pending"] == 0, timeout=60, what="kiosk A to deliver its outbox")
     b.agent.stop()  # B goes offline before the erasure
-    held = {Path(f).parent for f, _ in where_found(cloud.dir, a.dir, b.dir)}
-    assert cloud.dir in held, held  # the search sees the guest where they are in clear
-    # a kiosk keeps them sealed under the guest's key: in none of its files in clear
-    assert where_found(a.dir, b.dir) == [], where_found(a.dir, b.dir)
+    # the search finds the guest where they are in clear: the PMS export they were imported from
+    assert {n for _, n in where_found(tmp_path / "pms-export")} == set(NEEDLES)
+    # the cloud and the kiosks keep them sealed under the guest's key: in none of their files
+    assert where_found(cloud.dir, a.dir, b.dir) == [], where_found(cloud.dir, a.dir, b.dir)
+    backup = cloud_backup(cloud.dir, tmp_path / "cloud-backup")  # the cloud's database, backed up
+    assert where_found(backup) == []
     counts_before = {k.name: kiosk_rows(k, "SELECT COUNT(*) FROM tickets")[0][0] for k in (a, b)}
 
     r = cloud.cli("guest", "erase", "--hotel", "demo", "--confirmation", CONF, "--yes")
@@ -337,7 +372,35 @@ def test_an_erased_guest_is_in_no_file_of_the_cloud_or_of_either_kiosk(site, tmp
         n in repr(erasures).lower().encode() for n in NEEDLES)
     assert len(cloud.list("tickets", "demo")) == 1
     # the bytes: in no file of any data directory (databases, -wal, -shm, logs, keys)
-    assert where_found(cloud.dir, a.dir, b.dir) == []
+    assert where_found(cloud.dir, a.dir, b.dir, backup) == []
+    # the backup made before, restored beside the live keys: the guest reads as erased, Bob as he is
+    restored = tmp_path / "cloud-restored"
+    restored.mkdir()
+    shutil.copy(backup / "cloud.db", restored / "cloud.db")
+    shutil.copy(cloud.dir / guest_vault.FILENAME, restored / guest_vault.FILENAME)
+    st = storage.open_storage(restored)
+    db = st.connect()
+    try:
+        names = {eid: json.loads(data)["guest_name"] for eid, data in db.execute(
+            "SELECT entity_id, data FROM ref_data WHERE entity_type = 'reservation'").fetchall()}
+        assert names == {CONF: "Erased guest", "R-7002": "Bob Brown"}
+        assert db.execute("SELECT title FROM tickets WHERE ticket_id = ?", [tid]).fetchone()[0] == "(erased)"
+    finally:
+        db.conn.close()
+
+
+def cloud_backup(data_dir: Path, to: Path) -> Path:
+    """The cloud's database backed up as docs/operations.md says (SQLite's online backup of
+    ``cloud.db``; the guests' keys, ``guest-keys.db``, are not part of it)."""
+    to.mkdir()
+    src = sqlite3.connect(data_dir / "cloud.db")
+    dst = sqlite3.connect(to / "cloud.db")
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+    return to
 
 
 def test_an_erasure_at_the_chain_reaches_a_hub_and_its_kiosk(site, tmp_path):
@@ -364,9 +427,9 @@ def test_an_erasure_at_the_chain_reaches_a_hub_and_its_kiosk(site, tmp_path):
 
     wait_for(lambda: rows(hub.dir / "cloud.db", "SELECT 1 FROM tickets WHERE ticket_id = ?", [tid]), timeout=90,
              what="the request at the hub")
-    held = {Path(f).parent for f, _ in where_found(chain.dir, hub.dir, k.dir)}
-    assert {chain.dir, hub.dir} <= held, held  # the clouds hold the guest in clear, the kiosk sealed
-    assert where_found(k.dir) == []
+    # the chain, the hub and the kiosk each keep the guest sealed under a key of their own
+    assert where_found(chain.dir, hub.dir, k.dir) == [], where_found(chain.dir, hub.dir, k.dir)
+    assert {n for _, n in where_found(tmp_path / "pms-export")} == set(NEEDLES)  # the search does find them
 
     r = chain.cli("guest", "erase", "--hotel", "demo", "--confirmation", CONF, "--yes")
     assert json.loads(r.stdout)["requests"] == 1

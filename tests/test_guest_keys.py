@@ -399,7 +399,8 @@ def test_an_admins_erasure_at_a_kiosk_leaves_the_guest_in_no_file_of_the_cloud(s
     tid = r.json()["ticket"]["ticketId"]
     wait_for(lambda: any(t["ticketId"] == tid for t in cloud.list("tickets", "demo")), timeout=60,
              what="the request at the cloud")
-    assert where_found(cloud.dir)  # the cloud holds the guest in clear until erased
+    assert where_found(cloud.dir) == []  # the cloud keeps the guest sealed under a key of its own
+    assert where_found(tmp_path / "pms-export")  # where they are in clear, the search finds them
 
     admin = k.session("admin")
     r = admin.post(k.url + "/api/admin/guests/erase", timeout=60,

@@ -25,6 +25,8 @@ from typing import Any
 
 from kiosk import hlc
 
+from . import guest_vault
+
 NODE = "cloud"
 MAX_PAGE = 1000
 
@@ -60,6 +62,8 @@ def record(db, *, hotel_id: str, entity_type: str, entity_id: str, data: dict | 
     PostgreSQL the row stays locked until commit, so changes of one hotel commit in
     sequence order and a pull never passes over one that is still in flight.  Inside
     :func:`deferred` the change is held and written with the others at its end."""
+    if data is not None and entity_type in guest_vault.SEALED_CHANGES:
+        data = guest_vault.seal_change(db, hotel_id, entity_type, entity_id, data)
     row = [hotel_id, entity_type, entity_id, op,
            None if data is None else json.dumps(data, separators=(",", ":"), sort_keys=True), hlc_stamp, now]
     held = _held.get()

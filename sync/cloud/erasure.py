@@ -48,6 +48,7 @@ from . import (
     changelog,
     events,
     guest_data,
+    guest_vault,
     pms_outbox,
     refdata,
     relay_outbox,
@@ -113,6 +114,10 @@ def apply(db, hotel_id: str, confirmation: str, now: float, *, by: str, require:
                " erased_by = excluded.erased_by", [hotel_id, confirmation, now, by])
     changelog.record(db, hotel_id=hotel_id, entity_type=ENTITY, entity_id=confirmation,
                      data=data or {"confirmation": confirmation, "erasedAt": now}, hlc_stamp=stamp, now=now)
+    # last, the guest's key (the rewrites above read their words to count what changed): every
+    # sealed copy of their fields, in this database and in every backup of it made before, is
+    # unreadable from now on, whether or not this transaction commits (sync/cloud/guest_vault.py)
+    out["keys"] = guest_vault.destroy(db, hotel_id, confirmation)
     return out
 
 

@@ -14,7 +14,7 @@ import json
 
 from sync.conflicts import Conflict, replay_order
 
-from . import changelog
+from . import changelog, guest_vault
 from .results import Rejected
 from .validation import Entry
 
@@ -23,8 +23,7 @@ def record(db, e: Entry, now: float) -> list[dict]:
     # ON CONFLICT: an entry repeated after its key's retention (docs/sync-protocol.md) is recorded once
     cur = db.execute("INSERT INTO events (key, hotel_id, kind, entity_type, entity_id, payload, hlc, received_at)"
                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-                     [e.key, e.hotelId, e.kind, e.entityType, e.entityId,
-                      json.dumps(e.payload, sort_keys=True, separators=(",", ":")), e.hlc, now])
+                     [e.key, e.hotelId, e.kind, e.entityType, e.entityId, stored(db, e), e.hlc, now])
     if cur.rowcount == 0:
         # the event log is keyed by the entry key alone: a key whose remembered answer was
         # purged may still name another hotel's event; saying "applied" would lose this one
@@ -50,8 +49,7 @@ def record_many(db, es: list[Entry], now: float) -> list:
                           f" VALUES {', '.join(['(?, ?, ?, ?, ?, ?, ?, ?)'] * len(chunk))}"
                           " ON CONFLICT (key) DO NOTHING RETURNING key",
                           [v for e in chunk for v in (e.key, e.hotelId, e.kind, e.entityType, e.entityId,
-                                                      json.dumps(e.payload, sort_keys=True, separators=(",", ":")),
-                                                      e.hlc, now)]).fetchall()
+                                                      stored(db, e), e.hlc, now)]).fetchall()
         inserted |= {r[0] for r in rows}
     owners: dict[str, str] = {}
     for chunk in _chunks([e.key for e in es if e.key not in inserted], 500):
@@ -75,6 +73,13 @@ def record_many(db, es: list[Entry], now: float) -> list:
         elif i in use_of and (e.hotelId, e.entityId, use_of[i][0]) in new_uses:
             out[i] = _logged_use(db, e, *use_of[i], uses.get((e.hotelId, e.entityId), []), now)
     return out
+
+
+def stored(db, e: Entry) -> str:
+    """An entry's payload as the event log keeps it: the names, contact details and words of the
+    guest the kiosk named (``subject``) sealed under their key (sync/cloud/guest_vault.py)."""
+    return json.dumps(guest_vault.seal_fields(db, e.hotelId, guest_vault.subject_of(e), e.payload),
+                      sort_keys=True, separators=(",", ":"))
 
 
 def _chunks(values: list, size: int):

@@ -31,7 +31,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from . import connectors, pms_links
+from . import connectors, guest_vault, pms_links
 
 #: the kiosk's ticket status -> OPERA's service request status
 SR_STATUS = {"open": "Open", "new": "Open", "reopened": "Open", "received": "Open", "accepted": "Open", "assigned": "Open", "in_progress": "PendingFollowUp",
@@ -113,7 +113,9 @@ def queue_for_entry(db, e, device_id: str | None, now: float, links: dict | None
         cur = db.execute("INSERT INTO pms_actions (hotel_id, action_key, action, entity, data, source_key, device_id,"
                          " status, attempts, maybe_sent, next_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending',"
                          " 0, 0, ?, ?) ON CONFLICT (hotel_id, action_key) DO NOTHING",
-                         [e.hotelId, f"{action}:{e.key}", action, entity, json.dumps(data, sort_keys=True), e.key,
+                         [e.hotelId, f"{action}:{e.key}", action, entity,
+                          json.dumps(guest_vault.seal_fields(db, e.hotelId, guest_vault.subject_of(e), data,
+                                                             create=False), sort_keys=True), e.key,
                           device_id, now, now])
         added += cur.rowcount
     return added

@@ -15,7 +15,7 @@ import json
 from kiosk import erased
 
 from ..reference import TABLES, entity_id
-from . import changelog, pms, storage
+from . import changelog, guest_vault, pms, storage
 
 
 def import_tables(db, hotel_id: str, tables: dict[str, list[dict]], now: float, progress=None) -> dict[str, dict]:
@@ -34,6 +34,8 @@ def import_tables(db, hotel_id: str, tables: dict[str, list[dict]], now: float, 
                 rows = _kept_erased(table, rows, erased_confirmations(db, hotel_id))
             old = {r[0]: r[1] for r in db.execute(
                 "SELECT entity_id, data FROM ref_data WHERE hotel_id = ? AND entity_type = ?", [hotel_id, etype])}
+            if etype == "reservation":  # the new guests' keys in one step of the vault
+                guest_vault.ensure(db, hotel_id, [entity_id(table, row) for row in rows])
             counts = {"added": 0, "changed": 0, "removed": 0, "unchanged": 0}
             seen = set()
             for row in rows:
@@ -44,12 +46,7 @@ def import_tables(db, hotel_id: str, tables: dict[str, list[dict]], now: float, 
                     counts["unchanged"] += 1
                     continue
                 counts["changed" if eid in old else "added"] += 1
-                db.execute("INSERT INTO ref_data (hotel_id, entity_type, entity_id, data, hlc, updated_at)"
-                           " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (hotel_id, entity_type, entity_id) DO UPDATE SET"
-                           " data = excluded.data, hlc = excluded.hlc, updated_at = excluded.updated_at",
-                           [hotel_id, etype, eid, data, stamp, now])
-                changelog.record(db, hotel_id=hotel_id, entity_type=etype, entity_id=eid, data=json.loads(data),
-                                 hlc_stamp=stamp, now=now)
+                _put(db, hotel_id, etype, eid, json.loads(data), stamp, now)
                 if progress:
                     progress(1)
             for eid in set(old) - seen:
@@ -85,13 +82,20 @@ def merge_rows(db, hotel_id: str, table: str, rows: list[dict], now: float) -> d
             continue
         counts["changed" if old is not None else "added"] += 1
         stamp = stamp or changelog.stamp(db, now, hotel_id)
-        db.execute("INSERT INTO ref_data (hotel_id, entity_type, entity_id, data, hlc, updated_at)"
-                   " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (hotel_id, entity_type, entity_id) DO UPDATE SET"
-                   " data = excluded.data, hlc = excluded.hlc, updated_at = excluded.updated_at",
-                   [hotel_id, etype, eid, data, stamp, now])
-        changelog.record(db, hotel_id=hotel_id, entity_type=etype, entity_id=eid, data=json.loads(data),
-                         hlc_stamp=stamp, now=now)
+        _put(db, hotel_id, etype, eid, json.loads(data), stamp, now)
     return counts
+
+
+def _put(db, hotel_id: str, etype: str, eid: str, row: dict, stamp: str, now: float) -> None:
+    """Write one row and log it for pull; a reservation's personal fields sealed under its
+    guest's key, in the row and in its change (sync/cloud/guest_vault.py)."""
+    if etype == "reservation":
+        row = guest_vault.seal_reservation(db, hotel_id, eid, row)
+    db.execute("INSERT INTO ref_data (hotel_id, entity_type, entity_id, data, hlc, updated_at)"
+               " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (hotel_id, entity_type, entity_id) DO UPDATE SET"
+               " data = excluded.data, hlc = excluded.hlc, updated_at = excluded.updated_at",
+               [hotel_id, etype, eid, json.dumps(row, sort_keys=True, separators=(",", ":"), default=str), stamp, now])
+    changelog.record(db, hotel_id=hotel_id, entity_type=etype, entity_id=eid, data=row, hlc_stamp=stamp, now=now)
 
 
 def put_change(db, hotel_id: str, ch: dict, now: float) -> None:
@@ -104,13 +108,7 @@ def put_change(db, hotel_id: str, ch: dict, now: float) -> None:
         changelog.record(db, hotel_id=hotel_id, entity_type=etype, entity_id=eid, data=None,
                          hlc_stamp=ch.get("hlc") or "", now=now, op="delete")
         return
-    data = json.dumps(ch["data"], sort_keys=True, separators=(",", ":"), default=str)
-    db.execute("INSERT INTO ref_data (hotel_id, entity_type, entity_id, data, hlc, updated_at)"
-               " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (hotel_id, entity_type, entity_id) DO UPDATE SET"
-               " data = excluded.data, hlc = excluded.hlc, updated_at = excluded.updated_at",
-               [hotel_id, etype, eid, data, ch.get("hlc") or "", now])
-    changelog.record(db, hotel_id=hotel_id, entity_type=etype, entity_id=eid, data=ch["data"],
-                     hlc_stamp=ch.get("hlc") or "", now=now)
+    _put(db, hotel_id, etype, eid, ch["data"], ch.get("hlc") or "", now)
 
 
 def erase_reservation(db, hotel_id: str, confirmation: str, stamp: str, now: float) -> bool:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 
+from . import guest_vault
+
 BACKOFF = (1.0, 2.0, 5.0, 15.0, 30.0, 60.0)
 
 
@@ -26,7 +28,15 @@ def queue_many(db, origin: str, raws: list[dict], now: float) -> None:
         "INSERT INTO relay_outbox (hotel_id, key, origin, entity, entry, status, attempts, next_at,"
         " created_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT (hotel_id, key) DO NOTHING",
         [[raw["hotelId"], raw["key"], origin, f"{raw['entityType']}:{raw['entityId']}",
-          json.dumps(raw, sort_keys=True, separators=(",", ":")), now, now] for raw in raws])
+          json.dumps(_sealed(db, raw), sort_keys=True, separators=(",", ":")), now, now] for raw in raws])
+
+
+def _sealed(db, raw: dict) -> dict:
+    """An entry with the words of the guest it names sealed under their key (guest_vault)."""
+    subject = raw.get("subject")
+    if not subject or not isinstance(raw.get("payload"), dict):
+        return raw
+    return raw | {"payload": guest_vault.seal_fields(db, raw["hotelId"], str(subject), raw["payload"])}
 
 
 def due(db, now: float, limit: int = 200) -> list[tuple[int, dict, str]]:

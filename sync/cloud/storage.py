@@ -51,7 +51,7 @@ from kiosk import store
 from kiosk.errors import ConfigError, DatabaseUnavailable, KioskError
 from kiosk.files import fsync_dir, make_dirs
 
-from . import schema
+from . import guest_vault, schema
 
 FILENAME = "cloud.db"
 
@@ -76,6 +76,9 @@ class CloudStorage(abc.ABC):
     column_types: ClassVar[dict[str, str]]
     #: how many server processes may share the database (``None``: any number)
     processes: int | None
+    #: the guests' keys (sync/cloud/guest_vault.py): ``guest-keys.db`` in the data dir; None:
+    #: no personal field is sealed (a PostgreSQL storage opened without a data dir)
+    vault: guest_vault.Vault | None = None
 
     @abc.abstractmethod
     def prepare(self) -> None:
@@ -166,6 +169,7 @@ class SqliteStorage(CloudStorage):
         self.path = self.root / FILENAME
         self.url = f"sqlite:///{self.path}"
         self._local = threading.local()
+        self.vault = guest_vault.Vault(self.root / guest_vault.FILENAME)
 
     def prepare(self) -> None:
         """Create the data dir (0700) and the database (0600), and migrate."""
@@ -174,6 +178,7 @@ class SqliteStorage(CloudStorage):
         os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
         fsync_dir(self.root)  # cloud.db's own directory entry (docs/durability.md)
         self.path.chmod(0o600)
+        self.vault.prepare()
         for extra in (self.path.with_name(self.path.name + "-wal"), self.path.with_name(self.path.name + "-shm")):
             # a CLI command closing the database just now deletes these: gone is fine (the
             # power-cut suite found `serve` failing to start on exactly that race)
@@ -199,6 +204,8 @@ class SqliteStorage(CloudStorage):
         d.conn.create_function("greatest", -1, _greatest, deterministic=True)
         d.conn.create_function("least", -1, _least, deterministic=True)
         d.dialect, d.backend = self.dialect, SqliteStorage
+        d.vault = self.vault
+        d.conn.row_factory = guest_vault.row_factory(self.vault)  # sealed personal fields read as plain
         if migrate:
             self.migrate_connection(d)
         return d
@@ -276,14 +283,22 @@ def to_pg(sql: str) -> str:
 
 
 class PgCursor:
-    def __init__(self, cur):
+    """A cursor whose rows come with their sealed personal fields opened (as SQLite's row
+    factory opens them: sync/cloud/guest_vault.py)."""
+
+    def __init__(self, cur, vault=None):
         self._cur = cur
+        self._vault = vault
 
     def fetchone(self):
-        return self._cur.fetchone() if self._cur.description else None
+        row = self._cur.fetchone() if self._cur.description else None
+        return row if row is None or self._vault is None else guest_vault.open_row(self._vault, row)
 
     def fetchall(self):
-        return self._cur.fetchall() if self._cur.description else []
+        rows = self._cur.fetchall() if self._cur.description else []
+        if self._vault is None:
+            return rows
+        return [guest_vault.open_row(self._vault, r) for r in rows]
 
     def __iter__(self):
         return iter(self.fetchall())
@@ -302,15 +317,16 @@ class PgDatabase:
 
     dialect = "postgresql"
 
-    def __init__(self, conn):
+    def __init__(self, conn, vault: guest_vault.Vault | None = None):
         self.raw = conn
         self.conn = self  # code written for sqlite_utils says db.conn.execute(...)
         self.backend = PostgresStorage
+        self.vault = vault
 
     def execute(self, sql: str, params: Any = ()) -> PgCursor:
         cur = self.raw.cursor()
         cur.execute(to_pg(sql), list(params) if params else None)
-        return PgCursor(cur)
+        return PgCursor(cur, self.vault)
 
     def executemany(self, sql: str, seq) -> None:
         """``sql`` for each row of ``seq``.  An ``INSERT … VALUES (…)`` goes as ONE multi-row
@@ -336,7 +352,7 @@ class PgDatabase:
         if cur.description is None:
             return iter(())
         names = [c.name for c in cur.description]
-        return (dict(zip(names, row, strict=True)) for row in cur.fetchall())
+        return (dict(zip(names, row, strict=True)) for row in PgCursor(cur, self.vault).fetchall())
 
     def close(self) -> None:
         pass
@@ -358,8 +374,10 @@ class PostgresStorage(CloudStorage):
     paramstyle = "qmark"  # written so; PgDatabase.execute says it as psycopg's %s (to_pg)
     column_types = schema.POSTGRES_TYPES
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 16):
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 16, data_dir: str | Path | None = None):
         self.url = url
+        self.root = Path(data_dir) if data_dir is not None else None
+        self.vault = guest_vault.Vault(self.root / guest_vault.FILENAME) if self.root is not None else None
         self.min_size, self.max_size = min_size, max_size
         self._pool = None
         self._lock = threading.Lock()
@@ -423,7 +441,12 @@ class PostgresStorage(CloudStorage):
             self.release(d)
 
     def prepare(self) -> None:
-        """Migrate (the database itself is made by its administrator)."""
+        """Migrate (the database itself is made by its administrator); the data dir (0700) and
+        its guest-key vault made if missing."""
+        if self.vault is not None:
+            make_dirs(self.root)
+            self.root.chmod(0o700)
+            self.vault.prepare()
         self.migrate()
 
     def migrate(self) -> int:
@@ -455,7 +478,7 @@ class PostgresStorage(CloudStorage):
 
     def acquire(self) -> PgDatabase:
         """A connection out of the pool for one request; give it back with :meth:`release`."""
-        return PgDatabase(self._getconn())
+        return PgDatabase(self._getconn(), self.vault)
 
     def release(self, d: PgDatabase) -> None:
         self._pool_().putconn(d.raw)  # the pool rolls back anything left open
@@ -466,7 +489,7 @@ class PostgresStorage(CloudStorage):
         if d is None or d.raw.closed:
             if migrate:
                 self.prepare()
-            d = self._local.db = PgDatabase(self._getconn())
+            d = self._local.db = PgDatabase(self._getconn(), self.vault)
         return d
 
     def close(self) -> None:
@@ -504,7 +527,7 @@ def open_storage(data_dir: str | Path | None = None, database: str | None = None
         if not database.startswith(("postgresql://", "postgres://")):
             raise ConfigError(f"--database must be a postgresql:// URL, not {database.split(':', 1)[0]}:…",
                               {"field": "database"})
-        return PostgresStorage(database, max_size=pool_size)
+        return PostgresStorage(database, max_size=pool_size, data_dir=data_dir)
     if data_dir is None:
         raise ConfigError("give --data-dir (SQLite) or --database (PostgreSQL)", {"field": "database"})
     return SqliteStorage(data_dir)

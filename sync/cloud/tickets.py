@@ -18,7 +18,7 @@ import json
 
 from sync.conflicts import Conflict
 
-from . import changelog, validation
+from . import changelog, guest_vault, validation
 from .results import Rejected
 from .validation import Entry, TicketCreated
 
@@ -47,6 +47,7 @@ def create(db, e: Entry, now: float) -> list[dict]:
     row = {"hotel_id": e.hotelId, "ticket_id": p.ticketId,
            **{col: getattr(p, field) for field, col in _COLUMNS.items()},
            "payload": canonical, "received_at": now, "merged_into": twin[0] if twin else None, "hlc": e.hlc}
+    row = sealed(db, e.hotelId, row, create=guest_vault.subject_of(e) == p.createdBy)
     db.execute(f"INSERT INTO tickets ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                list(row.values()))
     changelog.record(db, hotel_id=e.hotelId, entity_type="ticket", entity_id=p.ticketId,
@@ -97,7 +98,7 @@ def create_many(db, es: list[Entry], now: float) -> list:
                "payload": canonical, "received_at": now, "merged_into": twin[0] if twin else None, "hlc": e.hlc}
         if twin is None and p.fingerprint and p.status in ("open", "received"):
             twins[(e.hotelId, p.fingerprint)] = (p.ticketId, e.hlc)  # a twin for the run's later tickets
-        made.append((i, e, p, row, twin))
+        made.append((i, e, p, sealed(db, e.hotelId, row, create=guest_vault.subject_of(e) == p.createdBy), twin))
     if made:
         cols = list(made[0][3])
         db.conn.executemany(f"INSERT INTO tickets ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
@@ -130,6 +131,7 @@ def update(db, e: Entry, now: float) -> list[dict]:
         if (row.get("reply_hlc") or "") >= e.hlc:
             return []
         row["reply"], row["reply_by"] = p.changes["reply"].new, p.by
+        row = sealed(db, e.hotelId, row)
         db.execute("UPDATE tickets SET reply = ?, reply_by = ?, reply_hlc = ? WHERE hotel_id = ? AND ticket_id = ?",
                    [row["reply"], row["reply_by"], e.hlc, e.hotelId, p.ticketId])
         changelog.record(db, hotel_id=e.hotelId, entity_type="ticket", entity_id=p.ticketId, data=snapshot(row),
@@ -165,12 +167,13 @@ def put_snapshot(db, hotel_id: str, ch: dict, now: float) -> None:
         return  # the hub holds a later step, still on its way to the chain: the chain's answer follows
     if existing is None:
         created = {f: d.get(f) for f in ("ticketId", *_COLUMNS)}
-        row = {"hotel_id": hotel_id, "ticket_id": tid, **fields, **extra, "hlc": stamp, "received_at": now,
-               "payload": json.dumps(created, sort_keys=True, separators=(",", ":"))}
+        row = sealed(db, hotel_id, {"hotel_id": hotel_id, "ticket_id": tid, **fields, **extra, "hlc": stamp,
+                                    "received_at": now,
+                                    "payload": json.dumps(created, sort_keys=True, separators=(",", ":"))})
         db.execute(f"INSERT INTO tickets ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                    list(row.values()))
     else:
-        sets = {**fields, **extra}
+        sets = sealed(db, hotel_id, {**fields, **extra})
         db.execute(f"UPDATE tickets SET {', '.join(f'{k} = ?' for k in sets)} WHERE hotel_id = ? AND ticket_id = ?",
                    [*sets.values(), hotel_id, tid])
     row = next(iter(db.query("SELECT * FROM tickets WHERE hotel_id = ? AND ticket_id = ?", [hotel_id, tid])))
@@ -212,6 +215,24 @@ def erase(db, hotel_id: str, ticket_ids: list[str], now: float) -> list[str]:
                                  data=snapshot(row), hlc_stamp=stamp, now=now)
             changed.append(row["ticket_id"])
     return changed
+
+
+def sealed(db, hotel_id: str, row: dict, *, create: bool = False) -> dict:
+    """A ticket's row with its words (title, description, the reply, and the same in the
+    ``ticket.created`` it keeps) sealed under the key of its creator, if a guest: one with a key
+    here (their reservation's), or ``create`` (the kiosk's entry named them: a guest's request,
+    sync/cloud/guest_vault.py)."""
+    subject = row.get("created_by")
+    if guest_vault.of(db) is None or not subject or not (create or guest_vault.has_key(db, hotel_id, subject)):
+        return row
+    out = dict(row)
+    for col in ("title", "description", "reply"):
+        if col in out:
+            out[col] = guest_vault.seal(db, hotel_id, subject, out[col], "t")
+    if out.get("payload"):
+        out["payload"] = json.dumps(guest_vault.seal_fields(db, hotel_id, subject, json.loads(out["payload"])),
+                                    sort_keys=True, separators=(",", ":"))
+    return out
 
 
 def snapshot(row: dict) -> dict:

@@ -47,6 +47,9 @@ class Entry(BaseModel):
     hlc: StrictStr = Field(min_length=1, max_length=100, pattern=HLC_PATTERN)
     createdAt: StrictFloat | StrictInt = Field(allow_inf_nan=False)
     payload: dict[str, Any]
+    #: the guest the payload's names and words are about (their confirmation), if the kiosk
+    #: keeps them sealed: the cloud seals them under that guest's key (sync/cloud/guest_vault.py)
+    subject: StrictStr | None = _text(128, default=None)
 
 
 class WorkOrderCreated(BaseModel):

@@ -1,0 +1,255 @@
+"""The cloud's (and a property hub's) guest keys: personal fields sealed at rest under a key per
+guest, the keys in a file of their own (docs/privacy.md, "A key per guest at the cloud").
+
+The cloud holds what kiosks hold of a guest, and more: the PMS's reservations (name, e-mail,
+phone), the words of their requests and of replies to them, their questions and messages in
+the event log, a service request on its way to the PMS, and on a hub the relay queue's
+copies.  Each of those fields is stored *sealed* exactly as a kiosk seals it
+(kiosk/guest_keys.py: ``pii1.<tag>.<kid>.<AES-256-GCM>``), under the guest's data key:
+
+* the key of (hotel, confirmation number) for a reservation, its change-log copies, the
+  guest's requests (a guest's ``created_by`` is the confirmation) and whatever a kiosk pushes
+  about them: a kiosk's entry names its guest (``subject``, docs/sync-protocol.md) when its
+  payload holds that guest's sealed fields;
+* the keys live in ``guest-keys.db`` beside ``cloud.db`` (the data directory; with PostgreSQL
+  too, so the database, its base backups and its WAL archive hold only sealed values), in the
+  ``guest_keys`` table a kiosk uses.  **A backup of the cloud's database never holds a key**:
+  the vault is backed up apart, for no longer than the retention it must honour
+  (docs/operations.md), or not at all.
+
+Reading is transparent: the storage's connections open sealed values as rows are fetched,
+whole column values and values inside a JSON column alike (:func:`open_row`), so queries,
+comparisons, the pull, the PMS's requests, exports and screens see plain text, as before.
+
+A guest's erasure (sync/cloud/erasure.py) deletes the key (:func:`destroy`: ``secure_delete``
+and a truncated WAL in the vault): from then on every copy of their fields (in ``cloud.db``,
+PostgreSQL's dead tuples and WAL, every backup made before) reads as erased.  A guest erased
+here gets no new key: what arrives about them later is stored as erased.
+
+Keys are made in a short transaction of the vault's own, committed before the data they seal
+(no lock is held across the two databases, so several workers never wait on each other in a
+cycle); a transaction of ``cloud.db`` rolled back leaves an unused key, which seals nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from kiosk import erased, guest_keys
+from kiosk.files import fsync_dir
+
+FILENAME = "guest-keys.db"
+#: the change log's entity types that hold a guest's fields (:func:`seal_change`)
+SEALED_CHANGES = frozenset({"reservation", "ticket"})
+#: a sealed string inside a JSON text (base64url body; nothing to unescape)
+_EMBEDDED = re.compile(r'"(pii1\.[nct]\.[0-9a-f]+\.[A-Za-z0-9_=-]+)"')
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS guest_keys (
+        kid TEXT PRIMARY KEY,
+        hotel_id TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        key BLOB NOT NULL,
+        created_at REAL NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS REAL)),
+        UNIQUE (hotel_id, subject)
+    )""",
+    # kiosk/guest_keys.py's destroy() also clears a restored kiosk's wrapped keys: empty here
+    """CREATE TABLE IF NOT EXISTS guest_keys_wrapped (
+        kid TEXT PRIMARY KEY, hotel_id TEXT NOT NULL, subject TEXT NOT NULL, wrapped BLOB NOT NULL,
+        hotel_kid TEXT NOT NULL
+    )""",
+]
+
+
+class Vault:
+    """``guest-keys.db``: one connection per thread (SQLite, WAL, autocommit: each write is a
+    short transaction of its own), shared by a storage's connections as ``db.vault``."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._local = threading.local()
+
+    def prepare(self) -> None:
+        """Create the file (0600, its directory entry synced) and its tables."""
+        self.conn()
+
+    def conn(self) -> guest_keys.Connection:
+        """This thread's connection (the file and its tables made on first use)."""
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            if not self.path.exists():
+                os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+                fsync_dir(self.path.parent)
+            c = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30,
+                                factory=guest_keys.Connection)
+            c.execute("PRAGMA journal_mode = WAL")
+            c.execute("PRAGMA synchronous = FULL")
+            c.execute("PRAGMA secure_delete = ON")  # a deleted key's bytes are zeroed in the file
+            for sql in _SCHEMA:
+                c.execute(sql)
+            self._local.conn = c
+        return c
+
+
+def of(db) -> Vault | None:
+    """The vault of a storage connection (None: nothing is sealed, e.g. a bare test database)."""
+    return getattr(db, "vault", None)
+
+
+def _erased(db, hotel_id: str, subjects: Iterable[str]) -> set[str]:
+    subjects = sorted(set(subjects))
+    out: set[str] = set()
+    for at in range(0, len(subjects), 500):
+        chunk = subjects[at:at + 500]
+        out |= {r[0] for r in db.execute(
+            f"SELECT confirmation FROM guest_erasures WHERE hotel_id = ? AND confirmation IN"
+            f" ({', '.join('?' * len(chunk))})", [hotel_id, *chunk]).fetchall()}
+    return out
+
+
+def ensure(db, hotel_id: str, subjects: Iterable[str]) -> None:
+    """Make the keys ``subjects`` of ``hotel_id`` lack, in one short transaction of the vault
+    (committed before the caller's data); none for a guest erased here."""
+    vault = of(db)
+    if vault is None:
+        return
+    conn = vault.conn()
+    guest_keys._fresh(conn)
+    wanted = {str(s) for s in subjects if s} - {s for (h, s) in conn._subjects if h == hotel_id}
+    if not wanted:
+        return
+    have = set()
+    listed = sorted(wanted)
+    for at in range(0, len(listed), 500):
+        chunk = listed[at:at + 500]
+        have |= {r[0] for r in conn.execute(
+            f"SELECT subject FROM guest_keys WHERE hotel_id = ? AND subject IN ({', '.join('?' * len(chunk))})",
+            [hotel_id, *chunk])}
+    missing = sorted(wanted - have - _erased(db, hotel_id, wanted - have))
+    if not missing:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany("INSERT OR IGNORE INTO guest_keys (kid, hotel_id, subject, key) VALUES (?, ?, ?, ?)",
+                         [(os.urandom(8).hex(), hotel_id, s, AESGCM.generate_key(bit_length=256)) for s in missing])
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def seal(db, hotel_id: str, subject: str | None, value: Any, tag: str = "t", *, create: bool = True) -> Any:
+    """``value`` sealed under the guest's key (made first if the guest has none and ``create``);
+    a guest erased here: what their erasure writes; no key and not ``create``, no subject, not a
+    string, or no vault: ``value`` as it is."""
+    vault = of(db)
+    if vault is None or value.__class__ is not str or not value or not subject or value in guest_keys._PLAIN:
+        return value
+    conn = vault.conn()
+    if not guest_keys.has_key(conn, hotel_id, subject):
+        if not create:
+            return value
+        ensure(db, hotel_id, [subject])
+        if not guest_keys.has_key(conn, hotel_id, subject):  # erased here: never readable again
+            return value if value in guest_keys._PLAIN else guest_keys.UNREADABLE[tag]
+    return guest_keys.seal(conn, hotel_id, subject, value, tag, create=False)
+
+
+def seal_fields(db, hotel_id: str, subject: str | None, payload: Any, *, create: bool = True) -> Any:
+    """A payload with every name, contact and free-text field sealed under the guest's key (the
+    fields a kiosk seals: kiosk/guest_keys.py's ``seal_fields``)."""
+    if of(db) is None or not subject:
+        return payload
+    return guest_keys.seal_fields(None, hotel_id, subject, payload,
+                                  sealer=lambda v, tag: seal(db, hotel_id, subject, v, tag, create=create))
+
+
+def seal_reservation(db, hotel_id: str, confirmation: str, row: dict) -> dict:
+    """A reservation's row with every field that says who the guest is sealed under their key
+    (every text field but those :data:`kiosk.erased.RESERVATION_KEPT` keeps: the ones their
+    erasure clears)."""
+    if of(db) is None:
+        return row
+    return {k: v if k in erased.RESERVATION_KEPT or v.__class__ is not str else
+            seal(db, hotel_id, confirmation, v,
+                 "n" if k in erased.NAME_KEYS else "c" if k in erased.CONTACT_KEYS else "t")
+            for k, v in row.items()}
+
+
+def seal_change(db, hotel_id: str, entity_type: str, entity_id: str, data: dict) -> dict:
+    """A change's data as the change log keeps it: a reservation sealed under its guest's key,
+    a ticket's words under its creator's key if they have one (a guest: their requests)."""
+    if of(db) is None or not isinstance(data, dict):
+        return data
+    if entity_type == "reservation":
+        return seal_reservation(db, hotel_id, entity_id, data)
+    if entity_type == "ticket":
+        return seal_fields(db, hotel_id, data.get("createdBy"), data, create=False)
+    return data
+
+
+def subject_of(e) -> str | None:
+    """The guest a kiosk's entry is about, as the kiosk named it (``subject``), else None."""
+    return getattr(e, "subject", None) or None
+
+
+def has_key(db, hotel_id: str, subject: str | None) -> bool:
+    vault = of(db)
+    return vault is not None and guest_keys.has_key(vault.conn(), hotel_id, subject)
+
+
+def open_text(conn, value: str) -> Any:
+    """A column value with its sealed values opened: the whole value, or each sealed string
+    inside a JSON text."""
+    if value.startswith(guest_keys.PREFIX):
+        return guest_keys.open_value(conn, value)
+    if '"pii1.' not in value:
+        return value
+
+    def opened(m: re.Match) -> str:
+        import json
+
+        return json.dumps(guest_keys.open_value(conn, m.group(1)), ensure_ascii=False)
+
+    return _EMBEDDED.sub(opened, value)
+
+
+def open_row(vault: Vault, row: tuple) -> tuple:
+    """A fetched row with every sealed value in it opened (the storage's reads)."""
+    for v in row:
+        if v.__class__ is str and "pii1." in v:
+            conn = vault.conn()
+            return tuple(open_text(conn, x) if x.__class__ is str else x for x in row)
+    return row
+
+
+def row_factory(vault: Vault):
+    """A SQLite row factory over ``vault`` (the cloud's SQLite connections)."""
+    return lambda _cursor, row: open_row(vault, row)
+
+
+def destroy(db, hotel_id: str, subject: str) -> int:
+    """Delete the guest's key, its bytes zeroed in the vault's file and its WAL truncated: what
+    it sealed, wherever a copy is, reads as erased from then on.  Returns 0 or 1."""
+    vault = of(db)
+    if vault is None or not subject:
+        return 0
+    conn = vault.conn()
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        n = guest_keys.destroy(conn, hotel_id, subject)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    with contextlib.suppress(sqlite3.OperationalError):
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return n

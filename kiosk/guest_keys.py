@@ -135,7 +135,12 @@ def seal(db, hotel_id: str, subject: str | None, value: Any, tag: str = "t", *, 
     found = _key_for(_conn(db), hotel_id, str(subject), create=create)
     if found is None:
         return value
-    kid, cipher = found
+    return sealed_with(*found, value, tag)
+
+
+def sealed_with(kid: str, cipher: AESGCM, value: str, tag: str) -> str:
+    """``value`` sealed under the key ``kid`` (a fresh nonce; the version, tag and key id are
+    the associated data)."""
     nonce = os.urandom(12)
     aad = f"{VERSION}.{tag}.{kid}".encode()
     body = base64.urlsafe_b64encode(nonce + cipher.encrypt(nonce, value.encode(), aad)).decode()
@@ -151,7 +156,12 @@ def open_value(conn, value: Any) -> Any:
     if len(parts) != 4 or parts[1] not in UNREADABLE:
         return value
     _v, tag, kid, body = parts
-    cipher = _cipher(_conn(conn), kid)
+    return opened_with(_cipher(_conn(conn), kid), tag, kid, body)
+
+
+def opened_with(cipher: AESGCM | None, tag: str, kid: str, body: str) -> Any:
+    """A sealed value's parts opened under ``cipher`` (None: its key is gone): the plain text,
+    or what the field reads as once erased (also when tampered with)."""
     if cipher is None:
         return UNREADABLE[tag]
     try:

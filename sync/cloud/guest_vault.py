@@ -39,6 +39,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterable
+from json.encoder import encode_basestring_ascii as _encode_string  # json.dumps' own quoting (C)
 from pathlib import Path
 from typing import Any
 
@@ -61,16 +62,95 @@ _SCHEMA = [
         created_at REAL NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS REAL)),
         UNIQUE (hotel_id, subject)
     )""",
-    # kiosk/guest_keys.py's destroy() also clears a restored kiosk's wrapped keys: empty here
-    """CREATE TABLE IF NOT EXISTS guest_keys_wrapped (
-        kid TEXT PRIMARY KEY, hotel_id TEXT NOT NULL, subject TEXT NOT NULL, wrapped BLOB NOT NULL,
-        hotel_kid TEXT NOT NULL
-    )""",
+    # the ids of keys destroyed (random, naming nobody): how a connection's cache forgets them
+    """CREATE TABLE IF NOT EXISTS destroyed_keys (seq INTEGER PRIMARY KEY AUTOINCREMENT, kid TEXT NOT NULL)""",
 ]
 
 
+class Keys:
+    """One thread's connection to the vault and the keys it has read: kid -> cipher (None: a
+    key that does not exist, or was destroyed), (hotel, subject) -> kid.  Keys never change,
+    so the cache is kept; when another connection committed (SQLite's ``data_version``) the
+    keys destroyed since are dropped from it (``destroyed_keys``), read once per row read."""
+
+    def __init__(self, path: Path):
+        self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = FULL")
+        self.conn.execute("PRAGMA secure_delete = ON")  # a deleted key's bytes are zeroed in the file
+        for sql in _SCHEMA:
+            self.conn.execute(sql)
+        self.ciphers: dict[str, AESGCM | None] = {}
+        self.kids: dict[tuple[str, str], str] = {}
+        self.version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        self.seen = self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM destroyed_keys").fetchone()[0]
+
+    def fresh(self) -> None:
+        """Forget the keys another connection destroyed since the last look."""
+        v = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        if v == self.version:
+            return
+        self.version = v
+        for seq, kid in self.conn.execute("SELECT seq, kid FROM destroyed_keys WHERE seq > ? ORDER BY seq",
+                                          [self.seen]).fetchall():
+            self.seen = seq
+            self._forget(kid)
+
+    def _forget(self, kid: str) -> None:
+        self.ciphers[kid] = None
+        for k in [k for k, v in self.kids.items() if v == kid]:
+            del self.kids[k]
+
+    def cipher(self, kid: str) -> AESGCM | None:
+        if kid in self.ciphers:
+            return self.ciphers[kid]
+        row = self.conn.execute("SELECT key, hotel_id, subject FROM guest_keys WHERE kid = ?", [kid]).fetchone()
+        self.ciphers[kid] = AESGCM(bytes(row[0])) if row else None
+        if row:
+            self.kids[(row[1], row[2])] = kid
+        return self.ciphers[kid]
+
+    def of(self, hotel_id: str, subject: str) -> tuple[str, AESGCM] | None:
+        """The guest's key (cached; a key destroyed since it was cached seals what is written
+        now unreadable: the guest was erased, which is right)."""
+        kid = self.kids.get((hotel_id, subject))
+        if kid is not None and self.ciphers.get(kid) is not None:
+            return kid, self.ciphers[kid]
+        row = self.conn.execute("SELECT kid, key FROM guest_keys WHERE hotel_id = ? AND subject = ?",
+                                [hotel_id, subject]).fetchone()
+        if row is None:
+            return None
+        self.ciphers[row[0]] = cipher = AESGCM(bytes(row[1]))
+        self.kids[(hotel_id, subject)] = row[0]
+        return row[0], cipher
+
+    def load(self, hotel_id: str, subjects: set[str]) -> set[str]:
+        """The keys of ``subjects`` into the cache, a query per 500; returns the subjects found."""
+        found = set()
+        listed = sorted(subjects)
+        for at in range(0, len(listed), 500):
+            chunk = listed[at:at + 500]
+            for kid, subject, key in self.conn.execute(
+                    f"SELECT kid, subject, key FROM guest_keys WHERE hotel_id = ? AND subject IN"
+                    f" ({', '.join('?' * len(chunk))})", [hotel_id, *chunk]):
+                self.ciphers[kid] = AESGCM(bytes(key))
+                self.kids[(hotel_id, subject)] = kid
+                found.add(subject)
+        return found
+
+    def write(self, sql: str, rows: list) -> None:
+        """``sql`` for each of ``rows`` in one short transaction of the vault."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.executemany(sql, rows)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+
 class Vault:
-    """``guest-keys.db``: one connection per thread (SQLite, WAL, autocommit: each write is a
+    """``guest-keys.db``: one :class:`Keys` per thread (SQLite, WAL, autocommit: each write a
     short transaction of its own), shared by a storage's connections as ``db.vault``."""
 
     def __init__(self, path: str | Path):
@@ -79,24 +159,17 @@ class Vault:
 
     def prepare(self) -> None:
         """Create the file (0600, its directory entry synced) and its tables."""
-        self.conn()
+        self.keys()
 
-    def conn(self) -> guest_keys.Connection:
-        """This thread's connection (the file and its tables made on first use)."""
-        c = getattr(self._local, "conn", None)
-        if c is None:
+    def keys(self) -> Keys:
+        """This thread's keys (the file and its tables made on first use)."""
+        k = getattr(self._local, "keys", None)
+        if k is None:
             if not self.path.exists():
                 os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
                 fsync_dir(self.path.parent)
-            c = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30,
-                                factory=guest_keys.Connection)
-            c.execute("PRAGMA journal_mode = WAL")
-            c.execute("PRAGMA synchronous = FULL")
-            c.execute("PRAGMA secure_delete = ON")  # a deleted key's bytes are zeroed in the file
-            for sql in _SCHEMA:
-                c.execute(sql)
-            self._local.conn = c
-        return c
+            k = self._local.keys = Keys(self.path)
+        return k
 
 
 def of(db) -> Vault | None:
@@ -117,50 +190,45 @@ def _erased(db, hotel_id: str, subjects: Iterable[str]) -> set[str]:
 
 def ensure(db, hotel_id: str, subjects: Iterable[str]) -> None:
     """Make the keys ``subjects`` of ``hotel_id`` lack, in one short transaction of the vault
-    (committed before the caller's data); none for a guest erased here."""
+    (committed before the caller's data); none for a guest erased here.  Every key of
+    ``subjects`` is in the cache after (a batch then seals without a read a value)."""
     vault = of(db)
     if vault is None:
         return
-    conn = vault.conn()
-    guest_keys._fresh(conn)
-    wanted = {str(s) for s in subjects if s} - {s for (h, s) in conn._subjects if h == hotel_id}
+    keys = vault.keys()
+    keys.fresh()
+    wanted = {str(s) for s in subjects if s}
+    wanted -= {s for s in wanted if keys.ciphers.get(keys.kids.get((hotel_id, s), "")) is not None}
     if not wanted:
         return
-    have = set()
-    listed = sorted(wanted)
-    for at in range(0, len(listed), 500):
-        chunk = listed[at:at + 500]
-        have |= {r[0] for r in conn.execute(
-            f"SELECT subject FROM guest_keys WHERE hotel_id = ? AND subject IN ({', '.join('?' * len(chunk))})",
-            [hotel_id, *chunk])}
+    have = keys.load(hotel_id, wanted)
     missing = sorted(wanted - have - _erased(db, hotel_id, wanted - have))
     if not missing:
         return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.executemany("INSERT OR IGNORE INTO guest_keys (kid, hotel_id, subject, key) VALUES (?, ?, ?, ?)",
-                         [(os.urandom(8).hex(), hotel_id, s, AESGCM.generate_key(bit_length=256)) for s in missing])
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    keys.write("INSERT OR IGNORE INTO guest_keys (kid, hotel_id, subject, key) VALUES (?, ?, ?, ?)",
+               [(os.urandom(8).hex(), hotel_id, s, AESGCM.generate_key(bit_length=256)) for s in missing])
+    keys.load(hotel_id, set(missing))
 
 
 def seal(db, hotel_id: str, subject: str | None, value: Any, tag: str = "t", *, create: bool = True) -> Any:
     """``value`` sealed under the guest's key (made first if the guest has none and ``create``);
     a guest erased here: what their erasure writes; no key and not ``create``, no subject, not a
-    string, or no vault: ``value`` as it is."""
+    string, already sealed, or no vault: ``value`` as it is."""
     vault = of(db)
-    if vault is None or value.__class__ is not str or not value or not subject or value in guest_keys._PLAIN:
+    if (vault is None or value.__class__ is not str or not value or not subject or value in guest_keys._PLAIN
+            or value.startswith(guest_keys.PREFIX)):
         return value
-    conn = vault.conn()
-    if not guest_keys.has_key(conn, hotel_id, subject):
+    keys = vault.keys()
+    subject = str(subject)
+    found = keys.of(hotel_id, subject)
+    if found is None:
         if not create:
             return value
         ensure(db, hotel_id, [subject])
-        if not guest_keys.has_key(conn, hotel_id, subject):  # erased here: never readable again
-            return value if value in guest_keys._PLAIN else guest_keys.UNREADABLE[tag]
-    return guest_keys.seal(conn, hotel_id, subject, value, tag, create=False)
+        found = keys.of(hotel_id, subject)
+        if found is None:  # erased here: never readable again
+            return guest_keys.UNREADABLE[tag]
+    return guest_keys.sealed_with(*found, value, tag)
 
 
 def seal_fields(db, hotel_id: str, subject: str | None, payload: Any, *, create: bool = True) -> Any:
@@ -203,31 +271,40 @@ def subject_of(e) -> str | None:
 
 def has_key(db, hotel_id: str, subject: str | None) -> bool:
     vault = of(db)
-    return vault is not None and guest_keys.has_key(vault.conn(), hotel_id, subject)
+    return vault is not None and bool(subject) and vault.keys().of(hotel_id, str(subject)) is not None
 
 
-def open_text(conn, value: str) -> Any:
+def _quoted(value: Any) -> str:
+    return "null" if value is None else _encode_string(value)
+
+
+def open_text(keys: Keys, value: str) -> Any:
     """A column value with its sealed values opened: the whole value, or each sealed string
-    inside a JSON text."""
+    inside a JSON text (the caller checked the cache is current: :meth:`Keys.fresh`)."""
     if value.startswith(guest_keys.PREFIX):
-        return guest_keys.open_value(conn, value)
+        return _open(keys, value)
     if '"pii1.' not in value:
         return value
+    return _EMBEDDED.sub(lambda m: _quoted(_open(keys, m.group(1))), value)
 
-    def opened(m: re.Match) -> str:
-        import json
 
-        return json.dumps(guest_keys.open_value(conn, m.group(1)), ensure_ascii=False)
-
-    return _EMBEDDED.sub(opened, value)
+def _open(keys: Keys, value: str) -> Any:
+    parts = value.split(".", 3)
+    if len(parts) != 4 or parts[1] not in guest_keys.UNREADABLE:
+        return value
+    _v, tag, kid, body = parts
+    cipher = keys.ciphers[kid] if kid in keys.ciphers else keys.cipher(kid)
+    return guest_keys.opened_with(cipher, tag, kid, body)
 
 
 def open_row(vault: Vault, row: tuple) -> tuple:
-    """A fetched row with every sealed value in it opened (the storage's reads)."""
+    """A fetched row with every sealed value in it opened (the storage's reads); the cache
+    checked once for the row (a key another process destroyed is forgotten)."""
     for v in row:
         if v.__class__ is str and "pii1." in v:
-            conn = vault.conn()
-            return tuple(open_text(conn, x) if x.__class__ is str else x for x in row)
+            keys = vault.keys()
+            keys.fresh()
+            return tuple(open_text(keys, x) if x.__class__ is str else x for x in row)
     return row
 
 
@@ -237,19 +314,26 @@ def row_factory(vault: Vault):
 
 
 def destroy(db, hotel_id: str, subject: str) -> int:
-    """Delete the guest's key, its bytes zeroed in the vault's file and its WAL truncated: what
-    it sealed, wherever a copy is, reads as erased from then on.  Returns 0 or 1."""
+    """Delete the guest's key (its id logged in ``destroyed_keys`` for the other connections'
+    caches), its bytes zeroed in the vault's file and its WAL truncated: what it sealed,
+    wherever a copy is, reads as erased from then on.  Returns 0 or 1."""
     vault = of(db)
     if vault is None or not subject:
         return 0
-    conn = vault.conn()
-    conn.execute("BEGIN IMMEDIATE")
+    keys = vault.keys()
+    row = keys.conn.execute("SELECT kid FROM guest_keys WHERE hotel_id = ? AND subject = ?",
+                            [hotel_id, subject]).fetchone()
+    if row is None:
+        return 0
+    keys.conn.execute("BEGIN IMMEDIATE")
     try:
-        n = guest_keys.destroy(conn, hotel_id, subject)
-        conn.execute("COMMIT")
+        keys.conn.execute("DELETE FROM guest_keys WHERE kid = ?", [row[0]])
+        keys.conn.execute("INSERT INTO destroyed_keys (kid) VALUES (?)", [row[0]])
+        keys.conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        keys.conn.execute("ROLLBACK")
         raise
+    keys._forget(row[0])
     with contextlib.suppress(sqlite3.OperationalError):
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    return n
+        keys.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return 1

@@ -34,10 +34,9 @@ def import_tables(db, hotel_id: str, tables: dict[str, list[dict]], now: float, 
                 rows = _kept_erased(table, rows, erased_confirmations(db, hotel_id))
             old = {r[0]: r[1] for r in db.execute(
                 "SELECT entity_id, data FROM ref_data WHERE hotel_id = ? AND entity_type = ?", [hotel_id, etype])}
-            if etype == "reservation":  # the new guests' keys in one step of the vault
-                guest_vault.ensure(db, hotel_id, [entity_id(table, row) for row in rows])
             counts = {"added": 0, "changed": 0, "removed": 0, "unchanged": 0}
             seen = set()
+            changed = []
             for row in rows:
                 eid = entity_id(table, row)
                 seen.add(eid)
@@ -46,6 +45,10 @@ def import_tables(db, hotel_id: str, tables: dict[str, list[dict]], now: float, 
                     counts["unchanged"] += 1
                     continue
                 counts["changed" if eid in old else "added"] += 1
+                changed.append((eid, data))
+            if etype == "reservation":  # the new guests' keys in one step of the vault
+                guest_vault.ensure(db, hotel_id, [eid for eid, _ in changed])
+            for eid, data in changed:
                 _put(db, hotel_id, etype, eid, json.loads(data), stamp, now)
                 if progress:
                     progress(1)

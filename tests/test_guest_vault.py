@@ -1,0 +1,116 @@
+"""The cloud's guest keys (sync/cloud/guest_vault.py): what is sealed, that reads are plain,
+that a key destroyed by another process is forgotten by every connection, and that a guest
+erased at the cloud gets no new key."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+import pytest
+
+from kiosk import erased
+from sync.cloud import devices, erasure, guest_vault, refdata, storage
+from sync.cloud.apply import apply_push
+
+NOW = time.time()
+
+
+@pytest.fixture
+def cloud(tmp_path):
+    st = storage.open_storage(tmp_path / "cloud")
+    st.prepare()
+    db = st.connect()
+    db.tmp = tmp_path
+    yield db
+    db.conn.close()
+
+
+def stays(*rows: tuple[str, str]) -> dict:
+    return {"reservations": [{"confirmation": c, "guest_name": n, "room_number": "101", "arrival": "2026-12-06",
+                              "departure": "2026-12-08", "status": "InHouse", "email": f"{c}@example.org",
+                              "special_requests": "a quiet room"} for c, n in rows]}
+
+
+def raw(db, sql: str, params=()) -> list[tuple]:
+    """Rows as they are on disk: a plain SQLite connection, no opening."""
+    conn = sqlite3.connect(db.tmp / "cloud" / "cloud.db")
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def test_a_reservation_is_sealed_on_disk_plain_to_read_and_unchanged_on_reimport(cloud):
+    out = refdata.import_tables(cloud, "demo", stays(("R-1", "Zoë Müller"), ("R-2", "Bob")), NOW)
+    assert out["reservations"]["added"] == 2
+    [(data,)] = raw(cloud, "SELECT data FROM ref_data WHERE entity_id = 'R-1'")
+    stored = json.loads(data)
+    for field in ("guest_name", "email", "special_requests"):
+        assert stored[field].startswith("pii1."), field
+    assert (stored["room_number"], stored["arrival"], stored["status"]) == ("101", "2026-12-06", "InHouse")
+    [(change,)] = raw(cloud, "SELECT data FROM changes WHERE entity_id = 'R-1'")
+    assert "Zo" not in change and json.loads(change)["guest_name"].startswith("pii1.")
+    # through the storage: plain text, non-ASCII kept, in the JSON text as json.dumps writes it
+    [(text,)] = cloud.execute("SELECT data FROM ref_data WHERE entity_id = 'R-1'").fetchall()
+    assert json.loads(text)["guest_name"] == "Zoë Müller" and "Zo\\u00eb" in text
+    # the same export again: nothing changed, nothing logged
+    again = refdata.import_tables(cloud, "demo", stays(("R-1", "Zoë Müller"), ("R-2", "Bob")), NOW + 1)
+    assert again["reservations"] == {"added": 0, "changed": 0, "removed": 0, "unchanged": 2}
+    # two guests, two keys
+    vault = sqlite3.connect(cloud.tmp / "cloud" / guest_vault.FILENAME)
+    assert sorted(r[0] for r in vault.execute("SELECT subject FROM guest_keys")) == ["R-1", "R-2"]
+    vault.close()
+
+
+def test_a_key_destroyed_by_another_process_is_forgotten_by_every_connection(cloud, tmp_path):
+    refdata.import_tables(cloud, "demo", stays(("R-1", "Ada"), ("R-2", "Bob")), NOW)
+    read = "SELECT data FROM ref_data WHERE entity_type = 'reservation' ORDER BY entity_id"
+    assert [json.loads(d)["guest_name"] for (d,) in cloud.execute(read).fetchall()] == ["Ada", "Bob"]
+    other = storage.open_storage(tmp_path / "cloud")  # another process's storage: its own caches
+    db2 = other.connect()
+    try:
+        guest_vault.destroy(db2, "demo", "R-1")
+    finally:
+        db2.conn.close()
+    assert [json.loads(d)["guest_name"] for (d,) in cloud.execute(read).fetchall()] == [erased.NAME, "Bob"]
+    assert [json.loads(d).get("email") for (d,) in cloud.execute(read).fetchall()] == [None, "R-2@example.org"]
+    # the key's bytes are gone from the vault's files, and only its id is logged
+    vault = (tmp_path / "cloud" / guest_vault.FILENAME).read_bytes()
+    conn = sqlite3.connect(tmp_path / "cloud" / guest_vault.FILENAME)
+    assert conn.execute("SELECT subject FROM guest_keys").fetchall() == [("R-2",)]
+    assert conn.execute("SELECT COUNT(*) FROM destroyed_keys").fetchone()[0] == 1
+    conn.close()
+    assert b"R-1" not in vault
+
+
+def test_a_guest_erased_at_the_cloud_gets_no_new_key(cloud):
+    refdata.import_tables(cloud, "demo", stays(("R-1", "Ada")), NOW)
+    with storage.transaction(cloud):
+        assert erasure.apply(cloud, "demo", "R-1", NOW, by="test", require=True)["keys"] == 1
+    device = devices.authenticate(cloud, devices.add_device(cloud, "kiosk-1", ["demo"], NOW))
+    late = {"key": "late-1", "hotelId": "demo", "kind": "message.send", "entityType": "message",
+            "entityId": "R-1:late", "hlc": f"{int(NOW * 1000):015d}-00000-kiosk-1", "createdAt": NOW,
+            "payload": {"confirmation": "R-1", "text": "Ada, your taxi is here"}, "subject": "R-1"}
+    assert apply_push(cloud, device, [late], NOW)[0]["status"] == "applied"
+    [(payload,)] = raw(cloud, "SELECT payload FROM events WHERE key = 'late-1'")
+    assert json.loads(payload) == {"confirmation": "R-1", "text": erased.TEXT}
+    assert not guest_vault.has_key(cloud, "demo", "R-1")
+
+
+def test_an_entry_naming_its_guest_is_sealed_one_naming_none_is_stored_as_it_came(cloud):
+    device = devices.authenticate(cloud, devices.add_device(cloud, "kiosk-1", ["demo"], NOW))
+
+    def message(key: str, text: str, subject: str | None) -> dict:
+        return {"key": key, "hotelId": "demo", "kind": "message.send", "entityType": "message",
+                "entityId": f"R-9:{key}", "hlc": f"{int(NOW * 1000):015d}-00000-kiosk-1", "createdAt": NOW,
+                "payload": {"confirmation": "R-9", "text": text}, **({"subject": subject} if subject else {})}
+
+    results = apply_push(cloud, device, [message("m1", "Hello Quentin", "R-9"), message("m2", "Hello all", None)], NOW)
+    assert [r["status"] for r in results] == ["applied", "applied"]
+    stored = dict(raw(cloud, "SELECT key, payload FROM events"))
+    assert "Quentin" not in stored["m1"] and json.loads(stored["m1"])["text"].startswith("pii1.t.")
+    assert json.loads(stored["m2"])["text"] == "Hello all"
+    assert dict(cloud.execute("SELECT key, payload FROM events").fetchall())["m1"] == stored["m1"].replace(
+        json.loads(stored["m1"])["text"], "Hello Quentin")

@@ -114,3 +114,35 @@ def test_an_entry_naming_its_guest_is_sealed_one_naming_none_is_stored_as_it_cam
     assert json.loads(stored["m2"])["text"] == "Hello all"
     assert dict(cloud.execute("SELECT key, payload FROM events").fetchall())["m1"] == stored["m1"].replace(
         json.loads(stored["m1"])["text"], "Hello Quentin")
+
+
+def test_rows_an_earlier_version_stored_in_clear_are_sealed_by_the_purge(cloud, tmp_path):
+    from click.testing import CliRunner
+
+    from sync.cloud.cli import main as cloud_cli
+
+    vault, cloud.vault = cloud.vault, None  # an earlier version: no keys, everything in clear
+    refdata.import_tables(cloud, "demo", stays(("R-1", "Quintessa Vale"), ("R-2", "Bob")), NOW)
+    device = devices.authenticate(cloud, devices.add_device(cloud, "kiosk-1", ["demo"], NOW))
+    guest_ticket = {"key": "t-1", "hotelId": "demo", "kind": "ticket.created", "entityType": "ticket",
+                    "entityId": "T-1", "hlc": f"{int(NOW * 1000):015d}-00000-kiosk-1", "createdAt": NOW,
+                    "payload": {"ticketId": "T-1", "type": "housekeeping", "title": "Quintessa needs towels",
+                                "description": "towels for Quintessa", "roomNumber": "101", "priority": "normal",
+                                "queue": "housekeeping", "status": "received", "createdAt": "2026-12-06T10:00:00Z",
+                                "createdBy": "R-1"}}
+    staff_ticket = guest_ticket | {"key": "t-2", "entityId": "T-2", "payload": guest_ticket["payload"] | {
+        "ticketId": "T-2", "title": "Lamp broken in 102", "description": "", "createdBy": "staff-7"}}
+    assert {r["status"] for r in apply_push(cloud, device, [guest_ticket, staff_ticket], NOW)} == {"applied"}
+    cloud.vault = vault
+    on_disk = "SELECT data FROM ref_data UNION ALL SELECT data FROM changes UNION ALL SELECT title FROM tickets"
+    assert any("Quintessa" in (d or "") for (d,) in raw(cloud, on_disk))
+
+    r = CliRunner().invoke(cloud_cli, ["--data-dir", str(tmp_path / "cloud"), "purge"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["sealed"] == {"reservations": 2, "changes": 3, "requests": 1}
+    assert not any("Quintessa" in (d or "") for (d,) in raw(cloud, on_disk))
+    assert raw(cloud, "SELECT title FROM tickets WHERE ticket_id = 'T-2'") == [("Lamp broken in 102",)]  # staff's
+    # read through the storage as before, and a second pass has nothing left to do
+    assert cloud.execute("SELECT title FROM tickets WHERE ticket_id = 'T-1'").fetchone()[0] == "Quintessa needs towels"
+    r = CliRunner().invoke(cloud_cli, ["--data-dir", str(tmp_path / "cloud"), "purge"])
+    assert json.loads(r.stdout)["sealed"] == {"reservations": 0, "changes": 0, "requests": 0}

@@ -207,3 +207,20 @@ def purge_through(db, hotel_id: str, through: int, now: float) -> None:
                " ON CONFLICT (hotel_id) DO UPDATE SET purged_through ="
                " GREATEST(changelog_horizon.purged_through, excluded.purged_through),"
                " purged_at = excluded.purged_at", [hotel_id, through, now])
+
+
+def seal_existing(db, after: tuple[str, int], limit: int) -> tuple[int, tuple[str, int] | None]:
+    """Reservation and ticket changes an earlier version logged in clear, sealed as
+    :func:`record` seals them now (inside the caller's transaction), ``limit`` rows after
+    ``after`` (hotel, seq): (rows sealed, the key to go on from, None at the end)."""
+    rows = db.execute("SELECT hotel_id, seq, entity_type, entity_id, data FROM changes WHERE entity_type IN"
+                      " ('reservation', 'ticket') AND data IS NOT NULL AND (hotel_id > ? OR (hotel_id = ? AND seq > ?))"
+                      " AND data NOT LIKE '%\"pii1.%' ORDER BY hotel_id, seq LIMIT ?",
+                      [after[0], *after, limit]).fetchall()
+    n = 0
+    for hotel_id, seq, etype, eid, data in rows:
+        new = json.dumps(guest_vault.seal_change(db, hotel_id, etype, eid, json.loads(data)), separators=(",", ":"),
+                         sort_keys=True)
+        if "pii1." in new:
+            n += db.execute("UPDATE changes SET data = ? WHERE hotel_id = ? AND seq = ?", [new, hotel_id, seq]).rowcount
+    return n, ((rows[-1][0], rows[-1][1]) if len(rows) == limit else None)

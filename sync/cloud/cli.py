@@ -51,6 +51,7 @@ from . import (
     fleet,
     guest_data,
     guest_retention,
+    guest_sealing,
     keys,
     pms_links,
     pms_outbox,
@@ -281,6 +282,7 @@ def serve(host, port, threads, log_level, max_clock_skew, workers, retention_, p
     # ADDRESS_IN_USE here; a body past the app's limit is refused as it arrives, never spooled first
     server = create_server(app, host=host, port=port, threads=threads, ident="kiosk-cloud",
                            max_request_body_size=MAX_BODY_BYTES)
+    guest_sealing.start(st.connect)  # rows an earlier version stored in clear, sealed once
     if purge_interval:
         retention.Purger(st.connect, SystemClock(), keep, purge_interval).start()
         if erase_after:  # guests erased automatically after their stay (sync/cloud/guest_retention.py)
@@ -484,6 +486,7 @@ def purge_cmd(retention_, privacy_retention):
     db, now = open_db(), SystemClock().now()
     out = retention.purge(db, now, keep)
     out["privacyRetention"] = guest_retention.run(db, now, erase_after) if erase_after else None
+    out["sealed"] = guest_sealing.run(db, now)  # guests' fields an earlier version stored in clear
     click.echo(json.dumps(out))
 
 

@@ -160,3 +160,22 @@ def read_export(folder) -> dict[str, list[dict]]:
     if views is not None:
         out[pms.STEM] = views
     return out
+
+
+def seal_existing(db, after: tuple[str, str], limit: int) -> tuple[int, tuple[str, str] | None]:
+    """Reservations an earlier version stored in clear, sealed under their guests' keys (inside
+    the caller's transaction), ``limit`` rows after the key ``after`` (hotel, confirmation):
+    (rows sealed, the key to go on from, None at the end).  An erased one stays as it is."""
+    rows = db.execute("SELECT hotel_id, entity_id, data FROM ref_data WHERE entity_type = 'reservation'"
+                      " AND (hotel_id > ? OR (hotel_id = ? AND entity_id > ?)) AND data NOT LIKE '%\"pii1.%'"
+                      " ORDER BY hotel_id, entity_id LIMIT ?", [after[0], *after, limit]).fetchall()
+    for hotel_id in sorted({r[0] for r in rows}):
+        guest_vault.ensure(db, hotel_id, [r[1] for r in rows if r[0] == hotel_id])
+    n = 0
+    for hotel_id, eid, data in rows:
+        new = json.dumps(guest_vault.seal_reservation(db, hotel_id, eid, json.loads(data)), sort_keys=True,
+                         separators=(",", ":"), default=str)
+        if "pii1." in new:
+            n += db.execute("UPDATE ref_data SET data = ? WHERE hotel_id = ? AND entity_type = 'reservation'"
+                            " AND entity_id = ?", [new, hotel_id, eid]).rowcount
+    return n, ((rows[-1][0], rows[-1][1]) if len(rows) == limit else None)

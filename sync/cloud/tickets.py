@@ -247,3 +247,21 @@ def list_for_hotel(db, hotel_id: str) -> list[dict]:
              **{field: r[col] for field, col in _COLUMNS.items()}, "mergedInto": r["merged_into"]}
             for r in db.query("SELECT * FROM tickets WHERE hotel_id = ? ORDER BY created_at, ticket_id",
                               [hotel_id])]
+
+
+def seal_existing(db, after: tuple[str, str], limit: int) -> tuple[int, tuple[str, str] | None]:
+    """Guests' requests an earlier version stored in clear (their creator has a key here: a
+    guest whose reservation the cloud holds), sealed as :func:`create` seals them now (inside
+    the caller's transaction), ``limit`` rows after ``after`` (hotel, ticket id): (rows sealed,
+    the key to go on from, None at the end)."""
+    rows = list(db.query("SELECT * FROM tickets WHERE (hotel_id > ? OR (hotel_id = ? AND ticket_id > ?))"
+                         " AND title NOT LIKE 'pii1.%' ORDER BY hotel_id, ticket_id LIMIT ?",
+                         [after[0], *after, limit]))
+    n = 0
+    for row in rows:
+        new = sealed(db, row["hotel_id"], row)
+        if new is not row and new["title"] != row["title"]:
+            n += db.execute("UPDATE tickets SET title = ?, description = ?, reply = ?, payload = ? WHERE hotel_id = ?"
+                            " AND ticket_id = ?", [new["title"], new["description"], new["reply"], new["payload"],
+                                                   row["hotel_id"], row["ticket_id"]]).rowcount
+    return n, ((rows[-1]["hotel_id"], rows[-1]["ticket_id"]) if len(rows) == limit else None)

@@ -10,7 +10,10 @@ it, the hotel's erasures: it unwraps every guest's key but those of guests erase
 an old backup cannot bring an erased guest back.
 
 One key per hotel (``hotel_backup_keys``), made on first ask; this module is the table's one
-writer.
+writer.  The table is in the guest-key vault (``guest-keys.db``, sync/cloud/guest_vault.py),
+never in the cloud's database: a backup of the database together with a kiosk's backup would
+otherwise open every guest key the kiosk's backup holds, an erased guest's too.  A key an
+earlier version kept in the database is moved to the vault on first ask.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ from __future__ import annotations
 import base64
 import os
 
-from . import storage
+from . import guest_vault, storage
 
 
 def key(db, hotel_id: str, now: float) -> tuple[str, bytes]:
     """The hotel's backup key (id, 32 bytes), made on first ask; two workers asking at once
     get the same one."""
+    vault = guest_vault.of(db)
+    if vault is not None:
+        return _in_vault(db, vault.keys(), hotel_id, now)
     row = db.execute("SELECT kid, key FROM hotel_backup_keys WHERE hotel_id = ?", [hotel_id]).fetchone()
     if row is None:
         with storage.transaction(db):
@@ -31,6 +37,22 @@ def key(db, hotel_id: str, now: float) -> tuple[str, bytes]:
                        " ON CONFLICT (hotel_id) DO NOTHING",
                        [hotel_id, os.urandom(8).hex(), base64.b64encode(os.urandom(32)).decode(), now])
         row = db.execute("SELECT kid, key FROM hotel_backup_keys WHERE hotel_id = ?", [hotel_id]).fetchone()
+    return row[0], base64.b64decode(row[1])
+
+
+def _in_vault(db, keys, hotel_id: str, now: float) -> tuple[str, bytes]:
+    read = "SELECT kid, key FROM hotel_backup_keys WHERE hotel_id = ?"
+    row = keys.conn.execute(read, [hotel_id]).fetchone()
+    if row is None:
+        old = db.execute(read, [hotel_id]).fetchone()  # an earlier version kept it in the database
+        made = tuple(old) if old else (os.urandom(8).hex(), base64.b64encode(os.urandom(32)).decode())
+        keys.write("INSERT INTO hotel_backup_keys (hotel_id, kid, key, created_at) VALUES (?, ?, ?, ?)"
+                   " ON CONFLICT (hotel_id) DO NOTHING", [[hotel_id, *made, now]])
+        row = keys.conn.execute(read, [hotel_id]).fetchone()
+        if old:
+            with storage.secure_delete(db), storage.transaction(db):
+                db.execute("DELETE FROM hotel_backup_keys WHERE hotel_id = ?", [hotel_id])
+            storage.checkpoint(db)  # no copy of it left in the write-ahead log
     return row[0], base64.b64decode(row[1])
 
 

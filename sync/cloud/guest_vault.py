@@ -64,6 +64,11 @@ _SCHEMA = [
     )""",
     # the ids of keys destroyed (random, naming nobody): how a connection's cache forgets them
     """CREATE TABLE IF NOT EXISTS destroyed_keys (seq INTEGER PRIMARY KEY AUTOINCREMENT, kid TEXT NOT NULL)""",
+    # each hotel's backup key, which kiosks wrap their backups' guest keys under (written by
+    # sync/cloud/backup_keys.py; an earlier version kept it in the cloud's database)
+    """CREATE TABLE IF NOT EXISTS hotel_backup_keys (
+        hotel_id TEXT PRIMARY KEY, kid TEXT NOT NULL, key TEXT NOT NULL, created_at REAL NOT NULL
+    )""",
 ]
 
 

@@ -38,6 +38,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from json.encoder import encode_basestring_ascii as _encode_string  # json.dumps' own quoting (C)
 from pathlib import Path
@@ -49,6 +50,8 @@ from kiosk import erased, guest_keys
 from kiosk.files import fsync_dir
 
 FILENAME = "guest-keys.db"
+#: how long a connection trusts that a subject has no key (:attr:`Keys.absent`)
+ABSENT_SECONDS = 5.0
 #: the change log's entity types that hold a guest's fields (:func:`seal_change`)
 SEALED_CHANGES = frozenset({"reservation", "ticket"})
 #: a sealed string inside a JSON text (base64url body; nothing to unescape)
@@ -87,6 +90,10 @@ class Keys:
             self.conn.execute(sql)
         self.ciphers: dict[str, AESGCM | None] = {}
         self.kids: dict[tuple[str, str], str] = {}
+        #: (hotel, subject) found to have no key, and when: staff who open tickets are asked
+        #: about at every push; a key made since by another process is seen within
+        #: :data:`ABSENT_SECONDS`, or at once when this connection sees the vault change
+        self.absent: dict[tuple[str, str], float] = {}
         self.version = self.conn.execute("PRAGMA data_version").fetchone()[0]
         self.seen = self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM destroyed_keys").fetchone()[0]
 
@@ -96,6 +103,7 @@ class Keys:
         if v == self.version:
             return
         self.version = v
+        self.absent.clear()
         for seq, kid in self.conn.execute("SELECT seq, kid FROM destroyed_keys WHERE seq > ? ORDER BY seq",
                                           [self.seen]).fetchall():
             self.seen = seq
@@ -121,10 +129,15 @@ class Keys:
         kid = self.kids.get((hotel_id, subject))
         if kid is not None and self.ciphers.get(kid) is not None:
             return kid, self.ciphers[kid]
+        since = self.absent.get((hotel_id, subject))
+        if since is not None and time.monotonic() - since < ABSENT_SECONDS:
+            return None
         row = self.conn.execute("SELECT kid, key FROM guest_keys WHERE hotel_id = ? AND subject = ?",
                                 [hotel_id, subject]).fetchone()
         if row is None:
+            self.absent[(hotel_id, subject)] = time.monotonic()
             return None
+        self.absent.pop((hotel_id, subject), None)
         self.ciphers[row[0]] = cipher = AESGCM(bytes(row[1]))
         self.kids[(hotel_id, subject)] = row[0]
         return row[0], cipher
@@ -140,6 +153,7 @@ class Keys:
                     f" ({', '.join('?' * len(chunk))})", [hotel_id, *chunk]):
                 self.ciphers[kid] = AESGCM(bytes(key))
                 self.kids[(hotel_id, subject)] = kid
+                self.absent.pop((hotel_id, subject), None)
                 found.add(subject)
         return found
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -266,15 +267,22 @@ def multi_row(sql: str, rows: list[list]) -> list[tuple[str, list]] | None:
             return None
         if len({tuple(r[i] for i in where) for r in rows}) != len(rows):
             return None
-    parts = group.split("?")
     per = max(1, MULTI_ROW_PARAMS // width)
     out = []
     for i in range(0, len(rows), per):
         chunk = rows[i:i + per]
-        groups = ["".join(p + (f"${j * width + k + 1}" if k < width else "") for k, p in enumerate(parts))
-                  for j in range(len(chunk))]
-        out.append((head + ", ".join(groups) + tail, [v for r in chunk for v in r]))
+        out.append((head + _values(group, len(chunk)) + tail, [v for r in chunk for v in r]))
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _values(group: str, n: int) -> str:
+    """``n`` copies of the row ``group`` (``(?, ?, …)``) with ``$1…`` numbered on: the same
+    statements come back push after push, so each text is built once."""
+    parts = group.split("?")
+    width = len(parts) - 1
+    return ", ".join("".join(p + (f"${j * width + k + 1}" if k < width else "") for k, p in enumerate(parts))
+                     for j in range(n))
 
 
 def to_pg(sql: str) -> str:

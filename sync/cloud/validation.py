@@ -189,12 +189,24 @@ def payload(model: type[BaseModel], e: Entry, id_field: str) -> Any:
 
 #: U+0000 (PostgreSQL refuses it in text) and the UTF-16 surrogates (no UTF-8 encodes a lone one)
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+#: the same characters as ``json.dumps`` (ASCII) escapes them
+_ESCAPED = re.compile(r"\\u(?:0000|d[89a-f][0-9a-f]{2})", re.I)
 
 
 def unstorable(value: Any, where: str = "") -> str | None:
     """Where in ``value`` (a parsed JSON document) a string holds a NUL or a lone surrogate, or
     None.  Such text cannot be stored (PostgreSQL refuses U+0000; a lone surrogate has no
-    UTF-8), so an entry holding one is refused before any of it reaches the database."""
+    UTF-8), so an entry holding one is refused before any of it reaches the database.
+
+    First the whole document is looked at once as JSON text (the C encoder writes both as
+    ``\\u0000`` / ``\\udXXX`` escapes, so one regex search finds any); only a document that holds
+    one is walked, to say where."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = None
+    if text is not None and not _ESCAPED.search(text):
+        return None
     stack = [(where, value)]
     while stack:
         at, v = stack.pop()

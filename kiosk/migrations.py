@@ -5,6 +5,17 @@ Each entry is applied once, in order, in its own transaction, and bumps
 Every table that holds property data carries ``hotel_id``.
 """
 
+#: the table of guests' data keys (kiosk/guest_keys.py); the cloud's key file has the same
+#: (sync/cloud/guest_vault.py)
+GUEST_KEYS = """CREATE TABLE guest_keys (
+            kid TEXT PRIMARY KEY,
+            hotel_id TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            key BLOB NOT NULL,
+            created_at REAL NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS REAL)),
+            UNIQUE (hotel_id, subject)
+        )"""
+
 MIGRATIONS: list[list[str]] = [
     # 1: tokens, sessions, workflows, audit, outbox, hybrid logical clock
     [
@@ -471,14 +482,7 @@ MIGRATIONS: list[list[str]] = [
     # key (held upstream), and an erasure deletes one.  The row ('', '') is the blind index's
     # key (a request's content terms); a row (hotel, '') is that hotel's backup key
     [
-        """CREATE TABLE guest_keys (
-            kid TEXT PRIMARY KEY,
-            hotel_id TEXT NOT NULL,
-            subject TEXT NOT NULL,
-            key BLOB NOT NULL,
-            created_at REAL NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS REAL)),
-            UNIQUE (hotel_id, subject)
-        )""",
+        GUEST_KEYS,
         # a restored backup's guest keys, wrapped under the hotel's backup key (its upstream
         # holds it): unwrapped by the agent once it has the key, erased guests' left out
         """CREATE TABLE guest_keys_wrapped (

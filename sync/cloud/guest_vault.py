@@ -46,7 +46,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from kiosk import erased, guest_keys
+from kiosk import erased, guest_keys, migrations
 from kiosk.files import fsync_dir
 
 FILENAME = "guest-keys.db"
@@ -57,14 +57,7 @@ SEALED_CHANGES = frozenset({"reservation", "ticket"})
 #: a sealed string inside a JSON text (base64url body; nothing to unescape)
 _EMBEDDED = re.compile(r'"(pii1\.[nct]\.[0-9a-f]+\.[A-Za-z0-9_=-]+)"')
 _SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS guest_keys (
-        kid TEXT PRIMARY KEY,
-        hotel_id TEXT NOT NULL,
-        subject TEXT NOT NULL,
-        key BLOB NOT NULL,
-        created_at REAL NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS REAL)),
-        UNIQUE (hotel_id, subject)
-    )""",
+    migrations.GUEST_KEYS.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1),  # a kiosk's table
     # the ids of keys destroyed (random, naming nobody): how a connection's cache forgets them
     """CREATE TABLE IF NOT EXISTS destroyed_keys (seq INTEGER PRIMARY KEY AUTOINCREMENT, kid TEXT NOT NULL)""",
     # each hotel's backup key, which kiosks wrap their backups' guest keys under (written by

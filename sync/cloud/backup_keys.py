@@ -46,8 +46,9 @@ def _in_vault(db, keys, hotel_id: str, now: float) -> tuple[str, bytes]:
     if row is None:
         old = db.execute(read, [hotel_id]).fetchone()  # an earlier version kept it in the database
         made = tuple(old) if old else (os.urandom(8).hex(), base64.b64encode(os.urandom(32)).decode())
-        keys.write("INSERT INTO hotel_backup_keys (hotel_id, kid, key, created_at) VALUES (?, ?, ?, ?)"
-                   " ON CONFLICT (hotel_id) DO NOTHING", [[hotel_id, *made, now]])
+        with keys.transaction() as conn:
+            conn.execute("INSERT INTO hotel_backup_keys (hotel_id, kid, key, created_at) VALUES (?, ?, ?, ?)"
+                         " ON CONFLICT (hotel_id) DO NOTHING", [hotel_id, *made, now])
         row = keys.conn.execute(read, [hotel_id]).fetchone()
         if old:
             with storage.secure_delete(db), storage.transaction(db):

@@ -107,13 +107,17 @@ class Keys:
         for k in [k for k, v in self.kids.items() if v == kid]:
             del self.kids[k]
 
+    def _keep(self, kid: str, hotel_id: str, subject: str, key: bytes) -> AESGCM:
+        """A key read from the file, into the cache."""
+        self.ciphers[kid] = cipher = AESGCM(bytes(key))
+        self.kids[(hotel_id, subject)] = kid
+        self.absent.pop((hotel_id, subject), None)
+        return cipher
+
     def cipher(self, kid: str) -> AESGCM | None:
-        if kid in self.ciphers:
-            return self.ciphers[kid]
-        row = self.conn.execute("SELECT key, hotel_id, subject FROM guest_keys WHERE kid = ?", [kid]).fetchone()
-        self.ciphers[kid] = AESGCM(bytes(row[0])) if row else None
-        if row:
-            self.kids[(row[1], row[2])] = kid
+        if kid not in self.ciphers:
+            row = self.conn.execute("SELECT hotel_id, subject, key FROM guest_keys WHERE kid = ?", [kid]).fetchone()
+            self.ciphers[kid] = self._keep(kid, *row) if row else None
         return self.ciphers[kid]
 
     def of(self, hotel_id: str, subject: str) -> tuple[str, AESGCM] | None:
@@ -130,10 +134,7 @@ class Keys:
         if row is None:
             self.absent[(hotel_id, subject)] = time.monotonic()
             return None
-        self.absent.pop((hotel_id, subject), None)
-        self.ciphers[row[0]] = cipher = AESGCM(bytes(row[1]))
-        self.kids[(hotel_id, subject)] = row[0]
-        return row[0], cipher
+        return row[0], self._keep(row[0], hotel_id, subject, row[1])
 
     def load(self, hotel_id: str, subjects: set[str]) -> set[str]:
         """The keys of ``subjects`` into the cache, a query per 500; returns the subjects found."""
@@ -144,21 +145,21 @@ class Keys:
             for kid, subject, key in self.conn.execute(
                     f"SELECT kid, subject, key FROM guest_keys WHERE hotel_id = ? AND subject IN"
                     f" ({', '.join('?' * len(chunk))})", [hotel_id, *chunk]):
-                self.ciphers[kid] = AESGCM(bytes(key))
-                self.kids[(hotel_id, subject)] = kid
-                self.absent.pop((hotel_id, subject), None)
+                self._keep(kid, hotel_id, subject, key)
                 found.add(subject)
         return found
 
-    def write(self, sql: str, rows: list) -> None:
-        """``sql`` for each of ``rows`` in one short transaction of the vault."""
+    @contextlib.contextmanager
+    def transaction(self):
+        """One short write transaction of the vault (committed at the end, rolled back on an
+        exception)."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            self.conn.executemany(sql, rows)
-            self.conn.execute("COMMIT")
+            yield self.conn
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+        self.conn.execute("COMMIT")
 
 
 class Vault:
@@ -217,8 +218,9 @@ def ensure(db, hotel_id: str, subjects: Iterable[str]) -> None:
     missing = sorted(wanted - have - _erased(db, hotel_id, wanted - have))
     if not missing:
         return
-    keys.write("INSERT OR IGNORE INTO guest_keys (kid, hotel_id, subject, key) VALUES (?, ?, ?, ?)",
-               [(os.urandom(8).hex(), hotel_id, s, AESGCM.generate_key(bit_length=256)) for s in missing])
+    with keys.transaction() as conn:
+        conn.executemany("INSERT OR IGNORE INTO guest_keys (kid, hotel_id, subject, key) VALUES (?, ?, ?, ?)",
+                         [(os.urandom(8).hex(), hotel_id, s, AESGCM.generate_key(bit_length=256)) for s in missing])
     keys.load(hotel_id, set(missing))
 
 
@@ -337,14 +339,9 @@ def destroy(db, hotel_id: str, subject: str) -> int:
                             [hotel_id, subject]).fetchone()
     if row is None:
         return 0
-    keys.conn.execute("BEGIN IMMEDIATE")
-    try:
-        keys.conn.execute("DELETE FROM guest_keys WHERE kid = ?", [row[0]])
-        keys.conn.execute("INSERT INTO destroyed_keys (kid) VALUES (?)", [row[0]])
-        keys.conn.execute("COMMIT")
-    except BaseException:
-        keys.conn.execute("ROLLBACK")
-        raise
+    with keys.transaction() as conn:
+        conn.execute("DELETE FROM guest_keys WHERE kid = ?", [row[0]])
+        conn.execute("INSERT INTO destroyed_keys (kid) VALUES (?)", [row[0]])
     keys._forget(row[0])
     with contextlib.suppress(sqlite3.OperationalError):
         keys.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -53,6 +53,7 @@ from . import (
     guest_retention,
     guest_sealing,
     keys,
+    planner_stats,
     pms_links,
     pms_outbox,
     quota,
@@ -294,6 +295,8 @@ def serve(host, port, threads, log_level, max_clock_skew, workers, retention_, p
     from .relay import Relay
 
     relay = Relay(app.config["CLOUD_STORAGE"], root, SystemClock())
+    if st.processes != 1:  # PostgreSQL: the planner's statistics follow young tables (planner_stats.py)
+        planner_stats.Keeper(st.connect, SystemClock()).start()
     relay.start()  # a hub (`kiosk-cloud link`): its kiosks' entries up, the chain's changes down
     log.info("serving", extra={"host": host, "port": server.effective_port, "dataDir": str(root)})
     # until SIGTERM / Ctrl-C (any mix): the handlers only record the signal (kiosk.cliutil)

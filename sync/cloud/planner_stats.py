@@ -1,0 +1,78 @@
+"""PostgreSQL's planner statistics kept up with tables that are still growing fast.
+
+PostgreSQL plans a query from what ``ANALYZE`` last saw of each table.  Until autovacuum
+first analyzes a table (it looks once a minute, ``autovacuum_naptime``), the planner knows
+its size but nothing of its columns: it takes ``hotel_id = …`` for a rare value, reads
+every row of the hotel through that index and filters them.  A push then costs more with
+every ticket the hotel already has (bench/README.md measured it: the rows a push read
+grew by 400 with each push of 100).  A young chain cloud, or one whose hotels have just
+been imported, is in that state for its first minutes.
+
+:func:`refresh` analyzes every table of the cloud that has changed by more than half
+again its size at the last analysis (and by at least :data:`MIN_CHANGED` rows) since then,
+so plans follow a table while it grows and nothing is done once it is settled (that is
+autovacuum's part).  ``kiosk-cloud serve`` on PostgreSQL runs it every :data:`EVERY`
+seconds (:class:`Keeper`), one worker at a time (an advisory lock); ``ANALYZE`` samples
+at most 30,000 rows whatever the size, and takes no lock that holds up reads or writes.
+SQLite: nothing to do (its plans do not depend on statistics for these queries).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from . import storage
+from .retention import Periodic
+
+log = logging.getLogger("kiosk.cloud.planner_stats")
+
+EVERY = 5.0
+#: rows a table must have changed by before it is analyzed again
+MIN_CHANGED = 500
+#: ... and the share of its rows at the last analysis (1.0: it doubled)
+GROWTH = 0.5
+#: the advisory lock one worker holds while it analyzes (several workers run the keeper)
+LOCK = 727275
+
+_DUE = ("SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid"
+        " WHERE s.schemaname = current_schema() AND s.n_mod_since_analyze >= ? + ? * greatest(c.reltuples, 0)"
+        " ORDER BY s.relname")
+
+
+def due(db, min_changed: int = MIN_CHANGED, growth: float = GROWTH) -> list[str]:
+    """The tables whose planner statistics are behind what they hold."""
+    return [r[0] for r in db.execute(_DUE, [min_changed, growth]).fetchall()]
+
+
+def refresh(db, now: float | None = None) -> list[str]:
+    """``ANALYZE`` each table that is :func:`due`; the tables analyzed.  Nothing on SQLite,
+    and nothing while another worker is at it.  A table another session holds a conflicting
+    lock on (a ``VACUUM``, an ``ANALYZE`` of autovacuum's) is left for the next pass."""
+    if storage.backend(db) is storage.SqliteStorage:
+        return []
+    if not db.execute("SELECT pg_try_advisory_lock(?)", [LOCK]).fetchone()[0]:
+        return []
+    done = []
+    try:
+        db.execute("SET lock_timeout = '200ms'")
+        for table in due(db):
+            try:
+                db.execute("ANALYZE " + _quoted(table))
+                done.append(table)
+            except Exception as e:  # lock_timeout, a table dropped meanwhile: the next pass
+                log.info("analyze skipped", extra={"table": table, "reason": str(e).splitlines()[0][:200]})
+    finally:
+        db.execute("RESET lock_timeout")
+        db.execute("SELECT pg_advisory_unlock(?)", [LOCK])
+    return done
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class Keeper(Periodic):
+    """``kiosk-cloud serve``'s thread that keeps the planner's statistics up (:func:`refresh`)."""
+
+    def __init__(self, connect, clock, every: float = EVERY):
+        super().__init__("planner-stats", connect, clock, every, refresh)

@@ -1,0 +1,103 @@
+"""The cloud keeps PostgreSQL's planner statistics up with tables that are still growing
+(sync/cloud/planner_stats.py): a push then reads what it needs, not every row its hotel has."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from sync.cloud import apply, devices, planner_stats, storage
+
+NOW = 1_800_000_000.0
+HOTELS = [f"h{i}" for i in range(8)]
+
+
+def entry(hotel: str, n: int) -> dict:
+    tid = f"T-{hotel}-{n}"
+    return {"key": f"{hotel}-{n}", "hotelId": hotel, "kind": "ticket.created", "entityType": "ticket",
+            "entityId": tid, "hlc": f"{int(NOW * 1000):015d}-{n % 100000:05d}-k{hotel}", "createdAt": NOW,
+            "payload": {"ticketId": tid, "type": "housekeeping", "title": f"towels {n}", "description": "",
+                        "roomNumber": str(100 + n % 300), "priority": "normal", "queue": "housekeeping",
+                        "status": "received", "fingerprint": f"{hotel}n{n}".ljust(20, "x")[:20],
+                        "createdAt": "2026-12-01T10:00:00.000Z", "createdBy": "s-1"}}
+
+
+@pytest.fixture()
+def cloud(pg, tmp_path):
+    url = pg.new_database(f"stats_{tmp_path.name[-20:].replace('-', '_')}".lower())
+    st = storage.open_storage(tmp_path, url)
+    st.prepare()
+    db = st.connect()
+    for h in HOTELS:
+        devices.add_device(db, f"k-{h}", [h], NOW)
+    watcher = psycopg.connect(url, autocommit=True)
+    yield st, db, watcher
+    watcher.close()
+    st.close()
+
+
+def rows_read(db, watcher) -> int:
+    """Rows the tickets and the change log have given to scans so far (the push's connection's
+    counts flushed first)."""
+    db.execute("SELECT pg_stat_force_next_flush()")
+    return watcher.execute("SELECT coalesce(sum(coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)), 0)"
+                           " FROM pg_stat_user_tables WHERE relname IN ('tickets', 'changes')").fetchone()[0]
+
+
+def push_rounds(db, watcher, rounds: int, start: int, keep: bool) -> list[int]:
+    """Each hotel pushes 100 new tickets a round; the rows read by hotel h0's push of each round."""
+    read = []
+    for r in range(start, start + rounds):
+        for h in HOTELS:
+            before = rows_read(db, watcher) if h == "h0" else None
+            apply.apply_push(db, devices.Device(f"k-{h}", (h,)), [entry(h, r * 100 + i) for i in range(100)], NOW)
+            if before is not None:
+                read.append(rows_read(db, watcher) - before)
+        if keep:
+            planner_stats.refresh(db)
+    return read
+
+
+def test_a_push_reads_as_many_rows_with_a_large_hotel_as_with_a_small_one(cloud):
+    _st, db, watcher = cloud
+    early = push_rounds(db, watcher, 2, 0, keep=True)
+    push_rounds(db, watcher, 6, 2, keep=True)  # each hotel grows to 800 tickets and their changes
+    late = push_rounds(db, watcher, 2, 8, keep=True)
+    assert max(late) <= max(early) + 100, (early, late)
+
+
+def test_without_fresh_statistics_a_push_reads_its_hotels_every_row(cloud):
+    """The control: the same pushes with no ANALYZE read more the more the hotel holds."""
+    _st, db, watcher = cloud
+    early = push_rounds(db, watcher, 2, 0, keep=False)
+    push_rounds(db, watcher, 6, 2, keep=False)
+    late = push_rounds(db, watcher, 2, 8, keep=False)
+    assert min(late) >= max(early) + 1000, (early, late)
+
+
+def test_refresh_analyzes_what_grew_and_then_nothing(cloud):
+    _st, db, watcher = cloud
+    push_rounds(db, watcher, 1, 0, keep=False)  # 800 tickets, 800 changes, 800 remembered answers
+    db.execute("SELECT pg_stat_force_next_flush()")
+    assert {"tickets", "changes", "applied_entries"} <= set(planner_stats.due(db))
+    done = planner_stats.refresh(db)
+    assert {"tickets", "changes", "applied_entries"} <= set(done)
+    assert watcher.execute("SELECT reltuples FROM pg_class WHERE relname = 'tickets'").fetchone()[0] == 800
+    db.execute("SELECT pg_stat_force_next_flush()")
+    assert planner_stats.refresh(db) == []
+
+
+def test_one_worker_at_a_time(cloud):
+    st, db, watcher = cloud
+    push_rounds(db, watcher, 1, 0, keep=False)
+    db.execute("SELECT pg_stat_force_next_flush()")
+    watcher.execute("SELECT pg_advisory_lock(%s)", [planner_stats.LOCK])  # another worker is at it
+    assert planner_stats.refresh(db) == []
+    watcher.execute("SELECT pg_advisory_unlock(%s)", [planner_stats.LOCK])
+    assert "tickets" in planner_stats.refresh(db)
+
+
+def test_sqlite_has_nothing_to_do(tmp_path):
+    st = storage.open_storage(tmp_path)
+    st.prepare()
+    assert planner_stats.refresh(st.connect()) == []

@@ -43,13 +43,19 @@ def run(*args: str, env: dict | None = None, check: bool = True, timeout: float 
 MIN_DEADLINE_SECONDS = 180.0
 
 
-def wait_http(url: str, timeout: float = 15.0) -> None:
+def wait_http(url: str, timeout: float = 15.0, proc: Proc | None = None) -> None:
+    """Until ``url`` answers; with the ``proc`` that serves it, an AssertionError with the end of
+    its log as soon as it has exited (not the whole deadline later)."""
     deadline = time.monotonic() + max(timeout, MIN_DEADLINE_SECONDS)
     while time.monotonic() < deadline:
         try:
             requests.get(url, timeout=0.5)
             return
         except requests.RequestException:
+            if proc is not None and proc.p is not None and proc.p.poll() is not None:
+                tail = proc.log.read_text(errors="replace")[-3000:] if proc.log.exists() else ""
+                raise AssertionError(f"{url}: {proc.args[:2]} exited {proc.p.returncode} before it answered;"
+                                     f" the end of its log:\n{tail}") from None
             time.sleep(0.05)
     raise AssertionError(f"{url} did not come up")
 
@@ -115,7 +121,8 @@ class Cloud:
         if self.workers > 1:
             args += ["--workers", str(self.workers)]
         self.proc = Proc(args, self.dir.parent / "cloud.log", env={**self.env, **(env or {})}).start()
-        wait_http(self.url + "/healthz")  # no credential needed (/sync/v1/health logs "bad credential")
+        # no credential needed (/sync/v1/health logs "bad credential")
+        wait_http(self.url + "/healthz", proc=self.proc)
         return self
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
@@ -171,7 +178,7 @@ class Kiosk:
     def serve(self) -> Kiosk:
         self.server = Proc(["kiosk", "serve", "--port", str(self.port)], self.dir.parent / f"{self.name}.log",
                            env=self.env, wrap=self.wrap).start()
-        wait_http(self.url + "/healthz")
+        wait_http(self.url + "/healthz", proc=self.server)
         return self
 
     def link(self, cloud_url: str, credential: str) -> None:

@@ -51,17 +51,19 @@ _SUPERSEDED_BY_NEWER = (
     "DELETE FROM changes WHERE hotel_id = ? AND seq < ? AND (entity_type, entity_id) IN"
     " (SELECT entity_type, entity_id FROM changes WHERE hotel_id = ? AND seq >= ?)")
 #: (db, changes recorded on it and not yet written) while a push is applied set-wise (:func:`deferred`)
-_held: contextvars.ContextVar[tuple[Any, list] | None] = contextvars.ContextVar("changelog_held", default=None)
+_held: contextvars.ContextVar[tuple[Any, list, set] | None] = contextvars.ContextVar("changelog_held", default=None)
 
 
 def record(db, *, hotel_id: str, entity_type: str, entity_id: str, data: dict | None, hlc_stamp: str,
-           now: float, op: str = "upsert") -> None:
+           now: float, op: str = "upsert", new: bool = False) -> None:
     """Append one change; call inside the transaction that made it.
 
     Its sequence number comes from the hotel's counter row, taken in this transaction: on
     PostgreSQL the row stays locked until commit, so changes of one hotel commit in
     sequence order and a pull never passes over one that is still in flight.  Inside
-    :func:`deferred` the change is held and written with the others at its end."""
+    :func:`deferred` the change is held and written with the others at its end.  ``new``:
+    the entity was made in this transaction (a ticket whose id was checked absent, a new
+    conflict record), so no older change of it can be in the log to supersede."""
     if data is not None and entity_type in guest_vault.SEALED_CHANGES:
         data = guest_vault.seal_change(db, hotel_id, entity_type, entity_id, data)
     row = [hotel_id, entity_type, entity_id, op,
@@ -69,6 +71,8 @@ def record(db, *, hotel_id: str, entity_type: str, entity_id: str, data: dict | 
     held = _held.get()
     if held is not None and held[0] is db:
         held[1].append(row)
+        if not new:
+            held[2].add(hotel_id)
         return
     seq = db.execute("INSERT INTO hotel_seq (hotel_id, seq) VALUES (?, 1) ON CONFLICT (hotel_id)"
                      " DO UPDATE SET seq = hotel_seq.seq + 1 RETURNING seq", [hotel_id]).fetchone()[0]
@@ -84,7 +88,7 @@ def deferred(db) -> Iterator[None]:
     ``executemany`` instead of two statements a change.  Numbers follow the order of the
     calls, as without it.  Anything that reads the log flushes first.  On an exception the
     held changes are dropped (the caller's transaction is rolled back)."""
-    token = _held.set((db, []))
+    token = _held.set((db, [], set()))  # the changes, the hotels of those that may supersede older ones
     try:
         yield
         flush(db)
@@ -111,8 +115,9 @@ def flush(db) -> None:
     held = _held.get()
     if held is None or held[0] is not db or not held[1]:
         return
-    rows, by_hotel = held[1][:], {}
+    rows, by_hotel, superseding = held[1][:], {}, set(held[2])
     del held[1][:]
+    held[2].clear()
     for row in rows:
         by_hotel.setdefault(row[0], []).append(row)
     numbered, firsts = [], []
@@ -127,7 +132,8 @@ def flush(db) -> None:
         firsts.append((hotel_id, first))
     db.conn.executemany(_INSERT, numbered)
     for hotel_id, first in firsts:  # what the rows just written supersede: one statement a hotel
-        db.conn.execute(_SUPERSEDED_BY_NEWER, [hotel_id, first, hotel_id, first])
+        if hotel_id in superseding:  # (none when every change is of an entity made just now)
+            db.conn.execute(_SUPERSEDED_BY_NEWER, [hotel_id, first, hotel_id, first])
 
 
 def latest(db, hotel_id: str, entity_type: str, entity_id: str) -> tuple[str, dict | None] | None:
@@ -179,7 +185,7 @@ def conflict(db, hotel_id: str, c, entry_key: str | None, now: float, device_id:
          json.dumps(c.current), device_id, entry_key, now]).fetchone()[0]
     out = c.to_json() | {"conflictId": conflict_id}
     record(db, hotel_id=hotel_id, entity_type="conflict", entity_id=str(conflict_id), data=out,
-           hlc_stamp=str(c.incoming.get("hlc") or ""), now=now)
+           hlc_stamp=str(c.incoming.get("hlc") or ""), now=now, new=True)  # ids are never used again
     return out
 
 

@@ -285,9 +285,14 @@ def _values(group: str, n: int) -> str:
                      for j in range(n))
 
 
+@functools.lru_cache(maxsize=2048)
 def to_pg(sql: str) -> str:
-    """``?`` placeholders to psycopg's ``%s`` (a literal ``%`` doubled first)."""
-    return _PLACEHOLDER.sub("%s", sql.replace("%", "%%"))
+    """``?`` placeholders to PostgreSQL's own ``$1``, ``$2``…, which psycopg's ``RawCursor``
+    sends as they are.  Each text is converted once: psycopg parses a query for its ``%s``
+    at every execution once it has more than 50 parameters (a push's ``IN (…)`` lists have
+    hundreds), and that parse was a millisecond of each push."""
+    n = iter(range(1, sql.count("?") + 1))
+    return _PLACEHOLDER.sub(lambda _m: f"${next(n)}", sql)
 
 
 class PgCursor:
@@ -320,6 +325,12 @@ class PgCursor:
         return self._cur.description
 
 
+def _raw_cursor(conn):
+    from psycopg import RawCursor  # imported with the pool: a SQLite cloud needs no psycopg
+
+    return RawCursor(conn)
+
+
 class PgDatabase:
     """A pooled PostgreSQL connection with the surface the cloud's modules use."""
 
@@ -332,7 +343,7 @@ class PgDatabase:
         self.vault = vault
 
     def execute(self, sql: str, params: Any = ()) -> PgCursor:
-        cur = self.raw.cursor()
+        cur = _raw_cursor(self.raw)
         cur.execute(to_pg(sql), list(params) if params else None)
         return PgCursor(cur, self.vault)
 
@@ -344,18 +355,15 @@ class PgDatabase:
         UPDATE`` whose rows name one key twice, goes row by row."""
         rows = [list(p) for p in seq]
         batched = multi_row(sql, rows)
-        if batched is None:
-            with self.raw.cursor() as cur:
+        with _raw_cursor(self.raw) as cur:  # $n placeholders, sent as they are (no client-side parse)
+            if batched is None:
                 cur.executemany(to_pg(sql), rows)
-            return
-        from psycopg import RawCursor  # imported with the pool: a SQLite cloud needs no psycopg
-
-        with RawCursor(self.raw) as cur:  # $n placeholders, sent as they are (no client-side parse)
+                return
             for text, params in batched:
                 cur.execute(text, params)
 
     def query(self, sql: str, params: Any = ()) -> Iterator[dict]:
-        cur = self.raw.cursor()
+        cur = _raw_cursor(self.raw)
         cur.execute(to_pg(sql), list(params) if params else None)
         if cur.description is None:
             return iter(())
@@ -379,7 +387,7 @@ class PostgresStorage(CloudStorage):
     the ``schema_version`` table."""
 
     dialect = "postgresql"
-    paramstyle = "qmark"  # written so; PgDatabase.execute says it as psycopg's %s (to_pg)
+    paramstyle = "qmark"  # written so; PgDatabase.execute says it as PostgreSQL's $1… (to_pg)
     column_types = schema.POSTGRES_TYPES
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 16, data_dir: str | Path | None = None):

@@ -51,7 +51,7 @@ def create(db, e: Entry, now: float) -> list[dict]:
     db.execute(f"INSERT INTO tickets ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                list(row.values()))
     changelog.record(db, hotel_id=e.hotelId, entity_type="ticket", entity_id=p.ticketId,
-                     data=snapshot(row), hlc_stamp=e.hlc, now=now)
+                     data=snapshot(row), hlc_stamp=e.hlc, now=now, new=True)  # (tickets are never deleted)
     if twin is None:
         return []
     return [changelog.conflict(db, e.hotelId, _merged(p, e, twin), e.key, now)]
@@ -105,7 +105,7 @@ def create_many(db, es: list[Entry], now: float) -> list:
                             [[row[c] for c in cols] for _, _, _, row, _ in made])
     for i, e, p, row, twin in made:
         changelog.record(db, hotel_id=e.hotelId, entity_type="ticket", entity_id=p.ticketId,
-                         data=snapshot(row), hlc_stamp=e.hlc, now=now)
+                         data=snapshot(row), hlc_stamp=e.hlc, now=now, new=True)
         out[i] = [] if twin is None else [changelog.conflict(db, e.hotelId, _merged(p, e, twin), e.key, now)]
     return out
 

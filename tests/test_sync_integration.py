@@ -21,7 +21,9 @@ from kiosk import config as config_mod
 from kiosk import tickets, workorders
 from kiosk.instance import Instance
 
-SIGKILL_CYCLES = int(os.environ.get("SIGKILL_CYCLES", "50"))
+#: agent runs killed with SIGKILL: a short run in CI, a long one with ``-m slow``
+SIGKILL_CYCLES = int(os.environ.get("SIGKILL_CYCLES", "15"))
+SIGKILL_LONG_CYCLES = int(os.environ.get("SIGKILL_LONG_CYCLES", "200"))
 
 # every test here runs against the cloud on SQLite and on PostgreSQL (tests/conftest.py)
 pytestmark = pytest.mark.usefixtures("cloud_backend")
@@ -120,15 +122,25 @@ def wait_until_due(db) -> None:
     wait_for(lambda: time.time() > due, timeout=120, interval=0.02, what="the backoff to pass")
 
 
-@pytest.mark.timeout(1800)  # 50 agent starts: minutes on a loaded machine
+@pytest.mark.timeout(1800)  # agent starts: a minute on a loaded machine
 def test_agent_sigkilled_at_random_moments_loses_nothing_and_applies_nothing_twice(env):
+    sigkilled_at_random_moments(env, SIGKILL_CYCLES, seed=20261124)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(4 * 3600)
+def test_agent_sigkilled_at_random_moments_long_run(env):
+    sigkilled_at_random_moments(env, SIGKILL_LONG_CYCLES, seed=int(os.environ.get("SIGKILL_SEED", "20261207")))
+
+
+def sigkilled_at_random_moments(env, cycles: int, seed: int) -> None:
     cloud, k, cred = env(agent_env={"KIOSK__AGENT__BATCH_SIZE": "5"})
     k.link(cloud.url, cred)
     fill_backlog(k, n_tickets=600, n_wo=60)
     db = local(k).db()
-    rng = random.Random(20261124)
+    rng = random.Random(seed)
     delivered = []
-    for cycle in range(SIGKILL_CYCLES):
+    for cycle in range(cycles):
         if pending(db) < 100:  # keep work for every cycle, however many batches the last ones pushed
             fill_backlog(k, n_tickets=300, n_wo=0, prefix=f"c{cycle}-")
         before = pending(db)
@@ -140,7 +152,7 @@ def test_agent_sigkilled_at_random_moments_loses_nothing_and_applies_nothing_twi
         time.sleep(rng.uniform(0, 0.05))
         assert agent.kill(signal.SIGKILL) == -signal.SIGKILL
         delivered.append(before - pending(db))
-    assert len(delivered) == SIGKILL_CYCLES and min(delivered) > 0  # every run delivered, then was killed
+    assert len(delivered) == cycles and min(delivered) > 0  # every run delivered, then was killed
     out = json.loads(k.cli("kiosk-agent", "sync", "--once").stdout)
     assert out["error"] is None and out["rejected"] == 0
     st = k.status()

@@ -101,3 +101,25 @@ def test_sqlite_has_nothing_to_do(tmp_path):
     st = storage.open_storage(tmp_path)
     st.prepare()
     assert planner_stats.refresh(st.connect()) == []
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_serving_cloud_analyzes_a_table_that_grew(pg, tmp_path, workers):
+    """``kiosk-cloud serve`` (one process, and gunicorn's workers) runs the keeper by itself."""
+    from harness import Cloud, wait_for
+
+    url = pg.new_database(f"serve_stats_{workers}")
+    cloud = Cloud(tmp_path, database=url, workers=workers).start()
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("INSERT INTO conflicts (hotel_id, entity_type, entity_id, field, rule, outcome, incoming,"
+                         " current, device_id, entry_key, detected_at) SELECT 'h0', 'ticket', 'T-' || i, NULL,"
+                         " 'r', 'o', '{}', '{}', 'k', 'key-' || i, 0 FROM generate_series(1, 2000) AS i")
+            conn.execute("SELECT pg_stat_force_next_flush()")
+            # last_analyze: an ANALYZE command (autovacuum's own would set last_autoanalyze)
+            wait_for(lambda: conn.execute("SELECT last_analyze FROM pg_stat_user_tables"
+                                          " WHERE relname = 'conflicts'").fetchone()[0],
+                     what="the cloud to analyze the table that grew")
+            assert conn.execute("SELECT reltuples FROM pg_class WHERE relname = 'conflicts'").fetchone()[0] == 2000
+    finally:
+        cloud.stop()

@@ -296,7 +296,7 @@ def serve(host, port, threads, log_level, max_clock_skew, workers, retention_, p
 
     relay = Relay(app.config["CLOUD_STORAGE"], root, SystemClock())
     if st.processes != 1:  # PostgreSQL: the planner's statistics follow young tables (planner_stats.py)
-        planner_stats.Keeper(st.connect, SystemClock()).start()
+        planner_stats.Keeper(st, SystemClock()).start()
     relay.start()  # a hub (`kiosk-cloud link`): its kiosks' entries up, the chain's changes down
     log.info("serving", extra={"host": host, "port": server.effective_port, "dataDir": str(root)})
     # until SIGTERM / Ctrl-C (any mix): the handlers only record the signal (kiosk.cliutil)

@@ -72,7 +72,17 @@ def _quoted(name: str) -> str:
 
 
 class Keeper(Periodic):
-    """``kiosk-cloud serve``'s thread that keeps the planner's statistics up (:func:`refresh`)."""
+    """``kiosk-cloud serve``'s thread that keeps the planner's statistics up (:func:`refresh`),
+    on a connection taken from ``store``'s pool for each pass and given back (a worker's pool
+    is sized for its request threads)."""
 
-    def __init__(self, connect, clock, every: float = EVERY):
-        super().__init__("planner-stats", connect, clock, every, refresh)
+    def __init__(self, store, clock, every: float = EVERY):
+        super().__init__("planner-stats", lambda: store, clock, every, self._pass)
+
+    @staticmethod
+    def _pass(store, now: float) -> None:
+        db = store.acquire()
+        try:
+            refresh(db, now)
+        finally:
+            store.release(db)

@@ -48,7 +48,7 @@ def serve_workers(*, host: str, port: int, workers: int, threads: int, database:
         relay = Relay(app.config["CLOUD_STORAGE"], data_dir, SystemClock())  # a hub: one worker relays (a lease)
         runner.start()
         relay.start()
-        planner_stats.Keeper(app.config["CLOUD_STORAGE"].connect, SystemClock()).start()  # one at a time: a lock
+        planner_stats.Keeper(app.config["CLOUD_STORAGE"], SystemClock()).start()  # one at a time: a lock
         atexit.register(runner.stop)  # a worker's leases given up as it exits
         atexit.register(relay.stop)
         return app

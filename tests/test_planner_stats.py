@@ -38,9 +38,9 @@ def cloud(pg, tmp_path):
 
 
 def without_autovacuum(url: str) -> None:
-    """Autovacuum off for the database's tables: on a server with many test databases it
-    visits each every second or so and could analyze a table first, which would hide what
-    the keeper does, or does not do (only these tests' tables; the server is shared)."""
+    """Autovacuum off for the database's tables: it could analyze a table before the keeper
+    does, which would hide what the keeper does, or does not do (only these tests' tables;
+    the server is shared)."""
     with psycopg.connect(url, autocommit=True) as conn:
         for (table,) in conn.execute("SELECT relname FROM pg_stat_user_tables").fetchall():
             conn.execute(f'ALTER TABLE "{table}" SET (autovacuum_enabled = false)')

@@ -39,6 +39,7 @@ import abc
 import contextlib
 import functools
 import hashlib
+import itertools
 import logging
 import os
 import re
@@ -279,10 +280,13 @@ def multi_row(sql: str, rows: list[list]) -> list[tuple[str, list]] | None:
 def _values(group: str, n: int) -> str:
     """``n`` copies of the row ``group`` (``(?, ?, …)``) with ``$1…`` numbered on: the same
     statements come back push after push, so each text is built once."""
-    parts = group.split("?")
-    width = len(parts) - 1
-    return ", ".join("".join(p + (f"${j * width + k + 1}" if k < width else "") for k, p in enumerate(parts))
-                     for j in range(n))
+    return _numbered(", ".join([group] * n))
+
+
+def _numbered(sql: str) -> str:
+    """Each ``?`` of ``sql`` as ``$1``, ``$2``… in order."""
+    n = itertools.count(1)
+    return _PLACEHOLDER.sub(lambda _m: f"${next(n)}", sql)
 
 
 @functools.lru_cache(maxsize=2048)
@@ -291,8 +295,7 @@ def to_pg(sql: str) -> str:
     sends as they are.  Each text is converted once: psycopg parses a query for its ``%s``
     at every execution once it has more than 50 parameters (a push's ``IN (…)`` lists have
     hundreds), and that parse was a millisecond of each push."""
-    n = iter(range(1, sql.count("?") + 1))
-    return _PLACEHOLDER.sub(lambda _m: f"${next(n)}", sql)
+    return _numbered(sql)
 
 
 class PgCursor:

@@ -39,7 +39,7 @@ from kiosk import hlc
 from kiosk.errors import ValidationError
 from sync import kinds
 
-from . import changelog, pms_outbox, relay_outbox, results, storage, upstream, validation
+from . import changelog, pms_links, pms_outbox, relay_outbox, results, storage, upstream, validation
 from .devices import Device
 from .results import Rejected
 
@@ -67,7 +67,16 @@ def served_hotels(device: Device, entries: list) -> list[str]:
 
 def apply_entries(db, device: Device, entries: list[dict], now: float,
                   max_skew: float = validation.MAX_CLOCK_SKEW_SECONDS) -> list[dict]:
-    """:func:`apply_push` inside the caller's transaction (entries must have valid keys).
+    """:func:`apply_push` inside the caller's transaction (entries must have valid keys)."""
+    return prepare(db, device, entries, now, max_skew).run()
+
+
+def prepare(db, device: Device, entries: list[dict], now: float,
+            max_skew: float = validation.MAX_CLOCK_SKEW_SECONDS) -> _Push:
+    """A push ready to :meth:`~_Push.run`, the reads it starts with sent: its keys' first
+    answers, its hotels' PMS links, whether this cloud is a hub.  Inside
+    :func:`.storage.pipeline` they go in one round trip with whatever the caller reads next
+    (:func:`.pushes.respond`: the Idempotency-Key's answer).
 
     Set-wise where it can be, so a push costs a handful of statements whatever its size: the
     keys' first answers are read in one query, each hotel's clock takes the push's stamps in
@@ -75,25 +84,35 @@ def apply_entries(db, device: Device, entries: list[dict], now: float,
     is applied by it in a few statements, the change log is numbered and written once
     (:func:`.changelog.deferred`), and the answers are remembered in one ``executemany``.
     Every other entry is applied alone in its savepoint, as before."""
-    p = _Push(db, device, now, max_skew)
-    with changelog.deferred(db):
-        out = p.apply(entries)
-        p.finish()
-    return out
+    return _Push(db, device, now, max_skew, entries)
 
 
 class _Push:
-    def __init__(self, db, device: Device, now: float, max_skew: float):
+    def __init__(self, db, device: Device, now: float, max_skew: float, entries: list[dict]):
         self.db, self.device, self.now, self.max_skew = db, device, now, max_skew
-        self.relayed = upstream.get(db) is not None  # a hub: what it applies goes on to the chain's cloud
-        self.links: dict = {}        # the PMS link of each hotel, read once a push
+        self.entries = entries
         self.rows: dict[str, list] = {}  # key -> (hotel, device, answer, device's hotels) of its first answers
         self.remember: list[list] = []
         self.relay: list[dict] = []
+        self.refused = [_refused(device, raw) for raw in entries]
+        self._hub = db.execute(upstream.SELECT)  # a hub: what it applies goes on to the chain's cloud
+        hotels = sorted({raw["hotelId"] for raw, r in zip(entries, self.refused, strict=True) if r is None})
+        self._links = pms_links.select_many(db, hotels)  # the PMS link of each hotel, read once a push
+        self._answers = self._select_answers([raw["key"] for raw, r in zip(entries, self.refused, strict=True)
+                                              if r is None])
+
+    def run(self) -> list[dict]:
+        """One result per entry, in order (in the caller's transaction)."""
+        self.relayed = self._hub.fetchone() is not None
+        self.links = pms_links.fetched(self._links)
+        self._load_answers()
+        with changelog.deferred(self.db):
+            out = self.apply(self.entries)
+            self.finish()
+        return out
 
     def apply(self, entries: list[dict]) -> list[dict]:
-        refused = [_refused(self.device, raw) for raw in entries]
-        self._load_answers([raw["key"] for raw, r in zip(entries, refused, strict=True) if r is None])
+        refused = self.refused
         checked: dict[int, Any] = {}
         for i, raw in enumerate(entries):
             if refused[i] is None:
@@ -143,15 +162,17 @@ class _Push:
 
     # --- the keys' first answers -------------------------------------------------------------
 
-    def _load_answers(self, keys: list[str]) -> None:
-        """The remembered answers of every key of the push, in one query a chunk of 500."""
+    def _select_answers(self, keys: list[str]) -> list:
+        """The remembered answers of every key of the push: one query a chunk of 500, sent."""
         unique = sorted(set(keys))
-        for at in range(0, len(unique), 500):
-            chunk = unique[at:at + 500]
-            for key, row_hotel, row_device, text, hotels in self.db.execute(
-                    "SELECT a.key, a.hotel_id, a.device_id, a.result, d.hotels FROM applied_entries a"
-                    " LEFT JOIN devices d ON d.device_id = a.device_id"
-                    f" WHERE a.key IN ({', '.join('?' * len(chunk))})", chunk).fetchall():
+        return [self.db.execute("SELECT a.key, a.hotel_id, a.device_id, a.result, d.hotels FROM applied_entries a"
+                                " LEFT JOIN devices d ON d.device_id = a.device_id"
+                                f" WHERE a.key IN ({', '.join('?' * len(chunk))})", chunk)
+                for chunk in (unique[at:at + 500] for at in range(0, len(unique), 500))]
+
+    def _load_answers(self) -> None:
+        for cur in self._answers:
+            for key, row_hotel, row_device, text, hotels in cur.fetchall():
                 self.rows.setdefault(key, []).append(
                     (row_hotel, row_device, json.loads(text), None if hotels is None else json.loads(hotels)))
 

@@ -92,7 +92,7 @@ def seen(db, device_id: str, rep: dict, *, kind: str, now: float) -> None:
         same = (row[1], row[3]) == (rep.get("version"), rep.get("dead"))
         if same and last_of_kind is not None and 0 <= now - row[0] < WRITE_EVERY_SECONDS:
             return
-    with storage.transaction(db):
+    with storage.one_statement(db):
         db.execute(f"INSERT INTO device_health (device_id, version, kiosk_clock, clock_offset, pending,"
                    f" oldest_pending_age, dead, last_seen_at, {last_col}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                    f" ON CONFLICT (device_id) DO UPDATE SET version = excluded.version,"

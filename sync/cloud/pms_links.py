@@ -113,6 +113,24 @@ def get(db, hotel_id: str) -> Link | None:
     return Link(*row) if row is not None else None
 
 
+def select_many(db, hotel_ids: list[str]) -> tuple[list[str], list]:
+    """The links of ``hotel_ids``, asked for (one query a chunk of 500): read them with
+    :func:`fetched`, after whatever else is sent in between (inside a pipeline, one round trip)."""
+    return hotel_ids, [db.execute(f"SELECT {', '.join(_COLUMNS)} FROM pms_links WHERE hotel_id IN"
+                                  f" ({', '.join('?' * len(chunk))})", chunk)
+                       for chunk in (hotel_ids[at:at + 500] for at in range(0, len(hotel_ids), 500))]
+
+
+def fetched(asked: tuple[list[str], list]) -> dict[str, Link | None]:
+    """Each hotel :func:`select_many` asked for: its link, or None."""
+    hotel_ids, cursors = asked
+    out: dict[str, Link | None] = dict.fromkeys(hotel_ids)
+    for cur in cursors:
+        for row in cur.fetchall():
+            out[row[0]] = Link(*row)
+    return out
+
+
 def all_links(db) -> list[Link]:
     return [Link(*r) for r in db.execute(f"SELECT {', '.join(_COLUMNS)} FROM pms_links ORDER BY hotel_id")]
 

@@ -14,7 +14,7 @@ import json
 from kiosk.errors import KioskError
 
 from . import storage
-from .apply import apply_entries, served_hotels
+from .apply import prepare, served_hotels
 from .devices import Device
 from .validation import MAX_CLOCK_SKEW_SECONDS
 
@@ -36,12 +36,13 @@ def respond(db, device: Device, entries: list[dict], now: float, idempotency_key
     HTTP 422, as the IETF idempotency-key draft and Stripe answer): applying it as new would
     make the key mean two things."""
     body_digest = digest(entries)
-    with storage.transaction(db):
+    with storage.pipeline(db), storage.transaction(db):
         # PostgreSQL with several workers: one push per hotel at a time (hotels in parallel),
         # so a twin with the same key waits and then finds the first answer, and two kiosks'
         # edits of one entity are judged in one order; only the hotels this device serves
         # (its entries for any other hotel are refused without taking that hotel's lock)
         storage.lock_hotels(db, served_hotels(device, entries))
+        push = prepare(db, device, entries, now, max_skew)  # its first reads sent with the key's
         if idempotency_key:
             row = db.execute("SELECT response, body_sha256 FROM push_requests WHERE device_id = ?"
                              " AND idempotency_key = ?", [device.device_id, idempotency_key]).fetchone()
@@ -53,7 +54,7 @@ def respond(db, device: Device, entries: list[dict], now: float, idempotency_key
                     raise KioskError("this Idempotency-Key was used for a different push; use a new key",
                                      {"field": "Idempotency-Key"}, code="IDEMPOTENCY_KEY_REUSED")
                 return body, True
-        body = {"results": apply_entries(db, device, entries, now, max_skew), "serverTime": now}
+        body = {"results": push.run(), "serverTime": now}
         if idempotency_key and all(r["status"] != "retry" for r in body["results"]):
             db.execute("INSERT INTO push_requests (device_id, idempotency_key, response, at, body_sha256)"
                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT(device_id, idempotency_key) DO UPDATE SET"

@@ -10,8 +10,8 @@ backlog drained after a long outage included (one push is at most 1,000 entries 
 
 The counts live in the database (``push_quota``, one row per device, a fixed window), so
 every worker process and machine of a chain shares them; one small upsert per push,
-in its own short transaction.  Every push counts, refused ones too: a device ignoring
-``Retry-After`` stays refused until its window ends.
+a transaction of its own (on PostgreSQL one round trip).  Every push counts, refused ones
+too: a device ignoring ``Retry-After`` stays refused until its window ends.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def charge(db, quota: Quota, device_id: str, entries: int, size: int, now: float
     raise :class:`RateLimited` (429, ``details.retryAfter``) when the window is over quota."""
     if quota.off:
         return
-    with storage.transaction(db):
+    with storage.one_statement(db):
         start, n, b = db.execute(
             "INSERT INTO push_quota (device_id, window_start, entries, bytes) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (device_id) DO UPDATE SET"

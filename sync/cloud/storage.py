@@ -300,17 +300,26 @@ def to_pg(sql: str) -> str:
 
 class PgCursor:
     """A cursor whose rows come with their sealed personal fields opened (as SQLite's row
-    factory opens them: sync/cloud/guest_vault.py)."""
+    factory opens them: sync/cloud/guest_vault.py).  Inside :func:`pipeline` its statement
+    may not be answered yet: reading anything of it first waits for the answers of every
+    statement sent so far (one round trip for all of them)."""
 
-    def __init__(self, cur, vault=None):
+    def __init__(self, cur, vault=None, db: PgDatabase | None = None, sent: int = 0):
         self._cur = cur
         self._vault = vault
+        self._db, self._sent = db, sent
+
+    def _ready(self) -> None:
+        if self._db is not None:
+            self._db.answered(self._sent)
 
     def fetchone(self):
+        self._ready()
         row = self._cur.fetchone() if self._cur.description else None
         return row if row is None or self._vault is None else guest_vault.open_row(self._vault, row)
 
     def fetchall(self):
+        self._ready()
         rows = self._cur.fetchall() if self._cur.description else []
         if self._vault is None:
             return rows
@@ -321,10 +330,12 @@ class PgCursor:
 
     @property
     def rowcount(self) -> int:
+        self._ready()
         return self._cur.rowcount
 
     @property
     def description(self):
+        self._ready()
         return self._cur.description
 
 
@@ -344,11 +355,16 @@ class PgDatabase:
         self.conn = self  # code written for sqlite_utils says db.conn.execute(...)
         self.backend = PostgresStorage
         self.vault = vault
+        self._pipeline = None  # psycopg's Pipeline while :func:`pipeline` is open
+        self._sent = self._synced = 0  # statements sent in it, and how many of them are answered
 
     def execute(self, sql: str, params: Any = ()) -> PgCursor:
         cur = _raw_cursor(self.raw)
         cur.execute(to_pg(sql), list(params) if params else None)
-        return PgCursor(cur, self.vault)
+        if self._pipeline is None:
+            return PgCursor(cur, self.vault)
+        self._sent += 1
+        return PgCursor(cur, self.vault, self, self._sent)
 
     def executemany(self, sql: str, seq) -> None:
         """``sql`` for each row of ``seq``.  An ``INSERT … VALUES (…)`` goes as ONE multi-row
@@ -358,20 +374,46 @@ class PgDatabase:
         UPDATE`` whose rows name one key twice, goes row by row."""
         rows = [list(p) for p in seq]
         batched = multi_row(sql, rows)
-        with _raw_cursor(self.raw) as cur:  # $n placeholders, sent as they are (no client-side parse)
-            if batched is None:
-                cur.executemany(to_pg(sql), rows)
-                return
+        cur = _raw_cursor(self.raw)  # $n placeholders, sent as they are (no client-side parse)
+        if batched is None:
+            cur.executemany(to_pg(sql), rows)
+        else:
             for text, params in batched:
                 cur.execute(text, params)
+        if self._pipeline is not None:
+            self._sent += 1  # answered with the next statement whose answer is read
+        else:
+            cur.close()
 
     def query(self, sql: str, params: Any = ()) -> Iterator[dict]:
-        cur = _raw_cursor(self.raw)
-        cur.execute(to_pg(sql), list(params) if params else None)
+        cur = self.execute(sql, params)
         if cur.description is None:
             return iter(())
         names = [c.name for c in cur.description]
-        return (dict(zip(names, row, strict=True)) for row in PgCursor(cur, self.vault).fetchall())
+        return (dict(zip(names, row, strict=True)) for row in cur.fetchall())
+
+    def answered(self, sent: int) -> None:
+        """Inside :func:`pipeline`: the answers of the statements sent so far, once, if the
+        ``sent``-th is not answered yet (a database error in any of them is raised here)."""
+        if self._pipeline is not None and sent > self._synced:
+            self._synced = self._sent
+            self._pipeline.sync()
+
+    @contextlib.contextmanager
+    def pipelined(self) -> Iterator[PgDatabase]:
+        """Statements sent without waiting for each answer (psycopg's pipeline mode): what is
+        only written goes with the next statement whose answer is read, so a push costs a
+        round trip per read, not per statement.  A database error surfaces at that read or at
+        the end (and fails the transaction around it all the same)."""
+        if self._pipeline is not None:
+            yield self
+            return
+        with self.raw.pipeline() as p:
+            self._pipeline, self._sent, self._synced = p, 0, 0
+            try:
+                yield self
+            finally:
+                self._pipeline = None
 
     def close(self) -> None:
         pass
@@ -562,6 +604,14 @@ def transaction(db) -> AbstractContextManager:
     return backend(db).transaction(db)
 
 
+def one_statement(db) -> AbstractContextManager:
+    """Around a write that is one statement: SQLite's write transaction (``BEGIN IMMEDIATE``
+    under the process's writer lock, so threads queue instead of meeting the busy handler); on
+    PostgreSQL nothing, since a statement on an autocommit connection is a transaction of its
+    own (a ``BEGIN`` and a ``COMMIT`` around it would be two more round trips)."""
+    return contextlib.nullcontext(db) if isinstance(db, PgDatabase) else transaction(db)
+
+
 def lock_hotels(db, hotels: Iterable[str]) -> None:
     """Inside a transaction: each hotel's lock (:meth:`CloudStorage.lock_hotels`)."""
     backend(db).lock_hotels(db, hotels)
@@ -583,6 +633,13 @@ def secure_delete(db) -> Iterator[None]:
         yield
     finally:
         db.conn.execute(f"PRAGMA secure_delete = {store.SECURE_DELETE_WORDS.get(before, 'FAST')}")
+
+
+def pipeline(db) -> AbstractContextManager:
+    """Within: on PostgreSQL, statements go without waiting for each answer (a round trip per
+    statement whose answer is read: :meth:`PgDatabase.pipelined`); on SQLite, nothing changes
+    (every statement is a call into the same process)."""
+    return db.pipelined() if isinstance(db, PgDatabase) else contextlib.nullcontext(db)
 
 
 def checkpoint(db) -> bool:

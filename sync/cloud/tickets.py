@@ -73,18 +73,24 @@ def create_many(db, es: list[Entry], now: float) -> list:
         parsed.append((i, e, p, json.dumps(p.model_dump(), sort_keys=True, separators=(",", ":"))))
     existing: dict[tuple, str] = {}
     twins: dict[tuple, tuple] = {}
+    asked = []  # every read sent before any is read: inside a pipeline, one round trip for all
     for hotel_id in sorted({e.hotelId for _, e, _, _ in parsed}):
         mine = [p for _, e, p, _ in parsed if e.hotelId == hotel_id]
         for chunk in _chunks(sorted(p.ticketId for p in mine)):
-            for tid, payload in db.execute(f"SELECT ticket_id, payload FROM tickets WHERE hotel_id = ? AND ticket_id"
-                                           f" IN ({', '.join('?' * len(chunk))})", [hotel_id, *chunk]).fetchall():
-                existing[(hotel_id, tid)] = payload
+            asked.append((existing, hotel_id, db.execute(
+                f"SELECT ticket_id, payload FROM tickets WHERE hotel_id = ? AND ticket_id"
+                f" IN ({', '.join('?' * len(chunk))})", [hotel_id, *chunk])))
         for chunk in _chunks(sorted({p.fingerprint for p in mine if p.fingerprint})):
-            for fp, tid, stamp in db.execute(
-                    f"SELECT fingerprint, ticket_id, hlc FROM tickets WHERE hotel_id = ? AND fingerprint IN"
-                    f" ({', '.join('?' * len(chunk))}) AND merged_into IS NULL AND status IN ('open', 'received')"
-                    " ORDER BY received_at, ticket_id", [hotel_id, *chunk]).fetchall():
-                twins.setdefault((hotel_id, fp), (tid, stamp))
+            asked.append((twins, hotel_id, db.execute(
+                f"SELECT fingerprint, ticket_id, hlc FROM tickets WHERE hotel_id = ? AND fingerprint IN"
+                f" ({', '.join('?' * len(chunk))}) AND merged_into IS NULL AND status IN ('open', 'received')"
+                " ORDER BY received_at, ticket_id", [hotel_id, *chunk])))
+    for into, hotel_id, cur in asked:
+        for first, *rest in cur.fetchall():
+            if into is existing:
+                existing[(hotel_id, first)] = rest[0]
+            else:
+                twins.setdefault((hotel_id, first), tuple(rest))
     made = []
     for i, e, p, canonical in parsed:
         before = existing.get((e.hotelId, p.ticketId))

@@ -75,8 +75,12 @@ def unlink(db, data_dir: str | Path) -> None:
     path(data_dir).unlink(missing_ok=True)
 
 
+#: the link's row (none on a chain's cloud; one on a hub)
+SELECT = f"SELECT {', '.join(_COLUMNS)} FROM upstream_link WHERE id = 1"
+
+
 def get(db) -> Link | None:
-    row = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM upstream_link WHERE id = 1").fetchone()
+    row = db.execute(SELECT).fetchone()
     return Link(*row) if row is not None else None
 
 

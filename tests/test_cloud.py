@@ -232,6 +232,8 @@ def test_creating_an_existing_work_order_or_ticket_again(push):
     (lambda e: e["payload"]["changes"].update(status={"old": "open", "new": "closed"}),
      "INVALID_ENTRY: payload: Value error, changes.status.new must be one of"),
     (lambda e: e["payload"].update(notes="x" * 70_000), "INVALID_ENTRY: payload is 70"),
+    # 66,000 bytes in 22,000 characters: the limit is in UTF-8 bytes, not characters
+    (lambda e: e["payload"].update(notes="\u20ac" * 22_000), "INVALID_ENTRY: payload is 66"),
     (lambda e: e.update(entityId="WO-404", payload={**e["payload"], "workOrderId": "WO-404"}),
      "UNKNOWN_WORK_ORDER: no work order WO-404 in hotel demo"),
 ])

@@ -94,7 +94,8 @@ class _Push:
         self.rows: dict[str, list] = {}  # key -> (hotel, device, answer, device's hotels) of its first answers
         self.remember: list[list] = []
         self.relay: list[dict] = []
-        self.refused = [_refused(device, raw) for raw in entries]
+        self.texts = [validation.text_of(raw) for raw in entries]  # written once, looked at twice
+        self.refused = [_refused(device, raw, text) for raw, text in zip(entries, self.texts, strict=True)]
         self._hub = db.execute(upstream.SELECT)  # a hub: what it applies goes on to the chain's cloud
         hotels = sorted({raw["hotelId"] for raw, r in zip(entries, self.refused, strict=True) if r is None})
         self._links = pms_links.select_many(db, hotels)  # the PMS link of each hotel, read once a push
@@ -117,7 +118,7 @@ class _Push:
         for i, raw in enumerate(entries):
             if refused[i] is None:
                 try:
-                    checked[i] = validation.entry(raw, self.now, self.max_skew)
+                    checked[i] = validation.entry(raw, self.now, self.max_skew, self.texts[i])
                 except Rejected as r:
                     checked[i] = r
         self._receive(e for e in checked.values() if not isinstance(e, Rejected))
@@ -182,11 +183,12 @@ class _Push:
 
     def _remember(self, raw: dict, result: dict) -> None:
         stored = {k: v for k, v in result.items() if k != "key"}
+        text = _APPLIED if stored == {"status": "applied"} else json.dumps(stored)
         self.rows.setdefault(raw["key"], []).append((raw["hotelId"], self.device.device_id, stored,
                                                      list(self.device.hotels)))
         self.remember.append([raw["key"], self.device.device_id, raw["hotelId"],
                               *(_short(raw.get(f)) for f in ("kind", "entityType", "entityId", "hlc")),
-                              json.dumps(stored), self.now])
+                              text, self.now])
 
     # --- clocks --------------------------------------------------------------------------------
 
@@ -291,10 +293,11 @@ def _entity(raw: dict) -> tuple | None:
     return parts if all(isinstance(p, str) for p in parts) else None
 
 
-def _refused(device: Device, raw: dict) -> dict | None:
+def _refused(device: Device, raw: dict, text: str | None) -> dict | None:
     """The answers given before the key is looked up, never remembered: text that cannot be
-    stored, an entry for a hotel the device does not serve."""
-    problem = validation.unstorable(raw)
+    stored, an entry for a hotel the device does not serve.  ``text``: ``raw`` as
+    :func:`.validation.text_of` writes it."""
+    problem = validation.unstorable(raw, text=text)
     if problem is not None:
         return results.rejected(raw["key"], f"VALIDATION_ERROR: {problem}"[:500])
     hotel = raw.get("hotelId")
@@ -306,6 +309,8 @@ def _refused(device: Device, raw: dict) -> dict | None:
 
 
 _CONFLICT = "KEY_CONFLICT: this key was used by another device for another hotel"
+#: the answer remembered for most entries, written once
+_APPLIED = json.dumps({"status": "applied"})
 
 
 def _decide(device: Device, raw: dict, rows) -> dict | None:

@@ -273,8 +273,9 @@ def seal_change(db, hotel_id: str, entity_type: str, entity_id: str, data: dict)
         return data
     if entity_type == "reservation":
         return seal_reservation(db, hotel_id, entity_id, data)
-    if entity_type == "ticket":
-        return seal_fields(db, hotel_id, data.get("createdBy"), data, create=False)
+    if entity_type == "ticket":  # (a staff member's ticket, most of them: nothing to look through)
+        subject = data.get("createdBy")
+        return seal_fields(db, hotel_id, subject, data, create=False) if has_key(db, hotel_id, subject) else data
     return data
 
 

@@ -155,10 +155,13 @@ def _problem(e: PydanticError, prefix: str) -> str:
     return f"{where or '(entry)'}: {err['msg']}"
 
 
-def entry(raw: Any, now: float | None = None, max_skew: float = MAX_CLOCK_SKEW_SECONDS) -> Entry:
+def entry(raw: Any, now: float | None = None, max_skew: float = MAX_CLOCK_SKEW_SECONDS,
+          text: str | None = None) -> Entry:
     """The validated envelope of one entry, or :class:`Rejected` ``INVALID_ENTRY`` (shape) or
     ``HLC_AHEAD`` (a stamp further ahead of the cloud's clock than ``max_skew`` seconds: it
-    would win every later conflict for the hotel)."""
+    would win every later conflict for the hotel).  ``text``: the entry as :func:`text_of`
+    wrote it, if at hand (the payload is a part of it: when the whole is short enough, so is
+    the payload, and it need not be written again to be measured)."""
     try:
         e = Entry.model_validate(raw)
     except PydanticError as err:
@@ -169,7 +172,9 @@ def entry(raw: Any, now: float | None = None, max_skew: float = MAX_CLOCK_SKEW_S
             raise Rejected("HLC_AHEAD", f"the entry's clock stamp is {ahead:.0f} s ahead of the cloud's clock"
                                         f" (at most {max_skew:.0f} s); set the kiosk's clock right, then retry"
                                         " the dead letters")
-    size = len(json.dumps(e.payload, separators=(",", ":"), ensure_ascii=False).encode())
+    if text is not None and len(text) <= MAX_PAYLOAD_BYTES // 4:  # (UTF-8: at most 4 bytes a character)
+        return e
+    size = len(json.dumps(e.payload, separators=(",", ":"), ensure_ascii=False).encode(errors="surrogatepass"))
     if size > MAX_PAYLOAD_BYTES:
         raise Rejected("INVALID_ENTRY", f"payload is {size} bytes, more than {MAX_PAYLOAD_BYTES}")
     return e
@@ -189,23 +194,35 @@ def payload(model: type[BaseModel], e: Entry, id_field: str) -> Any:
 
 #: U+0000 (PostgreSQL refuses it in text) and the UTF-16 surrogates (no UTF-8 encodes a lone one)
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
-#: the same characters as ``json.dumps`` (ASCII) escapes them
-_ESCAPED = re.compile(r"\\u(?:0000|d[89a-f][0-9a-f]{2})", re.I)
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
-def unstorable(value: Any, where: str = "") -> str | None:
+def _holds_unstorable(text: str) -> bool:
+    """Whether :func:`text_of`'s JSON (U+0000 written ``\\u0000``, a surrogate as itself) holds
+    either (two scans in C; the second only for text that is not all ASCII)."""
+    return "\\u0000" in text or (not text.isascii() and _SURROGATE.search(text) is not None)
+
+
+def text_of(value: Any) -> str | None:
+    """``value`` (a parsed JSON document) as compact JSON, characters as themselves (None if it
+    is not JSON): what :func:`unstorable` and :func:`entry` look at."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError):
+        return None
+
+
+def unstorable(value: Any, where: str = "", text: str | None = None) -> str | None:
     """Where in ``value`` (a parsed JSON document) a string holds a NUL or a lone surrogate, or
     None.  Such text cannot be stored (PostgreSQL refuses U+0000; a lone surrogate has no
     UTF-8), so an entry holding one is refused before any of it reaches the database.
 
-    First the whole document is looked at once as JSON text (the C encoder writes both as
-    ``\\u0000`` / ``\\udXXX`` escapes, so one regex search finds any); only a document that holds
-    one is walked, to say where."""
-    try:
-        text = json.dumps(value)
-    except (TypeError, ValueError):
-        text = None
-    if text is not None and not _ESCAPED.search(text):
+    First the whole document is looked at once as JSON text (``text``, or :func:`text_of`
+    written here; a substring search and, for text not all ASCII, a regex find either); only a
+    document that holds one is walked, to say where."""
+    if text is None:
+        text = text_of(value)
+    if text is not None and not _holds_unstorable(text):
         return None
     stack = [(where, value)]
     while stack:

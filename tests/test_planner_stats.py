@@ -137,3 +137,42 @@ def test_a_serving_cloud_analyzes_a_table_that_grew(pg, tmp_path, workers):
             assert conn.execute("SELECT reltuples FROM pg_class WHERE relname = 'conflicts'").fetchone()[0] == 2000
     finally:
         cloud.stop()
+
+
+def key_rows_read(db, watcher) -> int:
+    """Rows ``applied_entries`` (the remembered answers) has given to scans so far."""
+    db.execute("SELECT pg_stat_force_next_flush()")
+    return watcher.execute("SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables"
+                           " WHERE relname = 'applied_entries'").fetchone()[0]
+
+
+@pytest.mark.parametrize("default_costs", [False, True])
+def test_a_push_looks_its_keys_up_in_the_index(cloud, default_costs):
+    """The cloud's connections price a random read as the PostgreSQL manual suggests for data
+    held in memory (storage.RANDOM_PAGE_COST), so a push's 100 keys are looked up in the
+    ``key`` index.  The control: the same push on a connection at PostgreSQL's default reads
+    the whole table of remembered answers."""
+    _st, db, watcher = cloud
+    assert db.execute("SHOW random_page_cost").fetchone()[0] == storage.RANDOM_PAGE_COST
+    push_rounds(db, watcher, 12, 0, keep=True)  # 9,600 remembered answers, statistics fresh
+    if default_costs:
+        db.execute("SET random_page_cost = 4")
+    before = key_rows_read(db, watcher)
+    apply.apply_push(db, devices.Device("k-h0", ("h0",)), [entry("h0", 5000 + i) for i in range(100)], NOW)
+    read = key_rows_read(db, watcher) - before
+    if default_costs:
+        assert read >= 9600, read
+    else:
+        assert read <= 100, read
+
+
+def test_an_administrators_page_cost_is_kept(pg, tmp_path):
+    url = pg.new_database("page_cost_kept")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER DATABASE page_cost_kept SET random_page_cost = 2")
+    st = storage.open_storage(tmp_path, url)
+    try:
+        st.prepare()
+        assert st.connect().execute("SHOW random_page_cost").fetchone()[0] == "2"
+    finally:
+        st.close()

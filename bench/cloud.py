@@ -23,6 +23,7 @@ share the machine's CPUs, so figures include client overhead.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing
 import os
@@ -213,52 +214,74 @@ def run_case(label: str, server: Server, n_kiosks: int, batches: int, batch: int
             "pullProblems": sum(len(p[1]) for p in pulls)}
 
 
-def statements_per_push(url: str | None, batch: int) -> tuple[int, float]:
-    """(statements, ms) of a push of ``batch`` new tickets applied in this process (the
-    cloud's own code, a counting wrapper around the connection; each executemany counts once;
-    the time is the median of 20 pushes)."""
-    from sync.cloud import apply, devices, storage
+def statements_per_push(url: str | None, batch: int) -> tuple[int, int | None, float]:
+    """(statements, round trips, ms) of a push of ``batch`` new tickets with an Idempotency-Key,
+    applied in this process as the push route applies it (``pushes.respond``: the key's answer,
+    the entries, the answer remembered, in one transaction).  Statements: each ``execute`` and
+    ``executemany`` (one multi-row statement or a batch of them).  Round trips (PostgreSQL): the
+    times the push waits for the database — a statement outside a pipeline, a read inside one
+    (which collects every answer sent before it), a BEGIN outside one and the COMMIT.  SQLite
+    makes none (None).  The time is the median of 20 more pushes."""
+    from sync.cloud import devices, pushes, storage
 
     st = storage.open_storage(Path(tempfile.mkdtemp(prefix="kiosk-stmts-")), url)
     st.prepare()
     db = st.connect()
+    counts = {"statements": 0, "trips": 0}
+    patched = []
+
+    def patch(cls, name, wrapper):
+        patched.append((cls, name, getattr(cls, name)))
+        setattr(cls, name, wrapper(getattr(cls, name)))
+
+    def counting(f, trip=None):
+        def wrapped(self, *a, **kw):
+            counts["statements"] += 1
+            counts["trips"] += trip(self) if trip else 0
+            return f(self, *a, **kw)
+        return wrapped
+
     try:
         devices.add_device(db, "k0", [hotel_of(0)], NOW)
         dev = devices.Device("k0", (hotel_of(0),))
-        apply.apply_push(db, dev, [entry(0, i, hotel_of(0)) for i in range(batch)], NOW)  # warm
-        count = [0]
-        target = db if url else db.conn
-
-        class Counting:
-            def __getattr__(self, name):
-                return getattr(target, name)
-
-            def execute(self, *a, **kw):
-                count[0] += 1
-                return target.execute(*a, **kw)
-
-            def executemany(self, *a, **kw):
-                count[0] += 1
-                return target.executemany(*a, **kw)
-
-        counting = Counting()
+        pushes.respond(db, dev, [entry(0, i, hotel_of(0)) for i in range(batch)], NOW, "warm")
         if url:
-            counting.conn, counting.backend, counting.dialect = counting, db.backend, db.dialect
-            probe = counting
+            def answered(f):
+                def wrapped(self, sent):
+                    counts["trips"] += getattr(self, "_pipeline", None) is not None and sent > self._synced
+                    return f(self, sent)
+                return wrapped
+
+            def transaction(f):
+                @functools.wraps(f)
+                def wrapped(db):
+                    counts["trips"] += 1 if getattr(db, "_pipeline", None) is not None else 2  # (BEGIN: with the next read)
+                    return f(db)
+                return wrapped
+
+            outside = lambda self: getattr(self, "_pipeline", None) is None  # noqa: E731 (and code before pipelines)
+            patch(storage.PgDatabase, "execute", lambda f: counting(f, outside))
+            patch(storage.PgDatabase, "executemany", lambda f: counting(f, outside))
+            if hasattr(storage.PgDatabase, "answered"):
+                patch(storage.PgDatabase, "answered", answered)
+            patch(storage.PostgresStorage, "transaction", lambda f: classmethod(transaction(f.__func__)))
         else:
-            probe = db
-            db.conn = counting  # sqlite_utils goes through .conn for every statement
-        apply.apply_push(probe, dev, [entry(0, batch + i, hotel_of(0)) for i in range(batch)], NOW)
-        statements = count[0]
+            patch(type(db.conn), "execute", counting)
+            patch(type(db.conn), "executemany", counting)
+        pushes.respond(db, dev, [entry(0, batch + i, hotel_of(0)) for i in range(batch)], NOW, "counted")
+        statements, trips = counts["statements"], counts["trips"]
+        for cls, name, original in reversed(patched):
+            setattr(cls, name, original)
+        patched.clear()
         times = []  # the time: the median of 20 more pushes (one alone is mostly noise on a shared box)
         for n in range(2, 22):
             t0 = time.perf_counter()
-            apply.apply_push(probe, dev, [entry(0, n * batch + i, hotel_of(0)) for i in range(batch)], NOW)
+            pushes.respond(db, dev, [entry(0, n * batch + i, hotel_of(0)) for i in range(batch)], NOW, f"p{n}")
             times.append((time.perf_counter() - t0) * 1000)
-        return statements, sorted(times)[len(times) // 2]
+        return statements, trips if url else None, sorted(times)[len(times) // 2]
     finally:
-        if not url:
-            db.conn = target
+        for cls, name, original in reversed(patched):
+            setattr(cls, name, original)
         st.close()
 
 
@@ -308,8 +331,9 @@ def main() -> None:
 
 
 def report(args, rows: list[dict], stmts: list) -> None:
-    print(f"statements per push of {args.batch} new tickets, in process (median time of 20): " + "; ".join(
-        f"{name} {n} ({ms:.1f} ms)" for name, n, ms in stmts))
+    print(f"a push of {args.batch} new tickets with an Idempotency-Key, in process (median time of 20): " + "; ".join(
+        f"{name} {n} statements" + (f", {trips} round trips" if trips is not None else "") + f" ({ms:.1f} ms)"
+        for name, n, trips, ms in stmts))
     print(f"cloud benchmark: {args.batches} batches x {args.batch} entries per kiosk, 4 kiosks per hotel,"
           f" {os.cpu_count()} CPUs, {args.procs} client processes")
     print(f"{'backend':24} {'kiosks':>6} {'entries':>8} {'applied/s':>10} {'p50 ms':>8} {'p99 ms':>8}"

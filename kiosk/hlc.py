@@ -29,6 +29,21 @@ class Stamp:
         return cls(int(wall), int(counter), node)
 
 
+def latest(stamps) -> str | None:
+    """Of ``stamps`` (text), the one :func:`receive` would move the clock furthest for: the
+    largest (wall time, counter) of those that parse; None if none does.  Receiving it alone
+    ends where receiving each in turn would (the rule is a maximum)."""
+    best, best_key = None, None
+    for text in stamps:
+        try:
+            s = Stamp.parse(text)
+        except (AttributeError, ValueError):
+            continue
+        if best_key is None or (s.wall_ms, s.counter) > best_key:
+            best, best_key = text, (s.wall_ms, s.counter)
+    return best
+
+
 def tick(db, node: str, now_s: float, state: str | None = None) -> Stamp:
     """Next local stamp for ``node``; call inside a transaction.
 

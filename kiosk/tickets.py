@@ -351,17 +351,22 @@ def apply_remote(db, hotel_id: str, ticket_id: str, d: dict, stamp: str, now: fl
     when newer by stamp (last writer wins, so an older copy never undoes a newer local step);
     a reply made at another kiosk becomes a history row like a local one."""
     status = normal(d.get("status") or "received")
-    exists = db.execute("SELECT 1 FROM tickets WHERE hotel_id = ? AND ticket_id = ?", [hotel_id, ticket_id]).fetchone()
+    exists = db.execute("SELECT merged_into, status_hlc FROM tickets WHERE hotel_id = ? AND ticket_id = ?",
+                        [hotel_id, ticket_id]).fetchone()
     if d.get("reply"):
         _apply_remote_reply(db, hotel_id, ticket_id, d, now)
     if exists:
-        db.execute("UPDATE tickets SET merged_into = ? WHERE hotel_id = ? AND ticket_id = ?",
-                   [d.get("mergedInto"), hotel_id, ticket_id])
+        # nothing is written where nothing changes: most of a kiosk's pulled tickets are its own,
+        # pushed a moment ago, already here as the cloud holds them
+        if exists[0] != d.get("mergedInto"):
+            db.execute("UPDATE tickets SET merged_into = ? WHERE hotel_id = ? AND ticket_id = ?",
+                       [d.get("mergedInto"), hotel_id, ticket_id])
         if d.get("reply") and d.get("replyHlc") == stamp:
             return  # this change was a reply: the status it carries is not a newer step
-        db.execute("UPDATE tickets SET status = ?, assignee = ?, status_hlc = ?, updated_at = ?"
-                   " WHERE hotel_id = ? AND ticket_id = ? AND status_hlc < ?",
-                   [status, d.get("assignee"), stamp, now, hotel_id, ticket_id, stamp])
+        if (exists[1] or "") < stamp:
+            db.execute("UPDATE tickets SET status = ?, assignee = ?, status_hlc = ?, updated_at = ?"
+                       " WHERE hotel_id = ? AND ticket_id = ? AND status_hlc < ?",
+                       [status, d.get("assignee"), stamp, now, hotel_id, ticket_id, stamp])
         return
     text_terms = guest_keys.blind(db, terms(f"{d.get('title', '')} {d.get('description') or ''}"))
     by = d.get("createdBy") or "cloud"

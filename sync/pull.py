@@ -220,13 +220,16 @@ class Puller:
         """Apply pulled (or snapshot) changes inside the caller's transaction, each by its kind
         (:mod:`sync.kinds`); returns the replays found."""
         ctx = kinds.PullContext(self.db, self.node, now, self.trust_path)
+        newest = hlc.latest(ch["hlc"] for ch in changes if ch.get("hlc"))
+        if newest is not None:
+            # the page's latest stamp, once and first: the receive rule is a maximum, so this is
+            # where one by one would end, and what a change applied here stamps sorts after all
+            hlc.receive(self.db, self.node, newest, now)
         for ch in changes:
             kind = kinds.pulled(ch["entityType"])
             if kind is None:
                 log.warning("unknown entity type in pull", extra={"entityType": ch["entityType"]})
             else:
                 kind.pull(ctx, hotel_id, ch)
-            if ch.get("hlc"):
-                hlc.receive(self.db, self.node, ch["hlc"], now)
         ctx.save()  # the trust list, before the cursor commits: a crash re-applies the page
         return ctx.replays

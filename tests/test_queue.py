@@ -411,6 +411,15 @@ def test_ticket_updates_sync_last_writer_wins_in_the_cloud_and_on_pull(tmp_path,
         tickets.apply_remote(db, "demo", tid, {**created, "status": "done", "assignee": "s-bo"}, newer, clock.now())
     row = tickets.get(db, "demo", tid)
     assert (row["status"], row["assignee"]) == ("done", "s-bo")
+    # the kiosk's own ticket coming back as the cloud holds it (most of what a kiosk pulls of
+    # its tickets) is read, not written
+    writes = db.conn.total_changes
+    with store.transaction(db):
+        tickets.apply_remote(db, "demo", tid, {**created, "status": "done", "assignee": "s-bo"}, newer, clock.now())
+    assert db.conn.total_changes == writes
+    with store.transaction(db):  # merged at the cloud meanwhile: that is written
+        tickets.apply_remote(db, "demo", tid, {**created, "status": "done", "mergedInto": "T-1"}, newer, clock.now())
+    assert db.conn.total_changes == writes + 1 and tickets.get(db, "demo", tid)["merged_into"] == "T-1"
 
 
 def test_a_demo_reseed_keeps_the_kiosks_own_work_orders_and_approvals(instance, clock):

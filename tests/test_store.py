@@ -135,6 +135,22 @@ def test_hlc_is_monotonic_when_the_wall_clock_steps_back(tmp_path):
     assert hlc.Stamp.parse(str(after)) == after
 
 
+def test_receiving_a_pages_latest_stamp_ends_where_receiving_each_does(tmp_path):
+    """A pulled page moves the clock once, by its latest stamp (sync/pull.py): the same state
+    as each stamp in turn, whatever their order, widths or unparseable ones among them."""
+    stamps = ["000000000002000-00007-a", "000000000002000-00009-b", "junk", "", "000000000001999-99999-c",
+              "2000-00008-d", "000000000002000-00009-a"]
+    assert hlc.latest(stamps) == "000000000002000-00009-b"
+    assert hlc.latest(["junk", None]) is None
+    one, each = store.connect(tmp_path / "one.db"), store.connect(tmp_path / "each.db")
+    with store.transaction(one), store.transaction(each):
+        hlc.receive(one, "n", hlc.latest(stamps), 1.0)
+        for s in stamps:
+            hlc.receive(each, "n", s, 1.0)
+    state = "SELECT wall_ms, counter FROM hlc_state WHERE node = 'n'"
+    assert one.execute(state).fetchone() == each.execute(state).fetchone() == (2000, 9)
+
+
 def test_outbox_enqueue_rows(db):
     with store.transaction(db):
         q1 = outbox.enqueue(db, hotel_id="demo", kind="token.used", entity_type="qr_token",

@@ -233,6 +233,11 @@ def rss_mb(pid: int) -> float | None:
 
 
 def fill(root: Path, name: str, n: int) -> Path:
+    """A backlog of ``n`` tickets as the product writes them: each ticket's row and its outbox
+    entry in one transaction (kiosk/tickets.py ``create``), so the drain's pull brings the
+    kiosk's own tickets back to a kiosk that holds them."""
+    from kiosk.tickets import terms
+
     inst = instance(root / name)
     db = inst.connect()
     now = time.time()
@@ -241,8 +246,15 @@ def fill(root: Path, name: str, n: int) -> Path:
             with store.transaction(db):
                 for i in range(start, min(n, start + 5000)):
                     tid, p = payload(i, now)
-                    outbox.enqueue(db, hotel_id=HOTEL, kind="ticket.created", entity_type="ticket",
-                                   entity_id=tid, payload=p, node="bench", now=now)
+                    queued = outbox.enqueue(db, hotel_id=HOTEL, kind="ticket.created", entity_type="ticket",
+                                            entity_id=tid, payload=p, node="bench", now=now)
+                    db.execute("INSERT INTO tickets (hotel_id, ticket_id, type, title, description, room_number,"
+                               " priority, queue, status, fingerprint, terms, created_at, created_by, updated_at,"
+                               " status_hlc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               [HOTEL, tid, p["type"], p["title"], p["description"], p["roomNumber"], p["priority"],
+                                p["queue"], p["status"], p["fingerprint"],
+                                json.dumps(sorted(terms(f"{p['title']} {p['description']}"))), now, p["createdBy"],
+                                now, queued.hlc])
     db.conn.close()
     return root / name
 

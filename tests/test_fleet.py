@@ -135,6 +135,25 @@ def test_a_device_row_is_rewritten_when_something_changed_or_after_a_while(cloud
     assert db.execute("SELECT pending FROM device_health WHERE device_id = 'k1'").fetchone()[0] == 2
 
 
+def test_a_fresh_row_is_not_read_again_within_the_interval(tmp_path):
+    """With the app's memo, a device that pushes many times a second costs one read of its
+    row per interval, not one per push; a new version still goes in at once."""
+    st = storage.open_storage(tmp_path)
+    st.prepare()
+    db = st.connect()
+    said: list[str] = []
+    db.conn.set_trace_callback(said.append)
+    memo: dict = {}
+    rep = {"version": "0.1.0", "clock": None, "pending": 1, "oldestAge": None, "dead": 0}
+    for t in range(5):
+        fleet.seen(db, "k1", rep, kind="push", now=1000.0 + t, memo=memo)
+    assert sum("device_health" in s for s in said) == 2  # the first push: a read, then a write
+    fleet.seen(db, "k1", {**rep, "version": "0.2.0"}, kind="push", now=1006.0, memo=memo)
+    assert db.execute("SELECT version FROM device_health").fetchone()[0] == "0.2.0"
+    fleet.seen(db, "k1", rep | {"version": "0.2.0"}, kind="push", now=1007.0 + fleet.WRITE_EVERY_SECONDS, memo=memo)
+    assert db.execute("SELECT last_push_at FROM device_health").fetchone()[0] == 1007.0 + fleet.WRITE_EVERY_SECONDS
+
+
 def test_the_fleet_command_prints_a_table_or_json(tmp_path, database, clock, cloud):
     client, creds, _ = cloud
     pull(client, creds, "k1", version="0.1.0", clock=clock.now(), pending=0, oldest=0, dead=0)

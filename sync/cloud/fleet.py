@@ -81,16 +81,25 @@ def report(headers) -> dict:
             "dead": _number(headers.get(DEAD), int, 1e12)}
 
 
-def seen(db, device_id: str, rep: dict, *, kind: str, now: float) -> None:
-    """Keep ``rep`` as the device's latest report (``kind``: push, pull or snapshot)."""
+def seen(db, device_id: str, rep: dict, *, kind: str, now: float, memo: dict | None = None) -> None:
+    """Keep ``rep`` as the device's latest report (``kind``: push, pull or snapshot).  ``memo``
+    (one per cloud app): when this process last found or made the device's row fresh for
+    ``kind``, so a device that pushes many times a second is not read each time to learn that
+    its row needs no write (no new version or dead letters within :data:`WRITE_EVERY_SECONDS`)."""
     offset = None if rep.get("clock") is None else round(rep["clock"] - now, 3)
+    said = (rep.get("version"), rep.get("dead"))
+    last_col = "last_push_at" if kind == "push" else "last_pull_at"
+    if memo is not None:
+        fresh = memo.get((device_id, last_col))
+        if fresh is not None and fresh[1] == said and 0 <= now - fresh[0] < WRITE_EVERY_SECONDS:
+            return
     row = db.execute("SELECT last_seen_at, version, pending, dead, last_push_at, last_pull_at FROM device_health"
                      " WHERE device_id = ?", [device_id]).fetchone()
-    last_col = "last_push_at" if kind == "push" else "last_pull_at"
     if row is not None:
         last_of_kind = row[4] if kind == "push" else row[5]
-        same = (row[1], row[3]) == (rep.get("version"), rep.get("dead"))
-        if same and last_of_kind is not None and 0 <= now - row[0] < WRITE_EVERY_SECONDS:
+        if (row[1], row[3]) == said and last_of_kind is not None and 0 <= now - row[0] < WRITE_EVERY_SECONDS:
+            if memo is not None:
+                memo[(device_id, last_col)] = (row[0], said)
             return
     with storage.one_statement(db):
         db.execute(f"INSERT INTO device_health (device_id, version, kiosk_clock, clock_offset, pending,"
@@ -101,6 +110,8 @@ def seen(db, device_id: str, rep: dict, *, kind: str, now: float) -> None:
                    f" dead = excluded.dead, last_seen_at = excluded.last_seen_at, {last_col} = excluded.{last_col}",
                    [device_id, rep.get("version"), rep.get("clock"), offset, rep.get("pending"), rep.get("oldestAge"),
                     rep.get("dead"), now, now])
+    if memo is not None:
+        memo[(device_id, last_col)] = (now, said)
 
 
 _RELAYED = ("deviceId", "hotels", "version", "clockOffsetSeconds", "pending", "oldestPendingAgeSeconds",

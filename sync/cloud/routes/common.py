@@ -56,6 +56,7 @@ def _no_constant(name: str):
 def seen(dev: devices.Device, kind: str) -> None:
     """Keep the fleet-health headers of this request (docs/sync-protocol.md); never fails it."""
     try:
-        fleet.seen(g.db, dev.device_id, fleet.report(request.headers), kind=kind, now=now())
+        fleet.seen(g.db, dev.device_id, fleet.report(request.headers), kind=kind, now=now(),
+                   memo=current_app.extensions.setdefault("kiosk.fleet_seen", {}))
     except Exception:
         log.exception("fleet health not recorded", extra={"deviceId": dev.device_id})

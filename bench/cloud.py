@@ -23,7 +23,6 @@ share the machine's CPUs, so figures include client overhead.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import multiprocessing
 import os
@@ -231,8 +230,16 @@ def statements_per_push(url: str | None, batch: int) -> tuple[int, int | None, f
     patched = []
 
     def patch(cls, name, wrapper):
-        patched.append((cls, name, getattr(cls, name)))
+        patched.append((cls, name, cls.__dict__.get(name)))  # as the class holds it (a classmethod too)
         setattr(cls, name, wrapper(getattr(cls, name)))
+
+    def unpatch():
+        for cls, name, original in reversed(patched):
+            if original is None:
+                delattr(cls, name)  # it was inherited
+            else:
+                setattr(cls, name, original)
+        patched.clear()
 
     def counting(f, trip=None):
         def wrapped(self, *a, **kw):
@@ -252,27 +259,24 @@ def statements_per_push(url: str | None, batch: int) -> tuple[int, int | None, f
                     return f(self, sent)
                 return wrapped
 
-            def transaction(f):
-                @functools.wraps(f)
-                def wrapped(db):
+            def transaction(bound):
+                def wrapped(cls, db):
                     counts["trips"] += 1 if getattr(db, "_pipeline", None) is not None else 2  # (BEGIN: with the next read)
-                    return f(db)
-                return wrapped
+                    return bound(db)
+                return classmethod(wrapped)
 
             outside = lambda self: getattr(self, "_pipeline", None) is None  # noqa: E731 (and code before pipelines)
             patch(storage.PgDatabase, "execute", lambda f: counting(f, outside))
             patch(storage.PgDatabase, "executemany", lambda f: counting(f, outside))
             if hasattr(storage.PgDatabase, "answered"):
                 patch(storage.PgDatabase, "answered", answered)
-            patch(storage.PostgresStorage, "transaction", lambda f: classmethod(transaction(f.__func__)))
+            patch(storage.PostgresStorage, "transaction", transaction)
         else:
             patch(type(db.conn), "execute", counting)
             patch(type(db.conn), "executemany", counting)
         pushes.respond(db, dev, [entry(0, batch + i, hotel_of(0)) for i in range(batch)], NOW, "counted")
         statements, trips = counts["statements"], counts["trips"]
-        for cls, name, original in reversed(patched):
-            setattr(cls, name, original)
-        patched.clear()
+        unpatch()
         times = []  # the time: the median of 20 more pushes (one alone is mostly noise on a shared box)
         for n in range(2, 22):
             t0 = time.perf_counter()
@@ -280,8 +284,7 @@ def statements_per_push(url: str | None, batch: int) -> tuple[int, int | None, f
             times.append((time.perf_counter() - t0) * 1000)
         return statements, trips if url else None, sorted(times)[len(times) // 2]
     finally:
-        for cls, name, original in reversed(patched):
-            setattr(cls, name, original)
+        unpatch()
         st.close()
 
 

@@ -13,7 +13,10 @@ The cloud's modules speak to a connection of either through the same small surfa
 one ``sqlite_utils.Database`` already gave them: ``db.execute(sql, params)`` (a cursor with
 ``fetchone``/``fetchall``/``rowcount``), ``db.conn.execute``, ``db.conn.executemany``,
 ``db.query(sql, params)`` (dict rows), and :func:`transaction` / :func:`lock_hotels`
-around writes (each connection knows its backend: ``db.backend``).  SQL is written once,
+around writes (each connection knows its backend: ``db.backend``).  :func:`pipeline` around
+a transaction lets PostgreSQL's statements go without waiting for each answer (a push waits
+four times whatever its size); :func:`one_statement` around a single write spares PostgreSQL
+a ``BEGIN`` and a ``COMMIT``.  Both change nothing on SQLite.  SQL is written once,
 portably, in the ``qmark`` parameter style (``?``; PostgreSQL's class turns it into
 psycopg's ``%s``), with ``INSERT … ON CONFLICT``, ``RETURNING``, ``GREATEST``/``LEAST``
 (registered for SQLite), no SQLite date functions.  The schema is written once too

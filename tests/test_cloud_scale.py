@@ -8,7 +8,6 @@ Costs are compared as a ratio of two measurements in one run (never a wall-clock
 from __future__ import annotations
 
 import json
-import statistics
 import time
 
 import pytest
@@ -56,7 +55,9 @@ def fill(db, n: int, start: int) -> None:
                    " seq = excluded.seq", [top + n])
 
 
-def batch_cost(db, dev, first: int, size: int = 200, rounds: int = 3) -> float:
+def batch_cost(db, dev, first: int, size: int = 200, rounds: int = 5) -> float:
+    """The cheapest of ``rounds`` pushes of ``size`` new tickets: what the push itself costs
+    (other work on the machine only ever adds to a round)."""
     costs = []
     for r in range(rounds):
         entries = [ticket_entry(first + r * size + i) for i in range(size)]
@@ -64,7 +65,7 @@ def batch_cost(db, dev, first: int, size: int = 200, rounds: int = 3) -> float:
         results = apply_push(db, dev, entries, NOW)
         costs.append(time.perf_counter() - t0)
         assert {x["status"] for x in results} == {"applied"}
-    return statistics.median(costs)
+    return min(costs)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -73,6 +74,9 @@ def test_a_push_costs_the_same_with_1000_or_40000_tickets_held(tmp_path, request
     st = storage.open_storage(tmp_path / "cloud", url)
     st.prepare()
     db = st.connect()
+    # what is timed is the lookups, not the disk: a commit that waits for its flush took 100 ms
+    # and more while other suites wrote (CI), which this test once took for a growing cost
+    db.execute("SET synchronous_commit = off" if url else "PRAGMA synchronous = OFF")
     try:
         devices.add_device(db, "k1", ["demo"], NOW)
         dev = devices.Device("k1", ("demo",))
@@ -82,9 +86,10 @@ def test_a_push_costs_the_same_with_1000_or_40000_tickets_held(tmp_path, request
         large = batch_cost(db, dev, 20_000_000)
     finally:
         st.close()
-    # a lookup without an index makes this grow with the rows held (40x the rows: measured
-    # without the fingerprint index, 48x the cost);
-    # with indexes the two are the same up to noise
+    # a lookup per entry without an index makes this grow with the rows held (40x the rows:
+    # measured without the fingerprint index, 48x the cost, when each entry was looked up
+    # alone); with indexes the two are the same up to noise.  (The set-wise push reads a
+    # missing index's table once a push: 1.6x here on SQLite, which this bound does not catch.)
     assert large / small < 2.5, (small, large)
 
 

@@ -38,7 +38,10 @@ OK_GREEN = "rgb(126, 231, 135)"
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory) -> Path:
     """'bring me two towels' by espeak-ng, with quiet before and a pause after (the fake
-    microphone loops the file; the pause is what ends the recording)."""
+    microphone loops the file; the pause is what ends the recording).  The fake microphone
+    plays from the moment the page opens it, while the page is still setting up its
+    recording (a guest sees "listening" only when it is ready): the 2.5 s of quiet before the
+    words give it that long.  With 0.5 s, a loaded CI machine once missed the "b" of "bring"."""
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed (scripts/setup.sh --test installs it)")
     d = tmp_path_factory.mktemp("speech")
@@ -52,7 +55,7 @@ def speech(tmp_path_factory) -> Path:
     out = d / "towels.wav"
     with wave.open(str(out), "wb") as w:
         w.setparams(params)
-        w.writeframes(room[: len(room) // 6] + frames + room[: 2 * len(room) // 3])
+        w.writeframes(room[: 5 * len(room) // 6] + frames + room[: 2 * len(room) // 3])
     return out
 
 

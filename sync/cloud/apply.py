@@ -97,10 +97,9 @@ class _Push:
         self.texts = [validation.text_of(raw) for raw in entries]  # written once, looked at twice
         self.refused = [_refused(device, raw, text) for raw, text in zip(entries, self.texts, strict=True)]
         self._hub = db.execute(upstream.SELECT)  # a hub: what it applies goes on to the chain's cloud
-        hotels = sorted({raw["hotelId"] for raw, r in zip(entries, self.refused, strict=True) if r is None})
-        self._links = pms_links.select_many(db, hotels)  # the PMS link of each hotel, read once a push
-        self._answers = self._select_answers([raw["key"] for raw, r in zip(entries, self.refused, strict=True)
-                                              if r is None])
+        looked_up = [raw for raw, r in zip(entries, self.refused, strict=True) if r is None]
+        self._links = pms_links.select_many(db, sorted({raw["hotelId"] for raw in looked_up}))  # once a push
+        self._answers = self._select_answers([raw["key"] for raw in looked_up])
 
     def run(self) -> list[dict]:
         """One result per entry, in order (in the caller's transaction)."""
@@ -164,12 +163,12 @@ class _Push:
     # --- the keys' first answers -------------------------------------------------------------
 
     def _select_answers(self, keys: list[str]) -> list:
-        """The remembered answers of every key of the push: one query a chunk of 500, sent."""
+        """The remembered answers of every key of the push: one query a chunk, sent."""
         unique = sorted(set(keys))
         return [self.db.execute("SELECT a.key, a.hotel_id, a.device_id, a.result, d.hotels FROM applied_entries a"
                                 " LEFT JOIN devices d ON d.device_id = a.device_id"
                                 f" WHERE a.key IN ({', '.join('?' * len(chunk))})", chunk)
-                for chunk in (unique[at:at + 500] for at in range(0, len(unique), 500))]
+                for chunk in storage.chunks(unique)]
 
     def _load_answers(self) -> None:
         for cur in self._answers:

@@ -14,7 +14,7 @@ import json
 
 from sync.conflicts import Conflict, replay_order
 
-from . import changelog, guest_vault
+from . import changelog, guest_vault, storage
 from .results import Rejected
 from .validation import Entry
 
@@ -44,7 +44,7 @@ def record_many(db, es: list[Entry], now: float) -> list:
     read.  The same answers as one by one; nothing written for a refused entry."""
     out: list = [None] * len(es)
     inserted: set[str] = set()
-    for chunk in _chunks(es, 100):
+    for chunk in storage.chunks(es, 100):
         rows = db.execute("INSERT INTO events (key, hotel_id, kind, entity_type, entity_id, payload, hlc, received_at)"
                           f" VALUES {', '.join(['(?, ?, ?, ?, ?, ?, ?, ?)'] * len(chunk))}"
                           " ON CONFLICT (key) DO NOTHING RETURNING key",
@@ -52,7 +52,7 @@ def record_many(db, es: list[Entry], now: float) -> list:
                                                       stored(db, e), e.hlc, now)]).fetchall()
         inserted |= {r[0] for r in rows}
     owners: dict[str, str] = {}
-    for chunk in _chunks([e.key for e in es if e.key not in inserted], 500):
+    for chunk in storage.chunks([e.key for e in es if e.key not in inserted], 500):
         owners |= dict(db.execute(f"SELECT key, hotel_id FROM events WHERE key IN ({', '.join('?' * len(chunk))})",
                                   chunk).fetchall())
     used = []
@@ -82,11 +82,6 @@ def stored(db, e: Entry) -> str:
                       sort_keys=True, separators=(",", ":"))
 
 
-def _chunks(values: list, size: int):
-    for at in range(0, len(values), size):
-        yield values[at:at + size]
-
-
 def _use(e: Entry, now: float) -> tuple[str, str | None, float]:
     """(kiosk, session, consumedAt) of a ``token.used`` entry."""
     p = e.payload
@@ -98,14 +93,14 @@ def _consume_many(db, rows: list[tuple]) -> tuple[set, dict]:
     """Insert uses (hotel, jti, kiosk, session, at, hlc); returns the (hotel, jti, kiosk) that
     were new and, for their tokens, every use the cloud holds: (hotel, jti) -> [use, ...]."""
     new: set[tuple] = set()
-    for chunk in _chunks(rows, 100):
+    for chunk in storage.chunks(rows, 100):
         new |= {tuple(r) for r in db.execute(
             "INSERT INTO consumptions (hotel_id, jti, kiosk_id, session_id, consumed_at, hlc)"
             f" VALUES {', '.join(['(?, ?, ?, ?, ?, ?)'] * len(chunk))} ON CONFLICT DO NOTHING"
             " RETURNING hotel_id, jti, kiosk_id", [v for r in chunk for v in r]).fetchall()}
     uses: dict[tuple, list] = {}
     tokens = sorted({(h, j) for h, j, _ in new})
-    for chunk in _chunks(sorted({j for _, j in tokens}), 500):
+    for chunk in storage.chunks(sorted({j for _, j in tokens}), 500):
         for hotel, jti, kiosk, session, stamp in db.execute(
                 "SELECT hotel_id, jti, kiosk_id, session_id, hlc FROM consumptions"
                 f" WHERE jti IN ({', '.join('?' * len(chunk))}) ORDER BY jti, kiosk_id", chunk).fetchall():

@@ -23,7 +23,7 @@ from pathlib import Path
 from kiosk.errors import NotFound, ValidationError
 from kiosk.files import make_dirs, write_private
 
-from . import connectors, leases
+from . import connectors, leases, storage
 
 _HOTEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LEASE_SECONDS = 120.0
@@ -114,11 +114,11 @@ def get(db, hotel_id: str) -> Link | None:
 
 
 def select_many(db, hotel_ids: list[str]) -> tuple[list[str], list]:
-    """The links of ``hotel_ids``, asked for (one query a chunk of 500): read them with
+    """The links of ``hotel_ids``, asked for (one query a chunk): read them with
     :func:`fetched`, after whatever else is sent in between (inside a pipeline, one round trip)."""
     return hotel_ids, [db.execute(f"SELECT {', '.join(_COLUMNS)} FROM pms_links WHERE hotel_id IN"
                                   f" ({', '.join('?' * len(chunk))})", chunk)
-                       for chunk in (hotel_ids[at:at + 500] for at in range(0, len(hotel_ids), 500))]
+                       for chunk in storage.chunks(hotel_ids)]
 
 
 def fetched(asked: tuple[list[str], list]) -> dict[str, Link | None]:

@@ -18,7 +18,7 @@ a transaction lets PostgreSQL's statements go without waiting for each answer (a
 four times whatever its size); :func:`one_statement` around a single write spares PostgreSQL
 a ``BEGIN`` and a ``COMMIT``.  Both change nothing on SQLite.  SQL is written once,
 portably, in the ``qmark`` parameter style (``?``; PostgreSQL's class turns it into
-psycopg's ``%s``), with ``INSERT … ON CONFLICT``, ``RETURNING``, ``GREATEST``/``LEAST``
+PostgreSQL's own ``$1``, ``$2``…), with ``INSERT … ON CONFLICT``, ``RETURNING``, ``GREATEST``/``LEAST``
 (registered for SQLite), no SQLite date functions.  The schema is written once too
 (sync/cloud/schema.py), its column types named; each backend gives their names in its own
 words (``column_types``).
@@ -620,6 +620,16 @@ def backend(db) -> type[CloudStorage]:
 def transaction(db) -> AbstractContextManager:
     """One write transaction on either storage (:meth:`CloudStorage.transaction`)."""
     return backend(db).transaction(db)
+
+
+#: values an ``IN (…)`` list carries at most (SQLite's default limit is 32,766 parameters)
+IN_LIST = 500
+
+
+def chunks(values: list, size: int = IN_LIST) -> Iterator[list]:
+    """``values`` in slices of at most ``size``: one ``IN (…)`` list (or one batch) each."""
+    for at in range(0, len(values), size):
+        yield values[at:at + size]
 
 
 def one_statement(db) -> AbstractContextManager:

@@ -18,7 +18,7 @@ import json
 
 from sync.conflicts import Conflict
 
-from . import changelog, guest_vault, validation
+from . import changelog, guest_vault, storage, validation
 from .results import Rejected
 from .validation import Entry, TicketCreated
 
@@ -76,11 +76,11 @@ def create_many(db, es: list[Entry], now: float) -> list:
     asked = []  # every read sent before any is read: inside a pipeline, one round trip for all
     for hotel_id in sorted({e.hotelId for _, e, _, _ in parsed}):
         mine = [p for _, e, p, _ in parsed if e.hotelId == hotel_id]
-        for chunk in _chunks(sorted(p.ticketId for p in mine)):
+        for chunk in storage.chunks(sorted(p.ticketId for p in mine)):
             asked.append((existing, hotel_id, db.execute(
                 f"SELECT ticket_id, payload FROM tickets WHERE hotel_id = ? AND ticket_id"
                 f" IN ({', '.join('?' * len(chunk))})", [hotel_id, *chunk])))
-        for chunk in _chunks(sorted({p.fingerprint for p in mine if p.fingerprint})):
+        for chunk in storage.chunks(sorted({p.fingerprint for p in mine if p.fingerprint})):
             asked.append((twins, hotel_id, db.execute(
                 f"SELECT fingerprint, ticket_id, hlc FROM tickets WHERE hotel_id = ? AND fingerprint IN"
                 f" ({', '.join('?' * len(chunk))}) AND merged_into IS NULL AND status IN ('open', 'received')"
@@ -114,11 +114,6 @@ def create_many(db, es: list[Entry], now: float) -> list:
                          data=snapshot(row), hlc_stamp=e.hlc, now=now, new=True)
         out[i] = [] if twin is None else [changelog.conflict(db, e.hotelId, _merged(p, e, twin), e.key, now)]
     return out
-
-
-def _chunks(values: list, size: int = 500):
-    for at in range(0, len(values), size):
-        yield values[at:at + size]
 
 
 def _merged(p, e: Entry, twin: tuple) -> Conflict:

@@ -194,13 +194,13 @@ def payload(model: type[BaseModel], e: Entry, id_field: str) -> Any:
 
 #: U+0000 (PostgreSQL refuses it in text) and the UTF-16 surrogates (no UTF-8 encodes a lone one)
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def _holds_unstorable(text: str) -> bool:
-    """Whether :func:`text_of`'s JSON (U+0000 written ``\\u0000``, a surrogate as itself) holds
-    either (two scans in C; the second only for text that is not all ASCII)."""
-    return "\\u0000" in text or (not text.isascii() and _SURROGATE.search(text) is not None)
+    """Whether :func:`text_of`'s JSON (U+0000 written ``\\u0000``, a surrogate as itself: JSON
+    never holds a raw NUL) holds either (two scans in C; the second only for text that is not
+    all ASCII)."""
+    return "\\u0000" in text or (not text.isascii() and _UNSTORABLE.search(text) is not None)
 
 
 def text_of(value: Any) -> str | None:

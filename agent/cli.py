@@ -21,6 +21,7 @@ import click
 
 from kiosk import logs, outbox, sync_status
 from kiosk.cli import Ctx, KioskGroup
+from kiosk.cliutil import tune_gc
 from kiosk.clock import iso
 from kiosk.files import private_umask
 from sync import delivery
@@ -65,6 +66,7 @@ def run(obj: Ctx):
     transport, link_info = transport_for(inst)  # not linked: NOT_INITIALISED before anything is written
     logs.configure(inst.config.log.level, inst.log_dir)
     inst.connect().conn.close()  # migrations, before the jobs start
+    tune_gc()  # start-up's objects out of the collector's way (kiosk.cliutil)
     if not Agent(inst, transport, device_id=link_info["deviceId"]).run():
         # a job overran the stop's grace: end now rather than wait for its thread at exit
         logging.shutdown()
@@ -124,6 +126,7 @@ def sync(obj: Ctx, once):
     inst = obj.initialised()
     pusher = pusher_for(inst)
     todo = delivery.backlog(pusher.db, inst.clock.now())["pending"]
+    tune_gc()  # a backlog of 100,000 entries makes millions of short-lived objects
     err = sys.stderr
     with click.progressbar(length=todo, label="pushing", file=err) as bar:
         total = pusher.drain(on_batch=lambda r: bar.update(r.sent))

@@ -32,6 +32,7 @@ from .cliutil import (
     create_server,
     guest_export_options,
     serve_until_signal,
+    tune_gc,
     write_guest_export,
 )
 from .clock import iso, parse_duration
@@ -154,6 +155,7 @@ def serve(obj: Ctx, host, port):
             app.config["KIOSK_CAMERA"] = scanner
         logging.getLogger("kiosk").info("serving", extra={"host": cfg.server.host, "port": server.effective_port,
                                                           "dataDir": str(inst.root), "camera": cfg.camera.enabled})
+        tune_gc()  # start-up's objects out of the collector's way (kiosk.cliutil)
         # until SIGTERM / Ctrl-C (any mix): the handlers only record the signal (kiosk.cliutil)
         serve_until_signal(server, logging.getLogger("kiosk"), "kiosk", on_stop=stop_camera)
     except BaseException:

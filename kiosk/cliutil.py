@@ -1,4 +1,5 @@
-"""What the three programs' command lines share: one-line errors and a checked listen.
+"""What the three programs' command lines share: one-line errors, a checked listen and the
+garbage collector's setting for a long run.
 
 Every mistake is one line on stderr and a non-zero exit status, never a traceback::
 
@@ -15,6 +16,7 @@ Every mistake is one line on stderr and a non-zero exit status, never a tracebac
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import sqlite3
 import sys
@@ -22,6 +24,23 @@ import sys
 import click
 
 from .errors import AddressInUse, ConfigError, KioskError, StorageFull
+
+#: the collector's thresholds for a serving process (Python's are 700, 10, 10)
+GC_THRESHOLDS = (20_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """For a process that serves or syncs for long: what start-up made (modules, the app, its
+    configuration) is collected once and then left out of every later collection
+    (``gc.freeze``), and the young generation is collected after 20,000 new objects instead of
+    700.  A push of 500 entries makes some hundred thousand short-lived dicts and lists, which
+    reference counting frees; at Python's thresholds the collector still walked the young
+    generation about every 700 of them and the whole heap every 70,000: 6 % of the cloud's busy
+    samples in a drain, and about a fifth less CPU a push in process without them (bench/README.md).
+    A cycle is still collected, at most 20,000 allocations later."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def one_line(err: KioskError) -> str:

@@ -130,18 +130,16 @@ MAX_JSON_DEPTH = 64
 
 def json_depth_ok(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     """Whether ``value`` nests at most ``limit`` arrays/objects deep (iterative: no recursion)."""
-    stack = [(value, 1)]
+    if not isinstance(value, (dict, list)):
+        return True
+    stack = [(value, 1)]  # containers only: a push's many strings and numbers are looked at once
     while stack:
         v, d = stack.pop()
-        if isinstance(v, dict):
-            items = v.values()
-        elif isinstance(v, list):
-            items = v
-        else:
-            continue
         if d > limit:
             return False
-        stack.extend((x, d + 1) for x in items)
+        for x in v.values() if isinstance(v, dict) else v:
+            if isinstance(x, (dict, list)):
+                stack.append((x, d + 1))
     return True
 
 

@@ -12,6 +12,15 @@ one batch, and records every result in ONE transaction:
 
 A crash between the push and that transaction leaves the entries pending; the
 next push repeats them and the cloud answers ``duplicate``: exactly once.
+
+:meth:`Pusher.drain` over a transport that sends in the background (``push_async``: the
+HTTP one) keeps the agent's work off the wire's critical path: while the cloud applies a
+batch, the next one is read and made ready as if this one were delivered, and it is sent the
+moment this one's answer says every entry was delivered; this one's results are recorded
+while the next is at the cloud.  An answer with anything else (a retry, a rejection, an
+error) drops the batch read ahead, unsent, and the next is read again afresh: a batch never
+travels beside one whose fate is unknown, so an entity's later entry never passes an earlier
+one the cloud asked to see again.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from kiosk import guest_keys, outbox, store, sync_status
@@ -33,6 +43,7 @@ WHERE o.state = 'pending' AND o.next_attempt_at <= :now
   AND NOT EXISTS (SELECT 1 FROM outbox p
                   WHERE p.entity_type = o.entity_type AND p.entity_id = o.entity_id
                     AND p.state = 'pending' AND p.id < o.id AND p.next_attempt_at > :now)
+  AND o.id NOT IN (SELECT value FROM json_each(:skip))
 ORDER BY o.id LIMIT :limit
 """
 
@@ -90,21 +101,40 @@ class Pusher:
         delay = min(self.backoff_max, self.backoff_base * 2 ** max(0, attempts - 1))
         return delay / 2 + self.rng.random() * delay / 2
 
-    def due(self, now: float) -> list[dict]:
-        return list(self.db.query(_DUE_SQL, {"now": now, "limit": self.batch_size}))
+    def due(self, now: float, skip: list[int] | tuple = ()) -> list[dict]:
+        """The next batch: due entries, oldest first, none behind an earlier one of its entity
+        that waits; ``skip``: ids taken as delivered (the batch at the cloud, read ahead of)."""
+        return list(self.db.query(_DUE_SQL, {"now": now, "limit": self.batch_size,
+                                             "skip": json.dumps(list(skip))}))
 
     def push_once(self) -> PushReport:
         """Push one batch of due entries (if any) and record the outcome."""
-        now = self.clock.now()
-        rows = self.due(now)
-        report = PushReport(sent=len(rows))
+        rows = self.due(self.clock.now())
         if not rows:
-            return report
-        entries = entries_of(self.db, rows)
+            return PushReport()
+        return self._record(rows, self._send(rows, entries_of(self.db, rows), background=False))
+
+    def _send(self, rows: list[dict], entries: list[dict], *, background: bool) -> Future:
+        """The batch's push, started: a future of its results or its TransportError, in the
+        transport's own thread when ``background`` and the transport can, else done here."""
+        key = batch_key([e["key"] for e in entries])
+        start = getattr(self.transport, "push_async", None) if background else None
+        if start is not None:
+            return start(self.device_id, entries, key)
+        done: Future = Future()
+        try:
+            done.set_result(self.transport.push(self.device_id, entries, key))
+        except TransportError as e:
+            done.set_exception(e)
+        return done
+
+    def _record(self, rows: list[dict], sent: Future) -> PushReport:
+        """Wait for the batch's answer and record what it did to each entry, in one transaction."""
+        report = PushReport(sent=len(rows))
         wait = 0.0  # the cloud's Retry-After: no entry of this batch is tried again sooner
         refused = False
         try:
-            results = self.transport.push(self.device_id, entries, batch_key([e["key"] for e in entries]))
+            results = sent.result()
         except TransportError as e:
             if e.too_large and self.batch_size > 1:
                 self.batch_size = max(1, self.batch_size // 2)
@@ -146,20 +176,45 @@ class Pusher:
         return report
 
     def drain(self, *, max_batches: int | None = None, on_batch=None) -> PushReport:
-        """Push until nothing is due (or a transport error, or ``max_batches``)."""
+        """Push until nothing is due (or a transport error, or ``max_batches``); over a
+        transport with ``push_async``, a batch read ahead goes as soon as the one before it is
+        all delivered (the module's docstring)."""
         total = PushReport()
         n = 0
+        flight = None  # (rows, future of its answer): the batch at the cloud; never one after max_batches
         while max_batches is None or n < max_batches:
-            r = self.push_once()
+            if flight is None:
+                rows = self.due(self.clock.now())
+                if not rows:
+                    break
+                flight = (rows, self._send(rows, entries_of(self.db, rows), background=True))
+            rows, sent = flight
             n += 1
+            ahead = []
+            if len(rows) == self.batch_size and (max_batches is None or n < max_batches):
+                ahead = self.due(self.clock.now(), skip=[r["id"] for r in rows])
+                ahead_entries = entries_of(self.db, ahead) if ahead else []
+            flight = None
+            if ahead and _all_delivered(sent):
+                flight = (ahead, self._send(ahead, ahead_entries, background=True))
+            r = self._record(rows, sent)
             for f in ("sent", "applied", "duplicate", "rejected", "retried", "conflicts"):
                 setattr(total, f, getattr(total, f) + getattr(r, f))
             total.error = r.error
             if on_batch:
                 on_batch(r)
-            if r.sent == 0 or r.error:
+            if r.error:
                 break
         return total
+
+
+def _all_delivered(sent: Future) -> bool:
+    """Whether the batch's answer (waited for) says every entry was applied or a duplicate."""
+    try:
+        results = sent.result()
+    except TransportError:
+        return False
+    return all(isinstance(res, dict) and res.get("status") in ("applied", "duplicate") for res in results)
 
 
 def backlog(db, now: float) -> dict:

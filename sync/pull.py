@@ -91,13 +91,21 @@ class Puller:
         page and ends the run (the cloud link changed meanwhile).  With a ``lock`` an expired
         cursor is not re-synced here (``report.error``): the lock's other holder does that."""
         report = PullReport()
+        # one puller alone on its database, over a transport that can (the HTTP one): the next
+        # page is asked for while this one is applied; used only if the cursor is where it began
+        ahead_ok = lock is None and hasattr(self.transport, "pull_async")
         for hotel_id in self.hotels if hotels is None else hotels:
             first = True
+            ahead = None  # (the cursor it was asked after, future of the page)
             while max_pages is None or report.pages < max_pages:
                 after = cursor(self.db, hotel_id)
                 try:
-                    page = self.transport.pull(hotel_id, after, self.page_size, wait=wait) if first and wait \
-                        else self.transport.pull(hotel_id, after, self.page_size)
+                    asked, ahead = ahead, None
+                    if asked is not None and asked[0] == after:
+                        page = asked[1].result()
+                    else:
+                        page = self.transport.pull(hotel_id, after, self.page_size, wait=wait) if first and wait \
+                            else self.transport.pull(hotel_id, after, self.page_size)
                 except CursorExpired as e:
                     if lock is not None or hotel_id in report.resynced:
                         # expired again right after a re-sync (try later), or not this puller's to re-sync
@@ -129,6 +137,9 @@ class Puller:
                     report.error = e.reason
                     return report
                 first = False
+                if ahead_ok and page.get("more") and (max_pages is None or report.pages + 1 < max_pages):
+                    ahead = (int(page["cursor"]), self.transport.pull_async(hotel_id, int(page["cursor"]),
+                                                                            self.page_size))
                 if lock is None:
                     n, replays = self.apply_page(hotel_id, page)
                 else:

@@ -9,10 +9,14 @@ the hotel's current state to re-sync from; or raises :class:`TransportError` for
 anything that leaves the batch's fate unknown (timeout, connection drop, 5xx,
 401, 429) — those entries are simply retried later, which the cloud's idempotency
 keys make safe (after a 429's ``Retry-After`` at the earliest).  ``health``, if given, returns the fleet-health headers sent with
-every request (:mod:`sync.health`).
+every request (:mod:`sync.health`).  ``push_async`` and ``pull_async``, where a transport
+has them, start a push or a page's request and return a future of its answer
+(:mod:`sync.delivery` and :mod:`sync.pull` read ahead meanwhile).
 """
 
 from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import requests
 
@@ -74,6 +78,7 @@ class HttpTransport:
         self.session.headers["Authorization"] = f"Bearer {credential}"
         self.session.verify = ca_bundle or True
         self.health_headers = health
+        self._sender: ThreadPoolExecutor | None = None
 
     def push(self, device_id: str, entries: list[dict], idempotency_key: str) -> list[dict]:
         try:
@@ -98,6 +103,22 @@ class HttpTransport:
         if not isinstance(results, list) or len(results) != len(entries):
             raise TransportError("the cloud answered a different number of results")
         return results
+
+    def push_async(self, device_id: str, entries: list[dict], idempotency_key: str) -> Future:
+        """:meth:`push` on the transport's one background thread (a future of its results or
+        its TransportError): the agent reads its next batch while the cloud works on this one
+        (sync/delivery.py).  One request at a time there: a second waits for the first."""
+        return self._background().submit(self.push, device_id, entries, idempotency_key)
+
+    def pull_async(self, hotel_id: str, after: int, limit: int) -> Future:
+        """:meth:`pull` (no wait) on the same thread: the next page comes while the agent
+        applies this one (sync/pull.py)."""
+        return self._background().submit(self.pull, hotel_id, after, limit)
+
+    def _background(self) -> ThreadPoolExecutor:
+        if self._sender is None:
+            self._sender = ThreadPoolExecutor(1, thread_name_prefix="sync-send")
+        return self._sender
 
     def _get_page(self, path: str, params: dict, what: str, timeout=None) -> dict:
         try:

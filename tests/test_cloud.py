@@ -172,6 +172,23 @@ def test_the_same_idempotency_key_for_other_entries_is_refused(push, client, cre
     assert [t["ticketId"] for t in read(client, creds, "tickets").get_json()["tickets"]] == ["T-1"]
 
 
+def test_a_push_remembered_under_the_earlier_digest_is_still_known_when_retried(push, db):
+    from sync.cloud import pushes
+
+    entries = [ticket("T-1", title="Handtücher für 12"), ticket("T-2")]
+    first = push(entries, key="old")
+    # as an earlier version remembered it: the digest of the entries written ASCII-escaped
+    old = pushes._digest_v1(json.loads(json.dumps(entries)))
+    assert old != pushes.digest(entries) and not old.startswith("2:")
+    with storage.transaction(db):
+        db.execute("UPDATE push_requests SET body_sha256 = ? WHERE idempotency_key = 'old'", [old])
+    again = push([{k: e[k] for k in reversed(list(e))} for e in entries], key="old")  # its keys in another order
+    assert again.status_code == 200 and again.get_json() == first.get_json()
+    other = push([ticket("T-1", title="Handtücher für 14"), ticket("T-2")], key="old")
+    assert other.status_code == 422 and other.get_json()["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+    assert pushes.digest(entries) == pushes.digest([dict(reversed(list(e.items()))) for e in entries])
+
+
 def test_invalid_transition_is_rejected_remembered_and_blocks_only_its_entity(push, client, creds):
     assert statuses(push([wo_created("WO-1"), wo_created("WO-2")])) == ["applied", "applied"]
     bad = wo_updated("WO-1", status=("open", "done"))
@@ -284,6 +301,7 @@ def test_health_and_a_revoked_device(client, creds, db, clock):
     b'{"deviceId": "k1", "entries": [{"key": 5}]}', b'{"deviceId": "k1", "entries": [{"key": ""}]}',
     b'{"deviceId": "k1", "entries": [{"createdAt": NaN, "key": "a"}]}', b"\xff\xfe\x00",
     b"[" * 100_000 + b"]" * 100_000,
+    b'{"deviceId": "k1", "entries": [{"key": "a", "payload": {"x": ' + b"[" * 61 + b"]" * 61 + b"}}]}",  # 65 deep: 1 past
 ])
 def test_malformed_bodies_are_400_never_500(client, creds, data):
     r = client.post("/sync/v1/push", data=data, content_type="application/json",

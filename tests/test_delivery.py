@@ -162,3 +162,70 @@ def test_a_malformed_answer_is_a_retry_not_a_loss(db, clock):
     t = Scripted(lambda e: {"status": "mystery"})
     r = pusher(db, t, clock).push_once()
     assert r.retried == 2 and states(db) == {"pending": 2}
+
+
+class InBackground(Scripted):
+    """Sends in the background as the HTTP transport does (``push_async``); notes, as each push
+    starts, how many entries the kiosk has recorded delivered so far."""
+
+    def __init__(self, db, rule=lambda e: {"status": "applied"}):
+        super().__init__(rule)
+        self.db = db
+        self.delivered_at_start: list[int] = []
+
+    def push_async(self, device_id, entries, idempotency_key):
+        from concurrent.futures import Future
+
+        self.delivered_at_start.append(states(self.db).get("delivered", 0))
+        f = Future()
+        try:
+            f.set_result(self.push(device_id, entries, idempotency_key))
+        except TransportError as e:
+            f.set_exception(e)
+        return f
+
+
+def test_the_next_batch_is_read_ahead_and_sent_before_the_last_answer_is_recorded(db, clock):
+    keys = add(db, clock, "a", 5) + add(db, clock, "b", 4)
+    t = InBackground(db)
+    r = pusher(db, t, clock, batch_size=3).drain()
+    assert r.applied == 9 and [e["key"] for p in t.pushes for e in p] == keys  # the order kept
+    # each batch left while the one before it was still unrecorded: the kiosk's own work overlaps
+    # the cloud's (the first batch finds nothing recorded; the last read ahead is the third)
+    assert t.delivered_at_start == [0, 0, 3]
+    assert states(db) == {"delivered": 9}
+
+
+def test_a_batch_read_ahead_is_dropped_unsent_when_the_one_before_was_not_all_delivered(db, clock):
+    a = add(db, clock, "a", 4)
+    t = InBackground(db, lambda e: {"status": "retry"} if e["key"] == a[1] else {"status": "applied"})
+    p = pusher(db, t, clock, batch_size=2)
+    r = p.drain()
+    # a[1] waits for its retry: a[2] and a[3], read ahead while it was at the cloud, must not pass it
+    assert [[e["key"] for e in b] for b in t.pushes] == [a[:2]]
+    assert (r.applied, r.retried) == (1, 1) and states(db) == {"delivered": 1, "pending": 3}
+    clock.advance(10)
+    t.rule = lambda e: {"status": "applied"}
+    p.drain()
+    assert [[e["key"] for e in b] for b in t.pushes[1:]] == [a[1:3], a[3:]]
+    assert states(db) == {"delivered": 4}
+
+
+def test_a_transport_error_drops_the_batch_read_ahead(db, clock):
+    add(db, clock, "a", 4)
+    t = InBackground(db)
+    t.fail_with = TransportError("ConnectionError: down")
+    r = pusher(db, t, clock, batch_size=2).drain()
+    assert len(t.pushes) == 1 and r.error == "ConnectionError: down" and states(db) == {"pending": 4}
+
+
+def test_reading_ahead_skips_the_batch_at_the_cloud_and_keeps_every_entity_waiting_in_order(db, clock):
+    a = add(db, clock, "a", 2)
+    b = add(db, clock, "b", 2)
+    c = add(db, clock, "c")
+    p = pusher(db, Scripted(), clock, batch_size=10)
+    ids = dict(db.execute("SELECT idempotency_key, id FROM outbox").fetchall())
+    # a[0] waits for a retry: a[1] waits behind it, whatever is skipped
+    db.execute("UPDATE outbox SET next_attempt_at = ? WHERE idempotency_key = ?", [clock.now() + 60, a[0]])
+    assert [r["idempotency_key"] for r in p.due(clock.now(), skip=[ids[b[0]]])] == [b[1], c[0]]
+    assert [r["idempotency_key"] for r in p.due(clock.now())] == [*b, *c]

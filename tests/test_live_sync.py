@@ -21,7 +21,7 @@ import pytest
 from harness import Cloud, Kiosk, wait_for
 
 from kiosk import config as config_mod
-from kiosk import sync_status
+from kiosk import store, sync_status
 from kiosk.clock import FakeClock
 from kiosk.errors import ConfigError
 from kiosk.instance import Instance
@@ -177,6 +177,47 @@ def test_a_page_asked_for_before_the_other_puller_moved_the_cursor_is_dropped(in
     calls.clear()
     r = live.pull(hotels=["demo"], wait=20, lock=lock, guard=lambda: False)
     assert r.error and pull_mod.cursor(instance.db(), "demo") == 7
+
+
+def test_one_puller_alone_asks_for_the_next_page_while_it_applies_this_one(instance, clock):
+    """Over a transport that can (``pull_async``, the HTTP one), a puller alone on its database
+    has the next page on its way before it applies the page in hand; every page is applied once,
+    in order, and a page that fails ends the run with the cursor after the last one applied."""
+    from concurrent.futures import Future
+
+    db = instance.connect()
+    asked = []  # (after, the cursor the kiosk had saved when it was asked for)
+
+    class Ahead:
+        fail_after = None
+
+        def pull(self, hotel_id, after, limit, wait=0):
+            asked.append((after, pull_mod.cursor(db, hotel_id)))
+            if after == self.fail_after:
+                raise TransportError("ConnectionError: the cloud went away")
+            return {"hotelId": hotel_id, "changes": [], "cursor": after + 5, "more": after + 5 < 20,
+                    "serverTime": 1.0}
+
+        def pull_async(self, hotel_id, after, limit):
+            f = Future()
+            try:
+                f.set_result(self.pull(hotel_id, after, limit))
+            except TransportError as e:
+                f.set_exception(e)
+            return f
+
+    t = Ahead()
+    puller = pull_mod.Puller(db, t, hotels=["demo"], node="kiosk-test", clock=clock, trust_path=instance.trust_path)
+    r = puller.pull()
+    # each page after the first was asked for while the one before it was not yet applied
+    assert asked == [(0, 0), (5, 0), (10, 5), (15, 10)] and r.pages == 4 and r.error is None
+    assert pull_mod.cursor(db, "demo") == 20
+    with store.transaction(db):
+        sync_status.put(db, {pull_mod.cursor_key("demo"): 0})
+    asked.clear()
+    t.fail_after = 10
+    r = puller.pull()
+    assert r.error.startswith("ConnectionError") and pull_mod.cursor(db, "demo") == 10 and r.pages == 2
 
 
 def agent_with(instance, transport, **agent_cfg):

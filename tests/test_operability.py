@@ -256,3 +256,39 @@ def test_the_demo_run_a_second_time_says_the_port_is_taken_and_writes_nothing(tm
                                                    "CLOUD_PORT": str(busy_port)}))
     assert f"127.0.0.1:{busy_port}" in refused(p, "ADDRESS_IN_USE")
     assert "kiosk on" not in p.stdout and not demo.exists()
+
+
+def test_a_long_running_process_sets_the_collector_aside_for_start_up_and_still_collects_cycles():
+    import gc
+    import weakref
+
+    from kiosk import cliutil
+
+    before = gc.get_threshold()
+    try:
+        cliutil.tune_gc()
+        assert gc.get_threshold() == cliutil.GC_THRESHOLDS and gc.get_freeze_count() > 0
+
+        class Node:
+            pass
+
+        cycle = Node()
+        cycle.me = cycle
+        gone = weakref.ref(cycle)
+        del cycle
+        kept = [[] for _ in range(cliutil.GC_THRESHOLDS[0] * 2)]  # young objects: a collection runs
+        assert gone() is None and len(kept) == cliutil.GC_THRESHOLDS[0] * 2
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
+def test_json_nested_to_the_limit_is_read_and_one_deeper_is_refused():
+    from kiosk.validation import MAX_JSON_DEPTH, loads_bounded
+
+    def nested(depth):
+        return "[" * (depth - 1) + '{"a": "b"}' + "]" * (depth - 1)
+
+    assert loads_bounded(nested(MAX_JSON_DEPTH)) is not None
+    with pytest.raises(ValueError, match="nested deeper"):
+        loads_bounded(nested(MAX_JSON_DEPTH + 1))

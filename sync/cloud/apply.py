@@ -72,7 +72,7 @@ def apply_entries(db, device: Device, entries: list[dict], now: float,
 
 
 def prepare(db, device: Device, entries: list[dict], now: float,
-            max_skew: float = validation.MAX_CLOCK_SKEW_SECONDS) -> _Push:
+            max_skew: float = validation.MAX_CLOCK_SKEW_SECONDS, texts: list[str | None] | None = None) -> _Push:
     """A push ready to :meth:`~_Push.run`, the reads it starts with sent: its keys' first
     answers, its hotels' PMS links, whether this cloud is a hub.  Inside
     :func:`.storage.pipeline` they go in one round trip with whatever the caller reads next
@@ -84,17 +84,19 @@ def prepare(db, device: Device, entries: list[dict], now: float,
     is applied by it in a few statements, the change log is numbered and written once
     (:func:`.changelog.deferred`), and the answers are remembered in one ``executemany``.
     Every other entry is applied alone in its savepoint, as before."""
-    return _Push(db, device, now, max_skew, entries)
+    return _Push(db, device, now, max_skew, entries, texts)
 
 
 class _Push:
-    def __init__(self, db, device: Device, now: float, max_skew: float, entries: list[dict]):
+    def __init__(self, db, device: Device, now: float, max_skew: float, entries: list[dict],
+                 texts: list[str | None] | None = None):
         self.db, self.device, self.now, self.max_skew = db, device, now, max_skew
         self.entries = entries
         self.rows: dict[str, list] = {}  # key -> (hotel, device, answer, device's hotels) of its first answers
         self.remember: list[list] = []
         self.relay: list[dict] = []
-        self.texts = [validation.text_of(raw) for raw in entries]  # written once, looked at twice
+        # written once (by the caller, for its digest too), looked at twice
+        self.texts = [validation.text_of(raw) for raw in entries] if texts is None else texts
         self.refused = [_refused(device, raw, text) for raw, text in zip(entries, self.texts, strict=True)]
         self._hub = db.execute(upstream.SELECT)  # a hub: what it applies goes on to the chain's cloud
         looked_up = [raw for raw, r in zip(entries, self.refused, strict=True) if r is None]

@@ -204,10 +204,11 @@ def _holds_unstorable(text: str) -> bool:
 
 
 def text_of(value: Any) -> str | None:
-    """``value`` (a parsed JSON document) as compact JSON, characters as themselves (None if it
-    is not JSON): what :func:`unstorable` and :func:`entry` look at."""
+    """``value`` (a parsed JSON document) as compact JSON with sorted keys, characters as
+    themselves (None if it is not JSON): what :func:`unstorable`, :func:`entry` and a push's
+    digest (:func:`.pushes.digest`) look at."""
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
     except (TypeError, ValueError):
         return None
 

@@ -51,6 +51,9 @@ def serve_workers(*, host: str, port: int, workers: int, threads: int, database:
         planner_stats.Keeper(app.config["CLOUD_STORAGE"], SystemClock()).start()  # one at a time: a lock
         atexit.register(runner.stop)  # a worker's leases given up as it exits
         atexit.register(relay.stop)
+        from kiosk.cliutil import tune_gc
+
+        tune_gc()  # each worker's start-up objects out of the collector's way (kiosk.cliutil)
         return app
 
     _CloudApp({"bind": f"{host}:{port}", "workers": workers, "threads": threads, "worker_class": "gthread",

@@ -33,11 +33,11 @@ def tune_gc() -> None:
     """For a process that serves or syncs for long: what start-up made (modules, the app, its
     configuration) is collected once and then left out of every later collection
     (``gc.freeze``), and the young generation is collected after 20,000 new objects instead of
-    700.  A push of 500 entries makes some hundred thousand short-lived dicts and lists, which
+    700.  A push of 500 entries makes tens of thousands of short-lived dicts and lists, which
     reference counting frees; at Python's thresholds the collector still walked the young
-    generation about every 700 of them and the whole heap every 70,000: 6 % of the cloud's busy
-    samples in a drain, and about a fifth less CPU a push in process without them (bench/README.md).
-    A cycle is still collected, at most 20,000 allocations later."""
+    generation after every 700 of them and the whole heap after every 70,000: 6 % of the
+    cloud's busy samples in a drain (bench/README.md).  A cycle is still collected, at most
+    20,000 allocations later."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)

@@ -8,6 +8,7 @@ processes.
 import random
 
 import pytest
+from settled import settled
 
 from kiosk import outbox, store
 from kiosk.clock import FakeClock
@@ -174,15 +175,8 @@ class InBackground(Scripted):
         self.delivered_at_start: list[int] = []
 
     def push_async(self, device_id, entries, idempotency_key):
-        from concurrent.futures import Future
-
         self.delivered_at_start.append(states(self.db).get("delivered", 0))
-        f = Future()
-        try:
-            f.set_result(self.push(device_id, entries, idempotency_key))
-        except TransportError as e:
-            f.set_exception(e)
-        return f
+        return settled(self.push, device_id, entries, idempotency_key)
 
 
 def test_the_next_batch_is_read_ahead_and_sent_before_the_last_answer_is_recorded(db, clock):

@@ -183,7 +183,7 @@ def test_one_puller_alone_asks_for_the_next_page_while_it_applies_this_one(insta
     """Over a transport that can (``pull_async``, the HTTP one), a puller alone on its database
     has the next page on its way before it applies the page in hand; every page is applied once,
     in order, and a page that fails ends the run with the cursor after the last one applied."""
-    from concurrent.futures import Future
+    from settled import settled
 
     db = instance.connect()
     asked = []  # (after, the cursor the kiosk had saved when it was asked for)
@@ -199,12 +199,7 @@ def test_one_puller_alone_asks_for_the_next_page_while_it_applies_this_one(insta
                     "serverTime": 1.0}
 
         def pull_async(self, hotel_id, after, limit):
-            f = Future()
-            try:
-                f.set_result(self.pull(hotel_id, after, limit))
-            except TransportError as e:
-                f.set_exception(e)
-            return f
+            return settled(self.pull, hotel_id, after, limit)
 
     t = Ahead()
     puller = pull_mod.Puller(db, t, hotels=["demo"], node="kiosk-test", clock=clock, trust_path=instance.trust_path)

@@ -10,6 +10,6 @@ def settled(call, *args) -> Future:
     f: Future = Future()
     try:
         f.set_result(call(*args))
-    except Exception as e:  # noqa: BLE001 - whatever the call raised is the future's answer
+    except Exception as e:  # whatever the call raised is the future's answer
         f.set_exception(e)
     return f

@@ -43,21 +43,74 @@ def run(*args: str, env: dict | None = None, check: bool = True, timeout: float 
 MIN_DEADLINE_SECONDS = 180.0
 
 
+class PortTaken(AssertionError):
+    """The server could not listen: another process took the port between :func:`free_port`
+    and the server's start (tests in other workers pick ports too)."""
+
+
+def _listener_inode(port: int) -> str | None:
+    """The inode of the socket listening on 127.0.0.1:``port`` (``/proc/net/tcp``), if any."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        f = line.split()
+        if f[3] == "0A" and f[1] == f"0100007F:{port:04X}":  # 0A: LISTEN
+            return f[9]
+    return None
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds the socket listening on 127.0.0.1:``port``: the answer a
+    wait gets is from the server it started, not another test's that took the port."""
+    inode = _listener_inode(port)
+    if inode is None:
+        return False
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def wait_http(url: str, timeout: float = 15.0, proc: Proc | None = None) -> None:
-    """Until ``url`` answers; with the ``proc`` that serves it, an AssertionError with the end of
-    its log as soon as it has exited (not the whole deadline later)."""
+    """Until ``url`` answers; with the ``proc`` that serves it, only an answer from ``proc``
+    counts (the port's listening socket is its own), and an AssertionError with the end of its
+    log comes as soon as it has exited (not the whole deadline later): :class:`PortTaken` when
+    it could not listen because another process holds the port."""
     deadline = time.monotonic() + max(timeout, MIN_DEADLINE_SECONDS)
+    port = int(url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
     while time.monotonic() < deadline:
         try:
             requests.get(url, timeout=0.5)
-            return
+            if proc is None or proc.p is None or listens(proc.p.pid, port):
+                return
         except requests.RequestException:
-            if proc is not None and proc.p is not None and proc.p.poll() is not None:
-                tail = proc.log.read_text(errors="replace")[-3000:] if proc.log.exists() else ""
-                raise AssertionError(f"{url}: {proc.args[:2]} exited {proc.p.returncode} before it answered;"
-                                     f" the end of its log:\n{tail}") from None
-            time.sleep(0.05)
+            pass
+        if proc is not None and proc.p is not None and proc.p.poll() is not None:
+            tail = proc.log.read_bytes()[proc.log_from:].decode(errors="replace")[-3000:] if proc.log.exists() else ""
+            error = PortTaken if "ADDRESS_IN_USE" in tail else AssertionError
+            raise error(f"{url}: {proc.args[:2]} exited {proc.p.returncode} before it answered;"
+                        f" the end of its log:\n{tail}") from None
+        time.sleep(0.05)
     raise AssertionError(f"{url} did not come up")
+
+
+def serve_on_a_free_port(owner, start, attempts: int = 5) -> None:
+    """``start()`` (which keeps and returns the :class:`Proc` serving ``owner.url``) until that
+    process answers; while the port it was given turns out taken, again on a new one."""
+    for attempt in range(attempts):
+        try:
+            wait_http(owner.url + "/healthz", proc=start())
+            return
+        except PortTaken:
+            if attempt == attempts - 1:
+                raise
+            owner.port = free_port()
+            owner.url = f"http://127.0.0.1:{owner.port}"
 
 
 def wait_for(pred, timeout: float = 60.0, interval: float = 0.1, what: str = "condition"):
@@ -77,8 +130,10 @@ class Proc:
         self.args, self.log, self.wrap = args, log, wrap
         self.env = {**os.environ, **(env or {})}
         self.p: subprocess.Popen | None = None
+        self.log_from = 0
 
     def start(self) -> Proc:
+        self.log_from = self.log.stat().st_size if self.log.exists() else 0  # this run's part of the log
         f = open(self.log, "ab")
         self.p = subprocess.Popen([*self.wrap, str(BIN / self.args[0]), *self.args[1:]], stdout=f,
                                   stderr=subprocess.STDOUT,
@@ -117,12 +172,14 @@ class Cloud:
         self.env = {"KIOSK_CLOUD_DATABASE": database} if database else {}
 
     def start(self, env: dict | None = None) -> Cloud:
-        args = ["kiosk-cloud", "serve", "--data-dir", str(self.dir), "--port", str(self.port)]
-        if self.workers > 1:
-            args += ["--workers", str(self.workers)]
-        self.proc = Proc(args, self.dir.parent / "cloud.log", env={**self.env, **(env or {})}).start()
-        # no credential needed (/sync/v1/health logs "bad credential")
-        wait_http(self.url + "/healthz", proc=self.proc)
+        def start() -> Proc:
+            args = ["kiosk-cloud", "serve", "--data-dir", str(self.dir), "--port", str(self.port)]
+            if self.workers > 1:
+                args += ["--workers", str(self.workers)]
+            self.proc = Proc(args, self.dir.parent / "cloud.log", env={**self.env, **(env or {})}).start()
+            return self.proc
+
+        serve_on_a_free_port(self, start)  # no credential needed for /healthz
         return self
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
@@ -176,9 +233,12 @@ class Kiosk:
         return run(*args, env={**self.agent_env, **(env or {})}, check=check, wrap=self.wrap)
 
     def serve(self) -> Kiosk:
-        self.server = Proc(["kiosk", "serve", "--port", str(self.port)], self.dir.parent / f"{self.name}.log",
-                           env=self.env, wrap=self.wrap).start()
-        wait_http(self.url + "/healthz", proc=self.server)
+        def start() -> Proc:
+            self.server = Proc(["kiosk", "serve", "--port", str(self.port)], self.dir.parent / f"{self.name}.log",
+                               env=self.env, wrap=self.wrap).start()
+            return self.server
+
+        serve_on_a_free_port(self, start)
         return self
 
     def link(self, cloud_url: str, credential: str) -> None:

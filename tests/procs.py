@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import harness
 import loaded
 import requests
 
@@ -81,7 +82,9 @@ class Server:
             if self.proc.poll() is not None:
                 return False
             try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                # the answer must come from this server, not another test's that took the port
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200 and \
+                        harness.listens(self.proc.pid, self.port):
                     return True
             except requests.RequestException:
                 pass

@@ -8,6 +8,7 @@ import loaded
 import pytest
 import requests
 import waitress
+from waitress import wasyncore
 
 from kiosk import config as config_mod
 from kiosk import tokens
@@ -305,13 +306,22 @@ def served(tmp_path, clock):
     inst = Instance(cfg, clock=clock)
     inst.init()
     server = waitress.create_server(create_app(instance=inst), host="127.0.0.1", port=0, threads=8)
-    thread = threading.Thread(target=server.run, daemon=True)
+    stop = threading.Event()
+
+    def serve():  # a round of the event loop at a time, so it ends before its sockets close
+        # (closing them under a running loop raised EBADF in its thread: a warning in CI)
+        socket_map = server.map if hasattr(server, "map") else server._map
+        while not stop.is_set():
+            wasyncore.loop(timeout=0.1, map=socket_map, use_poll=server.adj.asyncore_use_poll, count=1)
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
         yield inst, f"http://127.0.0.1:{server.effective_port}"
     finally:
-        server.close()
+        stop.set()
         thread.join(timeout=10)
+        server.close()
 
 
 def test_concurrent_http_scans_of_one_token_succeed_once(served, clock):

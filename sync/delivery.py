@@ -112,9 +112,9 @@ class Pusher:
         rows = self.due(self.clock.now())
         if not rows:
             return PushReport()
-        return self._record(rows, self._send(rows, entries_of(self.db, rows), background=False))
+        return self._record(rows, self._send(entries_of(self.db, rows), background=False))
 
-    def _send(self, rows: list[dict], entries: list[dict], *, background: bool) -> Future:
+    def _send(self, entries: list[dict], *, background: bool) -> Future:
         """The batch's push, started: a future of its results or its TransportError, in the
         transport's own thread when ``background`` and the transport can, else done here."""
         key = batch_key([e["key"] for e in entries])
@@ -187,16 +187,17 @@ class Pusher:
                 rows = self.due(self.clock.now())
                 if not rows:
                     break
-                flight = (rows, self._send(rows, entries_of(self.db, rows), background=True))
+                flight = (rows, self._send(entries_of(self.db, rows), background=True))
             rows, sent = flight
             n += 1
-            ahead = []
+            ahead, ahead_entries = [], []
             if len(rows) == self.batch_size and (max_batches is None or n < max_batches):
                 ahead = self.due(self.clock.now(), skip=[r["id"] for r in rows])
-                ahead_entries = entries_of(self.db, ahead) if ahead else []
+                if ahead:
+                    ahead_entries = entries_of(self.db, ahead)
             flight = None
             if ahead and _all_delivered(sent):
-                flight = (ahead, self._send(ahead, ahead_entries, background=True))
+                flight = (ahead, self._send(ahead_entries, background=True))
             r = self._record(rows, sent)
             for f in ("sent", "applied", "duplicate", "rejected", "retried", "conflicts"):
                 setattr(total, f, getattr(total, f) + getattr(r, f))

@@ -143,13 +143,16 @@ def json_depth_ok(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     return True
 
 
-def loads_bounded(data: str | bytes, **kw) -> Any:
+def loads_bounded(data: str | bytes, *, strict: bool = False, **kw) -> Any:
     """``json.loads`` that refuses (ValueError) what nests too deep for the code after it,
-    instead of a RecursionError deep inside the parser or a later ``dumps``."""
+    instead of a RecursionError deep inside the parser or a later ``dumps``.  ``strict``:
+    NaN and infinities are refused too, and orjson reads (:func:`kiosk.jsontext.loads`)."""
     import json
 
+    from . import jsontext
+
     try:
-        value = json.loads(data, **kw)
+        value = jsontext.loads(data) if strict else json.loads(data, **kw)
     except RecursionError:
         raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
     if not json_depth_ok(value):

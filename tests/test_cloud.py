@@ -300,6 +300,8 @@ def test_health_and_a_revoked_device(client, creds, db, clock):
     b'{"deviceId": 7, "entries": []}', b'{"deviceId": "k1", "entries": [1]}',
     b'{"deviceId": "k1", "entries": [{"key": 5}]}', b'{"deviceId": "k1", "entries": [{"key": ""}]}',
     b'{"deviceId": "k1", "entries": [{"createdAt": NaN, "key": "a"}]}', b"\xff\xfe\x00",
+    b'{"deviceId": "k1", "entries": [{"createdAt": 1e400, "key": "a"}]}',  # no double: was read as infinity
+    b'{"deviceId": "k1", "entries": [{"createdAt": -1e400, "n": 12345678901234567890123, "key": "a"}]}',
     b"[" * 100_000 + b"]" * 100_000,
     b'{"deviceId": "k1", "entries": [{"key": "a", "payload": {"x": ' + b"[" * 61 + b"]" * 61 + b"}}]}",  # 65 deep: 1 past
 ])

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from kiosk import hlc
+from kiosk import hlc, jsontext
 
 from . import guest_vault
 
@@ -67,7 +67,7 @@ def record(db, *, hotel_id: str, entity_type: str, entity_id: str, data: dict | 
     if data is not None and entity_type in guest_vault.SEALED_CHANGES:
         data = guest_vault.seal_change(db, hotel_id, entity_type, entity_id, data)
     row = [hotel_id, entity_type, entity_id, op,
-           None if data is None else json.dumps(data, separators=(",", ":"), sort_keys=True), hlc_stamp, now]
+           None if data is None else jsontext.compact(data), hlc_stamp, now]
     held = _held.get()
     if held is not None and held[0] is db:
         held[1].append(row)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+from kiosk import jsontext
 from kiosk.errors import KioskError
 
 from . import storage, validation
@@ -75,6 +76,6 @@ def respond(db, device: Device, entries: list[dict], now: float, idempotency_key
             db.execute("INSERT INTO push_requests (device_id, idempotency_key, response, at, body_sha256)"
                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT(device_id, idempotency_key) DO UPDATE SET"
                        " response = excluded.response, at = excluded.at, body_sha256 = excluded.body_sha256",
-                       [device.device_id, idempotency_key, json.dumps(body, separators=(",", ":")), now,
+                       [device.device_id, idempotency_key, jsontext.compact(body, sort_keys=False), now,
                         body_digest])
     return body, False

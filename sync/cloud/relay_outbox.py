@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 
+from kiosk import jsontext
+
 from . import guest_vault
 
 BACKOFF = (1.0, 2.0, 5.0, 15.0, 30.0, 60.0)
@@ -28,7 +30,7 @@ def queue_many(db, origin: str, raws: list[dict], now: float) -> None:
         "INSERT INTO relay_outbox (hotel_id, key, origin, entity, entry, status, attempts, next_at,"
         " created_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT (hotel_id, key) DO NOTHING",
         [[raw["hotelId"], raw["key"], origin, f"{raw['entityType']}:{raw['entityId']}",
-          json.dumps(_sealed(db, raw), sort_keys=True, separators=(",", ":")), now, now] for raw in raws])
+          jsontext.compact(_sealed(db, raw)), now, now] for raw in raws])
 
 
 def _sealed(db, raw: dict) -> dict:

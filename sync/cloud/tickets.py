@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 
+from kiosk import jsontext
 from sync.conflicts import Conflict
 
 from . import changelog, guest_vault, storage, validation
@@ -31,7 +32,7 @@ def create(db, e: Entry, now: float) -> list[dict]:
     """Insert (merged into an open twin if there is one); the same ticket id again is fine only
     with identical fields (then nothing changes).  Returns the conflicts it resolved."""
     p = validation.payload(TicketCreated, e, "ticketId")
-    canonical = json.dumps(p.model_dump(), sort_keys=True, separators=(",", ":"))
+    canonical = jsontext.compact(p.model_dump())
     existing = db.execute("SELECT payload FROM tickets WHERE hotel_id = ? AND ticket_id = ?",
                           [e.hotelId, p.ticketId]).fetchone()
     if existing is not None:
@@ -70,7 +71,7 @@ def create_many(db, es: list[Entry], now: float) -> list:
         except Rejected as r:
             out[i] = r
             continue
-        parsed.append((i, e, p, json.dumps(p.model_dump(), sort_keys=True, separators=(",", ":"))))
+        parsed.append((i, e, p, jsontext.compact(p.model_dump())))
     existing: dict[tuple, str] = {}
     twins: dict[tuple, tuple] = {}
     asked = []  # every read sent before any is read: inside a pipeline, one round trip for all
@@ -170,7 +171,7 @@ def put_snapshot(db, hotel_id: str, ch: dict, now: float) -> None:
         created = {f: d.get(f) for f in ("ticketId", *_COLUMNS)}
         row = sealed(db, hotel_id, {"hotel_id": hotel_id, "ticket_id": tid, **fields, **extra, "hlc": stamp,
                                     "received_at": now,
-                                    "payload": json.dumps(created, sort_keys=True, separators=(",", ":"))})
+                                    "payload": jsontext.compact(created)})
         db.execute(f"INSERT INTO tickets ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                    list(row.values()))
     else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -17,6 +16,7 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticError
 
+from kiosk import jsontext
 from kiosk.errors import KioskError, ValidationError
 from kiosk.workflow_rules import STATUSES
 
@@ -174,7 +174,7 @@ def entry(raw: Any, now: float | None = None, max_skew: float = MAX_CLOCK_SKEW_S
                                         " the dead letters")
     if text is not None and len(text) <= MAX_PAYLOAD_BYTES // 4:  # (UTF-8: at most 4 bytes a character)
         return e
-    size = len(json.dumps(e.payload, separators=(",", ":"), ensure_ascii=False).encode(errors="surrogatepass"))
+    size = len(jsontext.compact(e.payload, sort_keys=False, ensure_ascii=False).encode(errors="surrogatepass"))
     if size > MAX_PAYLOAD_BYTES:
         raise Rejected("INVALID_ENTRY", f"payload is {size} bytes, more than {MAX_PAYLOAD_BYTES}")
     return e
@@ -208,7 +208,7 @@ def text_of(value: Any) -> str | None:
     themselves (None if it is not JSON): what :func:`unstorable`, :func:`entry` and a push's
     digest (:func:`.pushes.digest`) look at."""
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+        return jsontext.compact(value, ensure_ascii=False)
     except (TypeError, ValueError):
         return None
 

@@ -208,3 +208,15 @@ def test_every_column_type_is_named_so_each_backend_says_it_in_its_own_words():
     assert bare == []
     assert schema.migrations(schema.SQLITE_TYPES)[0][0].count("REAL NOT NULL") == 1
     assert "DOUBLE PRECISION" in schema.migrations(schema.POSTGRES_TYPES)[0][0]
+
+
+def test_each_sqlite_connection_has_the_cloud_s_page_cache_and_log_size(tmp_path):
+    """docs/deployment.md: 16 MiB of page cache, a checkpoint every 10,000 pages of log, the log
+    cut back to 64 MiB (SQLite's defaults re-read and re-copied the pages a drain wrote)."""
+    st = storage.open_storage(tmp_path, None)
+    st.prepare()
+    for d in (st.connect(), st.acquire()):
+        assert d.conn.execute("PRAGMA cache_size").fetchone()[0] == -16384
+        assert d.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 10000
+        assert d.conn.execute("PRAGMA journal_size_limit").fetchone()[0] == 64 * 1024 * 1024
+        assert d.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -160,6 +160,17 @@ def _least(*args):
 
 # --- SQLite ----------------------------------------------------------------------------------
 
+#: each connection's page cache (16 MiB; SQLite's default is 2 MiB) and how many pages the
+#: write-ahead log takes before a commit copies it into the database (10,000 pages, 40 MiB;
+#: the default is 1,000), the log cut back to 64 MiB after.  A push of 500 tickets dirties
+#: pages in ten B-trees (tickets, changes, remembered keys and their indexes): with the
+#: defaults, a 100,000-entry drain re-read pages it had just written (8 reads an entry) and
+#: copied the log into the database every few pushes, a page written over and over each
+#: time.  Measured (bench/README.md): a 100,000-entry drain's cloud spent 40 % less system
+#: time, and the drain's push took 12-30 % less time.
+_SQLITE_TUNING = ("PRAGMA cache_size = -16384", "PRAGMA wal_autocheckpoint = 10000",
+                  "PRAGMA journal_size_limit = 67108864")
+
 class SqliteStorage(CloudStorage):
     """``cloud.db`` in the data dir, opened like the kiosk's store (kiosk/store.py: WAL,
     ``synchronous=FULL``, busy timeout, ``BEGIN IMMEDIATE``); the schema version is
@@ -206,6 +217,8 @@ class SqliteStorage(CloudStorage):
     def connect(self, migrate: bool = False):
         """A new connection to ``cloud.db`` (the caller closes it: ``d.conn.close()``)."""
         d = store.connect(self.path, migrate=False, sealed=False)
+        for pragma in _SQLITE_TUNING:
+            d.conn.execute(pragma)
         d.conn.create_function("greatest", -1, _greatest, deterministic=True)
         d.conn.create_function("least", -1, _least, deterministic=True)
         d.dialect, d.backend = self.dialect, SqliteStorage

@@ -169,7 +169,6 @@ def test_a_push_of_1000_new_tickets_takes_as_many_statements_as_a_push_of_10(tmp
             db.conn.set_trace_callback(calls.append)
         first = 0
         for size in (10, 1000):
-            # distinct fingerprints: a twin's conflict row is one statement of its own (twins are rare)
             batch = [_ticket(first + i, "h1", f"fp-{first + i}") for i in range(size)]
             first += size
             calls.clear()
@@ -179,5 +178,14 @@ def test_a_push_of_1000_new_tickets_takes_as_many_statements_as_a_push_of_10(tmp
             counts[size] = len(calls) if backend == "postgresql" else len({c.split(" VALUES")[0] for c in calls})
         assert counts[1000] <= counts[10] + 6, counts  # a few chunks of 500 more, not one per entry
         assert counts[10] < 20, counts
+        for size in (10, 1000):  # now each a twin of an open ticket above: merged, its conflict recorded
+            batch = [_ticket(first + i, "h1", f"fp-{i}") for i in range(size)]
+            first += size
+            calls.clear()
+            results = apply.apply_push(db, dev, batch, NOW)
+            assert all(r["status"] == "applied" and len(r["conflicts"]) == 1 for r in results)
+            counts[f"twins {size}"] = len(calls) if backend == "postgresql" else len(
+                {c.split(" VALUES")[0] for c in calls})
+        assert counts["twins 1000"] <= counts["twins 10"] + 8, counts  # (was one INSERT a twin)
     finally:
         st.close()

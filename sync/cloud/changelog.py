@@ -178,15 +178,42 @@ def page(db, hotel_id: str, after: int, limit: int) -> dict[str, Any]:
 def conflict(db, hotel_id: str, c, entry_key: str | None, now: float, device_id: str | None = None) -> dict:
     """Record a resolved :class:`sync.conflicts.Conflict` on the cloud's side and log it for
     pull (every kiosk of the hotel records it too); returns it as JSON with its ``conflictId``."""
-    conflict_id = db.conn.execute(
-        "INSERT INTO conflicts (hotel_id, entity_type, entity_id, field, rule, outcome, incoming, current,"
-        " device_id, entry_key, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        [hotel_id, c.entity_type, c.entity_id, c.field, c.rule, c.outcome, json.dumps(c.incoming),
-         json.dumps(c.current), device_id, entry_key, now]).fetchone()[0]
-    out = c.to_json() | {"conflictId": conflict_id}
-    record(db, hotel_id=hotel_id, entity_type="conflict", entity_id=str(conflict_id), data=out,
-           hlc_stamp=str(c.incoming.get("hlc") or ""), now=now, new=True)  # ids are never used again
+    return conflicts(db, [(hotel_id, c, entry_key)], now, device_id)[0]
+
+
+_CONFLICT_COLUMNS = ("hotel_id", "entity_type", "entity_id", "field", "rule", "outcome", "incoming", "current",
+                     "device_id", "entry_key", "detected_at")
+
+
+def conflicts(db, items: list[tuple], now: float, device_id: str | None = None, *, log: bool = True) -> list[dict]:
+    """:func:`conflict` for each ``(hotel_id, conflict, entry_key)``, in order: one ``INSERT …
+    RETURNING`` a chunk of rows, not one a conflict (a push of tickets that all merge into
+    open twins made one round trip each on PostgreSQL).  RETURNING's rows come in no promised
+    order, so each is matched to its item by the values it was written with.  ``log=False``:
+    the caller logs each with :func:`log_conflict`, where its change belongs among others."""
+    rows = [[hotel_id, c.entity_type, c.entity_id, c.field, c.rule, c.outcome, json.dumps(c.incoming),
+             json.dumps(c.current), device_id, entry_key, now] for hotel_id, c, entry_key in items]
+    ids: dict[tuple, list[int]] = {}
+    for at in range(0, len(rows), 500):
+        chunk = rows[at:at + 500]
+        values = ", ".join(["(" + ", ".join("?" * len(_CONFLICT_COLUMNS)) + ")"] * len(chunk))
+        for found, *written in db.conn.execute(
+                f"INSERT INTO conflicts ({', '.join(_CONFLICT_COLUMNS)}) VALUES {values} RETURNING id,"
+                f" {', '.join(_CONFLICT_COLUMNS[:-1])}", [v for row in chunk for v in row]).fetchall():
+            ids.setdefault(tuple(written), []).append(found)
+    for same in ids.values():
+        same.sort(reverse=True)  # (rows written alike are alike: which id each takes does not matter)
+    out = [c.to_json() | {"conflictId": ids[tuple(row[:-1])].pop()} for (_h, c, _k), row in zip(items, rows, strict=True)]
+    if log:
+        for (hotel_id, _c, _k), recorded in zip(items, out, strict=True):
+            log_conflict(db, hotel_id, recorded, now)
     return out
+
+
+def log_conflict(db, hotel_id: str, recorded: dict, now: float) -> None:
+    """A recorded conflict's change, for every kiosk of the hotel to pull."""
+    record(db, hotel_id=hotel_id, entity_type="conflict", entity_id=str(recorded["conflictId"]), data=recorded,
+           hlc_stamp=str((recorded.get("incoming") or {}).get("hlc") or ""), now=now, new=True)  # ids never reused
 
 
 def conflicts_for_hotel(db, hotel_id: str, limit: int = 1000) -> list[dict]:

@@ -110,10 +110,15 @@ def create_many(db, es: list[Entry], now: float) -> list:
         cols = list(made[0][3])
         db.conn.executemany(f"INSERT INTO tickets ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                             [[row[c] for c in cols] for _, _, _, row, _ in made])
+    recorded = iter(changelog.conflicts(db, [(e.hotelId, _merged(p, e, twin), e.key) for _, e, p, _, twin in made
+                                             if twin is not None], now, log=False))  # one statement for all
     for i, e, p, row, twin in made:
         changelog.record(db, hotel_id=e.hotelId, entity_type="ticket", entity_id=p.ticketId,
                          data=snapshot(row), hlc_stamp=e.hlc, now=now, new=True)
-        out[i] = [] if twin is None else [changelog.conflict(db, e.hotelId, _merged(p, e, twin), e.key, now)]
+        out[i] = []
+        if twin is not None:
+            out[i] = [next(recorded)]
+            changelog.log_conflict(db, e.hotelId, out[i][0], now)  # right after its ticket's, as one by one
     return out
 
 

@@ -154,12 +154,18 @@ def test_a_fresh_row_is_not_read_again_within_the_interval(tmp_path):
     assert db.execute("SELECT last_push_at FROM device_health").fetchone()[0] == 1007.0 + fleet.WRITE_EVERY_SECONDS
 
 
-def test_the_fleet_command_prints_a_table_or_json(tmp_path, database, clock, cloud):
+def test_the_fleet_command_prints_a_table_or_json(tmp_path, database, clock, cloud, monkeypatch):
     client, creds, _ = cloud
     pull(client, creds, "k1", version="0.1.0", clock=clock.now(), pending=0, oldest=0, dead=0)
     args = ["--data-dir", str(tmp_path / "cloud")] + (["--database", database] if database else [])
+    opened = []
+    real_open = storage.open_storage
+    monkeypatch.setattr(storage, "open_storage", lambda *a, **kw: opened.append(real_open(*a, **kw)) or opened[-1])
     r = CliRunner().invoke(cloud_cli, [*args, "fleet", "--hotel", "demo", "--fleet-silent-after", "1d"])
     assert r.exit_code == 0, r.output
+    # the command's storage is closed when it ends (a PostgreSQL pool left open was collected on
+    # one of its own threads: "cannot join current thread")
+    assert opened and all(getattr(st, "_pool", None) is None for st in opened)
     lines = r.output.splitlines()
     assert lines[0].split()[:3] == ["DEVICE", "VERSION", "LAST"]
     assert [ln.split()[0] for ln in lines[1:-1]] == ["hq", "k1", "k2", "k3"]

@@ -98,7 +98,11 @@ def database() -> str | None:
 
 
 def open_db():
+    """The command's connection; its storage (PostgreSQL: a pool and its threads) closed when
+    the command ends, not left to the collector (which would meet it on one of the pool's own
+    threads: "cannot join current thread")."""
     st = storage.open_storage(data_dir(), database())
+    click.get_current_context().find_root().call_on_close(st.close)
     st.prepare()
     return st.connect()
 
@@ -271,6 +275,7 @@ def serve(host, port, threads, log_level, max_clock_skew, workers, retention_, p
         from .workers import serve_workers
 
         st.prepare()  # once, before the workers start
+        st.close()  # each worker opens its own pool: none of this one's connections is forked into them
         log.info("serving", extra={"host": host, "port": port, "workers": workers, "database": "postgresql",
                                    "purge": "run `kiosk-cloud purge` from a timer"})
         serve_workers(host=host, port=port, workers=workers, threads=threads, database=url, data_dir=root,

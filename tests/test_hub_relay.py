@@ -4,6 +4,7 @@ at the hub (echoes skipped, a newer local state kept), and the fleet report's sc
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -135,3 +136,51 @@ def test_an_entitys_entries_go_up_in_order_whatever_their_backoff(hub, clock):
     assert [raw["key"] for _, raw, _ in relay_outbox.due(db, clock.now())] == ["k-3"]  # T-1's step waits for T-1
     clock.advance(120)
     assert [raw["key"] for _, raw, _ in relay_outbox.due(db, clock.now())] == ["k-1", "k-2", "k-3"]
+
+
+class _Chain:
+    """The chain cloud as the relay's transport sees it: every entry applied, nothing to pull."""
+
+    def __init__(self):
+        self.pushes: list[list[str]] = []
+        self.session = self
+
+    def push(self, device_id, entries, key):
+        self.pushes.append([e["key"] for e in entries])
+        return [{"key": e["key"], "status": "applied"} for e in entries]
+
+    def pull(self, hotel, after, limit):
+        return {"hotelId": hotel, "changes": [], "cursor": after or 0, "more": False}
+
+    def post(self, *a, **kw):  # the fleet report
+        return type("Answer", (), {"status_code": 200})()
+
+
+def test_a_backlog_longer_than_a_pass_goes_up_pass_after_pass_without_waiting(hub, clock, monkeypatch):
+    """A pass pushes at most MAX_BATCHES batches (then pulls); what is left goes in the next pass
+    at once, not after the tick (a hub's 100,000-entry backlog waited 0.5 s every 4,000)."""
+    from sync.cloud import relay
+
+    db, root = hub
+    with storage.transaction(db):
+        upstream.link(db, root, url="http://chain.example", device_id="hub-1", credential="x", now=clock.now())
+    apply_push(db, devices.Device("lobby", (HOTEL,)),
+               [ticket_entry(clock, f"T-{i}", f"k-{i}", i) for i in range(11)], clock.now())
+    monkeypatch.setattr(relay, "BATCH", 2)
+    monkeypatch.setattr(relay, "MAX_BATCHES", 2)
+    monkeypatch.setattr(relay, "TICK", 3600.0)  # a pass that waited for the tick would never come
+    chain = _Chain()
+    r = relay.Relay(storage.open_storage(root), root, clock, owner="test")
+    monkeypatch.setattr(r, "_connect", lambda: (chain, "hub-1"))
+    first = r.run_once()
+    assert (first["pushed"], first["more"]) == (4, True)
+    r.start()
+    try:
+        deadline = time.monotonic() + 60
+        while relay_outbox.counts(db)["pending"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert relay_outbox.counts(db)["pending"] == 0, chain.pushes
+    finally:
+        r.stop()
+    assert [k for p in chain.pushes for k in p] == [f"k-{i}" for i in range(11)]  # each once, in order
+    assert [len(p) for p in chain.pushes] == [2, 2, 2, 2, 2, 1]

@@ -35,8 +35,8 @@ from . import changelog, devices, fleet, leases, relay_outbox, storage, upstream
 
 log = logging.getLogger("kiosk.cloud.relay")
 
-TICK = 0.5            # seconds between passes
-BATCH = 200           # entries per push up
+TICK = 0.5            # seconds between passes (none while a backlog is left: the next pass at once)
+BATCH = 500           # entries per push up (a kiosk's agent pushes as many)
 PAGE = 500            # changes per page down
 MAX_BATCHES = 20      # per pass, so a long backlog does not hold the pull back
 FLEET_EVERY = 15.0    # seconds between reports of the kiosks behind the hub
@@ -78,17 +78,20 @@ class Relay:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            out = {}
             try:
-                self.run_once()
+                out = self.run_once()
             except Exception:  # the relay outlives any one failure; the next pass tries again
                 log.exception("relay pass failed")
+            if out.get("more") and not out.get("error"):
+                continue  # a backlog left after a whole pass (its pull done): the next pass at once
             self.wake.wait(TICK)
             self.wake.clear()
 
     # ---- a pass --------------------------------------------------------------------------
 
     def run_once(self) -> dict:
-        out = {"linked": False, "pushed": 0, "delivered": 0, "dead": 0, "pulled": 0, "error": None}
+        out = {"linked": False, "pushed": 0, "delivered": 0, "dead": 0, "pulled": 0, "more": False, "error": None}
         db = self.store.acquire()
         try:
             with storage.transaction(db):
@@ -181,6 +184,7 @@ class Relay:
             out["dead"] += counts["dead"]
             if counts["waiting"]:
                 return  # the chain asked for some later: not in this pass
+        out["more"] = True  # the pass's batches all went, whole: perhaps more is due
 
     # ---- down ----------------------------------------------------------------------------
 

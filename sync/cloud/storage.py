@@ -171,6 +171,7 @@ def _least(*args):
 _SQLITE_TUNING = ("PRAGMA cache_size = -16384", "PRAGMA wal_autocheckpoint = 10000",
                   "PRAGMA journal_size_limit = 67108864")
 
+
 class SqliteStorage(CloudStorage):
     """``cloud.db`` in the data dir, opened like the kiosk's store (kiosk/store.py: WAL,
     ``synchronous=FULL``, busy timeout, ``BEGIN IMMEDIATE``); the schema version is

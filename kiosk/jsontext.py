@@ -51,10 +51,9 @@ def compact(value: Any, *, sort_keys: bool = True, ensure_ascii: bool = True) ->
     try:
         text = orjson.dumps(value, default=_refuse, option=_SORT if sort_keys else _KEEP).decode()
     except TypeError:  # (orjson.JSONEncodeError is a TypeError)
-        return json.dumps(value, separators=(",", ":"), sort_keys=sort_keys, ensure_ascii=ensure_ascii)
-    unlike = (ensure_ascii and (not text.isascii() or "\x7f" in text)) \
-        or (("0.0000" in text or "e-" in text) and _SMALL_FLOAT.search(text) is not None)
-    if unlike:
+        text = None
+    if text is None or (ensure_ascii and (not text.isascii() or "\x7f" in text)) \
+            or (("0.0000" in text or "e-" in text) and _SMALL_FLOAT.search(text) is not None):
         return json.dumps(value, separators=(",", ":"), sort_keys=sort_keys, ensure_ascii=ensure_ascii)
     return text
 

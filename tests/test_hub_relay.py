@@ -4,9 +4,9 @@ at the hub (echoes skipped, a newer local state kept), and the fleet report's sc
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
+from harness import wait_for
 
 from kiosk.clock import FakeClock
 from sync.cloud import changelog, devices, fleet, relay_outbox, storage, upstream
@@ -176,10 +176,7 @@ def test_a_backlog_longer_than_a_pass_goes_up_pass_after_pass_without_waiting(hu
     assert (first["pushed"], first["more"]) == (4, True)
     r.start()
     try:
-        deadline = time.monotonic() + 60
-        while relay_outbox.counts(db)["pending"] and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert relay_outbox.counts(db)["pending"] == 0, chain.pushes
+        wait_for(lambda: relay_outbox.counts(db)["pending"] == 0, interval=0.05, what="the backlog at the chain")
     finally:
         r.stop()
     assert [k for p in chain.pushes for k in p] == [f"k-{i}" for i in range(11)]  # each once, in order

@@ -115,10 +115,9 @@ def create_many(db, es: list[Entry], now: float) -> list:
     for i, e, p, row, twin in made:
         changelog.record(db, hotel_id=e.hotelId, entity_type="ticket", entity_id=p.ticketId,
                          data=snapshot(row), hlc_stamp=e.hlc, now=now, new=True)
-        out[i] = []
-        if twin is not None:
-            out[i] = [next(recorded)]
-            changelog.log_conflict(db, e.hotelId, out[i][0], now)  # right after its ticket's, as one by one
+        out[i] = [] if twin is None else [next(recorded)]
+        for c in out[i]:
+            changelog.log_conflict(db, e.hotelId, c, now)  # right after its ticket's, as one by one
     return out
 
 

@@ -181,3 +181,33 @@ def test_a_backlog_longer_than_a_pass_goes_up_pass_after_pass_without_waiting(hu
         r.stop()
     assert [k for p in chain.pushes for k in p] == [f"k-{i}" for i in range(11)]  # each once, in order
     assert [len(p) for p in chain.pushes] == [2, 2, 2, 2, 2, 1]
+
+
+def test_a_batch_the_chain_finds_too_large_goes_up_in_halves(hub, clock, monkeypatch):
+    """A 413 from the chain (4 MiB a push: 500 entries of large payloads are more) halves the
+    relay's batch, as the agent's; the same batch again would be refused for ever."""
+    from sync.cloud import relay
+    from sync.transport import TransportError
+
+    class Small(_Chain):
+        def push(self, device_id, entries, key):
+            if len(entries) > 2:
+                raise TransportError("HTTP 413: batch too large", too_large=True)
+            return super().push(device_id, entries, key)
+
+    db, root = hub
+    with storage.transaction(db):
+        upstream.link(db, root, url="http://chain.example", device_id="hub-1", credential="x", now=clock.now())
+    apply_push(db, devices.Device("lobby", (HOTEL,)),
+               [ticket_entry(clock, f"T-{i}", f"k-{i}", i) for i in range(5)], clock.now())
+    monkeypatch.setattr(relay, "BATCH", 8)
+    chain = Small()
+    r = relay.Relay(storage.open_storage(root), root, clock, owner="test")
+    monkeypatch.setattr(r, "_connect", lambda: (chain, "hub-1"))
+    errors = []
+    for _ in range(4):
+        errors.append(r.run_once()["error"])
+        clock.advance(120)  # past the backoff of the entries refused
+    assert errors[:2] == ["HTTP 413: batch too large"] * 2 and errors[2] is None and r.batch == 2
+    assert relay_outbox.counts(db)["pending"] == 0
+    assert [k for p in chain.pushes for k in p] == [f"k-{i}" for i in range(5)]  # each once, in order

@@ -36,7 +36,7 @@ from . import changelog, devices, fleet, leases, relay_outbox, storage, upstream
 log = logging.getLogger("kiosk.cloud.relay")
 
 TICK = 0.5            # seconds between passes (none while a backlog is left: the next pass at once)
-BATCH = 500           # entries per push up (a kiosk's agent pushes as many)
+BATCH = 500           # entries per push up (a kiosk's agent pushes as many); halved on a 413
 PAGE = 500            # changes per page down
 MAX_BATCHES = 20      # per pass, so a long backlog does not hold the pull back
 FLEET_EVERY = 15.0    # seconds between reports of the kiosks behind the hub
@@ -51,6 +51,7 @@ class Relay:
         self._thread: threading.Thread | None = None
         self.wake = threading.Event()  # set when kiosks pushed: relay at once
         self._fleet_at = float("-inf")
+        self.batch = BATCH  # halved each time the chain finds a push too large (413), as the agent does
 
     # ---- the thread ----------------------------------------------------------------------
 
@@ -164,7 +165,7 @@ class Relay:
     def _push(self, db, transport: HttpTransport, device_id: str, out: dict) -> None:
         for _ in range(MAX_BATCHES):
             with storage.transaction(db):
-                batch = relay_outbox.due(db, self.clock.now(), BATCH)
+                batch = relay_outbox.due(db, self.clock.now(), self.batch)
             if not batch:
                 return
             entries = [raw | {"origin": origin} for _, raw, origin in batch]
@@ -172,6 +173,8 @@ class Relay:
             try:
                 results = transport.push(device_id, entries, key)
             except TransportError as e:
+                if e.too_large and self.batch > 1:  # (else the same batch would be refused for ever)
+                    self.batch = max(1, self.batch // 2)
                 with storage.transaction(db):
                     relay_outbox.wait(db, [i for i, _, _ in batch], e.reason, self.clock.now())
                 raise

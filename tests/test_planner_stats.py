@@ -97,6 +97,28 @@ def test_refresh_analyzes_what_grew_and_then_nothing(cloud):
     assert planner_stats.refresh(db) == []
 
 
+def test_a_table_never_analyzed_is_analyzed_once_it_is_a_few_pages_long(cloud):
+    """Before its first 500 changes are counted a young table is planned without statistics:
+    a push's ``key IN (…)`` on it was a scan of the whole table.  Analyzed by size instead."""
+    _st, db, watcher = cloud
+
+    def add(n: int, width: int) -> None:
+        watcher.execute("INSERT INTO conflicts (hotel_id, entity_type, entity_id, field, rule, outcome, incoming,"
+                        " current, device_id, entry_key, detected_at) SELECT 'h0', 'ticket', 'T-' || i, NULL,"
+                        " 'r', 'o', repeat('x', %s), '{}', 'k', 'key-' || i, 0 FROM generate_series(1, %s) AS i",
+                        [width, n])
+
+    add(10, 10)  # one page
+    assert "conflicts" not in planner_stats.due(db)
+    add(300, 400)  # 300 rows, far fewer than the 500 changes the growth rule waits for, 16 pages
+    pages = watcher.execute("SELECT pg_relation_size('conflicts') / current_setting('block_size')::int").fetchone()[0]
+    assert pages >= planner_stats.YOUNG_PAGES, pages
+    assert "conflicts" in planner_stats.due(db)
+    assert "conflicts" in planner_stats.refresh(db)
+    assert watcher.execute("SELECT reltuples FROM pg_class WHERE relname = 'conflicts'").fetchone()[0] == 310
+    assert "conflicts" not in planner_stats.due(db)  # analyzed: the growth rule from here on
+
+
 def test_one_worker_at_a_time(cloud):
     st, db, watcher = cloud
     push_rounds(db, watcher, 1, 0, keep=False)

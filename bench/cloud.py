@@ -18,12 +18,12 @@ share the machine's CPUs, so figures include client overhead.
 
     python bench/cloud.py                              # 50 and 200 kiosks, 5 batches of 100 each
     python bench/cloud.py --kiosks 50 --batches 2      # quicker
+    python bench/cloud.py --rounds 3                   # each case three times, interleaved; medians
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import shutil
@@ -154,9 +154,32 @@ class Server:
         self.env = {**os.environ, **({"KIOSK_CLOUD_DATABASE": database} if database else {})}
         self.proc = None
 
-    def cli(self, *args: str) -> str:
-        return subprocess.run([str(BIN / "kiosk-cloud"), *args, "--data-dir", str(self.root)], env=self.env,
-                              check=True, capture_output=True, text=True).stdout
+    def _storage(self):
+        from sync.cloud import storage
+
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = storage.open_storage(self.root, self.database, pool_size=2)
+        st.prepare()
+        return st
+
+    def add_devices(self, kiosks: range) -> dict[str, str]:
+        """Each kiosk registered as ``kiosk-cloud device add`` registers it (the same call, in
+        this process: 200 CLI processes took minutes of the run); their credentials."""
+        from sync.cloud import devices
+
+        st = self._storage()
+        try:
+            db = st.connect()
+            return {str(k): devices.add_device(db, f"k{k}", [hotel_of(k)], time.time()) for k in kiosks}
+        finally:
+            st.close()
+
+    def tickets_held(self) -> int:
+        st = self._storage()
+        try:
+            return st.connect().execute("SELECT COUNT(*) FROM tickets").fetchone()[0]
+        finally:
+            st.close()
 
     def start(self) -> None:
         import requests
@@ -183,9 +206,7 @@ class Server:
 
 
 def run_case(label: str, server: Server, n_kiosks: int, batches: int, batch: int, procs: int) -> dict:
-    creds = {}
-    for k in range(n_kiosks):
-        creds[str(k)] = server.cli("device", "add", f"k{k}", "--hotel", hotel_of(k)).strip()
+    creds = server.add_devices(range(n_kiosks))
     server.start()
     try:
         kiosks = list(range(n_kiosks))
@@ -199,10 +220,9 @@ def run_case(label: str, server: Server, n_kiosks: int, batches: int, batch: int
             t0 = time.perf_counter()
             pulls = pool.map(_puller, [(server.url, ks, creds) for ks in split(kiosks, procs)])
             pull_wall = time.perf_counter() - t0
-        held = sum(len(json.loads(server.cli("tickets", "--hotel", hotel_of(k), "--json")))
-                   for k in range(0, n_kiosks, 4))
     finally:
         server.stop()
+    held = server.tickets_held()
     total = n_kiosks * batches * batch
     served = sum(p[0] for p in pulls)
     return {"label": label, "kiosks": n_kiosks, "entries": total, "applied": applied, "held": held,
@@ -295,6 +315,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=100, help="entries per batch")
     ap.add_argument("--procs", type=int, default=4, help="client processes")
     ap.add_argument("--only", choices=["sqlite", "postgresql"])
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the cases this many times, interleaved (each round every backend once); the"
+                         " medians and each round's PostgreSQL/SQLite ratios are printed after the rows")
     args = ap.parse_args()
     import pgserver
 
@@ -314,12 +337,13 @@ def main() -> None:
                 cases += [("postgresql, 1 worker", "pg", 1), ("postgresql, 2 workers", "pg", 2)]
         n = 0
         for kiosks in args.kiosks:
-            for label, db, workers in cases:
-                n += 1
-                url = pg.new_database(f"bench{n}") if db else None
-                print(f"… {label}, {kiosks} kiosks", file=sys.stderr, flush=True)
-                rows.append(run_case(label, Server(base / f"c{n}", url, workers), kiosks, args.batches,
-                                     args.batch, args.procs))
+            for round_ in range(1, args.rounds + 1):
+                for label, db, workers in cases:
+                    n += 1
+                    url = pg.new_database(f"bench{n}") if db else None
+                    print(f"… {label}, {kiosks} kiosks, round {round_} of {args.rounds}", file=sys.stderr, flush=True)
+                    rows.append({**run_case(label, Server(base / f"c{n}", url, workers), kiosks, args.batches,
+                                            args.batch, args.procs), "round": round_})
         stmts = [("sqlite", *statements_per_push(None, args.batch))]
         if pg:
             stmts.append(("postgresql", *statements_per_push(pg.new_database("stmts"), args.batch)))
@@ -352,6 +376,28 @@ def report(args, rows: list[dict], stmts: list) -> None:
               f" {r['p99']:>8.1f} {dupl:>6} {r['pullPerSecond']:>9.0f} {skipped:>8} {r['errors']:>6}")
         if r["firstError"]:
             print("   first error:", r["firstError"][0])
+    if args.rounds > 1:
+        summary(rows)
+
+
+def summary(rows: list[dict]) -> None:
+    """Medians over the rounds, and each round's rate of each backend against SQLite's in the
+    same round (the machine's load moves every row; a ratio taken within a round less so)."""
+    print(f"\nmedians of {max(r['round'] for r in rows)} rounds; each round's applied/s against SQLite's in that round")
+    print(f"{'backend':24} {'kiosks':>6} {'applied/s':>10} {'p50 ms':>8} {'p99 ms':>8}  against SQLite, each round")
+    for kiosks in dict.fromkeys(r["kiosks"] for r in rows):
+        base = {r["round"]: r["perSecond"] for r in rows if r["kiosks"] == kiosks and r["label"].startswith("sqlite")}
+        for label in dict.fromkeys(r["label"] for r in rows):
+            mine = [r for r in rows if r["kiosks"] == kiosks and r["label"] == label]
+            ratios = "" if label.startswith("sqlite") or not base else " ".join(
+                f"{r['perSecond'] / base[r['round']]:.2f}" for r in mine if r["round"] in base)
+            print(f"{label:24} {kiosks:>6} {median([r['perSecond'] for r in mine]):>10.0f}"
+                  f" {median([r['p50'] for r in mine]):>8.1f} {median([r['p99'] for r in mine]):>8.1f}  {ratios}")
+
+
+def median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    return (xs[(len(xs) - 1) // 2] + xs[len(xs) // 2]) / 2
 
 
 if __name__ == "__main__":

@@ -205,15 +205,56 @@ class Server:
             self.proc.wait(30)
 
 
-def run_case(label: str, server: Server, n_kiosks: int, batches: int, batch: int, procs: int) -> dict:
+def _process_table() -> dict[int, tuple[int, float]]:
+    """Every process: its parent and its CPU seconds so far (user + system, its waited-for
+    children's too), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+            out[int(name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]) / tick)
+    return out
+
+
+def cpu_by_group(groups: dict[str, int | None]) -> dict[str, float]:
+    """CPU seconds so far of each group: a root process and every process below it.  A process
+    below two roots counts for the deeper one (the bench's own process is above the cloud)."""
+    table = _process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    owner: dict[int, str] = {}
+    for name, root in sorted(groups.items(), key=lambda g: g[1] == os.getpid()):  # the bench's last
+        stack = [root] if root in table else []
+        while stack:
+            pid = stack.pop()
+            if pid not in owner:
+                owner[pid] = name
+                stack += children.get(pid, [])
+    out = dict.fromkeys(groups, 0.0)
+    for pid, name in owner.items():
+        out[name] += table[pid][1]
+    return out
+
+
+def run_case(label: str, server: Server, n_kiosks: int, batches: int, batch: int, procs: int,
+             db_pid: int | None = None) -> dict:
     creds = server.add_devices(range(n_kiosks))
     server.start()
     try:
         kiosks = list(range(n_kiosks))
         with multiprocessing.get_context("spawn").Pool(procs) as pool:
+            pool.map(abs, range(procs))  # the client processes started before the clock does
+            groups = {"cloud": server.proc.pid, "database": db_pid, "clients": os.getpid()}
+            cpu0 = cpu_by_group(groups)
             t0 = time.perf_counter()
             parts = pool.map(_client, [(server.url, ks, creds, batches, batch) for ks in split(kiosks, procs)])
             wall = time.perf_counter() - t0
+            cpu1 = cpu_by_group(groups)
             lat = sorted(x for p in parts for x in p[0])
             applied = sum(p[1] for p in parts)
             errors = [e for p in parts for e in p[2]]
@@ -230,6 +271,8 @@ def run_case(label: str, server: Server, n_kiosks: int, batches: int, batch: int
             "perSecond": total / wall, "p50": lat[len(lat) // 2] * 1000,
             "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
             "pulled": served, "pullPerSecond": served / pull_wall,
+            # CPU per entry of the push phase (µs): the clients are the bench's own processes
+            "cpu": {g: (cpu1[g] - cpu0[g]) / total * 1e6 for g in groups if groups[g] is not None},
             "pullProblems": sum(len(p[1]) for p in pulls)}
 
 
@@ -343,7 +386,8 @@ def main() -> None:
                     url = pg.new_database(f"bench{n}") if db else None
                     print(f"… {label}, {kiosks} kiosks, round {round_} of {args.rounds}", file=sys.stderr, flush=True)
                     rows.append({**run_case(label, Server(base / f"c{n}", url, workers), kiosks, args.batches,
-                                            args.batch, args.procs), "round": round_})
+                                            args.batch, args.procs, pg.postmaster_pid() if db else None),
+                                 "round": round_})
         stmts = [("sqlite", *statements_per_push(None, args.batch))]
         if pg:
             stmts.append(("postgresql", *statements_per_push(pg.new_database("stmts"), args.batch)))
@@ -363,8 +407,9 @@ def report(args, rows: list[dict], stmts: list) -> None:
         for name, n, trips, ms in stmts))
     print(f"cloud benchmark: {args.batches} batches x {args.batch} entries per kiosk, 4 kiosks per hotel,"
           f" {os.cpu_count()} CPUs, {args.procs} client processes")
+    print("cpu: µs of CPU per entry during the push, of the cloud's processes, PostgreSQL's, the clients'")
     print(f"{'backend':24} {'kiosks':>6} {'entries':>8} {'applied/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
-          f" {'dupl.':>6} {'pulled/s':>9} {'skipped':>8} {'errors':>6}")
+          f" {'dupl.':>6} {'pulled/s':>9} {'skipped':>8} {'errors':>6}  {'cpu: cloud':>10} {'db':>5} {'clients':>7}")
     for r in rows:
         dupl = r["held"] - r["entries"]
         # each kiosk pulls its hotel's whole log: a hotel of n kiosks serves n x its entries (the
@@ -372,8 +417,11 @@ def report(args, rows: list[dict], stmts: list) -> None:
         per_kiosk = r["entries"] // r["kiosks"]
         sizes = Counter(hotel_of(k) for k in range(r["kiosks"])).values()
         skipped = sum(n * n * per_kiosk for n in sizes) - r["pulled"] + r["pullProblems"]
+        cpu = r.get("cpu", {})
+        db = f"{cpu['database']:>5.0f}" if "database" in cpu else f"{'-':>5}"
         print(f"{r['label']:24} {r['kiosks']:>6} {r['entries']:>8} {r['perSecond']:>10.0f} {r['p50']:>8.1f}"
-              f" {r['p99']:>8.1f} {dupl:>6} {r['pullPerSecond']:>9.0f} {skipped:>8} {r['errors']:>6}")
+              f" {r['p99']:>8.1f} {dupl:>6} {r['pullPerSecond']:>9.0f} {skipped:>8} {r['errors']:>6}"
+              f"  {cpu.get('cloud', 0):>10.0f} {db} {cpu.get('clients', 0):>7.0f}")
         if r["firstError"]:
             print("   first error:", r["firstError"][0])
     if args.rounds > 1:
@@ -384,15 +432,19 @@ def summary(rows: list[dict]) -> None:
     """Medians over the rounds, and each round's rate of each backend against SQLite's in the
     same round (the machine's load moves every row; a ratio taken within a round less so)."""
     print(f"\nmedians of {max(r['round'] for r in rows)} rounds; each round's applied/s against SQLite's in that round")
-    print(f"{'backend':24} {'kiosks':>6} {'applied/s':>10} {'p50 ms':>8} {'p99 ms':>8}  against SQLite, each round")
+    print(f"{'backend':24} {'kiosks':>6} {'applied/s':>10} {'p50 ms':>8} {'p99 ms':>8}  {'cpu: cloud':>10} {'db':>5}"
+          f" {'clients':>7}  against SQLite, each round")
     for kiosks in dict.fromkeys(r["kiosks"] for r in rows):
         base = {r["round"]: r["perSecond"] for r in rows if r["kiosks"] == kiosks and r["label"].startswith("sqlite")}
         for label in dict.fromkeys(r["label"] for r in rows):
             mine = [r for r in rows if r["kiosks"] == kiosks and r["label"] == label]
             ratios = "" if label.startswith("sqlite") or not base else " ".join(
                 f"{r['perSecond'] / base[r['round']]:.2f}" for r in mine if r["round"] in base)
+            cpu = {g: median([r["cpu"][g] for r in mine]) for g in mine[0]["cpu"]}
+            db = f"{cpu['database']:>5.0f}" if "database" in cpu else f"{'-':>5}"
             print(f"{label:24} {kiosks:>6} {median([r['perSecond'] for r in mine]):>10.0f}"
-                  f" {median([r['p50'] for r in mine]):>8.1f} {median([r['p99'] for r in mine]):>8.1f}  {ratios}")
+                  f" {median([r['p50'] for r in mine]):>8.1f} {median([r['p99'] for r in mine]):>8.1f}"
+                  f"  {cpu['cloud']:>10.0f} {db} {cpu['clients']:>7.0f}  {ratios}")
 
 
 def median(xs: list[float]) -> float:

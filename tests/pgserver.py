@@ -65,6 +65,10 @@ class PgServer:
         self._run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "cloud")
         return self
 
+    def postmaster_pid(self) -> int:
+        """The server's main process (its backends are its children)."""
+        return int((self.dir / "data" / "postmaster.pid").read_text().split()[0])
+
     def new_database(self, name: str) -> str:
         """A fresh, empty database on this server; its URL."""
         self._run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, name)

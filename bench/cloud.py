@@ -221,8 +221,9 @@ def _process_table() -> dict[int, tuple[int, float]]:
 
 
 def cpu_by_group(groups: dict[str, int | None]) -> dict[str, float]:
-    """CPU seconds so far of each group: a root process and every process below it.  A process
-    below two roots counts for the deeper one (the bench's own process is above the cloud)."""
+    """CPU seconds so far of each group: a root process and every process below it.  The
+    bench's own process is above the cloud's: the other roots take their trees first, and the
+    bench's group is what is left below it (its client processes)."""
     table = _process_table()
     children: dict[int, list[int]] = {}
     for pid, (ppid, _) in table.items():
@@ -417,11 +418,9 @@ def report(args, rows: list[dict], stmts: list) -> None:
         per_kiosk = r["entries"] // r["kiosks"]
         sizes = Counter(hotel_of(k) for k in range(r["kiosks"])).values()
         skipped = sum(n * n * per_kiosk for n in sizes) - r["pulled"] + r["pullProblems"]
-        cpu = r.get("cpu", {})
-        db = f"{cpu['database']:>5.0f}" if "database" in cpu else f"{'-':>5}"
         print(f"{r['label']:24} {r['kiosks']:>6} {r['entries']:>8} {r['perSecond']:>10.0f} {r['p50']:>8.1f}"
               f" {r['p99']:>8.1f} {dupl:>6} {r['pullPerSecond']:>9.0f} {skipped:>8} {r['errors']:>6}"
-              f"  {cpu.get('cloud', 0):>10.0f} {db} {cpu.get('clients', 0):>7.0f}")
+              f"  {cpu_columns(r['cpu'])}")
         if r["firstError"]:
             print("   first error:", r["firstError"][0])
     if args.rounds > 1:
@@ -441,10 +440,15 @@ def summary(rows: list[dict]) -> None:
             ratios = "" if label.startswith("sqlite") or not base else " ".join(
                 f"{r['perSecond'] / base[r['round']]:.2f}" for r in mine if r["round"] in base)
             cpu = {g: median([r["cpu"][g] for r in mine]) for g in mine[0]["cpu"]}
-            db = f"{cpu['database']:>5.0f}" if "database" in cpu else f"{'-':>5}"
             print(f"{label:24} {kiosks:>6} {median([r['perSecond'] for r in mine]):>10.0f}"
                   f" {median([r['p50'] for r in mine]):>8.1f} {median([r['p99'] for r in mine]):>8.1f}"
-                  f"  {cpu['cloud']:>10.0f} {db} {cpu['clients']:>7.0f}  {ratios}")
+                  f"  {cpu_columns(cpu)}  {ratios}")
+
+
+def cpu_columns(cpu: dict[str, float]) -> str:
+    """The cloud's, the database's (``-`` on SQLite) and the clients' µs per entry, as columns."""
+    db = f"{cpu['database']:>5.0f}" if "database" in cpu else f"{'-':>5}"
+    return f"{cpu['cloud']:>10.0f} {db} {cpu['clients']:>7.0f}"
 
 
 def median(xs: list[float]) -> float:

@@ -156,22 +156,31 @@ class _Chain:
         return type("Answer", (), {"status_code": 200})()
 
 
-def test_a_backlog_longer_than_a_pass_goes_up_pass_after_pass_without_waiting(hub, clock, monkeypatch):
-    """A pass pushes at most MAX_BATCHES batches (then pulls); what is left goes in the next pass
-    at once, not after the tick (a hub's 100,000-entry backlog waited 0.5 s every 4,000)."""
+def _relaying(hub, clock, monkeypatch, chain, tickets: int):
+    """A linked hub holding ``tickets`` new tickets for the chain, and its relay pushing to
+    ``chain`` (a fake transport); ``(db, relay)``."""
     from sync.cloud import relay
 
     db, root = hub
     with storage.transaction(db):
         upstream.link(db, root, url="http://chain.example", device_id="hub-1", credential="x", now=clock.now())
     apply_push(db, devices.Device("lobby", (HOTEL,)),
-               [ticket_entry(clock, f"T-{i}", f"k-{i}", i) for i in range(11)], clock.now())
+               [ticket_entry(clock, f"T-{i}", f"k-{i}", i) for i in range(tickets)], clock.now())
+    r = relay.Relay(storage.open_storage(root), root, clock, owner="test")
+    monkeypatch.setattr(r, "_connect", lambda: (chain, "hub-1"))
+    return db, r
+
+
+def test_a_backlog_longer_than_a_pass_goes_up_pass_after_pass_without_waiting(hub, clock, monkeypatch):
+    """A pass pushes at most MAX_BATCHES batches (then pulls); what is left goes in the next pass
+    at once, not after the tick (a hub's 100,000-entry backlog waited 0.5 s every 4,000)."""
+    from sync.cloud import relay
+
     monkeypatch.setattr(relay, "BATCH", 2)
     monkeypatch.setattr(relay, "MAX_BATCHES", 2)
     monkeypatch.setattr(relay, "TICK", 3600.0)  # a pass that waited for the tick would never come
     chain = _Chain()
-    r = relay.Relay(storage.open_storage(root), root, clock, owner="test")
-    monkeypatch.setattr(r, "_connect", lambda: (chain, "hub-1"))
+    db, r = _relaying(hub, clock, monkeypatch, chain, 11)
     first = r.run_once()
     assert (first["pushed"], first["more"]) == (4, True)
     r.start()
@@ -195,15 +204,9 @@ def test_a_batch_the_chain_finds_too_large_goes_up_in_halves(hub, clock, monkeyp
                 raise TransportError("HTTP 413: batch too large", too_large=True)
             return super().push(device_id, entries, key)
 
-    db, root = hub
-    with storage.transaction(db):
-        upstream.link(db, root, url="http://chain.example", device_id="hub-1", credential="x", now=clock.now())
-    apply_push(db, devices.Device("lobby", (HOTEL,)),
-               [ticket_entry(clock, f"T-{i}", f"k-{i}", i) for i in range(5)], clock.now())
     monkeypatch.setattr(relay, "BATCH", 8)
     chain = Small()
-    r = relay.Relay(storage.open_storage(root), root, clock, owner="test")
-    monkeypatch.setattr(r, "_connect", lambda: (chain, "hub-1"))
+    db, r = _relaying(hub, clock, monkeypatch, chain, 5)
     errors = []
     for _ in range(4):
         errors.append(r.run_once()["error"])

@@ -17,8 +17,8 @@ autovacuum's part), and every table never analyzed once it holds :data:`YOUNG_PA
 a bench case of 25,000 entries read 1.3–3.0 million rows of remembered answers in the
 seconds before).  ``kiosk-cloud serve`` on PostgreSQL runs it every :data:`EVERY`
 seconds (:class:`Keeper`: one catalog query when nothing is due), one worker at a time (an
-advisory lock); ``ANALYZE`` samples
-at most 30,000 rows whatever the size, and takes no lock that holds up reads or writes.
+advisory lock); ``ANALYZE`` samples at most 30,000 rows whatever the size, and takes no lock
+that holds up reads or writes.
 SQLite: nothing to do (its plans do not depend on statistics for these queries).
 """
 
@@ -34,10 +34,10 @@ log = logging.getLogger("kiosk.cloud.planner_stats")
 EVERY = 1.0
 #: rows a table must have changed by before it is analyzed again
 MIN_CHANGED = 500
-#: a table no ANALYZE has seen is analyzed once it is this many pages (8 KiB each) long
-YOUNG_PAGES = 8
 #: ... and by this share of the rows it had at the last analysis (0.5: half as many again)
 GROWTH = 0.5
+#: a table no ANALYZE has seen is analyzed once it is this many pages (8 KiB each) long
+YOUNG_PAGES = 8
 #: the advisory lock one worker holds while it analyzes (several workers run the keeper)
 LOCK = 727275
 

@@ -74,6 +74,10 @@ class PgServer:
         self._run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, name)
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{name}"
 
+    def drop_database(self, name: str) -> None:
+        """``name`` dropped (its pages leave the server's buffers unwritten)."""
+        self._run(str(self.bin / "dropdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "--force", name)
+
     def stop(self) -> None:
         data = self.dir / "data"
         if data.exists():

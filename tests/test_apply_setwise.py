@@ -189,3 +189,45 @@ def test_a_push_of_1000_new_tickets_takes_as_many_statements_as_a_push_of_10(tmp
         assert counts["twins 1000"] <= counts["twins 10"] + 8, counts  # (was one INSERT a twin)
     finally:
         st.close()
+
+
+def test_on_postgresql_a_push_sends_the_same_statements_whatever_its_size(tmp_path, request, monkeypatch):
+    """Each statement's text is the same for a push of 1, 7 or 100 entries (``= ANY(?)`` with an
+    array, the rows of an insert as one JSON parameter): prepared and planned once a connection,
+    where ``IN (?, …)`` and ``VALUES (…), (…)`` made a statement of each size."""
+    st, db = cloud(tmp_path, "c", request.getfixturevalue("pg").new_database("texts"))
+    dev = devices.Device("k1", HOTELS)
+    sent: list[str] = []
+    real = storage._raw_cursor
+
+    class Recording:
+        def __init__(self, cur):
+            self._cur = cur
+
+        def execute(self, query, *a, **kw):
+            sent.append(query)
+            return self._cur.execute(query, *a, **kw)
+
+        def executemany(self, query, *a, **kw):
+            sent.append(query)
+            return self._cur.executemany(query, *a, **kw)
+
+        def __getattr__(self, name):
+            return getattr(self._cur, name)
+
+    monkeypatch.setattr(storage, "_raw_cursor", lambda conn: Recording(real(conn)))
+    texts, first = {}, 0
+    try:
+        for size in (3, 1, 7, 100):  # (the first push also reads what is read once: the columns' types)
+            # new tickets, and as many twins of tickets made before (merged: a conflict each)
+            batch = [_ticket(first + i, "h1", f"fp-{first + i}") for i in range(size)]
+            batch += [_ticket(10_000 + first + i, "h1", f"fp-{i}") for i in range(size)]
+            first += size
+            sent.clear()
+            results = apply.apply_push(db, dev, batch, NOW)
+            assert {r["status"] for r in results} == {"applied"}
+            texts[size] = sorted(set(sent))
+        assert texts[1] == texts[7] == texts[100], [sorted(set(texts[a]) ^ set(texts[b])) for a, b in ((1, 7), (7, 100))]
+        assert not [t for t in texts[100] if "IN ($" in t or "), ($" in t], "a list of parameters the size of the push"
+    finally:
+        st.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from sync.cloud import storage
-from sync.cloud.storage import MULTI_ROW_PARAMS, multi_row
+from sync.cloud.pg_inserts import MULTI_ROW_PARAMS, multi_row
 
 SQL = "INSERT INTO t (a, b, c) VALUES (?, ?, 'x')"
 

@@ -179,6 +179,7 @@ def test_a_push_looks_its_keys_up_in_the_index(cloud, default_costs):
     push_rounds(db, watcher, 12, 0, keep=True)  # 9,600 remembered answers, statistics fresh
     if default_costs:
         db.execute("SET random_page_cost = 4")
+        db.execute("DISCARD PLANS")  # the plans of the connection's prepared statements made again at this cost
     before = key_rows_read(db, watcher)
     apply.apply_push(db, devices.Device("k-h0", ("h0",)), [entry("h0", 5000 + i) for i in range(100)], NOW)
     read = key_rows_read(db, watcher) - before

@@ -168,9 +168,8 @@ class _Push:
         """The remembered answers of every key of the push: one query a chunk, sent."""
         unique = sorted(set(keys))
         return [self.db.execute("SELECT a.key, a.hotel_id, a.device_id, a.result, d.hotels FROM applied_entries a"
-                                " LEFT JOIN devices d ON d.device_id = a.device_id"
-                                f" WHERE a.key IN ({', '.join('?' * len(chunk))})", chunk)
-                for chunk in storage.chunks(unique)]
+                                f" LEFT JOIN devices d ON d.device_id = a.device_id WHERE {cond}", params)
+                for cond, params in (storage.one_of(self.db, "a.key", chunk) for chunk in storage.chunks(unique))]
 
     def _load_answers(self) -> None:
         for cur in self._answers:

@@ -25,7 +25,7 @@ from typing import Any
 
 from kiosk import hlc, jsontext
 
-from . import guest_vault
+from . import guest_vault, storage
 
 NODE = "cloud"
 MAX_PAGE = 1000
@@ -196,10 +196,9 @@ def conflicts(db, items: list[tuple], now: float, device_id: str | None = None, 
     ids: dict[tuple, list[int]] = {}
     for at in range(0, len(rows), 500):
         chunk = rows[at:at + 500]
-        values = ", ".join(["(" + ", ".join("?" * len(_CONFLICT_COLUMNS)) + ")"] * len(chunk))
-        for found, *written in db.conn.execute(
-                f"INSERT INTO conflicts ({', '.join(_CONFLICT_COLUMNS)}) VALUES {values} RETURNING id,"
-                f" {', '.join(_CONFLICT_COLUMNS[:-1])}", [v for row in chunk for v in row]).fetchall():
+        sql, params = storage.insert_rows(db.conn, "conflicts", _CONFLICT_COLUMNS, chunk,
+                                          f" RETURNING id, {', '.join(_CONFLICT_COLUMNS[:-1])}")
+        for found, *written in db.conn.execute(sql, params).fetchall():
             ids.setdefault(tuple(written), []).append(found)
     for same in ids.values():
         same.sort(reverse=True)  # (rows written alike are alike: which id each takes does not matter)

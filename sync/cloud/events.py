@@ -53,8 +53,8 @@ def record_many(db, es: list[Entry], now: float) -> list:
         inserted |= {r[0] for r in rows}
     owners: dict[str, str] = {}
     for chunk in storage.chunks([e.key for e in es if e.key not in inserted], 500):
-        owners |= dict(db.execute(f"SELECT key, hotel_id FROM events WHERE key IN ({', '.join('?' * len(chunk))})",
-                                  chunk).fetchall())
+        cond, params = storage.one_of(db, "key", chunk)
+        owners |= dict(db.execute(f"SELECT key, hotel_id FROM events WHERE {cond}", params).fetchall())
     used = []
     for i, e in enumerate(es):
         if owners.get(e.key, e.hotelId) != e.hotelId:
@@ -101,9 +101,10 @@ def _consume_many(db, rows: list[tuple]) -> tuple[set, dict]:
     uses: dict[tuple, list] = {}
     tokens = sorted({(h, j) for h, j, _ in new})
     for chunk in storage.chunks(sorted({j for _, j in tokens}), 500):
+        cond, params = storage.one_of(db, "jti", chunk)
         for hotel, jti, kiosk, session, stamp in db.execute(
-                "SELECT hotel_id, jti, kiosk_id, session_id, hlc FROM consumptions"
-                f" WHERE jti IN ({', '.join('?' * len(chunk))}) ORDER BY jti, kiosk_id", chunk).fetchall():
+                f"SELECT hotel_id, jti, kiosk_id, session_id, hlc FROM consumptions WHERE {cond} ORDER BY jti,"
+                " kiosk_id", params).fetchall():
             uses.setdefault((hotel, jti), []).append({"kioskId": kiosk, "sessionId": session, "hlc": stamp})
     return new, uses
 

@@ -116,9 +116,9 @@ def get(db, hotel_id: str) -> Link | None:
 def select_many(db, hotel_ids: list[str]) -> tuple[list[str], list]:
     """The links of ``hotel_ids``, asked for (one query a chunk): read them with
     :func:`fetched`, after whatever else is sent in between (inside a pipeline, one round trip)."""
-    return hotel_ids, [db.execute(f"SELECT {', '.join(_COLUMNS)} FROM pms_links WHERE hotel_id IN"
-                                  f" ({', '.join('?' * len(chunk))})", chunk)
-                       for chunk in storage.chunks(hotel_ids)]
+    return hotel_ids, [db.execute(f"SELECT {', '.join(_COLUMNS)} FROM pms_links WHERE {cond}", params)
+                       for cond, params in (storage.one_of(db, "hotel_id", chunk)
+                                            for chunk in storage.chunks(hotel_ids))]
 
 
 def fetched(asked: tuple[list[str], list]) -> dict[str, Link | None]:

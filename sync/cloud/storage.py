@@ -42,10 +42,8 @@ import abc
 import contextlib
 import functools
 import hashlib
-import itertools
 import logging
 import os
-import re
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
@@ -56,7 +54,7 @@ from kiosk import store
 from kiosk.errors import ConfigError, DatabaseUnavailable, KioskError
 from kiosk.files import fsync_dir, make_dirs
 
-from . import guest_vault, schema
+from . import guest_vault, pg_inserts, schema
 
 FILENAME = "cloud.db"
 
@@ -254,65 +252,13 @@ class SqliteStorage(CloudStorage):
 
 # --- PostgreSQL --------------------------------------------------------------------------------
 
-_PLACEHOLDER = re.compile(r"\?")
-
-
-#: parameters a multi-row INSERT carries at most (PostgreSQL's limit is 65,535 per statement)
-MULTI_ROW_PARAMS = 20000
-_MULTI_ROW = re.compile(r"(INSERT INTO \w+ \(([^()]*)\) VALUES )(\([^()]*\))(.*)", re.S)
-_DO_UPDATE = re.compile(r"ON CONFLICT \(([^()]*)\) DO UPDATE", re.I)
-
-
-def multi_row(sql: str, rows: list[list]) -> list[tuple[str, list]] | None:
-    """An insert of the form ``INSERT`` ``INTO`` *table* ``(cols) VALUES (?, …) [ON CONFLICT …]``
-    for ``rows`` as multi-row statements in PostgreSQL's own placeholders (``$1``…) with their
-    flattened parameters; None when it is not that form (or has ``RETURNING``, or a parameter
-    outside the row), or when an ``ON CONFLICT (key) DO UPDATE`` would meet one key twice in a
-    statement (PostgreSQL refuses a row updated twice by one command; row by row it is not)."""
-    m = _MULTI_ROW.fullmatch(sql.strip())
-    if m is None or len(rows) < 2 or "RETURNING" in m.group(4).upper():
-        return None
-    head, group, tail = m.group(1), m.group(3), m.group(4)
-    width = group.count("?")
-    if width == 0 or "?" in head or "?" in tail or "$" in sql or any(len(r) != width for r in rows):
-        return None
-    conflict = _DO_UPDATE.search(tail)
-    if conflict is not None:
-        cols = [c.strip() for c in m.group(2).split(",")]
-        try:
-            where = [cols.index(c.strip()) for c in conflict.group(1).split(",")]
-        except ValueError:
-            return None
-        if len({tuple(r[i] for i in where) for r in rows}) != len(rows):
-            return None
-    per = max(1, MULTI_ROW_PARAMS // width)
-    out = []
-    for i in range(0, len(rows), per):
-        chunk = rows[i:i + per]
-        out.append((head + _values(group, len(chunk)) + tail, [v for r in chunk for v in r]))
-    return out
-
-
-@functools.lru_cache(maxsize=256)
-def _values(group: str, n: int) -> str:
-    """``n`` copies of the row ``group`` (``(?, ?, …)``) with ``$1…`` numbered on: the same
-    statements come back push after push, so each text is built once."""
-    return _numbered(", ".join([group] * n))
-
-
-def _numbered(sql: str) -> str:
-    """Each ``?`` of ``sql`` as ``$1``, ``$2``… in order."""
-    n = itertools.count(1)
-    return _PLACEHOLDER.sub(lambda _m: f"${next(n)}", sql)
-
-
 @functools.lru_cache(maxsize=2048)
 def to_pg(sql: str) -> str:
     """``?`` placeholders to PostgreSQL's own ``$1``, ``$2``…, which psycopg's ``RawCursor``
     sends as they are.  Each text is converted once: psycopg parses a query for its ``%s``
     at every execution once it has more than 50 parameters (a push's ``IN (…)`` lists have
     hundreds), and that parse was a millisecond of each push."""
-    return _numbered(sql)
+    return pg_inserts.numbered(sql)
 
 
 class PgCursor:
@@ -356,6 +302,10 @@ class PgCursor:
         return self._cur.description
 
 
+#: (host, port, database, table) -> its columns' types (:meth:`PgDatabase.column_types`)
+_COLUMN_TYPES: dict[tuple, dict[str, str]] = {}
+
+
 def _raw_cursor(conn):
     from psycopg import RawCursor  # imported with the pool: a SQLite cloud needs no psycopg
 
@@ -384,13 +334,16 @@ class PgDatabase:
         return PgCursor(cur, self.vault, self, self._sent)
 
     def executemany(self, sql: str, seq) -> None:
-        """``sql`` for each row of ``seq``.  An ``INSERT … VALUES (…)`` goes as ONE multi-row
-        statement per :data:`MULTI_ROW_PARAMS` parameters (:func:`multi_row`), which the server
-        executes once instead of once per row (psycopg's pipelined ``executemany`` still costs
-        an execution per row: bench/README.md).  Anything else, and an ``ON CONFLICT … DO
-        UPDATE`` whose rows name one key twice, goes row by row."""
+        """``sql`` for each row of ``seq``.  An ``INSERT … VALUES (…)`` goes as ONE statement
+        (sync/cloud/pg_inserts.py): its rows as one JSON parameter where every value is of its
+        column's kind, else as multi-row ``VALUES`` (at most :data:`~.pg_inserts.MULTI_ROW_PARAMS`
+        parameters a statement).  The server executes it once instead of once per row
+        (psycopg's pipelined ``executemany`` still costs an execution per row: bench/README.md).
+        Anything else, and an ``ON CONFLICT … DO UPDATE`` whose rows name one key twice, goes
+        row by row."""
         rows = [list(p) for p in seq]
-        batched = multi_row(sql, rows)
+        one = pg_inserts.json_rows(sql, rows, self.column_types)
+        batched = [one] if one is not None else pg_inserts.multi_row(sql, rows)
         cur = _raw_cursor(self.raw)  # $n placeholders, sent as they are (no client-side parse)
         if batched is None:
             cur.executemany(to_pg(sql), rows)
@@ -401,6 +354,19 @@ class PgDatabase:
             self._sent += 1  # answered with the next statement whose answer is read
         else:
             cur.close()
+
+    def column_types(self, table: str) -> dict[str, str]:
+        """``table``'s columns and their types as PostgreSQL names them, read once per process
+        and database (a read inside :func:`pipeline` waits for the answers sent before it)."""
+        info = self.raw.info
+        key = (info.host, info.port, info.dbname, table)
+        known = _COLUMN_TYPES.get(key)
+        if known is None:
+            cur = _raw_cursor(self.raw)
+            cur.execute("SELECT attname, format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid ="
+                        " to_regclass($1) AND attnum > 0 AND NOT attisdropped", [table])
+            known = _COLUMN_TYPES[key] = dict(cur.fetchall())
+        return known
 
     def query(self, sql: str, params: Any = ()) -> Iterator[dict]:
         cur = self.execute(sql, params)
@@ -644,6 +610,30 @@ def chunks(values: list, size: int = IN_LIST) -> Iterator[list]:
     """``values`` in slices of at most ``size``: one ``IN (…)`` list (or one batch) each."""
     for at in range(0, len(values), size):
         yield values[at:at + size]
+
+
+def insert_rows(db, table: str, cols: tuple[str, ...], rows: list[list], tail: str = "") -> tuple[str, list]:
+    """ONE ``INSERT`` of ``rows`` into ``table`` (then ``tail``: ``ON CONFLICT …``,
+    ``RETURNING …``), as SQL and its parameters.  On PostgreSQL the rows as one JSON parameter
+    where every value is of its column's kind (sync/cloud/pg_inserts.py: the same text for any
+    number of rows); otherwise ``VALUES (?, …), (?, …)``."""
+    if isinstance(db, PgDatabase):
+        doc = pg_inserts.as_json(list(cols), rows, db.column_types(table))
+        if doc is not None:
+            return pg_inserts.statement(table, cols, tail, "?"), [doc]
+    values = ", ".join(["(" + ", ".join("?" * len(cols)) + ")"] * len(rows))
+    return f"INSERT INTO {table} ({', '.join(cols)}) VALUES {values}{tail}", [v for r in rows for v in r]
+
+
+def one_of(db, column: str, values: list) -> tuple[str, list]:
+    """The condition "``column`` is one of ``values``" and its parameters.  On PostgreSQL
+    ``column = ANY(?)``, the values one array: the statement's text is the same however many
+    they are, so each connection prepares it once and plans it once (with ``IN (?, …)`` a push
+    of each size was a statement of its own, prepared only after five runs of that size).  On
+    SQLite ``column IN (?, …)``."""
+    if isinstance(db, PgDatabase):
+        return f"{column} = ANY(?)", [list(values)]
+    return f"{column} IN ({', '.join('?' * len(values))})", list(values)
 
 
 def one_statement(db) -> AbstractContextManager:

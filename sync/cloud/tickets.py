@@ -78,14 +78,14 @@ def create_many(db, es: list[Entry], now: float) -> list:
     for hotel_id in sorted({e.hotelId for _, e, _, _ in parsed}):
         mine = [p for _, e, p, _ in parsed if e.hotelId == hotel_id]
         for chunk in storage.chunks(sorted(p.ticketId for p in mine)):
+            cond, params = storage.one_of(db, "ticket_id", chunk)
             asked.append((existing, hotel_id, db.execute(
-                f"SELECT ticket_id, payload FROM tickets WHERE hotel_id = ? AND ticket_id"
-                f" IN ({', '.join('?' * len(chunk))})", [hotel_id, *chunk])))
+                f"SELECT ticket_id, payload FROM tickets WHERE hotel_id = ? AND {cond}", [hotel_id, *params])))
         for chunk in storage.chunks(sorted({p.fingerprint for p in mine if p.fingerprint})):
+            cond, params = storage.one_of(db, "fingerprint", chunk)
             asked.append((twins, hotel_id, db.execute(
-                f"SELECT fingerprint, ticket_id, hlc FROM tickets WHERE hotel_id = ? AND fingerprint IN"
-                f" ({', '.join('?' * len(chunk))}) AND merged_into IS NULL AND status IN ('open', 'received')"
-                " ORDER BY received_at, ticket_id", [hotel_id, *chunk])))
+                f"SELECT fingerprint, ticket_id, hlc FROM tickets WHERE hotel_id = ? AND {cond} AND merged_into IS"
+                " NULL AND status IN ('open', 'received') ORDER BY received_at, ticket_id", [hotel_id, *params])))
     for into, hotel_id, cur in asked:
         for first, *rest in cur.fetchall():
             if into is existing:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -59,6 +60,15 @@ def hotel_of(kiosk: int) -> str:
     return f"h{kiosk // 4:03d}"
 
 
+def batch_sizes(kiosk: int, batches: int, batch: int, mixed: bool) -> list[int]:
+    """The sizes of a kiosk's pushes: ``batch`` each, or (``mixed``) drawn from 1 to ``batch``
+    (seeded by the kiosk), as a kiosk's outbox holds a few entries or a backlog."""
+    if not mixed:
+        return [batch] * batches
+    rnd = random.Random(kiosk)
+    return [rnd.randint(1, batch) for _ in range(batches)]
+
+
 # --- client side (runs in worker processes) --------------------------------------------------
 
 def _client(ready, start, finish, out, args) -> None:
@@ -70,10 +80,15 @@ def _client(ready, start, finish, out, args) -> None:
     import orjson
     import requests
 
-    url, kiosks, creds, batches, batch = args
-    bodies = {k: [orjson.dumps({"deviceId": f"k{k}", "entries": [entry(k, b * batch + i, hotel_of(k))
-                                                                  for i in range(batch)]})
-                  for b in range(batches)] for k in kiosks}
+    url, kiosks, creds, batches, batch, mixed = args
+    bodies = {}
+    for k in kiosks:
+        sizes, first = batch_sizes(k, batches, batch, mixed), 0
+        bodies[k] = []
+        for size in sizes:
+            bodies[k].append(orjson.dumps({"deviceId": f"k{k}",
+                                           "entries": [entry(k, first + i, hotel_of(k)) for i in range(size)]}))
+            first += size
     latencies: list[float] = []
     errors: list[str] = []
     applied = [0]
@@ -256,7 +271,7 @@ def cpu_by_group(groups: dict[str, int | None]) -> dict[str, float]:
 
 
 def run_case(label: str, server: Server, n_kiosks: int, batches: int, batch: int, procs: int,
-             db_pid: int | None = None) -> dict:
+             db_pid: int | None = None, mixed: bool = False) -> dict:
     creds = server.add_devices(range(n_kiosks))
     server.start()
     try:
@@ -265,7 +280,7 @@ def run_case(label: str, server: Server, n_kiosks: int, batches: int, batch: int
         ready, start, finish = (ctx.Barrier(procs + 1) for _ in range(3))
         out = ctx.Queue()
         clients = [ctx.Process(target=_client, args=(ready, start, finish, out,
-                                                     (server.url, ks, creds, batches, batch)))
+                                                     (server.url, ks, creds, batches, batch, mixed)))
                    for ks in split(kiosks, procs)]
         for p in clients:
             p.start()
@@ -295,7 +310,13 @@ def run_case(label: str, server: Server, n_kiosks: int, batches: int, batch: int
     finally:
         server.stop()
     held = server.tickets_held()
-    total = n_kiosks * batches * batch
+    pushed = {k: sum(batch_sizes(k, batches, batch, mixed)) for k in range(n_kiosks)}
+    total = sum(pushed.values())
+    # each kiosk pulls its hotel's whole log: what its hotel's kiosks pushed
+    by_hotel = Counter()
+    for k, n in pushed.items():
+        by_hotel[hotel_of(k)] += n
+    owed = sum(by_hotel[hotel_of(k)] for k in range(n_kiosks))
     served = sum(p[0] for p in pulls)
     return {"label": label, "kiosks": n_kiosks, "entries": total, "applied": applied, "held": held,
             "errors": len(errors), "firstError": errors[:1],
@@ -304,7 +325,7 @@ def run_case(label: str, server: Server, n_kiosks: int, batches: int, batch: int
             "pulled": served, "pullPerSecond": served / pull_wall,
             # CPU per entry of the push phase (µs): the clients are the bench's own processes
             "cpu": {g: (cpu1[g] - cpu0[g]) / total * 1e6 for g in groups if groups[g] is not None},
-            "pullProblems": sum(len(p[1]) for p in pulls)}
+            "pullProblems": sum(len(p[1]) for p in pulls), "owed": owed}
 
 
 def statements_per_push(url: str | None, batch: int) -> tuple[int, int | None, float]:
@@ -387,6 +408,8 @@ def main() -> None:
     ap.add_argument("--kiosks", type=int, nargs="+", default=[50, 200])
     ap.add_argument("--batches", type=int, default=5, help="batches each kiosk pushes")
     ap.add_argument("--batch", type=int, default=100, help="entries per batch")
+    ap.add_argument("--mixed", action="store_true",
+                    help="each push of 1 to --batch entries (seeded per kiosk) instead of --batch each")
     ap.add_argument("--procs", type=int, default=4, help="client processes")
     ap.add_argument("--only", choices=["sqlite", "postgresql"])
     ap.add_argument("--rounds", type=int, default=1,
@@ -417,7 +440,8 @@ def main() -> None:
                     url = pg.new_database(f"bench{n}") if db else None
                     print(f"… {label}, {kiosks} kiosks, round {round_} of {args.rounds}", file=sys.stderr, flush=True)
                     rows.append({**run_case(label, Server(base / f"c{n}", url, workers), kiosks, args.batches,
-                                            args.batch, args.procs, pg.postmaster_pid() if db else None),
+                                            args.batch, args.procs, pg.postmaster_pid() if db else None,
+                                            args.mixed),
                                  "round": round_})
                     if db:  # every case meets the server as the first did: its 64 MB of buffers free of
                         pg.drop_database(f"bench{n}")  # earlier cases' dirty pages, which it wrote out itself
@@ -439,18 +463,15 @@ def report(args, rows: list[dict], stmts: list) -> None:
     print(f"a push of {args.batch} new tickets with an Idempotency-Key, in process (median time of 20): " + "; ".join(
         f"{name} {n} statements" + (f", {trips} round trips" if trips is not None else "") + f" ({ms:.1f} ms)"
         for name, n, trips, ms in stmts))
-    print(f"cloud benchmark: {args.batches} batches x {args.batch} entries per kiosk, 4 kiosks per hotel,"
+    sizes = f"of 1 to {args.batch} (seeded)" if args.mixed else f"x {args.batch}"
+    print(f"cloud benchmark: {args.batches} batches {sizes} entries per kiosk, 4 kiosks per hotel,"
           f" {os.cpu_count()} CPUs, {args.procs} client processes")
     print("cpu: µs of CPU per entry during the push, of the cloud's processes, PostgreSQL's, the clients'")
     print(f"{'backend':24} {'kiosks':>6} {'entries':>8} {'applied/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
           f" {'dupl.':>6} {'pulled/s':>9} {'skipped':>8} {'errors':>6}  {'cpu: cloud':>10} {'db':>5} {'clients':>7}")
     for r in rows:
         dupl = r["held"] - r["entries"]
-        # each kiosk pulls its hotel's whole log: a hotel of n kiosks serves n x its entries (the
-        # last hotel has fewer than 4 kiosks when the count is not a multiple of 4)
-        per_kiosk = r["entries"] // r["kiosks"]
-        sizes = Counter(hotel_of(k) for k in range(r["kiosks"])).values()
-        skipped = sum(n * n * per_kiosk for n in sizes) - r["pulled"] + r["pullProblems"]
+        skipped = r["owed"] - r["pulled"] + r["pullProblems"]
         print(f"{r['label']:24} {r['kiosks']:>6} {r['entries']:>8} {r['perSecond']:>10.0f} {r['p50']:>8.1f}"
               f" {r['p99']:>8.1f} {dupl:>6} {r['pullPerSecond']:>9.0f} {skipped:>8} {r['errors']:>6}"
               f"  {cpu_columns(r['cpu'])}")

@@ -48,3 +48,19 @@ def test_a_short_run_on_sqlite_applies_every_entry_once_and_says_where_the_cpu_w
         kiosks, entries, dupl, skipped, errors = row[3], row[4], row[8], row[10], row[11]
         assert (kiosks, entries, dupl, skipped, errors) == ("4", "80", "0", "0", "0"), r.stdout
         assert float(row[12]) > 0, r.stdout  # the cloud's CPU per entry
+
+
+def test_a_mixed_run_pushes_batches_of_many_sizes_and_every_kiosk_pulls_its_hotels_log(tmp_path):
+    """``--mixed``: pushes of 1 to --batch entries; five kiosks make one hotel of four and one of
+    one, so "skipped" is only 0 if each kiosk pulled exactly what its hotel's kiosks pushed."""
+    bench = bench_cloud()
+    sizes = [bench.batch_sizes(k, 3, 20, True) for k in range(5)]
+    assert len({s for ks in sizes for s in ks}) > 3 and all(1 <= s <= 20 for ks in sizes for s in ks)
+    r = subprocess.run([sys.executable, str(REPO / "bench" / "cloud.py"), "--kiosks", "5", "--batches", "3",
+                        "--batch", "20", "--mixed", "--procs", "2", "--only", "sqlite"],
+                       capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    [row] = [line.split() for line in r.stdout.splitlines() if line.startswith("sqlite, 1 process")]
+    kiosks, entries, dupl, skipped, errors = row[3], row[4], row[8], row[10], row[11]
+    assert (kiosks, entries, dupl, skipped, errors) == ("5", str(sum(map(sum, sizes))), "0", "0", "0"), r.stdout
+    assert "of 1 to 20 (seeded)" in r.stdout

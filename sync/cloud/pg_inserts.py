@@ -2,18 +2,17 @@
 by ONE statement, instead of one execution per row.
 
 Two forms, the first that can say the same as row by row is used (``PgDatabase.executemany``
-in sync/cloud/storage.py):
+in sync/cloud/storage.py; :func:`.storage.insert_rows` for an insert written whole):
 
-* :func:`json_rows` — ONE parameter: the rows as a JSON array of objects, which the server
-  turns into rows of the table's own type (``json_populate_recordset``), so each value is
-  read by its column's type.  psycopg adapts every parameter it is given one by one (about
-  1.7 µs each); a push of 100 tickets writes about 3,500 values, and as JSON they are one
-  string orjson writes in microseconds (bench/README.md: 24 against 1.4 µs of the client's
-  CPU per row of 14 columns, the server's the same).  Only where every value is of its
-  column's kind: text for ``text`` (without NUL, which PostgreSQL's text cannot hold), an
-  int for ``bigint``, a finite float or an int for ``double precision``; anything else (a
-  bool, bytes, NaN, another column type) goes the second way, where psycopg and the server
-  decide as they always did.
+* :func:`json_rows` — ONE parameter: the rows as a JSON array of arrays, each value read by
+  the server as its column's type (``(r->>i)::type`` over ``jsonb_array_elements``).  The
+  statement's text is the same for 1 row or 500, so each connection prepares it once and
+  plans it once; a text per row count was prepared only after five runs of that count (and
+  pushes come in every size: bench/README.md measures the server's CPU per entry).  Only
+  where every column is ``text``, ``bigint`` or ``double precision`` and every value of its
+  kind: a str (without NUL, which PostgreSQL's text cannot hold), an int, a finite float or
+  an int; anything else (a bool, bytes, NaN, another column type) goes the second way, where
+  psycopg and the server decide as they always did.
 * :func:`multi_row` — ``VALUES ($1, …), ($n, …)``, the values flattened, at most
   :data:`MULTI_ROW_PARAMS` a statement.
 
@@ -37,9 +36,8 @@ MULTI_ROW_PARAMS = 20000
 _INSERT = re.compile(r"(INSERT INTO (\w+) \(([^()]*)\) VALUES )(\([^()]*\))(.*)", re.S)
 _DO_UPDATE = re.compile(r"ON CONFLICT \(([^()]*)\) DO UPDATE", re.I)
 _PLACEHOLDER = re.compile(r"\?")
-_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 #: the column types whose values go as JSON, and the Python types each of them takes
-_TAKES: dict[str, tuple[type, ...]] = {"text": (str,), "bigint": (int,), "double precision": (int, float)}
+_TAKES: dict[str, set[type]] = {"text": {str}, "bigint": {int}, "double precision": {int, float}}
 
 
 def numbered(sql: str) -> str:
@@ -102,39 +100,47 @@ def json_rows(sql: str, rows: list[list], column_types: Callable[[str], dict[str
     if m is None:
         return None
     table, group, tail = m.group(2), m.group(4), m.group(5)
-    cols = [c.strip() for c in m.group(3).split(",")]
+    cols = tuple(c.strip() for c in m.group(3).split(","))
     if [p.strip() for p in group[1:-1].split(",")] != ["?"] * len(cols):
         return None  # only plain values, one for each named column
     doc = as_json(cols, rows, column_types(table))
-    return None if doc is None else (statement(table, tuple(cols), tail, "$1"), [doc])
+    return None if doc is None else (statement(table, cols, doc[1], tail, "$1"), [doc[0]])
 
 
-def as_json(cols: list[str], rows: list[list], types: dict[str, str]) -> str | None:
-    """``rows`` (values in the order of ``cols``) as a JSON array of objects, or None when a
-    column is not of a kind :data:`_TAKES` names or a value is not of its column's kind."""
-    takes = [_TAKES.get(types.get(c, "")) for c in cols]
-    if None in takes or not all(map(_NAME.fullmatch, cols)) or not _fits(rows, takes):
+def as_json(cols: tuple[str, ...], rows: list[list], types: dict[str, str]) -> tuple[str, tuple[str, ...]] | None:
+    """(``rows`` as a JSON array of arrays, each column's type), or None when a column is not
+    of a type :data:`_TAKES` names or a value is not of its column's kind."""
+    kinds = tuple(types.get(c, "") for c in cols)
+    if not all(k in _TAKES for k in kinds) or not _fits(rows, kinds):
         return None
     try:
-        return orjson.dumps([dict(zip(cols, r, strict=True)) for r in rows]).decode()
+        doc = orjson.dumps(rows).decode()
     except TypeError:  # an int beyond 64 bits, a lone surrogate
         return None
+    if "\\u0000" in doc and any(type(v) is str and "\x00" in v for r in rows for v in r):
+        return None  # NUL, which PostgreSQL's text cannot hold (looked for only where it may be)
+    return doc, kinds
 
 
-def _fits(rows: list[list], takes: list) -> bool:
-    for r in rows:
-        for v, kinds in zip(r, takes, strict=True):
-            if v is None:
-                continue
-            t = type(v)
-            if t not in kinds or (t is str and "\x00" in v) or (t is float and not math.isfinite(v)):
-                return False
+def _fits(rows: list[list], kinds: tuple[str, ...]) -> bool:
+    """Every value None or of a Python type its column's kind takes; every float :func:`_plain`."""
+    for values, kind in zip(zip(*rows, strict=True), kinds, strict=True):
+        present = set(map(type, values)) - {type(None)}
+        if not present <= _TAKES[kind]:
+            return False
+        if float in present and not all(map(_plain, (v for v in values if type(v) is float))):
+            return False
     return True
 
 
+def _plain(v: float) -> bool:
+    """Finite and not -0.0 (JSON has no NaN or infinity, and jsonb's numbers no negative zero)."""
+    return math.isfinite(v) and (v != 0 or math.copysign(1.0, v) > 0)
+
+
 @functools.lru_cache(maxsize=256)
-def statement(table: str, cols: tuple[str, ...], tail: str, param: str) -> str:
-    """``INSERT INTO table (cols) SELECT … FROM json_populate_recordset(NULL::table, param)`` and
-    ``tail`` (``ON CONFLICT …``, ``RETURNING …``): each value read as its column's type."""
-    return (f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join('r.' + c for c in cols)}"
-            f" FROM json_populate_recordset(NULL::{table}, {param}::json) r{tail}")
+def statement(table: str, cols: tuple[str, ...], kinds: tuple[str, ...], tail: str, param: str) -> str:
+    """``INSERT INTO table (cols) SELECT …`` each row of the JSON array ``param``, each value read
+    as its column's type, then ``tail`` (``ON CONFLICT …``, ``RETURNING …``)."""
+    picked = ", ".join(f"(r->>{i})::{kind}" for i, kind in enumerate(kinds))
+    return f"INSERT INTO {table} ({', '.join(cols)}) SELECT {picked} FROM jsonb_array_elements({param}::jsonb) r{tail}"

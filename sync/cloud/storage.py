@@ -618,9 +618,9 @@ def insert_rows(db, table: str, cols: tuple[str, ...], rows: list[list], tail: s
     where every value is of its column's kind (sync/cloud/pg_inserts.py: the same text for any
     number of rows); otherwise ``VALUES (?, …), (?, …)``."""
     if isinstance(db, PgDatabase):
-        doc = pg_inserts.as_json(list(cols), rows, db.column_types(table))
+        doc = pg_inserts.as_json(cols, rows, db.column_types(table))
         if doc is not None:
-            return pg_inserts.statement(table, cols, tail, "?"), [doc]
+            return pg_inserts.statement(table, cols, doc[1], tail, "?"), [doc[0]]
     values = ", ".join(["(" + ", ".join("?" * len(cols)) + ")"] * len(rows))
     return f"INSERT INTO {table} ({', '.join(cols)}) VALUES {values}{tail}", [v for r in rows for v in r]
 

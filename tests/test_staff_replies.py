@@ -354,10 +354,13 @@ def test_in_the_browser_staff_reply_and_make_a_work_order_and_the_guest_sees_the
         firsts = [k for k, _ in kinds[:4]]
         assert firsts.count("ticket") == 2, kinds  # below the high-priority task, above every routine clean
         if size["width"] == 1920:  # the fault is on the first screen of a 1080p terminal
-            # measured in the page, in one step: the live queue may re-render the item between a
-            # handle's lookup and its box (bounding_box() of a detached node is None)
-            box = shower.locator(".item-title").evaluate(
-                "e => { const r = e.getBoundingClientRect(); return {top: r.top, bottom: r.bottom, height: r.height}; }")
+            # found and measured in ONE synchronous step in the page: the live queue may re-render
+            # the item between a locator's lookup and its measure (a detached node measures 0 x 0)
+            box = staff.evaluate(
+                "() => { const li = [...document.querySelectorAll('#queue li.item[data-kind=ticket]')]"
+                ".find(e => e.textContent.includes('The shower is broken'));"
+                " const r = li.querySelector('.item-title').getBoundingClientRect();"
+                " return {top: r.top, bottom: r.bottom, height: r.height}; }")
             assert box["height"] > 0 and box["bottom"] <= 1080, box
         staff.screenshot(path=str(SHOTS / f"staff-replies-1-queue-{tag}.png"))
 

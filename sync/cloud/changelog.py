@@ -183,6 +183,8 @@ def conflict(db, hotel_id: str, c, entry_key: str | None, now: float, device_id:
 
 _CONFLICT_COLUMNS = ("hotel_id", "entity_type", "entity_id", "field", "rule", "outcome", "incoming", "current",
                      "device_id", "entry_key", "detected_at")
+_INSERT_CONFLICT = (f"INSERT INTO conflicts ({', '.join(_CONFLICT_COLUMNS)})"
+                    f" VALUES ({', '.join('?' * len(_CONFLICT_COLUMNS))}) RETURNING id, {', '.join(_CONFLICT_COLUMNS[:-1])}")
 
 
 def conflicts(db, items: list[tuple], now: float, device_id: str | None = None, *, log: bool = True) -> list[dict]:
@@ -196,8 +198,7 @@ def conflicts(db, items: list[tuple], now: float, device_id: str | None = None, 
     ids: dict[tuple, list[int]] = {}
     for at in range(0, len(rows), 500):
         chunk = rows[at:at + 500]
-        sql, params = storage.insert_rows(db.conn, "conflicts", _CONFLICT_COLUMNS, chunk,
-                                          f" RETURNING id, {', '.join(_CONFLICT_COLUMNS[:-1])}")
+        sql, params = storage.insert_rows(db.conn, _INSERT_CONFLICT, chunk)
         for found, *written in db.conn.execute(sql, params).fetchall():
             ids.setdefault(tuple(written), []).append(found)
     for same in ids.values():

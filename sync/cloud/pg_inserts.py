@@ -1,8 +1,9 @@
-"""PostgreSQL: the rows of an ``executemany`` of ``INSERT INTO t (cols) VALUES (?, …)`` written
-by ONE statement, instead of one execution per row.
+"""PostgreSQL: the rows of an insert written by ONE statement instead of one execution a row.
 
-Two forms, the first that can say the same as row by row is used (``PgDatabase.executemany``
-in sync/cloud/storage.py; :func:`.storage.insert_rows` for an insert written whole):
+The owner of a table writes its insert for one row, ``INSERT`` ``INTO`` *table* ``(cols) VALUES
+(?, …)`` and perhaps ``ON CONFLICT …`` (``PgDatabase.executemany`` in sync/cloud/storage.py
+then writes all the rows it is given), or ``RETURNING …`` too (:func:`.storage.insert_rows`).
+Two forms, the first that can say the same as row by row is used:
 
 * :func:`json_rows` — ONE parameter: the rows as a JSON array of arrays, each value read by
   the server as its column's type (``(r->>i)::type`` over ``jsonb_array_elements``).  The
@@ -10,15 +11,17 @@ in sync/cloud/storage.py; :func:`.storage.insert_rows` for an insert written who
   plans it once; a text per row count was prepared only after five runs of that count (and
   pushes come in every size: bench/README.md measures the server's CPU per entry).  Only
   where every column is ``text``, ``bigint`` or ``double precision`` and every value of its
-  kind: a str (without NUL, which PostgreSQL's text cannot hold), an int, a finite float or
-  an int; anything else (a bool, bytes, NaN, another column type) goes the second way, where
-  psycopg and the server decide as they always did.
+  kind: a str (without NUL, which PostgreSQL's text cannot hold), an int, a finite float
+  (not -0.0, which jsonb's numbers do not have) or an int; anything else (a bool, bytes,
+  NaN, another column type) goes the second way, where psycopg and the server decide as
+  they always did.
 * :func:`multi_row` — ``VALUES ($1, …), ($n, …)``, the values flattened, at most
-  :data:`MULTI_ROW_PARAMS` a statement.
+  :data:`MULTI_ROW_PARAMS` a statement (:func:`values_rows`: the same in ``?`` placeholders,
+  one statement, for SQLite too).
 
-Neither when the statement has ``RETURNING`` or a parameter outside its row, or when an
-``ON CONFLICT (key) DO UPDATE`` would meet one key twice in a statement (PostgreSQL refuses
-a row updated twice by one command; row by row it is not).
+Neither when the statement has a parameter outside its row, or when an ``ON CONFLICT (key) DO
+UPDATE`` would meet one key twice in a statement (PostgreSQL refuses a row updated twice by
+one command; row by row it is not); nor, for an ``executemany``, with ``RETURNING``.
 """
 
 from __future__ import annotations
@@ -46,15 +49,15 @@ def numbered(sql: str) -> str:
     return _PLACEHOLDER.sub(lambda _m: f"${next(n)}", sql)
 
 
-def _insert(sql: str, rows: list[list], fewest: int) -> re.Match | None:
+def _insert(sql: str, rows: list[list], fewest: int, returning: bool = False) -> re.Match | None:
     """The parts of an insert either form can write for ``rows`` (at least ``fewest``), or None."""
     m = _INSERT.fullmatch(sql.strip())
     if m is None or len(rows) < fewest:
         return None
     head, cols, group, tail = m.group(1), m.group(3), m.group(4), m.group(5)
     width = group.count("?")
-    if width == 0 or "RETURNING" in tail.upper() or "?" in head or "?" in tail or "$" in sql \
-            or any(len(r) != width for r in rows):
+    if width == 0 or ("RETURNING" in tail.upper() and not returning) or "?" in head or "?" in tail \
+            or "$" in sql or any(len(r) != width for r in rows):
         return None
     conflict = _DO_UPDATE.search(tail)
     if conflict is not None:
@@ -84,6 +87,15 @@ def multi_row(sql: str, rows: list[list]) -> list[tuple[str, list]] | None:
     return out
 
 
+def values_rows(sql: str, rows: list[list]) -> tuple[str, list]:
+    """``rows`` as ONE multi-row statement in ``?`` placeholders (``RETURNING`` allowed) and
+    its flattened parameters."""
+    m = _INSERT.fullmatch(sql.strip())
+    if m is None:
+        raise ValueError("not an insert of one row of values: " + sql[:80])
+    return m.group(1) + ", ".join([m.group(4)] * len(rows)) + m.group(5), [v for r in rows for v in r]
+
+
 @functools.lru_cache(maxsize=256)
 def _values(group: str, n: int) -> str:
     """``n`` copies of the row ``group`` (``(?, ?, …)``) with ``$1…`` numbered on: the same
@@ -91,20 +103,21 @@ def _values(group: str, n: int) -> str:
     return numbered(", ".join([group] * n))
 
 
-def json_rows(sql: str, rows: list[list], column_types: Callable[[str], dict[str, str]]) -> tuple[str, list] | None:
-    """``rows`` as ONE statement with ONE parameter (their JSON), or None when a value or a
-    column is not of a kind this form reads as row by row would.  ``column_types(table)``:
+def json_rows(sql: str, rows: list[list], column_types: Callable[[str], dict[str, str]], *,
+              returning: bool = False) -> tuple[str, list] | None:
+    """``rows`` as ONE statement with ONE parameter (their JSON, ``$1``), or None when a value
+    or a column is not of a kind this form reads as row by row would.  ``column_types(table)``:
     each column's type as PostgreSQL names it (``format_type``).  One row too: the statement's
     text is the same for any number of rows, so a connection prepares and plans it once."""
-    m = _insert(sql, rows, 1)
+    m = _insert(sql, rows, 1, returning)
     if m is None:
         return None
-    table, group, tail = m.group(2), m.group(4), m.group(5)
+    group = m.group(4)
     cols = tuple(c.strip() for c in m.group(3).split(","))
     if [p.strip() for p in group[1:-1].split(",")] != ["?"] * len(cols):
         return None  # only plain values, one for each named column
-    doc = as_json(cols, rows, column_types(table))
-    return None if doc is None else (statement(table, cols, doc[1], tail, "$1"), [doc[0]])
+    doc = as_json(cols, rows, column_types(m.group(2)))
+    return None if doc is None else (_statement(m.group(1), doc[1], m.group(5)), [doc[0]])
 
 
 def as_json(cols: tuple[str, ...], rows: list[list], types: dict[str, str]) -> tuple[str, tuple[str, ...]] | None:
@@ -139,8 +152,8 @@ def _plain(v: float) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def statement(table: str, cols: tuple[str, ...], kinds: tuple[str, ...], tail: str, param: str) -> str:
-    """``INSERT INTO table (cols) SELECT …`` each row of the JSON array ``param``, each value read
-    as its column's type, then ``tail`` (``ON CONFLICT …``, ``RETURNING …``)."""
+def _statement(head: str, kinds: tuple[str, ...], tail: str) -> str:
+    """The insert whose ``head`` is ``… (cols) VALUES``, its rows each row of the JSON array
+    ``$1`` with each value read as its column's type, then ``tail``."""
     picked = ", ".join(f"(r->>{i})::{kind}" for i, kind in enumerate(kinds))
-    return f"INSERT INTO {table} ({', '.join(cols)}) SELECT {picked} FROM jsonb_array_elements({param}::jsonb) r{tail}"
+    return f"{head[:-len('VALUES ')]}SELECT {picked} FROM jsonb_array_elements($1::jsonb) r{tail}"

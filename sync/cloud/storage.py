@@ -612,17 +612,17 @@ def chunks(values: list, size: int = IN_LIST) -> Iterator[list]:
         yield values[at:at + size]
 
 
-def insert_rows(db, table: str, cols: tuple[str, ...], rows: list[list], tail: str = "") -> tuple[str, list]:
-    """ONE ``INSERT`` of ``rows`` into ``table`` (then ``tail``: ``ON CONFLICT …``,
-    ``RETURNING …``), as SQL and its parameters.  On PostgreSQL the rows as one JSON parameter
-    where every value is of its column's kind (sync/cloud/pg_inserts.py: the same text for any
-    number of rows); otherwise ``VALUES (?, …), (?, …)``."""
+def insert_rows(db, sql: str, rows: list[list]) -> tuple[str, list]:
+    """``sql``, an insert of one row (``… VALUES (?, …)``, then perhaps ``ON CONFLICT …`` and
+    ``RETURNING …``), for all of ``rows`` as ONE statement: its text and parameters.  On
+    PostgreSQL the rows as one JSON parameter where every value is of its column's kind
+    (sync/cloud/pg_inserts.py: the same text for any number of rows); otherwise ``VALUES
+    (?, …), (?, …)``."""
     if isinstance(db, PgDatabase):
-        doc = pg_inserts.as_json(cols, rows, db.column_types(table))
-        if doc is not None:
-            return pg_inserts.statement(table, cols, doc[1], tail, "?"), [doc[0]]
-    values = ", ".join(["(" + ", ".join("?" * len(cols)) + ")"] * len(rows))
-    return f"INSERT INTO {table} ({', '.join(cols)}) VALUES {values}{tail}", [v for r in rows for v in r]
+        one = pg_inserts.json_rows(sql, rows, db.column_types, returning=True)
+        if one is not None:
+            return one
+    return pg_inserts.values_rows(sql, rows)
 
 
 def one_of(db, column: str, values: list) -> tuple[str, list]:

@@ -21,6 +21,7 @@ answers: the ``clients`` CPU column).
     python bench/cloud.py                              # 50 and 200 kiosks, 5 batches of 100 each
     python bench/cloud.py --kiosks 50 --batches 2      # quicker
     python bench/cloud.py --rounds 3                   # each case three times, interleaved; medians
+    python bench/cloud.py --mixed --batches 10         # pushes of 1 to 100 entries, as outboxes hold
 """
 
 from __future__ import annotations

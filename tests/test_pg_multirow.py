@@ -137,3 +137,18 @@ def test_on_postgresql_json_rows_store_exactly_what_row_by_row_stores(pg, tmp_pa
         assert [r[:3] for r in got] == sorted(TRICKY, key=lambda r: r[0])
     finally:
         st.close()
+
+
+def test_a_migration_forgets_the_column_types_read_before_it(pg, tmp_path):
+    """Types are read once per process, database and table; a migration may add or change
+    columns, so the ones read before it are read again."""
+    storage._COLUMN_TYPES[("elsewhere", 1, "db", "t")] = {"a": "text"}
+    st = storage.open_storage(tmp_path, pg.new_database("forget"))
+    try:
+        st.prepare()  # every migration runs on the new database
+        assert ("elsewhere", 1, "db", "t") not in storage._COLUMN_TYPES
+        db = st.connect()
+        assert db.column_types("tickets")["received_at"] == "double precision"
+        assert db.column_types("no_such_table") == {}
+    finally:
+        st.close()

@@ -514,6 +514,8 @@ class PostgresStorage(CloudStorage):
                             conn.execute(stmt)
                         conn.execute("UPDATE schema_version SET version = %s", [i + 1])
                     applied += 1
+                if applied:
+                    _COLUMN_TYPES.clear()  # columns read before a migration are read again
             finally:
                 conn.execute(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})")
         finally:

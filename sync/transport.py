@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import requests
 
+from kiosk import jsontext
 from kiosk.errors import CursorExpired
 
 
@@ -97,7 +98,7 @@ class HttpTransport:
         if r.status_code != 200:
             raise _status_error(r)
         try:
-            results = r.json()["results"]
+            results = jsontext.loads(r.content)["results"]  # (the standard library's reading, faster)
         except (ValueError, KeyError, TypeError):
             raise TransportError("the cloud's answer is not a push result") from None
         if not isinstance(results, list) or len(results) != len(entries):
@@ -131,7 +132,7 @@ class HttpTransport:
         if r.status_code != 200:
             raise _status_error(r)
         try:
-            page = r.json()
+            page = jsontext.loads(r.content)
             ok = isinstance(page["changes"], list) and isinstance(page["cursor"], int)
         except (ValueError, KeyError, TypeError):
             ok = False

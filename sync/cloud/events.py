@@ -45,12 +45,11 @@ def record_many(db, es: list[Entry], now: float) -> list:
     out: list = [None] * len(es)
     inserted: set[str] = set()
     for chunk in storage.chunks(es, 100):
-        rows = db.execute("INSERT INTO events (key, hotel_id, kind, entity_type, entity_id, payload, hlc, received_at)"
-                          f" VALUES {', '.join(['(?, ?, ?, ?, ?, ?, ?, ?)'] * len(chunk))}"
-                          " ON CONFLICT (key) DO NOTHING RETURNING key",
-                          [v for e in chunk for v in (e.key, e.hotelId, e.kind, e.entityType, e.entityId,
-                                                      stored(db, e), e.hlc, now)]).fetchall()
-        inserted |= {r[0] for r in rows}
+        sql, params = storage.insert_rows(
+            db, "INSERT INTO events (key, hotel_id, kind, entity_type, entity_id, payload, hlc, received_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING RETURNING key",
+            [[e.key, e.hotelId, e.kind, e.entityType, e.entityId, stored(db, e), e.hlc, now] for e in chunk])
+        inserted |= {r[0] for r in db.execute(sql, params).fetchall()}
     owners: dict[str, str] = {}
     for chunk in storage.chunks([e.key for e in es if e.key not in inserted], 500):
         cond, params = storage.one_of(db, "key", chunk)
@@ -94,10 +93,11 @@ def _consume_many(db, rows: list[tuple]) -> tuple[set, dict]:
     were new and, for their tokens, every use the cloud holds: (hotel, jti) -> [use, ...]."""
     new: set[tuple] = set()
     for chunk in storage.chunks(rows, 100):
-        new |= {tuple(r) for r in db.execute(
-            "INSERT INTO consumptions (hotel_id, jti, kiosk_id, session_id, consumed_at, hlc)"
-            f" VALUES {', '.join(['(?, ?, ?, ?, ?, ?)'] * len(chunk))} ON CONFLICT DO NOTHING"
-            " RETURNING hotel_id, jti, kiosk_id", [v for r in chunk for v in r]).fetchall()}
+        sql, params = storage.insert_rows(
+            db, "INSERT INTO consumptions (hotel_id, jti, kiosk_id, session_id, consumed_at, hlc)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING hotel_id, jti, kiosk_id",
+            [list(r) for r in chunk])
+        new |= {tuple(r) for r in db.execute(sql, params).fetchall()}
     uses: dict[tuple, list] = {}
     tokens = sorted({(h, j) for h, j, _ in new})
     for chunk in storage.chunks(sorted({j for _, j in tokens}), 500):

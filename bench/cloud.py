@@ -278,11 +278,12 @@ def run_case(label: str, server: Server, n_kiosks: int, batches: int, batch: int
     try:
         kiosks = list(range(n_kiosks))
         ctx = multiprocessing.get_context("spawn")
-        ready, start, finish = (ctx.Barrier(procs + 1) for _ in range(3))
+        parts_of = split(kiosks, procs)  # (fewer than procs when there are fewer kiosks)
+        ready, start, finish = (ctx.Barrier(len(parts_of) + 1) for _ in range(3))
         out = ctx.Queue()
         clients = [ctx.Process(target=_client, args=(ready, start, finish, out,
                                                      (server.url, ks, creds, batches, batch, mixed)))
-                   for ks in split(kiosks, procs)]
+                   for ks in parts_of]
         for p in clients:
             p.start()
         try:

@@ -57,7 +57,7 @@ def test_a_mixed_run_pushes_batches_of_many_sizes_and_every_kiosk_pulls_its_hote
     sizes = [bench.batch_sizes(k, 3, 20, True) for k in range(5)]
     assert len({s for ks in sizes for s in ks}) > 3 and all(1 <= s <= 20 for ks in sizes for s in ks)
     r = subprocess.run([sys.executable, str(REPO / "bench" / "cloud.py"), "--kiosks", "5", "--batches", "3",
-                        "--batch", "20", "--mixed", "--procs", "2", "--only", "sqlite"],
+                        "--batch", "20", "--mixed", "--procs", "8", "--only", "sqlite"],  # (more processes than kiosks)
                        capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     [row] = [line.split() for line in r.stdout.splitlines() if line.startswith("sqlite, 1 process")]
